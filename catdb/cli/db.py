@@ -1,0 +1,67 @@
+"""catdb db init|upgrade|downgrade|current|check: schema migrations."""
+from __future__ import annotations
+
+import click
+
+from ..db import migrate
+from ..errors import CatdbError
+
+
+@click.group("db", epilog="""\b
+Examples:
+  catdb db init                     # spatial backend + tables up to head
+  catdb db init --spatial sql       # force catdb's SQL port of q3c
+  catdb db current
+  catdb db downgrade base           # drop everything catdb created""")
+def command():
+    """Create and migrate the database schema (alembic migrations shipped in catdb)."""
+
+
+@command.command()
+@click.option("--spatial", type=click.Choice(["auto", "q3c", "sql"]), default="auto", show_default=True,
+              help="Spatial backend: the q3c extension, catdb's SQL port of it, or auto (q3c when available).")
+@click.pass_obj
+def init(obj, spatial):
+    """Create all catdb objects (up to the newest revision)."""
+    rev = migrate.upgrade(obj["url"], "head", spatial_backend=spatial)
+    from ..db.engine import engine
+
+    with engine(obj["url"]).connect() as conn:
+        backend = conn.exec_driver_sql("SELECT value FROM catdb_info WHERE key = 'spatial_backend'").scalar()
+    click.echo(f"database at revision {rev} (spatial backend: {backend})")
+
+
+@command.command()
+@click.argument("revision", default="head")
+@click.pass_obj
+def upgrade(obj, revision):
+    """Upgrade to REVISION (default head)."""
+    click.echo(f"database at revision {migrate.upgrade(obj['url'], revision)}")
+
+
+@command.command()
+@click.argument("revision")
+@click.pass_obj
+def downgrade(obj, revision):
+    """Downgrade to REVISION ('base' removes every catdb object and its data)."""
+    click.echo(f"database at revision {migrate.downgrade(obj['url'], revision) or 'base'}")
+
+
+@command.command()
+@click.pass_obj
+def current(obj):
+    """Print the database's revision (and whether it is head)."""
+    cur, hd = migrate.current(obj["url"]), migrate.head()
+    click.echo(f"{cur or 'base (not initialised)'}{' (head)' if cur == hd else f' (head is {hd})'}")
+
+
+@command.command()
+@click.pass_obj
+def check(obj):
+    """Check that the table definitions and the database agree."""
+    diffs = migrate.check(obj["url"])
+    if diffs:
+        for d in diffs:
+            click.echo(f"  {d}", err=True)
+        raise CatdbError(f"{len(diffs)} difference(s) between catdb's tables and the database")
+    click.echo("database and table definitions agree")

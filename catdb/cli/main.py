@@ -1,0 +1,82 @@
+"""The ``catdb`` command line (click).  Commands are thin wrappers over the library."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import CatdbError
+
+EPILOG = """\b
+Examples:
+  catdb server start                 # start the embedded PostgreSQL (first use: initdb)
+  catdb db init                      # create tables, q3c index, roles
+  catdb ingest catalog *.ldac        # SExtractor catalogues -> exposure + detection
+  catdb stage list                   # what stages there are
+  catdb stage exposure-summary --where "e.night = '2019-03-26'"
+  catdb query "SELECT band, count(*) FROM exposure GROUP BY band"
+  CATDB_URL=postgresql://me@host/db catdb db current   # an external server
+"""
+
+
+class CatdbGroup(click.Group):
+    """Turns catdb's own errors into a one-line message and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CatdbError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=CatdbGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="catdb")
+@click.option("--db", "db_url", envvar="CATDB_URL", metavar="URL",
+              help="PostgreSQL URL (env CATDB_URL). Default: the embedded server in --data-dir.")
+@click.option("--data-dir", envvar="CATDB_DATA_DIR", type=click.Path(file_okay=False),
+              help="Embedded server data directory (env CATDB_DATA_DIR; default ~/.local/share/catdb/pg, "
+                   "/var/lib/catdb/pg as root).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              default="warning", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress bars).")
+@click.pass_context
+def cli(ctx, db_url, data_dir, log_level, quiet):
+    """catdb: a catalogue database for multi-epoch imaging.
+
+    SExtractor catalogues, SCAMP solutions and FITS images go into one
+    PostgreSQL database with a q3c spatial index; processing stages (QA,
+    calibration, association, movers, forced photometry) read from it and
+    write back with provenance; results export to CSV, VOTable and MPC.
+    """
+    logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    if data_dir:
+        os.environ["CATDB_DATA_DIR"] = os.path.abspath(data_dir)
+    ctx.obj = {"url": db_url, "quiet": quiet}
+
+
+def _register():
+    from . import db, query, server, stage
+
+    for mod in (server, db, stage, query):
+        cli.add_command(mod.command)
+    try:
+        from . import ingest
+        cli.add_command(ingest.command)
+    except ImportError:
+        pass
+    for name in ("export", "run", "report", "extract", "config", "reduce"):
+        try:
+            mod = __import__(f"catdb.cli.{name}", fromlist=["command"])
+        except ImportError:
+            continue
+        cli.add_command(mod.command)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    cli()

@@ -1,0 +1,58 @@
+"""catdb server start|stop|status: the embedded PostgreSQL cluster."""
+from __future__ import annotations
+
+import click
+
+from ..db.server import EmbeddedServer
+
+
+def _human(n):
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PB"
+
+
+@click.group("server", epilog="""\b
+Examples:
+  catdb server start
+  catdb --data-dir /data/catdb server status
+  catdb server stop""")
+def command():
+    """The embedded PostgreSQL server (used when no --db / CATDB_URL is set)."""
+
+
+@command.command()
+@click.option("--tcp-port", type=int, help="Also listen on 127.0.0.1 at this port (default: Unix socket only).")
+def start(tcp_port):
+    """Start the server (initialising the data directory on first use)."""
+    srv = EmbeddedServer(tcp_port=tcp_port)
+    was = srv.is_running()
+    srv.start()
+    click.echo(f"{'already running' if was else 'started'}: {srv.url()}")
+
+
+@command.command()
+def stop():
+    """Stop the server (data are kept)."""
+    srv = EmbeddedServer()
+    click.echo("stopped" if srv.stop() else f"not running ({srv.data_dir})")
+
+
+@command.command()
+def status():
+    """Print version, data directory, socket, size and whether q3c is available."""
+    srv = EmbeddedServer()
+    st = srv.status()
+    click.echo(f"running:     {'yes (pid %s)' % st.pid if st.running else 'no'}")
+    click.echo(f"data dir:    {st.data_dir}{'' if st.initialised else ' (not initialised)'}")
+    click.echo(f"socket:      {st.socket_dir}/.s.PGSQL.{st.port}")
+    click.echo(f"url:         {srv.url()}")
+    click.echo(f"size:        {_human(st.size_bytes)}")
+    click.echo(f"binaries:    {srv.bindir} (server user: {srv.user or 'self'})")
+    if st.running:
+        click.echo(f"version:     {st.version}")
+        click.echo(f"q3c:         {'available' if st.q3c_available else 'not available (SQL backend will be used)'}")

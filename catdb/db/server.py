@@ -1,0 +1,287 @@
+"""The embedded PostgreSQL server: a cluster in a data directory catdb owns.
+
+With no database URL configured, catdb runs its own PostgreSQL cluster from
+the system binaries (Debian ``postgresql-15``), listening only on a Unix
+socket inside the data directory.  ``initdb`` refuses to run as root, so when
+catdb runs as root the server runs as the ``postgres`` system user (or a
+``catdb`` system user that catdb creates when ``postgres`` does not exist).
+
+Example
+-------
+>>> srv = EmbeddedServer("/tmp/mycatdb")          # doctest: +SKIP
+>>> srv.start()                                   # initdb on first use
+>>> srv.url()
+'postgresql://catdb@/catdb?host=/tmp/mycatdb&port=5432'
+"""
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CatdbError
+
+#: name of the superuser role and of the database catdb creates
+DB_NAME = "catdb"
+SUPERUSER = "catdb"
+DEFAULT_PORT = 5432
+
+
+def default_data_dir() -> Path:
+    """Data directory used when neither ``--data-dir`` nor ``CATDB_DATA_DIR`` is given.
+
+    ``$XDG_DATA_HOME/catdb/pg`` (``~/.local/share/catdb/pg``).  As root the
+    home directory is usually not traversable by the unprivileged server
+    user, so root gets ``/var/lib/catdb/pg`` instead.
+    """
+    env = os.environ.get("CATDB_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    if os.geteuid() == 0:
+        return Path("/var/lib/catdb/pg")
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "catdb" / "pg"
+
+
+def find_bindir() -> Path:
+    """Directory of the PostgreSQL server binaries (``initdb``, ``pg_ctl``, ``postgres``).
+
+    Looks at ``CATDB_PG_BINDIR``, then ``pg_config --bindir``, then the
+    highest ``/usr/lib/postgresql/*/bin``.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        When no PostgreSQL server installation is found.
+    """
+    cands = []
+    env = os.environ.get("CATDB_PG_BINDIR")
+    if env:
+        cands.append(Path(env))
+    pgc = shutil.which("pg_config")
+    if pgc:
+        try:
+            out = subprocess.run([pgc, "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+            cands.append(Path(out))
+        except (OSError, subprocess.CalledProcessError):
+            pass
+
+    def _ver(p):
+        try:
+            return int(Path(p).parent.name)
+        except ValueError:
+            return 0
+
+    cands += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_ver, reverse=True)]
+    for c in cands:
+        if (c / "initdb").exists() and (c / "pg_ctl").exists():
+            return c
+    raise CatdbError(
+        "no PostgreSQL server binaries found (looked for initdb/pg_ctl via CATDB_PG_BINDIR, "
+        "pg_config --bindir and /usr/lib/postgresql/*/bin); install Debian's postgresql-15 "
+        "and postgresql-15-q3c, or set CATDB_URL to an existing server")
+
+
+def _server_user() -> str | None:
+    """OS user that runs the server: None (ourselves) unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "catdb"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "catdb"],
+                   check=True, capture_output=True)
+    return "catdb"
+
+
+@dataclass
+class ServerStatus:
+    """What ``catdb server status`` reports."""
+
+    running: bool
+    data_dir: str
+    socket_dir: str
+    port: int
+    initialised: bool
+    version: str | None = None
+    size_bytes: int | None = None
+    q3c_available: bool | None = None
+    pid: int | None = None
+
+
+class EmbeddedServer:
+    """A PostgreSQL cluster owned by catdb.
+
+    Parameters
+    ----------
+    data_dir : str or Path, optional
+        Cluster directory (default :func:`default_data_dir`).  The Unix socket
+        lives in this directory; no TCP port is opened unless ``tcp_port`` is given.
+    port : int
+        Port number; with no TCP it only names the socket file ``.s.PGSQL.<port>``.
+    tcp_port : int, optional
+        Also listen on 127.0.0.1 at this port.
+    """
+
+    def __init__(self, data_dir=None, port: int = DEFAULT_PORT, tcp_port: int | None = None):
+        self.data_dir = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
+        self.port = int(port)
+        self.tcp_port = tcp_port
+        self.bindir = find_bindir()
+        self.user = _server_user()
+
+    # -- helpers ---------------------------------------------------------
+    @property
+    def socket_dir(self) -> Path:
+        return self.data_dir
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def _run(self, args, check=True, **kw):
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        if self.user:
+            kw["user"] = self.user
+            kw["group"] = pwd.getpwnam(self.user).pw_gid
+            kw["extra_groups"] = []
+            kw.setdefault("cwd", "/")
+        return subprocess.run(args, check=check, **kw)
+
+    def is_initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def url(self, dbname: str = DB_NAME, user: str = SUPERUSER) -> str:
+        """libpq URL of this server (Unix socket)."""
+        return f"postgresql://{user}@/{dbname}?host={self.socket_dir}&port={self.port}"
+
+    def _check_path_traversable(self):
+        if not self.user:
+            return
+        uid = pwd.getpwnam(self.user).pw_uid
+        for anc in reversed(self.data_dir.parents):
+            if not anc.exists():
+                break
+            st = anc.stat()
+            if st.st_uid != uid and not (st.st_mode & 0o001):
+                raise CatdbError(
+                    f"the server runs as OS user {self.user!r} (catdb is running as root) but cannot "
+                    f"enter {anc} (mode {oct(st.st_mode & 0o777)}); choose a data directory outside it "
+                    f"with --data-dir or CATDB_DATA_DIR (the default for root is /var/lib/catdb/pg)")
+
+    # -- lifecycle ---------------------------------------------------------
+    def init(self) -> None:
+        """Create the cluster (``initdb``) and the ``catdb`` database if not yet there."""
+        if self.is_initialised():
+            return
+        self._check_path_traversable()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.data_dir, 0o700)
+        try:
+            self._run([str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
+                       "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"])
+        except subprocess.CalledProcessError as e:
+            raise CatdbError(f"initdb failed in {self.data_dir}:\n{e.stderr or e.stdout}") from None
+        conf = self.data_dir / "postgresql.conf"
+        with open(conf, "a") as f:
+            f.write("\n# --- catdb embedded server ---\n"
+                    "listen_addresses = ''\n"
+                    f"unix_socket_directories = '{self.socket_dir}'\n"
+                    "jit = off\n"
+                    "shared_buffers = 256MB\n"
+                    "work_mem = 64MB\n"
+                    "maintenance_work_mem = 256MB\n"
+                    "max_wal_size = 2GB\n"
+                    "fsync = on\n"
+                    "log_min_messages = warning\n")
+
+    def running_pid(self) -> int | None:
+        pidfile = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def is_running(self) -> bool:
+        return self.running_pid() is not None and (self.socket_dir / f".s.PGSQL.{self.port}").exists()
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Initialise if needed, start the server and create the ``catdb`` database."""
+        self.init()
+        if not self.is_running():
+            opts = f"-p {self.port}"
+            if self.tcp_port:
+                opts = f"-p {self.tcp_port} -c listen_addresses=127.0.0.1"
+                self.port = self.tcp_port
+            try:
+                self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                           "-o", opts, "-w", "-t", str(int(timeout)), "start"])
+            except subprocess.CalledProcessError as e:
+                tail = ""
+                try:
+                    tail = "\n".join(self.log_file.read_text().splitlines()[-15:])
+                except OSError:
+                    pass
+                raise CatdbError(f"PostgreSQL did not start in {self.data_dir}:\n{e.stderr}\n{tail}") from None
+        self._ensure_database()
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        deadline = time.time() + 30
+        while True:
+            try:
+                with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+                    have = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+                    if not have:
+                        conn.execute(f"CREATE DATABASE {DB_NAME}")
+                return
+            except psycopg.OperationalError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def stop(self, mode: str = "fast") -> bool:
+        """Stop the server; returns False when it was not running."""
+        if not self.is_initialised() or self.running_pid() is None:
+            return False
+        self._run([str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"], check=False)
+        return True
+
+    def status(self) -> ServerStatus:
+        """Report version, data dir, socket, size and whether q3c is available."""
+        st = ServerStatus(running=self.is_running(), data_dir=str(self.data_dir),
+                          socket_dir=str(self.socket_dir), port=self.port,
+                          initialised=self.is_initialised(), pid=self.running_pid())
+        if st.initialised:
+            try:
+                st.size_bytes = sum(p.stat().st_size for p in self.data_dir.rglob("*") if p.is_file())
+            except OSError:
+                pass
+        if st.running:
+            import psycopg
+
+            with psycopg.connect(self.url(), autocommit=True) as conn:
+                st.version = conn.execute("SELECT version()").fetchone()[0]
+                st.q3c_available = conn.execute(
+                    "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'q3c'").fetchone()[0]
+        return st

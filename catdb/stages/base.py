@@ -1,0 +1,272 @@
+"""The stage framework: the one mechanism every processing stage uses.
+
+A stage is a class registered with :func:`register` in its own module under
+``catdb/stages/``.  :func:`run_stage`
+
+1. records a ``stage_run`` row (name, parameters, catdb version, status
+   ``running``) and commits it, so even a crash leaves a trace;
+2. in ONE transaction: selects the inputs (by default science exposures
+   matching ``--where``), deletes what earlier runs of the same stage wrote
+   for those inputs (re-running replaces instead of duplicating), runs the
+   stage, and stores the input ids and output counts with status ``ok``;
+3. on error rolls that transaction back (nothing half-written) and marks the
+   run ``failed`` with the error message.
+
+No stage imports another; shared algorithms live in :mod:`catdb.algorithms`.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import pkgutil
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from psycopg import sql
+
+from .. import __version__
+from ..errors import CatdbError, StageError
+
+log = logging.getLogger("catdb.stages")
+
+_REGISTRY: dict[str, type["Stage"]] = {}
+
+
+@dataclass
+class Param:
+    """A stage parameter: ``--param name=value`` or the stage's own option."""
+
+    name: str
+    type: Callable = str
+    default: Any = None
+    help: str = ""
+    choices: tuple | None = None
+
+    def parse(self, value):
+        if value is None:
+            return None
+        if self.type is bool and isinstance(value, str):
+            v = value.strip().lower()
+            if v in ("1", "true", "yes", "on"):
+                return True
+            if v in ("0", "false", "no", "off"):
+                return False
+            raise CatdbError(f"parameter {self.name}: expected true/false, got {value!r}")
+        try:
+            out = self.type(value)
+        except (TypeError, ValueError):
+            raise CatdbError(f"parameter {self.name}: expected {self.type.__name__}, got {value!r}") from None
+        if self.choices and out not in self.choices:
+            raise CatdbError(f"parameter {self.name}: expected one of {self.choices}, got {value!r}")
+        return out
+
+
+@dataclass
+class StageContext:
+    """What a stage's ``select`` and ``run`` receive."""
+
+    conn: Any  # psycopg.Connection, inside the run's transaction
+    run_id: int
+    params: dict
+    where: str | None
+    inputs: list = field(default_factory=list)
+    progress: bool = True
+    counts: dict = field(default_factory=dict)
+
+    def execute(self, query, params=None):
+        return self.conn.execute(query, params)
+
+
+class Stage:
+    """Base class of a stage.
+
+    Subclasses set ``name``, ``description``, ``params`` and implement
+    :meth:`run`; they may override :meth:`select` (inputs) and
+    :meth:`replace` (removal of earlier results for the same inputs).
+
+    Attributes
+    ----------
+    outputs : list of str
+        Tables with ``exposure_id`` and ``stage_run_id`` columns that the
+        stage writes; the default :meth:`replace` deletes rows of earlier runs
+        of this stage for the selected exposures.
+    """
+
+    name: str = ""
+    description: str = ""
+    params: list[Param] = []
+    outputs: list[str] = []
+    #: default input selection (SQL condition on exposure, alias e)
+    default_where: str = "e.image_type = 'science'"
+
+    def param_defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def parse_params(self, given: dict | None) -> dict:
+        out = self.param_defaults()
+        known = {p.name: p for p in self.params}
+        for k, v in (given or {}).items():
+            if k not in known:
+                raise CatdbError(f"stage {self.name}: unknown parameter {k!r}; known: {', '.join(known) or 'none'}")
+            out[k] = known[k].parse(v) if isinstance(v, str) else v
+        return out
+
+    def select(self, ctx: StageContext) -> list[int]:
+        """Input exposure ids: science exposures matching ``--where`` (alias ``e`` for exposure)."""
+        q = sql.SQL("SELECT e.id FROM exposure e WHERE {d}").format(d=sql.SQL(self.default_where))
+        if ctx.where:
+            q = q + sql.SQL(" AND ({w})").format(w=sql.SQL(ctx.where))
+        q = q + sql.SQL(" ORDER BY e.id")
+        return [r[0] for r in ctx.conn.execute(q).fetchall()]
+
+    def replace(self, ctx: StageContext) -> int:
+        """Delete what earlier runs of this stage wrote for the selected inputs; returns rows deleted."""
+        n = 0
+        for table in self.outputs:
+            cur = ctx.conn.execute(
+                sql.SQL("DELETE FROM {t} WHERE exposure_id = ANY(%s) AND stage_run_id IN "
+                        "(SELECT id FROM stage_run WHERE stage = %s AND id <> %s)").format(t=sql.Identifier(table)),
+                (ctx.inputs, self.name, ctx.run_id))
+            n += cur.rowcount
+        return n
+
+    def run(self, ctx: StageContext) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def register(cls: type[Stage]) -> type[Stage]:
+    """Class decorator adding a stage to the registry."""
+    if not cls.name:
+        raise ValueError(f"{cls} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    from .. import stages as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name not in ("base",) and not mod.name.startswith("_"):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+
+
+def all_stages() -> dict[str, type[Stage]]:
+    """Registered stages by name (imports every module under catdb/stages)."""
+    _discover()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_stage(name: str) -> Stage:
+    stages = all_stages()
+    if name not in stages:
+        raise CatdbError(f"no stage named {name!r}; known stages: {', '.join(stages)}")
+    return stages[name]()
+
+
+@dataclass
+class StageResult:
+    run_id: int
+    stage: str
+    status: str
+    input_count: int
+    counts: dict
+
+
+def start_run(conn, stage: str, params: dict, where: str | None = None) -> int:
+    """Insert a ``stage_run`` row with status running and commit it; returns its id.
+
+    Used by :func:`run_stage` and by units of work that are not registered
+    stages (ingest), so that everything written has provenance.
+    """
+    with conn.transaction():
+        return conn.execute(
+            "INSERT INTO stage_run (stage, params, code_version, input_where) VALUES (%s, %s, %s, %s) RETURNING id",
+            (stage, json.dumps(params, default=str), __version__, where)).fetchone()[0]
+
+
+def finish_run(conn, run_id: int, *, inputs=None, counts=None, status="ok", error=None) -> None:
+    conn.execute(
+        "UPDATE stage_run SET status = %s, error = %s, finished_at = now(), "
+        "input_ids = COALESCE(%s, input_ids), input_count = COALESCE(%s, input_count), "
+        "counts = COALESCE(%s, counts) WHERE id = %s",
+        (status, error, inputs, None if inputs is None else len(inputs),
+         None if counts is None else json.dumps(counts, default=_jsonable), run_id))
+
+
+def fail_run(conn, run_id: int, exc: BaseException) -> None:
+    """Mark a run failed (after its transaction was rolled back)."""
+    try:
+        conn.rollback()
+    except Exception:  # noqa: BLE001
+        pass
+    with conn.transaction():
+        finish_run(conn, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _jsonable(o):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+    except ImportError:
+        pass
+    return str(o)
+
+
+def run_stage(name: str, *, conn=None, url=None, where: str | None = None, params: dict | None = None,
+              progress: bool = True) -> StageResult:
+    """Run a registered stage with provenance (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        Stage name (``catdb stage list``).
+    conn : psycopg.Connection, optional
+        Connection to use (not in autocommit); otherwise one is opened from ``url``.
+    where : str, optional
+        SQL condition on ``exposure`` (alias ``e``) narrowing the inputs.
+    params : dict, optional
+        Stage parameters (strings are parsed with the parameter's type).
+
+    Returns
+    -------
+    StageResult
+
+    Raises
+    ------
+    catdb.errors.StageError
+        The stage failed; nothing it did is kept and its stage_run says why.
+    """
+    from ..db.engine import connect
+
+    stage = get_stage(name)
+    p = stage.parse_params(params)
+    own = conn is None
+    if own:
+        conn = connect(url)
+    try:
+        run_id = start_run(conn, stage.name, p, where)
+        ctx = StageContext(conn=conn, run_id=run_id, params=p, where=where, progress=progress)
+        try:
+            with conn.transaction():
+                ctx.inputs = stage.select(ctx)
+                replaced = stage.replace(ctx)
+                counts = stage.run(ctx) or {}
+                counts = {**ctx.counts, **counts, "replaced_rows": replaced}
+                conn.execute(
+                    "UPDATE stage_run SET status = 'replaced' WHERE stage = %s AND status = 'ok' AND id <> %s "
+                    "AND input_ids <@ %s::bigint[]", (stage.name, run_id, ctx.inputs))
+                finish_run(conn, run_id, inputs=ctx.inputs, counts=counts)
+        except Exception as e:
+            log.debug("stage %s failed:\n%s", name, traceback.format_exc())
+            fail_run(conn, run_id, e)
+            if isinstance(e, CatdbError):
+                raise StageError(f"stage {name} failed (stage_run {run_id}): {e}") from e
+            raise StageError(f"stage {name} failed (stage_run {run_id}): {type(e).__name__}: {e}") from e
+        return StageResult(run_id, stage.name, "ok", len(ctx.inputs), counts)
+    finally:
+        if own:
+            conn.close()
