@@ -31,6 +31,31 @@ class CatdbGroup(click.Group):
         except CatdbError as e:
             click.echo(f"Error: {e}", err=True)
             sys.exit(1)
+        except Exception as e:  # connection failures surfacing through SQLAlchemy / psycopg
+            msg = _connection_error(e, (ctx.obj or {}).get("url"))
+            if msg is None:
+                raise
+            click.echo(f"Error: {msg}", err=True)
+            sys.exit(1)
+
+
+def _connection_error(e, url=None):
+    import psycopg
+
+    try:
+        from sqlalchemy.exc import OperationalError as SAOperationalError
+    except ImportError:  # pragma: no cover
+        SAOperationalError = ()
+    orig = getattr(e, "orig", e)
+    if isinstance(e, SAOperationalError) or isinstance(orig, psycopg.OperationalError):
+        from ..db.engine import redact, resolve_url
+
+        try:
+            url = redact(resolve_url(url, start=False))
+        except Exception:  # noqa: BLE001
+            url = "the database"
+        return f"cannot connect to {url}: {str(orig).strip().splitlines()[0]}"
+    return None
 
 
 @click.group(cls=CatdbGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,54 @@
+"""The catdb command line against a real server."""
+import json
+
+from click.testing import CliRunner
+
+from catdb import __version__
+from catdb.cli.main import cli
+
+
+def run(args, url, ok=True):
+    r = CliRunner().invoke(cli, ["--db", url, *args], catch_exceptions=False)
+    if ok:
+        assert r.exit_code == 0, r.output
+    return r
+
+
+def test_version_and_help():
+    r = CliRunner().invoke(cli, ["--version"])
+    assert __version__ in r.output
+    r = CliRunner().invoke(cli, ["--help"])
+    assert "Examples:" in r.output and "catdb db init" in r.output
+
+
+def test_db_commands(db_url):
+    assert "(head)" in run(["db", "current"], db_url).output
+    assert "agree" in run(["db", "check"], db_url).output
+
+
+def test_stage_list_run_history(db_url):
+    assert "exposure-summary" in run(["stage", "list"], db_url).output
+    out = run(["stage", "exposure-summary", "--snr-min", "10"], db_url).output
+    assert "ok" in out
+    h = run(["stage", "history", "--limit", "1"], db_url).output
+    assert "exposure-summary" in h and " ok " in h
+    r = run(["stage", "exposure-summary", "--param", "nope=1"], db_url, ok=False)
+    assert r.exit_code == 1 and "unknown parameter" in r.output
+
+
+def test_query_read_only_with_units(db_url, tmp_path):
+    out = tmp_path / "x.vot"
+    run(["query", "-f", "votable", "-o", str(out),
+         "SELECT id, mjd_mid, exptime FROM exposure UNION ALL SELECT 1, 58568.5, 300.0"], db_url)
+    from astropy.table import Table
+
+    t = Table.read(out)
+    assert len(t) >= 1
+    r = run(["query", "DELETE FROM stage_run"], db_url, ok=False)
+    assert r.exit_code == 1 and "read-only" in r.output
+    r = run(["query", "SET TRANSACTION READ WRITE; DELETE FROM stage_run"], db_url, ok=False)
+    assert r.exit_code == 1
+    r = run(["query", "-f", "csv", "SELECT count(*) AS n FROM stage_run"], db_url)
+    assert r.output.splitlines()[0] == "n"
+    r = run(["query", "--timeout", "0.2", "SELECT pg_sleep(2)"], db_url, ok=False)
+    assert r.exit_code == 1 and "timeout" in r.output

@@ -1,0 +1,95 @@
+"""Schema and migrations on a real server."""
+import psycopg
+import pytest
+
+from catdb.db import migrate
+from catdb.schema import metadata
+
+PUBLIC_COLUMNS = {
+    "exposure": ["id", "path", "sha256", "hdu", "instrument", "filter", "image_type", "mjd_mid", "exptime",
+                 "airmass", "fwhm", "ra_center", "dec_center", "radius"],
+    "detection": ["id", "exposure_id", "number", "ra", "dec", "x", "y", "flux_auto", "fluxerr_auto", "mag_auto",
+                  "magerr_auto", "flags"],
+    "object": ["id", "ra", "dec", "n_detections"],
+    "zeropoint": ["exposure_id", "band", "zp", "zp_err", "n_used", "method", "stage_run_id"],
+    "refcat_source": ["catalog", "source_id", "ra", "dec", "epoch", "pmra", "pmdec", "parallax"],
+    "forced_source": ["object_id", "exposure_id", "flux", "flux_err", "mag"],
+    "stage_run": ["stage", "params", "code_version", "started_at", "finished_at", "counts", "status"],
+}
+
+
+def test_init_on_empty_server(empty_db_url):
+    assert migrate.current(empty_db_url) is None
+    assert migrate.upgrade(empty_db_url) == migrate.head()
+    assert migrate.check(empty_db_url) == []
+    with psycopg.connect(empty_db_url) as c:
+        assert c.execute("SELECT q3c_version()").fetchone()[0]
+        assert c.execute("SELECT value FROM catdb_info WHERE key = 'spatial_backend'").fetchone()[0] == "q3c"
+
+
+def test_public_columns_and_comments(conn):
+    for table, cols in PUBLIC_COLUMNS.items():
+        rows = conn.execute(
+            "SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a "
+            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped", (table,)).fetchall()
+        have = dict(rows)
+        for c in cols:
+            assert c in have, f"{table}.{c} missing"
+        # every column has a description
+        assert all(v for v in have.values()), f"{table}: columns without comment: {[k for k, v in have.items() if not v]}"
+    unit = conn.execute("SELECT col_description('exposure'::regclass, "
+                        "(SELECT attnum FROM pg_attribute WHERE attrelid='exposure'::regclass AND attname='mjd_mid'))"
+                        ).fetchone()[0]
+    assert unit.endswith("[d]")
+
+
+def test_q3c_indexes_exist_and_are_used(conn):
+    names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%q3c_ang2ipix%'")}
+    assert {"ix_detection_q3c", "ix_exposure_q3c", "ix_refcat_source_q3c", "ix_object_q3c"} <= names
+    conn.execute("SET enable_seqscan = off")
+    plan = "\n".join(r[0] for r in conn.execute(
+        "EXPLAIN SELECT id FROM detection WHERE q3c_radial_query(ra, dec, 124.6, 25.3, 0.1)"))
+    assert "ix_detection_q3c" in plan
+    conn.rollback()
+
+
+def test_roles_created(conn):
+    roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'catdb_%'")}
+    assert {"catdb_reader", "catdb_writer"} <= roles
+    conn.execute("SET ROLE catdb_reader")
+    conn.execute("SELECT count(*) FROM detection")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("INSERT INTO catdb_info VALUES ('x', 'y')")
+    conn.rollback()
+
+
+def test_downgrade_to_base_and_back_with_rows(fresh_db_url):
+    with psycopg.connect(fresh_db_url) as c:
+        eid = c.execute("INSERT INTO exposure (path, hdu, mjd_mid) VALUES ('a.fits', 0, 58568.6) RETURNING id"
+                        ).fetchone()[0]
+        c.execute("INSERT INTO detection (exposure_id, number, ra, dec) VALUES (%s, 1, 124.6, 25.3)", (eid,))
+        c.commit()
+    assert migrate.downgrade(fresh_db_url, "base") is None
+    with psycopg.connect(fresh_db_url) as c:
+        left = c.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
+                         "AND tablename <> 'alembic_version'").fetchone()[0]
+        assert left == 0
+        assert c.execute("SELECT count(*) FROM pg_extension WHERE extname = 'q3c'").fetchone()[0] == 0
+    assert migrate.upgrade(fresh_db_url) == migrate.head()
+    assert migrate.check(fresh_db_url) == []
+    with psycopg.connect(fresh_db_url) as c:
+        c.execute("INSERT INTO exposure (path) VALUES ('b.fits')")
+        assert c.execute("SELECT count(*) FROM exposure").fetchone()[0] == 1
+
+
+def test_check_reports_drift(fresh_db_url):
+    with psycopg.connect(fresh_db_url) as c:
+        c.execute("ALTER TABLE detection DROP COLUMN snr")
+        c.commit()
+    diffs = migrate.check(fresh_db_url)
+    assert any("snr" in str(d) for d in diffs)
+
+
+def test_every_table_in_models_is_in_database(conn):
+    have = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    assert set(metadata.tables) <= have
