@@ -1,0 +1,153 @@
+"""Bulk loading with COPY.
+
+Columns arrive as numpy arrays; they are written as CSV by pyarrow (vectorised,
+no Python loop over rows) and streamed with ``COPY ... FROM STDIN``.  NaN in a
+float column becomes SQL NULL.  2-D float arrays (e.g. ``flux_aper``, one
+column per aperture) become PostgreSQL arrays through a staging table and one
+set-based ``INSERT ... SELECT``; dict columns of arrays become ``jsonb``.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from psycopg import sql
+
+
+def _arrow_array(values):
+    import pyarrow as pa
+
+    a = np.asarray(values)
+    if a.dtype.kind == "f":
+        mask = ~np.isfinite(a)
+        return pa.array(a.astype(np.float64), mask=mask if mask.any() else None)
+    if a.dtype.kind in "iub":
+        return pa.array(a)
+    if a.dtype.kind in "US":
+        return pa.array(a.astype(str))
+    if a.dtype.kind == "O":
+        return pa.array([None if v is None else str(v) for v in a.tolist()])
+    raise TypeError(f"cannot COPY a column of dtype {a.dtype}")
+
+
+def csv_bytes(columns: dict[str, np.ndarray]) -> bytes:
+    """CSV (no header, NULL as empty field) of equally long 1-D columns."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    tbl = pa.table({k: _arrow_array(v) for k, v in columns.items()})
+    buf = io.BytesIO()
+    pacsv.write_csv(tbl, buf, write_options=pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return buf.getvalue()
+
+
+def copy_columns(conn, table: str, columns: dict[str, np.ndarray]) -> int:
+    """COPY 1-D columns into ``table``; returns the number of rows.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    table : str
+        Target table (a plain or temporary table).
+    columns : dict of str -> numpy.ndarray
+        Same length each; names are the table's column names.
+
+    Raises
+    ------
+    ValueError
+        When the columns differ in length.
+    """
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns differ in length: { {k: len(v) for k, v in columns.items()} }")
+    n = lengths.pop() if lengths else 0
+    if n == 0:
+        return 0
+    data = csv_bytes(columns)
+    q = sql.SQL("COPY {t} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '')").format(
+        t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
+    with conn.cursor().copy(q) as cp:
+        step = 1 << 24
+        for i in range(0, len(data), step):
+            cp.write(data[i:i + step])
+    return n
+
+
+def _fmt_floats(a: np.ndarray) -> np.ndarray:
+    """Vectorised float -> text (NaN for non-finite), 15 significant digits."""
+    a = np.asarray(a, dtype=np.float64)
+    out = np.char.mod("%.15g", np.where(np.isfinite(a), a, 0.0))
+    return np.where(np.isfinite(a), out, "NaN")
+
+
+def pg_array_text(a2d: np.ndarray) -> np.ndarray:
+    """Rows of a 2-D array as PostgreSQL array literals ``{1.5,2,NaN}`` (vectorised over rows)."""
+    a2d = np.asarray(a2d)
+    out = np.full(a2d.shape[0], "{", dtype=object)
+    for j in range(a2d.shape[1]):  # loop over the few array elements, not rows
+        out = out + ("" if j == 0 else ",") + _fmt_floats(a2d[:, j]).astype(object)
+    return (out + "}").astype(str)
+
+
+def json_text(values: dict[str, np.ndarray], n: int) -> np.ndarray:
+    """Rows of JSON objects built from columns (non-finite floats -> null; strings escaped by json)."""
+    import json
+
+    out = np.full(n, "{", dtype=object)
+    for j, (k, a) in enumerate(values.items()):
+        a = np.asarray(a)
+        key = ("" if j == 0 else ", ") + json.dumps(str(k)) + ": "
+        if a.dtype.kind == "f":
+            v = np.where(np.isfinite(a), _fmt_floats(a), "null").astype(object)
+        elif a.dtype.kind in "iu":
+            v = a.astype(str).astype(object)
+        elif a.dtype.kind == "b":
+            v = np.where(a, "true", "false").astype(object)
+        else:
+            uniq, inv = np.unique(a.astype(str), return_inverse=True)  # escape each distinct value once
+            v = np.array([json.dumps(x) for x in uniq.tolist()], dtype=object)[inv.ravel()]
+        out = out + key + v
+    return (out + "}").astype(str)
+
+
+def copy_table(conn, table: str, columns: dict, *, constants: dict | None = None,
+               json_column: str | None = None, json_values: dict[str, np.ndarray] | None = None) -> int:
+    """COPY columns straight into ``table``, with array columns, constants and a jsonb column.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    table : str
+        Target table.
+    columns : dict of str -> numpy.ndarray
+        1-D arrays for scalar columns; 2-D arrays ``(n_rows, k)`` for PostgreSQL array columns.
+    constants : dict, optional
+        Columns with the same value on every row (e.g. ``exposure_id``, ``stage_run_id``).
+    json_column : str, optional
+        Name of a jsonb column built from ``json_values`` (non-finite floats become null).
+    json_values : dict of str -> numpy.ndarray, optional
+
+    Returns
+    -------
+    int
+        Rows inserted.
+    """
+    cols: dict[str, np.ndarray] = {}
+    n = None
+    for name, arr in columns.items():
+        a = np.asarray(arr)
+        cols[name] = pg_array_text(a) if a.ndim == 2 else a
+        n = len(a)
+    if json_column and json_values:
+        n = len(next(iter(json_values.values()))) if n is None else n
+        cols[json_column] = json_text(json_values, n)
+    if n is None:
+        return 0
+    for k, v in (constants or {}).items():
+        if isinstance(v, float):
+            cols[k] = np.full(n, v)
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            cols[k] = np.full(n, v, dtype=np.int64)
+        else:
+            cols[k] = np.full(n, None if v is None else str(v), dtype=object)
+    return copy_columns(conn, table, cols)
