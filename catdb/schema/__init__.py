@@ -1,6 +1,6 @@
 """Table definitions (SQLAlchemy Core): the one source of truth of catdb's schema."""
 from .tables import (ALL_TABLES, QUALITY_FLAGS, catdb_info, column_description, column_unit, detection,
-                     detection_object, exposure, exposure_qa, exposure_summary, forced_source, ledger,
+                     detection_object, exposure, exposure_qa, exposure_summary, forced_source, image_product, ledger,
                      lightcurve_period, metadata, object_, refcat_source, stage_run, survivor, track,
                      track_detection, zeropoint)
 

@@ -425,5 +425,22 @@ lightcurve_period = Table(
     comment="Light-curve periods of objects and tracks",
 )
 
+image_product = Table(
+    "image_product", metadata,
+    pk(),
+    C("exposure_id", BigInteger, "Exposure the product derives from (null for coadds)",
+      ForeignKey("exposure.id", ondelete="CASCADE")),
+    C("kind", Text, "reduced, catalog, coadd, master_bias, master_flat, cutout, ...", nullable=False),
+    C("path", Text, "File written", nullable=False),
+    C("sha256", Text, "SHA-256 of the file"),
+    C("hdu", SmallInteger, "HDU holding the product", nullable=False, server_default=text("0")),
+    C("band", Text, "Band of the product"),
+    C("input_ids", ARRAY(BigInteger), "Exposures combined (coadds, master calibrations)"),
+    C("meta", JSONB, "Product details (combine method, frames skipped and why, SExtractor config, ...)"),
+    run_fk(nullable=False),
+    comment="Files written by stages (reduced images, catalogues, coadds, master calibrations)",
+)
+Index("ix_image_product_exposure_id", image_product.c.exposure_id, image_product.c.kind)
+
 #: tables in dependency order
 ALL_TABLES = list(metadata.sorted_tables)
