@@ -245,11 +245,12 @@ def read_catalog(path, index: int = 0) -> SExCatalog:
     return cats[index]
 
 
-_ASCII_HEAD_LINE = re.compile(r"^#\s+(\d+)\s+(\S+)\s*(.*?)\s*(?:\[(.*)\])?\s*$")
-
-
 def read_ascii_head(path) -> SExCatalog:
     """Read a SExtractor ``ASCII_HEAD`` catalogue.
+
+    Uses astropy's ``ascii.sextractor`` reader, then merges the vector columns
+    it splits (``MAG_APER``, ``MAG_APER_1``, ``MAG_APER_2``) back into one 2-D
+    column, as in the FITS catalogues.
 
     Parameters
     ----------
@@ -258,52 +259,36 @@ def read_ascii_head(path) -> SExCatalog:
     Returns
     -------
     SExCatalog
-        ``format='ASCII_HEAD'``, empty header; vector columns (e.g. ``MAG_APER``
-        over several apertures) are 2-D, width = gap to the next column number.
+        ``format='ASCII_HEAD'``, empty header (ASCII_HEAD carries none), ``hdu=None``.
 
     Raises
     ------
     catdb.errors.InputError
-        No ``#  n NAME`` header, a data row with the wrong number of fields
-        (row number given) or a non-numeric value.
+        No ``#   1 NUMBER ...`` header, or data rows that do not match it.
     """
-    names, starts, units, desc = [], [], {}, {}
-    nhead = 0
-    with open(path, "r", encoding="latin-1") as fh:
-        for line in fh:
-            if not line.startswith("#"):
-                break
-            nhead += 1
-            m = _ASCII_HEAD_LINE.match(line.rstrip("\n"))
-            if not m:
-                raise InputError(f"bad ASCII_HEAD header line {line.strip()!r}; expected "
-                                 "'#  <n> <NAME> <description> [<unit>]'", path=path, row=nhead)
-            starts.append(int(m.group(1)))
-            names.append(m.group(2))
-            desc[m.group(2)] = m.group(3)
-            units[m.group(2)] = m.group(4) or ""
-    if not names:
-        raise InputError("no '#  1 NUMBER ...' column header: not an ASCII_HEAD catalogue", path=path)
+    from astropy.io import ascii as asc
+    from astropy.io.ascii.core import InconsistentTableError
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # empty file
-            data = np.loadtxt(path, comments="#", ndmin=2, dtype=float, encoding="latin-1")
-    except ValueError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise InputError(f"cannot parse ASCII_HEAD data: {exc}", path=path,
-                         row=int(m.group(1)) if m else None) from None
-    ncol = data.shape[1] if data.size else starts[-1]
-    bounds = starts + [ncol + 1]
-    if data.size and ncol < starts[-1]:
-        raise InputError(f"header declares column {starts[-1]} but rows have {ncol} fields", path=path)
+        raw = asc.read(str(path), format="sextractor", guess=False)
+    except (InconsistentTableError, ValueError, IndexError) as exc:
+        raise InputError(f"cannot read as SExtractor ASCII_HEAD ('#   1 NUMBER ...' header then "
+                         f"whitespace columns): {exc}", path=path) from None
     t = Table()
-    for name, a, b in zip(names, bounds[:-1], bounds[1:]):
-        col = data[:, a - 1:b - 1] if data.size else np.zeros((0, b - a))
-        col = col[:, 0] if b - a == 1 else col
-        if name in ("NUMBER", "FLAGS", "IMAFLAGS_ISO", "NIMAFLAGS_ISO", "XPEAK_IMAGE", "YPEAK_IMAGE",
-                    "ISOAREA_IMAGE", "EXT_NUMBER") or re.fullmatch(r"ISO\d", name):
-            col = col.astype(np.int64)
-        t[name] = col
+    units, desc = {}, {}
+    names = raw.colnames
+    for name in names:
+        m = re.fullmatch(r"(.+)_(\d+)", name)
+        if m and m.group(1) in names:
+            continue  # element of a vector column, merged below
+        parts = [name] + sorted((c for c in names if re.fullmatch(rf"{re.escape(name)}_\d+", c)),
+                                key=lambda c: int(c.rsplit("_", 1)[1]))
+        if len(parts) > 1:
+            t[name] = np.column_stack([np.asarray(raw[c]) for c in parts])
+        else:
+            t[name] = np.asarray(raw[name])
+        units[name] = str(raw[name].unit or "")
+        desc[name] = raw[name].description or ""
     return SExCatalog(str(path), "ASCII_HEAD", fits.Header(), t, None, units, desc)
 
 
