@@ -95,9 +95,8 @@ class DetectionColumns:
     ----------
     columns : dict of str -> numpy.ndarray
         Every name of :data:`DETECTION_COLUMNS`; shape (N,) except the aperture
-        columns (N, n_aper).  Absent quantities are NaN (floats) or -1 (``number``,
-        ``flags``, ``imaflags`` when absent: never, as SExtractor always writes them
-        if asked; absent -> -1).  Units: ra/dec deg ICRS; ra_err/dec_err,
+        columns (N, n_aper).  Absent quantities are NaN (floats) or -1 (the integer
+        columns ``flags``, ``imaflags``).  Units: ra/dec deg ICRS; ra_err/dec_err,
         a_world/b_world, fwhm arcsec; x/y/xwin/ywin 1-based pixels; angles deg.
     extra : dict of str -> numpy.ndarray
         Every catalogue column not used above (kept, not dropped), SExtractor names.
