@@ -1,0 +1,705 @@
+"""Exposure metadata from observatory FITS headers, driven by TOML keyword maps.
+
+Every observatory spells the same facts differently (``EGAIN`` vs ``GAIN`` vs
+``AGAIN_01``; ``DATE-OBS`` with or without the time; ``ALTITUDE`` meaning the
+site height at Lowell and the pointing altitude at LCO).  A *keymap* (one TOML
+file per instrument in ``catdb/ingest/keymaps``, format documented at the top
+of ``generic.toml``) lists, for each column of the ``exposure`` table, the
+header keywords to try in order, the rules to get the mid-exposure time, the
+image-type and band vocabularies, constants, and auto-detection rules.
+
+Wiring (for the ingest stage)::
+
+    hdr = read_header(path)                     # or SExCatalog.header
+    km = load_keymap(detect_instrument(hdr))
+    row = exposure_metadata(hdr, km, path=path, hdu=1)   # dict keyed by exposure columns
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import importlib.resources
+import re
+import shutil
+import tomllib
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import Angle, EarthLocation, SkyCoord
+from astropy.io import fits
+from astropy.time import Time
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+from ..errors import InputError
+from ..wcsutil import clean_wcs_header, wcs_from_header
+
+__all__ = [
+    "EXPOSURE_COLUMNS", "read_header", "read_text_header", "header_from_cards", "inherit_header",
+    "load_keymap", "keymap_names", "detect_instrument", "write_default_keymaps",
+    "exposure_metadata", "mid_exposure_mjd", "normalise_band", "footprint", "wcs_cards",
+]
+
+#: Columns of the ``exposure`` table filled by :func:`exposure_metadata` (the lead's schema).
+EXPOSURE_COLUMNS = (
+    "path", "sha256", "hdu", "instrument", "telescope", "observatory_code", "object", "filter",
+    "band", "image_type", "mjd_mid", "exptime", "airmass", "fwhm", "gain", "readnoise",
+    "saturation", "pixscale", "naxis1", "naxis2", "binning", "ra_center", "dec_center", "radius",
+    "corners", "wcs_header", "header", "site_lat", "site_lon", "site_height", "date_obs",
+)
+_KEYWORD_COLUMNS = (
+    "instrument", "telescope", "observatory_code", "object", "filter", "image_type", "exptime",
+    "airmass", "fwhm", "gain", "readnoise", "saturation", "pixscale", "naxis1", "naxis2",
+    "binning", "site_lat", "site_lon", "site_height", "date_obs",
+)
+_FLOAT_COLUMNS = {"exptime", "airmass", "fwhm", "gain", "readnoise", "saturation", "pixscale",
+                  "site_lat", "site_lon", "site_height"}
+_INT_COLUMNS = {"naxis1", "naxis2"}
+_TEXT_COLUMNS = {"instrument", "telescope", "observatory_code", "object", "filter", "image_type",
+                 "binning", "date_obs"}
+_KEYMAP_DIR = "keymaps"
+_WCS_KEY = re.compile(
+    r"^(WCSAXES|CTYPE\d|CUNIT\d|CRVAL\d|CRPIX\d|CDELT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|"
+    r"RADESYS|RADECSYS|EQUINOX|LONPOLE|LATPOLE|MJDREF|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|"
+    r"A_\d+_\d+|B_\d+_\d+|AP_\d+_\d+|BP_\d+_\d+|WAT\d_\d+|WCSDIM|LTV\d|LTM\d_\d)$")
+#: Band names recognised as they are (case-sensitive: 'R' Johnson-Cousins, 'r' SDSS).
+_KNOWN_BANDS = {"U", "B", "V", "R", "I", "u", "g", "r", "i", "z", "y", "Y", "J", "H", "K", "Ks",
+                "w", "VR", "G", "BP", "RP", "c", "o", "L", "clear"}
+
+
+# --------------------------------------------------------------------------- reading headers
+def header_from_cards(text: str | bytes, path=None) -> fits.Header:
+    """Build a header from card images, tolerant of the ways real files store them.
+
+    Accepts newline-separated cards (lines may have lost their trailing blanks,
+    blank lines and a trailing ``END`` are allowed) or one unbroken string of
+    80-character cards (the ``LDAC_IMHEAD`` layout).  NUL padding is removed and
+    non-ASCII bytes (e.g. Latin-1 accents in SCAMP's copyright line) become ``?``.
+
+    Parameters
+    ----------
+    text : str or bytes
+    path : str, optional
+        Used in error messages.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        Cards up to the first ``END``; ``CONTINUE`` long strings are joined.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        If no card could be parsed.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")
+    text = text.replace("\x00", " ")
+    text = "".join(c if ord(c) < 128 else "?" for c in text)
+    if "\n" in text:
+        lines = [ln.rstrip("\r") for ln in text.split("\n")]
+    else:
+        lines = [text[i:i + 80] for i in range(0, len(text), 80)]
+    cards = []
+    for ln in lines:
+        if not ln.strip():
+            continue
+        if ln[:8].rstrip() == "END" and ln[8:].strip() == "":
+            break
+        cards.append(ln[:80].ljust(80))
+    if not cards:
+        raise InputError("no FITS header cards found", path=path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        try:
+            hdr = fits.Header.fromstring("".join(cards))
+        except Exception as exc:  # astropy raises ValueError / VerifyError on broken cards
+            raise InputError(f"cannot parse header cards: {exc}", path=path) from None
+    return hdr
+
+
+def read_text_header(path) -> fits.Header:
+    """Read a FITS header stored as text (one card per line, e.g. ``imhead`` output).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    astropy.io.fits.Header
+
+    Raises
+    ------
+    catdb.errors.InputError
+        If the file cannot be read or holds no cards.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read header file: {exc.strerror}", path=path) from None
+    return header_from_cards(data, path=path)
+
+
+def read_header(path, hdu: int | None = None) -> tuple[fits.Header, int]:
+    """Read the header of a FITS image (``.fits``, ``.fits.fz``) or a text header file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    hdu : int, optional
+        0-based HDU index.  Default: the first HDU holding an image (so HDU 1
+        of a tile-compressed ``.fits.fz``), else HDU 0.  For a MEF extension
+        with ``INHERIT = T`` the primary header is merged in.
+
+    Returns
+    -------
+    header : astropy.io.fits.Header
+    hdu : int
+        The HDU index read (0 for a text header).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Unreadable file or HDU out of range.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            start = fh.read(2880)
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror}", path=path) from None
+    if not start.startswith(b"SIMPLE  =") or b"\n" in start:  # text dump of a header
+        return read_text_header(p), 0
+    try:
+        with fits.open(p, memmap=False) as hl:
+            if hdu is None:
+                hdu = next((i for i, h in enumerate(hl) if h.is_image and h.header.get("NAXIS", 0) >= 2
+                            or isinstance(h, fits.CompImageHDU)), 0)
+            if hdu >= len(hl):
+                raise InputError(f"HDU {hdu} requested but the file has {len(hl)} HDUs", path=path)
+            hdr = hl[hdu].header.copy()
+            if hdu > 0 and hdr.get("INHERIT", False):
+                hdr = inherit_header(hl[0].header, hdr)
+    except InputError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InputError(f"not a readable FITS file: {exc}", path=path) from None
+    return hdr, hdu
+
+
+def inherit_header(primary: fits.Header, extension: fits.Header) -> fits.Header:
+    """Merge a MEF primary header into an extension header (``INHERIT = T`` convention).
+
+    Extension cards win; primary cards absent from the extension are appended
+    (structural keywords ``SIMPLE``, ``BITPIX``, ``NAXIS*``, ``EXTEND``, ``NEXTEND`` excluded).
+
+    Parameters
+    ----------
+    primary, extension : astropy.io.fits.Header
+
+    Returns
+    -------
+    astropy.io.fits.Header
+        A new header.
+    """
+    out = extension.copy()
+    skip = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|NEXTEND|COMMENT|HISTORY|)$")
+    for card in primary.cards:
+        if skip.match(card.keyword) or card.keyword in out:
+            continue
+        out.append(card, end=True)
+    return out
+
+
+# --------------------------------------------------------------------------- keymaps
+def keymap_names() -> list[str]:
+    """Names of the keymaps shipped with catdb (``generic`` last)."""
+    files = importlib.resources.files(__package__).joinpath(_KEYMAP_DIR)
+    names = sorted(f.name[:-5] for f in files.iterdir() if f.name.endswith(".toml"))
+    names.remove("generic")
+    return names + ["generic"]
+
+
+def _read_toml(path_or_res, label) -> dict:
+    try:
+        with path_or_res.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", path=label) from None
+    except OSError as exc:
+        raise InputError(f"cannot read keymap: {exc.strerror}", path=label) from None
+
+
+def load_keymap(name_or_path) -> dict:
+    """Load a header keyword map, merged over the generic map.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        A shipped map name (``'lowell42'``, ``'lco1m'``, ``'kpno_mosaic'``,
+        ``'swope'``, ``'generic'``) or the path of a user TOML file (same format,
+        see the top of ``generic.toml``).
+
+    Returns
+    -------
+    dict
+        ``name``, ``required``, ``keywords`` (column -> list of keywords, the
+        map's own lists replacing the generic ones), ``time`` (list of rules:
+        the map's rules, then the generic ones), ``detect``, ``image_types``,
+        ``bands``, ``constants``, ``lookup``, ``options``, ``source`` (file).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Unknown name, unreadable/invalid TOML, or a keymap naming an exposure
+        column that does not exist.
+    """
+    res = importlib.resources.files(__package__).joinpath(_KEYMAP_DIR)
+    generic = _read_toml(res.joinpath("generic.toml"), "generic.toml")
+    p = Path(str(name_or_path))
+    if p.suffix == ".toml" or p.exists():
+        own, label = _read_toml(p, str(p)), str(p)
+    else:
+        r = res.joinpath(f"{name_or_path}.toml")
+        if not r.is_file():
+            raise InputError(f"unknown keymap {name_or_path!r}; shipped maps are {keymap_names()} "
+                             "or give the path of a .toml file", keyword=str(name_or_path))
+        own, label = _read_toml(r, f"{name_or_path}.toml"), f"{name_or_path}.toml"
+    for col in own.get("keywords", {}):
+        if col not in _KEYWORD_COLUMNS:
+            raise InputError(f"[keywords] names {col!r}, which is not an exposure column read from "
+                             f"headers; expected one of {list(_KEYWORD_COLUMNS)}", path=label, keyword=col)
+    for col in own.get("constants", {}):
+        if col not in EXPOSURE_COLUMNS:
+            raise InputError(f"[constants] names {col!r}, not an exposure column", path=label, keyword=col)
+    km = copy.deepcopy(generic)
+    if own is not generic and own.get("name") != "generic":
+        km["name"] = own.get("name", p.stem)
+        km["description"] = own.get("description", "")
+        km["required"] = own.get("required", generic["required"])
+        km["keywords"].update(own.get("keywords", {}))
+        km["time"] = own.get("time", []) + generic.get("time", [])
+        km["detect"] = own.get("detect", [])
+        km["image_types"].update({k.lower(): v for k, v in own.get("image_types", {}).items()})
+        km["bands"].update(own.get("bands", {}))
+        km["constants"].update(own.get("constants", {}))
+        km["lookup"] = own.get("lookup", {})
+        km["options"].update(own.get("options", {}))
+    km.setdefault("detect", [])
+    km.setdefault("lookup", {})
+    km["source"] = label
+    return km
+
+
+def detect_instrument(header: fits.Header) -> str:
+    """Name of the shipped keymap whose ``[[detect]]`` rules match a header.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    str
+        e.g. ``'lowell42'``; ``'generic'`` when no rule matches.
+    """
+    for name in keymap_names()[:-1]:
+        rules = _read_toml(importlib.resources.files(__package__).joinpath(_KEYMAP_DIR, f"{name}.toml"),
+                           name).get("detect", [])
+        for rule in rules:
+            if rule and all(
+                    isinstance(header.get(k), str) and fnmatch.fnmatch(header[k].strip().lower(), str(pat).lower())
+                    for k, pat in rule.items()):
+                return name
+    return "generic"
+
+
+def write_default_keymaps(directory) -> list[Path]:
+    """Copy the shipped keymap TOML files into ``directory`` for users to edit.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Created if missing.  Existing files are not overwritten.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Files written.
+    """
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in keymap_names():
+        dst = d / f"{name}.toml"
+        if dst.exists():
+            continue
+        src = importlib.resources.files(__package__).joinpath(_KEYMAP_DIR, f"{name}.toml")
+        with src.open("rb") as fs, open(dst, "wb") as fd:
+            shutil.copyfileobj(fs, fd)
+        out.append(dst)
+    return out
+
+
+# --------------------------------------------------------------------------- values
+def _present(header, key):
+    if key not in header:
+        return None
+    v = header[key]
+    if v is None or isinstance(v, fits.card.Undefined):
+        return None
+    if isinstance(v, str):
+        v = v.strip()
+        if v == "" or v.upper() in ("N/A", "UNKNOWN", "NONE", "NAN"):
+            return None
+    return v
+
+
+def _first(header, keys):
+    for k in keys:
+        v = _present(header, k)
+        if v is not None:
+            return v, k
+    return None, None
+
+
+def _to_float(v, *, angle=False):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float, np.number)):
+        return float(v)
+    s = str(v).strip()
+    try:
+        return float(s.replace("D", "E"))
+    except ValueError:
+        pass
+    if angle and re.fullmatch(r"[+-]?\d{1,3}[: ]\d{1,2}[: ]\d{1,2}(\.\d*)?", s):
+        return Angle(s.replace(" ", ":"), unit=u.deg).deg
+    return None
+
+
+def normalise_band(filter_value, bands: dict | None = None) -> str | None:
+    """Normalised band name from a FILTER header value.
+
+    Order: exact match in the keymap's ``[bands]``; a known band name as is
+    (``'VR'``, ``'r'``, ``'w'``, ``'R'``...); SDSS primes ``rp``/``r'`` -> ``r``;
+    the first word if it is a known band (``'R Harris k1004'`` -> ``'R'``);
+    else the stripped value itself.
+
+    Parameters
+    ----------
+    filter_value : str or None
+    bands : dict, optional
+        The keymap ``[bands]`` table.
+
+    Returns
+    -------
+    str or None
+    """
+    if filter_value is None:
+        return None
+    f = str(filter_value).strip()
+    if bands and f in bands:
+        return bands[f]
+    if f in _KNOWN_BANDS:
+        return f
+    m = re.fullmatch(r"([ugriz])(p|'|_?prime|_?sdss)", f, flags=re.I)
+    if m:
+        return m.group(1).lower()
+    word = f.split()[0] if f.split() else f
+    if word in _KNOWN_BANDS:
+        return word
+    return f
+
+
+def _normalise_binning(v):
+    if v is None:
+        return None
+    nums = re.findall(r"\d+", str(v))
+    if len(nums) >= 2:
+        return f"{int(nums[0])}x{int(nums[1])}"
+    if len(nums) == 1:
+        return f"{int(nums[0])}x{int(nums[0])}"
+    return str(v).strip()
+
+
+_LEGACY_DATE = re.compile(r"^(\d{2})/(\d{2})/(\d{2})$")
+
+
+def _date_part(v):
+    s = str(v).strip()
+    m = _LEGACY_DATE.match(s)  # FITS pre-2000 'dd/mm/yy' (19yy by the standard)
+    if m:
+        return f"19{m.group(3)}-{m.group(2)}-{m.group(1)}"
+    return re.split(r"[T ]", s)[0]
+
+
+def mid_exposure_mjd(header: fits.Header, keymap: dict, path=None, exptime=None) -> tuple[float, str]:
+    """Mid-exposure time (MJD, UTC) from a header, trying the keymap's ``[[time]]`` rules.
+
+    Each rule reads a start, mid or end time: an MJD keyword, a JD keyword, an
+    ISO date+time keyword, or a date keyword plus a separate time-of-day keyword
+    (the Lowell ``DATE-OBS`` + ``UTCSTART`` case).  The first rule whose
+    keywords are present and parse wins; ``mid = start + EXPTIME/2`` or
+    ``end - EXPTIME/2``.  The time scale is taken from ``TIMESYS`` (default
+    UTC) and converted to UTC with :class:`astropy.time.Time`.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+    keymap : dict
+        From :func:`load_keymap`.
+    path : str, optional
+        For error messages.
+    exptime : float, optional
+        Exposure time (s); needed by start/end rules.
+
+    Returns
+    -------
+    mjd_mid : float
+        MJD (UTC) of mid-exposure.
+    source : str
+        Human-readable description of the rule used, e.g. ``'DATE-OBS+UTCSTART (start) + EXPTIME/2'``.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        No rule applies (naming the keywords tried) or a time keyword holds an
+        unparsable value.
+    """
+    scale = str(header.get("TIMESYS", "UTC")).strip().lower() or "utc"
+    if scale not in Time.SCALES:
+        scale = "utc"
+    tried = []
+    for rule in keymap.get("time", []):
+        at = rule.get("at", "start")
+        try:
+            if "mjd" in rule:
+                kw = rule["mjd"]
+                tried.append(kw)
+                v = _to_float(_present(header, kw)) if _present(header, kw) is not None else None
+                if v is None:
+                    continue
+                t, src = Time(v, format="mjd", scale=scale), kw
+            elif "jd" in rule:
+                kw = rule["jd"]
+                tried.append(kw)
+                v = _to_float(_present(header, kw)) if _present(header, kw) is not None else None
+                if v is None:
+                    continue
+                t, src = Time(v, format="jd", scale=scale), f"{kw} (JD)"
+            elif "isot" in rule:
+                kw = rule["isot"]
+                tried.append(kw)
+                v = _present(header, kw)
+                if v is None or not re.search(r"\d[T ]\d", str(v).strip()):
+                    continue
+                t, src = Time(str(v).strip().replace(" ", "T"), format="isot", scale=scale), kw
+            elif "date" in rule and "time" in rule:
+                kd, kt = rule["date"], rule["time"]
+                tried.append(f"{kd}+{kt}")
+                d, tm = _present(header, kd), _present(header, kt)
+                if d is None or tm is None or not re.fullmatch(r"\d{1,2}:\d{1,2}:\d{1,2}(\.\d*)?", str(tm).strip()):
+                    continue
+                t, src = Time(f"{_date_part(d)}T{str(tm).strip()}", format="isot", scale=scale), f"{kd}+{kt}"
+            else:
+                continue
+        except ValueError as exc:
+            bad = rule.get("mjd") or rule.get("jd") or rule.get("isot") or rule.get("time")
+            raise InputError(f"cannot parse time value {header.get(bad)!r}: {exc}", path=path,
+                             keyword=bad) from None
+        if at == "mid":
+            return float(t.utc.mjd), src
+        if exptime is None:
+            raise InputError(f"{src} gives the {at} of the exposure but no exposure time was found",
+                             path=path, keyword="EXPTIME")
+        sign = 1.0 if at == "start" else -1.0
+        mid = t + sign * exptime / 2.0 * u.s
+        return float(mid.utc.mjd), f"{src} ({at}) {'+' if sign > 0 else '-'} EXPTIME/2"
+    raise InputError(f"no usable observation time; keymap {keymap.get('name')!r} tried {tried}",
+                     path=path, keyword="DATE-OBS")
+
+
+# --------------------------------------------------------------------------- WCS / footprint
+def wcs_cards(header: fits.Header) -> str:
+    """The WCS cards of a header (numeric strings cast), as 80-char cards joined by newlines."""
+    h = clean_wcs_header(header)
+    return "\n".join(str(c) for c in h.cards if _WCS_KEY.match(c.keyword or ""))
+
+
+def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None) -> dict:
+    """Sky footprint of an image from its WCS.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        With a celestial WCS (quoted numeric cards are cast, see :mod:`catdb.wcsutil`).
+    naxis1, naxis2 : int
+        Image size (pixels).
+    path : str, optional
+
+    Returns
+    -------
+    dict
+        ``ra_center``, ``dec_center`` (deg, WCS at the pixel centre
+        ((naxis1+1)/2, (naxis2+1)/2), 1-based), ``corners`` (list of 8 floats
+        ra1, dec1, ..., ra4, dec4 at the outer pixel edges (0.5, 0.5),
+        (naxis1+0.5, 0.5), (naxis1+0.5, naxis2+0.5), (0.5, naxis2+0.5)),
+        ``radius`` (deg, centre to farthest corner, great-circle),
+        ``pixscale`` (arcsec/pix, mean of the projection-plane scales at CRPIX).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        No celestial WCS.
+    """
+    w = wcs_from_header(header, path=path)
+    xs = np.array([(naxis1 + 1) / 2.0, 0.5, naxis1 + 0.5, naxis1 + 0.5, 0.5])
+    ys = np.array([(naxis2 + 1) / 2.0, 0.5, 0.5, naxis2 + 0.5, naxis2 + 0.5])
+    ra, dec = w.all_pix2world(xs, ys, 1)
+    c = SkyCoord(ra * u.deg, dec * u.deg)
+    radius = c[1:].separation(c[0]).max().deg
+    corners = np.column_stack([ra[1:], dec[1:]]).ravel()
+    return {"ra_center": float(ra[0]), "dec_center": float(dec[0]), "radius": float(radius),
+            "corners": [float(v) for v in corners],
+            "pixscale": float(np.mean(proj_plane_pixel_scales(w)) * 3600.0)}
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- main entry
+def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, path=None, hdu: int = 0,
+                      *, return_sources: bool = False):
+    """One ``exposure`` row from an image (or catalogue image) header.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Image header (for a MEF extension merge the primary first, see
+        :func:`inherit_header`; :func:`read_header` does it).
+    keymap : dict or str, optional
+        From :func:`load_keymap`, or a name/path; default: :func:`detect_instrument`.
+    path : str or os.PathLike, optional
+        The image/catalogue file: stored as ``path``; its SHA-256 is computed when it exists.
+    hdu : int
+        0-based HDU index stored in the row.
+    return_sources : bool
+        Also return where each value came from (keyword, constant, WCS, rule).
+
+    Returns
+    -------
+    row : dict
+        Keyed by :data:`EXPOSURE_COLUMNS`.  Missing optional values are ``None``.
+        Units: mjd_mid MJD UTC; exptime s; fwhm arcsec; gain e-/ADU;
+        readnoise e-; saturation ADU; pixscale arcsec/pix; angles deg;
+        site_lon east-positive deg; site_height m.  Footprint columns
+        (ra_center, dec_center, radius, corners) are ``None`` when the header
+        has no celestial WCS (e.g. bias/flat frames).
+    sources : dict, only if ``return_sources``
+        Column -> description of where its value came from.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        A required column (keymap ``required``, default mjd_mid and exptime)
+        cannot be found -- the message names the keywords tried and the file --
+        or a keyword holds a value of the wrong type.
+    """
+    if keymap is None:
+        keymap = detect_instrument(header)
+    if isinstance(keymap, (str, Path)):
+        keymap = load_keymap(keymap)
+    row = dict.fromkeys(EXPOSURE_COLUMNS)
+    src = {}
+    kws, consts = keymap["keywords"], keymap.get("constants", {})
+    for col in _KEYWORD_COLUMNS:
+        v, k = _first(header, kws.get(col, []))
+        if v is None and col in keymap.get("lookup", {}):
+            lk = keymap["lookup"][col]
+            parts = [_present(header, kk) for kk in lk.get("keywords", [])]
+            if all(p is not None for p in parts):
+                joined = lk.get("join", "-").join(str(p) for p in parts)
+                if joined in lk.get("map", {}):
+                    v, k = lk["map"][joined], f"lookup {'+'.join(lk['keywords'])}={joined}"
+        if v is None and col in consts:
+            v, k = consts[col], "constant in keymap"
+        if v is None:
+            continue
+        if col in _FLOAT_COLUMNS:
+            f = _to_float(v, angle=col in ("site_lat", "site_lon"))
+            if f is None:
+                raise InputError(f"expected a number for {col}, found {v!r}", path=path, keyword=k)
+            v = f
+        elif col in _INT_COLUMNS:
+            f = _to_float(v)
+            if f is None:
+                raise InputError(f"expected an integer for {col}, found {v!r}", path=path, keyword=k)
+            v = int(f)
+        else:
+            v = str(v).strip()
+        row[col], src[col] = v, k
+    opts = keymap.get("options", {})
+    if row["site_lon"] is not None and opts.get("lon_west_positive"):
+        row["site_lon"] = -row["site_lon"]
+        src["site_lon"] += " (west-positive, negated)"
+    if row["site_lat"] is None and all(k in header for k in ("OBSGEO-X", "OBSGEO-Y", "OBSGEO-Z")):
+        loc = EarthLocation.from_geocentric(*(float(header[k]) for k in ("OBSGEO-X", "OBSGEO-Y", "OBSGEO-Z")),
+                                            unit=u.m)
+        row["site_lat"], row["site_lon"], row["site_height"] = (float(loc.lat.deg), float(loc.lon.deg),
+                                                                float(loc.height.to_value(u.m)))
+        src["site_lat"] = src["site_lon"] = src["site_height"] = "OBSGEO-X/Y/Z"
+    row["binning"] = _normalise_binning(row["binning"])
+    row["band"] = normalise_band(row["filter"], keymap.get("bands"))
+    if row["band"] is not None:
+        src["band"] = f"normalised from filter {row['filter']!r}"
+    if row["image_type"] is not None:
+        it = keymap.get("image_types", {}).get(row["image_type"].strip().lower())
+        src["image_type"] += f" ({row['image_type']!r})"
+        row["image_type"] = it if it is not None else row["image_type"].strip().lower()
+    elif "image_type" in consts:
+        row["image_type"] = consts["image_type"]
+    # time
+    try:
+        row["mjd_mid"], src["mjd_mid"] = mid_exposure_mjd(header, keymap, path=path, exptime=row["exptime"])
+    except InputError:
+        if "mjd_mid" in keymap.get("required", []):
+            raise
+    # footprint
+    has_wcs = any(str(header.get(f"CTYPE{i}", "")).startswith(("RA", "DEC")) for i in (1, 2))
+    if has_wcs and row["naxis1"] and row["naxis2"]:
+        fp = footprint(header, row["naxis1"], row["naxis2"], path=path)
+        for k in ("ra_center", "dec_center", "radius", "corners"):
+            row[k], src[k] = fp[k], "WCS"
+        row["pixscale"], src["pixscale"] = fp["pixscale"], "WCS (CD matrix)"
+        row["wcs_header"] = wcs_cards(header)
+    if row["pixscale"] is None:
+        v, k = _first(header, opts.get("pixscale_unbinned", []))
+        if v is not None and _to_float(v) is not None:
+            b = int(re.findall(r"\d+", row["binning"])[0]) if row["binning"] else 1
+            row["pixscale"], src["pixscale"] = _to_float(v) * b, f"{k} x binning {b}"
+    row["header"] = "\n".join(str(c) for c in header.cards)
+    row["hdu"] = int(hdu)
+    if path is not None:
+        row["path"] = str(path)
+        if Path(path).is_file():
+            row["sha256"] = _sha256(path)
+    missing = [c for c in keymap.get("required", []) if row.get(c) is None]
+    if missing:
+        col = missing[0]
+        tried = kws.get(col, []) if col != "mjd_mid" else [r for r in keymap.get("time", [])]
+        raise InputError(f"required {col} not found; keymap {keymap.get('name')!r} tried {tried}",
+                         path=path, keyword=(kws.get(col) or [col])[0])
+    if return_sources:
+        return row, src
+    return row
