@@ -169,7 +169,7 @@ def _weights_from_err(err, floor):
 
 
 def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, mjd=None, *,
-                   min_epochs=3, motion_snr=5.0, min_shift_arcsec=2.0, err_floor_arcsec=0.01,
+                   min_epochs=4, motion_snr=3.0, min_shift_arcsec=2.0, scatter_factor=2.0, err_floor_arcsec=0.01,
                    magerr_floor=0.001):
     """Per-object statistics of associated detections.
 
@@ -192,15 +192,21 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
         ``exposure.mjd_mid`` of every detection.  When given, a weighted
         linear motion is fitted per object (see Notes).
     min_epochs : int, optional
-        Objects seen on fewer exposures are orphans (default 3: at least three
-        epochs are needed to fit a motion, so shorter fragments of a chained
-        mover are searched too).  On a long night, a value such as half the
+        Objects seen on fewer exposures are orphans (default 4, the mover
+        search's minimum track length: shorter fragments of a chained mover
+        cannot be judged by a motion fit and are searched too).  On a long night, a value such as half the
         number of exposures covering the field also catches fragments.
     motion_snr, min_shift_arcsec : float, optional
         An object is ``moving`` when its fitted rate has S/N >= ``motion_snr``
         and the fitted shift over its time span is >= ``min_shift_arcsec``
         (the ssos pipeline's proper-motion S/N and pixel-shift criteria,
         Mahlke et al. 2019, A&C 28, 100289).
+    scatter_factor : float, optional
+        An object is also ``moving`` when its positional reduced chi^2 about
+        the mean exceeds ``scatter_factor`` x the median over all objects
+        (robust to SExtractor errors that are underestimated by a common
+        factor); this catches short mover fragments and stars merged with a
+        passing mover.
     err_floor_arcsec, magerr_floor : float, optional
         Floors applied to the errors before weighting.
 
@@ -218,7 +224,8 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
         ``orphan`` (``n_epochs < min_epochs``), and when ``mjd`` is given
         ``mjd_first``, ``mjd_last``, ``rate_ra`` and ``rate_dec`` ("/h, RA
         rate includes cos dec), ``rate``, ``rate_err``, ``rate_snr``,
-        ``shift_arcsec`` (rate x time span), ``moving``; always
+        ``shift_arcsec`` (rate x time span), ``moving``; always ``pos_chi2_red``
+        (positional reduced chi^2 about the weighted mean, both axes) and
         ``mover_candidate`` (``orphan | moving``).
 
     Raises
@@ -296,7 +303,18 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
     out["n_mag"] = nm.astype(np.int64)
     out["orphan"] = out["n_epochs"] < min_epochs
 
-    moving = np.zeros(n, dtype=bool)
+    # positional scatter about the mean, in units of the errors
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rx = (dra - m_dra[labels]) * 3600.0 * cosd
+        ry = (dec - m_dec[labels]) * 3600.0
+        okp = np.isfinite(rx) & np.isfinite(wr) & np.isfinite(ry) & np.isfinite(wd)
+        chi2p = np.bincount(labels, np.where(okp, rx**2 * wr + ry**2 * wd, 0.0), minlength=n)
+        npos = np.bincount(labels, okp.astype(float), minlength=n)
+        out["pos_chi2_red"] = chi2p / (2 * npos - 2)
+    multi = out["n_epochs"] >= 3
+    ref_chi2 = np.nanmedian(out["pos_chi2_red"][multi]) if multi.any() else np.nan
+    moving = np.nan_to_num(out["pos_chi2_red"]) > scatter_factor * max(np.nan_to_num(ref_chi2, nan=1.0), 1e-3)
+    moving &= out["n_detections"] >= 2
     if mjd is not None:
         mjd = np.asarray(mjd, dtype=float)
         t_first = np.full(n, np.inf)
@@ -318,8 +336,8 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
             out["rate"], out["rate_err"] = rate, rate_err
             out["rate_snr"] = rate / rate_err
         out["shift_arcsec"] = rate * (t_last - t_first) * 24.0
-        moving = (np.nan_to_num(out["rate_snr"]) >= motion_snr) & \
-                 (np.nan_to_num(out["shift_arcsec"]) >= min_shift_arcsec)
+        moving |= (np.nan_to_num(out["rate_snr"]) >= motion_snr) & \
+            (np.nan_to_num(out["shift_arcsec"]) >= min_shift_arcsec)
         out["moving"] = moving
     out["mover_candidate"] = out["orphan"] | moving
     return out
