@@ -1,0 +1,865 @@
+"""Solar System object (moving-object) candidates from multi-epoch detections.
+
+The search links detections from different exposures that lie on a straight
+line in the tangent plane (RA cos dec, Dec) versus time, one detection per
+exposure, and then applies the filter chain of the ssos pipeline (Mahlke,
+Bouy, Altieri et al. 2019, A&C 28, 100289; ``ssos/filt.py``), each filter
+recording how many candidates it received, rejected and kept (the ledger):
+
+1. ``detections``: at least ``min_detections`` linked detections;
+2. ``outliers``: per-track detections whose fit residual exceeds
+   ``mad_threshold`` x the median absolute deviation (MAD) are dropped, the
+   track is refitted and rejected if too few detections remain (ssos flags
+   outlier epochs by MAD);
+3. ``rate``: ``min_rate <= rate <= max_rate`` ("/h) and rate S/N >=
+   ``min_rate_snr`` (ssos ``PM_LOW``, ``PM_UP``, ``PM_SNR``);
+4. ``linear_motion``: weighted straight-line fit with the real RA/Dec errors;
+   two-dimensional R^2 >= ``min_r2`` (ssos ``R_SQU_M`` = 0.95) and residual
+   RMS <= ``max_rms_arcsec``;
+5. ``pixel_shift``: fitted motion over the track's time span >=
+   ``min_pixel_shift`` pixels (ssos ``DELTA_PIXEL``);
+6. ``trail``: constant trail shape: (error of the weighted mean) / (standard
+   deviation) of A and of B >= ``trail_ratio`` (ssos ``RATIO`` 0.25; off by
+   default as in ssos, ``FILTER_TRAIL False``);
+7. ``bright_stars``: great-circle distance from the track to the nearest star
+   brighter than ``bright_star_mag`` >= ``bright_star_radius_arcsec`` (ssos
+   ``FILTER_BRIGHT_SOURCES``, e.g. with Tycho-2).
+
+Differences from ssos, on purpose: ssos gets its linking from SCAMP and fits
+RA and Dec separately (falling back to ecliptic coordinates when one axis
+barely moves); here the linking is our own search and R^2 is computed in two
+dimensions (sum of both axes' residual and total sums of squares), which is
+rotation-invariant, so a mover along one axis is not penalised.  The pixel
+shift is the *fitted* shift rather than ``max - min`` of the pixel positions,
+which for a star with 1" scatter over 20 frames reaches 4 sigma.
+
+Wiring (database stage ``movers``): select the detections flagged by
+:func:`catdb.algorithms.association.mover_candidate_mask` of one field and
+night with the exposure's ``mjd_mid``; call :func:`find_movers`; store
+``tracks`` (one row per candidate, ``status == 'kept'`` for accepted ones),
+``members`` (``det_index`` indexes the input arrays) and the ``ledger``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+from scipy.spatial import cKDTree
+
+from catdb.errors import InputError
+
+__all__ = ["MoverConfig", "MoverResult", "find_movers", "fit_tracks", "read_mtds"]
+
+
+@dataclass
+class MoverConfig:
+    """Parameters of the mover search and filter chain (defaults in brackets).
+
+    Attributes
+    ----------
+    min_detections : int
+        Minimum detections on a track [4] (ssos removes 1-3 detections).
+    min_rate, max_rate : float
+        Rate range in arcsec/hour [0, 300] (ssos ``PM_LOW``, ``PM_UP``).
+    min_rate_snr : float
+        Minimum rate / rate error [3]; ssos uses 0.5, too permissive once
+        static stars with ~1" scatter enter the search.
+    min_r2 : float
+        Minimum two-dimensional weighted R^2 of the linear fit [0.95].
+    max_rms_arcsec : float
+        Maximum residual RMS of the fit (both axes) [2.0].
+    min_pixel_shift : float
+        Minimum fitted motion over the track, pixels [2] (ssos ``DELTA_PIXEL``).
+    use_trail_filter, trail_ratio : bool, float
+        Constant-trail filter switch and ratio [False, 0.25].
+    bright_star_radius_arcsec, bright_star_mag : float
+        Veto radius around stars brighter than ``bright_star_mag`` [60, 11].
+    mad_threshold : float
+        Residual outlier cut in units of 1.4826 x MAD [5].
+    match_nsigma : float
+        Linking tolerance in units of the positional error [3].
+    min_sigma_arcsec : float
+        Floor of the positional error per axis used for linking and for the
+        MAD [0.15].
+    seed_baseline_frac : float
+        Seed pairs come from exposures at least this fraction of the night's
+        time span apart [0.5]: long baselines predict the other epochs well
+        even for slow movers.
+    max_seeds : int
+        Refuse (InputError) searches with more seed pairs than this [3e6].
+    """
+
+    min_detections: int = 4
+    min_rate: float = 0.0
+    max_rate: float = 300.0
+    min_rate_snr: float = 3.0
+    min_r2: float = 0.95
+    max_rms_arcsec: float = 2.0
+    min_pixel_shift: float = 2.0
+    use_trail_filter: bool = False
+    trail_ratio: float = 0.25
+    bright_star_radius_arcsec: float = 60.0
+    bright_star_mag: float = 11.0
+    mad_threshold: float = 5.0
+    match_nsigma: float = 3.0
+    min_sigma_arcsec: float = 0.15
+    seed_baseline_frac: float = 0.5
+    max_seeds: int = 3_000_000
+
+
+@dataclass
+class MoverResult:
+    """Output of :func:`find_movers`.
+
+    Attributes
+    ----------
+    tracks : astropy.table.Table
+        One row per candidate track (before and after the filters):
+        ``track_id``, ``n_detections``, ``mjd_ref`` (weighted mean epoch),
+        ``ra``, ``dec`` (fitted position at ``mjd_ref``, deg), ``mjd_first``,
+        ``mjd_last``, ``rate_ra`` (d(RA)/dt cos dec, "/h), ``rate_dec`` ("/h),
+        ``rate_ra_err``, ``rate_dec_err``, ``rate``, ``rate_err``,
+        ``rate_snr``, ``pa`` (position angle of motion, deg E of N), ``r2``,
+        ``rms_ra``, ``rms_dec``, ``rms`` (arcsec), ``chi2_red``,
+        ``shift_arcsec``, ``shift_pix``, ``mean_mag``, ``mag_std``,
+        ``trail_ratio_a``, ``trail_ratio_b``, ``star_dist_arcsec`` and
+        ``status`` (``'kept'`` or the name of the rejecting filter).
+    members : astropy.table.Table
+        One row per linked detection: ``track_id``, ``det_index`` (index into
+        the input arrays), ``exposure_id``, ``mjd``, ``resid_ra``,
+        ``resid_dec`` (arcsec, RA residual on the sky), ``outlier`` (dropped
+        by the MAD step, not used in the fit).
+    ledger : astropy.table.Table
+        ``step``, ``filter``, ``n_in``, ``n_rejected``, ``n_kept``,
+        ``parameters``.
+    config : MoverConfig
+    """
+
+    tracks: Table
+    members: Table
+    ledger: Table
+    config: MoverConfig = field(default_factory=MoverConfig)
+
+    @property
+    def accepted(self):
+        """Rows of ``tracks`` that passed every filter."""
+        return self.tracks[self.tracks["status"] == "kept"]
+
+    def members_of(self, track_id, include_outliers=False):
+        """Member rows of one track."""
+        m = self.members["track_id"] == track_id
+        if not include_outliers:
+            m &= ~self.members["outlier"]
+        return self.members[m]
+
+
+# ----------------------------------------------------------------------------
+# geometry and grouped statistics
+
+
+def _tangent_plane(ra, dec, ra0, dec0):
+    """Gnomonic projection (arcsec) of ra, dec about ra0, dec0 (all deg, broadcast)."""
+    a, d = np.radians(ra), np.radians(dec)
+    a0, d0 = np.radians(ra0), np.radians(dec0)
+    cosc = np.sin(d0) * np.sin(d) + np.cos(d0) * np.cos(d) * np.cos(a - a0)
+    xi = np.cos(d) * np.sin(a - a0) / cosc
+    eta = (np.cos(d0) * np.sin(d) - np.sin(d0) * np.cos(d) * np.cos(a - a0)) / cosc
+    return np.degrees(xi) * 3600.0, np.degrees(eta) * 3600.0
+
+
+def _from_tangent_plane(xi, eta, ra0, dec0):
+    """Inverse gnomonic projection; xi, eta in arcsec, returns deg."""
+    x, y = np.radians(xi / 3600.0), np.radians(eta / 3600.0)
+    d0 = np.radians(dec0)
+    rho = np.hypot(x, y)
+    c = np.arctan(rho)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dec = np.arcsin(np.cos(c) * np.sin(d0) + np.where(rho > 0, y * np.sin(c) * np.cos(d0) / rho, 0))
+        ra = np.radians(ra0) + np.arctan2(x * np.sin(c),
+                                          rho * np.cos(d0) * np.cos(c) - y * np.sin(d0) * np.sin(c))
+    return np.degrees(ra) % 360.0, np.degrees(dec)
+
+
+def _mean_direction(ra, dec):
+    a, d = np.radians(ra), np.radians(dec)
+    v = np.array([np.sum(np.cos(d) * np.cos(a)), np.sum(np.cos(d) * np.sin(a)), np.sum(np.sin(d))])
+    v /= np.linalg.norm(v)
+    return np.degrees(np.arctan2(v[1], v[0])) % 360.0, np.degrees(np.arcsin(v[2]))
+
+
+def _group_median(groups, values, n):
+    """Median of ``values`` per group (groups 0..n-1), NaN for empty groups."""
+    order = np.lexsort((values, groups))
+    g, v = groups[order], values[order]
+    counts = np.bincount(g, minlength=n)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    med = np.full(n, np.nan)
+    has = counts > 0
+    lo = start[has] + (counts[has] - 1) // 2
+    hi = start[has] + counts[has] // 2
+    med[has] = 0.5 * (v[lo] + v[hi])
+    return med
+
+
+def _wline(g, n, t, x, w):
+    """Weighted straight line x = a + v t per group; closed-form sums."""
+    S = np.bincount(g, w, minlength=n)
+    St = np.bincount(g, w * t, minlength=n)
+    Sx = np.bincount(g, w * x, minlength=n)
+    Stt = np.bincount(g, w * t * t, minlength=n)
+    Stx = np.bincount(g, w * t * x, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        D = S * Stt - St**2
+        v = (S * Stx - St * Sx) / D
+        a = (Sx - v * St) / S
+        ev = np.sqrt(S / D)
+        xbar = Sx / S
+    res = x - a[g] - v[g] * t
+    ss_res = np.bincount(g, w * res**2, minlength=n)
+    ss_tot = np.bincount(g, w * (x - xbar[g]) ** 2, minlength=n)
+    return a, v, ev, res, ss_res, ss_tot
+
+
+def fit_tracks(track, ra, dec, mjd, ra_err, dec_err, n_tracks=None, min_sigma_arcsec=0.0):
+    """Weighted linear-motion fit of many tracks at once.
+
+    For every track the tangent-plane offsets (RA cos dec, Dec; arcsec, about
+    the track's mean direction) are fitted as ``x = x0 + v (t - t_ref)`` by
+    weighted least squares with weights ``1/err^2`` (as ssos's
+    ``statsmodels.WLS``), in closed form from group sums.
+
+    Parameters
+    ----------
+    track : array_like of int, shape (M,)
+        Track index ``0 .. n_tracks - 1`` of every member detection.
+    ra, dec : array_like, shape (M,)
+        Positions, deg.
+    mjd : array_like, shape (M,)
+        Epochs, MJD.
+    ra_err, dec_err : array_like, shape (M,)
+        Errors in arcsec (RA error on the sky).
+    n_tracks : int, optional
+        Number of tracks (default ``max(track) + 1``).
+    min_sigma_arcsec : float, optional
+        Floor applied to the errors.
+
+    Returns
+    -------
+    fit : dict of ndarray
+        Per track (shape (n_tracks,)): ``n``, ``mjd_ref``, ``ra``, ``dec``,
+        ``rate_ra``, ``rate_dec``, ``rate_ra_err``, ``rate_dec_err`` ("/h;
+        formal errors scaled by ``sqrt(max(1, chi2_red))``), ``rate``,
+        ``rate_err``, ``rate_snr``, ``pa`` (deg E of N), ``r2`` (1 - sum of
+        weighted residual squares of both axes / sum of weighted total
+        squares of both axes), ``rms_ra``, ``rms_dec``, ``rms``,
+        ``chi2_red``, ``mjd_first``, ``mjd_last``, ``shift_arcsec``.
+        Per member (shape (M,)): ``resid_ra``, ``resid_dec`` (arcsec).
+    """
+    track = np.asarray(track, dtype=np.int64)
+    ra, dec, mjd = (np.asarray(a, dtype=float) for a in (ra, dec, mjd))
+    n = int(track.max()) + 1 if n_tracks is None else int(n_tracks)
+    sx = np.maximum(np.asarray(ra_err, dtype=float), min_sigma_arcsec)
+    sy = np.maximum(np.asarray(dec_err, dtype=float), min_sigma_arcsec)
+    wx, wy = 1.0 / sx**2, 1.0 / sy**2
+    cnt = np.bincount(track, minlength=n)
+    # per-track tangent point: mean direction of its members
+    a, d = np.radians(ra), np.radians(dec)
+    vx = np.bincount(track, np.cos(d) * np.cos(a), minlength=n)
+    vy = np.bincount(track, np.cos(d) * np.sin(a), minlength=n)
+    vz = np.bincount(track, np.sin(d), minlength=n)
+    ra0 = np.degrees(np.arctan2(vy, vx)) % 360.0
+    dec0 = np.degrees(np.arctan2(vz, np.hypot(vx, vy)))
+    xi, eta = _tangent_plane(ra, dec, ra0[track], dec0[track])
+    w_t = np.bincount(track, wx + wy, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_ref = np.bincount(track, (wx + wy) * mjd, minlength=n) / w_t
+    t = (mjd - t_ref[track]) * 24.0
+    x0, vra, evra, rx, ssr_x, sst_x = _wline(track, n, t, xi, wx)
+    y0, vdec, evdec, ry, ssr_y, sst_y = _wline(track, n, t, eta, wy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dof = 2 * cnt - 4
+        chi2_red = np.where(dof > 0, (ssr_x + ssr_y) / dof, np.nan)
+        scale = np.sqrt(np.maximum(np.nan_to_num(chi2_red, nan=1.0), 1.0))
+        evra, evdec = evra * scale, evdec * scale
+        rate = np.hypot(vra, vdec)
+        rate_err = np.where(rate > 0, np.hypot(vra * evra, vdec * evdec) / rate, np.hypot(evra, evdec))
+        r2 = 1.0 - (ssr_x + ssr_y) / (sst_x + sst_y)
+        rms_ra = np.sqrt(np.bincount(track, rx**2, minlength=n) / cnt)
+        rms_dec = np.sqrt(np.bincount(track, ry**2, minlength=n) / cnt)
+    t_first = np.full(n, np.inf)
+    t_last = np.full(n, -np.inf)
+    np.minimum.at(t_first, track, mjd)
+    np.maximum.at(t_last, track, mjd)
+    ra_ref, dec_ref = _from_tangent_plane(x0, y0, ra0, dec0)
+    return dict(
+        n=cnt, mjd_ref=t_ref, ra=ra_ref, dec=dec_ref, rate_ra=vra, rate_dec=vdec,
+        rate_ra_err=evra, rate_dec_err=evdec, rate=rate, rate_err=rate_err,
+        rate_snr=rate / rate_err, pa=np.degrees(np.arctan2(vra, vdec)) % 360.0, r2=r2,
+        rms_ra=rms_ra, rms_dec=rms_dec, rms=np.hypot(rms_ra, rms_dec), chi2_red=chi2_red,
+        mjd_first=t_first, mjd_last=t_last, shift_arcsec=rate * (t_last - t_first) * 24.0,
+        resid_ra=rx, resid_dec=ry,
+    )
+
+
+# ----------------------------------------------------------------------------
+# the search
+
+
+def _as_array(name, value, n, dtype=float, required=True):
+    if value is None:
+        if required:
+            raise InputError(f"{name} is required", keyword=name)
+        return None
+    arr = np.asarray(value, dtype=dtype)
+    if arr.shape != (n,):
+        raise InputError(f"{name} has shape {arr.shape}, expected ({n},) like ra", keyword=name)
+    return arr
+
+
+def _link(xi, eta, t_exp, e_idx, sigma, cfg):
+    """Seed-and-predict linking. Returns a (n_tracks, n_exp) matrix of detection indices (-1 = none)."""
+    n_exp = t_exp.size
+    members = [np.flatnonzero(e_idx == k) for k in range(n_exp)]
+    pos = np.column_stack([xi, eta])
+    trees = [cKDTree(pos[m]) if m.size else None for m in members]
+    span = t_exp[-1] - t_exp[0]
+    # seed exposure pairs with a long baseline
+    ka, kb = np.triu_indices(n_exp, 1)
+    dt = t_exp[kb] - t_exp[ka]
+    sel = dt >= cfg.seed_baseline_frac * span - 1e-12
+    ka, kb = ka[sel], kb[sel]
+    tol = cfg.match_nsigma * np.sqrt(2.0) * sigma
+    seeds_a, seeds_b = [], []
+    n_seeds = 0
+    for a_, b_ in zip(ka, kb):
+        if trees[a_] is None or trees[b_] is None:
+            continue
+        dtp = t_exp[b_] - t_exp[a_]
+        sdm = trees[a_].sparse_distance_matrix(trees[b_], cfg.max_rate * dtp + tol, output_type="ndarray")
+        if sdm.size == 0:
+            continue
+        ia, ib = members[a_][sdm["i"]], members[b_][sdm["j"]]
+        dist = np.hypot(xi[ib] - xi[ia], eta[ib] - eta[ia])
+        keep = (dist + tol >= cfg.min_rate * dtp) & (dist - tol <= cfg.max_rate * dtp)
+        seeds_a.append(ia[keep])
+        seeds_b.append(ib[keep])
+        n_seeds += int(keep.sum())
+        if n_seeds > cfg.max_seeds:
+            raise InputError(f"more than {cfg.max_seeds} seed pairs: select only mover-candidate "
+                             "detections (orphans, moving objects) or lower max_rate", keyword="max_seeds")
+    # same-position pairs (zero distance) are omitted by sparse_distance_matrix; add them
+    if cfg.min_rate <= 0:
+        for a_, b_ in zip(ka, kb):
+            if trees[a_] is None or trees[b_] is None:
+                continue
+            d, j = trees[b_].query(pos[members[a_]], k=1, distance_upper_bound=1e-9)
+            ok = np.isfinite(d)
+            seeds_a.append(members[a_][ok])
+            seeds_b.append(members[b_][j[ok]])
+    if not seeds_a:
+        return np.zeros((0, n_exp), dtype=np.int64)
+    sa = np.concatenate(seeds_a)
+    sb = np.concatenate(seeds_b)
+    if sa.size == 0:
+        return np.zeros((0, n_exp), dtype=np.int64)
+    ta, tb = t_exp[e_idx[sa]], t_exp[e_idx[sb]]
+    v = np.column_stack([(xi[sb] - xi[sa]), (eta[sb] - eta[sa])]) / (tb - ta)[:, None]
+    p0 = np.column_stack([xi[sa], eta[sa]])
+
+    def match(p0, v, t0, perr):
+        """Nearest detection in each exposure within the tolerance of the prediction.
+
+        ``perr(k)`` gives the prediction error of every line at exposure k."""
+        M = np.full((p0.shape[0], n_exp), -1, dtype=np.int64)
+        for k in range(n_exp):
+            if trees[k] is None:
+                continue
+            pred = p0 + v * (t_exp[k] - t0)[:, None]
+            r = cfg.match_nsigma * np.sqrt(sigma**2 + perr(k) ** 2)
+            d, j = trees[k].query(pred, k=1, distance_upper_bound=float(r.max()) * (1 + 1e-9))
+            ok = np.isfinite(d)
+            ok[ok] = d[ok] <= r[ok]
+            M[ok, k] = members[k][j[ok]]
+        return M
+
+    # prediction error of the line through two points with errors sigma
+    def perr_seed(k):
+        tk = t_exp[k]
+        return sigma * np.sqrt((tb - tk) ** 2 + (tk - ta) ** 2) / (tb - ta)
+
+    M = match(p0, v, ta, perr_seed)
+    M = M[(M >= 0).sum(1) >= cfg.min_detections]
+    M = np.unique(M, axis=0)
+    # refine: refit each candidate with its matched detections and re-predict
+    for _ in range(2):
+        if M.shape[0] == 0:
+            break
+        rows, cols = np.nonzero(M >= 0)
+        det = M[rows, cols]
+        nt = M.shape[0]
+        tt = t_exp[cols]
+        x0, vx_, evx, _, ssx, _ = _wline(rows, nt, tt - tt.mean(), xi[det], np.ones(det.size))
+        y0, vy_, evy, _, ssy, _ = _wline(rows, nt, tt - tt.mean(), eta[det], np.ones(det.size))
+        S = np.bincount(rows, minlength=nt).astype(float)
+        St = np.bincount(rows, tt - tt.mean(), minlength=nt)
+        Stt = np.bincount(rows, (tt - tt.mean()) ** 2, minlength=nt)
+        tbar = St / S
+        # prediction error of the fitted line (unit weights, per-axis sigma)
+        tm = tt.mean()
+
+        def perr_fit(k, S=S, tbar=tbar, sxx=Stt - St**2 / S, tm=tm):
+            return sigma * np.sqrt(1.0 / S + (t_exp[k] - tm - tbar) ** 2 / sxx)
+
+        M = match(np.column_stack([x0, y0]), np.column_stack([vx_, vy_]), np.full(nt, tm), perr_fit)
+        M = M[(M >= 0).sum(1) >= cfg.min_detections]
+        M = np.unique(M, axis=0)
+    return _resolve_conflicts(M, xi, eta, t_exp, cfg)
+
+
+def _resolve_conflicts(M, xi, eta, t_exp, cfg):
+    """Give every detection to at most one track: most detections, then smallest RMS."""
+    if M.shape[0] == 0:
+        return M
+    n_det_total = int(M.max()) + 1
+    accepted = []
+    while M.shape[0]:
+        rows, cols = np.nonzero(M >= 0)
+        det = M[rows, cols]
+        nt = M.shape[0]
+        tt = t_exp[cols] - t_exp.mean()
+        ones = np.ones(det.size)
+        *_, ssx, _ = _wline(rows, nt, tt, xi[det], ones)
+        *_, ssy, _ = _wline(rows, nt, tt, eta[det], ones)
+        cnt = np.bincount(rows, minlength=nt)
+        rms = np.sqrt((ssx + ssy) / cnt)
+        rank = np.empty(nt, dtype=np.int64)
+        rank[np.lexsort((rms, -cnt))] = np.arange(nt)
+        best = np.full(n_det_total, np.iinfo(np.int64).max)
+        np.minimum.at(best, det, rank[rows])
+        # a track wins if it is the best claimant of all its detections
+        lose = np.bincount(rows, (best[det] != rank[rows]).astype(float), minlength=nt) > 0
+        win = ~lose
+        accepted.append(M[win])
+        used = np.zeros(n_det_total, dtype=bool)
+        used[M[win][M[win] >= 0]] = True
+        M = M[lose]
+        M = np.where((M >= 0) & used[np.maximum(M, 0)], -1, M)
+        M = M[(M >= 0).sum(1) >= cfg.min_detections]
+        if M.shape[0]:
+            M = np.unique(M, axis=0)
+    return np.concatenate(accepted) if accepted else M
+
+
+def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image=None,
+                b_image=None, a_err=None, b_err=None, x=None, y=None, pixscale=None,
+                star_ra=None, star_dec=None, star_mag=None, config=None):
+    """Find moving-object (Solar System object) candidates among detections.
+
+    Search: positions are projected on the tangent plane of the field centre
+    (gnomonic, arcsec).  Seed pairs join detections of two exposures at least
+    ``seed_baseline_frac`` of the time span apart whose implied rate is within
+    ``[min_rate, max_rate]`` (k-d tree ``sparse_distance_matrix``).  Each seed
+    line predicts a position in every exposure; the nearest detection within
+    ``match_nsigma`` x (positional error (+) prediction error) is linked (at
+    most one per exposure).  Seeds with >= ``min_detections`` links are refit
+    and re-matched twice, duplicates removed, and detections shared by
+    several tracks given to the track with most detections (then smallest
+    RMS).  The filter chain of the module docstring follows.  All steps are
+    vectorised over detections and seeds; the loops are over exposures,
+    refinement iterations and conflict rounds.
+
+    Parameters
+    ----------
+    ra, dec : array_like, shape (N,)
+        Detection positions (deg, ICRS) of one field (<= 10 deg across).
+    mjd : array_like, shape (N,)
+        Mid-exposure MJD of each detection's exposure.
+    ra_err, dec_err : array_like, shape (N,)
+        Position errors, arcsec (RA error on the sky).
+    exposure_id : array_like, shape (N,)
+        Exposure of each detection.
+    mag : array_like, shape (N,), optional
+        Magnitudes, for ``mean_mag`` / ``mag_std``.
+    a_image, b_image, a_err, b_err : array_like, shape (N,), optional
+        SExtractor ``A_IMAGE``, ``B_IMAGE`` and their errors (pixels) for the
+        trail filter; without ``a_err``/``b_err`` the position error in pixels
+        is used, as ssos uses ``ERRAWIN_IMAGE``.
+    x, y : array_like, shape (N,), optional
+        Pixel positions (``X_IMAGE``, ``Y_IMAGE``) for the pixel-shift filter.
+    pixscale : float, optional
+        Arcsec per pixel; used for the pixel shift when x, y are not given.
+    star_ra, star_dec, star_mag : array_like, optional
+        Bright-star catalogue (e.g. Tycho-2 RA, Dec in deg and VT) for the
+        bright-star veto; without it that filter passes everything.
+    config : MoverConfig, optional
+
+    Returns
+    -------
+    MoverResult
+        ``tracks``, ``members`` and ``ledger`` tables (see :class:`MoverResult`).
+
+    Raises
+    ------
+    InputError
+        On arrays of mismatched length, non-finite positions/times, a field
+        larger than 10 deg, or a search with more than ``max_seeds`` seeds.
+    """
+    cfg = config or MoverConfig()
+    ra = np.asarray(ra, dtype=float)
+    n = ra.size
+    dec = _as_array("dec", dec, n)
+    mjd = _as_array("mjd", mjd, n)
+    ra_err = _as_array("ra_err", ra_err, n)
+    dec_err = _as_array("dec_err", dec_err, n)
+    expo = _as_array("exposure_id", exposure_id, n, dtype=None)
+    mag = _as_array("mag", mag, n, required=False)
+    a_image = _as_array("a_image", a_image, n, required=False)
+    b_image = _as_array("b_image", b_image, n, required=False)
+    a_err = _as_array("a_err", a_err, n, required=False)
+    b_err = _as_array("b_err", b_err, n, required=False)
+    x = _as_array("x", x, n, required=False)
+    y = _as_array("y", y, n, required=False)
+    bad = ~(np.isfinite(ra) & np.isfinite(dec) & np.isfinite(mjd))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{bad.sum()} detections with non-finite ra/dec/mjd; first at index {i}",
+                         row=i + 1, keyword="ra/dec/mjd")
+
+    ledger = []
+    empty_tracks = _tracks_table({k: np.zeros(0) for k in _TRACK_COLS}, np.zeros(0, dtype="U16"))
+    empty_members = Table(dict(track_id=np.zeros(0, np.int64), det_index=np.zeros(0, np.int64),
+                               exposure_id=expo[:0], mjd=np.zeros(0), resid_ra=np.zeros(0),
+                               resid_dec=np.zeros(0), outlier=np.zeros(0, bool)))
+    if n == 0:
+        return MoverResult(empty_tracks, empty_members, _ledger_table(ledger), cfg)
+
+    ra_c, dec_c = _mean_direction(ra, dec)
+    xi, eta = _tangent_plane(ra, dec, ra_c, dec_c)
+    if np.max(np.hypot(xi, eta)) > 5 * 3600:
+        raise InputError("detections span more than 10 deg: run the mover search per field",
+                         keyword="ra/dec")
+    # exposures, in time order
+    e_keys, e_idx = np.unique(expo, return_inverse=True)
+    e_idx = e_idx.ravel()
+    t_exp = np.bincount(e_idx, mjd) / np.bincount(e_idx)
+    order = np.argsort(t_exp, kind="stable")
+    remap = np.empty_like(order)
+    remap[order] = np.arange(order.size)
+    e_idx = remap[e_idx]
+    t_exp = t_exp[order] * 24.0  # hours
+    sig = np.maximum(np.hypot(ra_err, dec_err) / np.sqrt(2.0), cfg.min_sigma_arcsec)
+    sigma = float(np.nanmedian(sig)) if np.isfinite(sig).any() else cfg.min_sigma_arcsec
+
+    if t_exp.size < 2:
+        return MoverResult(empty_tracks, empty_members, _ledger_table(ledger), cfg)
+    M = _link(xi, eta, t_exp, e_idx, sigma, cfg)
+    rows, cols = np.nonzero(M >= 0)
+    track = rows.astype(np.int64)
+    det = M[rows, cols]
+    nt = M.shape[0]
+    ledger.append(("search", nt, 0, nt, f"rate {cfg.min_rate}-{cfg.max_rate} \"/h, "
+                   f"sigma {sigma:.3g}\", {cfg.match_nsigma} sigma, baseline >= "
+                   f"{cfg.seed_baseline_frac} x span"))
+    status = np.full(nt, "kept", dtype="U16")
+    raf = np.where(np.isfinite(ra_err) & (ra_err > 0), ra_err, sigma)
+    decf = np.where(np.isfinite(dec_err) & (dec_err > 0), dec_err, sigma)
+
+    def fit(track, det):
+        return fit_tracks(track, ra[det], dec[det], mjd[det], raf[det], decf[det], nt,
+                          cfg.min_sigma_arcsec)
+
+    def apply(name, reject, params):
+        live = status == "kept"
+        rej = live & reject
+        status[rej] = name
+        ledger.append((name, int(live.sum()), int(rej.sum()), int(live.sum() - rej.sum()), params))
+
+    # 1. number of detections
+    cnt = np.bincount(track, minlength=nt)
+    apply("detections", cnt < cfg.min_detections, f"min_detections={cfg.min_detections}")
+    # 2. outliers by MAD of the residuals, then refit
+    f = fit(track, det)
+    outlier = np.zeros(det.size, dtype=bool)
+    for res in (f["resid_ra"], f["resid_dec"]):
+        med = _group_median(track, res, nt)
+        mad = 1.4826 * _group_median(track, np.abs(res - med[track]), nt)
+        # floor: the members' own positional error (a MAD of 4-5 points can be tiny)
+        mad = np.maximum(mad, np.maximum(_group_median(track, sig[det], nt), cfg.min_sigma_arcsec))
+        outlier |= np.abs(res - med[track]) > cfg.mad_threshold * mad[track]
+    good_cnt = np.bincount(track, (~outlier).astype(float), minlength=nt)
+    apply("outliers", good_cnt < cfg.min_detections,
+          f"mad_threshold={cfg.mad_threshold}, min_detections={cfg.min_detections}")
+    use = ~outlier
+    f = fit(track[use], det[use])
+    # residuals of every member (outliers included) from the final line
+    t_rel = (mjd[det] - f["mjd_ref"][track]) * 24.0
+    pxi, peta = _tangent_plane(ra[det], dec[det], f["ra"][track], f["dec"][track])
+    resid_ra = pxi - f["rate_ra"][track] * t_rel
+    resid_dec = peta - f["rate_dec"][track] * t_rel
+    # 3. rate and rate S/N
+    rate_bad = ~((f["rate"] >= cfg.min_rate) & (f["rate"] <= cfg.max_rate)
+                 & (f["rate_snr"] >= cfg.min_rate_snr))
+    apply("rate", rate_bad, f"{cfg.min_rate} <= rate <= {cfg.max_rate} \"/h, "
+          f"rate_snr >= {cfg.min_rate_snr}")
+    # 4. linear motion
+    lin_bad = ~((f["r2"] >= cfg.min_r2) & (f["rms"] <= cfg.max_rms_arcsec))
+    apply("linear_motion", lin_bad, f"r2 >= {cfg.min_r2}, rms <= {cfg.max_rms_arcsec}\"")
+    # 5. pixel shift
+    shift_pix = np.full(nt, np.nan)
+    if x is not None and y is not None:
+        tu, du = track[use], det[use]
+        one = np.ones(du.size)
+        tt = (mjd[du] - f["mjd_ref"][tu]) * 24.0
+        vx = _wline(tu, nt, tt, x[du], one)[1]
+        vy = _wline(tu, nt, tt, y[du], one)[1]
+        shift_pix = np.hypot(vx, vy) * (f["mjd_last"] - f["mjd_first"]) * 24.0
+        src = "fitted x, y"
+    elif pixscale:
+        shift_pix = f["shift_arcsec"] / float(pixscale)
+        src = f"pixscale={pixscale}"
+    if np.isfinite(shift_pix).any() or nt == 0:
+        apply("pixel_shift", ~(shift_pix >= cfg.min_pixel_shift),
+              f"min_pixel_shift={cfg.min_pixel_shift} ({src if nt else 'no tracks'})")
+    else:
+        apply("pixel_shift", np.zeros(nt, bool), "skipped: no x, y or pixscale")
+    # 6. constant trail
+    ratio_a = np.full(nt, np.nan)
+    ratio_b = np.full(nt, np.nan)
+    if a_image is not None and b_image is not None:
+        if a_err is None or b_err is None:
+            perr = sig / float(pixscale) if pixscale else sig
+            a_err_u = a_err if a_err is not None else perr
+            b_err_u = b_err if b_err is not None else perr
+        else:
+            a_err_u, b_err_u = a_err, b_err
+        tu, du = track[use], det[use]
+        ratio_a = trail_ratio(tu, a_image[du], a_err_u[du], nt)
+        ratio_b = trail_ratio(tu, b_image[du], b_err_u[du], nt)
+    if cfg.use_trail_filter and a_image is not None:
+        apply("trail", ~((ratio_a >= cfg.trail_ratio) & (ratio_b >= cfg.trail_ratio)),
+              f"trail_ratio={cfg.trail_ratio}")
+    else:
+        apply("trail", np.zeros(nt, bool),
+              "skipped: use_trail_filter=False" if not cfg.use_trail_filter else "skipped: no A/B")
+    # 7. bright stars
+    star_dist = np.full(nt, np.nan)
+    if star_ra is not None and nt:
+        star_dist = bright_star_distance(f["ra"], f["dec"], star_ra, star_dec, star_mag,
+                                         cfg.bright_star_mag)
+        apply("bright_stars", star_dist < cfg.bright_star_radius_arcsec,
+              f"radius={cfg.bright_star_radius_arcsec}\", mag <= {cfg.bright_star_mag}")
+    else:
+        apply("bright_stars", np.zeros(nt, bool), "skipped: no star catalogue")
+
+    mean_mag = np.full(nt, np.nan)
+    mag_std = np.full(nt, np.nan)
+    if mag is not None and nt:
+        tu, mu = track[use], mag[det[use]]
+        ok = np.isfinite(mu)
+        c = np.bincount(tu[ok], minlength=nt)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_mag = np.bincount(tu[ok], mu[ok], minlength=nt) / c
+            mag_std = np.sqrt(np.bincount(tu[ok], (mu[ok] - mean_mag[tu[ok]]) ** 2, minlength=nt)
+                              / (c - 1))
+    cols = dict(f)
+    cols.update(shift_pix=shift_pix, mean_mag=mean_mag, mag_std=mag_std, trail_ratio_a=ratio_a,
+                trail_ratio_b=ratio_b, star_dist_arcsec=star_dist)
+    tracks = _tracks_table(cols, status)
+    members = Table(dict(track_id=track, det_index=det, exposure_id=expo[det], mjd=mjd[det],
+                         resid_ra=resid_ra, resid_dec=resid_dec, outlier=outlier))
+    for c in ("resid_ra", "resid_dec"):
+        members[c].unit = "arcsec"
+    return MoverResult(tracks, members, _ledger_table(ledger), cfg)
+
+
+_TRACK_COLS = ["n", "mjd_ref", "ra", "dec", "mjd_first", "mjd_last", "rate_ra", "rate_dec",
+               "rate_ra_err", "rate_dec_err", "rate", "rate_err", "rate_snr", "pa", "r2",
+               "rms_ra", "rms_dec", "rms", "chi2_red", "shift_arcsec", "shift_pix", "mean_mag",
+               "mag_std", "trail_ratio_a", "trail_ratio_b", "star_dist_arcsec"]
+_UNITS = dict(ra="deg", dec="deg", mjd_ref="d", mjd_first="d", mjd_last="d", rate_ra="arcsec / h",
+              rate_dec="arcsec / h", rate_ra_err="arcsec / h", rate_dec_err="arcsec / h",
+              rate="arcsec / h", rate_err="arcsec / h", pa="deg", rms_ra="arcsec",
+              rms_dec="arcsec", rms="arcsec", shift_arcsec="arcsec", shift_pix="pix",
+              mean_mag="mag", mag_std="mag", star_dist_arcsec="arcsec")
+
+
+def _tracks_table(cols, status):
+    nt = len(status)
+    t = Table()
+    t["track_id"] = np.arange(nt, dtype=np.int64)
+    t["n_detections"] = np.asarray(cols["n"], dtype=np.int64)
+    for c in _TRACK_COLS[1:]:
+        t[c] = np.asarray(cols[c], dtype=float)
+        if c in _UNITS:
+            t[c].unit = _UNITS[c]
+    t["status"] = status
+    return t
+
+
+def _ledger_table(rows):
+    return Table(rows=[(i, *r) for i, r in enumerate(rows)] or None,
+                 names=("step", "filter", "n_in", "n_rejected", "n_kept", "parameters"),
+                 dtype=(int, "U16", int, int, int, "U200"))
+
+
+def trail_ratio(track, values, errors, n_tracks):
+    """ssos constant-trail statistic per track.
+
+    ``ratio = (1 / sqrt(sum(1/err^2))) / std(values)``: the error of the
+    weighted mean divided by the scatter (ssos ``compare_std_and_sigma_of_average``).
+    A constant trail (A or B) has ratio >~ 1/sqrt(N); a trail that changes
+    (e.g. a blend or a cosmic ray) has a small ratio.
+
+    Parameters
+    ----------
+    track : array_like of int, shape (M,)
+    values, errors : array_like, shape (M,)
+        e.g. ``A_IMAGE`` and ``ERRAWIN_IMAGE`` in pixels.
+    n_tracks : int
+
+    Returns
+    -------
+    ndarray, shape (n_tracks,)
+        The ratio (inf when the scatter is zero).
+    """
+    track = np.asarray(track, dtype=np.int64)
+    values = np.asarray(values, dtype=float)
+    errors = np.asarray(errors, dtype=float)
+    c = np.bincount(track, minlength=n_tracks)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(track, values, minlength=n_tracks) / c
+        std = np.sqrt(np.bincount(track, (values - mean[track]) ** 2, minlength=n_tracks) / c)
+        err_mean = 1.0 / np.sqrt(np.bincount(track, 1.0 / errors**2, minlength=n_tracks))
+        return np.where(std > 0, err_mean / std, np.inf)
+
+
+def bright_star_distance(ra, dec, star_ra, star_dec, star_mag=None, mag_limit=None):
+    """Great-circle distance (arcsec) from each position to the nearest bright star.
+
+    Parameters
+    ----------
+    ra, dec : array_like, shape (K,)
+        Positions, deg.
+    star_ra, star_dec : array_like, shape (S,)
+        Star positions, deg (e.g. Tycho-2).
+    star_mag : array_like, shape (S,), optional
+        Star magnitudes; with ``mag_limit`` only stars with ``mag <= mag_limit``
+        are used.
+
+    Returns
+    -------
+    ndarray, shape (K,)
+        Distance in arcsec (inf when no star qualifies).
+    """
+    from catdb.algorithms.association import _unit_vectors
+
+    sra = np.asarray(star_ra, dtype=float)
+    sdec = np.asarray(star_dec, dtype=float)
+    if star_mag is not None and mag_limit is not None:
+        keep = np.asarray(star_mag, dtype=float) <= mag_limit
+        sra, sdec = sra[keep], sdec[keep]
+    ra = np.asarray(ra, dtype=float)
+    if sra.size == 0:
+        return np.full(ra.size, np.inf)
+    d, _ = cKDTree(_unit_vectors(sra, sdec)).query(_unit_vectors(ra, np.asarray(dec, float)), k=1)
+    return np.degrees(2 * np.arcsin(np.clip(d / 2, 0, 1))) * 3600.0
+
+
+# ----------------------------------------------------------------------------
+# reader for LCO's moving-target detector output
+
+_MTDS_COLS = ("det_number", "frame_number", "sext_number", "jd_obs", "ra", "dec", "x", "y", "mag",
+              "fwhm", "elong", "theta", "rmserr", "deltamu", "area", "score", "velocity",
+              "sky_pos_angle", "pixels_frame", "streak_length")
+
+
+def read_mtds(path):
+    """Read a ``.mtds`` file of LCO's moving-target detector (mtdlink).
+
+    Format (``DETSV2.0``, as read by LCOGT neoexchange
+    ``photometrics/external_codes.py:read_mtds_file``): a version line, a
+    line ``n / n`` with the number of frames, one ``filename JD`` line per
+    frame, then one line of 20 columns per candidate and frame (``det_number
+    frame_number sext_number jd_obs ra dec x y mag fwhm elong theta rmserr
+    deltamu area score velocity sky_pos_angle pixels_frame streak_length``).
+    RA is in **hours** (the motion recomputed from ``ra x 15`` matches the
+    ``velocity`` column, deg/day); rows with ``sext_number == 0`` are frames
+    where the candidate was not detected (mtdlink fills in its prediction).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    frames : astropy.table.Table
+        ``frame_number`` (1-based), ``filename``, ``jd``, ``mjd``.
+    detections : astropy.table.Table
+        The 20 columns with ``ra`` converted to degrees, plus ``mjd`` and
+        ``detected`` (``sext_number > 0``).
+
+    Raises
+    ------
+    InputError
+        On a wrong version line, a malformed frame line, a detection line
+        without 20 numeric columns, or a row count that is not a multiple of
+        the number of frames (the message names the file and line).
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read mtds file: {exc}", path=path) from exc
+    if not lines or not lines[0].startswith("DETSV"):
+        raise InputError("expected a DETSV version line (mtdlink .mtds file)", path=path, row=1)
+    try:
+        n_frames = int(lines[1].split("/")[0])
+    except (IndexError, ValueError):
+        raise InputError("expected 'n / n' frame count", path=path, row=2) from None
+    names, jds = [], []
+    for i in range(n_frames):
+        parts = lines[2 + i].split() if 2 + i < len(lines) else []
+        try:
+            names.append(parts[0])
+            jds.append(float(parts[1]))
+        except (IndexError, ValueError):
+            raise InputError("expected 'filename JD' frame line", path=path, row=3 + i) from None
+    frames = Table(dict(frame_number=np.arange(1, n_frames + 1), filename=names, jd=jds,
+                        mjd=np.asarray(jds) - 2400000.5))
+    body = [ln for ln in lines[2 + n_frames:]]
+    rows = []
+    for k, ln in enumerate(body):
+        if not ln.strip():
+            continue
+        parts = ln.split()
+        if len(parts) != 20:
+            raise InputError(f"expected 20 columns, found {len(parts)}", path=path,
+                             row=3 + n_frames + k)
+        rows.append(parts)
+    if rows:
+        try:
+            arr = np.array(rows, dtype=float)
+        except ValueError as exc:
+            raise InputError(f"non-numeric detection value ({exc})", path=path) from None
+    else:
+        arr = np.zeros((0, 20))
+    if arr.shape[0] % max(n_frames, 1):
+        raise InputError(f"{arr.shape[0]} detection lines is not a multiple of {n_frames} frames",
+                         path=path)
+    det = Table()
+    for j, c in enumerate(_MTDS_COLS):
+        det[c] = arr[:, j].astype(np.int64) if c in ("det_number", "frame_number", "sext_number",
+                                                    "area") else arr[:, j]
+    det["ra"] = det["ra"] * 15.0
+    det["ra"].unit = det["dec"].unit = "deg"
+    det["velocity"].unit = "deg / d"
+    det["mjd"] = det["jd_obs"] - 2400000.5
+    det["detected"] = det["sext_number"] > 0
+    return frames, det
+
+
+def config_dict(config):
+    """The parameters of a :class:`MoverConfig` as a plain dict (for provenance)."""
+    return asdict(config)
