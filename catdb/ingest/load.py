@@ -264,21 +264,25 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
 
 # --------------------------------------------------------------------------- images
 def _image_hdus(path, hdu):
+    """0-based indices of the HDUs holding a 2-D image (compressed or not) with pixels."""
     from astropy.io import fits
 
     if hdu is not None:
         return [hdu]
     try:
-        with fits.open(path, lazy_load_hdus=True) as hl:
-            out = [i for i, h in enumerate(hl)
-                   if (h.is_image and h.header.get("NAXIS", 0) >= 2) or getattr(h, "_data_loaded", None) is not None
-                   and False]
-            if not out:
-                out = [i for i, h in enumerate(hl) if isinstance(h, (fits.CompImageHDU, fits.ImageHDU,
-                                                                        fits.PrimaryHDU))
-                       and h.header.get("ZNAXIS", h.header.get("NAXIS", 0)) >= 2]
+        with fits.open(path) as hl:
+            out = []
+            for i, h in enumerate(hl):
+                if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+                    continue
+                hdr = h.header
+                naxis = [hdr.get(f"NAXIS{k}", 0) for k in (1, 2)]
+                if hdr.get("NAXIS", 0) >= 2 and naxis[0] > 0 and naxis[1] > 0:
+                    out.append(i)
     except OSError as e:
         raise InputError(f"not a readable FITS file: {e}", path=path) from None
+    if not out:
+        raise InputError("no 2-D image HDU in file", path=path, keyword="NAXIS")
     return out
 
 
@@ -310,7 +314,7 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
     catdb.errors.InputError
         The first bad file (named, with the keyword at fault); earlier files stay loaded.
     """
-    from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
+    from .headers import detect_instrument, exposure_metadata, inherit_header, load_keymap, read_header
 
     paths = [str(p) for p in paths]
     run_id = start_run(conn, "ingest-image", {"paths": paths, "instrument": instrument, "hdu": hdu,
@@ -323,8 +327,12 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
             sha = sha256_file(path)
             res = IngestResult(path=path, status="loaded")
             with conn.transaction():
-                for h in _image_hdus(path, hdu):
+                hdus = _image_hdus(path, hdu)
+                primary = read_header(path, 0)[0] if hdus[0] > 0 else None
+                for h in hdus:
                     header, h_read = read_header(path, h)
+                    if primary is not None and len(hdus) > 1:
+                        header = inherit_header(primary, header)  # MEF: the primary holds the shared cards
                     key = _resolve(path)
                     old = _existing(conn, key, h_read)
                     if old is not None:

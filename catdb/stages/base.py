@@ -197,10 +197,10 @@ def finish_run(conn, run_id: int, *, inputs=None, counts=None, status="ok", erro
 
 def fail_run(conn, run_id: int, exc: BaseException) -> None:
     """Mark a run failed (after its transaction was rolled back)."""
-    try:
+    from psycopg.pq import TransactionStatus
+
+    if conn.info.transaction_status == TransactionStatus.INERROR:
         conn.rollback()
-    except Exception:  # noqa: BLE001
-        pass
     with conn.transaction():
         finish_run(conn, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
 
