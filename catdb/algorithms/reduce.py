@@ -285,6 +285,7 @@ def master_bias(paths, *, hdu: int | None = None, sigma: float = 3.0) -> Calibra
                          + "; ".join(f"{p}: {r}" for p, r in skipped), path=paths[0] if paths else None)
     master = _combine(ccds, sigma=sigma)
     h = ccds[0].meta.copy()
+    h.remove("CATDBSRC", ignore_missing=True)
     h["IMAGETYP"] = "MASTER_BIAS"
     h["NCOMBINE"] = (len(ccds), "frames combined")
     _add_history(h, "master bias: sigma-clipped average (ccdproc.combine) of", used)
@@ -390,6 +391,7 @@ def master_flat(paths, master_bias, *, filter: str, hdu: int | None = None,
     master.data = (master.data / np.median(master.data)).astype(np.float32)
     master.unit = u.dimensionless_unscaled
     h = ccds[0].meta.copy()
+    h.remove("CATDBSRC", ignore_missing=True)
     h["IMAGETYP"] = "MASTER_FLAT"
     h["FILTER"] = want
     h["NCOMBINE"] = (len(ccds), "frames combined")
@@ -433,8 +435,8 @@ def reduce_science(path, master_bias, master_flat, out_path, *, hdu: int | None 
         ``out_path``.  HDU 1 is a float32 :class:`~astropy.io.fits.CompImageHDU` (Rice,
         ``quantize_level=16``, i.e. quantisation steps of sigma_sky/16, SUBTRACTIVE_DITHER_1)
         in ADU, with every raw header card kept, WCS cards cast to numbers and ``CRPIX``
-        shifted for the trim, ``SATURATE`` (lowest reduced value a raw 65535 ADU pixel can
-        have), ``ZEROCOR``/``FLATCOR``/``CCDPROC`` and ``HISTORY`` naming inputs and the
+        shifted for the trim, ``SATURATE`` (reduced level of a raw 65535 ADU pixel: overscan
+        and median bias subtracted, divided by the 99.9th percentile of the flat), ``ZEROCOR``/``FLATCOR``/``CCDPROC`` and ``HISTORY`` naming inputs and the
         catdb version.
 
     Raises
@@ -460,7 +462,9 @@ def reduce_science(path, master_bias, master_flat, out_path, *, hdu: int | None 
     t = ccdproc.flat_correct(t, flat_ok, norm_value=1.0, add_keyword=False)
     h = t.meta
     sat_raw = float(h.get("SATURATE", ADC_MAX))
-    sat = (sat_raw - h["OSCNMED"] - float(np.nanmax(bias.data))) / float(np.nanmax(flat_ok.data))
+    # typical (not hot-pixel) bias, and the 99.9th percentile of the flat
+    sat = ((sat_raw - h["OSCNMED"] - float(np.nanmedian(bias.data)))
+           / float(np.nanpercentile(flat_ok.data, 99.9)))
     h["SATURATE"] = (float(np.floor(sat)), "[adu] lowest reduced level of a saturated pixel")
     h["RAWMAX"] = (raw_max, "[adu] highest raw pixel value")
     h["BUNIT"] = "ADU"
