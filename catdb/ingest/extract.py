@@ -1,0 +1,316 @@
+"""Run SExtractor (the Debian ``source-extractor`` binary) on an image.
+
+:func:`extract` writes a catalogue (FITS_LDAC by default, the format SCAMP reads and
+catdb's SExtractor ingest reads) from any FITS image catdb handles, including
+tile-compressed ``.fits.fz`` files and headers whose WCS cards are quoted strings:
+the image HDU is always copied to a plain temporary FITS file with
+:func:`catdb.wcsutil.clean_wcs_header` applied, so that SExtractor's ``ALPHA_J2000`` /
+``DELTA_J2000`` (and the ``LDAC_IMHEAD`` header that goes to the database) carry the
+real WCS.  NaN pixels (e.g. vignetted corners blanked by
+:func:`catdb.algorithms.reduce.reduce_science`) are set to 0 and given weight 0 in a
+``MAP_WEIGHT`` image.
+
+Configuration precedence (lowest to highest): ``sex_defaults/catdb.sex`` <- values from
+the image header (``GAIN``, ``SATUR_LEVEL``, ``PIXEL_SCALE``, ``SEEING_FWHM``) <-
+``config=`` overrides.  Reference: SExtractor manual (Bertin, "SExtractor Documentation",
+release 2.24+, https://sextractor.readthedocs.io), sections "Configuration file" and
+"Weighting".
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs.utils import proj_plane_pixel_scales
+
+from ..errors import CatdbError, InputError
+from ..wcsutil import clean_wcs_header, wcs_from_header
+
+__all__ = ["SExtractorError", "sextractor_binary", "default_config_dir", "header_config",
+           "extract"]
+
+#: directory holding catdb.sex, catdb.param, default.conv, default.nnw
+SEX_DEFAULTS = Path(__file__).with_name("sex_defaults")
+_SYSTEM_SHARE = Path("/usr/share/source-extractor")
+
+#: header keywords tried, in order, for each SExtractor setting
+GAIN_KEYS = ("GAIN", "EGAIN", "CCDGAIN", "AGAIN_01")
+SATUR_KEYS = ("SATURATE", "SATLEVEL", "SATURATION")
+SEEING_KEYS = ("SEEING",)
+
+
+class SExtractorError(CatdbError):
+    """SExtractor failed; the message holds its command line and stderr."""
+
+
+def sextractor_binary() -> str:
+    """Path of the SExtractor executable.
+
+    Looks at ``$CATDB_SEXTRACTOR``, then ``source-extractor`` (Debian/Ubuntu name), then
+    ``sex`` on ``PATH``.
+
+    Raises
+    ------
+    SExtractorError
+        None found.
+    """
+    env = os.environ.get("CATDB_SEXTRACTOR")
+    for cand in ([env] if env else []) + ["source-extractor", "sex"]:
+        found = shutil.which(cand)
+        if found:
+            return found
+    raise SExtractorError("SExtractor not found: install the 'source-extractor' package or set "
+                          "CATDB_SEXTRACTOR to the binary")
+
+
+def default_config_dir() -> Path:
+    """Directory of catdb's shipped SExtractor files (``catdb.sex``, ``catdb.param``, ...)."""
+    return SEX_DEFAULTS
+
+
+def _support_file(name: str) -> Path:
+    sys_file = _SYSTEM_SHARE / name
+    return sys_file if sys_file.is_file() else SEX_DEFAULTS / name
+
+
+def _first(header, keys):
+    for k in keys:
+        v = header.get(k)
+        if v is None or isinstance(v, bool):
+            continue
+        try:
+            return k, float(str(v).strip())
+        except ValueError:
+            continue
+    return None, None
+
+
+def header_config(header: fits.Header, path=None) -> dict:
+    """SExtractor settings derived from an image header.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        Image header (quoted WCS strings allowed).
+    path : str, optional
+        For messages.
+
+    Returns
+    -------
+    dict
+        Any of ``GAIN`` (e-/ADU, from ``GAIN``/``EGAIN``/``CCDGAIN``/``AGAIN_01``),
+        ``SATUR_LEVEL`` (ADU, from ``SATURATE``...), ``PIXEL_SCALE`` (arcsec/pixel, from the
+        WCS, else ``SECPIXX`` or ``PIXSCAL`` x binning), ``SEEING_FWHM`` (arcsec, from
+        ``SEEING``) that the header provides.
+    """
+    cfg = {}
+    k, gain = _first(header, GAIN_KEYS)
+    if gain is not None and gain > 0:
+        cfg["GAIN"] = gain
+    k, sat = _first(header, SATUR_KEYS)
+    if sat is not None and sat > 0:
+        cfg["SATUR_LEVEL"] = sat
+    k, see = _first(header, SEEING_KEYS)
+    if see is not None and see > 0:
+        cfg["SEEING_FWHM"] = see
+    try:
+        w = wcs_from_header(header, path=path)
+        cfg["PIXEL_SCALE"] = float(np.mean(proj_plane_pixel_scales(w)) * 3600.0)
+    except InputError:
+        k, sc = _first(header, ("SECPIXX", "PIXSCALE", "SECPIX"))
+        if sc is None:
+            k, unb = _first(header, ("PIXSCAL",))
+            binning = str(header.get("CCDSUM", "1 1")).split()
+            if unb is not None and binning:
+                sc = unb * float(binning[0])
+        if sc is not None:
+            cfg["PIXEL_SCALE"] = sc
+    return cfg
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return "Y" if v else "N"
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return ",".join(_fmt(x) for x in v)
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    return str(v)
+
+
+def _image_hdu(hdul, hdu, path):
+    if hdu is not None:
+        if hdu >= len(hdul):
+            raise InputError(f"HDU {hdu} requested, file has {len(hdul)} HDUs", path=path)
+        h = hdul[hdu]
+        if not h.is_image or h.data is None or h.data.ndim != 2:
+            raise InputError(f"HDU {hdu} holds no 2-D image", path=path)
+        return h
+    for h in hdul:
+        if h.is_image and h.data is not None and h.data.ndim == 2:
+            return h
+    raise InputError("no 2-D image HDU in file", path=path)
+
+
+def _write_plain_copy(image_path, hdu, workdir: Path):
+    """Plain float32 primary-HDU copy with cleaned WCS; returns (image, weight or None, header)."""
+    with fits.open(image_path) as hdul:
+        h = _image_hdu(hdul, hdu, image_path)
+        data = np.asarray(h.data, dtype=np.float32)
+        header = clean_wcs_header(h.header, path=image_path)
+    for k in ("XTENSION", "PCOUNT", "GCOUNT", "BZERO", "BSCALE", "BLANK", "EXTNAME", "SIMPLE",
+              "EXTEND"):
+        header.remove(k, ignore_missing=True, remove_all=True)
+    bad = ~np.isfinite(data)
+    weight = None
+    if bad.any():
+        data = np.where(bad, 0.0, data).astype(np.float32)
+        weight = workdir / "weight.fits"
+        fits.PrimaryHDU((~bad).astype(np.float32)).writeto(weight, overwrite=True)
+    img = workdir / "image.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        fits.PrimaryHDU(data, header=header).writeto(img, overwrite=True, output_verify="silentfix")
+    return img, weight, header
+
+
+def _param_file(workdir: Path, naper: int, param_file=None) -> Path:
+    text = Path(param_file or SEX_DEFAULTS / "catdb.param").read_text()
+    text = re.sub(r"^(\w+_APER)\(\d+\)", lambda m: f"{m.group(1)}({naper})", text, flags=re.M)
+    out = workdir / "catdb.param"
+    out.write_text(text)
+    return out
+
+
+def _run(cmd, workdir, image_path):
+    try:
+        res = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as exc:
+        raise SExtractorError(f"SExtractor timed out on {image_path}: {' '.join(cmd)}") from exc
+    err = (res.stderr or "") + (res.stdout or "")
+    if res.returncode != 0 or "*ERROR*" in err.upper().replace(" ", ""):
+        tail = "\n".join(err.strip().splitlines()[-15:])
+        raise SExtractorError(f"SExtractor failed on {image_path} (exit {res.returncode}).\n"
+                              f"command: {' '.join(cmd)}\nstderr:\n{tail}")
+    return res
+
+
+def _estimate_seeing(sex, img, workdir, base_args, pixscale) -> float | None:
+    """First quick pass: median FWHM of clean, round, high-S/N point sources (arcsec)."""
+    par = workdir / "seeing.param"
+    par.write_text("FWHM_IMAGE\nFLAGS\nELONGATION\nFLUX_AUTO\nFLUXERR_AUTO\n")
+    cat = workdir / "seeing.cat"
+    cmd = [sex, str(img), *base_args, "-CATALOG_NAME", str(cat), "-CATALOG_TYPE", "FITS_1.0",
+           "-PARAMETERS_NAME", str(par), "-DETECT_THRESH", "5", "-ANALYSIS_THRESH", "5"]
+    _run(cmd, workdir, img)
+    with fits.open(cat) as h:
+        t = h[1].data
+        ok = ((t["FLAGS"] == 0) & (t["ELONGATION"] < 1.3) & (t["FWHM_IMAGE"] > 0.5)
+              & (t["FLUX_AUTO"] > 20 * t["FLUXERR_AUTO"]))
+        if ok.sum() < 5:
+            return None
+        return float(np.median(t["FWHM_IMAGE"][ok]) * pixscale)
+
+
+def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None = None,
+            catalog_type: str = "FITS_LDAC", *, param_file=None, config_file=None,
+            estimate_seeing: bool = True, keep_temp: bool = False) -> Path:
+    """Run SExtractor on one image HDU and write its catalogue.
+
+    Parameters
+    ----------
+    image_path : str or os.PathLike
+        FITS image; tile-compressed ``.fits.fz`` and string-valued WCS cards are fine.
+    out_catalog : str or os.PathLike
+        Output catalogue path (overwritten).
+    hdu : int, optional
+        0-based HDU index of the image; default the first HDU with a 2-D image
+        (HDU 1 of a ``.fits.fz`` file).
+    config : dict, optional
+        SExtractor keyword overrides, e.g. ``{"DETECT_THRESH": 3, "PHOT_APERTURES":
+        [6, 10], "MAG_ZEROPOINT": 25.1}``; lists are comma-joined, bools become Y/N.
+        ``PHOT_APERTURES`` are *diameters* in pixels (SExtractor convention); the
+        ``*_APER(n)`` vectors of the parameter file follow their number.
+    catalog_type : str
+        ``FITS_LDAC`` (default; SCAMP input), ``FITS_1.0``, ``ASCII_HEAD``, ...
+    param_file : path, optional
+        Alternative parameter (output column) file; default ``sex_defaults/catdb.param``.
+    config_file : path, optional
+        Alternative ``.sex`` file; default ``sex_defaults/catdb.sex``.
+    estimate_seeing : bool
+        If neither ``config`` nor the header (``SEEING``) gives ``SEEING_FWHM``, run a
+        quick first pass (DETECT_THRESH 5) and use the median FWHM of unflagged, round
+        (elongation < 1.3), S/N > 20 sources; CLASS_STAR depends on it (manual,
+        "CLASS_STAR").  Otherwise 2.0 arcsec from ``catdb.sex``.
+    keep_temp : bool
+        Keep the temporary work directory (its path is in the SExtractorError message
+        on failure) for debugging.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_catalog``.  With FITS_LDAC: HDU 1 ``LDAC_IMHEAD`` (full image header with
+        numeric WCS cards), HDU 2 ``LDAC_OBJECTS`` with the columns of ``catdb.param``.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Missing file or no 2-D image in it.
+    SExtractorError
+        Binary missing, non-zero exit or an ``*ERROR*`` message; the message includes the
+        command line and SExtractor's stderr.
+    """
+    image_path = Path(image_path)
+    if not image_path.is_file():
+        raise InputError("image file not found", path=image_path)
+    out_catalog = Path(out_catalog).resolve()
+    out_catalog.parent.mkdir(parents=True, exist_ok=True)
+    sex = sextractor_binary()
+    user = {str(k).upper(): v for k, v in (config or {}).items()}
+    tmp = tempfile.mkdtemp(prefix="catdb_sex_")
+    workdir = Path(tmp)
+    try:
+        img, weight, header = _write_plain_copy(image_path, hdu, workdir)
+        cfg = header_config(header, path=image_path)
+        if "PIXEL_SCALE" not in cfg:
+            warnings.warn(f"{image_path}: no WCS or pixel scale in header; ALPHA/DELTA and "
+                          "*_WORLD columns will be meaningless", stacklevel=2)
+        base = {"FILTER_NAME": str(_support_file("default.conv")),
+                "STARNNW_NAME": str(_support_file("default.nnw"))}
+        if weight is not None and "WEIGHT_IMAGE" not in user:
+            base.update(WEIGHT_TYPE="MAP_WEIGHT", WEIGHT_IMAGE=str(weight))
+        merged = {**base, **cfg, **user}
+        apers = merged.get("PHOT_APERTURES")
+        if apers is None:
+            m = re.search(r"^PHOT_APERTURES\s+([^#\n]+)",
+                          Path(config_file or SEX_DEFAULTS / "catdb.sex").read_text(), re.M)
+            apers = m.group(1).strip() if m else "5"
+        naper = len(apers) if isinstance(apers, (list, tuple, np.ndarray)) \
+            else len([a for a in str(apers).split(",") if a.strip()])
+        params = _param_file(workdir, naper, param_file)
+        args = ["-c", str(config_file or SEX_DEFAULTS / "catdb.sex")]
+        for k, v in merged.items():
+            if k in ("CATALOG_NAME", "CATALOG_TYPE", "PARAMETERS_NAME"):
+                continue
+            args += [f"-{k}", _fmt(v)]
+        if "SEEING_FWHM" not in merged and estimate_seeing and "PIXEL_SCALE" in merged:
+            see = _estimate_seeing(sex, img, workdir, args, float(merged["PIXEL_SCALE"]))
+            if see is not None:
+                args += ["-SEEING_FWHM", _fmt(see)]
+        cmd = [sex, str(img), *args, "-CATALOG_NAME", str(out_catalog),
+               "-CATALOG_TYPE", str(user.get("CATALOG_TYPE", catalog_type)),
+               "-PARAMETERS_NAME", str(user.get("PARAMETERS_NAME", params))]
+        _run(cmd, workdir, image_path)
+        if not out_catalog.is_file():
+            raise SExtractorError(f"SExtractor wrote no catalogue for {image_path}: {' '.join(cmd)}")
+        return out_catalog
+    finally:
+        if not keep_temp:
+            shutil.rmtree(tmp, ignore_errors=True)
