@@ -76,8 +76,16 @@ def default_config_dir() -> Path:
 
 
 def _support_file(name: str) -> Path:
-    sys_file = _SYSTEM_SHARE / name
-    return sys_file if sys_file.is_file() else SEX_DEFAULTS / name
+    """SExtractor's own support file (filter kernel, star/galaxy network) from its installation.
+
+    They are part of SExtractor (GPL-3.0) and ship with Debian's ``source-extractor``;
+    catdb (BSD) does not redistribute them.
+    """
+    for cand in (_SYSTEM_SHARE / name, SEX_DEFAULTS / name):
+        if cand.is_file():
+            return cand
+    raise SExtractorError(f"SExtractor support file {name} not found in {_SYSTEM_SHARE}: install Debian's "
+                          f"source-extractor (apt-get install source-extractor)")
 
 
 def _first(header, keys):
