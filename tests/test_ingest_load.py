@@ -99,7 +99,8 @@ def test_refcat_gaia(conn):
     row = conn.execute("SELECT count(*), min((mags->>'G')::float), max(epoch) FROM refcat_source "
                        "WHERE catalog = 'gaia-dr2'").fetchone()
     assert row[0] == 249 and 8 < row[1] < 20 and row[2] == pytest.approx(2015.5)
-    ingest_refcat(conn, LCO / "GAIA-DR2.cat", catalog="gaia-dr2", band="G")  # replaces, no duplicates
+    again = ingest_refcat(conn, LCO / "GAIA-DR2.cat", catalog="gaia-dr2", band="G")
+    assert again.status == "unchanged"  # same file, same content: nothing done
     assert count(conn, "SELECT count(*) FROM refcat_source WHERE catalog = 'gaia-dr2'") == 249
 
 

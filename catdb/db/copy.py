@@ -17,7 +17,11 @@ from psycopg import sql
 def _arrow_array(values):
     import pyarrow as pa
 
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
     a = np.asarray(values)
+    if a.dtype.byteorder not in ("=", "|"):  # FITS data are big-endian
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype.kind == "f":
         mask = ~np.isfinite(a)
         return pa.array(a.astype(np.float64), mask=mask if mask.any() else None)
@@ -73,41 +77,60 @@ def copy_columns(conn, table: str, columns: dict[str, np.ndarray]) -> int:
     return n
 
 
-def _fmt_floats(a: np.ndarray) -> np.ndarray:
-    """Vectorised float -> text (NaN for non-finite), 15 significant digits."""
+def _fmt_floats(a: np.ndarray, nan: str = "NaN"):
+    """Vectorised float -> text (pyarrow's shortest round-trip formatting); non-finite -> ``nan``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     a = np.asarray(a, dtype=np.float64)
-    out = np.char.mod("%.15g", np.where(np.isfinite(a), a, 0.0))
-    return np.where(np.isfinite(a), out, "NaN")
+    txt = pc.cast(pa.array(a), pa.string())
+    return pc.if_else(pa.array(np.isfinite(a)), txt, pa.scalar(nan))
 
 
-def pg_array_text(a2d: np.ndarray) -> np.ndarray:
+def _join(parts):
+    """Element-wise concatenation of pyarrow string arrays / scalars."""
+    import pyarrow.compute as pc
+
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def pg_array_text(a2d: np.ndarray):
     """Rows of a 2-D array as PostgreSQL array literals ``{1.5,2,NaN}`` (vectorised over rows)."""
     a2d = np.asarray(a2d)
-    out = np.full(a2d.shape[0], "{", dtype=object)
+    parts = ["{"]
     for j in range(a2d.shape[1]):  # loop over the few array elements, not rows
-        out = out + ("" if j == 0 else ",") + _fmt_floats(a2d[:, j]).astype(object)
-    return (out + "}").astype(str)
+        if j:
+            parts.append(",")
+        parts.append(_fmt_floats(a2d[:, j]))
+    parts.append("}")
+    return _join(parts)
 
 
-def json_text(values: dict[str, np.ndarray], n: int) -> np.ndarray:
+def json_text(values: dict[str, np.ndarray], n: int):
     """Rows of JSON objects built from columns (non-finite floats -> null; strings escaped by json)."""
     import json
 
-    out = np.full(n, "{", dtype=object)
-    for j, (k, a) in enumerate(values.items()):
+    import pyarrow as pa
+
+    parts = ["{"]
+    for j, (k, a) in enumerate(values.items()):  # loop over columns, not rows
         a = np.asarray(a)
-        key = ("" if j == 0 else ", ") + json.dumps(str(k)) + ": "
+        if a.dtype.byteorder not in ("=", "|"):
+            a = a.astype(a.dtype.newbyteorder("="))
+        parts.append(("" if j == 0 else ", ") + json.dumps(str(k)) + ": ")
         if a.dtype.kind == "f":
-            v = np.where(np.isfinite(a), _fmt_floats(a), "null").astype(object)
+            parts.append(_fmt_floats(a, nan="null"))
         elif a.dtype.kind in "iu":
-            v = a.astype(str).astype(object)
+            parts.append(pa.array(a).cast(pa.string()))
         elif a.dtype.kind == "b":
-            v = np.where(a, "true", "false").astype(object)
+            parts.append(pa.array(np.where(a, "true", "false")))
         else:
             uniq, inv = np.unique(a.astype(str), return_inverse=True)  # escape each distinct value once
-            v = np.array([json.dumps(x) for x in uniq.tolist()], dtype=object)[inv.ravel()]
-        out = out + key + v
-    return (out + "}").astype(str)
+            parts.append(pa.array(np.array([json.dumps(x) for x in uniq.tolist()], dtype=object)[inv.ravel()]))
+    parts.append("}")
+    if len(parts) == 2:
+        return pa.array(np.full(n, "{}", dtype=object))
+    return _join(parts)
 
 
 def copy_table(conn, table: str, columns: dict, *, constants: dict | None = None,
@@ -134,7 +157,13 @@ def copy_table(conn, table: str, columns: dict, *, constants: dict | None = None
     """
     cols: dict[str, np.ndarray] = {}
     n = None
+    import pyarrow as pa
+
     for name, arr in columns.items():
+        if isinstance(arr, (pa.Array, pa.ChunkedArray)):
+            cols[name] = arr
+            n = len(arr)
+            continue
         a = np.asarray(arr)
         cols[name] = pg_array_text(a) if a.ndim == 2 else a
         n = len(a)

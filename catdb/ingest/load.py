@@ -384,10 +384,18 @@ def ingest_refcat(conn, path, *, catalog: str | None = None, band: str | None = 
     path = str(path)
     if not os.path.exists(path):
         raise InputError("no such file", path=path)
+    sha = sha256_file(path)
     data = read_refcat(path, catalog=catalog, band=band, epoch=epoch)
     name = str(np.asarray(data["catalog"])[0]) if len(data["ra"]) else (catalog or Path(path).stem)
-    run_id = start_run(conn, "ingest-refcat", {"path": _resolve(path), "catalog": name, "band": band,
-                                              "epoch": epoch})
+    params = {"path": _resolve(path), "catalog": name, "band": band, "epoch": epoch, "sha256": sha}
+    same = conn.execute(
+        "SELECT r.id, (SELECT count(*) FROM refcat_source s WHERE s.stage_run_id = r.id) FROM stage_run r "
+        "WHERE r.stage = 'ingest-refcat' AND r.status = 'ok' AND r.params = %s::jsonb ORDER BY r.id DESC LIMIT 1",
+        (json.dumps(params),)).fetchone()
+    if same and same[1] == len(data["ra"]):
+        return IngestResult(path=path, status="unchanged", n_rows=0, notes=[f"catalog {name} already loaded "
+                                                                             f"(run {same[0]})"])
+    run_id = start_run(conn, "ingest-refcat", params)
     try:
         with conn.transaction():
             deleted = 0
