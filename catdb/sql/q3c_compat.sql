@@ -141,28 +141,28 @@ $$;
 
 -- q3c_sindist = x*(z-y)+y with x = sin^2(dRA/2), y = sin^2(dDec/2), z = cos^2(mean Dec)
 -- (q3cube.c q3c_sindist). Infinite arguments give NaN as in C (PostgreSQL's sin would raise).
+-- Not declared STRICT so that the planner can inline it (NULL in -> NULL out all the same).
 CREATE OR REPLACE FUNCTION @extschema@.q3c_sindist(ra1 double precision, dec1 double precision,
                                                    ra2 double precision, dec2 double precision)
-RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 SELECT
-  (sin(CASE WHEN abs((ra1 - ra2) / 2) < 'Infinity'::double precision THEN (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision ELSE 'NaN'::double precision END)
- * sin(CASE WHEN abs((ra1 - ra2) / 2) < 'Infinity'::double precision THEN (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision ELSE 'NaN'::double precision END))
- * ((cos(CASE WHEN abs((dec1 + dec2) / 2) < 'Infinity'::double precision THEN (dec1 + dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision ELSE 'NaN'::double precision END)
-   * cos(CASE WHEN abs((dec1 + dec2) / 2) < 'Infinity'::double precision THEN (dec1 + dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision ELSE 'NaN'::double precision END))
-  - (sin(CASE WHEN abs((dec1 - dec2) / 2) < 'Infinity'::double precision THEN (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision ELSE 'NaN'::double precision END)
-   * sin(CASE WHEN abs((dec1 - dec2) / 2) < 'Infinity'::double precision THEN (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision ELSE 'NaN'::double precision END)))
- + (sin(CASE WHEN abs((dec1 - dec2) / 2) < 'Infinity'::double precision THEN (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision ELSE 'NaN'::double precision END)
-  * sin(CASE WHEN abs((dec1 - dec2) / 2) < 'Infinity'::double precision THEN (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision ELSE 'NaN'::double precision END))
+  (sin(CASE WHEN abs((ra1 - ra2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)
+ * sin(CASE WHEN abs((ra1 - ra2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision END))
+ * ((cos(CASE WHEN abs((dec1 + dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 + dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)
+   * cos(CASE WHEN abs((dec1 + dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 + dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END))
+  - (sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)
+   * sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)))
+ + (sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)
+  * sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END))
 $$;
 
 -- q3c_dist = 2 asin(sqrt(sindist)) in degrees (NaN where C's asin would return NaN)
 CREATE OR REPLACE FUNCTION @extschema@.q3c_dist(ra1 double precision, dec1 double precision,
                                                 ra2 double precision, dec2 double precision)
-RETURNS double precision LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-SELECT CASE WHEN sqrt(@extschema@.q3c_sindist(ra1, dec1, ra2, dec2)) <= 1
-            THEN 2 * asin(sqrt(@extschema@.q3c_sindist(ra1, dec1, ra2, dec2)))
-                 * 57.2957795130823208767981548141051703324122::double precision
-            ELSE 'NaN'::double precision END
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT CASE WHEN sqrt(@extschema@.q3c_sindist(ra1, dec1, ra2, dec2)) > 1 THEN 'NaN'::double precision
+            ELSE 2 * asin(sqrt(@extschema@.q3c_sindist(ra1, dec1, ra2, dec2)))
+                 * 57.2957795130823208767981548141051703324122::double precision END
 $$;
 COMMENT ON FUNCTION @extschema@.q3c_dist(double precision, double precision, double precision, double precision)
   IS 'Function q3c_dist(ra1, dec1, ra2, dec2) computing the distance between points (ra1, dec1) and (ra2, dec2)';
@@ -215,7 +215,8 @@ $$;
 -- RA/Dec bounding box is projected onto each cube face (equatorial faces: x = tan(dRA),
 -- y = tan(dec)/cos(dRA); polar faces: x, y = cot(|dec|) (sin RA, -+cos RA)), giving a
 -- box in face coordinates; the boxes are covered by quadtree cells at the finest depth
--- for which the merged ranges number <= maxranges.  |rad| >= 90: the whole sphere.
+-- for which the merged ranges number <= maxranges.  |rad| >= 90 (or infinite): the
+-- whole sphere; NaN radius or centre: no range.
 CREATE OR REPLACE FUNCTION @extschema@.q3c_compat_cover(ra0 double precision, dec0 double precision,
                                                         rad double precision, maxranges integer)
 RETURNS bigint[] LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -235,8 +236,8 @@ DECLARE
   ix1 bigint; ix2 bigint; iy1 bigint; iy2 bigint; ix bigint; iy bigint; sh integer;
   los bigint[]; out bigint[]; plo bigint; phi bigint; cur_lo bigint; cur_hi bigint;
 BEGIN
-  IF NOT (abs(ra0) < 'Infinity'::double precision AND abs(dec0) < 'Infinity'::double precision
-          AND abs(rad) < 'Infinity'::double precision) THEN
+  IF NOT (abs(ra0) < 'Infinity'::double precision AND abs(dec0) < 'Infinity'::double precision)
+     OR rad = 'NaN'::double precision THEN
     RETURN '{}'::bigint[];
   END IF;
   r := abs(rad);
@@ -392,6 +393,24 @@ BEGIN
                                          iteration, true);
 END $$;
 
+-- join cover: 4 ranges; a NaN radius gives the whole cube face of the centre, as in
+-- q3c 2.0 (where  sindist < POW(SIN(RADIANS('NaN')/2), 2)  is then true on that face,
+-- because PostgreSQL sorts NaN above every number)
+CREATE OR REPLACE FUNCTION @extschema@.q3c_compat_nearby_cover(ra0 double precision, dec0 double precision,
+                                                               rad double precision)
+RETURNS bigint[] LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE r double precision := ra0; f bigint;
+BEGIN
+  IF rad = 'NaN'::double precision THEN
+    IF r < 0 THEN r := @extschema@.q3c_compat_fmod(r, 360) + 360;
+    ELSIF r > 360 THEN r := @extschema@.q3c_compat_fmod(r, 360);
+    END IF;
+    f := @extschema@.q3c_compat_facenum(r, dec0);
+    RETURN ARRAY[f * 1152921504606846976, (f + 1) * 1152921504606846976 - 1];
+  END IF;
+  RETURN @extschema@.q3c_compat_cover(ra0, dec0, rad, 4);
+END $$;
+
 -- join pre-filter (same signature and error as the extension: 4 inclusive ranges)
 CREATE OR REPLACE FUNCTION @extschema@.q3c_nearby_it(ra_cen double precision, dec_cen double precision,
                                                      radius double precision, iteration integer)
@@ -402,7 +421,7 @@ BEGIN
     RAISE EXCEPTION 'The values of ra,dec are infinites or NaNs';
   END IF;
   IF abs(d) > 90 THEN d := @extschema@.q3c_compat_fmod(d, 90); END IF;   -- as q3c 2.0 does
-  RETURN @extschema@.q3c_compat_cover_it(@extschema@.q3c_compat_cover(ra_cen, d, radius, 4),
+  RETURN @extschema@.q3c_compat_cover_it(@extschema@.q3c_compat_nearby_cover(ra_cen, d, radius),
                                          iteration, false);
 END $$;
 
@@ -442,7 +461,7 @@ BEGIN
     newrad := rad;
   END IF;
   IF abs(d) > 90 THEN d := @extschema@.q3c_compat_fmod(d, 90); END IF;
-  RETURN @extschema@.q3c_compat_cover_it(@extschema@.q3c_compat_cover(ra1, d, newrad, 4),
+  RETURN @extschema@.q3c_compat_cover_it(@extschema@.q3c_compat_nearby_cover(ra1, d, newrad),
                                          iteration, false);
 END $$;
 
@@ -681,29 +700,30 @@ RETURNS boolean LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
   deg constant double precision := 0.0174532925199432957692369076848861271344;
   f integer; x0 double precision; y0 double precision; ra1 double precision; dec1 double precision;
-  t double precision; xs double precision[]; ys double precision[]; n integer; i integer; j integer;
+  t double precision; r double precision; dc double precision; xs double precision[]; ys double precision[]; n integer; i integer; j integer;
   inside boolean := false; found boolean := false; rec record;
 BEGIN
   -- where the point lies (q3cube.c q3c_ang2ipix_xy, face coordinates in [-0.5, 0.5])
-  IF decl = 'NaN'::double precision THEN
-    f := -1;
-  ELSIF decl >= 90 THEN f := 0; x0 := 0; y0 := 0;
-  ELSIF decl <= -90 THEN f := 5; x0 := 0; y0 := 0;
-  ELSIF NOT (abs(ra) < 'Infinity'::double precision) THEN
-    f := -1;
+  IF NOT (abs(ra) < 'Infinity'::double precision) OR decl = 'NaN'::double precision THEN
+    f := -1;   -- C: NaN face coordinates fail every comparison: outside
   ELSE
-    f := trunc(@extschema@.q3c_compat_fmod((ra + 45) / 90, 4))::integer;
-    ra1 := deg * (ra - 90 * f::double precision);
-    dec1 := deg * decl;
+    r := ra;
+    IF r < 0 THEN r := @extschema@.q3c_compat_fmod(r, 360) + 360;
+    ELSIF r > 360 THEN r := @extschema@.q3c_compat_fmod(r, 360);
+    END IF;
+    dc := least(greatest(decl, -90), 90);
+    f := trunc(@extschema@.q3c_compat_fmod((r + 45) / 90, 4))::integer;
+    ra1 := deg * (r - 90 * f::double precision);
+    dec1 := deg * dc;
     x0 := tan(ra1);
     y0 := tan(dec1) / cos(ra1);
     f := f + 1;
     IF y0 > 1 THEN
       f := 0; t := 1 / tan(dec1);
-      x0 := sin(deg * ra) * t; y0 := cos(deg * ra) * (-t);
+      x0 := sin(deg * r) * t; y0 := cos(deg * r) * (-t);
     ELSIF y0 < -1 THEN
       f := 5; t := 1 / tan(dec1);
-      x0 := sin(deg * ra) * (-t); y0 := cos(deg * ra) * (-t);
+      x0 := sin(deg * r) * (-t); y0 := cos(deg * r) * (-t);
     END IF;
     x0 := x0 / 2; y0 := y0 / 2;
   END IF;
