@@ -78,12 +78,6 @@ def empty_db_url(pg_server):
 
 
 @pytest.fixture
-def pg_conninfo(empty_db_url):
-    """libpq connection string of an empty database (no catdb objects, no extension)."""
-    return empty_db_url
-
-
-@pytest.fixture
 def conn(db_url):
     """psycopg connection (catdb session settings) to the module's database."""
     from catdb.db.engine import connect

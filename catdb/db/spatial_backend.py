@@ -23,6 +23,11 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 BACKENDS = ("auto", "q3c", "sql")
 
 
+def _raw(conn):
+    """The psycopg connection under a SQLAlchemy connection (same transaction)."""
+    return conn.connection.driver_connection
+
+
 def q3c_available(conn) -> bool:
     """True when the server can ``CREATE EXTENSION q3c``."""
     return bool(conn.exec_driver_sql(
@@ -30,14 +35,13 @@ def q3c_available(conn) -> bool:
 
 
 def installed_backend(conn) -> str | None:
-    """'q3c' if the extension is installed, 'sql' if the SQL port is, else None."""
-    if conn.exec_driver_sql("SELECT count(*) FROM pg_extension WHERE extname = 'q3c'").scalar():
-        return "q3c"
-    if conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE p.proname = 'q3c_version' AND n.nspname = current_schema()").scalar():
-        return "sql"
-    return None
+    """'q3c' if the extension is installed, 'sql' if catdb's SQL port is, else None."""
+    from .. import spatial
+
+    try:
+        return spatial.backend(_raw(conn))
+    except LookupError:
+        return None
 
 
 def install(conn, backend: str = "auto") -> str:
@@ -57,26 +61,16 @@ def install(conn, backend: str = "auto") -> str:
     Raises
     ------
     catdb.errors.CatdbError
-        'q3c' asked for but not available, or the SQL port is missing.
+        'q3c' asked for but not available on the server.
     """
+    from .. import spatial
+
     if backend not in BACKENDS:
         raise CatdbError(f"spatial backend must be one of {BACKENDS}, got {backend!r}")
-    have = installed_backend(conn)
-    if have and backend in ("auto", have):
-        return have
-    if backend == "auto":
-        backend = "q3c" if q3c_available(conn) else "sql"
-    if backend == "q3c":
-        if not q3c_available(conn):
-            raise CatdbError("the q3c extension is not available on this server (Debian: apt-get install "
-                             "postgresql-15-q3c); use --spatial sql for catdb's SQL port")
-        conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS q3c")
-    else:
-        path = SQL_DIR / "q3c_compat.sql"
-        if not path.exists():
-            raise CatdbError(f"the SQL spatial backend is not shipped in this build ({path} missing)")
-        conn.exec_driver_sql(path.read_text())
-    return backend
+    if backend == "q3c" and not q3c_available(conn):
+        raise CatdbError("the q3c extension is not available on this server (Debian: apt-get install "
+                         "postgresql-15-q3c); use --spatial sql for catdb's SQL port of q3c")
+    return spatial.install(_raw(conn), backend)
 
 
 def uninstall(conn) -> None:
@@ -85,6 +79,14 @@ def uninstall(conn) -> None:
     if have == "q3c":
         conn.exec_driver_sql("DROP EXTENSION IF EXISTS q3c")
     elif have == "sql":
-        path = SQL_DIR / "q3c_compat_drop.sql"
-        if path.exists():
-            conn.exec_driver_sql(path.read_text())
+        conn.exec_driver_sql(r"""
+            DO $$
+            DECLARE f record;
+            BEGIN
+              FOR f IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
+                       JOIN pg_namespace n ON n.oid = p.pronamespace
+                       WHERE n.nspname = current_schema() AND p.proname LIKE 'q3c\_%%'
+              LOOP
+                EXECUTE format('DROP FUNCTION IF EXISTS %%s CASCADE', f.sig);
+              END LOOP;
+            END $$""")
