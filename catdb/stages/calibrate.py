@@ -393,7 +393,7 @@ class Calibrate(Stage):
                 rows.append(dict(exposure_id=int(ref_id), band=band, result=r, refcat=label, ok=bool(r.ok),
                                  color_index=None, residuals={"reason": r.reason, "reference_exposure": int(ref_id)}))
             for eid, lo, hi in zip(others, *lo_hi):  # loop over exposures
-                inst, ref_det, ref_inst = arr[lo:hi, 1], arr[lo:hi, 3].astype(np.int64), arr[lo:hi, 4]
+                inst, ref_det, ref_inst = arr[lo:hi, 1], arr[lo:hi, 2].astype(np.int64), arr[lo:hi, 3]
                 d = ref_inst - inst
                 n = d.size
                 if n < p["min_stars"]:
