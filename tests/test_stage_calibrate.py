@@ -154,6 +154,15 @@ def test_transform_and_colour_term(conn, ldac):
     assert zc["ok"] and zc["color_term"] == pytest.approx(-0.3 / 1.3, abs=0.03)
     assert zc["zp"] == pytest.approx(zr["zp"], abs=0.05)
     assert conn.execute("SELECT color_index FROM zeropoint WHERE exposure_id = %s", (ldac,)).fetchone()[0] == "g-i"
+    # solar: only stars within 0.2 mag of the Sun's g-r 0.44 and r-i 0.11 (PP --solar)
+    run_stage("calibrate", conn=conn, where=f"e.id = {ldac}",
+              params={"refcat": "ps1-like", "band": "r", "solar": "true"})
+    zs = zp_row(conn, ldac)
+    cols = np.array(conn.execute(
+        "SELECT (mags->>'g')::float - (mags->>'r')::float, (mags->>'r')::float - (mags->>'i')::float "
+        "FROM refcat_source WHERE id = ANY(%s)", (zs["residuals"]["ref_id"],)).fetchall())
+    assert zs["ok"] and 3 <= zs["n_used"] < zr["n_used"] and len(cols) == zs["n_used"]
+    assert np.all(np.abs(cols[:, 0] - 0.44) <= 0.2 + 1e-9) and np.all(np.abs(cols[:, 1] - 0.11) <= 0.2 + 1e-9)
     conn.commit()
 
 

@@ -205,3 +205,32 @@ def test_background_catalogue_fallback_and_two_sided_outliers(conn, ldac):
     assert conn.execute("SELECT count(*) FROM exposure_qa WHERE exposure_id = ANY(%s) AND metric LIKE 'bkg%%'",
                         (normal + [bright, dark],)).fetchone()[0] == 8 * 5
     conn.commit()
+
+
+def test_background_prefers_reduced_product(conn, tmp_path):
+    """A 'reduced' image_product of the exposure is measured instead of the raw file (no overscan step)."""
+    from astropy.io import fits
+
+    from catdb.algorithms.background import background_stats, overscan_trim
+    from catdb.ingest.load import ingest_images
+    from catdb.stages.base import finish_run, start_run
+
+    raw = sorted(LOWELL.glob("*.fits.fz"))[4]
+    eid = ingest_images(conn, [raw])[0].exposure_ids[0]
+    hdu = conn.execute("SELECT hdu FROM exposure WHERE id = %s", (eid,)).fetchone()[0]
+    with fits.open(raw) as hl:
+        # a stand-in for a reduced frame: the real frame trimmed, with a flat 30% sensitivity change
+        img = overscan_trim(hl[hdu].data, hl[hdu].header) / 1.3
+    out = tmp_path / "reduced.fits"
+    fits.PrimaryHDU(img.astype(np.float32)).writeto(out)
+    run = start_run(conn, "test-reduce", {})
+    conn.execute("INSERT INTO image_product (exposure_id, kind, path, hdu, stage_run_id) VALUES (%s, 'reduced', %s, 0, "
+                 "%s)", (eid, str(out), run))
+    finish_run(conn, run)
+    conn.commit()
+    run_stage("qa-background", conn=conn, where=f"e.id = {eid}")
+    direct = background_stats(fits.getdata(out).astype(float))
+    m = qa(conn, eid, "bkg_")
+    assert m["bkg_median"][0] == pytest.approx(direct["median"], rel=1e-6)
+    assert m["bkg_std"][0] == pytest.approx(direct["std"], rel=1e-6)
+    conn.commit()

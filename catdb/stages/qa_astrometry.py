@@ -200,7 +200,8 @@ class QaAstrometry(Stage):
         has_pm = bool(has_pm and epoch is not None)
         det = sql.SQL("(SELECT d.id, d.ra, d.dec, %(epoch)s::double precision AS epoch FROM detection d "
                       "WHERE d.exposure_id = %(eid)s AND d.flags = 0 AND d.snr >= %(snr)s)")
-        ref = sql.SQL("(SELECT r.id, r.ra, r.dec, r.pmra, r.pmdec, r.epoch FROM refcat_source r WHERE {})").format(rcond)
+        ref = sql.SQL("(SELECT r.id, r.ra, r.dec, r.pmra, r.pmdec, r.epoch FROM refcat_source r "
+                      "WHERE {})").format(rcond)
         # reference position at the exposure epoch (linear proper motion; pmra includes cos dec)
         if has_pm:
             frag = pm_join(ref, det, radius_deg, columns1=["id", "ra", "dec", "pmra", "pmdec", "epoch"],

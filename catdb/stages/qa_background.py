@@ -184,7 +184,8 @@ class QaBackground(Stage):
         ctx.execute("DROP TABLE IF EXISTS _qa_bkg")
         ctx.execute("CREATE TEMP TABLE _qa_bkg (id bigint, bkg_mean double precision, bkg_median double precision, "
                     "bkg_std double precision, bkg_mad double precision) ON COMMIT DROP")
-        copy_table(ctx.conn, "_qa_bkg", {"id": np.asarray(ids, np.int64), **{k: vals[:, j] for j, k in enumerate(STATS)}})
+        copy_table(ctx.conn, "_qa_bkg",
+                   {"id": np.asarray(ids, np.int64), **{k: vals[:, j] for j, k in enumerate(STATS)}})
         ctx.execute("UPDATE exposure e SET bkg_mean = t.bkg_mean, bkg_median = t.bkg_median, bkg_std = t.bkg_std, "
                     "bkg_mad = t.bkg_mad FROM _qa_bkg t WHERE e.id = t.id")
         ctx.execute("DROP TABLE IF EXISTS _qa_bkg")
