@@ -275,7 +275,8 @@ class Calibrate(Stage):
         ref_id = arr[:, 4].astype(np.int64)
         catalog = arr[:, 5].astype(str)
         mags = {b: arr[:, 6 + 2 * j].astype(float) for j, b in enumerate(need)}
-        errs = {b: np.where(arr[:, 7 + 2 * j] == None, np.nan, arr[:, 7 + 2 * j]).astype(float)  # noqa: E711
+        # a missing reference error counts as 0 (PP floors it at 0.01 mag; transformations add their scatter)
+        errs = {b: np.where(arr[:, 7 + 2 * j] == None, 0.0, arr[:, 7 + 2 * j]).astype(float)  # noqa: E711
                 for j, b in enumerate(need)}
         if tr is not None:
             ref_mag, ref_err, _ = tr.apply(mags, errs)
@@ -283,7 +284,6 @@ class Calibrate(Stage):
         else:
             ref_mag, ref_err = mags[target], errs[target]
             label_tr = ""
-        ref_err = np.where(np.isfinite(ref_err), ref_err, 0.0)  # no error given: PP floors it at 0.01
         keep = np.isfinite(ref_mag)
         mmin = p["mag_min"] if p["mag_min"] is not None else -np.inf
         mmax = p["mag_max"] if p["mag_max"] is not None else np.inf
@@ -338,6 +338,9 @@ class Calibrate(Stage):
         radius = (p["radius"] or 1.5) / 3600.0
         by_band: dict = {}
         for eid, b in bands:
+            if b is None:
+                raise CatdbError(f"relative calibration: exposure {eid} has no band (exposure.band is NULL); "
+                                 f"set it or leave the exposure out with --where")
             by_band.setdefault(b, []).append(eid)
         explicit = None
         if p["reference"] not in (None, "", "auto"):
