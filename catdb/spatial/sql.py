@@ -94,7 +94,11 @@ def install(conn: psycopg.Connection, backend: str = "auto", schema: str | None 
         ``q3c_compat.sql``; ``'auto'``: the extension when the server offers it (or it is
         already installed), else the SQL port.
     schema : str, optional
-        Schema for the functions; default the current schema.
+        Schema for the functions; default the current schema.  If the extension is
+        already installed elsewhere it stays there (``CREATE EXTENSION IF NOT EXISTS`` is
+        then a no-op).  q3c 2.0's SQL wrappers call their helpers unqualified, so the
+        extension's schema must be on the ``search_path``; the SQL port qualifies every
+        call and works from any schema.
 
     Returns
     -------

@@ -142,18 +142,15 @@ $$;
 -- q3c_sindist = x*(z-y)+y with x = sin^2(dRA/2), y = sin^2(dDec/2), z = cos^2(mean Dec)
 -- (q3cube.c q3c_sindist). Infinite arguments give NaN as in C (PostgreSQL's sin would raise).
 -- Not declared STRICT so that the planner can inline it (NULL in -> NULL out all the same).
+-- A sine below 1e-125 is squared as 0: PostgreSQL raises on float underflow where C
+-- silently returns a denormal or 0; this changes sindist by < 1e-250 (radii < 1e-117 rad).
 CREATE OR REPLACE FUNCTION @extschema@.q3c_sindist(ra1 double precision, dec1 double precision,
                                                    ra2 double precision, dec2 double precision)
 RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-SELECT
-  (sin(CASE WHEN abs((ra1 - ra2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)
- * sin(CASE WHEN abs((ra1 - ra2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision END))
- * ((cos(CASE WHEN abs((dec1 + dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 + dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)
-   * cos(CASE WHEN abs((dec1 + dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 + dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END))
-  - (sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)
-   * sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)))
- + (sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)
-  * sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END))
+SELECT (CASE WHEN abs(sin(CASE WHEN abs((ra1 - ra2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)) < 1e-125 THEN 0::double precision ELSE sin(CASE WHEN abs((ra1 - ra2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision END) * sin(CASE WHEN abs((ra1 - ra2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (ra1 - ra2) / 2 * 0.0174532925199432957692369076848861271344::double precision END) END)
+  * ((cos(CASE WHEN abs((dec1 + dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 + dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END) * cos(CASE WHEN abs((dec1 + dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 + dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END))
+     - (CASE WHEN abs(sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)) < 1e-125 THEN 0::double precision ELSE sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END) * sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END) END))
+  + (CASE WHEN abs(sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END)) < 1e-125 THEN 0::double precision ELSE sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END) * sin(CASE WHEN abs((dec1 - dec2) / 2) = 'Infinity'::double precision THEN 'NaN'::double precision ELSE (dec1 - dec2) / 2 * 0.0174532925199432957692369076848861271344::double precision END) END)
 $$;
 
 -- q3c_dist = 2 asin(sqrt(sindist)) in degrees (NaN where C's asin would return NaN)
@@ -502,6 +499,11 @@ BEGIN
   t3 := cos(delta1); t32 := sin(delta1);
   t6 := cos(delta); t26 := sin(delta);
   t9 := cos(d); t55 := sin(d);
+  -- sines below 1e-100 -> 0: PostgreSQL raises on float underflow, C would not
+  IF abs(t22) < 1e-100 THEN t22 := 0; END IF;
+  IF abs(t32) < 1e-100 THEN t32 := 0; END IF;
+  IF abs(t26) < 1e-100 THEN t26 := 0; END IF;
+  IF abs(t55) < 1e-100 THEN t55 := 0; END IF;
   IF (t3 * t6 * t1 + t32 * t26) < 0 THEN RETURN false; END IF;
   t2 := t1 * t1;
   t4 := t3 * t3;
@@ -516,6 +518,7 @@ BEGIN
   t18 := t7 * t14;
   t19 := t18 * t10;
   t24 := sin(pa);
+  IF abs(t24) < 1e-100 THEN t24 := 0; END IF;
   t31 := t1 * t3;
   t36 := 2.0 * t31 * t32 * t26 * t6;
   t37 := t31 * t32;
