@@ -1,0 +1,456 @@
+"""Stage ``calibrate``: one photometric zeropoint per exposure, written to ``zeropoint``.
+
+Methods (param ``method``)
+--------------------------
+``pp`` (default)
+    Photometry Pipeline zeropoint (Mommert 2017, Astronomy and Computing 18, 47,
+    Sect. 3.5): :func:`catdb.algorithms.photometry.zeropoint_pp` on the detections
+    matched to a reference catalogue.  With ``color_term=a-b`` the zeropoint and a
+    colour term are fitted together (:func:`~catdb.algorithms.photometry.zeropoint_colour`).
+``regression``
+    Automatic-SSOs free-slope regression ``ref = a + b inst`` with R^2 quality test
+    (:func:`~catdb.algorithms.photometry.zeropoint_regression`); reference window
+    ``mag_min``..``mag_max`` (default 12..16 as Automatic-SSOs); ``zp`` is the relation
+    evaluated at the median instrumental magnitude, ``slope`` is ``b``.
+``relative``
+    Ensemble calibration for nights without a reference catalogue: every selected
+    exposure's good detections are matched (radius 1.5") to those of a reference
+    exposure (param ``reference``: an exposure id, or ``auto`` = the exposure of the
+    band with most good detections, then smallest FWHM); the zeropoint is
+    ``zp_ref + median(m_ref - m)`` after 3-sigma clipping (median centre, MAD scale;
+    :func:`astropy.stats.sigma_clip`), its error ``1.4826 MAD / sqrt(n_used)``.  The
+    reference exposure gets ``zp_ref`` (param, default 0) with error 0.
+
+Matching and selection
+----------------------
+Detections with ``FLAGS = 0``, a finite instrumental magnitude and error
+``<= magerr_max`` are matched to their nearest reference star (``refcat_source``,
+catalogue ``refcat``, only stars with the needed magnitudes) within ``radius``
+arcsec through :func:`catdb.spatial.nearest_join` (positions at the catalogue
+epoch: no proper motion is applied; keep ``radius`` above the motion since the
+reference epoch).  The instrumental magnitude is ``mag_column``: ``mag_auto``
+(default), ``mag_iso``, ``mag_psf`` or ``mag_aper[N]`` (N-th aperture, 1-based);
+when the catalogue has no magnitude column (e.g. an LDAC file with only
+``FLUX_AUTO``) it is computed as ``-2.5 log10(flux)`` with error
+``1.0857 fluxerr / flux``.  The reference magnitude is ``mags[band]`` (``band``
+defaults to the exposure's band) or, with ``transform=CAT->BAND`` (``gaia->r``,
+``ps1->R``, ``sdss->V``...), the published transformation of
+:func:`catdb.algorithms.transforms.transform`, recorded in ``zeropoint.refcat``.
+``solar=true`` keeps only stars with Sun-like ``g-r`` / ``r-i`` (PP's ``--solar``,
+:func:`~catdb.algorithms.photometry.solar_selection`).
+
+Output
+------
+One ``zeropoint`` row per exposure (earlier ``calibrate`` rows of the selected
+exposures are replaced): zp, zp_err, n_matched, n_used, chi2_red or r2, slope,
+scatter, ok; ``residuals`` (jsonb) holds ``reason`` and, for every star used,
+``ref_id`` (refcat_source.id, or the reference exposure's detection id for
+``relative``), ``inst_mag``, ``ref_mag`` and ``residual``.  Exposures with fewer
+than ``min_stars`` usable stars get ``zp`` NULL and ``ok = false``; every exposure
+whose calibration is not ok (also regression R^2 < ``r2_min``) gets the
+``bad_zeropoint`` bit of ``exposure.quality_flags`` (cleared first for the
+selected exposures).
+
+Calibrated magnitudes are one query away (``calibrated = instrumental + zp``)::
+
+    SELECT d.*, d.mag_auto + z.zp AS mag_cal
+    FROM detection d JOIN zeropoint z USING (exposure_id)
+    WHERE z.ok
+
+(for catalogues without MAG_AUTO use ``-2.5 * log(d.flux_auto) + z.zp``; for the
+regression method ``z.zp`` holds at the pivot magnitude, the full relation is in
+``slope``).
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+from psycopg import sql
+
+from ..algorithms import photometry, transforms
+from ..db.copy import copy_table
+from ..errors import CatdbError
+from ..schema.tables import QUALITY_FLAGS
+from ..spatial import ipix_index, nearest_join
+from .base import Param, Stage, StageContext, register
+
+_MAGCOL = re.compile(r"^mag_(auto|iso|psf)$|^mag_aper\[(\d+)\]$")
+_ONE_OVER_LN = 2.5 / np.log(10.0)  # 1.0857: mag error of a relative flux error
+
+
+def inst_mag_sql(mag_column: str):
+    """SQL expressions (on ``detection d``) of the instrumental magnitude and its error.
+
+    Parameters
+    ----------
+    mag_column : str
+        ``mag_auto``, ``mag_iso``, ``mag_psf`` or ``mag_aper[N]`` (1-based aperture).
+
+    Returns
+    -------
+    mag, err : psycopg.sql.Composed
+        ``COALESCE(mag, -2.5 log10(flux))`` and ``COALESCE(magerr, 1.0857 fluxerr/flux)`` (mag).
+    params : dict
+        Values to bind (the aperture index).
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        For any other column name.
+    """
+    m = _MAGCOL.match(mag_column or "")
+    if not m:
+        raise CatdbError(f"parameter mag_column: expected mag_auto, mag_iso, mag_psf or mag_aper[N] "
+                         f"(N = aperture, 1-based), got {mag_column!r}")
+    if m.group(1):
+        kind = m.group(1)
+        col = lambda pre: sql.Identifier("d", f"{pre}_{kind}")  # noqa: E731
+        params = {}
+    else:
+        n = int(m.group(2))
+        if n < 1:
+            raise CatdbError(f"parameter mag_column: apertures are numbered from 1, got {mag_column!r}")
+        col = lambda pre: sql.SQL("{}[%(aper)s::int]").format(sql.Identifier("d", f"{pre}_aper"))  # noqa: E731
+        params = {"aper": n}
+    mag = sql.SQL("COALESCE({m}::double precision, CASE WHEN {f} > 0 THEN -2.5 * log({f}::double precision) END)"
+                  ).format(m=col("mag"), f=col("flux"))
+    err = sql.SQL("COALESCE({e}::double precision, CASE WHEN {f} > 0 THEN {k} * {fe}::double precision / {f} END)"
+                  ).format(e=col("magerr"), f=col("flux"), fe=col("fluxerr"), k=sql.Literal(float(_ONE_OVER_LN)))
+    return mag, err, params
+
+
+def _parse_transform(spec):
+    """``'gaia->r'`` -> Transformation, or None."""
+    if not spec:
+        return None
+    if "->" not in spec:
+        raise CatdbError(f"parameter transform: expected CATALOG->BAND (e.g. ps1->R, gaia->r, sdss->V), got {spec!r}")
+    cat, band = (s.strip() for s in spec.split("->", 1))
+    try:
+        return transforms.get_transformation(cat, band)
+    except (KeyError, ValueError) as e:
+        raise CatdbError(f"parameter transform: {e.args[0]}") from None
+
+
+def _json_list(a, digits=5):
+    a = np.asarray(a, dtype=float)
+    return [None if not np.isfinite(v) else v for v in np.round(a, digits).tolist()]
+
+
+@register
+class Calibrate(Stage):
+    name = "calibrate"
+    description = "Photometric zeropoint per exposure (pp, regression, or relative to a reference exposure)"
+    params = [
+        Param("method", str, "pp", "pp (Photometry Pipeline), regression (Automatic-SSOs) or relative (ensemble)",
+              choices=("pp", "regression", "relative")),
+        Param("refcat", str, None, "Reference catalogue in refcat_source (default: any catalogue)"),
+        Param("band", str, None, "Reference band (default: the exposure's band)"),
+        Param("transform", str, None, "Transformation CATALOG->BAND of the reference magnitudes (ps1->R, gaia->r)"),
+        Param("mag_column", str, "mag_auto", "Instrumental magnitude: mag_auto, mag_iso, mag_psf, mag_aper[N]"),
+        Param("radius", float, None, "Match radius (arcsec; default 2, relative 1.5)"),
+        Param("magerr_max", float, 0.1, "Largest instrumental magnitude error used (mag)"),
+        Param("mag_min", float, None, "Brightest reference magnitude used (regression default 12)"),
+        Param("mag_max", float, None, "Faintest reference magnitude used (regression default 16)"),
+        Param("color_term", str, None, "Fit a colour term in this reference colour, e.g. g-r (method pp)"),
+        Param("solar", bool, False, "Use only stars with solar colours (needs g, r and/or i in the refcat)"),
+        Param("min_stars", int, 3, "Fewer usable stars gives no zeropoint (ok = false)"),
+        Param("r2_min", float, 0.98, "Regression: R^2 below this marks the calibration bad"),
+        Param("k", float, 2.5, "Regression: clipping factor of mean|r| + k std|r|"),
+        Param("reference", str, "auto", "Relative: reference exposure id, or auto"),
+        Param("zp_ref", float, 0.0, "Relative: zeropoint assigned to the reference exposure (mag)"),
+        Param("clip_sigma", float, 3.0, "Relative: sigma-clipping threshold of the offsets"),
+    ]
+    outputs = ["zeropoint"]
+
+    # ------------------------------------------------------------------ driver
+    def run(self, ctx: StageContext) -> dict:
+        p = ctx.params
+        mag, err, mparams = inst_mag_sql(p["mag_column"])
+        if p["radius"] is not None and not p["radius"] > 0:
+            raise CatdbError(f"parameter radius: expected a positive radius in arcsec, got {p['radius']}")
+        if not p["magerr_max"] > 0:
+            raise CatdbError(f"parameter magerr_max: expected a positive error in mag, got {p['magerr_max']}")
+        if p["min_stars"] < 3:
+            raise CatdbError(f"parameter min_stars: expected >= 3, got {p['min_stars']}")
+        ids = list(ctx.inputs)
+        ctx.execute("UPDATE exposure SET quality_flags = quality_flags & ~%s::int WHERE id = ANY(%s)",
+                    (QUALITY_FLAGS["bad_zeropoint"], ids))
+        if not ids:
+            return {"zeropoint": 0}
+        bands = ctx.execute("SELECT id, band FROM exposure WHERE id = ANY(%s) ORDER BY id", (ids,)).fetchall()
+        det = dict(mag=mag, err=err, params={**mparams, "errmax": p["magerr_max"]})
+        if p["method"] == "relative":
+            rows = self._relative(ctx, bands, det)
+        else:
+            rows = self._absolute(ctx, bands, det)
+        n = self._write(ctx, rows)
+        bad = [r["exposure_id"] for r in rows if not r["ok"]]
+        ctx.execute("UPDATE exposure SET quality_flags = quality_flags | %s::int WHERE id = ANY(%s)",
+                    (QUALITY_FLAGS["bad_zeropoint"], bad))
+        return {"zeropoint": n, "ok": n - len(bad), "bad_zeropoint": len(bad)}
+
+    @staticmethod
+    def _det_subquery(det, extra=sql.SQL("")):
+        return sql.SQL(
+            "(SELECT d.id, d.exposure_id, d.ra, d.dec, {m} AS inst_mag, {e} AS inst_err FROM detection d "
+            "WHERE d.exposure_id = ANY(%(eids)s) AND d.flags = 0 AND {m} IS NOT NULL AND {e} <= %(errmax)s{x})"
+        ).format(m=det["mag"], e=det["err"], x=extra)
+
+    # ------------------------------------------------------------------ reference catalogue
+    def _absolute(self, ctx, bands, det):
+        p = ctx.params
+        tr = _parse_transform(p["transform"])
+        if p["color_term"] and p["method"] != "pp":
+            raise CatdbError("parameter color_term: the colour-term fit is available with method=pp only")
+        if tr is not None and p["band"] and transforms._TARGET_ALIASES.get(p["band"], p["band"]) != tr.target:
+            raise CatdbError(f"parameters band={p['band']!r} and transform={p['transform']!r} disagree: "
+                             f"the transformation gives band {tr.target}")
+        refcat = p["refcat"]
+        cats = [r[0] for r in ctx.execute("SELECT catalog FROM refcat_source GROUP BY catalog ORDER BY 1").fetchall()]
+        if not cats:
+            raise CatdbError("parameter refcat: refcat_source is empty; load a reference catalogue first "
+                             "(catdb ingest refcat FILE --catalog NAME)")
+        if refcat and refcat not in cats:
+            raise CatdbError(f"parameter refcat: no reference catalogue named {refcat!r} in refcat_source "
+                             f"(0 rows); catalogues present: {', '.join(cats)}")
+        ccond = sql.SQL("r.catalog = %(refcat)s") if refcat else sql.SQL("true")
+        present = {r[0] for r in ctx.execute(
+            sql.SQL("SELECT DISTINCT k FROM (SELECT mags FROM refcat_source r WHERE {} LIMIT 2000) s, "
+                    "jsonb_object_keys(s.mags) k").format(ccond), {"refcat": refcat}).fetchall()}
+        colour = None
+        if p["color_term"]:
+            colour = tuple(s.strip() for s in p["color_term"].split("-"))
+            if len(colour) != 2 or not all(colour):
+                raise CatdbError(f"parameter color_term: expected a colour like g-r, got {p['color_term']!r}")
+        solar_cols = []
+        if p["solar"]:
+            solar_cols = [c for c in photometry.SOLAR_COLOURS if set(c.split("-")) <= present]
+            if not solar_cols:
+                raise CatdbError(f"parameter solar: the reference catalogue needs g and r (or r and i) "
+                                 f"magnitudes for the solar-colour selection; it has {sorted(present)}")
+        radius = (p["radius"] or 2.0) / 3600.0
+        by_band: dict[str, list[int]] = {}
+        for eid, b in bands:
+            target = tr.target if tr is not None else (p["band"] or b)
+            if target is None:
+                raise CatdbError(f"exposure {eid} has no band: give --param band=... (reference band)")
+            by_band.setdefault(target, []).append(eid)
+        rows = []
+        for target, eids in by_band.items():  # loop over bands; one set-based match per band
+            base = sorted(tr.needs) if tr is not None else [target]
+            need = sorted(set(base) | set(colour or ()) | {b for c in solar_cols for b in c.split("-")})
+            missing = [b for b in base + list(colour or ()) if b not in present]
+            if missing:
+                raise CatdbError(
+                    f"reference catalogue {refcat or '(any)'} has no magnitudes in band(s) {missing} needed to "
+                    f"calibrate exposures {eids[:5]}{'...' if len(eids) > 5 else ''} in band {target!r}; bands "
+                    f"present: {sorted(present)} (use --param band=..., or transform=CATALOG->BAND)")
+            rows += self._absolute_band(ctx, eids, target, tr, need, colour, solar_cols, det, ccond, radius)
+        return rows
+
+    def _absolute_band(self, ctx, eids, target, tr, need, colour, solar_cols, det, ccond, radius):
+        p = ctx.params
+        bind = {**det["params"], "eids": eids, "refcat": p["refcat"]}
+        mag_cols, notnull = [], []
+        for j, b in enumerate(need):  # loop over bands, not rows
+            bind[f"b{j}"] = b
+            mag_cols.append(sql.SQL("(r.mags->>%(b{j})s)::double precision AS m{j}, "
+                                    "(r.mag_errs->>%(b{j})s)::double precision AS e{j}").format(j=sql.SQL(str(j))))
+            notnull.append(sql.SQL("(r.mags->>%(b{j})s) IS NOT NULL").format(j=sql.SQL(str(j))))
+        ref = sql.SQL("(SELECT r.id, r.ra, r.dec, r.catalog, {cols} FROM refcat_source r WHERE {c} AND {nn})").format(
+            cols=sql.SQL(", ").join(mag_cols), c=ccond, nn=sql.SQL(" AND ").join(notnull))
+        cols2 = ["id", "catalog"] + [f"{x}{j}" for j in range(len(need)) for x in ("m", "e")]
+        frag = nearest_join(self._det_subquery(det), ref, radius,
+                            columns1=["exposure_id", "id", "inst_mag", "inst_err"], columns2=cols2)
+        q = sql.SQL("SELECT * FROM ({}) AS m ORDER BY 1, 2").format(frag.sql)
+        res = ctx.execute(q, {**bind, **frag.params}).fetchall()
+        ncol = 4 + len(cols2) + 1
+        arr = np.array(res, dtype=object).reshape(len(res), ncol)
+        exp = arr[:, 0].astype(np.int64)
+        inst = arr[:, 2].astype(float)
+        inst_err = arr[:, 3].astype(float)
+        ref_id = arr[:, 4].astype(np.int64)
+        catalog = arr[:, 5].astype(str)
+        mags = {b: arr[:, 6 + 2 * j].astype(float) for j, b in enumerate(need)}
+        # a missing reference error counts as 0 (PP floors it at 0.01 mag; transformations add their scatter)
+        errs = {b: np.where(arr[:, 7 + 2 * j] == None, 0.0, arr[:, 7 + 2 * j]).astype(float)  # noqa: E711
+                for j, b in enumerate(need)}
+        if tr is not None:
+            ref_mag, ref_err, _ = tr.apply(mags, errs)
+            label_tr = f" via {tr.catalog}->{tr.target} ({tr.reference})"
+        else:
+            ref_mag, ref_err = mags[target], errs[target]
+            label_tr = ""
+        keep = np.isfinite(ref_mag)
+        mmin = p["mag_min"] if p["mag_min"] is not None else -np.inf
+        mmax = p["mag_max"] if p["mag_max"] is not None else np.inf
+        with np.errstate(invalid="ignore"):
+            if p["method"] == "pp":  # the regression applies its own (open) window
+                keep &= (ref_mag >= mmin) & (ref_mag <= mmax)
+            if solar_cols:
+                keep &= photometry.solar_selection({c: mags[c.split("-")[0]] - mags[c.split("-")[1]]
+                                                    for c in solar_cols})
+        rows = []
+        splits = np.searchsorted(exp, eids, side="left"), np.searchsorted(exp, eids, side="right")
+        for eid, lo, hi in zip(eids, *splits):  # loop over exposures
+            s = slice(lo, hi)
+            k = keep[s]
+            cat_names = sorted(set(catalog[s][k].tolist())) or [p["refcat"] or "any"]
+            label = ",".join(cat_names) + label_tr
+            col = None
+            if colour is not None:
+                col = (mags[colour[0]] - mags[colour[1]])[s][k]
+            r = self._fit(p, inst[s][k], inst_err[s][k], ref_mag[s][k], ref_err[s][k], col)
+            used = r.used if r.used.size else np.zeros(int(k.sum()), bool)
+            resid = {
+                "reason": r.reason, "n_candidates": int(hi - lo),
+                "ref_id": ref_id[s][k][used].tolist(), "inst_mag": _json_list(inst[s][k][used]),
+                "ref_mag": _json_list(ref_mag[s][k][used]), "residual": _json_list(r.residuals[used]),
+            }
+            rows.append(dict(exposure_id=int(eid), band=target, result=r, refcat=label, ok=bool(r.ok),
+                             color_index=None if colour is None else "-".join(colour), residuals=resid))
+        return rows
+
+    @staticmethod
+    def _fit(p, inst, inst_err, ref, ref_err, colour):
+        """The algorithm of ``p['method']`` on one exposure's matched arrays (shape (N,), mag)."""
+        if p["method"] == "regression":
+            rng = (p["mag_min"] if p["mag_min"] is not None else 12.0,
+                   p["mag_max"] if p["mag_max"] is not None else 16.0)
+            return photometry.zeropoint_regression(inst, ref, inst_err, ref_err, mag_range=rng,
+                                                   max_err=p["magerr_max"], k=p["k"], r2_min=p["r2_min"],
+                                                   min_stars=max(4, p["min_stars"]))
+        if colour is not None:
+            if inst.size < max(5, p["min_stars"]):
+                return photometry.ZeropointResult("colour", False, f"only {inst.size} stars with colours, need "
+                                                  f"{max(5, p['min_stars'])}", n_matched=int(inst.size))
+            return photometry.zeropoint_colour(inst, inst_err, ref, ref_err, colour, min_stars=max(5, p["min_stars"]))
+        return photometry.zeropoint_pp(inst, inst_err, ref, ref_err, min_stars=p["min_stars"])
+
+    # ------------------------------------------------------------------ relative (ensemble)
+    def _relative(self, ctx, bands, det):
+        from astropy.stats import sigma_clip
+
+        p = ctx.params
+        radius = (p["radius"] or 1.5) / 3600.0
+        by_band: dict = {}
+        for eid, b in bands:
+            if b is None:
+                raise CatdbError(f"relative calibration: exposure {eid} has no band (exposure.band is NULL); "
+                                 f"set it or leave the exposure out with --where")
+            by_band.setdefault(b, []).append(eid)
+        explicit = None
+        if p["reference"] not in (None, "", "auto"):
+            try:
+                explicit = int(p["reference"])
+            except ValueError:
+                raise CatdbError(f"parameter reference: expected an exposure id or 'auto', got {p['reference']!r}") \
+                    from None
+            row = ctx.execute("SELECT band FROM exposure WHERE id = %s", (explicit,)).fetchone()
+            if row is None:
+                raise CatdbError(f"parameter reference: no exposure with id {explicit}")
+            other = sorted(str(b) for b in by_band if b != row[0])
+            if other:
+                raise CatdbError(f"parameter reference: exposure {explicit} is in band {row[0]!r} but the selection "
+                                 f"also holds band(s) {other}; select one band (--where \"e.band = '...'\")")
+        rows = []
+        for band, eids in by_band.items():  # loop over bands
+            bind = {**det["params"], "eids": eids}
+            if explicit is None:
+                ref_id = ctx.execute(
+                    sql.SQL("SELECT s.exposure_id FROM {} s JOIN exposure e ON e.id = s.exposure_id "
+                            "GROUP BY s.exposure_id, e.fwhm ORDER BY count(*) DESC, e.fwhm ASC NULLS LAST, "
+                            "s.exposure_id LIMIT 1").format(self._det_subquery(det)), bind).fetchone()
+                if ref_id is None:
+                    raise CatdbError(f"relative calibration: no exposure of band {band!r} has good detections "
+                                     f"(FLAGS = 0, magnitude error <= {p['magerr_max']})")
+                ref_id = ref_id[0]
+            else:
+                ref_id = explicit
+            # the reference exposure's good detections, in a temporary table with its q3c index
+            ctx.execute("DROP TABLE IF EXISTS _calib_ref")
+            ctx.execute(sql.SQL("CREATE TEMP TABLE _calib_ref ON COMMIT DROP AS SELECT * FROM {} s WITH NO DATA"
+                                ).format(self._det_subquery(det)), {**bind, "eids": [ref_id]})
+            ctx.execute(sql.SQL("INSERT INTO _calib_ref SELECT * FROM {} s").format(self._det_subquery(det)),
+                        {**bind, "eids": [ref_id]})
+            ctx.execute(ipix_index("_calib_ref").sql)
+            ctx.execute("ANALYZE _calib_ref")
+            n_ref = ctx.execute("SELECT count(*) FROM _calib_ref").fetchone()[0]
+            others = [e for e in eids if e != ref_id]
+            frag = nearest_join(self._det_subquery(det), "_calib_ref", radius,
+                                columns1=["exposure_id", "inst_mag"], columns2=["id", "inst_mag"])
+            res = ctx.execute(sql.SQL("SELECT * FROM ({}) AS m ORDER BY 1").format(frag.sql),
+                              {**bind, "eids": others, **frag.params}).fetchall()
+            arr = np.array(res, dtype=float).reshape(len(res), 5)
+            exp = arr[:, 0].astype(np.int64)
+            lo_hi = np.searchsorted(exp, others, side="left"), np.searchsorted(exp, others, side="right")
+            label = f"exposure {ref_id} (relative, zp_ref = {p['zp_ref']:g})"
+            if ref_id in eids:
+                r = photometry.ZeropointResult("relative", n_ref >= p["min_stars"], "reference exposure" if
+                                               n_ref >= p["min_stars"] else f"reference has {n_ref} good detections",
+                                               zp=p["zp_ref"], zp_err=0.0, scatter=0.0, n_matched=int(n_ref),
+                                               n_used=int(n_ref))
+                rows.append(dict(exposure_id=int(ref_id), band=band, result=r, refcat=label, ok=bool(r.ok),
+                                 color_index=None, residuals={"reason": r.reason, "reference_exposure": int(ref_id)}))
+            for eid, lo, hi in zip(others, *lo_hi):  # loop over exposures
+                inst, ref_det, ref_inst = arr[lo:hi, 1], arr[lo:hi, 2].astype(np.int64), arr[lo:hi, 3]
+                d = ref_inst - inst
+                n = d.size
+                if n < p["min_stars"]:
+                    r = photometry.ZeropointResult("relative", False, f"only {n} stars matched to reference "
+                                                   f"exposure {ref_id}, need {p['min_stars']}", n_matched=n)
+                    used = np.zeros(n, bool)
+                else:
+                    used = ~np.ma.getmaskarray(sigma_clip(d, sigma=p["clip_sigma"], maxiters=10,
+                                                          cenfunc="median", stdfunc="mad_std"))
+                    du = d[used]
+                    med = float(np.median(du))
+                    mad = 1.482602218505602 * float(np.median(np.abs(du - med)))
+                    ok = used.sum() >= p["min_stars"]
+                    r = photometry.ZeropointResult(
+                        "relative", bool(ok), "ok" if ok else f"clipping left {used.sum()} stars",
+                        zp=p["zp_ref"] + med, zp_err=mad / np.sqrt(used.sum()), scatter=mad,
+                        n_matched=n, n_used=int(used.sum()))
+                resid = {"reason": r.reason, "reference_exposure": int(ref_id),
+                         "ref_id": ref_det[used].tolist(), "inst_mag": _json_list(inst[used]),
+                         "ref_mag": _json_list(ref_inst[used] + p["zp_ref"]),
+                         "residual": _json_list(d[used] - (r.zp - p["zp_ref"]) if r.ok else d[used])}
+                rows.append(dict(exposure_id=int(eid), band=band, result=r, refcat=label, ok=bool(r.ok),
+                                 color_index=None, residuals=resid))
+            ctx.execute("DROP TABLE IF EXISTS _calib_ref")
+        return rows
+
+    # ------------------------------------------------------------------ writing
+    def _write(self, ctx, rows) -> int:
+        if not rows:
+            return 0
+        p = ctx.params
+
+        def col(f, dtype=float):
+            return np.array([f(r) for r in rows], dtype=dtype)  # one value per exposure
+
+        res = [r["result"] for r in rows]
+        zp = np.array([x.zp if x.ok or x.method == "regression" and np.isfinite(x.r2) else np.nan for x in res])
+        columns = {
+            "exposure_id": col(lambda r: r["exposure_id"], np.int64),
+            "band": col(lambda r: r["band"], object),
+            "zp": zp,
+            "zp_err": np.where(np.isfinite(zp), [x.zp_err for x in res], np.nan),
+            "color_term": np.array([x.colour_term if x.method == "colour" else np.nan for x in res]),
+            "color_index": col(lambda r: r["color_index"], object),
+            "slope": np.array([x.slope if np.isfinite(x.zp) else np.nan for x in res]),
+            "n_matched": np.array([x.n_matched for x in res], dtype=np.int64),
+            "n_used": np.array([x.n_used for x in res], dtype=np.int64),
+            "chi2_red": np.array([x.chi2_red for x in res]),
+            "r2": np.array([x.r2 for x in res]),
+            "scatter": np.array([x.scatter for x in res]),
+            "refcat": col(lambda r: r["refcat"], object),
+            "ok": col(lambda r: r["ok"], bool),
+            "residuals": col(lambda r: json.dumps(r["residuals"]), object),
+        }
+        return copy_table(ctx.conn, "zeropoint", columns,
+                          constants={"stage_run_id": ctx.run_id, "method": p["method"],
+                                     "mag_column": p["mag_column"]})
