@@ -39,10 +39,13 @@ def matched_arrays(conn, eid, catalog="gaia-dr2", band="G", radius=2.0, errmax=0
     from astropy.coordinates import SkyCoord
 
     det = np.array(conn.execute(
-        "SELECT ra, dec, flux_auto::float8, fluxerr_auto::float8 FROM detection WHERE exposure_id = %s AND flags = 0 "
+        "SELECT ra, dec, mag_auto::float8, magerr_auto::float8 FROM detection WHERE exposure_id = %s AND flags = 0 "
         "AND flux_auto > 0", (eid,)).fetchall(), dtype=float)
-    inst = -2.5 * np.log10(det[:, 2])
-    err = 2.5 / np.log(10) * det[:, 3] / det[:, 2]
+    # the LDAC has FLUX_AUTO only: ingest stores mag_auto = -2.5 log10(FLUX_AUTO) (zeropoint 0)
+    assert np.allclose(det[:, 2], -2.5 * np.log10(np.array(conn.execute(
+        "SELECT flux_auto::float8 FROM detection WHERE exposure_id = %s AND flags = 0 AND flux_auto > 0",
+        (eid,)).fetchall(), dtype=float)[:, 0]), atol=1e-5)
+    inst, err = det[:, 2], det[:, 3]
     good = err <= errmax
     det, inst, err = det[good], inst[good], err[good]
     ref = np.array(conn.execute(

@@ -111,6 +111,7 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
         bad = int(np.flatnonzero(~(np.isfinite(cols["ra"]) & np.isfinite(cols["dec"])))[0]) + 1
         raise InputError("no sky position: need ALPHA(WIN)_J2000/DELTA(WIN)_J2000 or X/Y_IMAGE with an image WCS",
                          path=cat.path, row=bad, keyword="ALPHA_J2000")
+    _fill_instrumental_mags(cols, dc.source)
     for k in ("flags",):
         cols[k] = np.where(np.asarray(cols[k]) < 0, 0, cols[k]).astype(np.int64)
     if "imaflags" in cols:
@@ -125,6 +126,29 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
     n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
                    json_column="extra" if extra else None, json_values=extra)
     return n, dc.source
+
+
+def _fill_instrumental_mags(cols: dict, source: dict) -> None:
+    """MAG_x = -2.5 log10(FLUX_x) (SExtractor's default MAG_ZEROPOINT 0) where a catalogue has flux only.
+
+    MAGERR_x = 1.0857 FLUXERR_x / FLUX_x (SExtractor manual, section "Photometry").  Non-positive
+    fluxes give NULL magnitudes, as SExtractor's 99.0 would be meaningless in SQL.
+    """
+    for kind in ("auto", "iso", "psf", "aper"):
+        mag, flux = cols.get(f"mag_{kind}"), cols.get(f"flux_{kind}")
+        if flux is None:
+            continue
+        flux = np.asarray(flux, dtype=float)
+        if flux.size == 0 or not np.isfinite(flux).any():
+            continue
+        if mag is not None and np.isfinite(np.asarray(mag, dtype=float)).any():
+            continue
+        with np.errstate(divide="ignore", invalid="ignore"):
+            m = np.where(flux > 0, -2.5 * np.log10(flux), np.nan)
+            ferr = np.asarray(cols.get(f"fluxerr_{kind}", np.full_like(flux, np.nan)), dtype=float)
+            e = np.where(flux > 0, 2.5 / np.log(10) * ferr / flux, np.nan)
+        cols[f"mag_{kind}"], cols[f"magerr_{kind}"] = m, e
+        source[f"mag_{kind}"] = f"-2.5 log10(FLUX_{kind.upper()}) (zeropoint 0)"
 
 
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
