@@ -149,3 +149,44 @@ def load_night(conn, n_frames: int | None = None) -> dict:
         finish_run(conn, run_id, inputs=ids, counts={"detection": n})
     order = conn.execute("SELECT id FROM exposure WHERE id = ANY(%s) ORDER BY mjd_mid", (ids,)).fetchall()
     return dict(exposure_ids=[r[0] for r in order], n_detections=n, seconds=seconds, run_id=run_id)
+
+
+def night_db_url(pg_server, template_db, n_frames: int | None = None) -> tuple[str, dict]:
+    """URL of a fresh database holding the loaded night (a copy of a per-session template).
+
+    The night is loaded (:func:`load_night`) once per test session into a database made from
+    the conftest's ``template_db``; every call returns a new database created from that one
+    with ``CREATE DATABASE ... TEMPLATE`` (a file copy, ~1 s), so each test module starts from
+    the same clean state without re-ingesting.
+
+    Parameters
+    ----------
+    pg_server, template_db
+        The conftest fixtures.
+    n_frames : int, optional
+        As in :func:`load_night`.
+
+    Returns
+    -------
+    url : str
+    info : dict
+        What :func:`load_night` returned when the template was made.
+    """
+    import warnings
+
+    from catdb.db.engine import connect, engine
+    from tests.conftest import create_database
+
+    key = ("night_template", n_frames)
+    if key not in _MEMO:
+        url = create_database(pg_server, template_db)
+        c = connect(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = load_night(c, n_frames)
+        c.commit()
+        c.close()
+        engine(url).dispose()
+        _MEMO[key] = (url.split("@/", 1)[1].split("?")[0], info)
+    name, info = _MEMO[key]
+    return create_database(pg_server, name), info

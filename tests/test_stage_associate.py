@@ -9,7 +9,7 @@ import pytest
 
 from catdb.errors import StageError
 from catdb.stages import run_stage
-from tests.lowell_night import load_night, mover_radec, needs_lowell
+from tests.lowell_night import mover_radec, needs_lowell, night_db_url
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
               pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
@@ -33,14 +33,11 @@ def _n_good_near(conn, ra, dec, exposure_ids):
 
 
 @pytest.fixture(scope="module")
-def night(db_url):
+def night(pg_server, template_db):
     from catdb.db.engine import connect
 
-    c = connect(db_url)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        info = load_night(c)
-    c.commit()
+    url, info = night_db_url(pg_server, template_db)
+    c = connect(url)
     yield c, info
     c.close()
 

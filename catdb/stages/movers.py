@@ -208,11 +208,21 @@ class Movers(Stage):
         step0 = 0
         for night in sorted(set(d["night"].tolist()) - {None}):  # loop over nights, not rows
             sel = np.flatnonzero(d["night"] == night)
-            res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
-                              d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
-                              star_ra=None if stars is None else stars["ra"],
-                              star_dec=None if stars is None else stars["dec"],
-                              star_mag=None if stars is None else stars["mag"], config=cfg)
+            try:
+                res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
+                                  d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
+                                  star_ra=None if stars is None else stars["ra"],
+                                  star_dec=None if stars is None else stars["dec"],
+                                  star_mag=None if stars is None else stars["mag"], config=cfg)
+            except InputError as exc:
+                if exc.keyword != "max_seeds":
+                    raise
+                n_exp = np.unique(d["exposure_id"][sel]).size
+                raise InputError(
+                    f"night {night}: {sel.size} candidate detections on {n_exp} exposures (source {source}) give "
+                    f"more than max_seeds={cfg.max_seeds} seed pairs at max_rate={cfg.max_rate}\"/h; lower "
+                    "max_rate (main-belt asteroids move < 60\"/h), raise seed_baseline_frac, or select fewer "
+                    "exposures with --where", keyword="max_rate") from None
             counts["nights"] += 1
             step0 = self._write(ctx, res, d["id"][sel], night, step0, counts)
         counts["ledger"] = step0

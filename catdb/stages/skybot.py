@@ -11,7 +11,9 @@ if unknown), through :func:`catdb.ingest.skybot.query_skybot` (astroquery).  Wit
 used.  Each track's position is propagated linearly with its fitted rates from
 ``mjd_ref`` to the SkyBoT epoch and matched to the nearest SkyBoT object within
 ``radius`` arcsec (:func:`~catdb.ingest.skybot.match_skybot`; ``max_rate_diff`` also
-requires the rates to agree).
+requires the rates to agree).  Tracks observed more than ``max_epoch_diff`` days from the
+SkyBoT epoch (a VOTable of another night) are not matched; the counts say how many
+(``epoch_mismatch``).
 
 Writes ``track.skybot_name`` (name, or number and name: ``'5945 Roachapproach'``),
 ``skybot_sep`` (arcsec) and ``designation`` (the number when numbered, else the name).
@@ -36,6 +38,7 @@ class Skybot(Stage):
     params = [
         Param("radius", float, 10.0, "Match radius between track and SkyBoT position [arcsec]"),
         Param("max_rate_diff", float, None, "Also require rates within this difference [arcsec/h]"),
+        Param("max_epoch_diff", float, 1.0, "Tracks further than this from the SkyBoT epoch are not matched [d]"),
         Param("votable", str, None, "Read this saved SkyBoT VOTable instead of querying the service"),
     ]
     outputs = []
@@ -78,6 +81,7 @@ class Skybot(Stage):
         desig = np.full(t["id"].size, None, dtype=object)
         sep = np.full(t["id"].size, np.nan)
         queries = []
+        n_far = 0
         for night in sorted(set(t["night"].tolist())):  # loop over nights (one query each)
             sel = np.flatnonzero(t["night"] == night)
             if fixed is not None:
@@ -99,6 +103,13 @@ class Skybot(Stage):
                     return {"tracks": int(t["id"].size), "matched": 0, "skipped": "offline", "note": str(exc)}
                 queries.append({"night": night, "mjd": epoch, "ra": ra_c, "dec": dec_c, "radius_deg": rad,
                                 "obscode": code, "n_objects": len(table)})
+            # a linear motion is good for hours, not years: a track more than max_epoch_diff days
+            # from the SkyBoT epoch is not matched (e.g. a saved VOTable of another night)
+            far = (epoch < t["mjd_first"][sel] - p["max_epoch_diff"]) | (epoch > t["mjd_last"][sel] + p["max_epoch_diff"])
+            n_far += int(far.sum())
+            sel = sel[~far]
+            if sel.size == 0:
+                continue
             dt_h = (epoch - t["mjd_ref"][sel]) * 24.0
             cosd = np.cos(np.radians(t["dec"][sel]))
             ra = t["ra"][sel] + t["rate_ra"][sel] * dt_h / 3600.0 / cosd
@@ -126,7 +137,7 @@ class Skybot(Stage):
                                       ELSE t.designation END
                FROM _skybot_upd u WHERE t.id = u.id""")
         out = {"tracks": int(t["id"].size), "matched": int(np.sum(names != None)),  # noqa: E711
-               "source": p["votable"] or "SkyBoT service"}
+               "source": p["votable"] or "SkyBoT service", "epoch_mismatch": n_far}
         if queries:
             out["queries"] = queries
         return out
