@@ -1,0 +1,276 @@
+"""Stage ``movers``: Solar System object candidates (tracks) among the detections of a night.
+
+Inputs (param ``source``):
+
+* ``orphans`` (default): the detections of the selected exposures that the latest
+  ``associate`` run linked to an orphan object (seen on fewer than that run's
+  ``min_epochs`` exposures) or to a ``moving`` object.  When none of the selected
+  exposures has been associated, all good detections are used instead and the run's
+  counts say so (``source_used``).
+* ``all``: every good detection (``flags <= flags_max``, ``snr >= snr_min``).  Static
+  stars then form thousands of seed pairs; lower ``max_rate`` if the search refuses.
+
+Per night (``exposure.night``, else the UTC date of ``mjd_mid``) the detections go to
+:func:`catdb.algorithms.movers.find_movers` (seed-and-predict linking plus the ssos filter
+chain of Mahlke et al. 2019, A&C 28, 100289).  Positional errors are floored at
+``pos_err_floor`` arcsec: SExtractor's ``ERRAWIN`` errors (~0.01-0.05") are far smaller
+than the real scatter of positions between exposures (0.3-1" for seeing-limited frames,
+WCS residuals included), and without the floor linking tolerances and rate errors are
+too tight.  The pixel shift uses the fitted motion in arcsec divided by the exposures'
+median ``pixscale`` (independent of dithering).  The bright-star veto uses the reference
+catalogue named by ``bright_refcat`` (e.g. ``TYCHO2`` as ingested from the Tycho-2 CSV),
+stars brighter than ``bright_mag`` in ``bright_band`` (default: the brightest magnitude
+the star has) within ``bright_radius`` arcsec of the track.
+
+Writes ``track`` (``status = 'candidate'`` for tracks passing every filter,
+``'rejected:<filter>'`` for the others when ``store_rejected`` is true, so a rejected
+track can be inspected in TOPCAT; the candidates are ``WHERE status = 'candidate'``),
+``track_detection`` (``residual`` = on-sky distance from the fitted line, ``outlier`` for
+detections dropped by the MAD step) and one ``ledger`` row per filter and night
+(``n_in``, ``n_rejected``, ``n_kept``, parameters in ``params``).  ``track.rms`` is the
+residual RMS, ``track.r2_ra``/``r2_dec`` both hold the two-dimensional R^2 of the fit.
+
+Replace: tracks of earlier ``movers`` runs with a detection in a selected exposure are
+deleted (their ``track_detection`` rows, forced sources and periods by cascade), and so
+are the ledger rows of earlier runs whose inputs are all among the selected exposures.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from psycopg import sql
+
+from ..algorithms.movers import MoverConfig, find_movers
+from ..db.copy import copy_table
+from ..errors import InputError
+from ..spatial.sql import cone_condition
+from .base import Param, Stage, StageContext, register
+
+_TYPES = {"id": "int64", "exposure_id": "int64", "ra": "float64", "dec": "float64", "ra_err": "float64",
+          "dec_err": "float64", "mag": "float64", "mjd": "float64", "night": "string"}
+
+_SELECT = """
+    SELECT d.id, d.exposure_id, d.ra, d.dec, d.ra_err, d.dec_err,
+           d.mag_auto + COALESCE(z.zp, 0) AS mag, e.mjd_mid AS mjd,
+           COALESCE(e.night::text, to_char(timestamp '1858-11-17' + e.mjd_mid * interval '1 day', 'YYYY-MM-DD'))
+               AS night
+    FROM detection d
+    JOIN exposure e ON e.id = d.exposure_id
+    LEFT JOIN LATERAL (SELECT zp FROM zeropoint WHERE exposure_id = e.id AND ok ORDER BY id DESC LIMIT 1) z ON true
+"""
+
+
+def _fetch(conn, query, params, types):
+    """SELECT -> dict of numpy arrays via COPY TO STDOUT (see associate.fetch_arrays; no stage imports another)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    q = query if isinstance(query, sql.Composable) else sql.SQL(query)
+    buf = io.BytesIO()
+    with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(q), params) as cp:
+        for block in cp:
+            buf.write(block)
+    buf.seek(0)
+    tbl = pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(
+        column_types={k: getattr(pa, v)() for k, v in types.items()}, strings_can_be_null=True))
+    out = {}
+    for k, t in types.items():
+        col = tbl[k]
+        if t == "string":
+            out[k] = np.array(col.to_pylist(), dtype=object)
+        elif t == "int64" and col.null_count == 0:
+            out[k] = col.to_numpy().astype(np.int64)
+        else:
+            out[k] = col.to_numpy(zero_copy_only=False).astype(np.float64)
+    return out
+
+
+@register
+class Movers(Stage):
+    name = "movers"
+    description = "Moving-object (asteroid) candidate tracks with the ssos filter chain and a ledger"
+    params = [
+        Param("source", str, "orphans", "orphans (orphan/moving objects of the latest associate run) or all",
+              choices=("orphans", "all")),
+        Param("flags_max", int, 3, "Highest SExtractor FLAGS used with source=all"),
+        Param("snr_min", float, 5.0, "Lowest SNR used with source=all"),
+        Param("min_detections", int, 4, "Minimum detections on a track"),
+        Param("min_rate", float, 0.0, "Minimum rate of motion [arcsec/h]"),
+        Param("max_rate", float, 300.0, "Maximum rate of motion [arcsec/h]"),
+        Param("min_rate_snr", float, 3.0, "Minimum rate / rate error"),
+        Param("min_r2", float, 0.95, "Minimum R^2 of the linear-motion fit"),
+        Param("max_rms", float, 2.0, "Maximum residual RMS of the fit [arcsec]"),
+        Param("min_pixel_shift", float, 2.0, "Minimum fitted motion over the track [pix]"),
+        Param("pos_err_floor", float, 0.3, "Floor of the per-axis position error [arcsec]"),
+        Param("match_nsigma", float, 3.0, "Linking tolerance in units of the position error"),
+        Param("seed_baseline_frac", float, 0.5, "Seed pairs come from exposures at least this fraction of "
+                                                "the night's span apart"),
+        Param("max_seeds", int, 3_000_000, "Refuse searches with more seed pairs (memory ~ 200 bytes x exposures each)"),
+        Param("mad_threshold", float, 5.0, "Outlier cut on fit residuals, in units of 1.4826 MAD"),
+        Param("bright_refcat", str, None, "Reference catalogue for the bright-star veto (e.g. TYCHO2)"),
+        Param("bright_band", str, None, "Band of bright_refcat magnitudes (default: brightest band of the star)"),
+        Param("bright_mag", float, 11.0, "Stars brighter than this veto tracks [mag]"),
+        Param("bright_radius", float, 60.0, "Veto radius around bright stars [arcsec]"),
+        Param("store_rejected", bool, True, "Also store rejected tracks (status rejected:<filter>)"),
+    ]
+    outputs = ["track"]
+
+    def replace(self, ctx: StageContext) -> int:
+        n = ctx.execute(
+            """DELETE FROM track WHERE id IN (
+                   SELECT td.track_id FROM track_detection td JOIN detection d ON d.id = td.detection_id
+                   WHERE d.exposure_id = ANY(%(ids)s))
+               AND stage_run_id IN (SELECT id FROM stage_run WHERE stage = %(stage)s AND id <> %(run)s)""",
+            {"ids": ctx.inputs, "stage": self.name, "run": ctx.run_id}).rowcount
+        n += ctx.execute(
+            """DELETE FROM ledger WHERE stage_run_id IN (SELECT id FROM stage_run WHERE stage = %(stage)s
+                   AND id <> %(run)s AND input_ids <@ %(ids)s::bigint[])""",
+            {"ids": ctx.inputs, "stage": self.name, "run": ctx.run_id}).rowcount
+        return n
+
+    # ------------------------------------------------------------------ inputs
+    def _candidates(self, ctx):
+        p = ctx.params
+        source = p["source"]
+        if source == "orphans":
+            assoc = ctx.execute(
+                """SELECT o.stage_run_id, max(r.params->>'min_epochs') FROM detection_object o
+                   JOIN stage_run r ON r.id = o.stage_run_id
+                   JOIN detection d ON d.id = o.detection_id WHERE d.exposure_id = ANY(%s)
+                   GROUP BY o.stage_run_id ORDER BY o.stage_run_id DESC""", (ctx.inputs,)).fetchall()
+            if assoc:
+                min_epochs = max(int(r[1] or 4) for r in assoc)
+                q = _SELECT + """ JOIN detection_object l ON l.detection_id = d.id JOIN object o ON o.id = l.object_id
+                    WHERE d.exposure_id = ANY(%(ids)s) AND (o.kind = 'moving' OR o.n_epochs < %(me)s)
+                    ORDER BY d.exposure_id, d.id"""
+                return _fetch(ctx.conn, q, {"ids": ctx.inputs, "me": min_epochs}, _TYPES), \
+                    f"orphans (n_epochs < {min_epochs}) and moving objects of associate runs " \
+                    f"{sorted(r[0] for r in assoc)}"
+            source = "all (no association for these exposures)"
+        q = _SELECT + """ WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s
+                         AND (d.snr IS NULL OR d.snr >= %(snr)s) ORDER BY d.exposure_id, d.id"""
+        return _fetch(ctx.conn, q, {"ids": ctx.inputs, "fmax": p["flags_max"], "snr": p["snr_min"]}, _TYPES), source
+
+    def _bright_stars(self, ctx, d):
+        p = ctx.params
+        if not p["bright_refcat"] or d["ra"].size == 0:
+            return None
+        n = ctx.execute("SELECT count(*) FROM refcat_source WHERE catalog = %s", (p["bright_refcat"],)).fetchone()[0]
+        if n == 0:
+            known = [r[0] for r in ctx.execute("SELECT DISTINCT catalog FROM refcat_source").fetchall()]
+            raise InputError(f"parameter bright_refcat: no reference catalogue {p['bright_refcat']!r} in the "
+                             f"database (have {known or 'none'}; ingest one with catdb ingest refcat)",
+                             keyword="bright_refcat")
+        xyz = np.column_stack([np.cos(np.radians(d["dec"])) * np.cos(np.radians(d["ra"])),
+                               np.cos(np.radians(d["dec"])) * np.sin(np.radians(d["ra"])),
+                               np.sin(np.radians(d["dec"]))])
+        c = xyz.mean(0)
+        c /= np.linalg.norm(c)
+        ra_c, dec_c = np.degrees(np.arctan2(c[1], c[0])) % 360, np.degrees(np.arcsin(c[2]))
+        rad = float(np.degrees(np.arccos(np.clip(xyz @ c, -1, 1))).max()) + p["bright_radius"] / 3600.0
+        cond = cone_condition("s.ra", "s.dec", ra_c, dec_c, rad)
+        mag = (sql.SQL("(s.mags->>{})::float8").format(sql.Literal(p["bright_band"])) if p["bright_band"] else
+               sql.SQL("(SELECT min(v::float8) FROM jsonb_each_text(s.mags) AS j(k, v))"))
+        q = sql.SQL("SELECT s.ra, s.dec, {} AS mag FROM refcat_source s WHERE s.catalog = %(cat)s AND {}").format(
+            mag, cond.sql)
+        stars = _fetch(ctx.conn, q, {"cat": p["bright_refcat"], **cond.params},
+                       {"ra": "float64", "dec": "float64", "mag": "float64"})
+        return stars
+
+    # ------------------------------------------------------------------ run
+    def run(self, ctx: StageContext) -> dict:
+        p = ctx.params
+        cfg = MoverConfig(min_detections=p["min_detections"], min_rate=p["min_rate"], max_rate=p["max_rate"],
+                          min_rate_snr=p["min_rate_snr"], min_r2=p["min_r2"], max_rms_arcsec=p["max_rms"],
+                          min_pixel_shift=p["min_pixel_shift"], min_sigma_arcsec=p["pos_err_floor"],
+                          match_nsigma=p["match_nsigma"], seed_baseline_frac=p["seed_baseline_frac"],
+                          max_seeds=p["max_seeds"], mad_threshold=p["mad_threshold"],
+                          bright_star_radius_arcsec=p["bright_radius"], bright_star_mag=p["bright_mag"])
+        if p["pos_err_floor"] < 0 or p["min_detections"] < 3:
+            raise InputError("parameters pos_err_floor >= 0 and min_detections >= 3 expected, got "
+                             f"{p['pos_err_floor']!r}, {p['min_detections']!r}", keyword="pos_err_floor")
+        d, source = self._candidates(ctx)
+        bad = ~np.isfinite(d["mjd"])
+        if bad.any():
+            raise InputError(f"exposure {int(d['exposure_id'][bad][0])} has no mjd_mid: the mover search needs "
+                             "every exposure's epoch", keyword="mjd_mid")
+        floor = p["pos_err_floor"]
+        ra_err = np.where(np.isfinite(d["ra_err"]), np.maximum(d["ra_err"], floor), floor)
+        dec_err = np.where(np.isfinite(d["dec_err"]), np.maximum(d["dec_err"], floor), floor)
+        pix = ctx.execute("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pixscale) FROM exposure "
+                          "WHERE id = ANY(%s)", (ctx.inputs,)).fetchone()[0]
+        stars = self._bright_stars(ctx, d)
+        counts = {"source_used": source, "detections_in": int(d["id"].size), "track": 0,
+                  "candidates": 0, "track_detection": 0, "ledger": 0, "nights": 0}
+        step0 = 0
+        for night in sorted(set(d["night"].tolist()) - {None}):  # loop over nights, not rows
+            sel = np.flatnonzero(d["night"] == night)
+            try:
+                res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
+                                  d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
+                                  star_ra=None if stars is None else stars["ra"],
+                                  star_dec=None if stars is None else stars["dec"],
+                                  star_mag=None if stars is None else stars["mag"], config=cfg)
+            except InputError as exc:
+                if exc.keyword != "max_seeds":
+                    raise
+                n_exp = np.unique(d["exposure_id"][sel]).size
+                raise InputError(
+                    f"night {night}: {sel.size} candidate detections on {n_exp} exposures (source {source}) give "
+                    f"more than max_seeds={cfg.max_seeds} seed pairs at max_rate={cfg.max_rate}\"/h; lower "
+                    "max_rate (main-belt asteroids move < 60\"/h), raise seed_baseline_frac, or select fewer "
+                    "exposures with --where", keyword="max_rate") from None
+            counts["nights"] += 1
+            step0 = self._write(ctx, res, d["id"][sel], night, step0, counts)
+        counts["ledger"] = step0
+        return counts
+
+    def _write(self, ctx, res, det_ids, night, step0, counts):
+        p = ctx.params
+        t, m, led = res.tracks, res.members, res.ledger
+        led_params = np.array([json.dumps({"night": night, "parameters": str(s)}) for s in led["parameters"]],
+                              dtype=object)
+        copy_table(ctx.conn, "ledger", {"step": np.asarray(led["step"]) + step0,
+                                        "filter": np.asarray(led["filter"]).astype(object),
+                                        "n_in": np.asarray(led["n_in"]), "n_rejected": np.asarray(led["n_rejected"]),
+                                        "n_kept": np.asarray(led["n_kept"]), "params": led_params},
+                   constants={"stage_run_id": ctx.run_id})
+        status = np.asarray(t["status"]).astype(str)
+        keep = np.ones(len(t), bool) if p["store_rejected"] else status == "kept"
+        tt = t[keep]
+        n = len(tt)
+        if n:
+            ids = np.array([r[0] for r in ctx.execute(
+                "SELECT nextval(pg_get_serial_sequence('track', 'id')) FROM generate_series(1, %s)", (n,)).fetchall()],
+                dtype=np.int64)
+            st = np.asarray(tt["status"]).astype(str)
+            st = np.where(st == "kept", "candidate", np.char.add("rejected:", st)).astype(object)
+            r2 = np.asarray(tt["r2"], float)
+            copy_table(ctx.conn, "track", {
+                "id": ids, "n_detections": np.asarray(tt["n_detections"]),
+                "mjd_first": np.asarray(tt["mjd_first"], float), "mjd_last": np.asarray(tt["mjd_last"], float),
+                "ra": np.asarray(tt["ra"], float), "dec": np.asarray(tt["dec"], float),
+                "mjd_ref": np.asarray(tt["mjd_ref"], float), "rate_ra": np.asarray(tt["rate_ra"], float),
+                "rate_dec": np.asarray(tt["rate_dec"], float), "rate": np.asarray(tt["rate"], float),
+                "rate_err": np.asarray(tt["rate_err"], float), "pa": np.asarray(tt["pa"], float),
+                "r2_ra": r2, "r2_dec": r2, "rms": np.asarray(tt["rms"], float),
+                "mean_mag": np.asarray(tt["mean_mag"], float), "status": st},
+                constants={"stage_run_id": ctx.run_id})
+            # members of the stored tracks: map the algorithm's track index to the new ids
+            id_of = np.full(len(t), -1, dtype=np.int64)
+            id_of[np.flatnonzero(keep)] = ids
+            tid = id_of[np.asarray(m["track_id"])]
+            ok = tid >= 0
+            resid = np.hypot(np.asarray(m["resid_ra"], float), np.asarray(m["resid_dec"], float))
+            counts["track_detection"] += copy_table(ctx.conn, "track_detection", {
+                "track_id": tid[ok], "detection_id": det_ids[np.asarray(m["det_index"])[ok]],
+                "residual": resid[ok], "outlier": np.asarray(m["outlier"])[ok]})
+            counts["track"] += n
+            counts["candidates"] += int((st == "candidate").sum())
+        counts.setdefault("rejected", {})
+        for f in np.unique(status[status != "kept"]):
+            counts["rejected"][str(f)] = counts["rejected"].get(str(f), 0) + int((status == f).sum())
+        return step0 + len(led)

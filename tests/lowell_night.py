@@ -1,0 +1,192 @@
+"""The real Lowell 42-inch night (MANIFEST ``lowell42-5945``), reduced and extracted once.
+
+:func:`night_catalogs` reduces the raw science frames (overscan, master bias from
+``zero/``, master ``VR`` flat from ``flat/``; :mod:`catdb.algorithms.reduce`) and runs
+SExtractor (:func:`catdb.ingest.extract.extract`, ``DETECT_THRESH`` :data:`EXTRACT_CONFIG`)
+on them, caching the reduced image and the FITS_LDAC catalogue of every frame on disk in
+``/tmp/catdb-test-cache/lowell/<key>/`` where ``key`` hashes the raw frame's SHA-256, the
+calibration frames' SHA-256 and the extraction configuration: a second test session (or a
+second test module) reuses them.  Files are written under a temporary name and renamed, so
+concurrent sessions never read a half-written file.
+
+:func:`load_night` ingests the reduced images (``ingest_images``) into a catdb database and
+attaches each catalogue to its exposure (``attach_catalog``) inside one ``stage_run``.
+
+The two known movers of MANIFEST.md are in :data:`MOVERS` with :func:`mover_radec`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import SHARED_DATA
+
+LOWELL = SHARED_DATA / "lowell42-5945"
+RAW = sorted((LOWELL / "science").glob("*.fits.fz"))
+BIASES = sorted((LOWELL / "zero").glob("*.fits.fz"))
+FLATS = sorted((LOWELL / "flat").glob("*.fits.fz"))
+CACHE = Path(os.environ.get("CATDB_TEST_CACHE", "/tmp/catdb-test-cache")) / "lowell"
+
+#: SExtractor overrides: DETECT_THRESH 3 keeps the noise peaks of the vignetted corners out
+EXTRACT_CONFIG = {"DETECT_THRESH": 3.0, "ANALYSIS_THRESH": 3.0}
+
+#: MANIFEST.md known movers: (JD, RA, Dec) at two epochs, and the rate ("/h) given there
+MOVERS = {
+    "mover1": (((2458568.60418, 124.62662, 25.34294), (2458568.84034, 124.63359, 25.32967)), 9.3),
+    "mover2": (((2458568.60418, 124.75807, 25.34826), (2458568.84034, 124.78343, 25.34223)), 15.1),
+}
+
+needs_lowell = pytest.mark.skipif(not RAW or not BIASES or not FLATS,
+                                  reason=f"real Lowell data not found at {LOWELL}")
+
+_MEMO: dict = {}
+
+
+def mover_radec(name, mjd):
+    """Linear interpolation (deg) of a MANIFEST mover's RA, Dec at ``mjd`` (MJD UTC)."""
+    ((t1, r1, d1), (t2, r2, d2)), _ = MOVERS[name]
+    f = (np.asarray(mjd, dtype=float) + 2400000.5 - t1) / (t2 - t1)
+    return r1 + f * (r2 - r1), d1 + f * (d2 - d1)
+
+
+def _sha(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _calib_key() -> str:
+    if "calib_key" not in _MEMO:
+        _MEMO["calib_key"] = hashlib.sha256(
+            "".join(_sha(p) for p in BIASES + FLATS).encode()).hexdigest()
+    return _MEMO["calib_key"]
+
+
+def _masters():
+    if "masters" not in _MEMO:
+        from catdb.algorithms.reduce import master_bias, master_flat
+
+        bias = master_bias(BIASES)
+        _MEMO["masters"] = (bias, master_flat(FLATS, bias, filter="VR"))
+    return _MEMO["masters"]
+
+
+def frames(n_frames: int | None = None):
+    """Raw frames used: all 23, or ``n_frames`` spread evenly over the night (first and last kept)."""
+    if n_frames is None or n_frames >= len(RAW):
+        return list(RAW)
+    idx = np.unique(np.round(np.linspace(0, len(RAW) - 1, n_frames)).astype(int))
+    return [RAW[i] for i in idx]
+
+
+def night_catalogs(n_frames: int | None = None):
+    """Reduced image and FITS_LDAC catalogue of each frame, from the disk cache or made now.
+
+    Returns
+    -------
+    list of (Path, Path)
+        ``(reduced .fits.fz, catalogue .ldac)`` per frame, in time order.
+    """
+    from catdb.ingest.extract import extract
+
+    out = []
+    cfg = json.dumps(EXTRACT_CONFIG, sort_keys=True)
+    for raw in frames(n_frames):
+        key = hashlib.sha256(f"{_sha(raw)}|{_calib_key()}|{cfg}".encode()).hexdigest()[:20]
+        d = CACHE / key
+        img, cat = d / raw.name, d / raw.name.replace(".fits.fz", ".ldac")
+        if not (img.is_file() and cat.is_file()):
+            from catdb.algorithms.reduce import reduce_science
+
+            d.mkdir(parents=True, exist_ok=True)
+            bias, flat = _masters()
+            tmp_img = d / f".{os.getpid()}.{raw.name}"
+            tmp_cat = d / f".{os.getpid()}.{cat.name}"
+            reduce_science(raw, bias, flat, tmp_img)
+            extract(tmp_img, tmp_cat, config=EXTRACT_CONFIG)
+            os.replace(tmp_img, img)
+            os.replace(tmp_cat, cat)
+        out.append((img, cat))
+    return out
+
+
+def load_night(conn, n_frames: int | None = None) -> dict:
+    """Ingest the reduced Lowell night into a catdb database: exposures and their detections.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    n_frames : int, optional
+        Number of frames (evenly spread); default all 23.
+
+    Returns
+    -------
+    dict
+        ``exposure_ids`` (time order), ``n_detections``, ``seconds`` (wall time of the
+        reduction/extraction step, from the cache when warm) and ``run_id`` of the attach run.
+    """
+    from catdb.ingest.load import attach_catalog, ingest_images
+    from catdb.stages.base import finish_run, start_run
+
+    t0 = time.perf_counter()
+    pairs = night_catalogs(n_frames)
+    seconds = time.perf_counter() - t0
+    res = ingest_images(conn, [p for p, _ in pairs])
+    ids = [r.exposure_ids[0] for r in res]
+    run_id = start_run(conn, "test-attach-catalog", {"n_frames": n_frames, **EXTRACT_CONFIG})
+    n = 0
+    with conn.transaction():
+        for eid, (_, cat) in zip(ids, pairs):
+            n += attach_catalog(conn, eid, cat, run_id)
+        finish_run(conn, run_id, inputs=ids, counts={"detection": n})
+    order = conn.execute("SELECT id FROM exposure WHERE id = ANY(%s) ORDER BY mjd_mid", (ids,)).fetchall()
+    return dict(exposure_ids=[r[0] for r in order], n_detections=n, seconds=seconds, run_id=run_id)
+
+
+def night_db_url(pg_server, template_db, n_frames: int | None = None) -> tuple[str, dict]:
+    """URL of a fresh database holding the loaded night (a copy of a per-session template).
+
+    The night is loaded (:func:`load_night`) once per test session into a database made from
+    the conftest's ``template_db``; every call returns a new database created from that one
+    with ``CREATE DATABASE ... TEMPLATE`` (a file copy, ~1 s), so each test module starts from
+    the same clean state without re-ingesting.
+
+    Parameters
+    ----------
+    pg_server, template_db
+        The conftest fixtures.
+    n_frames : int, optional
+        As in :func:`load_night`.
+
+    Returns
+    -------
+    url : str
+    info : dict
+        What :func:`load_night` returned when the template was made.
+    """
+    import warnings
+
+    from catdb.db.engine import connect, engine
+    from tests.conftest import create_database
+
+    key = ("night_template", n_frames)
+    if key not in _MEMO:
+        url = create_database(pg_server, template_db)
+        c = connect(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = load_night(c, n_frames)
+        c.commit()
+        c.close()
+        engine(url).dispose()
+        _MEMO[key] = (url.split("@/", 1)[1].split("?")[0], info)
+    name, info = _MEMO[key]
+    return create_database(pg_server, name), info

@@ -1,0 +1,181 @@
+"""Stages movers and skybot, and the MPC/ADES track export, on the real Lowell night (23 frames)."""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+from astropy.table import Table
+
+from catdb.errors import StageError
+from catdb.export.mpc import parse_ades_psv, parse_mpc80
+from catdb.export.tracks import export_tracks
+from catdb.stages import run_stage
+from tests.helpers import SHARED_DATA
+from tests.lowell_night import MOVERS, mover_radec, needs_lowell, night_db_url
+
+pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
+              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
+
+#: search parameters used on this night: max_rate 100"/h (the default 300"/h makes too many seed pairs
+#: on 23 frames x ~280 candidate detections), tracks on at least 8 of the 23 frames
+PARAMS = {"max_rate": "100", "min_detections": "8", "bright_refcat": "TYCHO2"}
+
+
+@pytest.fixture(scope="module")
+def night(pg_server, template_db, tmp_path_factory):
+    from catdb.db.engine import connect
+    from catdb.ingest.load import ingest_refcat
+
+    url, info = night_db_url(pg_server, template_db)
+    c = connect(url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Tycho-2 stars within ~1 deg of the field, for the bright-star veto
+        t = Table.read(SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
+        near = (np.abs(t["dec_deg"] - 25.33) < 1) & (np.abs(t["ra_deg"] - 124.62) < 1.2)
+        path = tmp_path_factory.mktemp("tycho") / "tycho2_lowell.csv"
+        t[near].write(path, format="ascii.csv")
+        ingest_refcat(c, path)
+    run_stage("associate", conn=c)
+    c.commit()
+    yield c, info
+    c.close()
+
+
+_RUNS: dict = {}
+
+
+def _candidates(conn):
+    return conn.execute("SELECT id, n_detections, rate, rate_ra, rate_dec, ra, dec, mjd_ref FROM track "
+                        "WHERE status = 'candidate' ORDER BY id").fetchall()
+
+
+def test_movers_find_both_manifest_asteroids(night):
+    conn, info = night
+    t0 = time.perf_counter()
+    res = _RUNS["first"] = run_stage("movers", conn=conn, params=PARAMS)
+    print(f"\nmovers: {time.perf_counter() - t0:.1f} s, counts {res.counts}")
+    assert res.counts["source_used"].startswith("orphans")
+    cands = _candidates(conn)
+    for row in cands:
+        print("candidate", row)
+    found = {}
+    for name, (_, rate) in MOVERS.items():
+        for tid, n_det, t_rate, *_ in cands:
+            # the track's detections follow the MANIFEST positions (linear between the two JDs) within 1.5"
+            dets = conn.execute(
+                "SELECT e.mjd_mid, d.ra, d.dec FROM track_detection td JOIN detection d ON d.id = td.detection_id "
+                "JOIN exposure e ON e.id = d.exposure_id WHERE td.track_id = %s AND NOT td.outlier", (tid,)).fetchall()
+            mjd, ra, dec = np.array(dets).T
+            pra, pdec = mover_radec(name, mjd)
+            sep = np.hypot((ra - pra) * np.cos(np.radians(dec)), dec - pdec) * 3600
+            if np.median(sep) < 1.5:
+                found[name] = (tid, n_det, t_rate, sep.max(), np.unique(mjd).size)
+    print("found", found)
+    assert set(found) == set(MOVERS)
+    n_exp = len(info["exposure_ids"])
+    for name, (tid, n_det, t_rate, max_sep, n_epochs) in found.items():
+        assert n_det >= n_exp - 2 and n_epochs == n_det          # on (nearly) every frame, one per frame
+        assert t_rate == pytest.approx(MOVERS[name][1], abs=0.3)  # "/h, MANIFEST rate
+        assert max_sep < 1.5
+    # few false candidates (one more faint linear track, 9 detections at ~18.7"/h, is probably real)
+    assert len(cands) - 2 <= 2
+    # ledger: one row per filter, kept of one step = input of the next, ending at the candidates
+    led = conn.execute("SELECT step, filter, n_in, n_rejected, n_kept FROM ledger WHERE stage_run_id = %s "
+                       "ORDER BY step", (res.run_id,)).fetchall()
+    for row in led:
+        print("ledger", row)
+    assert [r[1] for r in led][:2] == ["search", "detections"] and led[-1][1] == "bright_stars"
+    assert all(a[4] == b[2] for a, b in zip(led, led[1:]))
+    assert all(r[2] - r[3] == r[4] for r in led)
+    assert led[-1][4] == len(cands)
+    # rejected tracks are stored with the filter that rejected them
+    rej = dict(conn.execute("SELECT status, count(*) FROM track WHERE stage_run_id = %s AND status <> 'candidate' "
+                            "GROUP BY 1", (res.run_id,)).fetchall())
+    by_ledger = {f"rejected:{r[1]}": r[3] for r in led if r[3]}
+    assert rej == by_ledger
+    conn.commit()
+
+
+def test_movers_rerun_replaces_and_bad_parameters(night):
+    conn, _ = night
+    a = _RUNS.get("first") or run_stage("movers", conn=conn, params=PARAMS)
+    n_track = conn.execute("SELECT count(*) FROM track").fetchone()[0]
+    n_td = conn.execute("SELECT count(*) FROM track_detection").fetchone()[0]
+    b = run_stage("movers", conn=conn, params=PARAMS)
+    assert conn.execute("SELECT count(*) FROM track").fetchone()[0] == n_track
+    assert conn.execute("SELECT count(*) FROM track_detection").fetchone()[0] == n_td
+    assert conn.execute("SELECT DISTINCT stage_run_id FROM track").fetchall() == [(b.run_id,)]
+    assert conn.execute("SELECT count(*) FROM ledger WHERE stage_run_id = %s", (a.run_id,)).fetchone() == (0,)
+    # a bright-star veto from a catalogue that is not there is refused, naming what is there
+    with pytest.raises(StageError, match="no reference catalogue 'GAIA'.*TYCHO2"):
+        run_stage("movers", conn=conn, params={**PARAMS, "bright_refcat": "GAIA"})
+    # too many seed pairs (on this night: the default 300"/h): a clear refusal, not a memory blow-up
+    with pytest.raises(StageError, match="max_seeds=1000 seed pairs at max_rate=100.*lower max_rate"):
+        run_stage("movers", conn=conn, params={**PARAMS, "max_seeds": "1000"})
+    assert conn.execute("SELECT count(*) FROM track").fetchone()[0] == n_track    # nothing half-written
+    conn.commit()
+
+
+def test_skybot_offline_and_from_saved_votable(night, monkeypatch):
+    from catdb.ingest import skybot as sb
+
+    conn, _ = night
+    if not _candidates(conn):
+        run_stage("movers", conn=conn, params=PARAMS)
+
+    def offline(*a, **k):
+        raise sb.SkybotUnavailable("cannot reach the SkyBoT service (test: offline)")
+
+    monkeypatch.setattr(sb, "query_skybot", offline)
+    res = run_stage("skybot", conn=conn)
+    assert res.counts["skipped"] == "offline" and "offline" in res.counts["note"]
+    assert conn.execute("SELECT status FROM stage_run WHERE id = %s", (res.run_id,)).fetchone() == ("ok",)
+    # the recorded SkyBoT response (other field, 2025-01-02): put a candidate track on the path of
+    # (229762) G!kun||'homdima an hour before the SkyBoT epoch; the stage propagates it with its rates
+    vot = sb.read_skybot_votable(SHARED_DATA / "skybot" / "skybot_query.vot")
+    k = int(np.flatnonzero(vot["number"] == "229762")[0])
+    from astropy.time import Time
+    ep = Time(vot.meta["epoch"], scale="utc").mjd
+    tid, other = [r[0] for r in _candidates(conn)][:2]
+    dec0 = float(vot["dec"][k]) - float(vot["rate_dec"][k]) / 3600
+    ra0 = float(vot["ra"][k]) - float(vot["rate_ra"][k]) / 3600 / np.cos(np.radians(dec0))
+    conn.execute("UPDATE track SET ra = %s, dec = %s, mjd_ref = %s, mjd_first = %s, mjd_last = %s, rate_ra = %s, "
+                 "rate_dec = %s WHERE id = %s", (ra0, dec0, ep - 1 / 24, ep - 0.1, ep - 0.05,
+                                                 float(vot["rate_ra"][k]), float(vot["rate_dec"][k]), tid))
+    res = run_stage("skybot", conn=conn, params={"votable": str(SHARED_DATA / "skybot" / "skybot_query.vot")})
+    assert res.counts["matched"] == 1
+    # the other (real, 2019) tracks are far from the 2025 epoch: not matched, and counted
+    assert res.counts["epoch_mismatch"] == len(_candidates(conn)) - 1
+    name, sep, des = conn.execute("SELECT skybot_name, skybot_sep, designation FROM track WHERE id = %s",
+                                  (tid,)).fetchone()
+    assert name == "229762 G!kun||'homdima" and des == "229762" and sep < 1.0
+    assert conn.execute("SELECT skybot_name FROM track WHERE id = %s", (other,)).fetchone() == (None,)
+    conn.rollback()   # keep the real tracks unchanged for the other tests
+
+
+def test_export_candidates_mpc80_and_ades(night, tmp_path):
+    conn, _ = night
+    if not _candidates(conn):
+        run_stage("movers", conn=conn, params=PARAMS)
+    cands = _candidates(conn)
+    n_obs = conn.execute("SELECT count(*) FROM track_detection td JOIN track t ON t.id = td.track_id "
+                         "WHERE t.status = 'candidate' AND NOT td.outlier").fetchone()[0]
+    out = export_tracks(conn, tmp_path / "tracks.txt", "mpc80")
+    assert out["tracks"] == len(cands) and out["observations"] == n_obs
+    t = parse_mpc80((tmp_path / "tracks.txt").read_text().splitlines())
+    print(t[:3])
+    assert len(t) == n_obs
+    assert set(t["obscode"]) == {"688"}                      # Lowell Anderson Mesa, from the exposures
+    # the records of mover 1 follow the MANIFEST positions to within 1.5" (80-col precision 0.15")
+    mjd = np.asarray(t["mjd"], float)
+    pra, pdec = mover_radec("mover1", mjd)
+    sep = np.hypot((np.asarray(t["ra"], float) - pra) * np.cos(np.radians(pdec)), np.asarray(t["dec"], float) - pdec)
+    assert np.sum(sep * 3600 < 1.5) >= 20
+    out = export_tracks(conn, tmp_path / "tracks.psv", "ades", prefix="lw")
+    hdr, a = parse_ades_psv((tmp_path / "tracks.psv").read_text())
+    assert hdr["observatory"]["mpcCode"] == "688" and len(a) == n_obs
+    assert all(s.startswith("lw") and len(s) <= 7 for s in a["trkSub"])
+    assert len(set(a["trkSub"])) == len(cands)
