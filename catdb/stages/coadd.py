@@ -13,7 +13,8 @@ With ``detect=true`` SExtractor (:func:`catdb.ingest.extract.extract`) runs on t
 catalogue is an ``image_product`` of kind ``catalog`` and its sources become ``object`` rows
 of kind ``'coadd'`` (``ra``, ``dec``, their errors, ``band``, ``mean_mag`` = instrumental
 MAG_AUTO on the stack; only sources whose pixel is covered by at least ``min_coverage`` of the
-inputs in the ``NCOMBINE`` map, so edge artefacts of the stack are left out; ``mjd_first``/``mjd_last`` = start of the first / end of the last input,
+inputs in the ``NCOMBINE`` map, so edge artefacts of the stack are left out;
+``mjd_first``/``mjd_last`` = start of the first / end of the last input,
 ``n_detections = n_epochs = 0``: no single-epoch detection is linked).  Measure them on the
 single exposures with ``catdb stage forced --param objects="kind = 'coadd'"`` (the deep-coadd
 then forced-photometry flow of the LSST pipelines).
