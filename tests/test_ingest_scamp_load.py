@@ -141,18 +141,24 @@ def test_tpv_head_by_catalogue_path_with_xml_qa_and_rerun(conn, tmp_path):
 def test_head_matching_no_exposure_is_refused_and_changes_nothing(conn, tmp_path):
     stray = tmp_path / "nosuchframe.head"
     shutil.copy(LCO / "example_scamp.head", stray)
+    eid = ingest_catalogs(conn, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
     snap = conn.execute("SELECT md5(string_agg(ra::text || dec::text, ',' ORDER BY id)) FROM detection").fetchone()
     expo = conn.execute("SELECT md5(string_agg(coalesce(wcs_header, ''), ',' ORDER BY id)) FROM exposure").fetchone()
     with pytest.raises(InputError, match=r"nosuchframe\.head.*matches no exposure.*nosuchframe"):
         apply_scamp_solution(conn, stray)
     with pytest.raises(InputError, match="exposure 999999 does not exist"):
         apply_scamp_solution(conn, stray, exposure_id=999999)
+    # a two-extension .head for a one-extension exposure
+    two = tmp_path / "two.head"
+    two.write_text((LCO / "example_scamp.head").read_text(encoding="latin-1") * 2, encoding="latin-1")
+    with pytest.raises(InputError, match=r"two\.head.*2 header blocks.*1 exposures"):
+        apply_scamp_solution(conn, two, exposure_id=eid)
     assert conn.execute("SELECT md5(string_agg(ra::text || dec::text, ',' ORDER BY id)) FROM detection"
                         ).fetchone() == snap
     assert conn.execute("SELECT md5(string_agg(coalesce(wcs_header, ''), ',' ORDER BY id)) FROM exposure"
                         ).fetchone() == expo
     assert conn.execute("SELECT count(*) FROM stage_run WHERE stage = 'ingest-scamp' AND status = 'failed' "
-                        "AND error LIKE %s", ("%nosuchframe.head%",)).fetchone()[0] == 2
+                        "AND error LIKE %s", ("%.head%",)).fetchone()[0] == 3
 
 
 # --------------------------------------------------------------------------- a real SCAMP run
@@ -227,6 +233,10 @@ def test_scamp_run_heads_and_xml_applied(conn, scamp_run):
         row = fields[[str(n) for n in fields["Catalog_Name"]].index(c.name)]
         assert qa["scamp_ndetect"] == int(row["NDetect"]) > 500
         assert "scamp_sigma_int" in qa and 0 < qa["scamp_sigma_int"] < 1.0  # arcsec, stars between frames
+        # the few Tycho-2 stars matched nothing: SCAMP's 0 "RMS about the reference" is not stored as a value
+        assert qa["scamp_ndets_ref"] == int(row["NDeg_Reference"])
+        if qa["scamp_ndets_ref"] == 0:
+            assert "scamp_sigma_ref" not in qa and "scamp_chi2_ref" not in qa
 
 
 def test_scamp_full_catalogue_links_the_same_star_across_exposures(conn, scamp_run):
@@ -255,6 +265,18 @@ def test_scamp_full_catalogue_links_the_same_star_across_exposures(conn, scamp_r
     # no object links two detections of the same exposure
     assert conn.execute("SELECT count(*) FROM object WHERE stage_run_id = %s AND n_epochs <> n_detections",
                         (res.run_id,)).fetchone()[0] == 0
+    # asteroid (5945), 9"/h, moves ~2.4" between frames (> SCAMP's 2" CROSSID_RADIUS): not one static object
+    from tests.test_image_data import mover1_radec
+
+    mover_objs = []
+    for e in ids:
+        mjd = conn.execute("SELECT mjd_mid FROM exposure WHERE id = %s", (e,)).fetchone()[0]
+        ra, dec = mover1_radec(mjd + 2400000.5)
+        hit = conn.execute("SELECT l.object_id FROM detection d JOIN detection_object l ON l.detection_id = d.id "
+                           "WHERE d.exposure_id = %s AND q3c_radial_query(d.ra, d.dec, %s, %s, 3.0 / 3600)",
+                           (e, float(ra), float(dec))).fetchall()
+        mover_objs += [h[0] for h in hit]
+    assert len(mover_objs) >= 2 and len(set(mover_objs)) == len(mover_objs)
     # the ASCII_HEAD full catalogue of the same run gives the same links; re-loading replaces
     links = conn.execute("SELECT l.detection_id, o.ra FROM detection_object l JOIN object o ON o.id = l.object_id "
                          "ORDER BY 1").fetchall()
@@ -281,3 +303,36 @@ def test_scamp_full_in_wrong_catalogue_order_is_refused(conn, scamp_run):
         ingest_scamp_full(conn, scamp_run["full"], catalogs=cats[:2])
     assert conn.execute("SELECT count(*) FROM object").fetchone()[0] == n_obj
     assert conn.execute("SELECT count(*) FROM detection_object").fetchone()[0] == links
+
+
+def test_cli_applies_heads_and_links(fresh_db_url, scamp_run, tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from catdb.cli.ingest_scamp import scamp_command
+    from catdb.cli.main import CatdbGroup
+    from catdb.db.engine import connect
+
+    @click.group(cls=CatdbGroup)
+    def grp():
+        pass
+
+    grp.add_command(scamp_command)
+    cats = [str(c) for c in scamp_run["cats"]]
+    with connect(fresh_db_url) as c:
+        ingest_catalogs(c, cats)
+    obj = {"url": fresh_db_url, "quiet": True}
+    r = CliRunner().invoke(grp, ["scamp", *cats, "--xml", str(scamp_run["xml"]), "--full", str(scamp_run["full"]),
+                                 "--merged", str(scamp_run["merged"])], obj=obj)
+    assert r.exit_code == 0, r.output
+    assert r.output.count("detections re-positioned") == 3 and "objects" in r.output
+    with connect(fresh_db_url) as c:
+        n_obj, n3 = c.execute("SELECT count(*), count(*) FILTER (WHERE n_epochs = 3) FROM object").fetchone()
+        runs = c.execute("SELECT count(*) FROM stage_run WHERE stage = 'ingest-scamp' AND status = 'ok'").fetchone()[0]
+    assert n_obj > 0 and n3 > 200 and runs == 4
+    stray = tmp_path / "nosuchframe.head"
+    shutil.copy(LCO / "example_scamp.head", stray)
+    r = CliRunner().invoke(grp, ["scamp", str(stray)], obj=obj)
+    assert r.exit_code == 1 and "nosuchframe.head" in r.output and "matches no exposure" in r.output
+    r = CliRunner().invoke(grp, ["scamp", str(stray), "--full", str(scamp_run["full"])], obj=obj)
+    assert r.exit_code == 1 and "--full needs the SExtractor catalogues" in r.output

@@ -16,7 +16,9 @@ Two entry points, each recording one ``stage_run`` of stage ``ingest-scamp``
     exposure's previous WCS cards and ``counts.shift_arcsec`` the median and
     maximum position change.  With the SCAMP XML report the per-exposure
     statistics go to ``exposure_qa`` (metrics ``scamp_*``, see
-    :data:`QA_METRICS`).
+    :data:`QA_METRICS`; statistics of a fit SCAMP did not make, which it
+    reports as 0, e.g. the reference RMS when no reference star matched, are
+    left out).
 
 :func:`ingest_scamp_full`
     SCAMP's full output catalogue (``FULLOUTCAT_TYPE FITS_LDAC`` or
@@ -243,6 +245,14 @@ def _qa_values(report, catalog_names, head_path, xml_path):
         v = scal(col)
         if v is not None:
             out[metric] = v
+    # SCAMP writes 0 for the statistics of a fit it did not make (no reference star matched, a single
+    # catalogue without overlaps): those are absent values, not perfect ones
+    if out.get("scamp_ndets_ref") == 0:
+        for k in ("scamp_sigma_ref", "scamp_sigma_ref_ra", "scamp_sigma_ref_dec", "scamp_sigma_ref_highsn",
+                  "scamp_offset_ref", "scamp_chi2_ref"):
+            out.pop(k, None)
+    if out.get("scamp_ndets_int") == 0:
+        out.pop("scamp_chi2_int", None)
     g = report.fgroups
     if len(g) and "Group" in cols and "AstromSigma_Internal" in g.colnames:
         grp = int(row["Group"])
@@ -250,7 +260,9 @@ def _qa_values(report, catalog_names, head_path, xml_path):
                if int(x) == grp]
         if idx:
             s = np.asarray(g[idx[0]]["AstromSigma_Internal"], dtype=float).ravel()
-            if s.size >= 2:
+            nint = (float(np.asarray(g[idx[0]]["AstromNDets_Internal"]).ravel()[0])
+                    if "AstromNDets_Internal" in g.colnames else 1.0)
+            if s.size >= 2 and nint > 0:
                 out["scamp_sigma_int"] = float(np.hypot(s[0], s[1]))
     return {k: v for k, v in out.items() if np.isfinite(v)}
 
