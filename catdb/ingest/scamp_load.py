@@ -1,0 +1,728 @@
+"""SCAMP results into the database: astrometric solutions (``.head``) and associations (full catalogue).
+
+Two entry points, each recording one ``stage_run`` of stage ``ingest-scamp``
+(``params.kind`` is ``head`` or ``full``) and writing in one transaction:
+
+:func:`apply_scamp_solution`
+    A SCAMP ``.head`` (one header block per extension) replaces the WCS of the
+    matching exposure(s): ``exposure.wcs_header``, ``header``, the footprint
+    columns (``ra_center``, ``dec_center``, ``radius``, ``corners``,
+    ``pixscale``), and the ``ra``/``dec`` of every detection, recomputed from
+    its ``xwin``/``ywin`` (``x``/``y`` where the windowed centroid is missing)
+    with the new WCS (TAN, TPV, SIP: astropy ``all_pix2world``, 1-based pixels
+    as SExtractor writes them).  The detections keep the ``stage_run_id`` of
+    the ingest that created them (the row's *origin*); the re-positioning is
+    audited in the ``ingest-scamp`` run: ``counts.old_wcs`` holds each
+    exposure's previous WCS cards and ``counts.shift_arcsec`` the median and
+    maximum position change.  With the SCAMP XML report the per-exposure
+    statistics go to ``exposure_qa`` (metrics ``scamp_*``, see
+    :data:`QA_METRICS`; statistics of a fit SCAMP did not make, which it
+    reports as 0, e.g. the reference RMS when no reference star matched, are
+    left out).
+
+:func:`ingest_scamp_full`
+    SCAMP's full output catalogue (``FULLOUTCAT_TYPE FITS_LDAC`` or
+    ``ASCII_HEAD``: one row per detection with ``SOURCE_NUMBER`` (the merged
+    source), ``CATALOG_NUMBER`` (1-based order of the input catalogues on
+    SCAMP's command line, 0 for the astrometric reference catalogue),
+    ``EXTENSION``, ``X_IMAGE``/``Y_IMAGE``...) becomes ``object`` rows (kind
+    ``static``) and ``detection_object`` links.  SCAMP's full catalogue does
+    not carry SExtractor's ``NUMBER``: a row is identified with our detection
+    by its exposure (catalogue number and extension) and its pixel centroid
+    (SCAMP copies ``CENTROID_KEYS``, default ``XWIN_IMAGE,YWIN_IMAGE``, into
+    ``X_IMAGE``/``Y_IMAGE``), to within ``tolerance`` pixels.
+
+Reference: SCAMP user's guide (Bertin, https://scamp.readthedocs.io), sections
+"Output headers", "Merged and full output catalogs", "XML output"; Bertin 2006,
+ASP Conf. Ser. 351, 112.
+
+Running SCAMP offline (no VizieR): ``-ASTREF_CATALOG FILE -ASTREFCAT_NAME ref.ldac
+-ASTREFCENT_KEYS XWIN_WORLD,YWIN_WORLD -ASTREFERR_KEYS ERRAWIN_WORLD,ERRBWIN_WORLD``
+with a local FITS_LDAC reference catalogue; ``-CHECKPLOT_DEV NULL``;
+``-FULLOUTCAT_TYPE FITS_LDAC`` (SCAMP appends the field-group number:
+``full.cat`` is written as ``full_1.cat``).  SCAMP 2.10.0 (Debian 12) crashes
+(segmentation fault) in the cross-identification with ``-ASTREF_CATALOG NONE``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ..db.copy import copy_table
+from ..errors import InputError
+from ..stages.base import fail_run, finish_run, start_run
+
+__all__ = ["QA_METRICS", "ScampApplyResult", "ScampFullResult", "apply_scamp_solution", "ingest_scamp_full",
+           "read_scamp_table", "file_stem"]
+
+STAGE = "ingest-scamp"
+
+#: exposure_qa metrics written from a SCAMP XML report (name -> description [unit]).
+QA_METRICS = {
+    "scamp_sigma_ref": "RMS of the positions about the reference catalogue, both axes combined "
+                       "(hypot of AstromSigma_Reference) [arcsec]",
+    "scamp_sigma_ref_ra": "RMS about the reference along RA (AstromSigma_Reference[0]) [arcsec]",
+    "scamp_sigma_ref_dec": "RMS about the reference along Dec (AstromSigma_Reference[1]) [arcsec]",
+    "scamp_sigma_ref_highsn": "as scamp_sigma_ref for high-S/N detections [arcsec]",
+    "scamp_offset_ref": "mean offset from the reference catalogue (hypot of AstromOffset_Reference) [arcsec]",
+    "scamp_chi2_ref": "reduced chi2 about the reference (Chi2_Reference)",
+    "scamp_ndets_ref": "detections matched to the reference catalogue (NDeg_Reference)",
+    "scamp_chi2_int": "internal reduced chi2 between overlapping detections (Chi2_Internal)",
+    "scamp_ndets_int": "detections in the internal (overlap) solution (NDeg_Internal)",
+    "scamp_sigma_int": "internal RMS of the field group (FGroups AstromSigma_Internal, hypot) [arcsec]",
+    "scamp_as_contrast": "pattern-matching contrast in angle/scale (AS_Contrast; below ~2-3 doubtful)",
+    "scamp_xy_contrast": "pattern-matching contrast in position (XY_Contrast)",
+    "scamp_ndetect": "detections SCAMP loaded from the catalogue (NDetect)",
+}
+
+_COMPRESSED = (".fz", ".gz", ".bz2", ".z", ".xz")
+_KNOWN_SUFFIXES = (".fits", ".fit", ".fts", ".cat", ".ldac", ".head", ".ahead", ".txt", ".asc", ".sex")
+
+
+def file_stem(path) -> str:
+    """Name of a file without directory, compression suffix and data-type suffix.
+
+    ``frame.head``, ``frame.cat``, ``frame.ldac``, ``frame.fits`` and
+    ``frame.fits.fz`` all give ``frame`` (SCAMP names the ``.head`` after the
+    catalogue with its suffix replaced); ``20190326.0129.fits.fz`` gives
+    ``20190326.0129``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    str
+    """
+    name = Path(str(path)).name
+    low = name.lower()
+    for s in _COMPRESSED:
+        if low.endswith(s):
+            name, low = name[: -len(s)], low[: -len(s)]
+            break
+    for s in _KNOWN_SUFFIXES:
+        if low.endswith(s) and len(name) > len(s):
+            return name[: -len(s)]
+    return name
+
+
+def _resolve(path) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def _sha256(path) -> str:
+    from .load import sha256_file
+
+    return sha256_file(path)
+
+
+# --------------------------------------------------------------------------- .head
+@dataclass
+class ScampApplyResult:
+    """What one ``.head`` file changed.
+
+    Attributes
+    ----------
+    head_path : str
+    run_id : int
+        The ``ingest-scamp`` stage_run.
+    exposure_ids : list of int
+        Exposures whose WCS was replaced, in header-block order.
+    n_detections : int
+        Detections re-positioned.
+    shift_median_arcsec, shift_max_arcsec : float
+        Median / maximum change of the detection positions (arcsec; NaN without detections).
+    n_qa : int
+        ``exposure_qa`` rows written from the XML report.
+    """
+
+    head_path: str
+    run_id: int
+    exposure_ids: list = field(default_factory=list)
+    n_detections: int = 0
+    shift_median_arcsec: float = float("nan")
+    shift_max_arcsec: float = float("nan")
+    n_qa: int = 0
+
+
+def _exposure_rows(conn, head_path, n_blocks, exposure_id, catalog_path):
+    """Exposures a .head applies to, ordered by HDU: list of (id, path, hdu, catalog_path)."""
+    cols = "SELECT id, path, hdu, catalog_path FROM exposure "
+    if exposure_id is not None:
+        row = conn.execute(cols + "WHERE id = %s", (int(exposure_id),)).fetchone()
+        if row is None:
+            raise InputError(f"exposure {exposure_id} does not exist", path=head_path)
+        if n_blocks == 1:
+            return [row]
+        rows = conn.execute(cols + "WHERE path = %s ORDER BY hdu", (row[1],)).fetchall()
+        what = f"exposure {exposure_id} ({row[1]})"
+    elif catalog_path is not None:
+        key = _resolve(catalog_path)
+        rows = conn.execute(cols + "WHERE catalog_path = %s OR path = %s ORDER BY hdu", (key, key)).fetchall()
+        what = f"catalogue/image {key}"
+        if not rows:
+            raise InputError(f"no exposure was ingested from {key} (ingest the catalogue first)", path=head_path)
+    else:
+        stem = file_stem(head_path)
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", stem) + "%"
+        cand = conn.execute(cols + "WHERE catalog_path LIKE %s OR path LIKE %s ORDER BY path, hdu",
+                            (pattern, pattern)).fetchall()
+        rows = [r for r in cand if file_stem(r[3] or "") == stem or file_stem(r[1]) == stem]
+        what = f"catalogue/image named {stem}.*"
+        if not rows:
+            raise InputError(f"SCAMP .head matches no exposure: no catalogue or image named '{stem}.*' is in the "
+                             "database (ingest it first, or give exposure_id / catalog_path)", path=head_path)
+        files = sorted({r[3] or r[1] for r in rows})
+        if len(files) > 1 and len({r[1] for r in rows}) > 1:
+            raise InputError(f"ambiguous: {len(files)} ingested files are named '{stem}.*' ({', '.join(files)}); "
+                             "give exposure_id or catalog_path", path=head_path)
+    if len(rows) != n_blocks:
+        raise InputError(f"the .head has {n_blocks} header blocks (one per extension) but {what} has "
+                         f"{len(rows)} exposures (HDUs {[r[2] for r in rows]})", path=head_path)
+    return rows
+
+
+def _stored_header(conn, eid):
+    from astropy.io import fits
+
+    hdr_text, wcs_text, n1, n2 = conn.execute(
+        "SELECT header, wcs_header, naxis1, naxis2 FROM exposure WHERE id = %s", (eid,)).fetchone()
+    from .headers import header_from_cards
+
+    text = hdr_text or wcs_text or ""
+    hdr = header_from_cards(text) if text.strip() else fits.Header()
+    n1 = n1 if n1 is not None else hdr.get("NAXIS1")
+    n2 = n2 if n2 is not None else hdr.get("NAXIS2")
+    return hdr, wcs_text, n1, n2
+
+
+def _ang_sep_arcsec(ra1, dec1, ra2, dec2):
+    """Great-circle separation (haversine), arrays in deg -> arcsec."""
+    r1, d1, r2, d2 = map(np.radians, (ra1, dec1, ra2, dec2))
+    h = np.sin((d2 - d1) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))) * 3600.0
+
+
+def _qa_values(report, catalog_names, head_path, xml_path):
+    """Metric -> value for the XML Fields row whose Catalog_Name stem is one of ``catalog_names``."""
+    f = report.fields
+    names = [str(n) for n in f["Catalog_Name"]]
+    hit = [i for i, n in enumerate(names) if file_stem(n) in catalog_names]
+    if not hit:
+        raise InputError(f"no row of the XML report's Fields table is for {sorted(catalog_names)} "
+                         f"(Catalog_Name values: {names})", path=xml_path, keyword="Catalog_Name")
+    row = f[hit[0]]
+    cols = f.colnames
+
+    def vec(name):
+        if name not in cols:
+            return None
+        v = np.asarray(row[name], dtype=float).ravel()
+        return v if v.size else None
+
+    def scal(name):
+        v = vec(name)
+        return None if v is None else float(v[0])
+
+    out = {}
+    s = vec("AstromSigma_Reference")
+    if s is not None and s.size >= 2:
+        out["scamp_sigma_ref"] = float(np.hypot(s[0], s[1]))
+        out["scamp_sigma_ref_ra"], out["scamp_sigma_ref_dec"] = float(s[0]), float(s[1])
+    s = vec("AstromSigma_Reference_HighSN")
+    if s is not None and s.size >= 2:
+        out["scamp_sigma_ref_highsn"] = float(np.hypot(s[0], s[1]))
+    s = vec("AstromOffset_Reference")
+    if s is not None and s.size >= 2:
+        out["scamp_offset_ref"] = float(np.hypot(s[0], s[1]))
+    for metric, col in (("scamp_chi2_ref", "Chi2_Reference"), ("scamp_ndets_ref", "NDeg_Reference"),
+                        ("scamp_chi2_int", "Chi2_Internal"), ("scamp_ndets_int", "NDeg_Internal"),
+                        ("scamp_as_contrast", "AS_Contrast"), ("scamp_xy_contrast", "XY_Contrast"),
+                        ("scamp_ndetect", "NDetect")):
+        v = scal(col)
+        if v is not None:
+            out[metric] = v
+    # SCAMP writes 0 for the statistics of a fit it did not make (no reference star matched, a single
+    # catalogue without overlaps): those are absent values, not perfect ones
+    if out.get("scamp_ndets_ref") == 0:
+        for k in ("scamp_sigma_ref", "scamp_sigma_ref_ra", "scamp_sigma_ref_dec", "scamp_sigma_ref_highsn",
+                  "scamp_offset_ref", "scamp_chi2_ref"):
+            out.pop(k, None)
+    if out.get("scamp_ndets_int") == 0:
+        out.pop("scamp_chi2_int", None)
+    g = report.fgroups
+    if len(g) and "Group" in cols and "AstromSigma_Internal" in g.colnames:
+        grp = int(row["Group"])
+        idx = [i for i, x in enumerate(np.asarray(g["Index"] if "Index" in g.colnames else np.arange(1, len(g) + 1)))
+               if int(x) == grp]
+        if idx:
+            s = np.asarray(g[idx[0]]["AstromSigma_Internal"], dtype=float).ravel()
+            nint = (float(np.asarray(g[idx[0]]["AstromNDets_Internal"]).ravel()[0])
+                    if "AstromNDets_Internal" in g.colnames else 1.0)
+            if s.size >= 2 and nint > 0:
+                out["scamp_sigma_int"] = float(np.hypot(s[0], s[1]))
+    return {k: v for k, v in out.items() if np.isfinite(v)}
+
+
+def apply_scamp_solution(conn, head_path, exposure_id: int | None = None, catalog_path=None,
+                         xml_path=None) -> ScampApplyResult:
+    """Replace the WCS of exposure(s) by a SCAMP ``.head`` and recompute their detections' RA/Dec.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Not in autocommit.
+    head_path : str or os.PathLike
+        SCAMP ``.head``: one header block per extension (read with
+        :func:`catdb.ingest.scamp.read_scamp_heads`).  Block *i* applies to the
+        *i*-th exposure of the file by HDU order.
+    exposure_id : int, optional
+        The exposure (for a multi-extension file, any exposure of it: all its
+        HDUs are taken).  Default: match by file name.
+    catalog_path : path, optional
+        The SExtractor catalogue (or image) the exposure was ingested from.
+        Default: the exposure whose catalogue or image has the ``.head``'s stem
+        (``frame.head`` <-> ``frame.cat``/``frame.ldac``/``frame.fits[.fz]``).
+    xml_path : path, optional
+        SCAMP XML report of the run; its ``Fields`` row for the catalogue gives
+        the :data:`QA_METRICS` written to ``exposure_qa`` (replacing earlier
+        ``scamp_*`` rows of the exposure).
+
+    Returns
+    -------
+    ScampApplyResult
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Unreadable ``.head`` / XML; no exposure (or an ambiguous set) matches,
+        naming the ``.head``; block count different from the exposure's HDU
+        count; exposure without image size (NAXIS1/2); detections without
+        pixel positions; XML without a row for the catalogue.  Nothing is
+        changed and the ``ingest-scamp`` run is marked failed.
+
+    Notes
+    -----
+    Positions: ``(ra, dec) = WCS.all_pix2world(xwin, ywin, 1)`` (``x``/``y``
+    where ``xwin``/``ywin`` is NULL), the FITS WCS papers (Greisen & Calabretta
+    2002; Calabretta & Greisen 2002) with SCAMP's TPV distortion, as SCAMP
+    writes it (SCAMP guide, "Output headers"), evaluated by astropy/WCSLIB.
+    Only ``ra``/``dec`` are recomputed; ``a_world``/``fwhm`` etc. keep the
+    values SExtractor computed with the old WCS.  Objects' mean positions
+    computed earlier are not updated.
+    """
+    from .headers import footprint, wcs_cards
+    from .scamp import apply_scamp_head, read_scamp_heads, read_scamp_xml
+    from ..wcsutil import wcs_from_header
+
+    head_path = str(head_path)
+    heads = read_scamp_heads(head_path)
+    report = read_scamp_xml(xml_path) if xml_path is not None else None
+    params = {"kind": "head", "head": _resolve(head_path), "sha256": _sha256(head_path),
+              "exposure_id": exposure_id, "catalog_path": None if catalog_path is None else _resolve(catalog_path),
+              "xml": None if xml_path is None else _resolve(xml_path)}
+    run_id = start_run(conn, STAGE, params)
+    res = ScampApplyResult(head_path=head_path, run_id=run_id)
+    try:
+        with conn.transaction():
+            rows = _exposure_rows(conn, head_path, len(heads), exposure_id, catalog_path)
+            conn.execute("DROP TABLE IF EXISTS _scamp_radec")  # left by an earlier call in the caller's transaction
+            conn.execute("CREATE TEMP TABLE _scamp_radec (id bigint, ra double precision, dec double precision) "
+                         "ON COMMIT DROP")
+            old_wcs, shifts, all_shift, qa_cols = {}, {}, [], {"exposure_id": [], "metric": [], "value": []}
+            for (eid, path, hdu, cat_path), head in zip(rows, heads):
+                old_hdr, old_text, n1, n2 = _stored_header(conn, eid)
+                if not n1 or not n2:
+                    raise InputError(f"exposure {eid} ({path}, HDU {hdu}) has no image size (NAXIS1/NAXIS2): "
+                                     "cannot compute its footprint", path=head_path, keyword="NAXIS1")
+                new_hdr = apply_scamp_head(old_hdr, head)
+                new_hdr["NAXIS1"], new_hdr["NAXIS2"] = int(n1), int(n2)
+                wcs = wcs_from_header(new_hdr, path=head_path)
+                fp = footprint(new_hdr, int(n1), int(n2), path=head_path)
+                conn.execute(
+                    "UPDATE exposure SET wcs_header = %s, header = %s, ra_center = %s, dec_center = %s, radius = %s, "
+                    "corners = %s, pixscale = %s WHERE id = %s",
+                    (wcs_cards(new_hdr), "\n".join(str(c) for c in new_hdr.cards), fp["ra_center"],
+                     fp["dec_center"], fp["radius"], fp["corners"], fp["pixscale"], eid))
+                old_wcs[str(eid)] = old_text
+                det = np.array(conn.execute(
+                    "SELECT id, COALESCE(xwin, x), COALESCE(ywin, y), ra, dec FROM detection WHERE exposure_id = %s "
+                    "ORDER BY id", (eid,)).fetchall(), dtype=float).reshape(-1, 5)
+                if len(det):
+                    bad = ~(np.isfinite(det[:, 1]) & np.isfinite(det[:, 2]))
+                    if bad.any():
+                        raise InputError(f"exposure {eid} has {int(bad.sum())} detections without pixel position "
+                                         "(xwin/ywin and x/y NULL): their RA/Dec cannot be recomputed",
+                                         path=head_path, keyword="XWIN_IMAGE")
+                    ra, dec = wcs.all_pix2world(det[:, 1], det[:, 2], 1)
+                    ra = np.mod(ra, 360.0)
+                    copy_table(conn, "_scamp_radec", {"id": det[:, 0].astype(np.int64), "ra": ra, "dec": dec})
+                    sep = _ang_sep_arcsec(det[:, 3], det[:, 4], ra, dec)
+                    shifts[str(eid)] = {"median": float(np.median(sep)), "max": float(np.max(sep)), "n": len(det)}
+                    all_shift.append(sep)
+                    res.n_detections += len(det)
+                if report is not None:
+                    names = {file_stem(head_path), file_stem(path)} | ({file_stem(cat_path)} if cat_path else set())
+                    vals = _qa_values(report, names, head_path, xml_path)
+                    qa_cols["exposure_id"] += [eid] * len(vals)
+                    qa_cols["metric"] += list(vals)
+                    qa_cols["value"] += list(vals.values())
+                res.exposure_ids.append(eid)
+            if res.n_detections:
+                conn.execute("UPDATE detection d SET ra = t.ra, dec = t.dec FROM _scamp_radec t WHERE d.id = t.id")
+                sep = np.concatenate(all_shift)
+                res.shift_median_arcsec, res.shift_max_arcsec = float(np.median(sep)), float(np.max(sep))
+            if report is not None:
+                conn.execute("DELETE FROM exposure_qa WHERE exposure_id = ANY(%s) AND metric = ANY(%s)",
+                             (res.exposure_ids, list(QA_METRICS)))
+                res.n_qa = copy_table(conn, "exposure_qa",
+                                      {"exposure_id": np.asarray(qa_cols["exposure_id"], dtype=np.int64),
+                                       "metric": np.asarray(qa_cols["metric"], dtype=object),
+                                       "value": np.asarray(qa_cols["value"], dtype=float)},
+                                      constants={"stage_run_id": run_id})
+            conn.execute("UPDATE stage_run SET status = 'replaced' WHERE stage = %s AND status = 'ok' AND id <> %s "
+                         "AND params->>'kind' = 'head' AND input_ids <@ %s::bigint[]",
+                         (STAGE, run_id, res.exposure_ids))
+            finish_run(conn, run_id, inputs=res.exposure_ids,
+                       counts={"exposure": len(res.exposure_ids), "detection": res.n_detections,
+                               "exposure_qa": res.n_qa, "old_wcs": old_wcs, "shift_arcsec": shifts})
+    except Exception as e:
+        fail_run(conn, run_id, e)
+        raise
+    return res
+
+
+# --------------------------------------------------------------------------- full catalogue
+@dataclass
+class ScampFullResult:
+    """What one SCAMP full catalogue contributed.
+
+    Attributes
+    ----------
+    path : str
+    run_id : int
+    exposure_ids : list of int
+        Exposures of the input catalogues, in SCAMP's catalogue order.
+    n_objects : int
+        ``object`` rows written (merged sources with at least one of our detections).
+    n_links : int
+        ``detection_object`` rows written.
+    n_reference_rows : int
+        Rows of the reference catalogue (``CATALOG_NUMBER`` 0), not linked.
+    centroid : str
+        Detection columns the rows were identified by (``xwin/ywin`` or ``x/y``).
+    replaced_objects : int
+        Objects of earlier ``ingest-scamp`` runs on these exposures deleted.
+    """
+
+    path: str
+    run_id: int
+    exposure_ids: list = field(default_factory=list)
+    n_objects: int = 0
+    n_links: int = 0
+    n_reference_rows: int = 0
+    centroid: str = ""
+    replaced_objects: int = 0
+
+
+_FULL_REQUIRED = ("SOURCE_NUMBER", "CATALOG_NUMBER", "EXTENSION", "X_IMAGE", "Y_IMAGE", "ALPHA_J2000", "DELTA_J2000")
+
+
+def read_scamp_table(path, required=_FULL_REQUIRED):
+    """Read a SCAMP full or merged output catalogue (FITS_LDAC or ASCII_HEAD).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``FULLOUTCAT_NAME`` / ``MERGEDOUTCAT_NAME`` file: FITS_LDAC (table in
+        ``LDAC_OBJECTS``) or ASCII_HEAD (``#   1 NAME  description [unit]``
+        header lines, SExtractor's ASCII layout).
+    required : sequence of str
+        Columns that must be present.
+
+    Returns
+    -------
+    astropy.table.Table
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Unreadable file, neither format, or a required column missing (named).
+    """
+    import warnings
+
+    from astropy.io import fits
+    from astropy.table import Table
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            start = fh.read(80)
+    except OSError as exc:
+        raise InputError(f"cannot read SCAMP catalogue: {exc.strerror}", path=path) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if start.startswith(b"SIMPLE  ="):
+                with fits.open(p, memmap=False) as hl:
+                    names = [h.name for h in hl]
+                    if "LDAC_OBJECTS" in names:
+                        t = Table(hl["LDAC_OBJECTS"].data)
+                    elif len(hl) > 1 and isinstance(hl[1], fits.BinTableHDU):
+                        t = Table(hl[1].data)
+                    else:
+                        raise InputError(f"no LDAC_OBJECTS table (HDUs: {names}): not a SCAMP FITS_LDAC catalogue",
+                                         path=path)
+            elif start.lstrip().startswith(b"#"):
+                t = Table.read(p, format="ascii.sextractor")
+            else:
+                raise InputError("neither FITS_LDAC nor ASCII_HEAD: not a SCAMP output catalogue", path=path)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot parse SCAMP catalogue: {exc}", path=path) from None
+    missing = [c for c in required if c not in t.colnames]
+    if missing:
+        raise InputError(f"column {missing[0]} missing (SCAMP full/merged catalogue expected; columns: "
+                         f"{', '.join(t.colnames)})", path=path, keyword=missing[0])
+    return t
+
+
+def _input_exposures(conn, path, catalogs, exposure_ids):
+    """list (per CATALOG_NUMBER 1..N) of lists of exposure ids ordered by HDU (one per EXTENSION)."""
+    if (catalogs is None) == (exposure_ids is None):
+        raise InputError("give the input catalogues in SCAMP's order (catalogs=) or their exposure ids "
+                         "(exposure_ids=), one of the two", path=path)
+    out = []
+    if catalogs is not None:
+        for c in catalogs:
+            key = _resolve(c)
+            ids = [r[0] for r in conn.execute("SELECT id FROM exposure WHERE catalog_path = %s ORDER BY hdu",
+                                              (key,)).fetchall()]
+            if not ids:
+                raise InputError(f"catalogue {key} was given to SCAMP but is not in the database "
+                                 "(catdb ingest catalog it first)", path=path)
+            out.append(ids)
+    else:
+        found = {r[0] for r in conn.execute("SELECT id FROM exposure WHERE id = ANY(%s)",
+                                            ([int(e) for e in exposure_ids],)).fetchall()}
+        for e in exposure_ids:
+            if int(e) not in found:
+                raise InputError(f"exposure {e} does not exist", path=path)
+            out.append([int(e)])
+    return out
+
+
+def _match_rows(conn, eid, xs, ys, tolerance):
+    """Detection ids of exposure ``eid`` at pixel positions (xs, ys), and the centroid used (vectorised KD-tree)."""
+    from scipy.spatial import cKDTree
+
+    det = np.array(conn.execute("SELECT id, xwin, ywin, x, y FROM detection WHERE exposure_id = %s ORDER BY id",
+                                (eid,)).fetchall(), dtype=float).reshape(-1, 5)
+    best = None
+    for name, cx, cy in (("xwin/ywin", 1, 2), ("x/y", 3, 4)):
+        ok = np.isfinite(det[:, cx]) & np.isfinite(det[:, cy])
+        if not ok.any():
+            continue
+        tree = cKDTree(np.column_stack([det[ok, cx], det[ok, cy]]))
+        dist, idx = tree.query(np.column_stack([xs, ys]), distance_upper_bound=tolerance)
+        hit = np.isfinite(dist)
+        ids = np.full(len(xs), -1, dtype=np.int64)
+        ids[hit] = det[ok, 0][idx[hit]].astype(np.int64)
+        if best is None or hit.sum() > (best[0] >= 0).sum():
+            best = (ids, name)
+        if hit.all():
+            break
+    if best is None:
+        return np.full(len(xs), -1, dtype=np.int64), "none"
+    return best
+
+
+def ingest_scamp_full(conn, full_path, *, catalogs=None, exposure_ids=None, merged_path=None,
+                      tolerance: float = 0.01) -> ScampFullResult:
+    """Link detections to SCAMP's merged sources: ``object`` (kind static) + ``detection_object`` rows.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Not in autocommit.
+    full_path : str or os.PathLike
+        SCAMP full output catalogue (``FULLOUTCAT_TYPE`` FITS_LDAC or ASCII_HEAD).
+    catalogs : sequence of path, optional
+        The SExtractor catalogues in the order they were given to SCAMP
+        (``CATALOG_NUMBER`` 1, 2, ...), each already ingested
+        (``exposure.catalog_path``).  ``EXTENSION`` *k* is the *k*-th exposure
+        of the catalogue by HDU.
+    exposure_ids : sequence of int, optional
+        Instead of ``catalogs``: the exposure of each (single-extension) catalogue, in SCAMP's order.
+    merged_path : path, optional
+        SCAMP merged output catalogue (``MERGEDOUTCAT``): object positions and
+        errors are SCAMP's (``ALPHA_J2000``, ``DELTA_J2000``, ``ERRA_WORLD``,
+        ``ERRB_WORLD``).  Default: mean of the unit vectors of the full
+        catalogue's positions of the source's detections (reference rows
+        excluded), errors the standard error of the mean per axis (the row's
+        ``ERRA_WORLD`` for a single detection).
+    tolerance : float
+        Pixels: a SCAMP row is our detection when their centroids agree to
+        this (SCAMP's ASCII output rounds to 1e-4 pix).
+
+    Returns
+    -------
+    ScampFullResult
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Unreadable catalogue or missing column; a catalogue not ingested; a
+        ``CATALOG_NUMBER``/``EXTENSION`` beyond the inputs given; rows that
+        match no detection of their exposure (wrong catalogue order, or the
+        catalogue was re-extracted since); detections of these exposures already
+        linked to objects by another stage.  Nothing is written; the
+        ``ingest-scamp`` run is marked failed.
+
+    Notes
+    -----
+    Re-ingesting replaces: objects of earlier ``ingest-scamp`` runs linked to
+    detections of these exposures are deleted (with all their links) first.
+    ``object.n_detections``, ``n_epochs``, ``mjd_first``, ``mjd_last`` are set
+    from the links; no photometry (``band``, ``mean_mag``) is set.
+    SCAMP user's guide, "Merged and full output catalogs".
+    """
+    full_path = str(full_path)
+    t = read_scamp_table(full_path)
+    merged = read_scamp_table(merged_path, ("SOURCE_NUMBER", "ALPHA_J2000", "DELTA_J2000")) if merged_path else None
+    params = {"kind": "full", "full": _resolve(full_path), "sha256": _sha256(full_path),
+              "catalogs": None if catalogs is None else [_resolve(c) for c in catalogs],
+              "exposure_ids": None if exposure_ids is None else [int(e) for e in exposure_ids],
+              "merged": None if merged_path is None else _resolve(merged_path), "tolerance": tolerance}
+    run_id = start_run(conn, STAGE, params)
+    res = ScampFullResult(path=full_path, run_id=run_id)
+    try:
+        with conn.transaction():
+            inputs = _input_exposures(conn, full_path, catalogs, exposure_ids)
+            res.exposure_ids = [e for ids in inputs for e in ids]
+            src = np.asarray(t["SOURCE_NUMBER"], dtype=np.int64)
+            catn = np.asarray(t["CATALOG_NUMBER"], dtype=np.int64)
+            ext = np.asarray(t["EXTENSION"], dtype=np.int64)
+            x = np.asarray(t["X_IMAGE"], dtype=float)
+            y = np.asarray(t["Y_IMAGE"], dtype=float)
+            ref = catn == 0
+            res.n_reference_rows = int(ref.sum())
+            if (catn > len(inputs)).any() or (catn < 0).any():
+                bad = int(np.flatnonzero((catn > len(inputs)) | (catn < 0))[0])
+                raise InputError(f"CATALOG_NUMBER {catn[bad]} but {len(inputs)} input catalogues were given "
+                                 "(give all catalogues, in SCAMP's command-line order)",
+                                 path=full_path, row=bad + 1, keyword="CATALOG_NUMBER")
+            det_id = np.full(len(t), -1, dtype=np.int64)
+            centroids = set()
+            for k, ids in enumerate(inputs, start=1):  # loop over catalogues and extensions, not rows
+                in_cat = catn == k
+                if in_cat.any() and ((ext[in_cat] < 1).any() or (ext[in_cat] > len(ids)).any()):
+                    bad = int(np.flatnonzero(in_cat & ((ext < 1) | (ext > len(ids))))[0])
+                    raise InputError(f"EXTENSION {ext[bad]} of catalogue {k}, which has {len(ids)} exposure(s)",
+                                     path=full_path, row=bad + 1, keyword="EXTENSION")
+                for e, eid in enumerate(ids, start=1):
+                    sel = np.flatnonzero(in_cat & (ext == e))
+                    if not len(sel):
+                        continue
+                    matched, name = _match_rows(conn, eid, x[sel], y[sel], tolerance)
+                    if (matched < 0).any():
+                        bad = sel[int(np.flatnonzero(matched < 0)[0])]
+                        raise InputError(
+                            f"{int((matched < 0).sum())} of {len(sel)} rows of catalogue {k} extension {e} match no "
+                            f"detection of exposure {eid} within {tolerance} pix (first at X_IMAGE {x[bad]:.4f}, "
+                            f"Y_IMAGE {y[bad]:.4f}): are the catalogues given in SCAMP's order, unchanged since?",
+                            path=full_path, row=int(bad) + 1, keyword="X_IMAGE")
+                    if len(np.unique(matched)) != len(matched):
+                        raise InputError(f"two rows of catalogue {k} extension {e} match the same detection of "
+                                         f"exposure {eid}; lower the tolerance", path=full_path, keyword="X_IMAGE")
+                    det_id[sel] = matched
+                    centroids.add(name)
+            res.centroid = ",".join(sorted(centroids))
+            ours = np.flatnonzero(~ref)
+            # replace earlier SCAMP associations of these exposures; refuse to overwrite another stage's links
+            res.replaced_objects = conn.execute(
+                "DELETE FROM object WHERE id IN (SELECT l.object_id FROM detection_object l "
+                "JOIN detection d ON d.id = l.detection_id JOIN stage_run r ON r.id = l.stage_run_id "
+                "WHERE d.exposure_id = ANY(%s) AND r.stage = %s)", (res.exposure_ids, STAGE)).rowcount
+            other = conn.execute(
+                "SELECT count(*), min(r.stage), min(r.id) FROM detection_object l JOIN stage_run r "
+                "ON r.id = l.stage_run_id WHERE l.detection_id = ANY(%s)", (det_id[ours].tolist(),)).fetchone()
+            if other[0]:
+                raise InputError(f"{other[0]} of these detections are already linked to objects by stage "
+                                 f"'{other[1]}' (stage_run {other[2]}); delete that run's objects before loading "
+                                 "SCAMP's associations", path=full_path)
+            n_obj, n_links = _write_objects(conn, run_id, t, ours, src, det_id, merged, merged_path)
+            res.n_objects, res.n_links = n_obj, n_links
+            conn.execute("UPDATE stage_run r SET status = 'replaced' WHERE r.stage = %s AND r.status = 'ok' "
+                         "AND r.id <> %s AND r.params->>'kind' = 'full' AND NOT EXISTS "
+                         "(SELECT 1 FROM object o WHERE o.stage_run_id = r.id)", (STAGE, run_id))
+            finish_run(conn, run_id, inputs=res.exposure_ids,
+                       counts={"object": n_obj, "detection_object": n_links, "reference_rows": res.n_reference_rows,
+                               "replaced_objects": res.replaced_objects, "centroid": res.centroid})
+    except Exception as e:
+        fail_run(conn, run_id, e)
+        raise
+    return res
+
+
+def _write_objects(conn, run_id, t, ours, src, det_id, merged, merged_path):
+    """COPY objects (one per SCAMP source among ``ours`` rows) and their links; returns (n_objects, n_links)."""
+    if not len(ours):
+        return 0, 0
+    sources, inv = np.unique(src[ours], return_inverse=True)
+    n = len(sources)
+    ids = np.array(conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('object', 'id')) FROM generate_series(1, %s)", (n,)).fetchall(),
+        dtype=np.int64).ravel()
+    cnt = np.bincount(inv, minlength=n)
+    if merged is not None:
+        msrc = np.asarray(merged["SOURCE_NUMBER"], dtype=np.int64)
+        order = np.argsort(msrc)
+        pos = np.searchsorted(msrc[order], sources)
+        pos = np.clip(pos, 0, len(msrc) - 1)
+        found = msrc[order][pos] == sources
+        if not found.all():
+            raise InputError(f"SOURCE_NUMBER {sources[~found][0]} of the full catalogue is not in the merged "
+                             "catalogue (not from the same SCAMP run?)", path=merged_path, keyword="SOURCE_NUMBER")
+        m = order[pos]
+        ra = np.mod(np.asarray(merged["ALPHA_J2000"], dtype=float)[m], 360.0)
+        dec = np.asarray(merged["DELTA_J2000"], dtype=float)[m]
+        era = (np.asarray(merged["ERRA_WORLD"], dtype=float)[m] * 3600.0 if "ERRA_WORLD" in merged.colnames
+               else np.full(n, np.nan))
+        edec = (np.asarray(merged["ERRB_WORLD"], dtype=float)[m] * 3600.0 if "ERRB_WORLD" in merged.colnames
+                else np.full(n, np.nan))
+    else:
+        a = np.radians(np.asarray(t["ALPHA_J2000"], dtype=float)[ours])
+        d = np.radians(np.asarray(t["DELTA_J2000"], dtype=float)[ours])
+        vx = np.bincount(inv, np.cos(d) * np.cos(a), n)
+        vy = np.bincount(inv, np.cos(d) * np.sin(a), n)
+        vz = np.bincount(inv, np.sin(d), n)
+        ra = np.mod(np.degrees(np.arctan2(vy, vx)), 360.0)
+        dec = np.degrees(np.arctan2(vz, np.hypot(vx, vy)))
+        # residuals about the mean in the tangent plane (arcsec), standard error of the mean per axis
+        dra = ((np.degrees(a) - ra[inv] + 180.0) % 360.0 - 180.0) * np.cos(d) * 3600.0
+        ddec = (np.degrees(d) - dec[inv]) * 3600.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sra = np.sqrt(np.bincount(inv, dra ** 2, n) / np.maximum(cnt - 1, 1)) / np.sqrt(cnt)
+            sdec = np.sqrt(np.bincount(inv, ddec ** 2, n) / np.maximum(cnt - 1, 1)) / np.sqrt(cnt)
+        single = np.full(n, np.nan)
+        if "ERRA_WORLD" in t.colnames:
+            single[inv] = np.asarray(t["ERRA_WORLD"], dtype=float)[ours] * 3600.0
+        era = np.where(cnt > 1, sra, single)
+        edec = np.where(cnt > 1, sdec, single)
+    copy_table(conn, "object", {"id": ids, "ra": ra, "dec": dec, "ra_err": era, "dec_err": edec,
+                                "n_detections": cnt.astype(np.int64)},
+               constants={"kind": "static", "stage_run_id": run_id})
+    n_links = copy_table(conn, "detection_object", {"detection_id": det_id[ours], "object_id": ids[inv]},
+                         constants={"stage_run_id": run_id})
+    conn.execute(
+        "UPDATE object o SET n_detections = s.n, n_epochs = s.ne, mjd_first = s.mn, mjd_last = s.mx FROM "
+        "(SELECT l.object_id, count(*) AS n, count(DISTINCT d.exposure_id) AS ne, min(e.mjd_mid) AS mn, "
+        "max(e.mjd_mid) AS mx FROM detection_object l JOIN detection d ON d.id = l.detection_id "
+        "JOIN exposure e ON e.id = d.exposure_id WHERE l.stage_run_id = %s GROUP BY l.object_id) s "
+        "WHERE o.id = s.object_id", (run_id,))
+    return n, n_links
