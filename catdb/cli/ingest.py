@@ -10,6 +10,7 @@ Examples:
   catdb ingest catalog --instrument lowell42 frame.cat --image frame.fits
   catdb ingest image raw/*.fits.fz            # science, bias and flat frames (IMAGETYP)
   catdb ingest refcat GAIA-DR2.cat --catalog gaia-dr2 --band G
+  catdb ingest scamp night/*.ldac --xml scamp.xml --full full_1.cat
   catdb config defaults ./keymaps             # write the keyword maps out for editing""")
 def command():
     """Load SExtractor catalogues, FITS images and reference catalogues (COPY, one transaction per file)."""
@@ -73,3 +74,12 @@ def refcat(obj, path, catalog, band, epoch):
     with _conn(obj) as conn:
         r = ingest_refcat(conn, path, catalog=catalog, band=band, epoch=epoch)
     click.echo(f"{r.path}: {r.n_rows} stars ({'; '.join(r.notes)})")
+
+
+def _register_scamp():
+    from .ingest_scamp import scamp_command
+
+    command.add_command(scamp_command, "scamp")
+
+
+_register_scamp()

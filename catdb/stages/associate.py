@@ -201,13 +201,18 @@ class Associate(Stage):
         return [r[0] for r in rows]
 
     def replace(self, ctx: StageContext) -> int:
+        """Delete objects of earlier associations (this stage's or SCAMP's) holding input detections.
+
+        A detection belongs to one object; associations loaded from SCAMP's full catalogue
+        (``catdb ingest scamp --full``) are replaced too.
+        """
         if ctx.params["incremental"]:
             return 0
         cur = ctx.execute(
             """DELETE FROM object WHERE id IN (
                    SELECT o.object_id FROM detection_object o JOIN detection d ON d.id = o.detection_id
                    WHERE d.exposure_id = ANY(%s))
-               AND stage_run_id IN (SELECT id FROM stage_run WHERE stage = %s AND id <> %s)""",
+               AND stage_run_id IN (SELECT id FROM stage_run WHERE stage IN (%s, 'ingest-scamp') AND id <> %s)""",
             (ctx.inputs, self.name, ctx.run_id))
         return cur.rowcount
 
