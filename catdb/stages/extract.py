@@ -1,0 +1,179 @@
+"""Stage ``extract``: SExtractor on the selected exposures, detections loaded back.
+
+Each selected science exposure's latest ``reduced`` product (stage ``reduce``), or its raw
+image with ``use_raw=true``, goes through :func:`catdb.ingest.extract.extract` (Bertin &
+Arnouts 1996, A&AS 117, 393; configuration precedence: ``catdb.sex`` < image header <
+parameters).  SExtractor runs in ``workers`` threads (one process each); the database
+writes happen afterwards in the stage's transaction, in the main thread:
+
+* the FITS_LDAC catalogue ``<outdir>/catalogs/e<id>_<name>.cat`` becomes an
+  ``image_product`` row (kind ``catalog``, HDU 2 = ``LDAC_OBJECTS``);
+* its sources replace the exposure's detections
+  (:func:`catdb.ingest.load.attach_catalog`; each detection's ``stage_run_id`` is this
+  run; rows linked to the old detections - ``detection_object``, ``track_detection``,
+  ``survivor`` - go with them by cascade);
+* with ``update_fwhm`` (default), ``exposure.fwhm`` becomes the median ``FWHM_WORLD``
+  (arcsec) of unflagged point sources (``CLASS_STAR >= 0.8``, S/N >= 20).
+"""
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..db.copy import copy_table
+from ..errors import InputError
+from .base import Param, Stage, StageContext, register
+
+_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+#: keys the stage controls itself
+_RESERVED = {"CATALOG_NAME", "CATALOG_TYPE", "PARAMETERS_NAME"}
+
+
+def parse_config(text: str | None) -> dict:
+    """Parse ``KEY=VALUE,KEY=VALUE`` (``sex_KEY`` accepted) into SExtractor overrides.
+
+    A comma-separated item without ``=`` continues the previous value, so
+    ``PHOT_APERTURES=4,8,12,BACK_SIZE=128`` gives ``{"PHOT_APERTURES": "4,8,12",
+    "BACK_SIZE": "128"}``.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        An item before the first ``KEY=``, a key that is not a SExtractor keyword
+        (upper-case letters, digits, underscores), or a key the stage sets itself.
+    """
+    out: dict[str, str] = {}
+    last = None
+    for item in (text or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" in item:
+            k, v = (s.strip() for s in item.split("=", 1))
+            k = k.upper()
+            if k.startswith("SEX_"):
+                k = k[4:]
+            if not _KEY.match(k):
+                raise InputError(f"parameter config: {k!r} is not a SExtractor keyword "
+                                 "(expected KEY=VALUE, e.g. DETECT_MINAREA=3)")
+            if k in _RESERVED:
+                raise InputError(f"parameter config: {k} is set by the extract stage and cannot be overridden")
+            out[k] = v
+            last = k
+        elif last is None:
+            raise InputError(f"parameter config: {item!r} has no KEY= (expected KEY=VALUE,KEY=VALUE)")
+        else:
+            out[last] += "," + item
+    return out
+
+
+def _apertures(text: str | None) -> list[float] | None:
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        vals = [float(s) for s in str(text).replace(" ", "").split(",") if s]
+    except ValueError:
+        raise InputError(f"parameter phot_apertures: expected comma-separated diameters in pixels, "
+                         f"got {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise InputError(f"parameter phot_apertures: diameters must be > 0 pixels, got {text!r}")
+    return vals
+
+
+def _stem(path: str) -> str:
+    name = Path(path).name
+    for suf in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz"):
+        if name.lower().endswith(suf):
+            return name[: -len(suf)]
+    return name
+
+
+@register
+class Extract(Stage):
+    name = "extract"
+    description = "SExtractor on reduced (or raw) exposures; catalogues recorded, detections replaced"
+    params = [
+        Param("outdir", str, "./catdb-products/", "Directory for catalogs/ (created)"),
+        Param("use_raw", bool, False, "Extract the raw image instead of the latest reduced product"),
+        Param("detect_thresh", float, 1.5, "SExtractor DETECT_THRESH (sigma above background)"),
+        Param("phot_apertures", str, None, "Aperture DIAMETERS in pixels, comma-separated "
+                                           "(default catdb.sex: 4,6,8,10,14,20)"),
+        Param("config", str, None, "Other SExtractor overrides KEY=VALUE,KEY=VALUE (sex_ prefix optional)"),
+        Param("workers", int, 2, "SExtractor processes run at once"),
+        Param("update_fwhm", bool, True, "Set exposure.fwhm to the median FWHM_WORLD of good point sources"),
+    ]
+    outputs = ["image_product"]
+
+    def run(self, ctx: StageContext) -> dict:
+        from ..ingest.extract import extract
+        from ..ingest.load import attach_catalog, sha256_file
+
+        p = ctx.params
+        if p["workers"] < 1:
+            raise InputError(f"parameter workers: expected >= 1, got {p['workers']}")
+        cfg = parse_config(p["config"])
+        cfg.setdefault("DETECT_THRESH", p["detect_thresh"])
+        apers = _apertures(p["phot_apertures"])
+        if apers is not None:
+            cfg["PHOT_APERTURES"] = apers
+        outdir = Path(p["outdir"]).expanduser().resolve()
+        cdir = outdir / "catalogs"
+
+        exps = ctx.execute(
+            "SELECT e.id, e.path, e.hdu, e.band, r.path, r.hdu FROM exposure e "
+            "LEFT JOIN LATERAL (SELECT path, hdu FROM image_product p WHERE p.exposure_id = e.id "
+            "AND p.kind = 'reduced' ORDER BY p.id DESC LIMIT 1) r ON true "
+            "WHERE e.id = ANY(%s) ORDER BY e.id", (ctx.inputs,)).fetchall()
+        jobs = []
+        for eid, raw, raw_hdu, band, red, red_hdu in exps:  # loop over exposures
+            if p["use_raw"]:
+                image, hdu, kind = raw, raw_hdu, "raw"
+            elif red is None:
+                raise InputError(f"exposure {eid} ({raw}) has no reduced product: run 'catdb stage reduce' "
+                                 f"on it first, or extract the raw image with use_raw=true")
+            else:
+                image, hdu, kind = red, red_hdu, "reduced"
+            if not Path(image).is_file():
+                raise InputError(f"exposure {eid}: {kind} image not found", path=image)
+            jobs.append(dict(id=eid, band=band, image=image, hdu=hdu, kind=kind,
+                             cat=cdir / f"e{eid}_{_stem(image)}.cat"))
+        if not jobs:
+            return {"catalog": 0, "detection": 0}
+        cdir.mkdir(parents=True, exist_ok=True)
+
+        def _one(j):
+            return extract(j["image"], j["cat"], hdu=j["hdu"], config=cfg)
+
+        with ThreadPoolExecutor(max_workers=p["workers"]) as pool:  # SExtractor subprocesses
+            list(pool.map(_one, jobs))  # re-raises the first failure
+
+        ids = [j["id"] for j in jobs]
+        old = ctx.execute("SELECT count(*) FROM detection WHERE exposure_id = ANY(%s)", (ids,)).fetchone()[0]
+        n_det = []
+        for j in jobs:  # loop over exposures: COPY of each catalogue in this transaction
+            n_det.append(attach_catalog(ctx.conn, j["id"], j["cat"], ctx.run_id))
+        fwhm = {}
+        if p["update_fwhm"]:
+            fwhm = dict(ctx.execute(
+                "UPDATE exposure e SET fwhm = s.med FROM ("
+                " SELECT exposure_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY fwhm) AS med FROM detection"
+                " WHERE exposure_id = ANY(%s) AND flags = 0 AND class_star >= 0.8 AND snr >= 20 AND fwhm > 0"
+                " GROUP BY exposure_id) s WHERE e.id = s.exposure_id RETURNING e.id, e.fwhm", (ids,)).fetchall())
+        cfg_json = {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.items()}
+        copy_table(ctx.conn, "image_product", {
+            "exposure_id": np.array(ids, dtype=np.int64),
+            "path": np.array([str(j["cat"]) for j in jobs], dtype=object),
+            "sha256": np.array([sha256_file(j["cat"]) for j in jobs], dtype=object),
+            "band": np.array([j["band"] for j in jobs], dtype=object),
+            "meta": np.array([json.dumps({"image": j["image"], "image_hdu": j["hdu"], "image_kind": j["kind"],
+                                          "catalog_type": "FITS_LDAC", "config": cfg_json, "n_detections": n,
+                                          "fwhm_median": fwhm.get(j["id"])}, default=str)
+                              for j, n in zip(jobs, n_det)], dtype=object),
+        }, constants={"kind": "catalog", "hdu": 2, "stage_run_id": ctx.run_id})
+        return {"catalog": len(jobs), "detection": int(sum(n_det)), "detections_replaced": int(old),
+                "fwhm_updated": len(fwhm),
+                "image_kind": sorted({j["kind"] for j in jobs})}

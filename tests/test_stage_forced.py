@@ -1,0 +1,198 @@
+"""Stage ``forced`` on reduced Lowell 42-inch frames: a real asteroid track, bright stars, user positions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.coordinates import SkyCoord
+
+from catdb.errors import StageError
+from catdb.stages import run_stage
+from catdb.stages.base import start_run
+from tests.helpers import SHARED_DATA
+
+LOWELL = SHARED_DATA / "lowell42-5945"
+SCIENCE = [LOWELL / "science" / f"20190326.{n:04d}.fits.fz" for n in (129, 135)]
+N = len(SCIENCE)
+# known mover 1 of MANIFEST.md: (JD, RA, Dec) at two epochs
+MOVER1 = ((2458568.60418, 124.62662, 25.34294), (2458568.84034, 124.63359, 25.32967))
+
+pytestmark = pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}")
+
+
+def _connect(url):
+    from catdb.db.engine import connect
+
+    return connect(url)
+
+
+def _ingest(conn, paths):
+    from catdb.ingest.load import ingest_images
+
+    return [i for r in ingest_images(conn, paths) for i in r.exposure_ids]
+
+
+def mover1_at(mjd):
+    """MANIFEST positions of mover 1, linearly interpolated (RA, Dec in deg)."""
+    (t1, r1, d1), (t2, r2, d2) = MOVER1
+    f = (np.asarray(mjd) + 2400000.5 - t1) / (t2 - t1)
+    return r1 + f * (r2 - r1), d1 + f * (d2 - d1)
+
+
+@pytest.fixture(scope="module")
+def lowell(db_url, tmp_path_factory):
+    outdir = tmp_path_factory.mktemp("products")
+    c = _connect(db_url)
+    sci = _ingest(c, SCIENCE)
+    _ingest(c, sorted((LOWELL / "zero").glob("*.fits.fz"))[:2])
+    _ingest(c, sorted((LOWELL / "flat").glob("*.fits.fz"))[1:3])
+    run_stage("reduce", conn=c, params={"outdir": str(outdir)})
+    run_stage("extract", conn=c, params={"outdir": str(outdir), "phot_apertures": "6,10,16",
+                                               "config": "SEEING_FWHM=2.5"})  # skips the seeing pass
+    # the track of mover 1 as the movers stage would write it (rates in "/h, RA rate times cos dec)
+    (t1, r1, d1), (t2, r2, d2) = MOVER1
+    hours = (t2 - t1) * 24.0
+    rate_ra = (r2 - r1) * np.cos(np.radians(d1)) * 3600 / hours
+    rate_dec = (d2 - d1) * 3600 / hours
+    run = start_run(c, "test-movers", {})
+    track = c.execute("INSERT INTO track (n_detections, ra, dec, mjd_ref, rate_ra, rate_dec, rate, status, "
+                      "designation, stage_run_id) VALUES (3, %s, %s, %s, %s, %s, %s, 'candidate', '5945?', %s) "
+                      "RETURNING id", (r1, d1, t1 - 2400000.5, rate_ra, rate_dec, np.hypot(rate_ra, rate_dec),
+                                       run)).fetchone()[0]
+    c.commit()
+    yield dict(conn=c, sci=sci, outdir=outdir, track=track, run=run)
+    c.close()
+
+
+def test_track_positions_and_auto_radius(lowell):
+    c = lowell["conn"]
+    res = run_stage("forced", conn=c, params={"tracks": "status = 'candidate'", "radius": "auto"})
+    rows = c.execute("SELECT f.exposure_id, e.mjd_mid, f.ra, f.dec, f.flux, f.flux_err, f.aperture_radius, f.flags, "
+                     "f.mag, f.label, f.object_id FROM forced_source f JOIN exposure e ON e.id = f.exposure_id "
+                     "WHERE f.track_id = %s ORDER BY e.mjd_mid", (lowell["track"],)).fetchall()
+    assert [r[0] for r in rows] == sorted(lowell["sci"])
+    for eid, mjd, ra, dec, flux, ferr, rad, flags, mag, label, obj in rows:
+        ra_m, dec_m = mover1_at(mjd)
+        assert SkyCoord(ra, dec, unit="deg").separation(SkyCoord(ra_m, dec_m, unit="deg")).arcsec < 0.5
+        assert flux / ferr > 20  # the bright asteroid is measured, not sky
+        assert flags == 8 and mag is None and label == "5945?" and obj is None  # no zeropoint yet
+        auto = res.counts["radius_auto"][str(eid)]
+        assert auto["found"] and rad == auto["radius"] and 1.5 <= rad <= 8
+        # SExtractor found the asteroid at the predicted place
+        det = np.array(c.execute("SELECT ra, dec FROM detection WHERE exposure_id = %s", (eid,)).fetchall())
+        sep = SkyCoord(det[:, 0], det[:, 1], unit="deg").separation(SkyCoord(ra, dec, unit="deg")).arcsec
+        assert sep.min() < 2.0
+
+
+def _bright_isolated_stars(c, eid, n=12):
+    det = np.array(c.execute("SELECT ra, dec, snr, class_star, flags, x, y FROM detection WHERE exposure_id = %s",
+                             (eid,)).fetchall(), dtype=float)
+    sky = SkyCoord(det[:, 0], det[:, 1], unit="deg")
+    idx, d2, _ = sky.match_to_catalog_sky(sky, nthneighbor=2)
+    ok = ((det[:, 2] > 100) & (det[:, 3] > 0.9) & (det[:, 4] == 0) & (d2.arcsec > 25)
+          & (det[:, 5] > 40) & (det[:, 5] < 1325) & (det[:, 6] > 40) & (det[:, 6] < 1330))
+    sel = det[ok]
+    return sel[np.argsort(-sel[:, 2])][:n]
+
+
+def test_bright_stars_match_sextractor_apertures_and_zeropoint(lowell):
+    c = lowell["conn"]
+    e1, e2 = sorted(lowell["sci"])
+    stars = _bright_isolated_stars(c, e1)
+    assert len(stars) >= 6
+    run = start_run(c, "test-associate", {})
+    for ra, dec in stars[:, :2]:
+        c.execute("INSERT INTO object (ra, dec, kind, n_detections, n_epochs, stage_run_id) "
+                  "VALUES (%s, %s, 'static', 3, 3, %s)", (ra, dec, run))
+    c.execute("INSERT INTO zeropoint (exposure_id, band, zp, zp_err, method, ok, stage_run_id) "
+              "VALUES (%s, 'R', 24.5, 0.03, 'pp', true, %s)", (e2, run))
+    c.commit()
+    res = run_stage("forced", conn=c, params={"objects": "kind = 'static'", "radius": "5"})
+    assert res.counts["forced_source"] == N * len(stars)
+    rows = np.array(c.execute("SELECT exposure_id, flux, flux_err, NULL, mag, mag_err, flags, ra, dec "
+                              "FROM forced_source WHERE object_id IS NOT NULL AND stage_run_id = %s",
+                              (res.run_id,)).fetchall(), dtype=float)
+    assert len(rows) == N * len(stars)
+    for eid in lowell["sci"]:  # SExtractor FLUX_APER (diameter 10 pix) of the nearest detection
+        det = np.array(c.execute("SELECT ra, dec, flux_aper[2] FROM detection WHERE exposure_id = %s",
+                                 (eid,)).fetchall(), dtype=float)
+        mine = rows[:, 0] == eid
+        idx, sep, _ = SkyCoord(rows[mine, 7], rows[mine, 8], unit="deg").match_to_catalog_sky(
+            SkyCoord(det[:, 0], det[:, 1], unit="deg"))
+        assert np.all(sep.arcsec < 2.0)
+        rows[mine, 3] = det[idx, 2]
+    ratio = rows[:, 1] / rows[:, 3]  # forced r=5 pix vs SExtractor FLUX_APER diameter 10 pix
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.02)
+    assert np.all(np.abs(ratio - 1) < 0.05), ratio
+    # calibrated where a zeropoint exists, flagged 8 elsewhere
+    cal = rows[rows[:, 0] == e2]
+    assert np.all(cal[:, 6].astype(int) & 8 == 0)
+    assert np.allclose(cal[:, 4], 24.5 - 2.5 * np.log10(cal[:, 1]))
+    assert np.allclose(cal[:, 5], np.hypot(2.5 / np.log(10) * cal[:, 2] / cal[:, 1], 0.03))
+    assert c.execute("SELECT DISTINCT band FROM forced_source WHERE exposure_id = %s AND object_id IS NOT NULL",
+                     (e2,)).fetchall() == [("R",)]
+    unc = rows[rows[:, 0] != e2]
+    assert np.all(unc[:, 6].astype(int) & 8 == 8) and np.all(np.isnan(unc[:, 4]))
+
+    # re-run: the object rows are replaced, the track rows stay
+    n_track = c.execute("SELECT count(*) FROM forced_source WHERE track_id IS NOT NULL").fetchone()[0]
+    res2 = run_stage("forced", conn=c, params={"objects": "kind = 'static'", "radius": "5"})
+    assert res2.counts["replaced_rows"] == N * len(stars)
+    assert c.execute("SELECT count(*), min(stage_run_id), max(stage_run_id) FROM forced_source "
+                     "WHERE object_id IS NOT NULL").fetchone() == (N * len(stars), res2.run_id, res2.run_id)
+    assert c.execute("SELECT count(*) FROM forced_source WHERE track_id IS NOT NULL").fetchone()[0] == n_track
+    c.commit()
+
+
+def test_user_positions(lowell, tmp_path):
+    c = lowell["conn"]
+    e1 = sorted(lowell["sci"])[0]
+    det = np.array(c.execute("SELECT ra, dec, snr FROM detection WHERE exposure_id = %s", (e1,)).fetchall())
+    ra0, dec0 = c.execute("SELECT ra_center, dec_center FROM exposure WHERE id = %s", (e1,)).fetchone()
+    # a blank-sky position: the grid point near the centre farthest from any detection and
+    # more than 3' from bright (S/N > 300) stars, whose halos hide faint detections
+    g = np.stack(np.meshgrid(ra0 + np.linspace(-0.1, 0.1, 41), dec0 + np.linspace(-0.1, 0.1, 41)), -1).reshape(-1, 2)
+    grid = SkyCoord(g[:, 0], g[:, 1], unit="deg")
+    _, d2, _ = grid.match_to_catalog_sky(SkyCoord(det[:, 0], det[:, 1], unit="deg"))
+    bright = det[det[:, 2] > 300]
+    _, db, _ = grid.match_to_catalog_sky(SkyCoord(bright[:, 0], bright[:, 1], unit="deg"))
+    score = np.where(db.arcsec > 180, d2.arcsec, 0)
+    blank = g[np.argmax(score)]
+    assert score.max() > 15
+    csv = tmp_path / "targets.csv"
+    csv.write_text("RA,Dec,label,comment\n"
+                   f"124.5689621,25.4079208,TYC near centre,VT 9.1\n"
+                   f"{blank[0]:.7f},{blank[1]:.7f},blank sky,\n"
+                   "10.0,10.0,elsewhere,not in any exposure\n")
+    res = run_stage("forced", conn=c, params={"positions": str(csv), "radius": "4"})
+    rows = c.execute("SELECT label, flux, flux_err, object_id, track_id FROM forced_source "
+                     "WHERE stage_run_id = %s ORDER BY label", (res.run_id,)).fetchall()
+    assert [r[0] for r in rows] == ["TYC near centre"] * N + ["blank sky"] * N
+    assert all(r[3] is None and r[4] is None for r in rows)
+    blank_rows = [r for r in rows if r[0] == "blank sky"]
+    assert all(abs(f) < 5 * e for _, f, e, _, _ in blank_rows), (blank, blank_rows)  # no source
+    assert all(f / e > 100 for lab, f, e, _, _ in rows if lab.startswith("TYC"))
+    # re-running with the same file replaces exactly these rows
+    res2 = run_stage("forced", conn=c, params={"positions": str(csv), "radius": "4"})
+    assert res2.counts["replaced_rows"] == 2 * N
+    c.commit()
+
+
+def test_bad_positions_file_is_a_clear_error(lowell, tmp_path):
+    c = lowell["conn"]
+    before = c.execute("SELECT count(*) FROM forced_source").fetchone()[0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("ra,declination\n124.6,25.3\n")
+    with pytest.raises(StageError, match=r"bad.csv, dec: missing column\(s\) dec: expected ra,dec\[,label\].*"
+                                         r"found ra, declination"):
+        run_stage("forced", conn=c, params={"positions": str(bad), "radius": "4"})
+    bad.write_text("ra,dec\n124.6,25.3\n124.7,abc\n")
+    with pytest.raises(StageError, match=r"bad.csv, row 2, dec: dec = '?abc'? is not a number"):
+        run_stage("forced", conn=c, params={"positions": str(bad), "radius": "4"})
+    with pytest.raises(StageError, match="positions file not found"):
+        run_stage("forced", conn=c, params={"positions": str(tmp_path / "nope.csv")})
+    with pytest.raises(StageError, match="needs targets"):
+        run_stage("forced", conn=c)
+    assert c.execute("SELECT count(*) FROM forced_source").fetchone()[0] == before
+    assert {r[0] for r in c.execute("SELECT status FROM stage_run WHERE stage = 'forced' "
+                                    "ORDER BY id DESC LIMIT 4")} == {"failed"}
+    c.commit()

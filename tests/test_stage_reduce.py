@@ -1,0 +1,162 @@
+"""Stage ``reduce`` on the real Lowell 42-inch frames: calibrations chosen from the database."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from catdb.errors import StageError
+from catdb.stages import run_stage
+from tests.helpers import SHARED_DATA
+
+LOWELL = SHARED_DATA / "lowell42-5945"
+BIASES = sorted((LOWELL / "zero").glob("*.fits.fz"))
+FLATS = sorted((LOWELL / "flat").glob("*.fits.fz"))
+V_FLAT = LOWELL / "flat" / "20190326.0100.fits.fz"
+SCIENCE = [LOWELL / "science" / f"20190326.{n:04d}.fits.fz" for n in (129, 132)]
+
+pytestmark = pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}")
+
+
+def _connect(url):
+    from catdb.db.engine import connect
+
+    return connect(url)
+
+
+def _ingest(conn, paths):
+    from catdb.ingest.load import ingest_images
+
+    return [i for r in ingest_images(conn, paths) for i in r.exposure_ids]
+
+
+@pytest.fixture(scope="module")
+def reduced(db_url, tmp_path_factory):
+    """Science (2 frames), bias and flats ingested; one reduce run over both science frames."""
+    outdir = tmp_path_factory.mktemp("products")
+    c = _connect(db_url)
+    sci = _ingest(c, SCIENCE)
+    bias = _ingest(c, BIASES)
+    flats = _ingest(c, FLATS)
+    res = run_stage("reduce", conn=c, params={"outdir": str(outdir)})
+    yield dict(conn=c, sci=sci, bias=bias, flats=flats, res=res, outdir=outdir)
+    c.close()
+
+
+def test_wrong_filter_flat_is_skipped_with_reason(reduced):
+    c, res = reduced["conn"], reduced["res"]
+    assert res.counts["master_bias"] == 1 and res.counts["master_flat"] == 1 and res.counts["reduced"] == 2
+    skipped = {s["path"]: s["reason"] for s in res.counts["skipped"]}
+    assert skipped == {str(V_FLAT.resolve()): "FILTER 'V', expected 'VR'"}
+    v_id = c.execute("SELECT id FROM exposure WHERE filter = 'V' AND image_type = 'flat'").fetchone()[0]
+    ids, meta = c.execute("SELECT input_ids, meta FROM image_product WHERE kind = 'master_flat'").fetchone()
+    assert v_id not in ids
+    assert sorted(ids) == sorted(set(reduced["flats"]) - {v_id})
+    assert {"path": str(V_FLAT.resolve()), "reason": "FILTER 'V', expected 'VR'"} in meta["skipped"]
+    assert meta["filter"] == "VR" and meta["binning"] == "3x3"
+    bias_ids = c.execute("SELECT input_ids FROM image_product WHERE kind = 'master_bias'").fetchone()[0]
+    assert sorted(bias_ids) == sorted(reduced["bias"])
+
+
+def test_products_recorded_with_provenance(reduced):
+    from catdb.ingest.load import sha256_file
+
+    c, res = reduced["conn"], reduced["res"]
+    rows = c.execute("SELECT exposure_id, path, sha256, hdu, band, input_ids, stage_run_id FROM image_product "
+                     "WHERE kind = 'reduced' ORDER BY exposure_id").fetchall()
+    assert [r[0] for r in rows] == sorted(reduced["sci"])
+    for eid, path, sha, hdu, band, inputs, run in rows:
+        assert path.endswith(".fits.fz") and str(reduced["outdir"]) in path
+        assert sha == sha256_file(path) and hdu == 1 and band == "VR" and run == res.run_id
+        assert set(reduced["bias"]) <= set(inputs)
+        with fits.open(path) as hl:
+            h = hl[1].header
+            assert h["ZEROCOR"] and h["FLATCOR"].startswith("Flat field: master VR flat of 4")
+            assert hl[1].data.shape == (1370, 1365)  # TRIMSEC [18:1382,1:1370]
+    master = c.execute("SELECT path FROM image_product WHERE kind = 'master_flat'").fetchone()[0]
+    flat = fits.getdata(master)
+    assert np.nanmedian(flat) == pytest.approx(1.0, abs=1e-3)
+    st = c.execute("SELECT status, input_ids FROM stage_run WHERE id = %s", (res.run_id,)).fetchone()
+    assert st[0] == "ok" and sorted(st[1]) == sorted(reduced["sci"])
+
+
+def test_reduced_wcs_and_levels_match_raw(reduced):
+    """At the brightest star the reduced and raw WCS agree within 0.01"; sky level = raw - overscan - bias."""
+    from astropy.coordinates import SkyCoord
+    from scipy.ndimage import median_filter
+
+    from catdb.wcsutil import wcs_from_header
+
+    c = reduced["conn"]
+    raw_path, red_path = c.execute(
+        "SELECT e.path, p.path FROM image_product p JOIN exposure e ON e.id = p.exposure_id "
+        "WHERE p.kind = 'reduced' ORDER BY e.id LIMIT 1").fetchone()
+    with fits.open(red_path) as hl:
+        red, rh = hl[1].data.astype(float), hl[1].header
+    with fits.open(raw_path) as hl:
+        raw, hh = hl[1].data.astype(float), hl[1].header
+    sm = median_filter(np.nan_to_num(red), size=5)
+    sm[:50], sm[-50:], sm[:, :50], sm[:, -50:] = 0, 0, 0, 0
+    y, x = np.unravel_index(np.argmax(sm), sm.shape)  # 0-based pixel of the brightest star
+    off = -rh["LTV1"], -rh["LTV2"]
+    assert off == (17.0, 0.0)
+    p_red = wcs_from_header(rh).pixel_to_world(x, y)
+    p_raw = wcs_from_header(hh).pixel_to_world(x + off[0], y + off[1])
+    assert p_red.separation(p_raw).arcsec < 0.01
+    assert isinstance(p_red, SkyCoord)
+    # the star is at the same place in the raw frame
+    assert raw[y, int(x + off[0])] > np.median(raw) + 1000
+    sky_red = np.nanmedian(red)
+    sky_raw = np.median(raw[:, 17:1382]) - rh["OSCNMED"]
+    assert sky_red == pytest.approx(sky_raw, rel=0.1)
+
+
+def test_rerun_replaces_products(reduced, tmp_path):
+    c = reduced["conn"]
+    first = reduced["sci"][0]
+    res2 = run_stage("reduce", conn=c, where=f"e.id = {first}", params={"outdir": str(reduced["outdir"])})
+    rows = c.execute("SELECT exposure_id, stage_run_id FROM image_product WHERE kind = 'reduced' "
+                     "ORDER BY exposure_id").fetchall()
+    assert rows == [(first, res2.run_id), (reduced["sci"][1], reduced["res"].run_id)]
+    masters = c.execute("SELECT kind, stage_run_id FROM image_product WHERE kind LIKE 'master%' ORDER BY kind"
+                        ).fetchall()
+    assert masters == [("master_bias", res2.run_id), ("master_flat", res2.run_id)]
+    assert res2.counts["replaced_masters"] == 2 and res2.counts["replaced_rows"] == 1
+    c.commit()
+
+
+def test_no_flat_in_filter_is_a_clear_error_then_require_flat_false(fresh_db_url, tmp_path):
+    c = _connect(fresh_db_url)
+    try:
+        sci = _ingest(c, SCIENCE[:1])
+        _ingest(c, BIASES[:2])
+        _ingest(c, [V_FLAT])
+        with pytest.raises(StageError) as ei:
+            run_stage("reduce", conn=c, params={"outdir": str(tmp_path)})
+        msg = str(ei.value)
+        assert f"exposure {sci[0]}" in msg and "filter='VR'" in msg and "only in filter(s) ['V']" in msg
+        assert c.execute("SELECT count(*) FROM image_product").fetchone()[0] == 0
+        assert c.execute("SELECT status FROM stage_run WHERE stage = 'reduce'").fetchone()[0] == "failed"
+        assert not list(tmp_path.rglob("*.fits*"))  # failed before writing any file
+
+        res = run_stage("reduce", conn=c, params={"outdir": str(tmp_path), "require_flat": "false"})
+        assert res.counts["reduced"] == 1 and res.counts["master_flat"] == 0
+        assert "reduced without a flat" in res.counts["notes"][0]
+        path, meta = c.execute("SELECT path, meta FROM image_product WHERE kind = 'reduced'").fetchone()
+        assert meta["flat"].startswith("none") and meta["master_flat"] is None
+        assert fits.getheader(path, 1)["FLATCOR"].startswith("none")
+        c.commit()
+    finally:
+        c.close()
+
+
+def test_no_bias_is_a_clear_error(fresh_db_url, tmp_path):
+    c = _connect(fresh_db_url)
+    try:
+        sci = _ingest(c, SCIENCE[:1])
+        with pytest.raises(StageError, match=rf"exposure {sci[0]} .*no bias frame in the database with "
+                                             r"instrument='nasa42', binning='3x3'"):
+            run_stage("reduce", conn=c, params={"outdir": str(tmp_path)})
+        assert c.execute("SELECT count(*) FROM image_product").fetchone()[0] == 0
+    finally:
+        c.close()
