@@ -254,7 +254,11 @@ def run_ssos(python: str, frames: list[Path], work: Path, scamp_mode: str, cutou
     if p.returncode != 0 or not out:
         err = [ln for ln in log.strip().splitlines() if ln.strip()]
         exc = next((ln for ln in reversed(err) if re.match(r"^[\w.]+(Error|Exception)\b", ln)), err[-1] if err else "")
-        res.update(status="failed", detail=f"step {_last_step(log)}: {exc.strip()} (log: {work / 'ssos_stdout.log'})")
+        crash = re.search(r"([^\n\r>]*)[\s>]*\n(Segmentation fault|Killed|Aborted)[^\n]*", log)
+        if crash:
+            exc = f"{crash.group(2)} of the subprocess after '{crash.group(1).strip()}'; then {exc.strip()}"
+        res.update(status="failed", detail=f"step {_last_step(log)}: {exc.strip()} (full log: "
+                   f"{work / 'ssos_stdout.log'}, kept with --keep)")
         if "No source candidates left" in log:
             res.update(status="ok", candidates=_empty_candidates(), detail="no candidates left after "
                        + _last_step(log))
