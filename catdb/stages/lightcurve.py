@@ -144,9 +144,13 @@ class Lightcurve(Stage):
             if ok.sum() < 5:
                 skipped[str(tid)] = f"{int(ok.sum())} points"
                 continue
+            min_h = p["min_period_h"]
+            if min_h is None:  # periods shorter than twice the cadence are not sampled (Nyquist)
+                min_h = 2 * 24 * float(np.median(np.diff(np.sort(t[ok])))) if ok.sum() > 1 else None
             try:
-                res = period_search(t, mag, err, double_peaked=p["double_peaked"],
-                                    min_period=None if p["min_period_h"] is None else p["min_period_h"] / 24,
+                res = period_search(t[ok], mag[ok], err[ok] if err is not None else None,
+                                    double_peaked=p["double_peaked"],
+                                    min_period=None if min_h is None else min_h / 24,
                                     max_period=None if p["max_period_h"] is None else p["max_period_h"] / 24)
             except InputError as exc:
                 skipped[str(tid)] = str(exc)

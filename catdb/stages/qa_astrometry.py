@@ -109,7 +109,9 @@ class QaAstrometry(Stage):
     params = [
         Param("refcat", str, None, "Reference catalogue name in refcat_source (default: any catalogue)"),
         Param("radius", float, 2.0, "Match radius (arcsec)"),
-        Param("snr_min", float, 10.0, "Minimum SNR of the detections matched (FLAGS = 0 is required too)"),
+        Param("snr_min", float, 10.0, "Minimum SNR of the detections matched"),
+        Param("flags_max", int, 0, "Largest SExtractor FLAGS of the detections matched (4 = saturated stars, "
+              "useful when the reference stars are bright, e.g. Tycho-2)"),
         Param("group", str, "night", "Group of the IQR rule", choices=("night", "all")),
         Param("k", float, 1.5, "IQR fence factor: outlier above Q3 + k IQR"),
     ]
@@ -193,13 +195,13 @@ class QaAstrometry(Stage):
             rcond = sql.SQL("{} AND {}").format(cond, cone.sql)
             bind.update(cone.params)
         epoch = None if mjd is None else 2000.0 + (mjd - 51544.5) / 365.25
-        bind.update({"eid": eid, "snr": p["snr_min"], "epoch": epoch})
+        bind.update({"eid": eid, "snr": p["snr_min"], "epoch": epoch, "fmax": p["flags_max"]})
         has_pm = ctx.execute(
             sql.SQL("SELECT EXISTS (SELECT 1 FROM refcat_source r WHERE {} AND r.pmra IS NOT NULL "
                     "AND r.pmdec IS NOT NULL AND r.epoch IS NOT NULL)").format(rcond), bind).fetchone()[0]
         has_pm = bool(has_pm and epoch is not None)
         det = sql.SQL("(SELECT d.id, d.ra, d.dec, %(epoch)s::double precision AS epoch FROM detection d "
-                      "WHERE d.exposure_id = %(eid)s AND d.flags = 0 AND d.snr >= %(snr)s)")
+                      "WHERE d.exposure_id = %(eid)s AND d.flags <= %(fmax)s AND d.snr >= %(snr)s)")
         ref = sql.SQL("(SELECT r.id, r.ra, r.dec, r.pmra, r.pmdec, r.epoch FROM refcat_source r "
                       "WHERE {})").format(rcond)
         # reference position at the exposure epoch (linear proper motion; pmra includes cos dec)
