@@ -514,8 +514,7 @@ def _cells(batch, cols, style):
     for c in cols:
         arr = batch.column(c.name)
         if c.kind == "vector":
-            parts = [_float_text(pc.list_element(arr, k), *(("NaN",) if style == "votable" else ("NaN",)))
-                     for k in range(c.length)]
+            parts = [_float_text(pc.list_element(arr, k)) for k in range(c.length)]
             if style == "votable":
                 s = pc.binary_join_element_wise(*parts, " ")
             else:
