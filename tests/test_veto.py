@@ -272,6 +272,8 @@ def test_cli_veto_and_ledger_export(db, db_url, tmp_path):
 
     out = run(["stage", "veto", "--where", f"e.id = {eid}", "--set", "cli", "--steps", "flags,elongation:1.4"])
     assert "ok" in out
+    # another set on the same exposures (the framework then marks the first run 'replaced')
+    run(["stage", "veto", "--where", f"e.id = {eid}", "--set", "cli-other", "--steps", "flags"])
     printed = run(["export", "ledger", "--set", "cli"])
     assert "elongation" in printed and "n_rejected" in printed
     csv = tmp_path / "l.csv"

@@ -871,7 +871,7 @@ def ledger_table(conn, run_id: int | None = None, set_name: str | None = None):
     run_id : int, optional
         stage_run id.
     set_name : str, optional
-        Survivor set name: the latest ``ok`` run of the ``veto`` stage with ``set = set_name``.
+        Survivor set name: the run of the ``veto`` stage that wrote the current set.
 
     Returns
     -------
@@ -888,8 +888,11 @@ def ledger_table(conn, run_id: int | None = None, set_name: str | None = None):
     if (run_id is None) == (set_name is None):
         raise CatdbError("give a stage run id or a survivor set name (--set), not both")
     if set_name is not None:
-        row = conn.execute("SELECT id FROM stage_run WHERE stage = 'veto' AND status = 'ok' "
-                           "AND params->>'set' = %s ORDER BY id DESC LIMIT 1", (set_name,)).fetchone()
+        # the run whose ledger rows still exist (re-running a set deletes the earlier ledger); its
+        # status may read 'replaced' when a run for ANOTHER set covered the same exposures
+        row = conn.execute("SELECT r.id FROM stage_run r WHERE r.stage = 'veto' AND r.status IN ('ok', 'replaced') "
+                           "AND r.params->>'set' = %s AND EXISTS (SELECT 1 FROM ledger l WHERE l.stage_run_id = r.id) "
+                           "ORDER BY r.id DESC LIMIT 1", (set_name,)).fetchone()
         if row is None:
             raise CatdbError(f"no ok run of stage veto wrote survivor set {set_name!r}")
         run_id = row[0]
