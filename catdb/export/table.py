@@ -14,9 +14,18 @@ import numpy as np
 from ..schema.tables import column_description, column_unit
 
 
-def _comments(conn, description):
-    """(unit, description) per result column, from the source columns' comments."""
-    pairs = {(c.table_oid, c.table_column) for c in description if getattr(c, "table_oid", None)}
+def _comments(conn, cur):
+    """(unit, description) per result column of ``cur``, from the source columns' comments.
+
+    The origin of each result column (table OID and attribute number, which
+    PostgreSQL resolves through subqueries and reports in the row description)
+    comes from libpq's ``PQftable``/``PQftablecol``; psycopg 3's
+    ``Column`` objects do not carry it.
+    """
+    res = cur.pgresult
+    n = len(cur.description or [])
+    origins = [(res.ftable(i), res.ftablecol(i)) if res is not None else (0, 0) for i in range(n)]
+    pairs = {p for p in origins if p[0]}
     found = {}
     if pairs:
         oids = [p[0] for p in pairs]
@@ -26,8 +35,8 @@ def _comments(conn, description):
                 (oids, nums)).fetchall():
             found[(oid, num)] = com
     out = []
-    for c in description:
-        com = found.get((getattr(c, "table_oid", None), getattr(c, "table_column", None)))
+    for p in origins:
+        com = found.get(p)
         out.append((column_unit(com), column_description(com)))
     return out
 
@@ -87,7 +96,7 @@ def query_table(conn, query, params=None, *, single_statement=False):
     if cur.description is None:
         return Table()
     rows = cur.fetchall()
-    meta = _comments(conn, cur.description)
+    meta = _comments(conn, cur)
     t = Table()
     names_seen = {}
     for i, c in enumerate(cur.description):

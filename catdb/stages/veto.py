@@ -1,0 +1,149 @@
+"""Stage ``veto``: a VASCO60-style veto chain that keeps a survivor set per step and a ledger.
+
+Input: the detections of the selected exposures (``input=detections``), or a
+survivor set written earlier (``input=SET`` for its last step, ``input=SET:STEP``),
+restricted to the selected exposures.  Each step of ``steps`` (see
+:data:`catdb.algorithms.veto.VETOES`) removes detections from the current set
+in one set-based statement; the catalogue vetoes are spatial anti-joins
+composed by :mod:`catdb.spatial.sql`.  After each step the survivors are
+written to ``survivor (set_name, step, detection_id, stage_run_id)`` (step 0 =
+the input) and one ``ledger`` row (``filter``, ``n_in``, ``n_rejected``,
+``n_kept``, ``params``).
+
+Re-running with the same ``set`` replaces the whole set (all steps) and the
+ledger rows of the earlier runs that wrote it.
+"""
+from __future__ import annotations
+
+import json
+
+from psycopg import sql
+
+from ..algorithms import veto as V
+from ..errors import CatdbError
+from .base import Param, Stage, StageContext, register
+
+
+@register
+class Veto(Stage):
+    name = "veto"
+    description = "Veto chain (flags, edge, shape, duplicates, catalogue counterparts) keeping survivor sets + ledger"
+    params = [
+        Param("set", str, None, "Survivor set name (required); re-running replaces the set"),
+        Param("steps", str, "flags,refcat", "Comma list of vetoes: flags, edge, elongation, fwhm, duplicates, "
+              "refcat[:NAME[+NAME]][@ARCSEC]; name:value overrides the matching parameter"),
+        Param("input", str, "detections", "'detections' (of the selected exposures) or a survivor set SET[:STEP]"),
+        Param("refcat", str, None, "Catalogue name(s) (refcat_source.catalog, '+' or ',' separated) for a bare "
+              "refcat step"),
+        Param("radius", float, 5.0, "Counterpart radius of the refcat vetoes [arcsec]"),
+        Param("use_pm", bool, False, "Move catalogue stars by their proper motion to the exposure epoch "
+              "(q3c_join_pm; needs exposure mjd_mid)"),
+        Param("flags_max", int, 0, "flags veto: reject SExtractor FLAGS > this"),
+        Param("edge_pix", float, 10.0, "edge veto: reject within this many pixels of the image edge [pix]"),
+        Param("elongation_max", float, 1.3, "elongation veto: reject ELONGATION (A/B) > this"),
+        Param("fwhm_min", float, 0.5, "fwhm veto: reject FWHM < this x the exposure median"),
+        Param("fwhm_max", float, 2.0, "fwhm veto: reject FWHM > this x the exposure median"),
+        Param("fwhm_column", str, "fwhm_image", "fwhm veto: detection column", choices=("fwhm_image", "fwhm")),
+        Param("dup_radius", float, 2.0, "duplicates veto: detections closer than this on one exposure [arcsec]"),
+    ]
+    outputs = []
+
+    def _check(self, ctx):
+        p = ctx.params
+        if not p["set"] or not str(p["set"]).strip():
+            raise CatdbError("stage veto: parameter set (the survivor set name) is required, e.g. --param set=vasco")
+        if p["radius"] is None or not p["radius"] > 0:
+            raise CatdbError(f"parameter radius: expected a positive number of arcsec, got {p['radius']!r}")
+        for k in ("edge_pix", "elongation_max", "fwhm_min", "fwhm_max", "dup_radius"):
+            if p[k] is None or p[k] < 0:
+                raise CatdbError(f"parameter {k}: expected a non-negative number, got {p[k]!r}")
+        return V.parse_steps(p["steps"], p["refcat"])
+
+    def replace(self, ctx: StageContext) -> int:
+        """Delete the survivor set ``set`` and the ledger rows of earlier runs that wrote it."""
+        self._steps = self._check(ctx)
+        s = ctx.params["set"]
+        n = ctx.execute("DELETE FROM survivor WHERE set_name = %s", (s,)).rowcount
+        n += ctx.execute("DELETE FROM ledger WHERE stage_run_id IN (SELECT id FROM stage_run WHERE stage = %s "
+                         "AND params->>'set' = %s AND id <> %s)", (self.name, s, ctx.run_id)).rowcount
+        return n
+
+    def _load_input(self, ctx) -> str:
+        p = ctx.params
+        cols = sql.SQL("d.id, d.exposure_id, d.ra, d.dec, 2000.0 + (e.mjd_mid - 51544.5) / 365.25")
+        base = sql.SQL("CREATE TEMP TABLE _veto_cur ON COMMIT DROP AS SELECT {} AS epoch ").format(cols)
+        src = (p["input"] or "detections").strip()
+        if src == "detections":
+            ctx.execute(base + sql.SQL("FROM detection d JOIN exposure e ON e.id = d.exposure_id "
+                                       "WHERE d.exposure_id = ANY(%s)"), (ctx.inputs,))
+            label = "input:detections"
+        else:
+            name, _, step = src.partition(":")
+            if name == p["set"]:
+                raise CatdbError(f"parameter input: set {name!r} cannot be the input of itself (it is replaced)")
+            row = ctx.execute("SELECT max(step) FROM survivor WHERE set_name = %s", (name,)).fetchone()
+            if row[0] is None:
+                raise CatdbError(f"parameter input: no survivor set named {name!r} (run stage veto with set={name} "
+                                 "first, or input=detections)")
+            try:
+                step = int(step) if step else int(row[0])
+            except ValueError:
+                raise CatdbError(f"parameter input: expected SET or SET:STEP (an integer), got {src!r}") from None
+            ctx.execute(base + sql.SQL("FROM survivor s JOIN detection d ON d.id = s.detection_id "
+                                       "JOIN exposure e ON e.id = d.exposure_id "
+                                       "WHERE s.set_name = %s AND s.step = %s AND d.exposure_id = ANY(%s)"),
+                        (name, step, ctx.inputs))
+            label = f"input:{name}:{step}"
+        ctx.execute("ALTER TABLE _veto_cur RENAME COLUMN id TO detection_id")
+        ctx.execute("ALTER TABLE _veto_cur ADD PRIMARY KEY (detection_id)")
+        from ..spatial import sql as sp
+
+        ctx.execute(*sp.ipix_index("_veto_cur", name="_veto_cur_q3c"))
+        ctx.execute("ANALYZE _veto_cur")
+        return label
+
+    def _keep(self, ctx, step_no):
+        return ctx.execute(
+            "INSERT INTO survivor (set_name, step, detection_id, stage_run_id) "
+            "SELECT %s, %s, detection_id, %s FROM _veto_cur", (ctx.params["set"], step_no, ctx.run_id)).rowcount
+
+    def _ledger(self, ctx, step_no, label, n_in, n_rej, n_kept, params):
+        ctx.execute("INSERT INTO ledger (stage_run_id, step, filter, n_in, n_rejected, n_kept, params) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (ctx.run_id, step_no, label, n_in, n_rej, n_kept, json.dumps(params)))
+
+    def run(self, ctx: StageContext) -> dict:
+        p = ctx.params
+        steps = getattr(self, "_steps", None) or self._check(ctx)
+        label = self._load_input(ctx)
+        n = self._keep(ctx, 0)
+        self._ledger(ctx, 0, label, n, 0, n, {"input": p["input"]})
+        if p["use_pm"] and any(s.kind == "refcat" for s in steps):
+            miss = ctx.execute("SELECT count(DISTINCT exposure_id), min(exposure_id) FROM _veto_cur "
+                               "WHERE epoch IS NULL").fetchone()
+            if miss[0]:
+                raise CatdbError(f"use_pm: {miss[0]} input exposure(s) have no mjd_mid (e.g. exposure {miss[1]}); "
+                                 "proper motions need the epoch")
+        total = n
+        ledger = [(0, label, n, 0, n)]
+        for k, step in enumerate(steps, start=1):
+            cats = V.resolve_catalogs(ctx.conn, step.arg) if step.kind == "refcat" else None
+            rej, values, untested = V.rejected_sql(step, p, cats)
+            info = {"veto": step.kind, "arg": step.arg, **{k2: v for k2, v in values.items() if k2 != "radius"}}
+            if step.kind in ("refcat", "duplicates"):
+                info["radius_arcsec"] = values["radius"] * 3600.0
+            if untested is not None:
+                info["n_untested"] = ctx.execute(untested, values).fetchone()[0]
+            n_in = n
+            n_rej = ctx.execute(sql.SQL("DELETE FROM _veto_cur WHERE detection_id IN ({})").format(rej),
+                                values).rowcount
+            n = n_in - n_rej
+            kept = self._keep(ctx, k)
+            if kept != n:  # pragma: no cover - the set must be what the ledger says
+                raise CatdbError(f"veto step {k}: kept {kept} rows but the ledger says {n}")
+            self._ledger(ctx, k, step.label, n_in, n_rej, n, info)
+            ledger.append((k, step.label, n_in, n_rej, n))
+            total += kept
+        ctx.execute("DROP TABLE _veto_cur")
+        return {"survivor": total, "ledger": len(ledger), "n_input": ledger[0][2], "n_final": n,
+                "chain": [f"{lab}: {a} -> {c}" for _, lab, a, _, c in ledger]}

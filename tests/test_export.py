@@ -1,0 +1,271 @@
+"""catdb export: real ingested SExtractor catalogues out to VOTable/FITS/Parquet/CSV/ECSV and back.
+
+Every file is read back with astropy/pyarrow (values, units, descriptions, vectors, NULLs)
+and, where STILTS is installed, with STILTS (the reader TOPCAT users rely on).
+"""
+import json
+import shutil
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from catdb.cli.main import cli
+from catdb.errors import CatdbError
+from catdb.export.formats import export, export_catalog, export_query, ledger_table
+from catdb.export.table import query_table
+from catdb.ingest.load import ingest_catalogs
+from catdb.stages.base import finish_run, start_run
+from tests.helpers import SHARED_DATA
+
+LCO = SHARED_DATA / "lco"
+STILTS = shutil.which("stilts")
+
+
+@pytest.fixture(scope="module")
+def loaded(db_url):
+    """The LDAC catalogue (974 rows, no apertures) and the FITS_1.0 one (360 rows, 4 apertures)."""
+    from catdb.db.engine import connect
+
+    c = connect(db_url)
+    ingest_catalogs(c, [LCO / "ldac_test_catalog.fits", LCO / "oracdr_test_catalog.fits"])
+    c.commit()
+    ids = [r[0] for r in c.execute("SELECT id FROM exposure ORDER BY id")]
+    c.close()
+    return ids
+
+
+def _read(path, fmt):
+    from astropy.table import Table
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Table.read(path, format=fmt)
+
+
+def _db(conn, q, *a):
+    return conn.execute(q, a).fetchall()
+
+
+def test_query_table_carries_units_and_descriptions(conn, loaded):
+    t = query_table(conn, "SELECT d.ra, d.flux_auto, e.mjd_mid FROM detection d JOIN exposure e "
+                          "ON e.id = d.exposure_id LIMIT 2")
+    assert str(t["ra"].unit) == "deg" and t["ra"].description.startswith("Right ascension")
+    assert str(t["flux_auto"].unit) == "adu" and str(t["mjd_mid"].unit) == "d"
+
+
+def test_votable_fields_values_vectors_nulls(conn, loaded, tmp_path):
+    out = tmp_path / "det.vot"
+    res = export(conn, "detection", out, where="exposure_id IS NOT NULL")
+    assert res.format == "votable" and res.n_rows == 974 + 360
+    xml = out.read_text()
+    # units and descriptions really are in the XML
+    assert '<FIELD ID="ra" datatype="double" name="ra" unit="deg">' in xml
+    assert "Right ascension (ICRS; ALPHAWIN_J2000 or ALPHA_J2000)" in xml
+    assert 'arraysize="4"' in xml and 'name="flux_aper"' in xml
+    t = _read(out, "votable")
+    assert len(t) == res.n_rows
+    assert str(t["ra"].unit) == "deg" and str(t["flux_auto"].unit) == "adu"
+    assert t["ra"].description.startswith("Right ascension")
+    db = dict(((r[0], r[1:]) for r in _db(conn, "SELECT id, ra, dec, flux_aper, extra, mag_auto FROM detection")))
+    ids = np.asarray(t["id"])
+    ra_db = np.array([db[i][0] for i in ids])
+    assert np.array_equal(np.asarray(t["ra"]), ra_db)  # doubles survive exactly
+    # aperture vectors: 4 elements where the catalogue had them, NaN where it had none
+    ap = np.asarray(t["flux_aper"])
+    assert ap.shape == (len(t), 4)
+    with_ap = np.array([db[i][2] is not None for i in ids])
+    assert with_ap.sum() == 360
+    np.testing.assert_allclose(ap[with_ap], np.array([db[i][2] for i in ids[with_ap]], dtype=np.float32))
+    assert np.isnan(ap[~with_ap]).all()
+    # jsonb as JSON text; NULL mag_auto masked
+    k = int(np.flatnonzero(ids == ids[0])[0])
+    assert json.loads(str(t["extra"][k])) == db[ids[0]][3]
+    assert np.all(t["mag_auto"].mask)
+
+
+def test_fits_tunit_tcomm_tnull_and_iso_times(conn, loaded, tmp_path):
+    from astropy.io import fits
+
+    out = tmp_path / "det.fits"
+    export(conn, "detection", out, columns=["id", "ra", "dec", "flux_aper", "imaflags", "flags", "extra"],
+           where="exposure_id = %d" % loaded[1])
+    with fits.open(out) as h:
+        hdr, data = h[1].header, h[1].data
+        assert hdr["NAXIS2"] == 360 and len(data) == 360
+        names = [hdr[f"TTYPE{i}"] for i in range(1, hdr["TFIELDS"] + 1)]
+        i_ra = names.index("ra") + 1
+        assert hdr[f"TUNIT{i_ra}"] == "deg"
+        assert hdr[f"TCOMM{i_ra}"].startswith("Right ascension")
+        i_ap = names.index("flux_aper") + 1
+        assert hdr[f"TFORM{i_ap}"] == "4E" and hdr[f"TUNIT{i_ap}"] == "adu"
+        i_im = names.index("imaflags") + 1  # all NULL in this catalogue: the TNULL value
+        assert np.all(data["imaflags"] == hdr[f"TNULL{i_im}"])
+        db = dict(_db(conn, "SELECT id, flux_aper FROM detection WHERE exposure_id = %s", loaded[1]))
+        np.testing.assert_allclose(data["flux_aper"], np.array([db[i] for i in data["id"]], dtype=np.float32))
+        assert json.loads(data["extra"][0])  # JSON text, not truncated
+    # exposure: timestamps as ISO-8601 strings, text header with newlines kept
+    out2 = tmp_path / "exp.fits"
+    export(conn, "exposure", out2)
+    with fits.open(out2) as h:
+        d = h[1].data
+        from datetime import datetime, timezone
+
+        stamps = [datetime.fromisoformat(s) for s in d["ingested_at"]]  # ISO 8601 with offset
+        assert all(s.tzinfo is not None and abs((datetime.now(timezone.utc) - s).days) < 1 for s in stamps)
+        assert d["header"][0].count("\n") > 10
+
+
+def test_parquet_field_metadata_vectors_and_row_groups(conn, loaded, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "det.parquet"
+    # small CSV blocks from the server: many batches, one row group each (the streaming path)
+    res = export(conn, "detection", out, block_bytes=64 << 10)
+    f = pq.ParquetFile(out)
+    assert f.metadata.num_rows == res.n_rows == 1334
+    assert f.metadata.num_row_groups > 3
+    sch = f.schema_arrow
+    assert sch.field("ra").metadata[b"unit"] == b"deg"
+    assert sch.field("mag_auto").metadata[b"unit"] == b"mag"
+    assert sch.field("flux_aper").type.list_size == 4
+    t = f.read()
+    n_null_db = _db(conn, "SELECT count(*) - count(mag_auto), count(*) - count(snr) FROM detection")[0]
+    assert (t.column("mag_auto").null_count, t.column("snr").null_count) == n_null_db
+    # same rows, same order as one big block
+    one = tmp_path / "one.parquet"
+    export(conn, "detection", one)
+    t1 = pq.read_table(one)
+    assert t1.column_names == t.column_names
+    for n in t.column_names:
+        a, b = t1.column(n).combine_chunks(), t.column(n).combine_chunks()
+        if n.endswith("_aper"):  # NaN-padded vectors: NaN == NaN
+            np.testing.assert_array_equal(np.asarray(a.values), np.asarray(b.values), err_msg=n)
+        else:
+            assert a.equals(b), n
+
+
+def test_csv_and_ecsv(conn, loaded, tmp_path):
+    out = tmp_path / "det.csv"
+    export(conn, "SELECT id, ra, mag_aper, flux_aper, snr FROM detection ORDER BY id", out)
+    t = _read(out, "ascii.csv")
+    assert len(t) == 1334
+    assert t.colnames == ["id", "ra", "mag_aper_1", "flux_aper_1", "flux_aper_2", "flux_aper_3", "flux_aper_4", "snr"]
+    assert np.sum(~t["flux_aper_4"].mask) == 360  # NULL -> empty field
+    ra = np.array([r[0] for r in _db(conn, "SELECT ra FROM detection ORDER BY id")])
+    np.testing.assert_allclose(np.asarray(t["ra"]), ra, rtol=0, atol=1e-12)
+    nh = tmp_path / "nh.csv"
+    export(conn, "detection", nh, "csv", header=False, columns=["ra", "dec"])
+    assert nh.read_text().splitlines()[0][0].isdigit()
+    e = tmp_path / "det.ecsv"
+    export(conn, "detection", e, columns=["id", "ra", "flux_aper", "extra", "mag_auto"])
+    te = _read(e, "ascii.ecsv")
+    assert len(te) == 1334 and str(te["ra"].unit) == "deg" and te["flux_aper"].shape == (1334, 4)
+    assert te["ra"].description.startswith("Right ascension")
+    assert np.all(te["mag_auto"].mask)
+
+
+def test_catalog_export_mag_cal(conn, loaded, tmp_path):
+    # the catalogues have FLUX_AUTO but no MAG_AUTO: derive it as SExtractor would (MAG_ZEROPOINT 0)
+    conn.execute("UPDATE detection SET mag_auto = -2.5 * log(flux_auto), magerr_auto = 1.0857 * fluxerr_auto / "
+                 "flux_auto WHERE flux_auto > 0")
+    run = start_run(conn, "test-calibrate", {})
+    conn.execute("INSERT INTO zeropoint (exposure_id, band, zp, zp_err, method, ok, stage_run_id) VALUES "
+                 "(%s, 'r', 27.18, 0.04, 'pp', true, %s), (%s, 'r', 25.0, 0.5, 'pp', false, %s)",
+                 (loaded[0], run, loaded[1], run))
+    oid = conn.execute("INSERT INTO object (ra, dec, stage_run_id) VALUES (219.8, -9.7, %s) RETURNING id",
+                       (run,)).fetchone()[0]
+    conn.execute("INSERT INTO detection_object (detection_id, object_id, stage_run_id) "
+                 "SELECT id, %s, %s FROM detection WHERE exposure_id = %s AND number <= 5", (oid, run, loaded[0]))
+    finish_run(conn, run, counts={})
+    conn.commit()
+    out = tmp_path / "cat.vot"
+    res = export_catalog(conn, out)
+    assert res.n_rows == 1334
+    t = _read(out, "votable")
+    assert str(t["mag_cal"].unit) == "mag" and "zeropoint" in t["mag_cal"].description
+    assert str(t["mjd_mid"].unit) == "d"
+    a = np.asarray(t["exposure_id"]) == loaded[0]
+    good = a & ~np.ma.getmaskarray(t["mag_auto"])
+    np.testing.assert_allclose((t["mag_cal"] - t["mag_auto"])[good], 27.18, atol=1e-4)
+    assert np.all(t["mag_cal"].mask[~a])  # the failed zeropoint is not applied
+    assert set(np.asarray(t["object_id"][~t["object_id"].mask])) == {oid}
+    assert np.sum(~t["object_id"].mask) == 5
+    # --where on the exposure alias
+    res2 = export_catalog(conn, tmp_path / "c2.csv", where=f"e.id = {loaded[1]}")
+    assert res2.n_rows == 360
+
+
+@pytest.mark.skipif(STILTS is None, reason="stilts not installed")
+@pytest.mark.parametrize("fmt", ["votable", "fits", "csv", "ecsv"])
+def test_stilts_reads_exports(conn, loaded, tmp_path, fmt):
+    out = tmp_path / f"det.{ {'votable': 'vot'}.get(fmt, fmt)}"
+    export(conn, "SELECT id, ra, dec, flux_aper, mag_auto, extra FROM detection", out, fmt)
+    r = subprocess.run([STILTS, "tpipe", f"in={out}", "omode=meta"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    if fmt != "csv":  # CSV carries no units
+        assert "ra(Double)/deg" in r.stdout
+        assert "flux_aper(float[4])/adu" in r.stdout
+        assert "mag_auto(Float)/mag" in r.stdout
+    r = subprocess.run([STILTS, "tpipe", f"in={out}", "omode=count"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-1] == "1334"
+
+
+def test_errors_leave_no_file(conn, loaded, tmp_path):
+    out = tmp_path / "x.fits"
+    with pytest.raises(CatdbError, match="no table or view named 'nosuch'"):
+        export(conn, "nosuch", out)
+    conn.rollback()
+    with pytest.raises(CatdbError, match='column "nosuch" does not exist'):
+        export(conn, "SELECT nosuch FROM detection", out)
+    conn.rollback()
+    with pytest.raises(CatdbError, match="unknown export format"):
+        export(conn, "detection", out, "hdf5")
+    with pytest.raises(CatdbError, match="cannot tell the format"):
+        export(conn, "detection", tmp_path / "x.dat")
+    with pytest.raises(CatdbError, match="neither a table/view name nor a query"):
+        export(conn, "DELETE FROM detection", out)
+    assert not out.exists()
+
+
+def test_cli_export_and_ledger(db_url, loaded, tmp_path):
+    def run(args, ok=True):
+        r = CliRunner().invoke(cli, ["--db", db_url, *args], catch_exceptions=False)
+        if ok:
+            assert r.exit_code == 0, r.output
+        return r
+
+    out = tmp_path / "d.fits"
+    r = run(["export", "detection", "-o", str(out), "--where", "flags = 0", "--columns", "ra,dec,flags"])
+    assert "rows" in r.output
+    t = _read(out, "fits")
+    assert t.colnames == ["ra", "dec", "flags"] and np.all(t["flags"] == 0) and str(t["ra"].unit) == "deg"
+    r = run(["export", "catalog", "-o", str(tmp_path / "c.parquet")])
+    # read-only: a writing query is refused, and no file is left
+    bad = tmp_path / "bad.csv"
+    r = run(["export", "WITH x AS (DELETE FROM detection RETURNING id) SELECT * FROM x", "-o", str(bad)], ok=False)
+    assert r.exit_code == 1 and not bad.exists()
+    r = run(["export", "nosuch", "-o", str(bad)], ok=False)
+    assert r.exit_code == 1 and "nosuch" in r.output
+    # ledger of a run: printed, or CSV with -o
+    from catdb.db.engine import connect
+
+    with connect(db_url) as c:
+        run_id = start_run(c, "test-chain", {})
+        c.execute("INSERT INTO ledger (stage_run_id, step, filter, n_in, n_rejected, n_kept) VALUES "
+                  "(%s, 1, 'flags', 100, 10, 90), (%s, 2, 'veto:tycho2', 90, 5, 85)", (run_id, run_id))
+        finish_run(c, run_id, counts={})
+        c.commit()
+        lt = ledger_table(c, run_id=run_id)
+        assert list(lt["n_kept"]) == [90, 85]
+    r = run(["export", "ledger", str(run_id)])
+    assert "veto:tycho2" in r.output and "n_rejected" in r.output
+    lo = tmp_path / "ledger.csv"
+    run(["export", "ledger", str(run_id), "-o", str(lo)])
+    lc = _read(lo, "ascii.csv")
+    assert list(lc["filter"]) == ["flags", "veto:tycho2"] and list(lc["n_in"]) == [100, 90]
+    r = run(["export", "ledger", "--set", "nosuchset"], ok=False)
+    assert r.exit_code == 1 and "nosuchset" in r.output
