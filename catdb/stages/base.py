@@ -100,6 +100,11 @@ class Stage:
     outputs: list[str] = []
     #: default input selection (SQL condition on exposure, alias e)
     default_where: str = "e.image_type = 'science'"
+    #: parameters that name the output set (e.g. the veto survivor set): an earlier run is
+    #: marked ``replaced`` only when these equal the new run's
+    scope_params: tuple = ()
+    #: True when an earlier run is replaced only by a run on exactly the same inputs (coadds)
+    exact_inputs: bool = False
 
     def param_defaults(self) -> dict:
         return {p.name: p.default for p in self.params}
@@ -256,9 +261,11 @@ def run_stage(name: str, *, conn=None, url=None, where: str | None = None, param
                 replaced = stage.replace(ctx)
                 counts = stage.run(ctx) or {}
                 counts = {**ctx.counts, **counts, "replaced_rows": replaced}
+                scope = json.dumps({k: p[k] for k in stage.scope_params}, default=str)
+                same = "input_ids = %s::bigint[]" if stage.exact_inputs else "input_ids <@ %s::bigint[]"
                 conn.execute(
                     "UPDATE stage_run SET status = 'replaced' WHERE stage = %s AND status = 'ok' AND id <> %s "
-                    "AND input_ids <@ %s::bigint[]", (stage.name, run_id, ctx.inputs))
+                    f"AND {same} AND params @> %s::jsonb", (stage.name, run_id, ctx.inputs, scope))
                 finish_run(conn, run_id, inputs=ctx.inputs, counts=counts)
         except Exception as e:
             log.debug("stage %s failed:\n%s", name, traceback.format_exc())

@@ -47,6 +47,7 @@ def _set_hash(ids) -> str:
 class Coadd(Stage):
     name = "coadd"
     description = "Stack quality-selected reduced exposures; optionally detect coadd objects"
+    exact_inputs = True
     params = [
         Param("outdir", str, "./catdb-products/", "Directory for coadd/ (created)"),
         Param("exclude_flags", bool, True, "Leave out exposures with quality_flags != 0"),

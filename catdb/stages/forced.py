@@ -198,6 +198,7 @@ def auto_radius(image, target_xy, star_xy, radii, annulus, *, flux_limit=0.7, fl
 class Forced(Stage):
     name = "forced"
     description = "Forced aperture photometry of objects, track predictions and user positions"
+    scope_params = ("objects", "tracks", "positions")
     params = [
         Param("objects", str, None, "SQL condition on object (alias o) selecting objects, e.g. \"n_epochs >= 10\""),
         Param("tracks", str, None, "SQL condition on track (alias t), e.g. \"status = 'candidate'\""),

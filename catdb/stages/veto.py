@@ -28,6 +28,7 @@ from .base import Param, Stage, StageContext, register
 class Veto(Stage):
     name = "veto"
     description = "Veto chain (flags, edge, shape, duplicates, catalogue counterparts) keeping survivor sets + ledger"
+    scope_params = ("set",)
     params = [
         Param("set", str, None, "Survivor set name (required); re-running replaces the set"),
         Param("steps", str, "flags,refcat", "Comma list of vetoes: flags, edge, elongation, fwhm, duplicates, "
