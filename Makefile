@@ -35,7 +35,7 @@ test: system venv
 	$(PY) -m pytest -q
 
 demo: system venv
-	$(VENV)/bin/catdb run --default-demo
+	$(VENV)/bin/catdb run pipelines/lowell42-demo.toml
 
 bench: system venv
 	$(PY) bench/run_all.py

@@ -34,6 +34,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from psycopg.pq import TransactionStatus
+
 from .errors import CatdbError, InputError
 
 
@@ -142,6 +144,7 @@ class Pipeline:
         self.outdir.mkdir(parents=True, exist_ok=True)
         results = []
         n = len(self.steps)
+        dirty = False  # once a step changed data, every later stage step runs (make-like)
         for i, st in enumerate(self.steps, 1):
             label = self.label(st)
             t0 = time.time()
@@ -152,7 +155,7 @@ class Pipeline:
                 elif "stage" in st:
                     params = self._expand(st.get("params", {}))
                     where = st.get("where")
-                    skip = None if force else _up_to_date(conn, st["stage"], params, where)
+                    skip = None if (force or dirty) else _up_to_date(conn, st["stage"], params, where)
                     if skip:
                         res = StepResult(i, label, "skipped", 0.0, f"up to date (run {skip})", run_id=skip)
                     else:
@@ -168,7 +171,11 @@ class Pipeline:
             except CatdbError as e:
                 echo(f"[{i}/{n}] {label} FAILED after {time.time() - t0:.1f}s")
                 raise CatdbError(f"pipeline stopped at step {i} ({label}): {e}") from e
+            if conn.info.transaction_status == TransactionStatus.INTRANS:
+                conn.commit()  # each step is its own unit of work
             res.index, res.label, res.seconds = i, label, time.time() - t0
+            if res.status == "ran" and "export" not in st and "report" not in st:
+                dirty = True
             echo(f"[{i}/{n}] {label}: {res.status} in {res.seconds:.1f}s  {res.summary}")
             results.append(res)
         return results
@@ -180,6 +187,8 @@ class Pipeline:
         if kind == "refcat":
             path = self._paths([st["path"]], i)[0]
             r = ingest_refcat(conn, path, catalog=st.get("catalog"), band=st.get("band"), epoch=st.get("epoch"))
+            if r.status == "unchanged":
+                return StepResult(i, "", "skipped", 0, "; ".join(r.notes))
             return StepResult(i, "", "ran", 0, f"{r.n_rows} stars ({'; '.join(r.notes)})")
         paths = self._paths(st["paths"], i)
         if kind == "image":
@@ -216,26 +225,30 @@ def _fmt_counts(counts: dict) -> str:
 
 
 def _up_to_date(conn, stage: str, params: dict, where: str | None) -> int | None:
-    """Id of a successful earlier run with the same parameters and inputs, newer than every other run.
+    """Id of the last successful run of ``stage`` if it is still up to date, else None.
 
-    A stage run is up to date when nothing (no ingest, no other stage) has run
-    since it and its parameters and --where equal this step's.
+    Up to date: same parameters and ``--where``, the same inputs selected now, and no ingest
+    that changed data since.  (Within a pipeline, every stage step after a step that ran is
+    re-run regardless: see :meth:`Pipeline.run`.)
     """
-    from .stages.base import get_stage
+    from .stages.base import StageContext, get_stage
 
-    full = get_stage(stage).parse_params(params)
+    st = get_stage(stage)
+    full = st.parse_params(params)
     row = conn.execute(
-        "SELECT id, params, input_where FROM stage_run WHERE stage = %s AND status = 'ok' ORDER BY id DESC LIMIT 1",
-        (stage,)).fetchone()
-    if not row:
+        "SELECT id, params, input_where, input_ids FROM stage_run WHERE stage = %s AND status IN ('ok', 'replaced') "
+        "ORDER BY id DESC LIMIT 1", (stage,)).fetchone()
+    if not row or conn.execute("SELECT status FROM stage_run WHERE id = %s", (row[0],)).fetchone()[0] != "ok":
+        conn.commit()
         return None
-    rid, p, w = row
+    rid, p, w, ids = row
     if json.loads(json.dumps(full, default=str)) != p or (w or None) != (where or None):
+        conn.commit()
         return None
-    # runs since then that changed data (an ingest whose files were all unchanged did not)
-    newer = conn.execute(
-        "SELECT count(*) FROM stage_run WHERE id > %s AND status IN ('ok', 'running') "
-        "AND NOT (stage LIKE 'ingest-%%' AND counts->>'unchanged' IS NOT NULL "
-        "         AND counts->>'unchanged' = counts->>'files')", (rid,)).fetchone()[0]
+    inputs = st.select(StageContext(conn=conn, run_id=0, params=full, where=where))
+    changed = conn.execute(
+        "SELECT count(*) FROM stage_run WHERE id > %s AND status IN ('ok', 'running') AND stage LIKE 'ingest-%%' "
+        "AND NOT (counts->>'unchanged' IS NOT NULL AND counts->>'unchanged' = counts->>'files')",
+        (rid,)).fetchone()[0]
     conn.commit()
-    return rid if newer == 0 else None
+    return rid if changed == 0 and sorted(inputs) == sorted(ids or []) else None

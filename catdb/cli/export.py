@@ -61,7 +61,9 @@ Examples:
   catdb export "SELECT ra, dec, mag_aper FROM detection WHERE exposure_id = 3" -f votable -o x.vot
   catdb export catalog -o catalog.fits --where "e.band = 'r'"
   catdb export ledger 42                    # a stage run's ledger, printed
-  catdb export ledger --set vasco -o ledger.csv""")
+  catdb export ledger --set vasco -o ledger.csv
+  catdb export tracks -f ades -o candidates.psv
+  catdb export lightcurve -o target.csv""")
 def command():
     """Write a table, view or query to CSV, VOTable, FITS, Parquet or ECSV.
 
@@ -125,3 +127,48 @@ def ledger_cmd(obj, run_id, set_name, output):
 
 if __name__ == "__main__":  # pragma: no cover
     command(sys.argv[1:])
+
+
+@command.command("tracks")
+@click.option("-f", "--format", "fmt", type=click.Choice(["mpc80", "ades"]), default="mpc80", show_default=True,
+              help="MPC 80-column records or ADES PSV.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")
+@click.option("--status", default="candidate", show_default=True, help="Tracks with this status.")
+@click.option("--obscode", help="MPC observatory code (default: each exposure's observatory_code).")
+@click.pass_obj
+def tracks_cmd(obj, fmt, output, status, obscode):
+    """Moving-object candidates' astrometry as MPC 80-column records or ADES PSV.
+
+    \b
+    Examples:
+      catdb export tracks -o candidates.mpc
+      catdb export tracks -f ades -o candidates.psv --obscode 688
+    """
+    from ..export.tracks import export_tracks
+
+    with _reader(obj, None) as conn:
+        res = export_tracks(conn, output, fmt, status=status, obscode=obscode)
+    if not obj.get("quiet"):
+        click.echo(f"wrote {res.get('observations')} observations of {res.get('tracks')} tracks to {output}",
+                   err=True)
+
+
+@command.command("lightcurve")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default: from the file extension).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")
+@click.option("--track-id", type=int, help="Track (default: the candidate with most forced measurements).")
+@click.pass_obj
+def lightcurve_cmd(obj, fmt, output, track_id):
+    """A track's light curve (forced photometry: MJD, calibrated mag, flux) as CSV, VOTable, ...
+
+    \b
+    Example:
+      catdb export lightcurve -o target.csv
+    """
+    from ..export.api import lightcurve_query
+    from ..export.formats import export_query
+
+    with _reader(obj, None) as conn:
+        res = export_query(conn, lightcurve_query(track_id), output, fmt)
+    _done(obj, res)

@@ -195,6 +195,8 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
             n_total += res.n_rows
             exp_ids += res.exposure_ids
         with conn.transaction():
+            if n_total:
+                conn.execute("ANALYZE detection")
             finish_run(conn, run_id, inputs=exp_ids,
                        counts={"files": len(paths), "detection": n_total,
                                "unchanged": sum(r.status == "unchanged" for r in results)})
@@ -412,10 +414,11 @@ def ingest_refcat(conn, path, *, catalog: str | None = None, band: str | None = 
     data = read_refcat(path, catalog=catalog, band=band, epoch=epoch)
     name = str(np.asarray(data["catalog"])[0]) if len(data["ra"]) else (catalog or Path(path).stem)
     params = {"path": _resolve(path), "catalog": name, "band": band, "epoch": epoch, "sha256": sha}
-    same = conn.execute(
-        "SELECT r.id, (SELECT count(*) FROM refcat_source s WHERE s.stage_run_id = r.id) FROM stage_run r "
-        "WHERE r.stage = 'ingest-refcat' AND r.status = 'ok' AND r.params = %s::jsonb ORDER BY r.id DESC LIMIT 1",
-        (json.dumps(params),)).fetchone()
+    with conn.transaction():
+        same = conn.execute(
+            "SELECT r.id, (SELECT count(*) FROM refcat_source s WHERE s.stage_run_id = r.id) FROM stage_run r "
+            "WHERE r.stage = 'ingest-refcat' AND r.status = 'ok' AND r.params = %s::jsonb ORDER BY r.id DESC LIMIT 1",
+            (json.dumps(params),)).fetchone()
     if same and same[1] == len(data["ra"]):
         return IngestResult(path=path, status="unchanged", n_rows=0, notes=[f"catalog {name} already loaded "
                                                                              f"(run {same[0]})"])
@@ -435,6 +438,7 @@ def ingest_refcat(conn, path, *, catalog: str | None = None, band: str | None = 
             cols["mags"] = _json_dicts(mags, n)
             cols["mag_errs"] = _json_dicts(errs, n)
             n = copy_table(conn, "refcat_source", cols, constants={"catalog": name, "stage_run_id": run_id})
+            conn.execute("ANALYZE refcat_source")  # fresh statistics: q3c joins plan well only with them
             finish_run(conn, run_id, counts={"refcat_source": n, "replaced_rows": deleted})
     except Exception as e:
         fail_run(conn, run_id, e)

@@ -214,7 +214,13 @@ class Associate(Stage):
                    WHERE d.exposure_id = ANY(%s))
                AND stage_run_id IN (SELECT id FROM stage_run WHERE stage IN (%s, 'ingest-scamp') AND id <> %s)""",
             (ctx.inputs, self.name, ctx.run_id))
-        return cur.rowcount
+        # objects left without any detection (their detections were re-extracted) are stale
+        stale = ctx.execute(
+            """DELETE FROM object o WHERE o.kind <> 'coadd'
+               AND o.stage_run_id IN (SELECT id FROM stage_run WHERE stage IN (%s, 'ingest-scamp') AND id <> %s)
+               AND NOT EXISTS (SELECT 1 FROM detection_object l WHERE l.object_id = o.id)""",
+            (self.name, ctx.run_id))
+        return cur.rowcount + stale.rowcount
 
     def _detections(self, ctx, exposure_ids):
         q = _DET_SELECT + """ WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s

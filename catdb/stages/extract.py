@@ -174,6 +174,7 @@ class Extract(Stage):
                                           "fwhm_median": fwhm.get(j["id"])}, default=str)
                               for j, n in zip(jobs, n_det)], dtype=object),
         }, constants={"kind": "catalog", "hdu": 2, "stage_run_id": ctx.run_id})
+        ctx.execute("ANALYZE detection")  # the stages after this plan their joins on fresh statistics
         return {"catalog": len(jobs), "detection": int(sum(n_det)), "detections_replaced": int(old),
                 "fwhm_updated": len(fwhm),
                 "image_kind": sorted({j["kind"] for j in jobs})}

@@ -125,6 +125,11 @@ class Movers(Stage):
                    WHERE d.exposure_id = ANY(%(ids)s))
                AND stage_run_id IN (SELECT id FROM stage_run WHERE stage = %(stage)s AND id <> %(run)s)""",
             {"ids": ctx.inputs, "stage": self.name, "run": ctx.run_id}).rowcount
+        # tracks left without detections (their detections were re-extracted) are stale
+        n += ctx.execute(
+            """DELETE FROM track t WHERE t.stage_run_id IN (SELECT id FROM stage_run WHERE stage = %(stage)s
+                   AND id <> %(run)s) AND NOT EXISTS (SELECT 1 FROM track_detection td WHERE td.track_id = t.id)""",
+            {"stage": self.name, "run": ctx.run_id}).rowcount
         n += ctx.execute(
             """DELETE FROM ledger WHERE stage_run_id IN (SELECT id FROM stage_run WHERE stage = %(stage)s
                    AND id <> %(run)s AND input_ids <@ %(ids)s::bigint[])""",

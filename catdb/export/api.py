@@ -1,0 +1,46 @@
+"""What ``catdb run`` export steps call: one function, the export kind as a name.
+
+Kinds: ``table`` (any table/view/query: option ``source``), ``catalog`` (the calibrated catalogue),
+``tracks-mpc`` / ``tracks-ades`` (candidate astrometry), ``lightcurve`` (the forced photometry of
+one track, default the candidate with most forced measurements, as CSV/VOTable/...).
+The format follows the file extension (.csv, .vot/.xml, .fits, .parquet, .ecsv).
+"""
+from __future__ import annotations
+
+from ..errors import CatdbError
+
+
+def lightcurve_query(track_id: int | None = None):
+    """SQL of a track's light curve from ``forced_source`` (time, calibrated magnitude, flux)."""
+    sel = ("SELECT f.track_id, e.mjd_mid, f.mag, f.mag_err, f.band, f.flux, f.flux_err, f.ra, f.dec, f.flags, "
+           "f.exposure_id FROM forced_source f JOIN exposure e ON e.id = f.exposure_id WHERE f.track_id = ")
+    if track_id is not None:
+        return sel + str(int(track_id)) + " ORDER BY e.mjd_mid"
+    return (sel + "(SELECT f2.track_id FROM forced_source f2 JOIN track t ON t.id = f2.track_id "
+            "WHERE t.status = 'candidate' AND f2.flags = 0 GROUP BY f2.track_id "
+            "ORDER BY count(*) DESC, min(t.mean_mag) LIMIT 1) ORDER BY e.mjd_mid")
+
+
+def export(conn, kind: str, path, **options) -> int:
+    """Write one export; returns the number of rows (observations for tracks).
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        Unknown kind or a failing query.
+    """
+    from .formats import export as export_source, export_catalog, export_query
+    from .tracks import export_tracks
+
+    if kind == "catalog":
+        return export_catalog(conn, path, where=options.get("where"), zp_band=options.get("zp_band")).n_rows
+    if kind == "table":
+        return export_source(conn, options["source"], path, where=options.get("where"),
+                             columns=options.get("columns")).n_rows
+    if kind in ("tracks-mpc", "tracks-ades"):
+        res = export_tracks(conn, path, "mpc80" if kind == "tracks-mpc" else "ades",
+                            status=options.get("status", "candidate"), obscode=options.get("obscode"))
+        return int(res.get("observations", 0))
+    if kind == "lightcurve":
+        return export_query(conn, lightcurve_query(options.get("track_id")), path).n_rows
+    raise CatdbError(f"unknown export kind {kind!r}: catalog, table, tracks-mpc, tracks-ades, lightcurve")
