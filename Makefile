@@ -3,10 +3,10 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := postgresql-15 postgresql-15-q3c source-extractor scamp swarp stilts
+APT_PACKAGES := postgresql-15 postgresql-15-q3c source-extractor scamp swarp stilts chromium
 # binaries that prove each package is present (apt-get runs only when one is missing)
 NEED_BINS := /usr/lib/postgresql/15/bin/initdb /usr/share/postgresql/15/extension/q3c.control \
-             /usr/bin/source-extractor /usr/bin/scamp /usr/bin/SWarp /usr/bin/stilts
+             /usr/bin/source-extractor /usr/bin/scamp /usr/bin/SWarp /usr/bin/stilts /usr/bin/chromium
 
 .PHONY: test demo system venv clean-demo bench help
 

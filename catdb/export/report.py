@@ -47,7 +47,7 @@ def _cell(v):
     if isinstance(v, float):
         if not np.isfinite(v):
             return ""
-        return f"{v:.5g}" if abs(v) < 1e5 else f"{v:.10g}"
+        return f"{v:.6g}" if abs(v) < 1e4 else f"{v:.10g}"  # MJD keeps 5 decimals
     return html.escape(str(v))
 
 
@@ -197,7 +197,7 @@ def lightcurve_section(conn) -> str:
         ax1.set_ylabel("calibrated mag")
         from astropy.timeseries import LombScargle
 
-        freq = np.linspace(0.5 / (24 * (pts[:, 0].ptp() or 1)), 12, 3000)  # cycles/day
+        freq = np.linspace(0.5 / (np.ptp(pts[:, 0]) or 1), 200, 4000)  # cycles/day
         power = LombScargle(pts[:, 0], pts[:, 1], pts[:, 2]).power(freq)
         ax2.plot(24 / freq, power)
         ax2.axvline(lc[4], color="r", ls="--", label=f"P = {lc[4]:.2f} h")
@@ -222,7 +222,8 @@ def ledger_section(conn) -> str:
 def runs_section(conn) -> str:
     rows = conn.execute(
         """SELECT id, stage, status, input_count, to_char(started_at, 'YYYY-MM-DD HH24:MI:SS'),
-                  round(extract(epoch FROM finished_at - started_at)::numeric, 2), counts::text, error
+                  round(extract(epoch FROM finished_at - started_at)::numeric, 2), left(counts::text, 300),
+                  left(error, 300)
            FROM stage_run ORDER BY id""").fetchall()
     return _table(["run", "stage", "status", "inputs", "started", "took [s]", "counts", "error"], rows, "runs")
 
