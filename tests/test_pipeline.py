@@ -83,3 +83,12 @@ def test_default_pipeline_is_valid():
 
     doc = tomllib.loads(r.output)
     assert any(s.get("stage") == "movers" for s in doc["step"])
+
+
+def test_demo_pipeline_is_valid():
+    from tests.helpers import REPO
+
+    p = Pipeline.load(REPO / "pipelines" / "lowell42-demo.toml")
+    stages = [s.get("stage") for s in p.steps if "stage" in s]
+    assert stages[:2] == ["reduce", "extract"] and "movers" in stages and "forced" in stages
+    assert len(p.extra["summary"]["known_mover"]) == 2
