@@ -4,7 +4,8 @@ A pipeline file lists steps in order::
 
     [pipeline]
     name = "lowell42-5945"
-    outdir = "catdb-out"              # relative paths are relative to the TOML file
+    outdir = "catdb-out"              # relative to the current directory; input paths are
+                                      # relative to the TOML file
 
     [[step]]
     ingest = "image"                  # image | catalog | refcat
@@ -220,7 +221,8 @@ def _fmt_counts(counts: dict) -> str:
     for k, v in counts.items():
         if isinstance(v, (dict, list)):
             continue
-        parts.append(f"{k}={v}")
+        v = str(v)
+        parts.append(f"{k}={v if len(v) <= 90 else v[:87] + '...'}")
     return ", ".join(parts[:8])
 
 

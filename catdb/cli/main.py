@@ -78,6 +78,14 @@ def cli(ctx, db_url, data_dir, log_level, quiet):
     write back with provenance; results export to CSV, VOTable and MPC.
     """
     logging.basicConfig(level=getattr(logging, log_level.upper()), format="%(levelname)s %(name)s: %(message)s")
+    if log_level.lower() != "debug":
+        # real headers trip astropy's WCS fixers on every frame (RADECSYS, SIP+PV, DATE-OBS without
+        # time): catdb handles those cards itself, the repeated warnings only hide the progress
+        import warnings
+
+        from astropy.wcs import FITSFixedWarning
+
+        warnings.filterwarnings("ignore", category=FITSFixedWarning)
     if data_dir:
         os.environ["CATDB_DATA_DIR"] = os.path.abspath(data_dir)
     ctx.obj = {"url": db_url, "quiet": quiet}
