@@ -8,7 +8,6 @@ Prints ratios (catdb / baseline).  Usage: python bench/bench_ingest.py [N_ROWS]
 """
 from __future__ import annotations
 
-import io
 import os
 import sys
 import tempfile

@@ -1,5 +1,4 @@
 """The catdb command line against a real server."""
-import json
 
 from click.testing import CliRunner
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from catdb.cli.main import cli
 from catdb.errors import CatdbError
-from catdb.export.formats import export, export_catalog, export_query, ledger_table
+from catdb.export.formats import export, export_catalog, ledger_table
 from catdb.export.table import query_table
 from catdb.ingest.load import ingest_catalogs
 from catdb.stages.base import finish_run, start_run

@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
-from astropy.table import Table
-import astropy.units as u
 
 from catdb.errors import InputError
 from catdb.ingest.sextractor import DETECTION_COLUMNS, detection_columns, read_catalog
-from catdb.wcsutil import clean_wcs_header, wcs_from_header
+from catdb.wcsutil import clean_wcs_header
 from tests.helpers import SHARED_DATA
 
 LCO = SHARED_DATA / "lco"

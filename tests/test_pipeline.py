@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from catdb.cli.main import cli
-from catdb.errors import CatdbError, InputError
+from catdb.errors import InputError
 from catdb.pipeline import Pipeline
 from tests.helpers import SHARED_DATA
 

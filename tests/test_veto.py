@@ -156,7 +156,6 @@ def test_vasco_chain_ledger_and_published_survivors(db):
 
 def test_star_vetoed_offset_survives_and_rerun_replaces(db):
     conn, _, _ = db
-    from astropy.coordinates import SkyCoord
     import astropy.units as u
 
     ty = _tycho()

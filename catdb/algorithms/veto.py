@@ -325,7 +325,6 @@ def load_vasco60(conn, detections_csv, survivors_csv=None, *, replace: bool = Fa
         Missing column, non-finite or out-of-range position, bad obs_date (file, row, column named),
         or already loaded without ``replace``.
     """
-    from astropy.table import Table
 
     from ..db.copy import copy_table
     from ..stages.base import fail_run, finish_run, start_run

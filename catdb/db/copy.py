@@ -180,3 +180,45 @@ def copy_table(conn, table: str, columns: dict, *, constants: dict | None = None
         else:
             cols[k] = np.full(n, None if v is None else str(v), dtype=object)
     return copy_columns(conn, table, cols)
+
+
+def fetch_arrays(conn, query, params, types: dict) -> dict:
+    """Run a SELECT through ``COPY ... TO STDOUT`` and return its columns as numpy arrays.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    query : str or psycopg.sql.Composable
+        A SELECT (placeholders bound client-side by psycopg).
+    params : dict or sequence
+    types : dict
+        Column name -> pyarrow type name (``int64``, ``float64``, ``string``).
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        NULL floats are NaN, NULL strings None.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    q = query if isinstance(query, sql.Composable) else sql.SQL(query)
+    stmt = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(q)
+    buf = io.BytesIO()
+    with conn.cursor().copy(stmt, params) as cp:
+        for block in cp:
+            buf.write(block)
+    buf.seek(0)
+    tbl = pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(
+        column_types={k: getattr(pa, v)() for k, v in types.items()}, strings_can_be_null=True,
+        quoted_strings_can_be_null=False))
+    out = {}
+    for k in types:
+        col = tbl[k]
+        if types[k] == "string":
+            out[k] = np.array(col.to_pylist(), dtype=object)
+        elif types[k] == "int64" and col.null_count == 0:
+            out[k] = col.to_numpy().astype(np.int64)
+        else:
+            out[k] = col.to_numpy(zero_copy_only=False).astype(np.float64)
+    return out

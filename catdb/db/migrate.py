@@ -5,9 +5,7 @@
 """
 from __future__ import annotations
 
-import io
-import os
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import CatdbError

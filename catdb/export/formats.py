@@ -38,7 +38,6 @@ Type conventions (the same for every format):
 from __future__ import annotations
 
 import io
-import json
 import re
 from dataclasses import dataclass, field
 
@@ -507,7 +506,6 @@ def _float_text(arr, nan="NaN", pinf="+Inf", ninf="-Inf"):
 
 def _cells(batch, cols, style):
     """Per output column, a string array of rendered cells (``votable``: ``<TD>..</TD>``; ``ecsv``)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     out = []
@@ -726,7 +724,6 @@ def export_query(conn, query, path, fmt: str | None = None, *, params=None, over
     catdb.errors.CatdbError
         Unknown format, or the query fails (nothing is left at ``path``).
     """
-    import os
 
     import psycopg
 

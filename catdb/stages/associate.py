@@ -38,13 +38,12 @@ recomputed from all its linked detections.  Nothing is deleted.
 """
 from __future__ import annotations
 
-import io
 
 import numpy as np
 from psycopg import sql
 
 from ..algorithms.association import associate_to_objects, friends_of_friends, object_summary
-from ..db.copy import copy_table
+from ..db.copy import copy_table, fetch_arrays
 from ..errors import InputError
 from ..spatial.sql import cone_condition
 from .base import Param, Stage, StageContext, register
@@ -63,48 +62,6 @@ _DET_SELECT = """
     LEFT JOIN LATERAL (SELECT zp, band FROM zeropoint
                        WHERE exposure_id = e.id AND ok ORDER BY id DESC LIMIT 1) z ON true
 """
-
-
-def fetch_arrays(conn, query, params, types: dict) -> dict:
-    """Run a SELECT through ``COPY ... TO STDOUT`` and return its columns as numpy arrays.
-
-    Parameters
-    ----------
-    conn : psycopg.Connection
-    query : str or psycopg.sql.Composable
-        A SELECT (placeholders bound client-side by psycopg).
-    params : dict or sequence
-    types : dict
-        Column name -> pyarrow type name (``int64``, ``float64``, ``string``).
-
-    Returns
-    -------
-    dict of str -> numpy.ndarray
-        NULL floats are NaN, NULL strings None.
-    """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    q = query if isinstance(query, sql.Composable) else sql.SQL(query)
-    stmt = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(q)
-    buf = io.BytesIO()
-    with conn.cursor().copy(stmt, params) as cp:
-        for block in cp:
-            buf.write(block)
-    buf.seek(0)
-    tbl = pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(
-        column_types={k: getattr(pa, v)() for k, v in types.items()}, strings_can_be_null=True,
-        quoted_strings_can_be_null=False))
-    out = {}
-    for k in types:
-        col = tbl[k]
-        if types[k] == "string":
-            out[k] = np.array(col.to_pylist(), dtype=object)
-        elif types[k] == "int64" and col.null_count == 0:
-            out[k] = col.to_numpy().astype(np.int64)
-        else:
-            out[k] = col.to_numpy(zero_copy_only=False).astype(np.float64)
-    return out
 
 
 def _check_mjd(d):

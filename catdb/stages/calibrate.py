@@ -74,6 +74,7 @@ from ..db.copy import copy_table
 from ..errors import CatdbError
 from ..schema.tables import QUALITY_FLAGS
 from ..spatial import ipix_index, nearest_join
+from ._common import reference_filter
 from .base import Param, Stage, StageContext, register
 
 _MAGCOL = re.compile(r"^mag_(auto|iso|psf)$|^mag_aper\[(\d+)\]$")
@@ -209,14 +210,7 @@ class Calibrate(Stage):
             raise CatdbError(f"parameters band={p['band']!r} and transform={p['transform']!r} disagree: "
                              f"the transformation gives band {tr.target}")
         refcat = p["refcat"]
-        cats = [r[0] for r in ctx.execute("SELECT catalog FROM refcat_source GROUP BY catalog ORDER BY 1").fetchall()]
-        if not cats:
-            raise CatdbError("parameter refcat: refcat_source is empty; load a reference catalogue first "
-                             "(catdb ingest refcat FILE --catalog NAME)")
-        if refcat and refcat not in cats:
-            raise CatdbError(f"parameter refcat: no reference catalogue named {refcat!r} in refcat_source "
-                             f"(0 rows); catalogues present: {', '.join(cats)}")
-        ccond = sql.SQL("r.catalog = %(refcat)s") if refcat else sql.SQL("true")
+        ccond, _ = reference_filter(ctx.conn, refcat)
         present = {r[0] for r in ctx.execute(
             sql.SQL("SELECT DISTINCT k FROM (SELECT mags FROM refcat_source r WHERE {} LIMIT 2000) s, "
                     "jsonb_object_keys(s.mags) k").format(ccond), {"refcat": refcat}).fetchall()}

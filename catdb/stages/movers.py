@@ -42,7 +42,7 @@ import numpy as np
 from psycopg import sql
 
 from ..algorithms.movers import MoverConfig, find_movers
-from ..db.copy import copy_table
+from ..db.copy import copy_table, fetch_arrays
 from ..errors import InputError
 from ..spatial.sql import cone_condition
 from .base import Param, Stage, StageContext, register
@@ -59,33 +59,6 @@ _SELECT = """
     JOIN exposure e ON e.id = d.exposure_id
     LEFT JOIN LATERAL (SELECT zp FROM zeropoint WHERE exposure_id = e.id AND ok ORDER BY id DESC LIMIT 1) z ON true
 """
-
-
-def _fetch(conn, query, params, types):
-    """SELECT -> dict of numpy arrays via COPY TO STDOUT (see associate.fetch_arrays; no stage imports another)."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    q = query if isinstance(query, sql.Composable) else sql.SQL(query)
-    buf = io.BytesIO()
-    with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv, HEADER true)").format(q), params) as cp:
-        for block in cp:
-            buf.write(block)
-    buf.seek(0)
-    tbl = pacsv.read_csv(buf, convert_options=pacsv.ConvertOptions(
-        column_types={k: getattr(pa, v)() for k, v in types.items()}, strings_can_be_null=True))
-    out = {}
-    for k, t in types.items():
-        col = tbl[k]
-        if t == "string":
-            out[k] = np.array(col.to_pylist(), dtype=object)
-        elif t == "int64" and col.null_count == 0:
-            out[k] = col.to_numpy().astype(np.int64)
-        else:
-            out[k] = col.to_numpy(zero_copy_only=False).astype(np.float64)
-    return out
 
 
 @register
@@ -151,13 +124,13 @@ class Movers(Stage):
                 q = _SELECT + """ JOIN detection_object l ON l.detection_id = d.id JOIN object o ON o.id = l.object_id
                     WHERE d.exposure_id = ANY(%(ids)s) AND (o.kind = 'moving' OR o.n_epochs < %(me)s)
                     ORDER BY d.exposure_id, d.id"""
-                return _fetch(ctx.conn, q, {"ids": ctx.inputs, "me": min_epochs}, _TYPES), \
+                return fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "me": min_epochs}, _TYPES), \
                     f"orphans (n_epochs < {min_epochs}) and moving objects of associate runs " \
                     f"{sorted(r[0] for r in assoc)}"
             source = "all (no association for these exposures)"
         q = _SELECT + """ WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s
                          AND (d.snr IS NULL OR d.snr >= %(snr)s) ORDER BY d.exposure_id, d.id"""
-        return _fetch(ctx.conn, q, {"ids": ctx.inputs, "fmax": p["flags_max"], "snr": p["snr_min"]}, _TYPES), source
+        return fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "fmax": p["flags_max"], "snr": p["snr_min"]}, _TYPES), source
 
     def _bright_stars(self, ctx, d):
         p = ctx.params
@@ -181,7 +154,7 @@ class Movers(Stage):
                sql.SQL("(SELECT min(v::float8) FROM jsonb_each_text(s.mags) AS j(k, v))"))
         q = sql.SQL("SELECT s.ra, s.dec, {} AS mag FROM refcat_source s WHERE s.catalog = %(cat)s AND {}").format(
             mag, cond.sql)
-        stars = _fetch(ctx.conn, q, {"cat": p["bright_refcat"], **cond.params},
+        stars = fetch_arrays(ctx.conn, q, {"cat": p["bright_refcat"], **cond.params},
                        {"ra": "float64", "dec": "float64", "mag": "float64"})
         return stars
 

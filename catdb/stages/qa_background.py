@@ -42,6 +42,7 @@ from ..algorithms.robust import iqr_outliers, robust_stats
 from ..db.copy import copy_table
 from ..errors import CatdbError
 from ..schema.tables import QUALITY_FLAGS
+from ._common import group_keys
 from .base import Param, Stage, StageContext, register
 
 log = logging.getLogger("catdb.stages.qa_background")
@@ -165,7 +166,7 @@ class QaBackground(Stage):
                 s = robust_stats(det[a:b, 1])
                 vals[index[eid]] = [s["mean"], s["median"], s["std"], s["mad"]]
                 count[index[eid]] = b - a
-        groups = _group_keys(ctx.conn, ids, p["group"])
+        groups = group_keys(ctx.conn, ids, p["group"])
         outlier = iqr_outliers(vals[:, 1], groups.astype(str), k=p["k"], side="both")
         has = np.isfinite(vals[:, 1])
         # exposure_qa: 4 statistics + the count (pixels or sources) per exposure
@@ -195,14 +196,3 @@ class QaBackground(Stage):
         return {"exposure_qa": nrows, "from_pixels": int(from_pixels.sum()),
                 "from_catalog": int((~from_pixels & has).sum()), "no_background": int((~has).sum()),
                 "background_outlier": len(out_ids)}
-
-
-def _group_keys(conn, ids, group):
-    """Group label per exposure (same rule as qa-astrometry; see its ``group_keys``)."""
-    if group == "all":
-        return np.full(len(ids), "all", dtype=object)
-    rows = dict(conn.execute(
-        "SELECT e.id, COALESCE(e.night::text, (date '1858-11-17' + floor(e.mjd_mid - 0.5 "
-        "+ COALESCE(e.site_lon, 0) / 360.0)::int)::text, 'unknown') FROM exposure e WHERE e.id = ANY(%s)",
-        (list(ids),)).fetchall())
-    return np.array([rows[i] for i in ids], dtype=object)
