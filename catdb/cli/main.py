@@ -12,12 +12,15 @@ from ..errors import CatdbError
 
 EPILOG = """\b
 Examples:
+  catdb run pipelines/lowell42-demo.toml   # the whole chain on the bundled night (make demo)
   catdb server start                 # start the embedded PostgreSQL (first use: initdb)
   catdb db init                      # create tables, q3c index, roles
   catdb ingest catalog *.ldac        # SExtractor catalogues -> exposure + detection
   catdb stage list                   # what stages there are
-  catdb stage exposure-summary --where "e.night = '2019-03-26'"
+  catdb stage associate --where "e.night = '2019-03-25'" --radius 1.0
   catdb query "SELECT band, count(*) FROM exposure GROUP BY band"
+  catdb export catalog -o catalog.vot
+  catdb report -o night.html
   CATDB_URL=postgresql://me@host/db catdb db current   # an external server
 """
 
