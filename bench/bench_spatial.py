@@ -56,16 +56,25 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
 
-    server = None
-    if args.conninfo is None:
-        from tests.spatial_pg import TempPostgres
-        server = TempPostgres()
-        args.conninfo = server.conninfo
+    if args.conninfo is not None:
+        run(args)
+        return
+    import os
+    import shutil
+    import tempfile
+
+    from catdb.db.server import EmbeddedServer
+
+    base = tempfile.mkdtemp(prefix="catdb-bench-", dir="/tmp")
+    os.chmod(base, 0o755)
+    srv = EmbeddedServer(os.path.join(base, "pg"), port=5498)  # a throwaway catdb embedded server
+    srv.start()
     try:
+        args.conninfo = f"host={srv.socket_dir} port={srv.port} user=catdb dbname=catdb"
         run(args)
     finally:
-        if server is not None:
-            server.stop()
+        srv.stop(mode="immediate")
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def run(args):
