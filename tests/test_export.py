@@ -132,6 +132,16 @@ def test_parquet_field_metadata_vectors_and_row_groups(conn, loaded, tmp_path):
     assert sch.field("ra").metadata[b"unit"] == b"deg"
     assert sch.field("mag_auto").metadata[b"unit"] == b"mag"
     assert sch.field("flux_aper").type.list_size == 4
+    # astropy reads the units and descriptions back too (its table_meta_yaml header)
+    import warnings
+
+    from astropy.table import Table
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ta = Table.read(out)
+    assert len(ta) == 1334 and str(ta["ra"].unit) == "deg" and str(ta["mag_auto"].unit) == "mag"
+    assert ta["ra"].description.startswith("Right ascension")
     t = f.read()
     n_null_db = _db(conn, "SELECT count(*) - count(mag_auto), count(*) - count(snr) FROM detection")[0]
     assert (t.column("mag_auto").null_count, t.column("snr").null_count) == n_null_db

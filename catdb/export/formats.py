@@ -439,7 +439,15 @@ class _ParquetWriter(_Writer):
         super().__init__(path, cols, info)
         import pyarrow.parquet as pq
 
-        schema = empty.schema.with_metadata({b"catdb.query": info.encode()})
+        md = {b"catdb.query": info.encode()}
+        try:  # astropy's own header, so Table.read(parquet) restores units and descriptions
+            from astropy.table import meta as table_meta
+
+            yaml_lines = table_meta.get_yaml_from_table(_astropy_table(empty, cols))
+            md[b"table_meta_yaml"] = "\n".join(yaml_lines).encode()
+        except Exception:  # noqa: BLE001 - the file stays valid Parquet without it
+            pass
+        schema = empty.schema.with_metadata(md)
         self.w = pq.ParquetWriter(path, schema)
 
     def write(self, batch):
