@@ -46,7 +46,9 @@ def test_solution_recovers_injected_offsets_and_rejects_variables(seed):
     assert dev.max() < 0.005
     # the formal errors describe the real deviations (neither 3x too small nor too large)
     others = np.arange(offsets.size) != ref
-    assert 0.3 < np.sqrt(np.mean((dev[others] / sol.zp_err[others]) ** 2)) < 3
+    ratio = np.sqrt(np.mean((dev[others] / sol.zp_err[others]) ** 2))
+    print(f"  rms (zp - injected) / zp_err = {ratio:.2f}")
+    assert 0.5 < ratio < 2
     # every variable rejected, hardly any constant star
     assert not sol.star_ok[variables].any()
     assert (~sol.star_ok).sum() <= variables.size + 0.02 * true_mag.size
@@ -55,7 +57,7 @@ def test_solution_recovers_injected_offsets_and_rejects_variables(seed):
 
 
 def test_solution_gauge_and_disconnected_exposures():
-    e, s, inst, err, offsets, true_mag, _ = _simulate(5, n_exp=6, n_star=200, n_var=0)
+    e, s, inst, err, offsets, _, _ = _simulate(5, n_exp=6, n_star=200, n_var=0)
     # exposure 5 shares no star with the others: its stars are moved to new star indices
     s = np.where(e == 5, s + 200, s)
     sol = ensemble_solve(e, s, inst, err, 6, 400, ref_exp=0, zp_ref=25.0)
@@ -175,7 +177,7 @@ def test_detection_calibrated_view(conn, copies):
         "HAVING count(*) = 5) q", (ids,)).fetchone()[0]
     print(f"detection_calibrated: median range of a bright star over 5 copies {spread:.4f} mag "
           f"calibrated, {raw:.4f} instrumental")
-    assert spread < 0.1 < 1.0 < raw
+    assert spread < 0.1 and raw > 1.0
     # a not-ok zeropoint is not used; the exposure's quality flags are shown
     conn.execute("UPDATE zeropoint SET ok = false WHERE exposure_id = %s", (ids[1],))
     conn.execute("UPDATE exposure SET quality_flags = %s WHERE id = %s", (QUALITY_FLAGS["bad_zeropoint"], ids[1]))

@@ -83,7 +83,7 @@ def test_select_saves_what_the_criteria_say(night):
 
 
 def test_bad_criteria_are_refused(night):
-    url, ids, truth = night
+    url = night[0]
     r = run(["exposures", "select", "--where", "e.no_such_column > 1", "--name", "x"], url, ok=False)
     assert r.exit_code == 1 and "no_such_column" in r.output and "--where" in r.output
     r = run(["exposures", "select", "--max-seeing", "-1"], url, ok=False)
@@ -94,7 +94,7 @@ def test_bad_criteria_are_refused(night):
 
 
 def test_stages_take_an_exposure_set(night):
-    url, ids, truth = night
+    url, ids, _ = night
     name = "o'brien's frames"  # quoted as an SQL literal, not pasted
     run(["exposures", "select", "--where", f"e.id = ANY(ARRAY{ids[5:11]})", "--name", name], url)
     out = run(["stage", "exposure-summary", "--exposures", name], url).output

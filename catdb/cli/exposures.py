@@ -112,7 +112,7 @@ def list_sets(conn) -> list[tuple]:
 def _print_rows(rows):
     click.echo(f"{'id':>6} {'mjd_mid':>13} {'band':6} {'seeing':>6} {'airmass':>7} {'zp':>8} {'flags':>5}  path")
     for eid, mjd, band, see, am, zp, fl, path in rows:
-        f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
+        f = lambda v, fmt: "-" if v is None else format(v, fmt)
         click.echo(f"{eid:>6} {f(mjd, '13.6f')} {band or '-':6} {f(see, '6.2f')} {f(am, '7.3f')} {f(zp, '8.4f')} "
                    f"{fl:>5}  {path}")
 
@@ -170,9 +170,8 @@ def delete(obj, name):
     """Delete a saved set (the exposures stay)."""
     from ..db.engine import connect
 
-    with connect(obj["url"]) as conn:
-        with conn.transaction():
-            n = conn.execute("DELETE FROM exposure_set WHERE name = %s", (name,)).rowcount
+    with connect(obj["url"]) as conn, conn.transaction():
+        n = conn.execute("DELETE FROM exposure_set WHERE name = %s", (name,)).rowcount
     if n == 0:
         raise CatdbError(f"no exposure set named {name!r}")
     click.echo(f"set {name!r} deleted ({n} exposures)")

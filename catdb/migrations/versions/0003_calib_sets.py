@@ -5,8 +5,8 @@ Revises: 0002
 """
 from pathlib import Path
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0003"
