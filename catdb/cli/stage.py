@@ -11,19 +11,22 @@ from ..stages.base import all_stages, run_stage
 def _stage_command(name, cls):
     stage = cls()
 
-    def callback(obj, where, param, **opts):
+    def callback(obj, where, exposures, param, **opts):
         params = dict(_kv(p) for p in param)
         for p in stage.params:
             v = opts.get(p.name)
             if v is not None:
                 params[p.name] = v
-        res = run_stage(name, url=obj["url"], where=where, params=params, progress=not obj["quiet"])
+        res = run_stage(name, url=obj["url"], where=where, params=params, progress=not obj["quiet"],
+                        exposures=exposures)
         counts = ", ".join(f"{k}={v}" for k, v in res.counts.items())
         click.echo(f"stage {name}: run {res.run_id} ok, {res.input_count} inputs; {counts}")
 
     params = [
         click.Option(["--where"], metavar="SQL",
                      help="SQL condition on the inputs (exposure, alias e), e.g. \"e.band = 'r'\"."),
+        click.Option(["--exposures"], metavar="SETNAME",
+                     help="Only the exposures of this named set (catdb exposures select --name SETNAME)."),
         click.Option(["--param", "-p"], multiple=True, metavar="KEY=VALUE", help="Stage parameter (repeatable)."),
     ]
     for p in stage.params:

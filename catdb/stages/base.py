@@ -74,6 +74,8 @@ class StageContext:
     inputs: list = field(default_factory=list)
     progress: bool = True
     counts: dict = field(default_factory=dict)
+    #: name of the exposure set (``--exposures``) the inputs were restricted to; already part of ``where``
+    exposures: str | None = None
 
     def execute(self, query, params=None):
         return self.conn.execute(query, params)
@@ -221,8 +223,38 @@ def _jsonable(o):
     return str(o)
 
 
+def exposure_set_condition(conn, name: str) -> str:
+    """SQL condition (alias ``e``) restricting exposures to the named set of ``exposure_set``.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    name : str
+        Set name (``catdb exposures select --name``).
+
+    Returns
+    -------
+    str
+        ``e.id IN (SELECT exposure_id FROM exposure_set WHERE name = '<name>')`` with the name
+        quoted as an SQL literal, ready to be AND-ed to a ``--where`` condition.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        No set of that name (the message lists the sets there are).
+    """
+    with conn.transaction():  # no transaction left open: run_stage commits its stage_run row by itself
+        found = conn.execute("SELECT EXISTS (SELECT 1 FROM exposure_set WHERE name = %s)", (name,)).fetchone()[0]
+        known = [r[0] for r in conn.execute("SELECT DISTINCT name FROM exposure_set ORDER BY 1").fetchall()]
+    if not found:
+        raise CatdbError(f"--exposures: no exposure set named {name!r}; sets: {', '.join(known) or 'none'} "
+                         f"(make one with `catdb exposures select --name NAME ...`)")
+    cond = sql.SQL("e.id IN (SELECT exposure_id FROM exposure_set WHERE name = {})").format(sql.Literal(name))
+    return cond.as_string(conn)
+
+
 def run_stage(name: str, *, conn=None, url=None, where: str | None = None, params: dict | None = None,
-              progress: bool = True) -> StageResult:
+              progress: bool = True, exposures: str | None = None) -> StageResult:
     """Run a registered stage with provenance (see the module docstring).
 
     Parameters
@@ -235,6 +267,10 @@ def run_stage(name: str, *, conn=None, url=None, where: str | None = None, param
         SQL condition on ``exposure`` (alias ``e``) narrowing the inputs.
     params : dict, optional
         Stage parameters (strings are parsed with the parameter's type).
+    exposures : str, optional
+        Name of an exposure set (``catdb exposures select --name``): the inputs are restricted to
+        its exposures (AND-ed to ``where``); recorded in ``stage_run.params['exposures']`` and in
+        ``stage_run.input_where``.
 
     Returns
     -------
@@ -244,6 +280,8 @@ def run_stage(name: str, *, conn=None, url=None, where: str | None = None, param
     ------
     catdb.errors.StageError
         The stage failed; nothing it did is kept and its stage_run says why.
+    catdb.errors.CatdbError
+        Unknown stage, bad parameter, or unknown exposure set (nothing recorded).
     """
     from ..db.engine import connect
 
@@ -253,8 +291,13 @@ def run_stage(name: str, *, conn=None, url=None, where: str | None = None, param
     if own:
         conn = connect(url)
     try:
-        run_id = start_run(conn, stage.name, p, where)
-        ctx = StageContext(conn=conn, run_id=run_id, params=p, where=where, progress=progress)
+        recorded = p
+        if exposures is not None:
+            cond = exposure_set_condition(conn, exposures)
+            where = f"({where}) AND {cond}" if where else cond
+            recorded = {**p, "exposures": exposures}
+        run_id = start_run(conn, stage.name, recorded, where)
+        ctx = StageContext(conn=conn, run_id=run_id, params=p, where=where, progress=progress, exposures=exposures)
         try:
             with conn.transaction():
                 ctx.inputs = stage.select(ctx)

@@ -20,6 +20,20 @@ Methods (param ``method``)
     ``zp_ref + median(m_ref - m)`` after 3-sigma clipping (median centre, MAD scale;
     :func:`astropy.stats.sigma_clip`), its error ``1.4826 MAD / sqrt(n_used)``.  The
     reference exposure gets ``zp_ref`` (param, default 0) with error 0.
+``ensemble``
+    Ensemble (ubercal-style) calibration over all selected exposures at once
+    (:func:`ensemble_solve`; Honeycutt 1992, PASP 104, 435): the static objects of the
+    current association (``object`` + ``detection_object`` written by ``associate``; param
+    ``associate_run`` restricts to one run's objects) measured on at least ``min_exposures``
+    selected exposures define, by sparse weighted least squares
+    (:func:`scipy.sparse.linalg.lsqr`), one zeropoint per exposure and one mean magnitude per
+    object, with the gauge ``zp[reference] = zp_ref`` (``reference``: an exposure id, or
+    ``auto`` = the exposure with most measurements, then smallest FWHM; one per band).
+    Variable objects are rejected iteratively (normalised residual rms above
+    ``median + clip_sigma * 1.4826 MAD`` of all objects).  ``residuals`` holds per exposure the
+    object ids used (``ref_id``), their instrumental and mean magnitudes and residuals; the
+    reference exposure's row lists ``rejected_objects``.  Exposures sharing no object with the
+    reference, or with fewer than ``min_stars`` kept objects, get no zeropoint (ok false).
 
 Matching and selection
 ----------------------
@@ -64,13 +78,14 @@ regression method ``z.zp`` holds at the pivot magnitude, the full relation is in
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 import re
 
 import numpy as np
 from psycopg import sql
 
 from ..algorithms import photometry, transforms
-from ..db.copy import copy_table
+from ..db.copy import copy_table, fetch_arrays
 from ..errors import CatdbError
 from ..schema.tables import QUALITY_FLAGS
 from ..spatial import ipix_index, nearest_join
@@ -145,8 +160,9 @@ class Calibrate(Stage):
     name = "calibrate"
     description = "Photometric zeropoint per exposure (pp, regression, or relative to a reference exposure)"
     params = [
-        Param("method", str, "pp", "pp (Photometry Pipeline), regression (Automatic-SSOs) or relative (ensemble)",
-              choices=("pp", "regression", "relative")),
+        Param("method", str, "pp", "pp (Photometry Pipeline), regression (Automatic-SSOs), relative (to a "
+              "reference exposure) or ensemble (least squares over associated static objects)",
+              choices=("pp", "regression", "relative", "ensemble")),
         Param("refcat", str, None, "Reference catalogue in refcat_source (default: any catalogue)"),
         Param("band", str, None, "Reference band (default: the exposure's band)"),
         Param("transform", str, None, "Transformation CATALOG->BAND of the reference magnitudes (ps1->R, gaia->r)"),
@@ -160,9 +176,12 @@ class Calibrate(Stage):
         Param("min_stars", int, 3, "Fewer usable stars gives no zeropoint (ok = false)"),
         Param("r2_min", float, 0.98, "Regression: R^2 below this marks the calibration bad"),
         Param("k", float, 2.5, "Regression: clipping factor of mean|r| + k std|r|"),
-        Param("reference", str, "auto", "Relative: reference exposure id, or auto"),
-        Param("zp_ref", float, 0.0, "Relative: zeropoint assigned to the reference exposure (mag)"),
-        Param("clip_sigma", float, 3.0, "Relative: sigma-clipping threshold of the offsets"),
+        Param("reference", str, "auto", "Relative/ensemble: reference exposure id, or auto"),
+        Param("zp_ref", float, 0.0, "Relative/ensemble: zeropoint assigned to the reference exposure (mag)"),
+        Param("clip_sigma", float, 3.0, "Relative/ensemble: sigma-clipping threshold of the offsets / star residuals"),
+        Param("min_exposures", int, 3, "Ensemble: a star must be measured on this many selected exposures"),
+        Param("associate_run", int, None, "Ensemble: use the objects of this associate run (default: the "
+              "current association, i.e. every object linked to the selected exposures)"),
     ]
     outputs = ["zeropoint"]
 
@@ -185,6 +204,8 @@ class Calibrate(Stage):
         det = dict(mag=mag, err=err, params={**mparams, "errmax": p["magerr_max"]})
         if p["method"] == "relative":
             rows = self._relative(ctx, bands, det)
+        elif p["method"] == "ensemble":
+            rows = self._ensemble(ctx, bands, det)
         else:
             rows = self._absolute(ctx, bands, det)
         n = self._write(ctx, rows)
@@ -417,6 +438,91 @@ class Calibrate(Stage):
             ctx.execute("DROP TABLE IF EXISTS _calib_ref")
         return rows
 
+    # ------------------------------------------------------------------ ensemble
+    def _ensemble(self, ctx, bands, det):
+        p = ctx.params
+        if p["min_exposures"] < 2:
+            raise CatdbError(f"parameter min_exposures: expected >= 2, got {p['min_exposures']}")
+        if not p["clip_sigma"] > 0:
+            raise CatdbError(f"parameter clip_sigma: expected a positive number of sigmas, got {p['clip_sigma']}")
+        by_band: dict = {}
+        for eid, b in bands:
+            if b is None:
+                raise CatdbError(f"ensemble calibration: exposure {eid} has no band (exposure.band is NULL); "
+                                 f"set it or leave the exposure out with --where")
+            by_band.setdefault(b, []).append(eid)
+        explicit = None
+        if p["reference"] not in (None, "", "auto"):
+            try:
+                explicit = int(p["reference"])
+            except ValueError:
+                raise CatdbError(f"parameter reference: expected an exposure id or 'auto', got {p['reference']!r}") \
+                    from None
+            if not any(explicit in v for v in by_band.values()):
+                raise CatdbError(f"parameter reference: exposure {explicit} is not among the selected science "
+                                 f"exposures (widen --where / --exposures)")
+            if len(by_band) > 1:
+                raise CatdbError(f"parameter reference: one reference exposure given but the selection holds bands "
+                                 f"{sorted(map(str, by_band))}; select one band (--where \"e.band = '...'\")")
+        run_cond = sql.SQL("")
+        if p["associate_run"] is not None:
+            run_cond = sql.SQL(" AND o.stage_run_id = %(arun)s")
+        n_obj = ctx.execute("SELECT count(*) FROM detection_object dl JOIN detection d ON d.id = dl.detection_id "
+                            "WHERE d.exposure_id = ANY(%s)", ([e for v in by_band.values() for e in v],)).fetchone()[0]
+        if n_obj == 0:
+            raise CatdbError("ensemble calibration: no detection of the selected exposures is linked to an object; "
+                             "run `catdb stage associate` on them first")
+        rows = []
+        for band, eids in by_band.items():  # loop over bands
+            q = sql.SQL("SELECT s.exposure_id, dl.object_id, s.inst_mag, s.inst_err FROM {} s "
+                        "JOIN detection_object dl ON dl.detection_id = s.id "
+                        "JOIN object o ON o.id = dl.object_id AND o.kind = 'static'{} ORDER BY 1, 2"
+                        ).format(self._det_subquery(det), run_cond)
+            a = fetch_arrays(ctx.conn, q, {**det["params"], "eids": eids, "arun": p["associate_run"]},
+                             {"exposure_id": "int64", "object_id": "int64", "inst_mag": "float64",
+                              "inst_err": "float64"})
+            exp_ids = np.asarray(eids, dtype=np.int64)
+            ei = np.searchsorted(exp_ids, a["exposure_id"])
+            objs, si = np.unique(a["object_id"], return_inverse=True)
+            counts = np.bincount(ei, minlength=exp_ids.size)
+            if explicit is not None:
+                ref = int(np.flatnonzero(exp_ids == explicit)[0])
+            else:  # the exposure with most static-object measurements, then the smallest FWHM
+                fw = dict(ctx.execute("SELECT id, fwhm FROM exposure WHERE id = ANY(%s)", (eids,)).fetchall())
+                fwhm = np.array([fw.get(int(x)) if fw.get(int(x)) is not None else np.inf for x in exp_ids])
+                ref = int(np.lexsort((exp_ids, fwhm, -counts))[0])
+            sol = ensemble_solve(ei, si, a["inst_mag"], a["inst_err"], exp_ids.size, objs.size, ref_exp=ref,
+                                 zp_ref=p["zp_ref"], clip_sigma=p["clip_sigma"], min_exposures=p["min_exposures"],
+                                 min_stars=p["min_stars"])
+            ref_id = int(exp_ids[ref])
+            label = f"ensemble of {exp_ids.size} exposures, reference {ref_id} (zp_ref = {p['zp_ref']:g})"
+            rejected = objs[~sol.star_ok & (np.bincount(si, minlength=objs.size) >= p["min_exposures"])]
+            bounds = np.searchsorted(ei, np.arange(exp_ids.size + 1))
+            for i, eid in enumerate(exp_ids.tolist()):  # loop over exposures
+                sl = slice(bounds[i], bounds[i + 1])
+                u = sol.used[sl]
+                ok = bool(np.isfinite(sol.zp[i]))
+                if ok:
+                    reason = "reference exposure" if i == ref else "ok"
+                elif counts[i] == 0:
+                    reason = "no detection linked to a static object"
+                else:
+                    reason = (f"only {int(sol.n_used[i])} stars kept (need {p['min_stars']}) or no star shared "
+                              f"with the reference exposure {ref_id}")
+                r = photometry.ZeropointResult(
+                    "ensemble", ok, reason, zp=float(sol.zp[i]), zp_err=float(sol.zp_err[i]),
+                    scatter=float(sol.scatter[i]), n_matched=int(counts[i]), n_used=int(sol.n_used[i]),
+                    chi2_red=float(sol.chi2_red))
+                resid = {"reason": reason, "reference_exposure": ref_id, "iterations": int(sol.iterations),
+                         "n_objects": int(sol.star_ok.sum()), "ref_id": objs[si[sl][u]].tolist(),
+                         "inst_mag": _json_list(a["inst_mag"][sl][u]), "ref_mag": _json_list(sol.mean_mag[si[sl][u]]),
+                         "residual": _json_list(sol.residual[sl][u])}
+                if i == ref:
+                    resid["rejected_objects"] = rejected.tolist()
+                rows.append(dict(exposure_id=eid, band=band, result=r, refcat=label, ok=ok, color_index=None,
+                                 residuals=resid))
+        return rows
+
     # ------------------------------------------------------------------ writing
     def _write(self, ctx, rows) -> int:
         if not rows:
@@ -448,3 +554,210 @@ class Calibrate(Stage):
         return copy_table(ctx.conn, "zeropoint", columns,
                           constants={"stage_run_id": ctx.run_id, "method": p["method"],
                                      "mag_column": p["mag_column"]})
+
+
+# ---------------------------------------------------------------------- ensemble solution
+@dataclass
+class EnsembleSolution:
+    """Result of :func:`ensemble_solve`.
+
+    Attributes
+    ----------
+    zp, zp_err : numpy.ndarray, shape (n_exp,)
+        Zeropoint of every exposure (mag; ``calibrated = inst + zp``) and its error
+        (formal variance from the normal equations, scaled by the reduced chi^2 when above 1); NaN for exposures not tied
+        to the reference (no star in common, or fewer than ``min_stars`` kept stars).
+    mean_mag : numpy.ndarray, shape (n_star,)
+        Calibrated mean magnitude of every star (NaN for stars not solved).
+    used : numpy.ndarray of bool, shape (N,)
+        Measurements used in the final solution.
+    star_ok : numpy.ndarray of bool, shape (n_star,)
+        Stars kept (False: rejected as variable / outlier, or too few exposures).
+    residual : numpy.ndarray, shape (N,)
+        ``inst + zp[exp] - mean_mag[star]`` (mag).
+    n_stars, n_used : numpy.ndarray of int, shape (n_exp,)
+        Stars measured on, and kept in, each exposure.
+    scatter : numpy.ndarray, shape (n_exp,)
+        Robust (1.4826 MAD) scatter of each exposure's used residuals (mag).
+    chi2_red : float
+        Reduced chi^2 of the final solution.
+    iterations : int
+        Rejection iterations run.
+    """
+
+    zp: np.ndarray
+    zp_err: np.ndarray
+    mean_mag: np.ndarray
+    used: np.ndarray
+    star_ok: np.ndarray
+    residual: np.ndarray
+    n_stars: np.ndarray
+    n_used: np.ndarray
+    scatter: np.ndarray
+    chi2_red: float
+    iterations: int
+
+
+def _zp_variance(e, s, w2, n_exp, n_star, ref_exp, tied):
+    """Variances of the zeropoints (all but the reference) from the normal equations.
+
+    The star magnitudes are eliminated exactly (Schur complement of the sparse normal matrix,
+    ``S = D_zp - B D_star^-1 B^T``, a dense ``(n_exp - 1)^2`` matrix); ``diag(S^-1)`` is the
+    unscaled variance of each zeropoint.  Exposures not tied to the reference get NaN.
+    """
+    from scipy.sparse import coo_matrix
+
+    d_star = np.bincount(s, weights=w2, minlength=n_star)
+    B = coo_matrix((w2, (e, s)), shape=(n_exp, n_star)).tocsr()
+    inv = np.divide(1.0, d_star, out=np.zeros(n_star), where=d_star > 0)
+    S = np.diag(np.bincount(e, weights=w2, minlength=n_exp)) - (B.multiply(inv) @ B.T).toarray()
+    keep = tied.copy()
+    keep[ref_exp] = False
+    var = np.full(n_exp, np.nan)
+    if keep.any():
+        var[keep] = np.diag(np.linalg.pinv(S[np.ix_(keep, keep)]))
+    return np.delete(var, ref_exp)
+
+
+def ensemble_solve(exp_idx, star_idx, mag, err, n_exp, n_star, *, ref_exp=0, zp_ref=0.0, clip_sigma=3.0,
+                   err_floor=0.005, min_exposures=3, min_stars=3, maxiter=10) -> EnsembleSolution:
+    """Ensemble photometry: one zeropoint per exposure and one mean magnitude per star.
+
+    Solves, in the weighted least-squares sense, ``inst[k] + zp[exp[k]] = M[star[k]]`` for all
+    measurements ``k`` at once (Honeycutt 1992, PASP 104, 435, "CCD ensemble photometry on an
+    inhomogeneous set of exposures"; Padmanabhan et al. 2008, ApJ 674, 1217 for the sparse
+    "ubercal" formulation), with the gauge fixed by ``zp[ref_exp] = zp_ref``.  The sparse system
+    (weights ``1 / sqrt(err^2 + err_floor^2)``, columns scaled to unit norm) is solved with
+    :func:`scipy.sparse.linalg.lsqr` (Paige & Saunders 1982, ACM TOMS 8, 43); the zeropoint
+    errors come from the normal equations with the star magnitudes eliminated (Schur complement).  Stars whose normalised
+    residual rms ``sqrt(mean((r / err)^2))`` exceeds ``median + clip_sigma * 1.4826 MAD`` of
+    all stars' values are rejected (variables, blends), as are single measurements with
+    ``|r / err| > 1.5 clip_sigma`` times the robust (1.4826 MAD) scatter of all normalised
+    residuals (cosmic rays, bad pixels; the looser factor keeps the Gaussian tail); the solution is
+    repeated until nothing more is rejected (at most ``maxiter`` times).
+
+    Parameters
+    ----------
+    exp_idx, star_idx : array_like of int, shape (N,)
+        Exposure index (0..n_exp-1) and star index (0..n_star-1) of every measurement.
+    mag, err : array_like of float, shape (N,)
+        Instrumental magnitude and its error (mag).
+    n_exp, n_star : int
+    ref_exp : int
+        Index of the reference exposure (its zeropoint is ``zp_ref``).
+    zp_ref : float
+        Zeropoint of the reference exposure (mag).
+    clip_sigma : float
+        Rejection threshold (robust sigmas).
+    err_floor : float
+        Added in quadrature to ``err`` (mag).
+    min_exposures : int
+        A star must be kept on at least this many exposures.
+    min_stars : int
+        An exposure needs this many kept stars for a zeropoint.
+    maxiter : int
+        Most rejection iterations.
+
+    Returns
+    -------
+    EnsembleSolution
+
+    Raises
+    ------
+    ValueError
+        Arrays of different shapes, indices out of range, or ``ref_exp`` outside 0..n_exp-1.
+    """
+    from scipy.sparse import coo_matrix, diags
+    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse.linalg import lsqr
+
+    e = np.asarray(exp_idx, dtype=np.int64)
+    s = np.asarray(star_idx, dtype=np.int64)
+    m = np.asarray(mag, dtype=float)
+    w_err = np.sqrt(np.asarray(err, dtype=float) ** 2 + err_floor ** 2)
+    if not (e.shape == s.shape == m.shape == w_err.shape) or e.ndim != 1:
+        raise ValueError(f"exp_idx, star_idx, mag, err must be 1-D of one length; got shapes "
+                         f"{e.shape}, {s.shape}, {m.shape}, {w_err.shape}")
+    if e.size and (e.min() < 0 or e.max() >= n_exp or s.min() < 0 or s.max() >= n_star):
+        raise ValueError("exposure or star index out of range")
+    if not 0 <= ref_exp < n_exp:
+        raise ValueError(f"ref_exp {ref_exp} outside 0..{n_exp - 1}")
+    good = np.isfinite(m) & np.isfinite(w_err)
+    star_ok = np.ones(n_star, bool)
+    zp = np.full(n_exp, np.nan)
+    zp_err = np.full(n_exp, np.nan)
+    mean = np.full(n_star, np.nan)
+    resid = np.full(e.size, np.nan)
+    chi2 = np.nan
+    it = 0
+    for it in range(1, maxiter + 1):  # rejection iterations
+        used = good & star_ok[s]
+        # stars on too few exposures carry no information on the zeropoints
+        n_per_star = np.bincount(s[used], minlength=n_star)
+        star_ok &= n_per_star >= min_exposures
+        used &= star_ok[s]
+        # exposures tied to the reference through shared stars (bipartite graph)
+        k = np.flatnonzero(used)
+        graph = coo_matrix((np.ones(k.size), (e[k], n_exp + s[k])), shape=(n_exp + n_star,) * 2)
+        _, lab = connected_components(graph, directed=False)
+        tied = lab[:n_exp] == lab[ref_exp]
+        used &= tied[e]
+        k = np.flatnonzero(used)
+        if k.size == 0:
+            break
+        # unknowns: zp of every exposure but the reference, then M of every star
+        col_e = np.where(np.arange(n_exp) < ref_exp, np.arange(n_exp), np.arange(n_exp) - 1)
+        w = 1.0 / w_err[k]
+        rows = np.arange(k.size)
+        not_ref = e[k] != ref_exp
+        A = coo_matrix((np.concatenate([w[not_ref], -w]),
+                        (np.concatenate([rows[not_ref], rows]),
+                         np.concatenate([col_e[e[k]][not_ref], n_exp - 1 + s[k]]))),
+                       shape=(k.size, n_exp - 1 + n_star)).tocsr()
+        b = -(m[k] + np.where(not_ref, 0.0, zp_ref)) * w
+        # column equilibration (unit column norms): the bright stars' columns weigh 100x the faint
+        # ones'; scaled, lsqr converges in tens of iterations instead of ~1000
+        norms = np.sqrt(np.asarray(A.multiply(A).sum(axis=0)).ravel())
+        scale = 1.0 / np.where(norms > 0, norms, 1.0)
+        sol = lsqr(A @ diags(scale), b, atol=1e-10, btol=1e-10, iter_lim=20 * (n_exp + n_star) + 1000)
+        x = sol[0] * scale
+        zp = np.full(n_exp, np.nan)
+        zp_err = np.full(n_exp, np.nan)
+        zp[tied] = np.insert(x[:n_exp - 1], ref_exp, zp_ref)[tied]
+        zp_var = np.insert(_zp_variance(e[k], s[k], w ** 2, n_exp, n_star, ref_exp, tied), ref_exp, 0.0)
+        mean = np.where(np.bincount(s[k], minlength=n_star) > 0, x[n_exp - 1:], np.nan)
+        resid = m + zp[e] - mean[s]
+        norm = resid / w_err
+        dof = max(k.size - (int(tied.sum()) - 1) - int(np.unique(s[k]).size), 1)
+        chi2 = float(np.sum(norm[k] ** 2) / dof)
+        zp_err[tied] = np.sqrt(zp_var[tied] * max(chi2, 1.0))
+        # rejection: variable stars, then single outlying measurements
+        rms = np.sqrt(np.bincount(s[k], weights=norm[k] ** 2, minlength=n_star)
+                      / np.maximum(np.bincount(s[k], minlength=n_star), 1))
+        active = np.bincount(s[k], minlength=n_star) > 0
+        med = np.median(rms[active])
+        mad = 1.482602218505602 * np.median(np.abs(rms[active] - med))
+        bad_star = active & (rms > med + clip_sigma * max(mad, 1e-6))
+        sig = 1.482602218505602 * np.median(np.abs(norm[k]))
+        bad_meas = np.zeros(e.size, bool)
+        bad_meas[k] = np.abs(norm[k]) > clip_sigma * max(sig, 1e-6) * 1.5
+        if not bad_star.any() and not bad_meas.any():
+            break
+        star_ok &= ~bad_star
+        good &= ~bad_meas
+    used = good & star_ok[s] & np.isfinite(zp[e]) & np.isfinite(mean[s])
+    n_stars = np.bincount(e[good], minlength=n_exp)
+    n_used = np.bincount(e[used], minlength=n_exp)
+    scatter = np.full(n_exp, np.nan)
+    order = np.argsort(e[used], kind="stable")
+    ru, eu = resid[used][order], e[used][order]
+    bounds = np.searchsorted(eu, np.arange(n_exp + 1))
+    for i in range(n_exp):  # loop over exposures
+        r = ru[bounds[i]:bounds[i + 1]]
+        if r.size:
+            scatter[i] = 1.482602218505602 * np.median(np.abs(r - np.median(r)))
+    few = n_used < min_stars
+    zp[few], zp_err[few] = np.nan, np.nan
+    used &= ~few[e]
+    return EnsembleSolution(zp, zp_err, mean, used, star_ok & np.isfinite(mean), resid, n_stars, n_used,
+                            scatter, chi2, it)
