@@ -1,6 +1,6 @@
 """A database with the real Lowell exposures and two tracks along the MANIFEST movers.
 
-The 23 raw Lowell frames are ingested (headers only: real MJDs, WCS, observatory code 688).
+``n_frames`` raw Lowell frames spread over the night (default 12 of 23) are ingested (headers only: real MJDs, WCS, observatory code 688).
 Detections are placed exactly on the MANIFEST's linear motion of mover 1 and mover 2 at
 each frame's ``mjd_mid`` (with provenance: one ``test-movers`` stage_run), tracks made of
 them, a relative zeropoint of 25.0 per exposure, and forced photometry of track 1 carrying a
@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.lowell_night import RAW, mover_radec
+from tests.lowell_night import frames, mover_radec
 
 P_TRUE_H = 1.25
 AMP = 0.2
 TRACK_RMS = 0.31
 
 
-def build(conn) -> dict:
+def build(conn, n_frames: int = 12) -> dict:
     from catdb.db.copy import copy_table
     from catdb.ingest.load import ingest_images
     from catdb.stages.base import finish_run, start_run
 
-    ingest_images(conn, RAW)
+    ingest_images(conn, frames(n_frames))
     ex = np.array(conn.execute("SELECT id, mjd_mid FROM exposure WHERE image_type = 'science' ORDER BY mjd_mid")
                   .fetchall(), dtype=float)
     eid, mjd = ex[:, 0].astype(np.int64), ex[:, 1]
