@@ -94,8 +94,14 @@ def test_light_time_from_skybot_match_or_refused(db, tmp_path):
     r = run(url, "lightcurve", str(t1), "--light-time", code=1)
     assert "no SkyBoT identification" in r.output and "--delta" in r.output
     # track 2 is SkyBoT's '2019 RB21' (recorded response: Dg = 1.594366842 au)
+    # the recorded response is of 2025-01-02: its distances do not apply to a 2019 night
+    r = run(url, "lightcurve", str(t2), "--light-time", "--skybot-votable", str(SKYBOT_VOT), code=1)
+    assert "epoch 2025-01-02" in r.output and "does not apply" in r.output
+    # the same response with its epoch set to the track's night (derived copy, only the epoch changed)
+    vot = tmp_path / "skybot_2019.vot"
+    vot.write_text(SKYBOT_VOT.read_text().replace('value="2025-01-02 00:00:00.00"', 'value="2019-03-26 05:00:00.00"'))
     out = tmp_path / "lt.csv"
-    run(url, "lightcurve", str(t2), "--light-time", "--skybot-votable", str(SKYBOT_VOT), "-o", str(out))
+    run(url, "lightcurve", str(t2), "--light-time", "--skybot-votable", str(vot), "-o", str(out))
     t = Table.read(out, format="ascii.csv")
     np.testing.assert_allclose(np.sort(t["mjd_obs"]), info["mjd"], atol=1e-9)
     lt_s = (t["mjd_obs"] - t["mjd"]) * 86400

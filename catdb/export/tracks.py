@@ -12,7 +12,13 @@ temporary designation ``<prefix><track id>`` (at most 7 characters, e.g. ``cdb00
 Magnitudes: ``mag_auto + zp`` with the zeropoint's band when the exposure has an ``ok``
 zeropoint; without one the magnitude is left blank (the MPC takes calibrated magnitudes
 only).  The observatory code is ``obscode`` when given, else each exposure's
-``observatory_code``.
+``observatory_code``.  Every record written is parsed back and checked
+(``catdb export mpc`` / ``catdb export ades``).
+
+Also here, for one track or object at a time (``catdb lightcurve``, ``catdb period``,
+``catdb cutouts``): :func:`parse_target`, :func:`lightcurve_points` (forced photometry and
+detections), :func:`geocentric_distance` and :func:`light_time_correct`, and
+:func:`track_cutouts` (FITS cutouts with WCS and a PNG strip).
 """
 from __future__ import annotations
 
@@ -419,19 +425,22 @@ def choose_points(t, source: str = "auto"):
     return t[t["source"] == source], source
 
 
-def geocentric_distance(conn, track_id: int, *, delta_au: float | None = None, skybot_votable=None):
+def geocentric_distance(conn, track_id: int, *, delta_au: float | None = None, skybot_votable=None,
+                        max_epoch_diff: float = 1.0):
     """Geocentric distance (au) of a track for the light-time correction, and where it came from.
 
     Order: an explicit ``delta_au``; else the track's SkyBoT identification
     (``track.skybot_name`` / ``designation``) looked up in ``skybot_votable`` (a saved
-    SkyBoT response, column ``Dg``/``dist_geo``); else the SkyBoT service
+    SkyBoT response, column ``Dg``/``dist_geo``, whose epoch must lie within
+    ``max_epoch_diff`` days of the track's observations); else the SkyBoT service
     (:func:`catdb.ingest.skybot.query_skybot` at the track's mid-epoch and position).
 
     Raises
     ------
     InputError
-        The track has no SkyBoT identification, the name is not in the VOTable, or SkyBoT is
-        unreachable: the message says to run the ``skybot`` stage or pass ``delta_au``.
+        The track has no SkyBoT identification, the VOTable is of another epoch or lacks the
+        name, or SkyBoT is unreachable: the message says to run the ``skybot`` stage or pass
+        ``delta_au``.
     """
     if delta_au is not None:
         if not np.isfinite(delta_au) or delta_au <= 0:
@@ -450,6 +459,20 @@ def geocentric_distance(conn, track_id: int, *, delta_au: float | None = None, s
 
     if skybot_votable is not None:
         table = sb.read_skybot_votable(skybot_votable)
+        ep = str(table.meta.get("epoch", "")).strip()
+        if not ep:
+            raise InputError("SkyBoT VOTable has no epoch parameter", path=skybot_votable, keyword="epoch")
+        from astropy.time import Time
+
+        try:
+            ep_mjd = Time(float(ep), format="jd", scale="utc").mjd
+        except ValueError:
+            ep_mjd = Time(ep, scale="utc").mjd
+        if not (row[7] - max_epoch_diff <= ep_mjd <= row[8] + max_epoch_diff):
+            raise InputError(f"SkyBoT response is for epoch {ep} (MJD {ep_mjd:.3f}), track {track_id} was observed "
+                             f"MJD {row[7]:.3f} to {row[8]:.3f}: its distance does not apply (more than "
+                             f"{max_epoch_diff} d apart); save a SkyBoT response for the track's night or pass "
+                             "--delta AU", path=skybot_votable, keyword="epoch")
     else:
         try:
             mid = 0.5 * (row[7] + row[8])
