@@ -125,7 +125,7 @@ def test_bad_input_exit_nonzero_and_no_file(db, tmp_path):
 
 def test_records_that_do_not_parse_back_are_refused(db, tmp_path, monkeypatch):
     """A formatter bug (here: RA shifted by one second of time) is caught by the read-back check."""
-    import catdb.export.tracks as tracks
+    from catdb.export import tracks
 
     url, _ = db
     real = tracks.format_mpc80

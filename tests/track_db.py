@@ -56,7 +56,7 @@ def build(conn, n_frames: int = 12) -> dict:
                  float(mag.mean()), des, sky, run)).fetchone()[0]
             copy_table(conn, "track_detection", {"detection_id": ids, "residual": np.zeros(n)},
                        constants={"track_id": tid, "outlier": False})
-            tracks[mover] = dict(id=tid, ra=ra, dec=dec, mag=mag + 25.0, detection_ids=ids)
+            tracks[mover] = {"id": tid, "ra": ra, "dec": dec, "mag": mag + 25.0, "detection_ids": ids}
         t1 = tracks["mover1"]
         fmag = 17.0 + AMP * np.sin(2 * np.pi * mjd / (P_TRUE_H / 24))
         copy_table(conn, "forced_source", {"exposure_id": eid, "ra": t1["ra"], "dec": t1["dec"], "mag": fmag,
@@ -64,4 +64,4 @@ def build(conn, n_frames: int = 12) -> dict:
                    constants={"track_id": t1["id"], "band": "R", "flags": 0, "stage_run_id": run})
         finish_run(conn, run, inputs=eid.tolist(), counts={"track": 2, "forced_source": n})
     conn.commit()
-    return dict(exposure_ids=eid, mjd=mjd, tracks=tracks, forced_mag=fmag, run_id=run)
+    return {"exposure_ids": eid, "mjd": mjd, "tracks": tracks, "forced_mag": fmag, "run_id": run}

@@ -19,7 +19,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from ..errors import InputError
 from ..wcsutil import wcs_from_header
 
-__all__ = ["cutouts", "cutout_hdus", "cutout_strip_png"]
+__all__ = ["cutout_hdus", "cutout_strip_png", "cutouts"]
 
 
 def _image(path, hdu):

@@ -250,7 +250,7 @@ def mpc_cmd(obj, output, status, track_ids, obscode, header_toml, con, obs, mea,
       catdb export mpc -o sub.mpc --obscode 688 --con "A. Observer [a@b.org]" --obs "A. Observer" \\
           --mea "A. Observer" --tel "1.1-m reflector + CCD" --net Gaia-DR2 --discovery
     """
-    h = _header(header_toml, dict(con=con, obs=obs, mea=mea, tel=tel, net=net, ack=ack, ac2=ac2))
+    h = _header(header_toml, {"con": con, "obs": obs, "mea": mea, "tel": tel, "net": net, "ack": ack, "ac2": ac2})
     with_header = with_header or bool(h)
     _write_tracks(obj, "mpc80", output, status, track_ids, obscode, h if with_header else None,
                   discovery=discovery, catalog_code=catalog_code)
@@ -272,5 +272,5 @@ def ades_cmd(obj, output, status, track_ids, obscode, header_toml, con, obs, mea
     Example:
       catdb export ades -o candidates.psv --obscode 688 --ast-cat Gaia2
     """
-    h = _header(header_toml, dict(con=con, obs=obs, mea=mea, tel=tel, net=net, ack=ack, ac2=ac2))
+    h = _header(header_toml, {"con": con, "obs": obs, "mea": mea, "tel": tel, "net": net, "ack": ack, "ac2": ac2})
     _write_tracks(obj, "ades", output, status, track_ids, obscode, h, ast_cat=ast_cat, rms_floor=not no_rms_floor)

@@ -23,7 +23,12 @@ def _reader(obj):
 
 
 def _points(conn, target, light_time, delta, skybot_votable):
-    from ..export.tracks import geocentric_distance, light_time_correct, lightcurve_points, parse_target
+    from ..export.tracks import (
+        geocentric_distance,
+        light_time_correct,
+        lightcurve_points,
+        parse_target,
+    )
 
     kind, tid = parse_target(target)
     t = lightcurve_points(conn, kind, tid)
@@ -47,7 +52,8 @@ _lt_options = [
     click.option("--light-time", is_flag=True,
                  help="Correct times for the light travel time (needs the geocentric distance: the track's "
                       "SkyBoT match, or --delta)."),
-    click.option("--delta", type=float, metavar="AU", help="Geocentric distance [au] for --light-time."),
+    click.option("--delta", type=float, metavar="AU",
+                 help="Geocentric distance [au] for the light-time correction (implies --light-time)."),
     click.option("--skybot-votable", type=click.Path(exists=True, dir_okay=False),
                  help="Saved SkyBoT response giving the distance of the track's SkyBoT object (offline)."),
 ]
