@@ -140,6 +140,7 @@ def period_command(obj, target, source, nterms, min_period_h, max_period_h, fold
                    skybot_votable):
     """Lomb-Scargle period of a track's or object's light curve, with P and 2P candidates.
 
+    TARGET is 'track:ID', 'object:ID' or a bare track id.
     Generalised (floating-mean, error-weighted) Lomb-Scargle periodogram (astropy;
     Zechmeister & Kuerster 2009; VanderPlas 2018), Baluev (2008) false-alarm probability
     (nterms = 1 only), Horne & Baliunas (1986) period error.  An asteroid's light curve is
