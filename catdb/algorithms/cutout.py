@@ -19,7 +19,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from ..errors import InputError
 from ..wcsutil import wcs_from_header
 
-__all__ = ["cutouts", "cutout_strip_png"]
+__all__ = ["cutout_hdus", "cutout_strip_png", "cutouts"]
 
 
 def _image(path, hdu):
@@ -34,6 +34,11 @@ def _image(path, hdu):
             h = cand[0]
         else:
             h = hdul[hdu]
+            if h.data is None or h.data.ndim != 2:  # e.g. hdu 0 of a tile-compressed file
+                cand = [x for x in hdul if x.is_image and x.data is not None and x.data.ndim == 2]
+                if not cand:
+                    raise InputError(f"HDU {hdu} holds no 2-D image", path=path)
+                h = cand[0]
         return np.asarray(h.data, dtype=np.float32), h.header.copy()
 
 
@@ -83,6 +88,53 @@ def cutouts(path, ra, dec, size_arcsec, *, hdu: int | None = None, return_cutout
             out.append(cut if return_cutout2d else cut.data.astype(np.float32))
         except NoOverlapError:
             out.append(None if return_cutout2d else np.full((npix, npix), np.nan, np.float32))
+    return out
+
+
+def cutout_hdus(path, ra, dec, size_arcsec, *, hdu: int | None = None, extra: dict | None = None):
+    """Cutouts as FITS HDU lists carrying the cutout's WCS, ready to write.
+
+    Each stamp is a :class:`astropy.nddata.Cutout2D` (``mode='partial'``, NaN outside the
+    image) whose ``wcs`` is written into the header (``CRPIX`` shifted to the cutout;
+    Astropy Collaboration 2018, AJ 156, 123), so DS9/TOPCAT/astropy place it on the sky.
+    The original pixel position of the centre is kept as ``ORIGX``/``ORIGY`` (0-based),
+    and ``extra`` cards are added.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        FITS image.
+    ra, dec : array_like, shape (n,)
+        ICRS centres, degrees.
+    size_arcsec : float
+        Side of the square stamp, arcsec.
+    hdu : int, optional
+        0-based HDU; default (or when that HDU holds no image) the first 2-D image HDU.
+    extra : dict, optional
+        ``{KEYWORD: value or (value, comment)}`` added to every header.
+
+    Returns
+    -------
+    list of astropy.io.fits.HDUList or None, length n
+        ``None`` where the position is off the image.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        As :func:`cutouts`.
+    """
+    cuts = cutouts(path, ra, dec, size_arcsec, hdu=hdu, return_cutout2d=True)
+    out = []
+    for cut in cuts:                                            # loop over stamps
+        if cut is None:
+            out.append(None)
+            continue
+        h = cut.wcs.to_header()
+        h["ORIGX"] = (float(cut.position_original[0]), "[pix] centre x in the source image (0-based)")
+        h["ORIGY"] = (float(cut.position_original[1]), "[pix] centre y in the source image (0-based)")
+        for k, v in (extra or {}).items():
+            h[k] = v
+        out.append(fits.HDUList([fits.PrimaryHDU(cut.data.astype(np.float32), header=h)]))
     return out
 
 

@@ -63,6 +63,8 @@ Examples:
   catdb export ledger 42                    # a stage run's ledger, printed
   catdb export ledger --set vasco -o ledger.csv
   catdb export tracks -f ades -o candidates.psv
+  catdb export mpc -o candidates.mpc --header-toml obs.toml --discovery
+  catdb export ades -o candidates.psv --track-id 503
   catdb export lightcurve -o target.csv""")
 def command():
     """Write a table, view or query to CSV, VOTable, FITS, Parquet or ECSV.
@@ -172,3 +174,103 @@ def lightcurve_cmd(obj, fmt, output, track_id):
     with _reader(obj, None) as conn:
         res = export_query(conn, lightcurve_query(track_id), output, fmt)
     _done(obj, res)
+
+
+def _header(path, options):
+    """Header values: the TOML file's (top level or an [mpc] table) overridden by the options given."""
+    h = {}
+    if path:
+        import tomllib
+
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise CatdbError(f"{path}: cannot read the MPC header TOML: {e}") from None
+        h.update(data.get("mpc", data))
+    h.update({k: v for k, v in options.items() if v})
+    return h
+
+
+_mpc_common = [
+    click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file."),
+    click.option("--status", default="candidate", show_default=True, help="Tracks with this status."),
+    click.option("--track-id", "track_ids", type=int, multiple=True, help="This track (repeatable; any status)."),
+    click.option("--obscode", help="MPC observatory code (default: each exposure's observatory_code)."),
+    click.option("--header-toml", "header_toml", type=click.Path(exists=True, dir_okay=False),
+                 help="TOML with header values (con, obs, mea, tel, net, ack, ac2, com; ADES also submitter, "
+                      "observatory_name, [telescope]); top level or an [mpc] table."),
+    click.option("--con", help="Contact (CON / ADES submitter)."),
+    click.option("--obs", help="Observers, comma separated (OBS / ADES observers)."),
+    click.option("--mea", help="Measurers, comma separated (MEA / ADES measurers)."),
+    click.option("--tel", help="Telescope (TEL), e.g. '1.1-m f/8 reflector + CCD'."),
+    click.option("--net", help="Astrometric catalogue (NET), e.g. Gaia-DR2."),
+    click.option("--ack", help="Acknowledgement line (ACK)."),
+    click.option("--ac2", help="E-mail for the acknowledgement (AC2)."),
+]
+
+
+def _mpc_options(f):
+    for opt in reversed(_mpc_common):
+        f = opt(f)
+    return f
+
+
+def _write_tracks(obj, fmt, output, status, track_ids, obscode, header, **kw):
+    from ..export.tracks import export_tracks
+
+    with _reader(obj, None) as conn:
+        res = export_tracks(conn, output, fmt, status=status, track_ids=list(track_ids) or None,
+                            obscode=obscode, header=header, **kw)
+    if not obj.get("quiet"):
+        click.echo(f"wrote {res['observations']} observations of {res['tracks']} tracks"
+                   + (f" and {res['header_lines']} header lines" if res["header_lines"] else "")
+                   + f" to {output} (every line parsed back and checked)", err=True)
+
+
+@command.command("mpc")
+@_mpc_options
+@click.option("--header", "with_header", is_flag=True,
+              help="Write the COD/CON/OBS/MEA/TEL/NET/ACK header block (implied by any header value).")
+@click.option("--discovery", is_flag=True,
+              help="Discovery asterisk on the first observation of each track with a temporary designation.")
+@click.option("--catalog-code", default=" ", show_default=False,
+              help="Astrometric catalogue code, col 72 (e.g. V = Gaia DR2, W = Gaia DR3).")
+@click.pass_obj
+def mpc_cmd(obj, output, status, track_ids, obscode, header_toml, con, obs, mea, tel, net, ack, ac2, with_header,
+            discovery, catalog_code):
+    """Moving-object tracks as MPC 80-column records, optionally with the submission header.
+
+    Every line is parsed back with catdb.export.mpc.parse_mpc80 and compared with the
+    database values; a mismatch is an error and nothing is written.
+
+    \b
+    Examples:
+      catdb export mpc -o candidates.mpc
+      catdb export mpc -o sub.mpc --obscode 688 --con "A. Observer [a@b.org]" --obs "A. Observer" \\
+          --mea "A. Observer" --tel "1.1-m reflector + CCD" --net Gaia-DR2 --discovery
+    """
+    h = _header(header_toml, {"con": con, "obs": obs, "mea": mea, "tel": tel, "net": net, "ack": ack, "ac2": ac2})
+    with_header = with_header or bool(h)
+    _write_tracks(obj, "mpc80", output, status, track_ids, obscode, h if with_header else None,
+                  discovery=discovery, catalog_code=catalog_code)
+
+
+@command.command("ades")
+@_mpc_options
+@click.option("--ast-cat", default="", help="ADES astCat, e.g. Gaia2, Gaia3.")
+@click.option("--no-rms-floor", is_flag=True,
+              help="Use the detections' own position errors for rmsRA/rmsDec, not at least the track's fit RMS.")
+@click.pass_obj
+def ades_cmd(obj, output, status, track_ids, obscode, header_toml, con, obs, mea, tel, net, ack, ac2, ast_cat,
+             no_rms_floor):
+    """Moving-object tracks as ADES PSV (IAU ADES 2017), rmsRA/rmsDec floored at the track's fit RMS.
+
+    Every row is parsed back with catdb.export.mpc.parse_ades_psv and checked.
+
+    \b
+    Example:
+      catdb export ades -o candidates.psv --obscode 688 --ast-cat Gaia2
+    """
+    h = _header(header_toml, {"con": con, "obs": obs, "mea": mea, "tel": tel, "net": net, "ack": ack, "ac2": ac2})
+    _write_tracks(obj, "ades", output, status, track_ids, obscode, h, ast_cat=ast_cat, rms_floor=not no_rms_floor)

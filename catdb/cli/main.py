@@ -110,6 +110,12 @@ def _register():
         except ImportError:
             continue
         cli.add_command(mod.command)
+    try:
+        from . import lightcurve
+    except ImportError:  # pragma: no cover
+        return
+    for c in (lightcurve.command, lightcurve.period_command, lightcurve.cutouts_command):
+        cli.add_command(c)
 
 
 _register()

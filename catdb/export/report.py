@@ -132,7 +132,25 @@ def sky_section(conn) -> str:
     return _img(_png(fig), "sky plot of objects and candidate tracks")
 
 
-def candidates_section(conn, max_epochs: int = 8, size_arcsec: float = 30.0) -> str:
+def cutout_links(track_id, report_dir) -> str:
+    """Links to the FITS cutouts and PNG strip that ``catdb cutouts -o <report dir>/cutouts`` wrote
+    for a track (``cutouts/track<ID>/``, relative to the report), or '' when there are none."""
+    if report_dir is None:
+        return ""
+    d = Path(report_dir) / "cutouts" / f"track{int(track_id)}"
+    files = sorted(d.glob(f"track{int(track_id)}_*.fits")) if d.is_dir() else []
+    strip = d / f"track{int(track_id)}_strip.png"
+    if not files and not strip.is_file():
+        return ""
+    rel = f"cutouts/track{int(track_id)}"
+    links = [f'<a href="{html.escape(rel)}/{html.escape(f.name)}">{i}</a>' for i, f in enumerate(files, 1)]
+    out = f'<p class="cutouts">Cutouts (FITS with WCS, by epoch): {" ".join(links)}'
+    if strip.is_file():
+        out += f' &middot; <a href="{html.escape(rel)}/{html.escape(strip.name)}">PNG strip</a>'
+    return out + "</p>"
+
+
+def candidates_section(conn, max_epochs: int = 8, size_arcsec: float = 30.0, report_dir=None) -> str:
     tracks = conn.execute(
         """SELECT id, n_detections, rate, rate_ra, rate_dec, pa, rms, mean_mag, designation, skybot_name
            FROM track WHERE status = 'candidate' ORDER BY mean_mag NULLS LAST, id""").fetchall()
@@ -165,12 +183,15 @@ def candidates_section(conn, max_epochs: int = 8, size_arcsec: float = 30.0) -> 
             except Exception:  # noqa: BLE001 - a missing/unreadable image only loses its stamp
                 continue
             labels.append(f"{mjd:.4f}")
+        links = cutout_links(t[0], report_dir)
         if not stamps:
+            if links:
+                parts.append(f"<h3>Track {t[0]}</h3>" + links)
             continue
         with tempfile.NamedTemporaryFile(suffix=".png") as f:
             cutout_strip_png(stamps, f.name, labels=labels, title=f"track {t[0]}")
             src = "data:image/png;base64," + base64.b64encode(Path(f.name).read_bytes()).decode()
-        parts.append(f"<h3>Track {t[0]}</h3>" + _img(src, f"cutouts of track {t[0]}"))
+        parts.append(f"<h3>Track {t[0]}</h3>" + _img(src, f"cutouts of track {t[0]}") + links)
     return "\n".join(parts)
 
 
@@ -266,7 +287,7 @@ def write_report(conn, path, title: str | None = None) -> Path:
         ("Exposures", exposure_section),
         ("Zeropoint, seeing and background against time", timeseries_section),
         ("Sky: objects and candidate tracks", sky_section),
-        ("Moving-object candidates", candidates_section),
+        ("Moving-object candidates", lambda c: candidates_section(c, report_dir=path.parent)),
         ("Target light curve", lightcurve_section),
         ("Filter-chain ledger", ledger_section),
         ("Stage runs (provenance)", runs_section),

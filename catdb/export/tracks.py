@@ -12,7 +12,13 @@ temporary designation ``<prefix><track id>`` (at most 7 characters, e.g. ``cdb00
 Magnitudes: ``mag_auto + zp`` with the zeropoint's band when the exposure has an ``ok``
 zeropoint; without one the magnitude is left blank (the MPC takes calibrated magnitudes
 only).  The observatory code is ``obscode`` when given, else each exposure's
-``observatory_code``.
+``observatory_code``.  Every record written is parsed back and checked
+(``catdb export mpc`` / ``catdb export ades``).
+
+Also here, for one track or object at a time (``catdb lightcurve``, ``catdb period``,
+``catdb cutouts``): :func:`parse_target`, :func:`lightcurve_points` (forced photometry and
+detections), :func:`geocentric_distance` and :func:`light_time_correct`, and
+:func:`track_cutouts` (FITS cutouts with WCS and a PNG strip).
 """
 from __future__ import annotations
 
@@ -31,32 +37,148 @@ _MPC_BAND = {"G": "G", "g": "g", "r": "r", "i": "i", "z": "z", "y": "y", "V": "V
              "I": "I", "U": "U", "J": "J", "H": "H", "K": "K", "w": "w", "c": "c", "o": "o", "VR": "R"}
 
 
-def _fetch(conn, status):
+#: MPC 80-column header keywords written from the ``header`` mapping, in this order
+#: (MPC, "Submission of observations", header records: COD, CON, OBS, MEA, TEL, NET, ACK, AC2, COM)
+MPC_HEADER_KEYS = ("CON", "OBS", "MEA", "TEL", "NET", "BND", "COM", "ACK", "AC2")
+_WRAP = {"OBS", "MEA", "COM", "CON"}
+
+
+def _fetch(conn, status, track_ids=None):
+    cond, params = "t.status = %s", [status]
+    if track_ids:
+        cond, params = "t.id = ANY(%s)", [list(map(int, track_ids))]
     rows = conn.execute(
-        """SELECT t.id, t.designation, e.mjd_mid, d.ra, d.dec, d.ra_err, d.dec_err,
-                  d.mag_auto + z.zp, z.band, d.magerr_auto, e.observatory_code, e.id
+        f"""SELECT t.id, t.designation, e.mjd_mid, d.ra, d.dec, d.ra_err, d.dec_err,
+                  d.mag_auto + z.zp, z.band, d.magerr_auto, e.observatory_code, e.id, t.rms
            FROM track t JOIN track_detection td ON td.track_id = t.id AND NOT td.outlier
            JOIN detection d ON d.id = td.detection_id JOIN exposure e ON e.id = d.exposure_id
            LEFT JOIN LATERAL (SELECT zp, band FROM zeropoint WHERE exposure_id = e.id AND ok
                               ORDER BY id DESC LIMIT 1) z ON true
-           WHERE t.status = %s ORDER BY t.id, e.mjd_mid""", (status,)).fetchall()
+           WHERE {cond} ORDER BY t.id, e.mjd_mid""", params).fetchall()  # cond: one of two literals
     names = ("track_id", "designation", "mjd", "ra", "dec", "ra_err", "dec_err", "mag", "band", "magerr",
-             "obscode", "exposure_id")
+             "obscode", "exposure_id", "track_rms")
     cols = list(zip(*rows)) if rows else [[] for _ in names]
     out = {}
     for k, v in zip(names, cols):
         if k in ("designation", "band", "obscode"):
             out[k] = np.array(v, dtype=object)
         else:
-            out[k] = np.array(v, dtype=float)
+            out[k] = np.array([np.nan if x is None else x for x in v], dtype=float)
     out["track_id"] = out["track_id"].astype(np.int64)
     out["exposure_id"] = out["exposure_id"].astype(np.int64)
     return out
 
 
-def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", obscode: str | None = None,
-                  prefix: str = "cdb", note2: str = "C", ast_cat: str = "", catalog_code: str = " ") -> dict:
+def mpc_header_lines(header: dict | None, obscode: str) -> list[str]:
+    """The header block of an MPC 80-column submission.
+
+    Parameters
+    ----------
+    header : dict or None
+        Keys among :data:`MPC_HEADER_KEYS` (case-insensitive; e.g. ``{"con": "A. Astronomer,
+        Lowell Observatory [a@b.org]", "obs": "A. Astronomer", "mea": "B. Measurer",
+        "tel": "1.1-m f/8 reflector + CCD", "net": "Gaia-DR2", "ack": "catdb night 1",
+        "ac2": "a@b.org"}``); values are strings or lists of strings.  ``OBS``, ``MEA``,
+        ``COM`` and ``CON`` values longer than one line are wrapped onto several lines with
+        the same keyword.
+    obscode : str
+        The ``COD`` line's 3-character observatory code.
+
+    Returns
+    -------
+    list of str
+        ``COD 688`` first, then the given keywords, each line at most 80 characters.
+
+    Raises
+    ------
+    InputError
+        An unknown keyword, a bad observatory code, or an ``ACK``/``AC2``/``TEL``/``NET``
+        value longer than 76 characters.
+    """
+    import textwrap
+
+    if not isinstance(obscode, str) or len(obscode) != 3:
+        raise InputError(f"COD needs one 3-character MPC observatory code, got {obscode!r}", keyword="COD")
+    lines = [f"COD {obscode}"]
+    header = {str(k).upper(): v for k, v in (header or {}).items()}
+    unknown = sorted(set(header) - set(MPC_HEADER_KEYS) - {"COD"})
+    if unknown:
+        raise InputError(f"unknown MPC header keyword(s) {unknown}: expected {', '.join(MPC_HEADER_KEYS)}",
+                         keyword=unknown[0])
+    for key in MPC_HEADER_KEYS:
+        if key not in header or header[key] in (None, ""):
+            continue
+        values = header[key] if isinstance(header[key], (list, tuple)) else [header[key]]
+        for v in values:
+            v = " ".join(str(v).split())
+            parts = textwrap.wrap(v, 76) if key in _WRAP else [v]
+            for part in parts:
+                if len(part) > 76:
+                    raise InputError(f"{key} value is {len(part)} characters, at most 76 fit on an MPC header "
+                                     f"line: {part!r}", keyword=key)
+                lines.append(f"{key} {part}")
+    return lines
+
+
+def _validate_mpc80(lines, n_header, expect, path):
+    """Parse the written records back and compare with what was meant; raise on any difference."""
+    from .mpc import parse_mpc80
+
+    for i, line in enumerate(lines[:n_header], 1):
+        if len(line) > 80 or not (line[:3].isalpha() and line[:3].isupper() and line[3:4] == " "):
+            raise InputError(f"MPC header line is not 'KEY value' within 80 characters: {line!r}", path=path, row=i)
+    t = parse_mpc80(lines[n_header:])
+    if len(t) != expect["mjd"].size:
+        raise InputError(f"{len(t)} records parse back, {expect['mjd'].size} written", path=path)
+    dt = np.abs(np.asarray(t["mjd"]) - expect["mjd"]) * 86400.0
+    cosd = np.cos(np.radians(expect["dec"]))
+    dra = np.abs(((np.asarray(t["ra"]) - expect["ra"] + 180.0) % 360.0 - 180.0) * cosd) * 3600.0
+    ddec = np.abs(np.asarray(t["dec"]) - expect["dec"]) * 3600.0
+    # rounding limits: 1e-5 d, 0.01 s of time, 0.1 arcsec (half of each, plus float slack)
+    bad = (dt > 0.5e-5 * 86400 + 1e-3) | (dra > 0.075 + 1e-6) | (ddec > 0.05 + 1e-6) \
+        | (np.asarray(t["designation"]).astype(str) != expect["designation"].astype(str))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"record does not parse back to what was meant (designation "
+                         f"{expect['designation'][i]!r}, MJD {expect['mjd'][i]:.6f}, RA {expect['ra'][i]:.6f}, "
+                         f"Dec {expect['dec'][i]:.6f}): {lines[n_header + i]!r}", path=path,
+                         row=n_header + i + 1)
+    return t
+
+
+def _validate_ades(text, stn, expect, path):
+    from astropy.time import Time
+
+    from .mpc import parse_ades_psv
+
+    header, t = parse_ades_psv(text)
+    if header.get("version") != "2017" or header.get("observatory", {}).get("mpcCode") != stn:
+        raise InputError(f"ADES header does not parse back (version 2017, mpcCode {stn})", path=path)
+    if len(t) != expect["mjd"].size:
+        raise InputError(f"{len(t)} ADES rows parse back, {expect['mjd'].size} written", path=path)
+    mjd = Time(np.char.rstrip(np.asarray(t["obsTime"]).astype(str), "Z"), format="isot", scale="utc").mjd
+    ra = np.asarray(t["ra"]).astype(float)
+    dec = np.asarray(t["dec"]).astype(float)
+    rms_ra = np.asarray(t["rmsRA"]).astype(float) if "rmsRA" in t.colnames else np.full(len(t), np.nan)
+    bad = (np.abs(mjd - expect["mjd"]) * 86400 > 5e-4 + 1e-6) \
+        | (np.abs((ra - expect["ra"] + 180) % 360 - 180) > 5e-8 + 1e-12) | (np.abs(dec - expect["dec"]) > 5e-8 + 1e-12) \
+        | (np.isfinite(expect["rms_ra"]) & ~(rms_ra >= np.round(expect["rms_ra"], 3) - 1e-9))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"ADES row {i + 1} does not parse back to what was meant", path=path, row=i + 1)
+    return t
+
+
+def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", track_ids=None,
+                  obscode: str | None = None, prefix: str = "cdb", note2: str = "C", ast_cat: str = "",
+                  catalog_code: str = " ", header: dict | None = None, discovery: bool = False,
+                  rms_floor: bool = True) -> dict:
     """Write the astrometry of tracks as MPC 80-column records or an ADES PSV file.
+
+    Every line written is parsed back (:func:`catdb.export.mpc.parse_mpc80`,
+    :func:`~catdb.export.mpc.parse_ades_psv`) and compared with the values meant
+    (designation, time to the written precision, RA/Dec to the rounding of their columns);
+    a difference raises and nothing is written.
 
     Parameters
     ----------
@@ -66,7 +188,9 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     fmt : {'mpc80', 'ades'}
         80-column records or ADES pipe-separated values.
     status : str
-        Tracks with this ``track.status`` (default ``candidate``).
+        Tracks with this ``track.status`` (default ``candidate``); ignored with ``track_ids``.
+    track_ids : sequence of int, optional
+        These tracks (any status).
     obscode : str, optional
         MPC observatory code for every observation; default each exposure's
         ``observatory_code``.
@@ -78,24 +202,45 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     ast_cat, catalog_code : str
         Astrometric catalogue for ADES ``astCat`` (e.g. ``Gaia2``) and the 80-column code
         (col 72, e.g. ``V`` for Gaia DR2).
+    header : dict, optional
+        mpc80: the header block (:func:`mpc_header_lines`: ``con``, ``obs``, ``mea``, ``tel``,
+        ``net``, ``ack``, ``ac2``, ``com``; ``COD`` is the observatory code); the records then
+        need a single observatory code.  ades: ``submitter``, ``observers`` / ``measurers``
+        (lists of names; ``obs`` / ``mea`` strings are split at commas), ``observatory_name``,
+        ``telescope`` (dict, e.g. ``{aperture = 1.1, design = "reflector", detector = "CCD"}``).
+    discovery : bool
+        80-column: discovery asterisk (col 13) on the first observation of every track with a
+        temporary designation (MPC: one asterisk per object, on the discovery observation).
+    rms_floor : bool
+        ADES: ``rmsRA``/``rmsDec`` are at least the track's linear-fit RMS (``track.rms``):
+        SExtractor's centroid errors (~0.04") leave out the catalogue and fit errors.
 
     Returns
     -------
     dict
-        ``tracks`` and ``observations`` written, ``path``.
+        ``tracks``, ``observations``, ``path`` and ``header_lines``.
 
     Raises
     ------
     InputError
-        Unknown ``fmt``; no tracks of that status; an exposure without observatory code
+        Unknown ``fmt``; no tracks; an unknown track id; an exposure without observatory code
         when ``obscode`` is not given (the exposure is named); a temporary designation that
-        does not fit in 7 characters; several observatory codes in one ADES file.
+        does not fit in 7 characters; several observatory codes in one ADES file or under one
+        80-column header; a line that does not parse back.
     """
     if fmt not in ("mpc80", "ades"):
         raise InputError(f"fmt: expected 'mpc80' or 'ades', got {fmt!r}", keyword="fmt")
-    d = _fetch(conn, status)
+    if track_ids:
+        track_ids = sorted({int(x) for x in track_ids})
+        known = {r[0] for r in conn.execute("SELECT id FROM track WHERE id = ANY(%s)", (track_ids,)).fetchall()}
+        missing = [t for t in track_ids if t not in known]
+        if missing:
+            raise InputError(f"no track {missing[0]} in the database", keyword="track_id")
+    d = _fetch(conn, status, track_ids)
     n = d["mjd"].size
     if n == 0:
+        if track_ids:
+            raise InputError(f"tracks {track_ids} have no (non-outlier) detections", keyword="track_id")
         raise InputError(f"no tracks with status {status!r} (run the movers stage; candidates have "
                          "status 'candidate')", keyword="status")
     if obscode:
@@ -106,6 +251,7 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
         if missing.any():
             raise InputError(f"exposure {int(d['exposure_id'][missing][0])} has no observatory_code: pass "
                              "obscode (MPC code, e.g. 688)", keyword="observatory_code")
+    codes = sorted(set(code.tolist()))
     tid = d["track_id"]
     width = 7 - len(prefix)
     if width < 1 or int(tid.max()) >= 10 ** width:
@@ -121,20 +267,310 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     band = np.array([_MPC_BAND.get(str(b), "") if b is not None else "" for b in d["band"]], dtype=object)
     mag = np.where(np.isfinite(d["mag"]), d["mag"], np.nan)
     path = Path(path)
+    n_header = 0
     if fmt == "mpc80":
+        first = np.r_[True, tid[1:] != tid[:-1]]
+        disc = first & (trk != "") if discovery else np.zeros(n, dtype=bool)
         lines = format_mpc80(d["mjd"], d["ra"], d["dec"], number=np.array([int(x) if x else "" for x in number],
                                                                             dtype=object),
                              provid=np.where(trk != "", trk, provid).astype(object), mag=mag, band=band,
-                             obscode=code, note2=note2, catalog=catalog_code)
+                             obscode=code, note2=note2, catalog=catalog_code, discovery=disc)
+        if header is not None:
+            if len(codes) != 1:
+                raise InputError(f"one MPC header (COD) covers one observatory, the observations come from "
+                                 f"{codes}: pass obscode or export per site", keyword="obscode")
+            ades_only = {"submitter", "observatory_name", "telescope", "observers", "measurers"}
+            head = mpc_header_lines({k: v for k, v in header.items() if str(k).lower() not in ades_only}, codes[0])
+            n_header = len(head)
+            lines = head + lines
+        expect = {"mjd": d["mjd"], "ra": d["ra"], "dec": d["dec"],
+                  "designation": np.where(is_num | is_prov, des, temp).astype(str)}
+        _validate_mpc80(lines, n_header, expect, path)
         path.write_text("\n".join(lines) + "\n")
     else:
-        codes = sorted(set(code.tolist()))
         if len(codes) != 1:
             raise InputError(f"ADES file for one observatory expected, tracks come from {codes}: pass obscode "
                              "or export per site", keyword="obscode")
+        h = {str(k).lower(): v for k, v in (header or {}).items()}
+
+        def names(key, alt):
+            v = h.get(key, h.get(alt, ()))
+            if isinstance(v, str):
+                v = [x.strip() for x in v.split(",") if x.strip()]
+            return list(v)
+
+        floor = np.where(np.isfinite(d["track_rms"]), d["track_rms"], 0.0) if rms_floor else np.zeros(n)
+        rms_ra = np.fmax(d["ra_err"], floor)
+        rms_dec = np.fmax(d["dec_err"], floor)
+        rms_ra = np.where(np.isfinite(d["ra_err"]) | (floor > 0), rms_ra, np.nan)
+        rms_dec = np.where(np.isfinite(d["dec_err"]) | (floor > 0), rms_dec, np.nan)
         text = format_ades_psv(d["mjd"], d["ra"], d["dec"], stn=codes[0], perm_id=number, prov_id=provid,
-                               trk_sub=trk, rms_ra=d["ra_err"], rms_dec=d["dec_err"], mag=mag,
+                               trk_sub=trk, rms_ra=rms_ra, rms_dec=rms_dec, mag=mag,
                                rms_mag=np.where(np.isfinite(mag), d["magerr"], np.nan), band=band,
-                               ast_cat=ast_cat)
+                               ast_cat=ast_cat, observatory_name=h.get("observatory_name"),
+                               submitter=h.get("submitter", h.get("con")), observers=names("observers", "obs"),
+                               measurers=names("measurers", "mea"), telescope=h.get("telescope"))
+        _validate_ades(text, codes[0], {"mjd": d["mjd"], "ra": d["ra"] % 360.0, "dec": d["dec"],
+                                        "rms_ra": rms_ra}, path)
         path.write_text(text)
-    return {"tracks": int(np.unique(tid).size), "observations": int(n), "path": str(path)}
+    return {"tracks": int(np.unique(tid).size), "observations": int(n), "path": str(path),
+            "header_lines": n_header}
+
+
+# ----------------------------------------------------------------------------
+# light curves of one track or object
+
+#: light travel time for 1 au, in days (IAU 2012 au / c = 499.004784 s)
+AU_LIGHT_DAYS = 499.00478383615643 / 86400.0
+
+
+def parse_target(text) -> tuple[str, int]:
+    """``'track:12'``, ``'object:345'`` or a bare id (a track) -> ``('track'|'object', id)``.
+
+    Raises
+    ------
+    InputError
+        Anything else (the text is quoted in the message).
+    """
+    s = str(text).strip()
+    kind, _, num = s.rpartition(":")
+    kind = kind.strip().lower() or "track"
+    if kind not in ("track", "object") or not num.strip().isdigit():
+        raise InputError(f"expected 'track:ID', 'object:ID' or a track id, got {text!r}", keyword="target")
+    return kind, int(num)
+
+
+def _check_target(conn, kind, tid):
+    table = "track" if kind == "track" else "object"
+    if not conn.execute(f"SELECT 1 FROM {table} WHERE id = %s", (tid,)).fetchone():  # table: one of two literals
+        raise InputError(f"no {kind} {tid} in the database", keyword=f"{kind}_id")
+
+
+def lightcurve_points(conn, kind: str, target_id: int):
+    """All magnitudes of one track or object: forced photometry and detections.
+
+    Forced rows: ``forced_source.mag`` / ``mag_err`` (calibrated, flag ``calibrated`` true
+    unless ``flags & 8``, no zeropoint).  Detection rows: the track's member detections
+    (outliers of the linear fit excluded) or the object's linked detections, ``mag_auto +
+    zp`` of the exposure's latest ``ok`` zeropoint (``calibrated`` true) or the instrumental
+    ``mag_auto`` when the exposure has none.  Times are ``exposure.mjd_mid`` (UTC).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    kind : {'track', 'object'}
+    target_id : int
+
+    Returns
+    -------
+    astropy.table.Table
+        Columns ``mjd`` [d], ``mag`` [mag], ``mag_err`` [mag], ``band``, ``source``
+        (``forced`` or ``detection``), ``calibrated`` (bool), ``exposure_id``; sorted by
+        source then time.
+
+    Raises
+    ------
+    InputError
+        No such track/object.
+    """
+    from astropy.table import Table
+
+    _check_target(conn, kind, target_id)
+    key = "track_id" if kind == "track" else "object_id"
+    link = ("track_detection l ON l.detection_id = d.id AND NOT l.outlier AND l.track_id = %(id)s"
+            if kind == "track" else "detection_object l ON l.detection_id = d.id AND l.object_id = %(id)s")
+    rows = conn.execute(
+        f"""SELECT e.mjd_mid, f.mag, f.mag_err, f.band, 'forced', (f.flags & 8) = 0, f.exposure_id
+            FROM forced_source f JOIN exposure e ON e.id = f.exposure_id
+            WHERE f.{key} = %(id)s AND f.mag IS NOT NULL
+            UNION ALL
+            SELECT e.mjd_mid, d.mag_auto + COALESCE(z.zp, 0), d.magerr_auto, COALESCE(z.band, e.band),
+                   'detection', z.zp IS NOT NULL, e.id
+            FROM detection d JOIN {link} JOIN exposure e ON e.id = d.exposure_id
+            LEFT JOIN LATERAL (SELECT zp, band FROM zeropoint WHERE exposure_id = e.id AND ok
+                               ORDER BY id DESC LIMIT 1) z ON true
+            WHERE d.mag_auto IS NOT NULL
+            ORDER BY 5 DESC, 1""", {"id": int(target_id)}).fetchall()  # key/link: literals
+    cols = list(zip(*rows)) if rows else [[] for _ in range(7)]
+    t = Table()
+    t["mjd"] = np.array([np.nan if v is None else v for v in cols[0]], dtype=float)
+    t["mag"] = np.array([np.nan if v is None else v for v in cols[1]], dtype=float)
+    t["mag_err"] = np.array([np.nan if v is None else v for v in cols[2]], dtype=float)
+    t["band"] = np.array(["" if v is None else str(v) for v in cols[3]], dtype=str)
+    t["source"] = np.array(cols[4], dtype=str)
+    t["calibrated"] = np.array(cols[5], dtype=bool)
+    t["exposure_id"] = np.array(cols[6], dtype=np.int64)
+    t["mjd"].unit = "d"
+    t["mag"].unit = t["mag_err"].unit = "mag"
+    t["mjd"].description = "Mid-exposure MJD (UTC)"
+    t["mag"].description = "Calibrated magnitude (instrumental when calibrated is false)"
+    t.meta.update(target=f"{kind}:{target_id}")
+    return t
+
+
+def choose_points(t, source: str = "auto"):
+    """The rows a period search uses: ``forced`` if it has at least 5 finite magnitudes (or
+    ``source='forced'``), else ``detection``; returns ``(table, source)``.
+
+    Raises
+    ------
+    InputError
+        Unknown ``source``.
+    """
+    if source not in ("auto", "forced", "detection"):
+        raise InputError(f"source: expected auto, forced or detection, got {source!r}", keyword="source")
+    if source == "auto":
+        nf = int(np.sum((t["source"] == "forced") & np.isfinite(t["mag"])))
+        source = "forced" if nf >= 5 else "detection"
+    return t[t["source"] == source], source
+
+
+def geocentric_distance(conn, track_id: int, *, delta_au: float | None = None, skybot_votable=None,
+                        max_epoch_diff: float = 1.0):
+    """Geocentric distance (au) of a track for the light-time correction, and where it came from.
+
+    Order: an explicit ``delta_au``; else the track's SkyBoT identification
+    (``track.skybot_name`` / ``designation``) looked up in ``skybot_votable`` (a saved
+    SkyBoT response, column ``Dg``/``dist_geo``, whose epoch must lie within
+    ``max_epoch_diff`` days of the track's observations); else the SkyBoT service
+    (:func:`catdb.ingest.skybot.query_skybot` at the track's mid-epoch and position).
+
+    Raises
+    ------
+    InputError
+        The track has no SkyBoT identification, the VOTable is of another epoch or lacks the
+        name, or SkyBoT is unreachable: the message says to run the ``skybot`` stage or pass
+        ``delta_au``.
+    """
+    if delta_au is not None:
+        if not np.isfinite(delta_au) or delta_au <= 0:
+            raise InputError(f"geocentric distance must be > 0 au, got {delta_au!r}", keyword="delta")
+        return float(delta_au), "given"
+    row = conn.execute("SELECT skybot_name, designation, ra, dec, mjd_ref, rate_ra, rate_dec, mjd_first, mjd_last "
+                       "FROM track WHERE id = %s", (track_id,)).fetchone()
+    if row is None:
+        raise InputError(f"no track {track_id} in the database", keyword="track_id")
+    name = row[0]
+    if not name:
+        raise InputError(f"light-time correction needs the geocentric distance of track {track_id}, and the track "
+                         "has no SkyBoT identification: run 'catdb stage skybot' (online or with votable=FILE) "
+                         "or pass --delta AU", keyword="light_time")
+    from ..ingest import skybot as sb
+
+    if skybot_votable is not None:
+        table = sb.read_skybot_votable(skybot_votable)
+        ep = str(table.meta.get("epoch", "")).strip()
+        if not ep:
+            raise InputError("SkyBoT VOTable has no epoch parameter", path=skybot_votable, keyword="epoch")
+        from astropy.time import Time
+
+        try:
+            ep_mjd = Time(float(ep), format="jd", scale="utc").mjd
+        except ValueError:
+            ep_mjd = Time(ep, scale="utc").mjd
+        if not (row[7] - max_epoch_diff <= ep_mjd <= row[8] + max_epoch_diff):
+            raise InputError(f"SkyBoT response is for epoch {ep} (MJD {ep_mjd:.3f}), track {track_id} was observed "
+                             f"MJD {row[7]:.3f} to {row[8]:.3f}: its distance does not apply (more than "
+                             f"{max_epoch_diff} d apart); save a SkyBoT response for the track's night or pass "
+                             "--delta AU", path=skybot_votable, keyword="epoch")
+    else:
+        try:
+            mid = 0.5 * (row[7] + row[8])
+            table = sb.query_skybot(row[2], row[3], 120.0, mid)
+        except sb.SkybotUnavailable as exc:
+            raise InputError(f"light-time correction: SkyBoT unreachable for the distance of {name!r} ({exc}); "
+                             "pass --skybot-votable FILE or --delta AU", keyword="light_time") from None
+    full = np.char.strip(np.char.add(np.char.add(np.asarray(table["number"]).astype(str), " "),
+                                     np.asarray(table["name"]).astype(str)))
+    hit = (full == name) | (np.asarray(table["name"]).astype(str) == name) \
+        | (np.asarray(table["number"]).astype(str) == str(row[1]))
+    if not hit.any():
+        raise InputError(f"SkyBoT object {name!r} of track {track_id} is not in the SkyBoT response"
+                         + (f" {skybot_votable}" if skybot_votable else "") + "; pass --delta AU",
+                         keyword="light_time")
+    return float(np.asarray(table["dist_geo"], dtype=float)[np.flatnonzero(hit)[0]]), f"SkyBoT {name}"
+
+
+def light_time_correct(mjd, delta_au):
+    """Times of light emission: ``mjd - delta / c`` (days; ``delta`` in au, scalar or per point).
+
+    The standard asteroid light-curve reduction (Harris & Lupishko 1989, Asteroids II, 39):
+    times are corrected for the light travel time from the asteroid to the observer.
+    """
+    return np.asarray(mjd, dtype=float) - np.asarray(delta_au, dtype=float) * AU_LIGHT_DAYS
+
+
+# ----------------------------------------------------------------------------
+# cutouts of track detections as files
+
+def track_cutouts(conn, track_id: int, outdir, size_arcsec: float = 30.0) -> dict:
+    """FITS cutouts (with their WCS) around every detection of a track, and a PNG strip.
+
+    For each member detection (outliers included, flagged in the header) the image is the
+    exposure's latest ``reduced`` :data:`image_product` when there is one, else the
+    exposure's own file; :func:`catdb.algorithms.cutout.cutout_hdus` cuts a
+    :class:`astropy.nddata.Cutout2D` (Astropy Collaboration 2018) and the files are written
+    as ``track<ID>_<n>_exp<EXPOSURE>.fits`` with ``MJD-MID``, ``TRACK``, ``DETID``, the
+    detection's RA/Dec and the source image in the header; ``track<ID>_strip.png`` shows
+    them side by side (zscale).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    track_id : int
+    outdir : str or os.PathLike
+        Created if missing; existing cutouts of this track are overwritten.
+    size_arcsec : float
+        Side of the square cutouts, arcsec.
+
+    Returns
+    -------
+    dict
+        ``fits`` (list of paths), ``png`` (path or None), ``missing`` (exposure ids whose
+        image file is absent or off the image).
+
+    Raises
+    ------
+    InputError
+        No such track, a track without detections, or no image of the track could be read.
+    """
+    from ..algorithms.cutout import cutout_hdus, cutout_strip_png
+
+    _check_target(conn, "track", track_id)
+    rows = conn.execute(
+        """SELECT d.id, d.ra, d.dec, e.id, e.mjd_mid, COALESCE(p.path, e.path),
+                  CASE WHEN p.path IS NULL THEN e.hdu ELSE p.hdu END, td.outlier
+           FROM track_detection td JOIN detection d ON d.id = td.detection_id
+           JOIN exposure e ON e.id = d.exposure_id
+           LEFT JOIN LATERAL (SELECT path, hdu FROM image_product ip WHERE ip.exposure_id = e.id
+                              AND ip.kind = 'reduced' ORDER BY ip.id DESC LIMIT 1) p ON true
+           WHERE td.track_id = %s ORDER BY e.mjd_mid""", (track_id,)).fetchall()
+    if not rows:
+        raise InputError(f"track {track_id} has no detections", keyword="track_id")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    written, stamps, labels, missing = [], [], [], []
+    for k, (det, ra, dec, eid, mjd, img, hdu, outlier) in enumerate(rows, 1):  # loop over epochs (files)
+        if not img or not Path(img).is_file():
+            missing.append(int(eid))
+            continue
+        extra = {"TRACK": (int(track_id), "catdb track id"), "DETID": (int(det), "catdb detection id"),
+                 "EXPID": (int(eid), "catdb exposure id"), "MJD-MID": (float(mjd), "[d] mid-exposure MJD (UTC)"),
+                 "RA_DET": (float(ra), "[deg] detection RA (ICRS)"), "DEC_DET": (float(dec), "[deg] detection Dec"),
+                 "OUTLIER": (bool(outlier), "rejected by the track's linear fit"),
+                 "SRCIMG": (Path(img).name[-68:], "image cut from")}
+        hdul = cutout_hdus(img, [ra], [dec], size_arcsec, hdu=hdu, extra=extra)[0]
+        if hdul is None:
+            missing.append(int(eid))
+            continue
+        f = outdir / f"track{track_id}_{k:03d}_exp{eid}.fits"
+        hdul.writeto(f, overwrite=True)
+        written.append(str(f))
+        stamps.append(hdul[0].data)
+        labels.append(f"{mjd:.4f}")
+    if not written:
+        raise InputError(f"track {track_id}: none of its {len(rows)} images could be read "
+                         f"(missing: exposures {missing[:5]})", keyword="track_id")
+    png = cutout_strip_png(stamps, outdir / f"track{track_id}_strip.png", labels=labels,
+                           title=f"track {track_id}: {len(stamps)} epochs, {size_arcsec:g}\" cutouts")
+    return {"fits": written, "png": str(png), "missing": missing}

@@ -1,0 +1,210 @@
+"""``catdb lightcurve``, ``catdb period`` and ``catdb cutouts``: one track or object at a time.
+
+Thin wrappers over :mod:`catdb.export.tracks` (points, light-time, cutouts) and
+:mod:`catdb.algorithms.lightcurve` (Lomb-Scargle period search and plots).  They read the
+database in a read-only transaction.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from ..errors import InputError
+
+TARGET_HELP = "TARGET is 'track:ID', 'object:ID' or a bare track id."
+
+
+def _reader(obj):
+    from ..db.engine import connect
+
+    return connect(obj["url"], read_only=True)
+
+
+def _points(conn, target, light_time, delta, skybot_votable):
+    from ..export.tracks import (
+        geocentric_distance,
+        light_time_correct,
+        lightcurve_points,
+        parse_target,
+    )
+
+    kind, tid = parse_target(target)
+    t = lightcurve_points(conn, kind, tid)
+    if len(t) == 0:
+        raise InputError(f"{kind} {tid} has no magnitudes (no forced photometry, no detections with mag_auto)",
+                         keyword="target")
+    if light_time or delta is not None:
+        if kind != "track":
+            raise InputError("the light-time correction needs a track (an object has no SkyBoT match): "
+                             "use track:ID", keyword="light_time")
+        dist, src = geocentric_distance(conn, tid, delta_au=delta, skybot_votable=skybot_votable)
+        t["mjd_obs"] = t["mjd"]
+        t["mjd"] = light_time_correct(t["mjd"], dist)
+        t["mjd"].unit = "d"
+        t["mjd"].description = "Light-time corrected MJD (UTC) of emission"
+        t.meta.update(delta_au=dist, delta_source=src)
+    return kind, tid, t
+
+
+_lt_options = [
+    click.option("--light-time", is_flag=True,
+                 help="Correct times for the light travel time (needs the geocentric distance: the track's "
+                      "SkyBoT match, or --delta)."),
+    click.option("--delta", type=float, metavar="AU",
+                 help="Geocentric distance [au] for the light-time correction (implies --light-time)."),
+    click.option("--skybot-votable", type=click.Path(exists=True, dir_okay=False),
+                 help="Saved SkyBoT response giving the distance of the track's SkyBoT object (offline)."),
+]
+
+
+def _lt(f):
+    for opt in reversed(_lt_options):
+        f = opt(f)
+    return f
+
+
+@click.command("lightcurve", epilog="""\b
+Examples:
+  catdb lightcurve track:503                      # print the table
+  catdb lightcurve 503 -o lc.csv --png lc.png     # CSV (or .vot) and a plot
+  catdb lightcurve 503 --light-time --delta 1.23  # light-time corrected times""")
+@click.argument("target")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write the table: .csv, .vot/.xml (VOTable), .ecsv, .fits.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Plot magnitude against time as PNG.")
+@_lt
+@click.pass_obj
+def command(obj, target, output, png, light_time, delta, skybot_votable):
+    """Light curve of a track or object: MJD, calibrated magnitude, error, source (forced/detection).
+
+    TARGET is 'track:ID', 'object:ID' or a bare track id.  Forced photometry rows come from
+    the forced stage, detection rows from the track's (or object's) detections with the
+    exposure's zeropoint (calibrated = false when the exposure has none).
+    """
+    with _reader(obj) as conn:
+        kind, tid, t = _points(conn, target, light_time, delta, skybot_votable)
+    if output:
+        fmt = {".csv": "ascii.csv", ".vot": "votable", ".xml": "votable", ".ecsv": "ascii.ecsv",
+               ".fits": "fits"}.get(Path(output).suffix.lower())
+        if fmt is None:
+            raise InputError("expected a .csv, .vot, .xml, .ecsv or .fits file name", path=output)
+        t.write(output, format=fmt, overwrite=True)
+        if not obj.get("quiet"):
+            click.echo(f"wrote {len(t)} points of {kind} {tid} to {output}", err=True)
+    else:
+        click.echo("\n".join(t.pformat(max_lines=-1, max_width=-1)))
+    if png:
+        _plot_lc(t, png, f"{kind} {tid}")
+        if not obj.get("quiet"):
+            click.echo(f"wrote {png}", err=True)
+
+
+def _plot_lc(t, path, title):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    t0 = float(np.nanmin(t["mjd"]))
+    for src, fmt in (("forced", "o"), ("detection", "s")):
+        m = np.asarray(t["source"]) == src
+        if m.any():
+            ax.errorbar((np.asarray(t["mjd"])[m] - t0) * 24, np.asarray(t["mag"])[m],
+                        yerr=np.asarray(t["mag_err"])[m], fmt=fmt, ms=3, lw=0.8, label=src)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"hours since MJD {t0:.5f}" + (" (light-time corrected)" if "mjd_obs" in t.colnames else ""))
+    ax.set_ylabel("magnitude" + ("" if np.all(t["calibrated"]) else " (partly instrumental)"))
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=100)
+
+
+@click.command("period", epilog="""\b
+Examples:
+  catdb period track:503 --png folded.png
+  catdb period 503 --nterms 2 --max-period-h 12""")
+@click.argument("target")
+@click.option("--source", type=click.Choice(["auto", "forced", "detection"]), default="auto", show_default=True,
+              help="Points searched: forced photometry when it has >= 5 points (auto), or one kind.")
+@click.option("--nterms", type=click.IntRange(1, 6), default=1, show_default=True,
+              help="Fourier terms of the Lomb-Scargle model.")
+@click.option("--min-period-h", type=float, help="Shortest period searched [h] (default 2 x the median cadence).")
+@click.option("--max-period-h", type=float, help="Longest period searched [h] (default the time span).")
+@click.option("--fold", type=click.Choice(["2P", "P"]), default="2P", show_default=True,
+              help="Fold the PNG on twice the best period (double-peaked asteroid light curve) or on it.")
+@click.option("--png", type=click.Path(dir_okay=False), help="Phase-folded light curve as PNG.")
+@_lt
+@click.pass_obj
+def period_command(obj, target, source, nterms, min_period_h, max_period_h, fold, png, light_time, delta,
+                   skybot_votable):
+    """Lomb-Scargle period of a track's or object's light curve, with P and 2P candidates.
+
+    TARGET is 'track:ID', 'object:ID' or a bare track id.
+    Generalised (floating-mean, error-weighted) Lomb-Scargle periodogram (astropy;
+    Zechmeister & Kuerster 2009; VanderPlas 2018), Baluev (2008) false-alarm probability
+    (nterms = 1 only), Horne & Baliunas (1986) period error.  An asteroid's light curve is
+    usually double-peaked, so the rotation period is most often 2P (Harris et al. 1989).
+    """
+    from ..algorithms.lightcurve import period_search, plot_lightcurve
+    from ..export.tracks import choose_points
+
+    with _reader(obj) as conn:
+        kind, tid, t = _points(conn, target, light_time, delta, skybot_votable)
+    pts, used = choose_points(t, source)
+    mjd = np.asarray(pts["mjd"], dtype=float)
+    ok = np.isfinite(mjd) & np.isfinite(np.asarray(pts["mag"], dtype=float))
+    if ok.sum() < 5:
+        raise InputError(f"{kind} {tid}: {int(ok.sum())} {used} magnitudes, a period search needs at least 5",
+                         keyword="target")
+    if min_period_h is None:  # periods shorter than twice the cadence are not sampled (Nyquist)
+        min_period_h = 2 * 24 * float(np.median(np.diff(np.unique(mjd[ok]))))
+    if max_period_h is None:
+        max_period_h = 24 * float(np.ptp(mjd[ok]))
+    res = period_search(mjd, pts["mag"], pts["mag_err"], nterms=nterms, double_peaked=(fold == "2P"),
+                        min_period=min_period_h / 24,
+                        max_period=max_period_h / 24)
+    p_h, e_h = res.period * 24, res.period_err * 24
+    fap = "n/a (nterms > 1)" if not np.isfinite(res.fap) else f"{res.fap:.3g}"
+    lines = [f"{kind} {tid}: {res.mjd.size} {used} points over {np.ptp(res.mjd) * 24:.2f} h"
+             + (f", light-time corrected (delta {t.meta['delta_au']:.4f} au, {t.meta['delta_source']})"
+                if "delta_au" in t.meta else ""),
+             f"  best light-curve period P  = {p_h:.4f} +- {e_h:.4f} h  (peak HWHM {res.peak_hwhm_period * 24:.4f} h)",
+             f"  double-peaked rotation 2P = {2 * p_h:.4f} +- {2 * e_h:.4f} h  (usual for asteroids)",
+             f"  amplitude (peak to peak)  = {res.amplitude:.3f} mag,  FAP = {fap},  nterms = {nterms}",
+             f"  searched {min_period_h:.3f} h to {24 / res.frequency[0]:.3f} h"]
+    click.echo("\n".join(lines))
+    if png:
+        plot_lightcurve(res, png, title=f"{kind} {tid}: P = {p_h:.4f} h, folded on {fold} "
+                                        f"({res.rotation_period * 24:.4f} h), FAP {fap}")
+        if not obj.get("quiet"):
+            click.echo(f"wrote {png}", err=True)
+
+
+@click.command("cutouts", epilog="""\b
+Examples:
+  catdb cutouts --track 503 -o cutouts/
+  catdb cutouts -o cutouts/ --size 40          # every candidate track""")
+@click.option("--track", "tracks", type=int, multiple=True,
+              help="Track id (repeatable; default every candidate track).")
+@click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False),
+              help="Directory; each track's files go to OUTDIR/track<ID>/.")
+@click.option("--size", type=float, default=30.0, show_default=True, help="Cutout side [arcsec].")
+@click.pass_obj
+def cutouts_command(obj, tracks, outdir, size):
+    """FITS cutouts (with WCS) around each detection of candidate tracks, and a PNG strip per track.
+
+    The report (catdb report) links them when they sit in a 'cutouts' directory beside it.
+    """
+    from ..export.tracks import track_cutouts
+
+    with _reader(obj) as conn:
+        ids = list(tracks) or [r[0] for r in conn.execute(
+            "SELECT id FROM track WHERE status = 'candidate' ORDER BY id").fetchall()]
+        if not ids:
+            raise InputError("no candidate tracks (run the movers stage) and no --track given", keyword="track")
+        for tid in ids:  # loop over tracks
+            res = track_cutouts(conn, tid, Path(outdir) / f"track{tid}", size)
+            if not obj.get("quiet"):
+                click.echo(f"track {tid}: {len(res['fits'])} cutouts, strip {res['png']}"
+                           + (f"; no image for exposures {res['missing']}" if res["missing"] else ""), err=True)
