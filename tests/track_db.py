@@ -32,7 +32,7 @@ def build(conn, n_frames: int = 12) -> dict:
     tracks = {}
     with conn.transaction():
         copy_table(conn, "zeropoint", {"exposure_id": eid, "zp": np.full(n, 25.0), "zp_err": np.full(n, 0.02)},
-                   constants={"band": "R", "method": "relative", "ok": True, "stage_run_id": run})
+                   constants={"band": "R", "method": "pp", "ok": True, "stage_run_id": run})
         for k, (mover, des, sky, mag0) in enumerate((("mover1", None, None, -10.8),
                                                      ("mover2", "2019 RB21", "2019 RB21", -9.5)), 1):
             ra, dec = mover_radec(mover, mjd)

@@ -10,8 +10,9 @@ Identification per track: ``track.designation`` when it is a number (``5945`` ->
 permanent number) or a provisional designation (``2019 AB12``); otherwise a trkSub /
 temporary designation ``<prefix><track id>`` (at most 7 characters, e.g. ``cdb0042``).
 Magnitudes: ``mag_auto + zp`` with the zeropoint's band when the exposure has an ``ok``
-zeropoint; without one the magnitude is left blank (the MPC takes calibrated magnitudes
-only).  The observatory code is ``obscode`` when given, else each exposure's
+absolute zeropoint (method pp or regression); without one (none, or only a relative/ensemble
+zeropoint, whose scale is arbitrary) the magnitude is left blank (the MPC takes calibrated
+magnitudes only).  The observatory code is ``obscode`` when given, else each exposure's
 ``observatory_code``.  Every record written is parsed back and checked
 (``catdb export mpc`` / ``catdb export ades``).
 
@@ -53,6 +54,7 @@ def _fetch(conn, status, track_ids=None):
            FROM track t JOIN track_detection td ON td.track_id = t.id AND NOT td.outlier
            JOIN detection d ON d.id = td.detection_id JOIN exposure e ON e.id = d.exposure_id
            LEFT JOIN LATERAL (SELECT zp, band FROM zeropoint WHERE exposure_id = e.id AND ok
+                              AND method NOT IN ('relative', 'ensemble')
                               ORDER BY id DESC LIMIT 1) z ON true
            WHERE {cond} ORDER BY t.id, e.mjd_mid""", params).fetchall()  # cond: one of two literals
     names = ("track_id", "designation", "mjd", "ra", "dec", "ra_err", "dec_err", "mag", "band", "magerr",
