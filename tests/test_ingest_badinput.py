@@ -120,7 +120,7 @@ def test_bad_file_one_line_error_nothing_written(conn, tmp_path, case):
         ingest_catalogs(conn, [path])
     msg = str(ei.value)
     assert path.name in msg and "\n" not in msg.strip(), msg
-    assert re.search(pattern, msg, re.I | re.S), msg
+    assert re.search(pattern, msg, re.IGNORECASE | re.DOTALL), msg
     assert _counts(conn) == before
     st = conn.execute("SELECT status, error FROM stage_run WHERE stage = 'ingest-catalog' ORDER BY id DESC "
                       "LIMIT 1").fetchone()

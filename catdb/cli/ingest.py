@@ -33,7 +33,7 @@ def summarize(results, seconds: float, what: str = "detections") -> tuple[str, i
     status : int
         0 every file ok (loaded or unchanged), 1 some failed, 2 every file failed.
     """
-    ok = sum(r.status in ("loaded", "replaced") for r in results)
+    ok = sum(r.status in ("loaded", "replaced", "extracted") for r in results)
     unchanged = sum(r.status == "unchanged" for r in results)
     failed = sum(r.status == "failed" for r in results)
     added = [r for r in results if r.status in ("loaded", "replaced")]

@@ -89,7 +89,7 @@ def _load_files(conn, paths, on_error, one, what, progress):
         try:
             with conn.transaction():
                 res = one(path)
-        except Exception as e:  # noqa: BLE001 - a bad file must not stop a collect run
+        except Exception as e:
             if _is_connection_error(e):
                 raise
             err = _one_line(e, path)
@@ -333,11 +333,11 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     psycopg.OperationalError
         The database connection failed (never collected).
     """
-    from ..wcsutil import wcs_from_header
-    from .headers import exposure_metadata, load_keymap, detect_instrument, read_header
-    from .sextractor import read_catalogs
-
     import time
+
+    from ..wcsutil import wcs_from_header
+    from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
+    from .sextractor import read_catalogs
 
     _check_on_error(on_error)
     paths = [str(p) for p in paths]
