@@ -188,3 +188,4 @@ def test_cli_images_bad_file_does_not_stop_run(fresh_db_url, tmp_path):
     assert r.exit_code == 1, r.output
     assert "broken.fits.fz" in r.output
     assert re.search(r"files: 1 ok, 0 unchanged, 1 failed; 1 exposure", r.output), r.output
+
