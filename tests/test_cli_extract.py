@@ -140,3 +140,15 @@ def test_config_defaults_writes_sextractor_files(tmp_path):
     sex.write_text("# mine\n")
     CliRunner().invoke(cli, ["config", "defaults", str(tmp_path / "cfg")])
     assert sex.read_text() == "# mine\n"
+
+
+def test_extract_after_ingest_image_same_exposure_key(fresh_db_url, tmp_path):
+    """``ingest image`` then ``extract --hdu 1``: one exposure per (image, HDU), now with its detections."""
+    r = CliRunner().invoke(cli, ["--db", fresh_db_url, "-q", "ingest", "image", str(FRAMES[1])])
+    assert r.exit_code == 0, r.output
+    r = run(fresh_db_url, FRAMES[1], "--out", tmp_path, "--hdu", "1")
+    assert r.exit_code == 0, r.output
+    with connect(fresh_db_url) as conn:
+        rows = conn.execute("SELECT e.path, e.hdu, e.image_type, e.exptime, count(d.id) FROM exposure e "
+                            "LEFT JOIN detection d ON d.exposure_id = e.id GROUP BY e.id").fetchall()
+    assert rows == [(str(FRAMES[1].resolve()), 1, "science", 300.0, _nrows(tmp_path / "20190326.0129.hdu1.cat"))]

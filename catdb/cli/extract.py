@@ -144,7 +144,8 @@ def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, fl
                 futs = {pool.submit(_one, i): i for i in range(len(images))}
                 for fut in as_completed(futs):  # loop over images: ingest in the main thread
                     i = futs[fut]
-                    results.append(_finish_one(get_conn, images[i], cats[i], fut, instrument, replace, no_ingest))
+                    results.append(_finish_one(get_conn, images[i], cats[i], fut, instrument, replace, no_ingest,
+                                               hdu))
         finally:
             for c in conns:
                 c.close()
@@ -162,7 +163,7 @@ def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, fl
         raise SystemExit(status)
 
 
-def _finish_one(get_conn, image, cat, fut, instrument, replace, no_ingest):
+def _finish_one(get_conn, image, cat, fut, instrument, replace, no_ingest, hdu=None):
     from ..errors import CatdbError, InputError
     from ..ingest.load import IngestResult, _one_line, ingest_catalogs
 
@@ -182,7 +183,7 @@ def _finish_one(get_conn, image, cat, fut, instrument, replace, no_ingest):
         r = IngestResult(path=str(cat), status="extracted")
         r.image, r.n_sources = str(image), n
         return r
-    r = ingest_catalogs(get_conn(), [cat], image=str(image), instrument=instrument, replace=replace,
-                        on_error="collect")[0]
+    r = ingest_catalogs(get_conn(), [cat], image=str(image), image_hdu=hdu, instrument=instrument,
+                        replace=replace, on_error="collect")[0]
     r.image = str(image)
     return r

@@ -292,7 +292,7 @@ def _fill_instrumental_mags(cols: dict, source: dict) -> None:
 
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
                     replace: bool = False, progress: bool = False,
-                    on_error: str = "raise") -> list[IngestResult]:
+                    on_error: str = "raise", image_hdu: int | None = None) -> list[IngestResult]:
     """Ingest SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD): exposure + detection rows.
 
     Parameters
@@ -308,6 +308,9 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         Replace a catalogue already ingested whose content changed.
     progress : bool
         tqdm progress bar over the files.
+    image_hdu : int, optional
+        0-based HDU of ``image`` the catalogue was extracted from (default: the first HDU
+        holding an image, HDU 1 of a ``.fits.fz``).
     on_error : {'raise', 'collect'}
         ``'raise'`` (default): the first bad file raises, files before it stay loaded.
         ``'collect'``: a bad file is rolled back and reported as a result with status
@@ -343,11 +346,12 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
     run_id = start_run(conn, "ingest-catalog", {"paths": paths, "instrument": instrument, "image": image,
-                                               "replace": replace})
+                                               "image_hdu": image_hdu, "replace": replace})
 
     def one(path):
         return _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_catalogs, read_header,
-                                   exposure_metadata, load_keymap, detect_instrument, wcs_from_header)
+                                   exposure_metadata, load_keymap, detect_instrument, wcs_from_header,
+                                   image_hdu=image_hdu)
 
     try:
         results = _load_files(conn, paths, on_error, one, "catalogues", progress)
@@ -365,7 +369,7 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
 
 def _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_catalogs, read_header,
-                        exposure_metadata, load_keymap, detect_instrument, wcs_from_header):
+                        exposure_metadata, load_keymap, detect_instrument, wcs_from_header, image_hdu=None):
     if not os.path.exists(path):
         raise InputError("no such file", path=path)
     cats = read_catalogs(path)
@@ -373,7 +377,7 @@ def _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_cat
     res = IngestResult(path=path, status="loaded")
     img_header = None
     if image:
-        img_header, img_hdu = read_header(image)
+        img_header, img_hdu = read_header(image, image_hdu)
     for i, cat in enumerate(cats):
         header = cat.header if len(cat.header) else img_header
         if header is None or not len(header):
