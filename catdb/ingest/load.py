@@ -66,9 +66,12 @@ def _one_line(exc: BaseException, path) -> CatdbError:
         return InputError(msg, path=exc.path, row=exc.row, keyword=exc.keyword)
     text = " ".join(str(exc).split())
     if isinstance(exc, CatdbError):
-        if path in text:
-            return exc if text == str(exc) else type(exc)(text)
-        return type(exc)(f"{path}: {text}")
+        if path in text and text == str(exc):
+            return exc
+        try:
+            return type(exc)(text if path in text else f"{path}: {text}")
+        except TypeError:  # a subclass with another signature
+            return InputError(text if path in text else f"{path}: {text}")
     return InputError(f"cannot ingest ({type(exc).__name__}: {text})", path=path)
 
 
