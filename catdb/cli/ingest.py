@@ -22,7 +22,48 @@ def _conn(obj):
     return connect(obj["url"])
 
 
-@command.command("catalog")
+def summarize(results, seconds: float, what: str = "detections") -> tuple[str, int]:
+    """Closing summary line of a multi-file ingest and the exit status.
+
+    Returns
+    -------
+    line : str
+        ``files: N ok, N unchanged, N failed; N exposures, N detections in T s (R detections/s)``
+        (exposures and rows are the ones this run added).
+    status : int
+        0 every file ok (loaded or unchanged), 1 some failed, 2 every file failed.
+    """
+    ok = sum(r.status in ("loaded", "replaced", "extracted") for r in results)
+    unchanged = sum(r.status == "unchanged" for r in results)
+    failed = sum(r.status == "failed" for r in results)
+    added = [r for r in results if r.status in ("loaded", "replaced")]
+    n_exp = sum(len(r.exposure_ids) for r in added)
+    line = f"files: {ok} ok, {unchanged} unchanged, {failed} failed; {n_exp} exposure{'s' * (n_exp != 1)}"
+    if what:
+        n = sum(r.n_rows for r in added)
+        rate = n / seconds if seconds > 0 else float("nan")
+        line += f", {n} {what} in {seconds:.1f} s ({rate:,.0f} {what}/s)"
+    else:
+        line += f" in {seconds:.1f} s"
+    status = 0 if not failed else (2 if failed == len(results) else 1)
+    return line, status
+
+
+def _report(results, seconds, what, detail):
+    for r in results:
+        if r.status == "failed":
+            click.echo(f"FAILED {r.error}", err=True)
+        else:
+            click.echo(detail(r))
+    line, status = summarize(results, seconds, what)
+    click.echo(line)
+    if status:
+        raise SystemExit(status)
+
+
+@command.command("catalog", epilog="""\b
+Exit status: 0 every file loaded or unchanged, 1 some files failed (the others are loaded),
+2 every file failed.  A bad file is rolled back whole and reported on one line.""")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--instrument", help="Keyword map name (lowell42, lco1m, kpno_mosaic, swope, generic) or a TOML "
               "file; default: detected from the header.")
@@ -32,17 +73,22 @@ def _conn(obj):
 @click.pass_obj
 def catalog(obj, paths, instrument, image, replace):
     """SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD) -> exposure + detection rows."""
+    import time
+
     from ..ingest.load import ingest_catalogs
 
+    t0 = time.perf_counter()
     with _conn(obj) as conn:
         res = ingest_catalogs(conn, paths, instrument=instrument, image=image, replace=replace,
-                              progress=not obj["quiet"])
-    for r in res:
-        click.echo(f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}, {r.n_rows} detections"
-                   + (f" ({'; '.join(sorted(set(r.notes)))})" if r.notes else ""))
+                              progress=not obj["quiet"], on_error="collect")
+    _report(res, time.perf_counter() - t0, "detections", lambda r: (
+        f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}, {r.n_rows} detections"
+        + (f" ({'; '.join(sorted(set(r.notes)))})" if r.notes else "")))
 
 
-@command.command("image")
+@command.command("image", epilog="""\b
+Exit status: 0 every file loaded or unchanged, 1 some files failed (the others are loaded),
+2 every file failed.""")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--instrument", help="Keyword map name or TOML file (default: detected from the header).")
 @click.option("--hdu", type=int, help="Only this HDU (0-based); default every image HDU.")
@@ -52,13 +98,16 @@ def catalog(obj, paths, instrument, image, replace):
 @click.pass_obj
 def image(obj, paths, instrument, hdu, image_type, replace):
     """FITS images (also .fits.fz, multi-extension) -> exposure rows."""
+    import time
+
     from ..ingest.load import ingest_images
 
+    t0 = time.perf_counter()
     with _conn(obj) as conn:
         res = ingest_images(conn, paths, instrument=instrument, hdu=hdu, image_type=image_type, replace=replace,
-                            progress=not obj["quiet"])
-    for r in res:
-        click.echo(f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}")
+                            progress=not obj["quiet"], on_error="collect")
+    _report(res, time.perf_counter() - t0, None,
+            lambda r: f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}")
 
 
 @command.command("refcat")

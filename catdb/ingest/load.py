@@ -34,10 +34,99 @@ class IngestResult:
     """What one file contributed."""
 
     path: str
-    status: str  # loaded, unchanged, replaced, skipped
+    status: str  # loaded, unchanged, replaced, skipped, failed
     exposure_ids: list = field(default_factory=list)
     n_rows: int = 0
     notes: list = field(default_factory=list)
+    error: str | None = None  # one-line message when status is 'failed' (on_error='collect')
+
+
+ON_ERROR = ("raise", "collect")
+
+
+def _check_on_error(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def _one_line(exc: BaseException, path) -> CatdbError:
+    """The error of one file as a one-line :class:`CatdbError` that names the file.
+
+    Messages from deeper layers (astropy, ERFA) can span lines; the CLI prints one line per
+    failed file, so whitespace runs are collapsed.  Non-catdb exceptions (astropy or numpy
+    failures on a malformed file) become an :class:`InputError` with their type named.
+    """
+    path = str(path)
+    if isinstance(exc, InputError):
+        msg = " ".join(exc.message.split())
+        if exc.path is None:
+            return InputError(msg, path=path, row=exc.row, keyword=exc.keyword)
+        if msg == exc.message:
+            return exc
+        return InputError(msg, path=exc.path, row=exc.row, keyword=exc.keyword)
+    text = " ".join(str(exc).split())
+    if isinstance(exc, CatdbError):
+        if path in text and text == str(exc):
+            return exc
+        try:
+            return type(exc)(text if path in text else f"{path}: {text}")
+        except TypeError:  # a subclass with another signature
+            return InputError(text if path in text else f"{path}: {text}")
+    return InputError(f"cannot ingest ({type(exc).__name__}: {text})", path=path)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+def _load_files(conn, paths, on_error, one, what, progress):
+    """Call ``one(path)`` for each path in its own transaction; collect or raise failures.
+
+    Returns (results, first_exception or None).  In ``raise`` mode the first failure is
+    re-raised (one line, naming the file) after its transaction was rolled back.
+    """
+    results = []
+    for path in _progress(paths, what, progress):
+        try:
+            with conn.transaction():
+                res = one(path)
+        except Exception as e:
+            if _is_connection_error(e):
+                raise
+            err = _one_line(e, path)
+            if on_error == "raise":
+                if err is e:
+                    raise
+                raise err from (None if isinstance(e, CatdbError) else e)
+            log.info("%s", err)
+            results.append(IngestResult(path=path, status="failed", error=str(err)))
+            continue
+        results.append(res)
+    return results
+
+
+def _file_counts(paths, results, t0) -> dict:
+    import time
+
+    failed = [r for r in results if r.status == "failed"]
+    return {"files": len(paths),
+            "loaded": sum(r.status in ("loaded", "replaced") for r in results),
+            "unchanged": sum(r.status == "unchanged" for r in results),
+            "failed": len(failed),
+            "failed_files": [{"path": r.path, "error": r.error} for r in failed],
+            "exposure": sum(len(r.exposure_ids) for r in results if r.status in ("loaded", "replaced")),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _finish(conn, run_id, paths, results, counts):
+    exp_ids = [e for r in results for e in r.exposure_ids]
+    status, error = "ok", None
+    if paths and counts["failed"] == len(paths):
+        status = "failed"
+        error = f"all {len(paths)} files failed; first: {results[0].error}"
+    finish_run(conn, run_id, inputs=exp_ids, counts=counts, status=status, error=error)
 
 
 def sha256_file(path) -> str:
@@ -107,10 +196,7 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
 
     dc = detection_columns(cat, wcs=wcs, pixscale=pixscale)
     cols = dict(dc.columns)
-    if not np.all(np.isfinite(cols["ra"])) or not np.all(np.isfinite(cols["dec"])):
-        bad = int(np.flatnonzero(~(np.isfinite(cols["ra"]) & np.isfinite(cols["dec"])))[0]) + 1
-        raise InputError("no sky position: need ALPHA(WIN)_J2000/DELTA(WIN)_J2000 or X/Y_IMAGE with an image WCS",
-                         path=cat.path, row=bad, keyword="ALPHA_J2000")
+    check_detections(cols, dc.source, cat.path)
     _fill_instrumental_mags(cols, dc.source)
     for k in ("flags",):
         cols[k] = np.where(np.asarray(cols[k]) < 0, 0, cols[k]).astype(np.int64)
@@ -126,6 +212,62 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
     n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
                    json_column="extra" if extra else None, json_values=extra)
     return n, dc.source
+
+
+def check_detections(cols: dict, source: dict, path) -> None:
+    """Refuse detections that cannot go into the database as they are.
+
+    Vectorised checks over the whole catalogue; the first offending row is named
+    (1-based, as in the file).
+
+    Parameters
+    ----------
+    cols : dict of str -> numpy.ndarray
+        Detection columns (``number``, ``ra``, ``dec`` at least), shape (N,).
+    source : dict
+        Detection column -> catalogue column it came from (for the message).
+    path : str
+        The catalogue file.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        A non-finite RA/Dec (no position: neither ALPHA/DELTA nor X/Y with a WCS),
+        RA outside [0, 360) deg or Dec outside [-90, +90] deg (ICRS, SExtractor manual
+        "Astrometry and WORLD coordinates"), or a NUMBER that is not unique (SExtractor's
+        running object number identifies a source within its catalogue).
+    """
+    ra = np.asarray(cols["ra"], dtype=float)
+    dec = np.asarray(cols["dec"], dtype=float)
+    ra_col, dec_col = source.get("ra") or "ALPHA_J2000", source.get("dec") or "DELTA_J2000"
+    finite = np.isfinite(ra) & np.isfinite(dec)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        if not np.isfinite(ra).any():
+            raise InputError("no sky position: need ALPHA(WIN)_J2000/DELTA(WIN)_J2000 or X/Y_IMAGE with an "
+                             "image WCS", path=path, row=bad + 1, keyword=ra_col)
+        raise InputError(f"non-finite position (RA {ra[bad]}, Dec {dec[bad]}): expected finite degrees",
+                         path=path, row=bad + 1, keyword=ra_col if not np.isfinite(ra[bad]) else dec_col)
+    bad_ra = (ra < 0) | (ra >= 360)
+    if bad_ra.any():
+        i = int(np.flatnonzero(bad_ra)[0])
+        raise InputError(f"RA {ra[i]!r} deg out of range: expected 0 <= RA < 360", path=path, row=i + 1,
+                         keyword=ra_col)
+    bad_dec = np.abs(dec) > 90
+    if bad_dec.any():
+        i = int(np.flatnonzero(bad_dec)[0])
+        raise InputError(f"Dec {dec[i]!r} deg out of range: expected -90 <= Dec <= +90", path=path, row=i + 1,
+                         keyword=dec_col)
+    num = np.asarray(cols["number"])
+    if num.size > 1:
+        order = np.argsort(num, kind="stable")
+        dup = num[order[1:]] == num[order[:-1]]
+        if dup.any():
+            later = order[1:][dup]
+            i = int(later.min())
+            first = int(np.flatnonzero(num == num[i])[0])
+            raise InputError(f"duplicate NUMBER {int(num[i])} (also row {first + 1}): expected one running "
+                             f"number per source", path=path, row=i + 1, keyword="NUMBER")
 
 
 def _fill_instrumental_mags(cols: dict, source: dict) -> None:
@@ -152,7 +294,8 @@ def _fill_instrumental_mags(cols: dict, source: dict) -> None:
 
 
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
-                    replace: bool = False, progress: bool = False) -> list[IngestResult]:
+                    replace: bool = False, progress: bool = False,
+                    on_error: str = "raise", image_hdu: int | None = None) -> list[IngestResult]:
     """Ingest SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD): exposure + detection rows.
 
     Parameters
@@ -166,40 +309,62 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         header is used when the catalogue carries none (ASCII_HEAD).
     replace : bool
         Replace a catalogue already ingested whose content changed.
+    progress : bool
+        tqdm progress bar over the files.
+    image_hdu : int, optional
+        0-based HDU of ``image`` the catalogue was extracted from (default: the first HDU
+        holding an image, HDU 1 of a ``.fits.fz``).
+    on_error : {'raise', 'collect'}
+        ``'raise'`` (default): the first bad file raises, files before it stay loaded.
+        ``'collect'``: a bad file is rolled back and reported as a result with status
+        ``'failed'`` and a one-line ``error``; the other files are loaded.  The run's
+        ``stage_run.counts`` holds ``files``, ``loaded``, ``unchanged``, ``failed``,
+        ``failed_files`` (path + error), ``exposure``, ``detection``, ``seconds``; its status
+        is ``failed`` only when every file failed.
 
     Returns
     -------
     list of IngestResult
+        One per path, in order.
 
     Raises
     ------
     catdb.errors.InputError
-        The first bad file (named, with the row or keyword); earlier files stay loaded.
+        (``on_error='raise'``) the first bad file, one line naming it and the row, column or
+        keyword at fault: not FITS / truncated, no sky position (no ALPHA/DELTA and no WCS),
+        RA/Dec non-finite or out of range, duplicate NUMBER, required header keyword missing
+        (keymap ``required``), unparsable time card.
+    ValueError
+        ``on_error`` not one of ``'raise'``, ``'collect'``.
+    psycopg.OperationalError
+        The database connection failed (never collected).
     """
+    import time
+
     from ..wcsutil import wcs_from_header
-    from .headers import exposure_metadata, load_keymap, detect_instrument, read_header
+    from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
     from .sextractor import read_catalogs
 
+    _check_on_error(on_error)
     paths = [str(p) for p in paths]
+    t0 = time.perf_counter()
     run_id = start_run(conn, "ingest-catalog", {"paths": paths, "instrument": instrument, "image": image,
-                                               "replace": replace})
-    results, n_total, exp_ids = [], 0, []
-    it = _progress(paths, "catalogues", progress)
+                                               "image_hdu": image_hdu, "replace": replace})
+
+    def one(path):
+        return _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_catalogs, read_header,
+                                   exposure_metadata, load_keymap, detect_instrument, wcs_from_header,
+                                   image_hdu=image_hdu)
+
     try:
-        for path in it:
-            with conn.transaction():
-                res = _ingest_one_catalog(conn, path, run_id, instrument, image, replace,
-                                          read_catalogs, read_header, exposure_metadata, load_keymap,
-                                          detect_instrument, wcs_from_header)
-            results.append(res)
-            n_total += res.n_rows
-            exp_ids += res.exposure_ids
+        results = _load_files(conn, paths, on_error, one, "catalogues", progress)
+        n_total = sum(r.n_rows for r in results)
         with conn.transaction():
             if n_total:
                 conn.execute("ANALYZE detection")
-            finish_run(conn, run_id, inputs=exp_ids,
-                       counts={"files": len(paths), "detection": n_total,
-                               "unchanged": sum(r.status == "unchanged" for r in results)})
+            counts = _file_counts(paths, results, t0)
+            counts["detection"] = n_total
+            _finish(conn, run_id, paths, results, counts)
     except Exception as e:
         fail_run(conn, run_id, e)
         raise
@@ -207,7 +372,7 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
 
 def _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_catalogs, read_header,
-                        exposure_metadata, load_keymap, detect_instrument, wcs_from_header):
+                        exposure_metadata, load_keymap, detect_instrument, wcs_from_header, image_hdu=None):
     if not os.path.exists(path):
         raise InputError("no such file", path=path)
     cats = read_catalogs(path)
@@ -215,7 +380,7 @@ def _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_cat
     res = IngestResult(path=path, status="loaded")
     img_header = None
     if image:
-        img_header, img_hdu = read_header(image)
+        img_header, img_hdu = read_header(image, image_hdu)
     for i, cat in enumerate(cats):
         header = cat.header if len(cat.header) else img_header
         if header is None or not len(header):
@@ -314,7 +479,7 @@ def _image_hdus(path, hdu):
 
 def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None = None,
                   image_type: str | None = None, replace: bool = False,
-                  progress: bool = False) -> list[IngestResult]:
+                  progress: bool = False, on_error: str = "raise") -> list[IngestResult]:
     """Ingest exposures from FITS images (science or calibration; MEF: one exposure per image HDU).
 
     Parameters
@@ -330,62 +495,74 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
         Override the header's IMAGETYP (science, bias, flat, dark).
     replace : bool
         Replace an image already ingested whose content changed.
+    progress : bool
+        tqdm progress bar over the files.
+    on_error : {'raise', 'collect'}
+        As in :func:`ingest_catalogs`: ``'collect'`` reports a bad file as a result with
+        status ``'failed'`` and loads the others; counts in ``stage_run.counts``.
 
     Returns
     -------
     list of IngestResult
+        One per path; ``n_rows`` is the number of exposures the file added.
 
     Raises
     ------
     catdb.errors.InputError
-        The first bad file (named, with the keyword at fault); earlier files stay loaded.
+        (``on_error='raise'``) the first bad file (named, with the keyword at fault); earlier
+        files stay loaded.
+    ValueError
+        Bad ``on_error``.
     """
+    import time
+
     from .headers import detect_instrument, exposure_metadata, inherit_header, load_keymap, read_header
 
+    _check_on_error(on_error)
     paths = [str(p) for p in paths]
+    t0 = time.perf_counter()
     run_id = start_run(conn, "ingest-image", {"paths": paths, "instrument": instrument, "hdu": hdu,
                                              "image_type": image_type, "replace": replace})
-    results, exp_ids = [], []
+
+    def one(path):
+        if not os.path.exists(path):
+            raise InputError("no such file", path=path)
+        sha = sha256_file(path)
+        res = IngestResult(path=path, status="loaded")
+        hdus = _image_hdus(path, hdu)
+        primary = read_header(path, 0)[0] if hdus[0] > 0 else None
+        for h in hdus:
+            header, h_read = read_header(path, h)
+            if primary is not None and len(hdus) > 1:
+                header = inherit_header(primary, header)  # MEF: the primary holds the shared cards
+            key = _resolve(path)
+            old = _existing(conn, key, h_read)
+            if old is not None:
+                if old[1] == sha:
+                    res.status = "unchanged"
+                    res.exposure_ids.append(old[0])
+                    continue
+                if not replace:
+                    raise InputError(f"already ingested as exposure {old[0]} with different content "
+                                     f"(use --replace to replace it)", path=path)
+                conn.execute("DELETE FROM exposure WHERE id = %s", (old[0],))
+                res.status = "replaced"
+            km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
+            row = exposure_metadata(header, km, path=path, hdu=h_read)
+            row["path"] = key
+            row["sha256"] = sha
+            if image_type:
+                row["image_type"] = image_type
+            eid = insert_exposure(conn, row, run_id)
+            res.exposure_ids.append(eid)
+            res.n_rows += 1
+        return res
+
     try:
-        for path in _progress(paths, "images", progress):
-            if not os.path.exists(path):
-                raise InputError("no such file", path=path)
-            sha = sha256_file(path)
-            res = IngestResult(path=path, status="loaded")
-            with conn.transaction():
-                hdus = _image_hdus(path, hdu)
-                primary = read_header(path, 0)[0] if hdus[0] > 0 else None
-                for h in hdus:
-                    header, h_read = read_header(path, h)
-                    if primary is not None and len(hdus) > 1:
-                        header = inherit_header(primary, header)  # MEF: the primary holds the shared cards
-                    key = _resolve(path)
-                    old = _existing(conn, key, h_read)
-                    if old is not None:
-                        if old[1] == sha:
-                            res.status = "unchanged"
-                            res.exposure_ids.append(old[0])
-                            continue
-                        if not replace:
-                            raise InputError(f"already ingested as exposure {old[0]} with different content "
-                                             f"(use --replace to replace it)", path=path)
-                        conn.execute("DELETE FROM exposure WHERE id = %s", (old[0],))
-                        res.status = "replaced"
-                    km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-                    row = exposure_metadata(header, km, path=path, hdu=h_read)
-                    row["path"] = key
-                    row["sha256"] = sha
-                    if image_type:
-                        row["image_type"] = image_type
-                    eid = insert_exposure(conn, row, run_id)
-                    res.exposure_ids.append(eid)
-                    res.n_rows += 1
-            results.append(res)
-            exp_ids += res.exposure_ids
+        results = _load_files(conn, paths, on_error, one, "images", progress)
         with conn.transaction():
-            finish_run(conn, run_id, inputs=exp_ids,
-                       counts={"files": len(paths), "exposure": sum(r.n_rows for r in results),
-                               "unchanged": sum(r.status == "unchanged" for r in results)})
+            counts = _file_counts(paths, results, t0)
+            _finish(conn, run_id, paths, results, counts)
     except Exception as e:
         fail_run(conn, run_id, e)
         raise
