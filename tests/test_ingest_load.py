@@ -108,7 +108,7 @@ def test_cli_ingest_bad_file_exit_status(db_url, tmp_path):
     bad = tmp_path / "notfits.fits"
     bad.write_text("hello")
     r = CliRunner().invoke(cli, ["--db", db_url, "-q", "ingest", "catalog", str(bad)])
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # every file failed: bad input
     assert "notfits.fits" in r.output
     r = CliRunner().invoke(cli, ["--db", db_url, "-q", "ingest", "catalog", str(LCO / "ldac_test_catalog.fits")])
     assert r.exit_code == 0 and "exposure" in r.output
