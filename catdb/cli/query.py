@@ -18,6 +18,7 @@ How the query is kept read-only, in order:
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import click
@@ -28,6 +29,8 @@ FORMATS = ("table", "csv", "tsv", "json", "votable", "fits", "parquet", "ecsv")
 #: formats written by catdb.export.formats.export_query (streaming, units carried)
 _STREAMED = ("csv", "votable", "fits", "parquet", "ecsv")
 READER = "catdb_reader"
+#: queries export_query can wrap as a subquery (SHOW / EXPLAIN cannot: they go through query_table)
+_WRAPPABLE = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|VALUES|TABLE)\b", re.I)
 
 
 def reader_connection(url, timeout_s: float):
@@ -195,13 +198,8 @@ def command(obj, sql_text, fmt, output, timeout, limit, saved, params, list_save
     try:
         check_query(conn, query, bind)
         try:
-            if fmt in _STREAMED and output:
-                from ..export.formats import export_query
-
-                res = export_query(conn, query, output, fmt, params=bind, overrides=overrides, label=label)
-                if not obj.get("quiet"):
-                    click.echo(f"wrote {res.n_rows} rows, {len(res.columns)} columns to {output} ({fmt})",
-                               err=True)
+            if fmt in _STREAMED and output and (not isinstance(query, str) or _WRAPPABLE.match(query)):
+                _export(conn, query, bind, overrides, label, fmt, output, obj)
                 return
             from ..export.table import query_table
 
@@ -222,6 +220,16 @@ def command(obj, sql_text, fmt, output, timeout, limit, saved, params, list_save
         conn.close()
     _apply_overrides(t, overrides)
     _write(t, fmt, output, limit, obj)
+
+
+def _export(conn, query, bind, overrides, label, fmt, output, obj):
+    """Stream the result to the file ``output`` with catdb.export.formats.export_query
+    (bounded memory; units and descriptions carried)."""
+    from ..export.formats import export_query
+
+    res = export_query(conn, query, output, fmt, params=bind, overrides=overrides, label=label)
+    if not obj.get("quiet"):
+        click.echo(f"wrote {res.n_rows} rows, {len(res.columns)} columns to {output} ({fmt})", err=True)
 
 
 def _format(fmt, output):
@@ -280,12 +288,32 @@ def _write(t, fmt, output, limit, obj):
         return
     if output is None and fmt in ("fits", "parquet"):
         raise CatdbError(f"{fmt} output is binary: give -o FILE")
+    if fmt in ("csv", "tsv"):
+        t = _flatten_vectors(t)
     kw = {"csv": "ascii.csv", "tsv": "ascii.tab", "ecsv": "ascii.ecsv", "votable": "votable",
           "fits": "fits", "parquet": "parquet"}[fmt]
     if output:
         t.write(output, format=kw, overwrite=True)
     else:
         t.write(sys.stdout, format=kw)
+
+
+def _flatten_vectors(t):
+    """Vector columns (mag_aper, ...) as columns name_1 ... name_n (CSV/TSV have no vectors)."""
+    from astropy.table import Table
+
+    if all(t[c].ndim == 1 for c in t.colnames):
+        return t
+    out = Table()
+    for c in t.colnames:  # a loop over columns
+        col = t[c]
+        if col.ndim == 1:
+            out[c] = col
+            continue
+        for k in range(col.shape[1]):
+            out[f"{c}_{k + 1}"] = col[:, k]
+            out[f"{c}_{k + 1}"].unit, out[f"{c}_{k + 1}"].description = col.unit, col.description
+    return out
 
 
 def _terminal_rows() -> int:
