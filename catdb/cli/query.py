@@ -155,7 +155,7 @@ Examples:
   catdb query --saved lightcurve --param track_id=503 -o lc.vot
   catdb query --saved calibrated-catalog --param exposure_id=7 -o e7.fits
   catdb query --saved stage-runs --param stage=calibrate""")
-@click.argument("sql_text", metavar="SQL", required=False)
+@click.argument("sql_text", metavar="[SQL]", required=False)
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default=None,
               help="Output format (default: table on stdout, else from the -o extension: "
                    ".csv .tsv .json .vot/.xml .fits .parquet .ecsv .txt).")
