@@ -173,6 +173,8 @@ def test_saved_lightcurve_of_the_asteroid_follows_manifest(night, tmp_path):
                        "JOIN exposure e ON e.id = d.exposure_id WHERE td.track_id = %s ORDER BY e.mjd_mid",
                        (tid,)).fetchall()
     assert np.allclose(np.asarray(det["mag_auto"]), [r[0] for r in ref])
+    # no calibrate run: no calibrated magnitude, and no error for it either
+    assert np.ma.getmaskarray(det["mag"]).all() and np.ma.getmaskarray(det["mag_err"]).all()
 
 
 def test_saved_lightcurve_of_an_object(night):
@@ -242,3 +244,23 @@ def test_saved_stage_runs(night):
     assert r.exit_code == 1 and "not both" in r.output
     r = q(url, "--param", "a=1", "SELECT 1", ok=False)
     assert r.exit_code == 1 and "--saved" in r.output
+
+
+def test_saved_lightcurve_is_calibrated_after_calibrate(night):
+    """After relative (ensemble) calibration, mag = MAG_AUTO + the exposure's zeropoint."""
+    from catdb.stages import run_stage
+
+    url, conn, info = night
+    run_stage("calibrate", conn=conn, params={"method": "relative"}, progress=False)
+    conn.commit()
+    zp = dict(conn.execute("SELECT exposure_id, zp FROM zeropoint WHERE ok").fetchall())
+    assert len(zp) >= 6
+    oid = conn.execute("SELECT id FROM object ORDER BY n_detections DESC, id LIMIT 1").fetchone()[0]
+    t = _read(q(url, "-f", "csv", "--saved", "lightcurve", "--param", f"object_id={oid}").stdout, "ascii.csv")
+    cal = ~np.ma.getmaskarray(t["mag"])
+    assert cal.sum() == sum(e in zp for e in t["exposure_id"]) >= 6
+    expect = np.array([m + zp[e] for m, e in zip(t["mag_auto"][cal], t["exposure_id"][cal])])
+    assert np.allclose(t["mag"][cal], expect, atol=1e-5)
+    assert np.all(t["mag_err"][cal] >= t["magerr_auto"][cal] - 1e-7)
+    # the star's calibrated light curve is flatter than its instrumental one (airmass, transparency)
+    assert np.std(t["mag"][cal]) <= np.std(t["mag_auto"][cal]) + 1e-3

@@ -103,7 +103,7 @@ _ZP = """(SELECT DISTINCT ON (exposure_id) exposure_id, band, zp, zp_err
 _LC_OBJECT = f"""
 SELECT 'detection'::text AS source, d.exposure_id, e.mjd_mid, e.filter, z.band,
        d.mag_auto + z.zp AS mag,
-       sqrt(d.magerr_auto ^ 2 + coalesce(z.zp_err, 0) ^ 2) AS mag_err,
+       CASE WHEN z.zp IS NOT NULL THEN sqrt(d.magerr_auto ^ 2 + coalesce(z.zp_err, 0) ^ 2) END AS mag_err,
        d.mag_auto, d.magerr_auto, d.flux_auto AS flux, d.fluxerr_auto AS flux_err,
        d.ra, d.dec, d.flags, d.id AS detection_id
 FROM detection_object dob
@@ -122,7 +122,7 @@ ORDER BY mjd_mid, source
 _LC_TRACK = f"""
 SELECT 'detection'::text AS source, d.exposure_id, e.mjd_mid, e.filter, z.band,
        d.mag_auto + z.zp AS mag,
-       sqrt(d.magerr_auto ^ 2 + coalesce(z.zp_err, 0) ^ 2) AS mag_err,
+       CASE WHEN z.zp IS NOT NULL THEN sqrt(d.magerr_auto ^ 2 + coalesce(z.zp_err, 0) ^ 2) END AS mag_err,
        d.mag_auto, d.magerr_auto, d.flux_auto AS flux, d.fluxerr_auto AS flux_err,
        d.ra, d.dec, d.flags + CASE WHEN td.outlier THEN 65536 ELSE 0 END AS flags, d.id AS detection_id
 FROM track_detection td
