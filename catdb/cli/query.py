@@ -1,11 +1,147 @@
-"""catdb query: read-only SQL with a statement timeout."""
+"""catdb query: one read-only SQL query (or a named saved query) with a statement timeout.
+
+How the query is kept read-only, in order:
+
+1. the connection logs in as the role ``catdb_reader`` (SELECT only) when the server
+   lets it (the embedded server does: local ``trust``); otherwise it logs in as the
+   configured user and runs ``SET ROLE catdb_reader`` (a superuser login could then
+   switch back with ``set_config('role', ...)`` inside the query: give catdb_reader a
+   password and put it in ``CATDB_READER_URL`` on such servers);
+2. the transaction is read-only (``default_transaction_read_only``) and has a
+   statement timeout (``--timeout``, default 300 s);
+3. the text is parsed by the server as ONE prepared statement (the extended protocol
+   refuses ``;``-separated commands, so nothing can COMMIT and start a writable
+   transaction) and must return rows: INSERT/UPDATE/DELETE/DDL/SET/COPY are refused
+   before they run;
+4. saved-query values are bound by the server, never formatted into the SQL.
+"""
 from __future__ import annotations
 
+import os
+import re
 import sys
 
 import click
 
 from ..errors import CatdbError
+
+FORMATS = ("table", "csv", "tsv", "json", "votable", "fits", "parquet", "ecsv")
+#: formats written by catdb.export.formats.export_query (streaming, units carried)
+_STREAMED = ("csv", "votable", "fits", "parquet", "ecsv")
+READER = "catdb_reader"
+#: queries export_query can wrap as a subquery (SHOW / EXPLAIN cannot: they go through query_table)
+_WRAPPABLE = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|VALUES|TABLE)\b", re.I)
+
+
+def reader_connection(url, timeout_s: float):
+    """A read-only connection for user SQL: logged in as ``catdb_reader`` when possible.
+
+    Parameters
+    ----------
+    url : str or None
+        Database URL (``--db``); ``CATDB_READER_URL`` overrides it for the reader login.
+    timeout_s : float
+        Statement timeout [s].
+
+    Returns
+    -------
+    psycopg.Connection
+        In a read-only transaction, as ``catdb_reader`` (login or ``SET ROLE``) when the role exists.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        ``timeout_s`` not positive; the server cannot be reached.
+    """
+    from ..db.engine import connect, resolve_url
+    from ..errors import DatabaseUnavailable
+
+    if not timeout_s > 0:
+        raise CatdbError(f"--timeout {timeout_s!r}: expected a positive number of seconds")
+    ms = max(1, int(round(timeout_s * 1000)))
+    reader_url = os.environ.get("CATDB_READER_URL")
+    url = resolve_url(url)
+    try:
+        if reader_url:
+            return connect(reader_url, read_only=True, statement_timeout_ms=ms)
+        return connect(url, read_only=True, statement_timeout_ms=ms, user=READER)
+    except DatabaseUnavailable:
+        if reader_url:
+            raise
+    conn = connect(url, read_only=True, statement_timeout_ms=ms)
+    if conn.execute("SELECT pg_has_role(%s, 'MEMBER') FROM pg_roles WHERE rolname = %s",
+                    (READER, READER)).fetchone():
+        conn.execute("SET ROLE catdb_reader")
+    return conn
+
+
+def check_query(conn, query, params=None) -> None:
+    """Refuse anything but ONE statement that returns rows, before it runs.
+
+    The server parses ``query`` as an unnamed prepared statement (extended query
+    protocol: several ``;``-separated commands are a parse error) and describes it:
+    a statement without result columns (INSERT/UPDATE/DELETE without RETURNING, DDL,
+    SET, COPY, transaction control) is refused.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    query : str or psycopg.sql.Composable
+    params : dict, optional
+        Values the query will be run with.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        Several statements, a syntax or name error, or a statement that returns no rows.
+    """
+    import psycopg
+    from psycopg import pq
+
+    # the text the server parses; values are quoted by psycopg here only for the check
+    # (the query itself runs with the values bound)
+    text = psycopg.ClientCursor(conn).mogrify(query, params)
+    res = conn.pgconn.prepare(b"", text.encode())
+    if res.status != pq.ExecStatus.COMMAND_OK:
+        msg = (res.error_message or b"").decode(errors="replace").strip()
+        msg = msg.removeprefix("ERROR:").strip()
+        if "multiple commands" in msg:
+            raise CatdbError("catdb query runs ONE statement: the text holds several (';'-separated); "
+                             "run them one at a time")
+        raise CatdbError(f"query failed: {msg}")
+    desc = conn.pgconn.describe_prepared(b"")
+    if desc.status != pq.ExecStatus.COMMAND_OK or desc.nfields == 0:
+        raise CatdbError("catdb query is read-only and runs one query that returns rows (SELECT, WITH, "
+                         "VALUES, TABLE, SHOW, EXPLAIN); this statement returns none (INSERT, UPDATE, DELETE, "
+                         "CREATE, DROP, SET, COPY and transaction control are refused)")
+
+
+def _parse_params(pairs):
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise CatdbError(f"--param {p!r}: expected KEY=VALUE")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _translate(e, timeout):
+    """A psycopg error (or catdb's wrapping of one) as a CatdbError with a clear message."""
+    import psycopg
+
+    if isinstance(e, psycopg.errors.QueryCanceled) or "statement timeout" in str(e):
+        return CatdbError(f"query cancelled after the {timeout:g} s statement timeout (--timeout)")
+    if isinstance(e, (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):
+        return CatdbError(f"catdb query is read-only: {e.diag.message_primary}")
+    if isinstance(e, psycopg.errors.SyntaxError):
+        return CatdbError(f"query failed: {e.diag.message_primary} (catdb query runs one statement)")
+    if isinstance(e, CatdbError):
+        msg = str(e)
+        if "read-only" in msg or "permission denied" in msg:
+            return CatdbError(f"catdb query is read-only: {msg}")
+        return e
+    return CatdbError(f"query failed: {str(e).strip()}")
 
 
 @click.command("query", epilog="""\b
@@ -13,60 +149,209 @@ Examples:
   catdb query "SELECT id, filter, mjd_mid, fwhm FROM exposure ORDER BY mjd_mid"
   catdb query "SELECT * FROM detection WHERE q3c_radial_query(ra, dec, 124.63, 25.34, 0.01)"
   catdb query -f votable -o dets.vot "SELECT ra, dec, mag_auto FROM detection LIMIT 1000"
-  catdb query -f csv "SELECT stage, status, counts FROM stage_run" > runs.csv""")
-@click.argument("sql_text", metavar="SQL")
-@click.option("-f", "--format", "fmt", type=click.Choice(["table", "csv", "votable", "fits", "ecsv"]),
-              default="table", show_default=True)
+  catdb query -f csv "SELECT stage, status, counts FROM stage_run" > runs.csv
+  catdb query --list-saved
+  catdb query --saved cone --param ra=124.6266 --param dec=25.3429 --param radius_arcsec=3
+  catdb query --saved lightcurve --param track_id=503 -o lc.vot
+  catdb query --saved calibrated-catalog --param exposure_id=7 -o e7.fits
+  catdb query --saved stage-runs --param stage=calibrate""")
+@click.argument("sql_text", metavar="[SQL]", required=False)
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Output format (default: table on stdout, else from the -o extension: "
+                   ".csv .tsv .json .vot/.xml .fits .parquet .ecsv .txt).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
-@click.option("--timeout", default=60.0, show_default=True, help="Statement timeout in seconds.")
+@click.option("--timeout", default=300.0, show_default=True, type=float, help="Statement timeout in seconds.")
 @click.option("--limit", default=None, type=int, help="Show at most this many rows (format table).")
+@click.option("--saved", metavar="NAME", help="Run a named saved query (see --list-saved) instead of SQL.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="Parameter of the saved query (repeatable); values are bound, never pasted into SQL.")
+@click.option("--list-saved", is_flag=True, help="List the saved queries and their parameters.")
 @click.pass_obj
-def command(obj, sql_text, fmt, output, timeout, limit):
-    """Run SQL read-only (a read-only transaction with a statement timeout).
+def command(obj, sql_text, fmt, output, timeout, limit, saved, params, list_saved):
+    """Run ONE SQL query read-only: as role catdb_reader, in a read-only
+    transaction, with a statement timeout; or a named saved query (--saved).
 
     Result columns keep the units and descriptions of the columns they come
-    from, so VOTable/FITS output opens in TOPCAT with units.
+    from, so VOTable/FITS/Parquet/ECSV output opens in TOPCAT with units.
     """
-    import psycopg
+    from ..export.saved import list_saved as _list, saved_query
 
-    from ..db.engine import connect
-    from ..export.table import query_table
-
-    with connect(obj["url"], read_only=True, statement_timeout_ms=int(timeout * 1000)) as conn:
-        if conn.execute("SELECT pg_has_role('catdb_reader', 'MEMBER') FROM pg_roles "
-                        "WHERE rolname = 'catdb_reader'").fetchone():
-            conn.execute("SET ROLE catdb_reader")
+    if list_saved:
+        click.echo(_saved_listing(_list()))
+        return
+    if saved and sql_text:
+        raise CatdbError("give either SQL or --saved NAME, not both")
+    if params and not saved:
+        raise CatdbError("--param is for saved queries (--saved NAME)")
+    if not saved and not (sql_text and sql_text.strip()):
+        raise CatdbError("give a query (catdb query \"SELECT ...\") or --saved NAME (catdb query --list-saved)")
+    if limit is not None and limit < 0:
+        raise CatdbError(f"--limit {limit}: expected a number of rows >= 0")
+    fmt = _format(fmt, output)
+    if saved:
+        query, bind, overrides = saved_query(saved, _parse_params(params))
+        label = f"catdb query --saved {saved} " + " ".join(f"--param {p}" for p in params)
+    else:
+        query, bind, overrides = sql_text.strip().rstrip(";").strip(), None, None
+        label = query
+    conn = reader_connection(obj["url"], timeout)
+    try:
+        check_query(conn, query, bind)
         try:
-            t = query_table(conn, sql_text, single_statement=True)
-        except psycopg.errors.QueryCanceled:
-            raise CatdbError(f"query cancelled after the {timeout:g} s statement timeout (--timeout)") from None
-        except (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege) as e:
-            raise CatdbError(f"catdb query is read-only: {e.diag.message_primary}") from None
-        except psycopg.errors.SyntaxError as e:
-            raise CatdbError(f"query failed: {e.diag.message_primary} (catdb query runs one statement)") from None
-        except psycopg.Error as e:
-            raise CatdbError(f"query failed: {str(e).strip()}") from None
+            if fmt in _STREAMED and output and (not isinstance(query, str) or _WRAPPABLE.match(query)):
+                _export(conn, query, bind, overrides, label, fmt, output, obj)
+                return
+            from ..export.table import query_table
+
+            t = query_table(conn, query, bind, single_statement=True)
+        except Exception as e:  # noqa: BLE001 - psycopg errors and catdb's wrapping of them
+            import psycopg
+
+            if isinstance(e, (psycopg.Error, CatdbError)):
+                raise _translate(e, timeout) from None
+            raise
+    finally:
+        # never commit: a few functions write even in a read-only transaction
+        # (lo_from_bytea, lo_create); rolling back discards what they did
+        try:
+            conn.rollback()
+        except Exception:  # noqa: BLE001 - a dead connection: closing discards the transaction too
+            pass
+        conn.close()
+    _apply_overrides(t, overrides)
+    _write(t, fmt, output, limit, obj)
+
+
+def _export(conn, query, bind, overrides, label, fmt, output, obj):
+    """Stream the result to the file ``output`` with catdb.export.formats.export_query
+    (bounded memory; units and descriptions carried)."""
+    from ..export.formats import export_query
+
+    res = export_query(conn, query, output, fmt, params=bind, overrides=overrides, label=label)
+    if not obj.get("quiet"):
+        click.echo(f"wrote {res.n_rows} rows, {len(res.columns)} columns to {output} ({fmt})", err=True)
+
+
+def _format(fmt, output):
+    if fmt:
+        return fmt
+    if not output:
+        return "table"
+    ext = os.path.splitext(output)[1].lower()
+    by_ext = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".vot": "votable",
+              ".xml": "votable", ".votable": "votable", ".fits": "fits", ".fit": "fits", ".fts": "fits",
+              ".parquet": "parquet", ".pq": "parquet", ".ecsv": "ecsv", ".txt": "table"}
+    if ext not in by_ext:
+        raise CatdbError(f"cannot tell the format of {output!r} from its extension; give -f "
+                         f"({', '.join(FORMATS)})")
+    return by_ext[ext]
+
+
+def _apply_overrides(t, overrides):
+    if not overrides:
+        return
+    import warnings
+
+    import astropy.units as u
+
+    for name, (unit, desc) in overrides.items():
+        if name in t.colnames:
+            if unit:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", u.UnitsWarning)
+                    t[name].unit = u.Unit(unit, parse_strict="silent")
+            if desc:
+                t[name].description = desc
+
+
+def _write(t, fmt, output, limit, obj):
     if fmt == "table":
-        text = "\n".join(t.pformat(max_lines=(limit + 4) if limit else -1, max_width=-1))
-        _emit(text + "\n", output)
-        if not obj["quiet"]:
+        lines = t.pformat(max_lines=(limit + 4) if limit is not None else -1, max_width=-1)
+        text = "\n".join(lines) + "\n"
+        if output:
+            with open(output, "w") as f:
+                f.write(text)
+        elif sys.stdout.isatty() and len(lines) + 2 > _terminal_rows():
+            click.echo_via_pager(text)
+        else:
+            click.echo(text, nl=False)
+        if not obj.get("quiet"):
             click.echo(f"({len(t)} rows)", err=True)
         return
-    if output is None and fmt in ("votable", "fits"):
-        if fmt == "fits":
-            raise CatdbError("FITS output needs -o FILE")
-        t.write(sys.stdout, format="votable")
+    if fmt == "json":
+        text = _to_json(t)
+        if output:
+            with open(output, "w") as f:
+                f.write(text)
+        else:
+            click.echo(text)
         return
-    kw = {"format": {"csv": "ascii.csv", "ecsv": "ascii.ecsv", "votable": "votable", "fits": "fits"}[fmt]}
+    if output is None and fmt in ("fits", "parquet"):
+        raise CatdbError(f"{fmt} output is binary: give -o FILE")
+    if fmt in ("csv", "tsv"):
+        t = _flatten_vectors(t)
+    kw = {"csv": "ascii.csv", "tsv": "ascii.tab", "ecsv": "ascii.ecsv", "votable": "votable",
+          "fits": "fits", "parquet": "parquet"}[fmt]
     if output:
-        t.write(output, overwrite=True, **kw)
+        t.write(output, format=kw, overwrite=True)
     else:
-        t.write(sys.stdout, **kw)
+        t.write(sys.stdout, format=kw)
 
 
-def _emit(text, output):
-    if output:
-        with open(output, "w") as f:
-            f.write(text)
+def _flatten_vectors(t):
+    """Vector columns (mag_aper, ...) as columns name_1 ... name_n (CSV/TSV have no vectors)."""
+    from astropy.table import Table
+
+    if all(t[c].ndim == 1 for c in t.colnames):
+        return t
+    out = Table()
+    for c in t.colnames:  # a loop over columns
+        col = t[c]
+        if col.ndim == 1:
+            out[c] = col
+            continue
+        for k in range(col.shape[1]):
+            out[f"{c}_{k + 1}"] = col[:, k]
+            out[f"{c}_{k + 1}"].unit, out[f"{c}_{k + 1}"].description = col.unit, col.description
+    return out
+
+
+def _terminal_rows() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).lines
+
+
+def _to_json(t) -> str:
+    """``{"columns": [{name, unit, description}], "rows": [{name: value}]}``; NULL/NaN -> null."""
+    import json
+
+    cols = [{"name": c, "unit": str(t[c].unit) if t[c].unit is not None else None,
+             "description": t[c].description} for c in t.colnames]
+    if len(t) == 0:
+        rows = "[]"
     else:
-        click.echo(text, nl=False)
+        df = t.to_pandas() if all(t[c].ndim == 1 for c in t.colnames) else None
+        if df is None:  # vector columns: pandas cannot hold them; lists per cell
+            import numpy as np
+
+            data = {c: (np.ma.filled(t[c], np.nan).tolist()) for c in t.colnames}
+            import pandas as pd
+
+            df = pd.DataFrame({c: list(v) for c, v in data.items()})
+        rows = df.to_json(orient="records", double_precision=15)
+    head = json.dumps({"columns": cols, "n_rows": len(t)})
+    return head[:-1] + ', "rows": ' + rows + "}"
+
+
+def _saved_listing(queries) -> str:
+    out = []
+    for q in queries:
+        out.append(f"{q.name}: {q.description}")
+        for p in q.params:
+            req = "required" if p.required else (f"default {p.default}" if p.default is not None else "optional")
+            ch = f"; one of {', '.join(p.choices)}" if p.choices else ""
+            out.append(f"    {p.name} ({p.type}, {req}{ch}): {p.help}")
+        if q.example:
+            out.append(f"    e.g. {q.example}")
+    return "\n".join(out)
