@@ -6,8 +6,8 @@ count and an md5 of its rows, the relations, the roles, the large objects) and c
 a superuser backend opened by the test is still alive; each attempt must exit non-zero with
 a message saying why, and leave the fingerprint unchanged.
 
-Holes found in code this suite does not own are ``xfail(strict=True)`` with the reason:
-they turn into failures (and must be un-marked) when fixed.
+The holes it found (multiple statements through ``catdb export`` / ``--where``, a reader
+session that committed) are fixed: ``catdb.db.safety.check_query`` and ``reader_session``.
 """
 from __future__ import annotations
 
@@ -170,10 +170,6 @@ def test_query_never_commits(loaded, victim, tmp_path, query, fmt):
     assert fingerprint(loaded) == before
 
 
-@pytest.mark.xfail(strict=True, reason="catdb export runs in 'with _reader(...) as conn', and psycopg commits "
-                                       "on leaving the block: large-object functions write in a read-only "
-                                       "transaction and the write is kept. Fix: conn.rollback() before close "
-                                       "in catdb/cli/export.py (as catdb.cli.query does)")
 def test_export_never_commits(loaded, victim, tmp_path):
     before = fingerprint(loaded)
     cli_run(loaded, "export", "SELECT lo_from_bytea(0, 'x'::bytea) AS o", "-o", str(tmp_path / "x.csv"))
@@ -281,14 +277,12 @@ HOLE = ("catdb export / export catalog / stage --where compose user SQL into tex
         "Stage.select with prepare=True")
 
 
-@pytest.mark.xfail(strict=True, reason=HOLE)
 def test_export_sql_source_cannot_run_second_statement(loaded, victim, tmp_path):
     assert_refused(loaded, victim, ["export", "SELECT 1 AS a) AS x; COMMIT; BEGIN READ WRITE; RESET ROLE; "
                                     "CREATE TABLE pwned_src (a int); COMMIT; BEGIN; SELECT * FROM (SELECT 1 AS a",
                                     "-o", str(tmp_path / "x.csv")])
 
 
-@pytest.mark.xfail(strict=True, reason=HOLE)
 def test_export_where_cannot_run_second_statement(loaded, victim, tmp_path):
     assert_refused(loaded, victim, ["export", "exposure", "-o", str(tmp_path / "x.csv"), "--where",
                                     "true)) AS _src LIMIT 0; COMMIT; BEGIN READ WRITE; RESET ROLE; "
@@ -296,7 +290,6 @@ def test_export_where_cannot_run_second_statement(loaded, victim, tmp_path):
                                     "SELECT * FROM (SELECT * FROM (SELECT * FROM exposure) AS _q WHERE (true"])
 
 
-@pytest.mark.xfail(strict=True, reason=HOLE)
 def test_export_catalog_where_cannot_run_second_statement(loaded, victim, tmp_path):
     assert_refused(loaded, victim, ["export", "catalog", "-o", str(tmp_path / "x.csv"), "--where",
                                     "true)) AS _src LIMIT 0; COMMIT; BEGIN READ WRITE; RESET ROLE; "
@@ -317,7 +310,6 @@ def test_stage_where_bad_condition_is_a_clear_error(loaded, victim):
         {k: v for k, v in before.items() if k != "stage_run"}
 
 
-@pytest.mark.xfail(strict=True, reason=HOLE)
 def test_stage_where_cannot_run_second_statement(loaded, victim):
     before = fingerprint(loaded)
     r = cli_run(loaded, "stage", "exposure-summary", "--where",

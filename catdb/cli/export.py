@@ -31,7 +31,9 @@ def _reader(obj, timeout):
     if conn.execute("SELECT pg_has_role('catdb_reader', 'MEMBER') FROM pg_roles "
                     "WHERE rolname = 'catdb_reader'").fetchone():
         conn.execute("SET ROLE catdb_reader")
-    return conn
+    from ..db.safety import reader_session
+
+    return reader_session(conn)  # rolled back and closed, never committed
 
 
 def _done(obj, res):

@@ -739,6 +739,9 @@ def export_query(conn, query, path, fmt: str | None = None, *, params=None, over
     if isinstance(query, str):
         query = sql.SQL(query.strip().rstrip(";"))
     info = label or query.as_string(conn)
+    from ..db.safety import check_query
+
+    check_query(conn, query, params)  # one statement returning rows: refuses "...; COMMIT; ..."
     described = describe(conn, query, params, overrides=overrides, text_lengths=(fmt == "fits"))
     cols = described.columns
     if not cols:

@@ -126,7 +126,8 @@ class Stage:
         if ctx.where:
             q = q + sql.SQL(" AND ({w})").format(w=sql.SQL(ctx.where))
         q = q + sql.SQL(" ORDER BY e.id")
-        return [r[0] for r in ctx.conn.execute(q).fetchall()]
+        # prepared (extended protocol): a --where holding "...; other statement" is a parse error
+        return [r[0] for r in ctx.conn.execute(q, prepare=True).fetchall()]
 
     def replace(self, ctx: StageContext) -> int:
         """Delete what earlier runs of this stage wrote for the selected inputs; returns rows deleted."""
