@@ -270,13 +270,6 @@ def test_export_where_cannot_write(loaded, victim, tmp_path):
                    "detection_id_seq")
 
 
-HOLE = ("catdb export / export catalog / stage --where compose user SQL into text run with psycopg's "
-        "simple query protocol (conn.execute without parameters), which runs ';'-separated statements: "
-        "COMMIT; BEGIN READ WRITE; RESET ROLE escapes the read-only reader session. Fix: parse the composed "
-        "query once as a prepared statement (catdb.cli.query.check_query) before describe()/COPY, and run "
-        "Stage.select with prepare=True")
-
-
 def test_export_sql_source_cannot_run_second_statement(loaded, victim, tmp_path):
     assert_refused(loaded, victim, ["export", "SELECT 1 AS a) AS x; COMMIT; BEGIN READ WRITE; RESET ROLE; "
                                     "CREATE TABLE pwned_src (a int); COMMIT; BEGIN; SELECT * FROM (SELECT 1 AS a",
