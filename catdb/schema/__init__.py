@@ -3,5 +3,6 @@ from .tables import (ALL_TABLES, QUALITY_FLAGS, catdb_info, column_description, 
                      detection_object, exposure, exposure_qa, exposure_summary, forced_source, image_product, ledger,
                      lightcurve_period, metadata, object_, refcat_source, stage_run, survivor, track,
                      track_detection, zeropoint)
+from .xmatch_tables import xmatch
 
 __all__ = [n for n in dir() if not n.startswith("_")]
