@@ -166,3 +166,13 @@ def test_kdtree_matches_brute_force_across_ra_wrap():
     assert np.array_equal(i, np.flatnonzero(ok)) and np.array_equal(j, best[ok])
     ia, ja, ra_ = match_unit_vectors(a, b, 2.0, mode="all")
     assert len(ia) == int((ang < 2.0).sum()) and np.array_equal(ja[ra_ == 1], best[ok])
+
+
+def test_dec_bands_give_the_same_pairs(conn, ldac):
+    w = f"e.id = {ldac}"
+    one = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": "all"})
+    p1 = pairs(conn, one.run_id)
+    many = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": "all",
+                                                           "band_rows": "50"})
+    assert one.counts["bands"] == 1 and many.counts["bands"] >= 15
+    assert pairs(conn, many.run_id) == p1

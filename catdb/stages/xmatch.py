@@ -15,8 +15,8 @@ and writes one ``xmatch`` row per pair: the nearest counterpart only (``mode=nea
 How (measured in ``bench/bench_xmatch.py``): the selected detections are split into
 declination bands of at most ``band_rows`` rows (edges at dec quantiles); for each band
 the detections and the counterparts inside the band widened by the radius (and the largest
-proper-motion displacement) are fetched with ``COPY`` (:func:`catdb.db.copy.fetch_arrays`)
-and matched with a k-d tree on unit vectors (:class:`scipy.spatial.cKDTree`; chord
+proper-motion displacement) are fetched as one row of binary column aggregates
+(:func:`fetch_columns`; 4x faster than COPY TO + CSV at 10^6 rows) and matched with a k-d tree on unit vectors (:class:`scipy.spatial.cKDTree`; chord
 distance 2 sin(theta/2) is monotonic in the angle, so the nearest neighbour is the
 angular nearest neighbour and the radius test is exact); the pairs go back with ``COPY``.
 This beats the q3c ``LATERAL`` nearest join by a large factor at 10^6 rows and gives the
@@ -45,7 +45,7 @@ from __future__ import annotations
 import numpy as np
 from psycopg import sql
 
-from ..db.copy import copy_table, fetch_arrays
+from ..db.copy import copy_table
 from ..errors import CatdbError
 from ..spatial import cone_condition
 from .base import Param, Stage, StageContext, register
@@ -136,6 +136,48 @@ def match_unit_vectors(det, ref, radius_arcsec, mode="nearest"):
     return i, j, np.arange(len(i)) - start + 1
 
 
+def fetch_columns(conn, from_where, params, columns):
+    """Columns of a selection as numpy arrays, in one row of binary aggregates.
+
+    ``string_agg(float8send(x), '')`` packs a column into one ``bytea`` of big-endian values on
+    the server; all aggregates of one query see the rows in the same order, so the arrays are
+    aligned.  About 4x faster than ``COPY ... TO STDOUT`` + CSV parsing for 10^6 rows (psycopg
+    reads COPY output one row at a time).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    from_where : psycopg.sql.Composable
+        ``FROM ... WHERE ...`` of the selection.
+    params : dict
+        Values bound to its placeholders.
+    columns : dict of str -> (str, str)
+        Output name -> (SQL expression, ``'int64'`` or ``'float64'``).  NULL floats become
+        NaN; NULL integers are not allowed (they would misalign the arrays).
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray, shape (N,)
+    """
+    aggs = []
+    for expr, kind in columns.values():
+        if kind == "int64":
+            aggs.append(sql.SQL("string_agg(int8send(({})::bigint), ''::bytea)").format(sql.SQL(expr)))
+        else:
+            aggs.append(sql.SQL("string_agg(coalesce(float8send(({})::float8), float8send('NaN'::float8)), "
+                                "''::bytea)").format(sql.SQL(expr)))
+    q = sql.SQL("SELECT count(*), {} {}").format(sql.SQL(", ").join(aggs), from_where)
+    row = conn.execute(q, params, binary=True).fetchone()
+    n = row[0]
+    out = {}
+    for (name, (_, kind)), buf in zip(columns.items(), row[1:]):
+        a = np.frombuffer(buf, ">i8" if kind == "int64" else ">f8") if buf is not None else np.zeros(0)
+        if len(a) != n:
+            raise CatdbError(f"column {name}: NULL values in an integer column of the selection")
+        out[name] = a.astype(np.int64 if kind == "int64" else np.float64)
+    return out
+
+
 @register
 class Xmatch(Stage):
     name = "xmatch"
@@ -175,8 +217,8 @@ class Xmatch(Stage):
                 raise CatdbError("parameter use_pm: proper motions apply to reference catalogues, not to "
                                  f"the detection set {ref!r}")
             return "detection", cond
-        cats = [r[0] for r in ctx.execute("SELECT DISTINCT catalog FROM refcat_source ORDER BY 1").fetchall()]
-        if ref not in cats:
+        if not ctx.execute("SELECT EXISTS (SELECT 1 FROM refcat_source WHERE catalog = %s)", (ref,)).fetchone()[0]:
+            cats = [r[0] for r in ctx.execute("SELECT DISTINCT catalog FROM refcat_source ORDER BY 1").fetchall()]
             raise CatdbError(f"parameter refcat: no reference catalogue named {ref!r} in refcat_source; "
                              f"catalogues present: {', '.join(cats) or 'none (catdb ingest refcat FILE --catalog NAME)'}"
                              f"; or use 'detections:<SQL on exposure e>'")
@@ -221,10 +263,10 @@ class Xmatch(Stage):
         for b, (lo, hi) in enumerate(edges):  # loop over dec bands (memory bound), not rows
             last = b == len(edges) - 1
             band = sql.SQL("d.dec >= %(lo)s AND d.dec {} %(hi)s").format(sql.SQL("<=" if last else "<"))
-            det = fetch_arrays(ctx.conn, sql.SQL(
-                "SELECT d.id, d.exposure_id, d.ra, d.dec FROM detection d WHERE {} AND {}").format(det_cond, band),
-                {**det_bind, "lo": lo, "hi": hi},
-                {"id": "int64", "exposure_id": "int64", "ra": "float64", "dec": "float64"})
+            det = fetch_columns(ctx.conn, sql.SQL("FROM detection d WHERE {} AND {}").format(det_cond, band),
+                                {**det_bind, "lo": lo, "hi": hi},
+                                {"id": ("d.id", "int64"), "exposure_id": ("d.exposure_id", "int64"),
+                                 "ra": ("d.ra", "float64"), "dec": ("d.dec", "float64")})
             if len(det["id"]) == 0:
                 continue
             rlo, rhi = lo - margin_deg, hi + margin_deg
@@ -267,6 +309,8 @@ class Xmatch(Stage):
         if n_det == 0:
             return []
         nb = max(1, int(np.ceil(n_det / band_rows)))
+        if nb == 1:
+            return [(-90.0, 90.0)]
         qs = [k / nb for k in range(nb + 1)]
         vals = ctx.execute(sql.SQL("SELECT percentile_disc(%(qs)s::float8[]) WITHIN GROUP (ORDER BY d.dec) "
                                    "FROM detection d WHERE {}").format(det_cond), {**bind, "qs": qs}).fetchone()[0]
@@ -318,16 +362,15 @@ class Xmatch(Stage):
     def _fetch_refcat(self, ctx, refcat, lo, hi, cone):
         q, b = self._with_cone(sql.SQL("r.catalog = %(refcat)s AND r.dec >= %(lo)s AND r.dec <= %(hi)s"),
                                {"refcat": refcat, "lo": lo, "hi": hi}, cone)
-        return fetch_arrays(ctx.conn, sql.SQL(
-            "SELECT r.id, r.ra, r.dec, r.pmra, r.pmdec, r.epoch FROM refcat_source r WHERE {}").format(q), b,
-            {"id": "int64", "ra": "float64", "dec": "float64", "pmra": "float64", "pmdec": "float64",
-             "epoch": "float64"})
+        return fetch_columns(ctx.conn, sql.SQL("FROM refcat_source r WHERE {}").format(q), b,
+                             {k: (f"r.{k}", "int64" if k == "id" else "float64")
+                              for k in ("id", "ra", "dec", "pmra", "pmdec", "epoch")})
 
     def _fetch_detections(self, ctx, ref_ex, lo, hi, cone):
         q, b = self._with_cone(sql.SQL("r.exposure_id = ANY(%(rex)s) AND r.dec >= %(lo)s AND r.dec <= %(hi)s"),
                                {"rex": ref_ex, "lo": lo, "hi": hi}, cone)
-        return fetch_arrays(ctx.conn, sql.SQL("SELECT r.id, r.ra, r.dec FROM detection r WHERE {}").format(q), b,
-                            {"id": "int64", "ra": "float64", "dec": "float64"})
+        return fetch_columns(ctx.conn, sql.SQL("FROM detection r WHERE {}").format(q), b,
+                             {k: (f"r.{k}", "int64" if k == "id" else "float64") for k in ("id", "ra", "dec")})
 
     def _match_pm(self, det, dvec, ref, epochs, radius, mode):
         """Match exposure by exposure with the stars moved to that exposure's epoch."""
