@@ -148,6 +148,8 @@ def test_detection_set_and_errors(conn, ldac, db_url):
                         ).fetchone()[0] == "failed"
     with pytest.raises(StageError, match="radius"):
         run_stage("xmatch", conn=conn, params={"refcat": "gaia-dr2", "radius": "-1"})
+    with pytest.raises(StageError, match="not a valid SQL condition on exposure e"):
+        run_stage("xmatch", conn=conn, where=f"e.id = {ldac}", params={"refcat": "detections:e.nope = 1"})
     res = CliRunner().invoke(cli, ["--db", db_url, "-q", "stage", "xmatch", "--param", "refcat=nope"])
     assert res.exit_code != 0 and "nope" in res.output
 

@@ -18,7 +18,8 @@ the detections and the counterparts inside the band widened by the radius (and t
 proper-motion displacement) are fetched as one row of binary column aggregates
 (:func:`fetch_columns`; 4x faster than COPY TO + CSV at 10^6 rows) and matched with a k-d tree on unit vectors (:class:`scipy.spatial.cKDTree`; chord
 distance 2 sin(theta/2) is monotonic in the angle, so the nearest neighbour is the
-angular nearest neighbour and the radius test is exact); the pairs go back with ``COPY``.
+angular nearest neighbour and the radius test is exact); the pairs go back with ``COPY``
+(:func:`catdb.db.copy.copy_table`).
 This beats the q3c ``LATERAL`` nearest join by a large factor at 10^6 rows and gives the
 same pairs (tested); memory is bounded by the band size.  The reference side is narrowed
 with q3c cones around the selected exposures (:func:`catdb.spatial.cone_condition`).
@@ -43,6 +44,7 @@ Example::
 from __future__ import annotations
 
 import numpy as np
+import psycopg
 from psycopg import sql
 
 from ..db.copy import copy_table
@@ -249,9 +251,14 @@ class Xmatch(Stage):
         n_det = ctx.execute(sql.SQL("SELECT count(*) FROM detection d WHERE {}").format(det_cond),
                             det_bind).fetchone()[0]
         if kind == "detection":
-            ref_ex = [r[0] for r in ctx.execute(
-                sql.SQL("SELECT e.id FROM exposure e WHERE ({}) AND NOT (e.id = ANY(%(sel)s))").format(
-                    sql.SQL(target)), {"sel": ids}).fetchall()]
+            try:
+                with ctx.conn.transaction():
+                    ref_ex = [r[0] for r in ctx.execute(
+                        sql.SQL("SELECT e.id FROM exposure e WHERE ({}) AND NOT (e.id = ANY(%(sel)s))").format(
+                            sql.SQL(target)), {"sel": ids}).fetchall()]
+            except psycopg.Error as e:
+                raise CatdbError(f"parameter refcat: {target!r} is not a valid SQL condition on exposure e: "
+                                 f"{str(e).splitlines()[0]}") from None
             if not ref_ex:
                 raise CatdbError(f"parameter refcat: no exposure matches {target!r} apart from the selected "
                                  "ones; the detection set to match against is empty")
