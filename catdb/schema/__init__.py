@@ -4,5 +4,6 @@ from .tables import (ALL_TABLES, QUALITY_FLAGS, catdb_info, column_description, 
                      lightcurve_period, metadata, object_, refcat_source, stage_run, survivor, track,
                      track_detection, zeropoint)
 from .calib_tables import exposure_set
+from .xmatch_tables import xmatch
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,193 @@
+"""Cross-match benchmark: the ``xmatch`` stage against q3c, astropy and scipy, and cone queries.
+
+Synthetic, seeded field of 10 x 10 deg around (RA, Dec) = (150, +20): ``N`` reference stars
+uniform on the sphere patch; ``N`` detections = 80 % of the stars displaced by 0.3" (1-sigma
+per axis) + 20 % random positions.  Nearest reference star within 1" of every detection by
+
+* the catdb stage ``xmatch`` (database to database: fetch with COPY, k-d tree per dec band,
+  COPY back into ``xmatch``),
+* the raw q3c ``LATERAL`` nearest join (:func:`catdb.spatial.nearest_join`) inserted into
+  ``xmatch`` (database to database, same table, foreign keys and indexes as the stage),
+* astropy ``SkyCoord.match_to_catalog_sky`` and ``search_around_sky`` (in memory),
+* scipy ``cKDTree`` on unit vectors (in memory),
+
+first on a database with the q3c C extension, then (``--n-sql`` rows, smaller because the
+SQL port of q3c is PL/pgSQL) on one initialised with ``catdb db init --spatial sql``.  Then
+cone queries of 0.1 and 1 deg radius on the ``detection`` table of both databases.  The match
+sets of all methods are checked to be identical.  Times are wall clock: best of ``--repeat``
+runs for the stage and the LATERAL join on the q3c backend, one run otherwise (cones: median
+of ``--cones`` random centres); rates are detections per second.
+
+Usage (from the repository root)::
+
+    .venv/bin/python bench/bench_xmatch.py [-n 1000000] [--n-sql 100000] [--cones 20]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import bench_server  # noqa: E402
+from catdb import spatial  # noqa: E402
+from catdb.db import migrate  # noqa: E402
+from catdb.db.copy import copy_table  # noqa: E402
+from catdb.db.engine import connect  # noqa: E402
+from catdb.stages import run_stage  # noqa: E402
+from catdb.stages.base import all_stages  # noqa: E402
+from catdb.stages.xmatch import match_unit_vectors, unit_vectors  # noqa: E402
+
+RA0, DEC0, SIDE = 150.0, 20.0, 10.0
+RADIUS = 1.0  # arcsec
+
+
+def field(n, seed):
+    """(star ra, dec), (detection ra, dec) of the synthetic field (deg)."""
+    rng = np.random.default_rng(seed)
+
+    def uniform(k):
+        s0, s1 = np.sin(np.radians(DEC0 - SIDE / 2)), np.sin(np.radians(DEC0 + SIDE / 2))
+        dec = np.degrees(np.arcsin(rng.uniform(s0, s1, k)))
+        return rng.uniform(RA0 - SIDE / 2, RA0 + SIDE / 2, k), dec
+
+    sra, sdec = uniform(n)
+    nm = int(0.8 * n)
+    pick = rng.choice(n, nm, replace=False)
+    ddec = rng.normal(0, 0.3 / 3600, nm)
+    dra = rng.normal(0, 0.3 / 3600, nm) / np.cos(np.radians(sdec[pick]))
+    xra, xdec = uniform(n - nm)
+    return (sra, sdec), (np.r_[sra[pick] + dra, xra], np.r_[sdec[pick] + ddec, xdec])
+
+
+def load(conn, stars, dets):
+    eid = conn.execute("INSERT INTO exposure (path, image_type, mjd_mid, ra_center, dec_center, radius) "
+                       "VALUES ('bench-field', 'science', 58000, %s, %s, %s) RETURNING id",
+                       (RA0, DEC0, SIDE / np.sqrt(2) + 0.1)).fetchone()[0]
+    t0 = time.perf_counter()
+    copy_table(conn, "refcat_source", {"ra": stars[0], "dec": stars[1]}, constants={"catalog": "bench"})
+    copy_table(conn, "detection", {"number": np.arange(1, len(dets[0]) + 1), "ra": dets[0], "dec": dets[1]},
+               constants={"exposure_id": eid})
+    conn.execute("ANALYZE refcat_source; ANALYZE detection")
+    conn.commit()
+    return eid, time.perf_counter() - t0
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def run_backend(url, label, n, seed, n_cones, repeat=1):
+    stars, dets = field(n, seed)
+    res, times = {}, {}
+    with connect(url) as conn:
+        eid, t_load = load(conn, stars, dets)
+        print(f"\n[{label} backend] {n} stars, {n} detections in {SIDE:.0f}x{SIDE:.0f} deg, radius {RADIUS}\"; "
+              f"load + q3c index (COPY) {t_load:.1f} s")
+        ids = np.array([r[0] for r in conn.execute("SELECT id FROM detection ORDER BY number")])
+        rid = np.array([r[0] for r in conn.execute("SELECT id FROM refcat_source ORDER BY id")])
+
+        all_stages()  # import the stage modules once, outside the timing
+        tt = []
+        for _ in range(repeat):  # best of `repeat` (the machine is shared); earlier rows removed untimed
+            conn.execute("DELETE FROM xmatch")
+            conn.commit()
+            r, t = timed(lambda: run_stage("xmatch", conn=conn, where=f"e.id = {eid}",
+                                           params={"refcat": "bench", "radius": RADIUS}, progress=False))
+            tt.append(t)
+        times["stage"] = min(tt)
+        res["stage"] = set(map(tuple, conn.execute(
+            "SELECT detection_id, ref_id FROM xmatch WHERE stage_run_id = %s", (r.run_id,)).fetchall()))
+        conn.commit()
+
+        frag = spatial.nearest_join("detection", "refcat_source", RADIUS / 3600, columns1=["id"], columns2=["id"])
+        # the same rows the stage writes (dra/ddec left 0), into the same table with its FK and indexes
+        q = ("INSERT INTO xmatch (detection_id, ref_id, sep_arcsec, dra_arcsec, ddec_arcsec, rank, catalog, "
+             "stage_run_id) SELECT did, rid, sep, 0, 0, 1, 'lateral', %(run)s FROM (" + frag.as_string(conn)
+             + ") s (did, rid, sep)")
+        tt = []
+        for _ in range(repeat):
+            _, t = timed(lambda: conn.execute(q, {**frag.params, "run": r.run_id}))
+            tt.append(t)
+            res["q3c LATERAL -> xmatch"] = set(map(tuple, conn.execute(
+                "SELECT detection_id, ref_id FROM xmatch WHERE catalog = 'lateral'").fetchall()))
+            conn.rollback()
+        times["q3c LATERAL -> xmatch"] = min(tt)
+
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        def astropy_nearest():
+            c1, c2 = SkyCoord(dets[0] * u.deg, dets[1] * u.deg), SkyCoord(stars[0] * u.deg, stars[1] * u.deg)
+            idx, d2d, _ = c1.match_to_catalog_sky(c2)
+            ok = d2d.arcsec < RADIUS
+            return set(zip(ids[ok].tolist(), rid[idx[ok]].tolist()))
+
+        def astropy_around():
+            c1, c2 = SkyCoord(dets[0] * u.deg, dets[1] * u.deg), SkyCoord(stars[0] * u.deg, stars[1] * u.deg)
+            j, i, d2d, _ = c1.search_around_sky(c2, RADIUS * u.arcsec)  # (index into c2, into c1)
+            order = np.lexsort((d2d.arcsec, i))
+            i, j = i[order], j[order]
+            first = np.r_[True, i[1:] != i[:-1]]
+            return set(zip(ids[i[first]].tolist(), rid[j[first]].tolist()))
+
+        def kdtree():
+            i, j, _ = match_unit_vectors(unit_vectors(*dets), unit_vectors(*stars), RADIUS)
+            return set(zip(ids[i].tolist(), rid[j].tolist()))
+
+        for name, fn in (("astropy match_to_catalog_sky", astropy_nearest),
+                         ("astropy search_around_sky", astropy_around), ("scipy cKDTree", kdtree)):
+            res[name], times[name] = timed(fn)
+
+        ref = res["stage"]
+        print(f"  {'method':34s} {'time s':>8s} {'det/s':>10s} {'/ stage':>8s} matches  same as stage")
+        for k in times:
+            print(f"  {k:34s} {times[k]:8.2f} {n / times[k]:10.0f} {times[k] / times['stage']:8.2f} "
+                  f"{len(res[k]):7d}  {res[k] == ref}")
+
+        rng = np.random.default_rng(seed + 1)
+        for rad in (0.1, 1.0):
+            tt, nn = [], []
+            for _ in range(n_cones):  # loop over query centres
+                ra = rng.uniform(RA0 - SIDE / 2 + rad, RA0 + SIDE / 2 - rad)
+                dec = rng.uniform(DEC0 - SIDE / 2 + rad, DEC0 + SIDE / 2 - rad)
+                f = spatial.cone("detection", "ra", "dec", ra, dec, rad, columns=["id", "ra", "dec"])
+                rows, t = timed(lambda: conn.execute(*f).fetchall())
+                tt.append(t), nn.append(len(rows))
+            print(f"  cone {rad:4.1f} deg on detection: median {1e3 * statistics.median(tt):8.1f} ms, "
+                  f"median {int(statistics.median(nn))} rows ({n_cones} centres)")
+        conn.rollback()
+    return times
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=1_000_000, help="reference stars = detections (q3c backend)")
+    ap.add_argument("--n-sql", type=int, default=100_000, help="size on the SQL-port backend (slower)")
+    ap.add_argument("--cones", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=2, help="best of REPEAT runs of the stage and the LATERAL join")
+    ap.add_argument("--skip-sql", action="store_true")
+    args = ap.parse_args(argv)
+    with bench_server() as url:
+        tq = run_backend(url, "q3c", args.n, args.seed, args.cones, args.repeat)
+        if not args.skip_sql:
+            with connect(url) as c:
+                c.autocommit = True
+                c.execute("CREATE DATABASE catdb_sqlport")
+            url_sql = url.replace("/catdb?", "/catdb_sqlport?")
+            migrate.upgrade(url_sql, spatial_backend="sql")
+            ts = run_backend(url_sql, "sql", args.n_sql, args.seed, args.cones, 1)
+            if args.n_sql == args.n:
+                print("\nSQL port / q3c extension (same size):",
+                      ", ".join(f"{k} {ts[k] / tq[k]:.1f}" for k in ("stage", "q3c LATERAL")))
+
+
+if __name__ == "__main__":
+    main()

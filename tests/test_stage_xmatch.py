@@ -1,0 +1,180 @@
+"""Stage xmatch on real data: LCO LDAC catalogue vs Gaia DR2 (the same pairs as astropy and q3c)."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from catdb.errors import StageError
+from catdb.stages import run_stage
+from catdb.stages.xmatch import match_unit_vectors, unit_vectors
+from tests.helpers import SHARED_DATA
+
+LCO = SHARED_DATA / "lco"
+
+
+@pytest.fixture(scope="module")
+def ldac(db_url):
+    """Id of the exposure of the real LDAC catalogue, with Gaia DR2 loaded as 'gaia-dr2' (band G)."""
+    from catdb.db.engine import connect
+    from catdb.ingest.load import ingest_catalogs, ingest_refcat
+
+    with connect(db_url) as c:
+        eid = ingest_catalogs(c, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
+        ingest_refcat(c, LCO / "GAIA-DR2.cat", catalog="gaia-dr2", band="G")
+    return eid
+
+
+def pairs(conn, run_id):
+    return conn.execute("SELECT detection_id, ref_id, sep_arcsec, dra_arcsec, ddec_arcsec, rank FROM xmatch "
+                        "WHERE stage_run_id = %s ORDER BY detection_id, rank", (run_id,)).fetchall()
+
+
+def test_real_lco_vs_gaia_same_pairs_as_astropy_and_q3c(conn, ldac):
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    from catdb.spatial import nearest_join
+
+    res = run_stage("xmatch", conn=conn, where=f"e.id = {ldac}", params={"refcat": "gaia-dr2", "radius": "1"})
+    got = pairs(conn, res.run_id)
+    assert 60 <= len(got) <= 200, len(got)          # "about a hundred" stars of 249 within 1"
+    sep = np.array([r[2] for r in got])
+    assert np.median(sep) < 0.3 and sep.max() < 1.0
+    assert {r[5] for r in got} == {1}
+    # independent: astropy nearest neighbour on the same rows
+    det = np.array(conn.execute("SELECT id, ra, dec FROM detection WHERE exposure_id = %s ORDER BY id",
+                                (ldac,)).fetchall())
+    ref = np.array(conn.execute("SELECT id, ra, dec FROM refcat_source WHERE catalog = 'gaia-dr2' ORDER BY id")
+                   .fetchall())
+    c1 = SkyCoord(det[:, 1] * u.deg, det[:, 2] * u.deg)
+    c2 = SkyCoord(ref[:, 1] * u.deg, ref[:, 2] * u.deg)
+    idx, d2d, _ = c1.match_to_catalog_sky(c2)
+    ok = d2d.arcsec < 1.0
+    expect = sorted(zip(det[ok, 0].astype(int).tolist(), ref[idx[ok], 0].astype(int).tolist()))
+    assert [(r[0], r[1]) for r in got] == expect
+    np.testing.assert_allclose(sep, d2d.arcsec[ok][np.argsort(det[ok, 0])], atol=1e-6)
+    # offsets: dra, ddec reproduce the separation (small-angle), and agree with astropy's spherical offsets
+    dra, ddec = np.array([r[3] for r in got]), np.array([r[4] for r in got])
+    np.testing.assert_allclose(np.hypot(dra, ddec), sep, atol=1e-3)
+    # the q3c LATERAL nearest join gives the same pairs and separations
+    conn.execute("CREATE TEMP TABLE _d AS SELECT id, ra, dec FROM detection WHERE exposure_id = %s", (ldac,))
+    conn.execute("CREATE TEMP TABLE _r AS SELECT id, ra, dec FROM refcat_source WHERE catalog = 'gaia-dr2'")
+    f = nearest_join("_d", "_r", 1 / 3600, columns1=["id"], columns2=["id"])
+    q3c = sorted((int(a), int(b), float(s)) for a, b, s in conn.execute(*f).fetchall())
+    conn.execute("DROP TABLE _d, _r")
+    assert [(a, b) for a, b, _ in q3c] == [(r[0], r[1]) for r in got]
+    np.testing.assert_allclose([s for *_, s in q3c], sep, atol=1e-6)
+
+
+def test_rerun_replaces_and_cuts_apply(conn, ldac):
+    w = f"e.id = {ldac}"
+    r1 = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2"})
+    n1 = conn.execute("SELECT count(*) FROM xmatch WHERE catalog = 'gaia-dr2'").fetchone()[0]
+    r2 = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2"})
+    rows = conn.execute("SELECT stage_run_id, count(*) FROM xmatch WHERE catalog = 'gaia-dr2' "
+                        "GROUP BY 1").fetchall()
+    assert rows == [(r2.run_id, n1)]
+    assert r2.counts["replaced_rows"] == n1
+    assert conn.execute("SELECT status FROM stage_run WHERE id = %s", (r1.run_id,)).fetchone()[0] == "replaced"
+    # quality cuts: only detections passing them are matched
+    r3 = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "flags_max": "0", "snr_min": "20"})
+    bad = conn.execute("SELECT count(*) FROM xmatch x JOIN detection d ON d.id = x.detection_id "
+                       "WHERE x.stage_run_id = %s AND (d.flags > 0 OR d.snr < 20)", (r3.run_id,)).fetchone()[0]
+    n3 = conn.execute("SELECT count(*) FROM xmatch WHERE stage_run_id = %s", (r3.run_id,)).fetchone()[0]
+    assert bad == 0 and 0 < n3 < n1
+
+
+def test_mode_all_ranks_and_proper_motion(conn, ldac):
+    w = f"e.id = {ldac}"
+    near = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "5"})
+    near_pairs = pairs(conn, near.run_id)  # the next run (same catalogue) replaces these rows
+    allr = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "5", "mode": "all"})
+    rows = pairs(conn, allr.run_id)
+    # rank 1 of mode=all is the nearest match; ranks are 1..k by increasing separation
+    assert [(r[0], r[1]) for r in rows if r[5] == 1] == [(r[0], r[1]) for r in near_pairs]
+    by_det = {}
+    for d, _, s, _, _, k in rows:
+        by_det.setdefault(d, []).append((k, s))
+    for v in by_det.values():
+        assert [k for k, _ in v] == list(range(1, len(v) + 1)) and [s for _, s in v] == sorted(s for _, s in v)
+    # a q3c pair join gives the same number of pairs within 5"
+    from catdb.spatial import pair_join
+    conn.execute("CREATE TEMP TABLE _d AS SELECT id, ra, dec FROM detection WHERE exposure_id = %s", (ldac,))
+    conn.execute("CREATE TEMP TABLE _r AS SELECT id, ra, dec FROM refcat_source WHERE catalog = 'gaia-dr2'")
+    f = pair_join("_d", "_r", 5 / 3600, columns1=["id"], columns2=["id"])
+    q3c = sorted((int(a), int(b)) for a, b, _ in conn.execute(*f).fetchall())
+    conn.execute("DROP TABLE _d, _r")
+    assert sorted((r[0], r[1]) for r in rows) == q3c
+    # proper motion: give one matched star a large motion; use_pm moves it to the 2016.3 epoch and
+    # the pm-aware q3c distance agrees
+    d_id, r_id = near_pairs[0][:2]
+    conn.execute("UPDATE refcat_source SET pmra = 0, pmdec = 0 WHERE catalog = 'gaia-dr2'")
+    conn.execute("UPDATE refcat_source SET pmdec = 2000 WHERE id = %s", (r_id,))  # 2"/yr, ~1.6" by 2016.3
+    pm = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "5", "use_pm": "true"})
+    s_pm = conn.execute("SELECT sep_arcsec FROM xmatch WHERE stage_run_id = %s AND detection_id = %s AND "
+                        "ref_id = %s", (pm.run_id, d_id, r_id)).fetchone()[0]
+    s_q3c = conn.execute(
+        "SELECT q3c_dist_pm(r.ra, r.dec, r.pmra, r.pmdec, 1, r.epoch, d.ra, d.dec, "
+        "2000 + (e.mjd_mid - 51544.5) / 365.25) * 3600 FROM detection d, refcat_source r, exposure e "
+        "WHERE d.id = %s AND r.id = %s AND e.id = d.exposure_id", (d_id, r_id)).fetchone()[0]
+    s_plain = near_pairs[0][2]
+    assert s_pm == pytest.approx(s_q3c, abs=1e-3) and abs(s_pm - s_plain) > 1.0
+    conn.rollback()
+
+
+def test_detection_set_and_errors(conn, ldac, db_url):
+    from catdb.cli.main import cli
+
+    # a shifted copy of the frame (0.5" north) as another exposure: every detection finds its twin
+    new = conn.execute("INSERT INTO exposure (path, hdu, image_type, mjd_mid, ra_center, dec_center, radius) "
+                       "SELECT 'copy', 0, image_type, mjd_mid + 1, ra_center, dec_center, radius FROM exposure "
+                       "WHERE id = %s RETURNING id", (ldac,)).fetchone()[0]
+    conn.execute("INSERT INTO detection (exposure_id, number, ra, dec) SELECT %s, number, ra, dec + 0.5 / 3600 "
+                 "FROM detection WHERE exposure_id = %s", (new, ldac))
+    conn.commit()
+    r = run_stage("xmatch", conn=conn, where=f"e.id = {ldac}",
+                  params={"refcat": f"detections:e.id = {new}", "radius": "0.8"})
+    rows = conn.execute("SELECT d.number = o.number, x.sep_arcsec, x.ddec_arcsec FROM xmatch x "
+                        "JOIN detection d ON d.id = x.detection_id JOIN detection o ON o.id = x.ref_id "
+                        "WHERE x.stage_run_id = %s AND x.catalog = 'detection'", (r.run_id,)).fetchall()
+    n_det = conn.execute("SELECT count(*) FROM detection WHERE exposure_id = %s", (ldac,)).fetchone()[0]
+    assert len(rows) == n_det and all(same for same, _, _ in rows)
+    assert np.allclose([s for _, s, _ in rows], 0.5, atol=1e-6) and np.allclose([d for *_, d in rows], -0.5, atol=1e-6)
+    # bad refcat name: clear error naming it and the catalogues present, nothing written, run failed
+    n0 = conn.execute("SELECT count(*) FROM xmatch").fetchone()[0]
+    with pytest.raises(StageError, match=r"no reference catalogue named 'gaia-dr9'.*gaia-dr2"):
+        run_stage("xmatch", conn=conn, where=f"e.id = {ldac}", params={"refcat": "gaia-dr9"})
+    assert conn.execute("SELECT count(*) FROM xmatch").fetchone()[0] == n0
+    assert conn.execute("SELECT status FROM stage_run WHERE stage = 'xmatch' ORDER BY id DESC LIMIT 1"
+                        ).fetchone()[0] == "failed"
+    with pytest.raises(StageError, match="radius"):
+        run_stage("xmatch", conn=conn, params={"refcat": "gaia-dr2", "radius": "-1"})
+    with pytest.raises(StageError, match="not a valid SQL condition on exposure e"):
+        run_stage("xmatch", conn=conn, where=f"e.id = {ldac}", params={"refcat": "detections:e.nope = 1"})
+    res = CliRunner().invoke(cli, ["--db", db_url, "-q", "stage", "xmatch", "--param", "refcat=nope"])
+    assert res.exit_code != 0 and "nope" in res.output
+
+
+def test_kdtree_matches_brute_force_across_ra_wrap():
+    rng = np.random.default_rng(3)
+    ra = np.r_[rng.uniform(359.9, 360, 300), rng.uniform(0, 0.1, 300)]
+    dec = rng.uniform(-0.05, 0.05, 600)
+    rra = (ra[:400] + rng.normal(0, 1, 400) / 3600) % 360
+    rdec = dec[:400] + rng.normal(0, 1, 400) / 3600
+    a, b = unit_vectors(ra, dec), unit_vectors(rra, rdec)
+    i, j, rank = match_unit_vectors(a, b, 2.0)
+    ang = np.degrees(np.arccos(np.clip(a @ b.T, -1, 1))) * 3600
+    best = ang.argmin(1)
+    ok = ang[np.arange(600), best] < 2.0
+    assert np.array_equal(i, np.flatnonzero(ok)) and np.array_equal(j, best[ok])
+    ia, ja, ra_ = match_unit_vectors(a, b, 2.0, mode="all")
+    assert len(ia) == int((ang < 2.0).sum()) and np.array_equal(ja[ra_ == 1], best[ok])
+
+
+def test_dec_bands_give_the_same_pairs(conn, ldac):
+    w = f"e.id = {ldac}"
+    one = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": "all"})
+    p1 = pairs(conn, one.run_id)
+    many = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": "all",
+                                                           "band_rows": "50"})
+    assert one.counts["bands"] == 1 and many.counts["bands"] >= 15
+    assert pairs(conn, many.run_id) == p1
