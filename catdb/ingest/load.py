@@ -161,6 +161,29 @@ def _existing(conn, path: str, hdu: int, column: str = "path"):
             c=sql.Identifier(column)), (path, hdu)).fetchone()
 
 
+def _unchanged_or_replace(conn, key: str, hdu: int, sha: str, sha_col: int, replace: bool, path,
+                          res: "IngestResult") -> bool:
+    """True when (key, hdu) is already ingested with this SHA-256 (nothing to do).
+
+    A different SHA-256 is an error unless ``replace``, which deletes the old exposure (and,
+    by cascade, everything derived from it) in the caller's transaction.  ``sha_col`` picks the
+    image (1) or catalogue (2) checksum of :func:`_existing`.
+    """
+    old = _existing(conn, key, hdu)
+    if old is None:
+        return False
+    if old[sha_col] == sha:
+        res.status = "unchanged"
+        res.exposure_ids.append(old[0])
+        return True
+    if not replace:
+        raise InputError(f"already ingested as exposure {old[0]} with different content "
+                         f"(use --replace to replace it)", path=path)
+    conn.execute("DELETE FROM exposure WHERE id = %s", (old[0],))
+    res.status = "replaced"
+    return False
+
+
 def _resolve(path) -> str:
     return str(Path(path).expanduser().resolve())
 
@@ -388,17 +411,8 @@ def _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_cat
                              path=path)
         key = _resolve(image) if image else _resolve(path)
         hdu = (img_hdu if image else i) if len(cats) == 1 or not image else i
-        old = _existing(conn, key, hdu)
-        if old is not None:
-            if old[2] == cat_sha:
-                res.status = "unchanged"
-                res.exposure_ids.append(old[0])
-                continue
-            if not replace:
-                raise InputError(f"already ingested as exposure {old[0]} with different content "
-                                 f"(use --replace to replace it)", path=path)
-            conn.execute("DELETE FROM exposure WHERE id = %s", (old[0],))
-            res.status = "replaced"
+        if _unchanged_or_replace(conn, key, hdu, cat_sha, 2, replace, path, res):
+            continue
         km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
         row = exposure_metadata(header, km, path=image or path, hdu=hdu)
         row["path"] = key
@@ -536,17 +550,8 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
             if primary is not None and len(hdus) > 1:
                 header = inherit_header(primary, header)  # MEF: the primary holds the shared cards
             key = _resolve(path)
-            old = _existing(conn, key, h_read)
-            if old is not None:
-                if old[1] == sha:
-                    res.status = "unchanged"
-                    res.exposure_ids.append(old[0])
-                    continue
-                if not replace:
-                    raise InputError(f"already ingested as exposure {old[0]} with different content "
-                                     f"(use --replace to replace it)", path=path)
-                conn.execute("DELETE FROM exposure WHERE id = %s", (old[0],))
-                res.status = "replaced"
+            if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res):
+                continue
             km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
             row = exposure_metadata(header, km, path=path, hdu=h_read)
             row["path"] = key
