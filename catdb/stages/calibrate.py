@@ -155,6 +155,27 @@ def _json_list(a, digits=5):
     return [None if not np.isfinite(v) else v for v in np.round(a, digits).tolist()]
 
 
+def _exposures_by_band(bands, method: str) -> dict:
+    """{band: [exposure ids]} of ``(id, band)`` pairs; an exposure without a band is an error."""
+    by_band: dict = {}
+    for eid, b in bands:
+        if b is None:
+            raise CatdbError(f"{method} calibration: exposure {eid} has no band (exposure.band is NULL); "
+                             f"set it or leave the exposure out with --where")
+        by_band.setdefault(b, []).append(eid)
+    return by_band
+
+
+def _explicit_reference(value):
+    """The ``reference`` parameter as an exposure id, or None for 'auto'."""
+    if value in (None, "", "auto"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise CatdbError(f"parameter reference: expected an exposure id or 'auto', got {value!r}") from None
+
+
 @register
 class Calibrate(Stage):
     name = "calibrate"
@@ -351,19 +372,9 @@ class Calibrate(Stage):
 
         p = ctx.params
         radius = (p["radius"] or 1.5) / 3600.0
-        by_band: dict = {}
-        for eid, b in bands:
-            if b is None:
-                raise CatdbError(f"relative calibration: exposure {eid} has no band (exposure.band is NULL); "
-                                 f"set it or leave the exposure out with --where")
-            by_band.setdefault(b, []).append(eid)
-        explicit = None
-        if p["reference"] not in (None, "", "auto"):
-            try:
-                explicit = int(p["reference"])
-            except ValueError:
-                raise CatdbError(f"parameter reference: expected an exposure id or 'auto', got {p['reference']!r}") \
-                    from None
+        by_band = _exposures_by_band(bands, "relative")
+        explicit = _explicit_reference(p["reference"])
+        if explicit is not None:
             row = ctx.execute("SELECT band FROM exposure WHERE id = %s", (explicit,)).fetchone()
             if row is None:
                 raise CatdbError(f"parameter reference: no exposure with id {explicit}")
@@ -445,19 +456,9 @@ class Calibrate(Stage):
             raise CatdbError(f"parameter min_exposures: expected >= 2, got {p['min_exposures']}")
         if not p["clip_sigma"] > 0:
             raise CatdbError(f"parameter clip_sigma: expected a positive number of sigmas, got {p['clip_sigma']}")
-        by_band: dict = {}
-        for eid, b in bands:
-            if b is None:
-                raise CatdbError(f"ensemble calibration: exposure {eid} has no band (exposure.band is NULL); "
-                                 f"set it or leave the exposure out with --where")
-            by_band.setdefault(b, []).append(eid)
-        explicit = None
-        if p["reference"] not in (None, "", "auto"):
-            try:
-                explicit = int(p["reference"])
-            except ValueError:
-                raise CatdbError(f"parameter reference: expected an exposure id or 'auto', got {p['reference']!r}") \
-                    from None
+        by_band = _exposures_by_band(bands, "ensemble")
+        explicit = _explicit_reference(p["reference"])
+        if explicit is not None:
             if not any(explicit in v for v in by_band.values()):
                 raise CatdbError(f"parameter reference: exposure {explicit} is not among the selected science "
                                  f"exposures (widen --where / --exposures)")
