@@ -24,16 +24,10 @@ class ExportGroup(click.Group):
 
 
 def _reader(obj, timeout):
-    from ..db.engine import connect
+    from ..db.safety import reader_connection, reader_session
 
-    conn = connect(obj["url"], read_only=True,
-                   **({"statement_timeout_ms": int(timeout * 1000)} if timeout else {}))
-    if conn.execute("SELECT pg_has_role('catdb_reader', 'MEMBER') FROM pg_roles "
-                    "WHERE rolname = 'catdb_reader'").fetchone():
-        conn.execute("SET ROLE catdb_reader")
-    from ..db.safety import reader_session
-
-    return reader_session(conn)  # rolled back and closed, never committed
+    # logged in as catdb_reader when possible (see catdb query); rolled back and closed, never committed
+    return reader_session(reader_connection(obj["url"], timeout))
 
 
 def _done(obj, res):

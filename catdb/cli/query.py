@@ -23,57 +23,14 @@ import sys
 
 import click
 
-from ..db.safety import check_query  # noqa: F401  (re-exported: tests import it from here)
+from ..db.safety import check_query, reader_connection
 from ..errors import CatdbError
 
 FORMATS = ("table", "csv", "tsv", "json", "votable", "fits", "parquet", "ecsv")
 #: formats written by catdb.export.formats.export_query (streaming, units carried)
 _STREAMED = ("csv", "votable", "fits", "parquet", "ecsv")
-READER = "catdb_reader"
 #: queries export_query can wrap as a subquery (SHOW / EXPLAIN cannot: they go through query_table)
 _WRAPPABLE = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|VALUES|TABLE)\b", re.I)
-
-
-def reader_connection(url, timeout_s: float):
-    """A read-only connection for user SQL: logged in as ``catdb_reader`` when possible.
-
-    Parameters
-    ----------
-    url : str or None
-        Database URL (``--db``); ``CATDB_READER_URL`` overrides it for the reader login.
-    timeout_s : float
-        Statement timeout [s].
-
-    Returns
-    -------
-    psycopg.Connection
-        In a read-only transaction, as ``catdb_reader`` (login or ``SET ROLE``) when the role exists.
-
-    Raises
-    ------
-    catdb.errors.CatdbError
-        ``timeout_s`` not positive; the server cannot be reached.
-    """
-    from ..db.engine import connect, resolve_url
-    from ..errors import DatabaseUnavailable
-
-    if not timeout_s > 0:
-        raise CatdbError(f"--timeout {timeout_s!r}: expected a positive number of seconds")
-    ms = max(1, int(round(timeout_s * 1000)))
-    reader_url = os.environ.get("CATDB_READER_URL")
-    url = resolve_url(url)
-    try:
-        if reader_url:
-            return connect(reader_url, read_only=True, statement_timeout_ms=ms)
-        return connect(url, read_only=True, statement_timeout_ms=ms, user=READER)
-    except DatabaseUnavailable:
-        if reader_url:
-            raise
-    conn = connect(url, read_only=True, statement_timeout_ms=ms)
-    if conn.execute("SELECT pg_has_role(%s, 'MEMBER') FROM pg_roles WHERE rolname = %s",
-                    (READER, READER)).fetchone():
-        conn.execute("SET ROLE catdb_reader")
-    return conn
 
 
 def _parse_params(pairs):

@@ -1,9 +1,13 @@
 """Guards for user-written SQL: one statement that returns rows, sessions that never commit."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 from ..errors import CatdbError
+
+#: the SELECT-only role user SQL runs as (created by the first migration)
+READER = "catdb_reader"
 
 
 def check_query(conn, query, params=None) -> None:
@@ -61,3 +65,45 @@ def reader_session(conn):
             conn.rollback()
         finally:
             conn.close()
+
+
+def reader_connection(url, timeout_s: float):
+    """A read-only connection for user SQL: logged in as ``catdb_reader`` when possible.
+
+    Parameters
+    ----------
+    url : str or None
+        Database URL (``--db``); ``CATDB_READER_URL`` overrides it for the reader login.
+    timeout_s : float or None
+        Statement timeout [s]; None for none.
+
+    Returns
+    -------
+    psycopg.Connection
+        In a read-only transaction, as ``catdb_reader`` (login or ``SET ROLE``) when the role exists.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        ``timeout_s`` given but not positive; the server cannot be reached.
+    """
+    from ..db.engine import connect, resolve_url
+    from ..errors import DatabaseUnavailable
+
+    if timeout_s is not None and not timeout_s > 0:
+        raise CatdbError(f"--timeout {timeout_s!r}: expected a positive number of seconds")
+    ms = None if timeout_s is None else max(1, int(round(timeout_s * 1000)))
+    reader_url = os.environ.get("CATDB_READER_URL")
+    url = resolve_url(url)
+    try:
+        if reader_url:
+            return connect(reader_url, read_only=True, statement_timeout_ms=ms)
+        return connect(url, read_only=True, statement_timeout_ms=ms, user=READER)
+    except DatabaseUnavailable:
+        if reader_url:
+            raise
+    conn = connect(url, read_only=True, statement_timeout_ms=ms)
+    if conn.execute("SELECT pg_has_role(%s, 'MEMBER') FROM pg_roles WHERE rolname = %s",
+                    (READER, READER)).fetchone():
+        conn.execute("SET ROLE catdb_reader")
+    return conn
