@@ -94,6 +94,9 @@ def test_check_reports_drift(fresh_db_url):
 def test_every_table_in_models_is_in_database(conn):
     have = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert set(metadata.tables) <= have
+    # ALL_TABLES (dependency order, for users dumping or truncating) lists every table the migrations made
+    from catdb.schema import ALL_TABLES
+    assert {t.name for t in ALL_TABLES} == have - {"alembic_version"}
 
 
 def test_init_with_sql_spatial_backend(empty_db_url):

@@ -1,9 +1,12 @@
 """Table definitions (SQLAlchemy Core): the one source of truth of catdb's schema."""
-from .tables import (ALL_TABLES, QUALITY_FLAGS, catdb_info, column_description, column_unit, detection,
+from .tables import (QUALITY_FLAGS, catdb_info, column_description, column_unit, detection,
                      detection_object, exposure, exposure_qa, exposure_summary, forced_source, image_product, ledger,
                      lightcurve_period, metadata, object_, refcat_source, stage_run, survivor, track,
                      track_detection, zeropoint)
 from .calib_tables import exposure_set
 from .xmatch_tables import xmatch
+
+#: every table of every schema module above, in dependency order
+ALL_TABLES = list(metadata.sorted_tables)
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -442,5 +442,3 @@ image_product = Table(
 )
 Index("ix_image_product_exposure_id", image_product.c.exposure_id, image_product.c.kind)
 
-#: tables in dependency order
-ALL_TABLES = list(metadata.sorted_tables)
