@@ -5,5 +5,6 @@ from .tables import (ALL_TABLES, QUALITY_FLAGS, catdb_info, column_description, 
                      track_detection, zeropoint)
 from .calib_tables import exposure_set
 from .xmatch_tables import xmatch
+from .refcat_tables import refcat_region
 
 __all__ = [n for n in dir() if not n.startswith("_")]
