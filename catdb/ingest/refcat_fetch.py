@@ -126,6 +126,8 @@ def query_vizier(catalog_id: str, center: tuple[float, float], radius: float, co
     OSError
         Connection errors and timeouts (``requests`` exceptions are OSError subclasses); retried
         by :func:`fetch_refcat`.
+    catdb.errors.CatdbError
+        astroquery is not installed (extra ``catdb[net]``).
 
     Notes
     -----
@@ -135,7 +137,11 @@ def query_vizier(catalog_id: str, center: tuple[float, float], radius: float, co
     import astropy.units as u
     from astropy.coordinates import SkyCoord
     from astropy.table import Table
-    from astroquery.vizier import Vizier
+
+    try:
+        from astroquery.vizier import Vizier
+    except ImportError:
+        raise CatdbError("catdb refcat fetch needs astroquery: pip install 'catdb[net]' (or astroquery)") from None
 
     v = Vizier(columns=list(columns), column_filters=column_filters or {}, row_limit=row_limit, timeout=timeout)
     res = v.query_region(SkyCoord(center[0] * u.deg, center[1] * u.deg, frame="icrs"), radius=radius * u.deg,
