@@ -188,3 +188,15 @@ def test_merge_circles_and_covered():
     assert covered(10.3, 20.0, 0.6, regions) == 0 and covered(10.3, 20.0, 0.8, regions) is None
     assert covered(50.0, -30.0, 0.2, regions) is None  # no limit asked, region limited to 17
     assert covered(50.0, -30.0, 0.2, regions, mag_limit=16.5) == 1
+
+
+def test_exposure_set_selects_the_footprints(lco_db):
+    conn, fake, _ = lco_db
+    with conn.transaction():
+        conn.execute("INSERT INTO exposure_set (name, exposure_id) SELECT 'lco', id FROM exposure")
+    with pytest.raises(Exception, match="no exposure set named 'nope'.*lco"):
+        fetch_refcat(conn, "gaia-dr2", exposures="nope")
+    r = fetch_refcat(conn, "gaia-dr2", exposures="lco", margin_arcmin=0)
+    assert len(fake.calls) == 1 and r.n_written > 100
+    run = _one(conn, "SELECT params->>'exposures', input_count FROM stage_run WHERE id = %s", r.run_id)
+    assert run == ("lco", 1)

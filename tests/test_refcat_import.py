@@ -116,7 +116,6 @@ def test_bad_column_map_names_file_and_column(db_url, tmp_path):
     Table({"a": [1.0], "b": [2.0]}).write(q, format="ascii.ecsv")
     res = runner.invoke(cli, ["--db", db_url, "refcat", "import", str(q), str(p), *COLMAP])
     assert res.exit_code == 1 and "noradec.ecsv" in res.output and "XWIN_WORLD" in res.output  # one of two failed
-    with psycopg.connect(db_url) as conn:
-        with conn.transaction():
-            n = conn.execute("SELECT count(*) FROM refcat_source WHERE catalog = 'noradec'").fetchone()[0]
+    with psycopg.connect(db_url) as conn, conn.transaction():
+        n = conn.execute("SELECT count(*) FROM refcat_source WHERE catalog = 'noradec'").fetchone()[0]
     assert n == 0

@@ -197,12 +197,12 @@ def read_table_any(path) -> Table:
             return Table.read(BytesIO(raw), format="parquet")
         except ImportError:
             raise InputError("reading Parquet needs pyarrow (pip install pyarrow)", path=path) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any parser error: one clear message
             raise InputError(f"cannot read as Parquet: {exc}", path=path) from None
     if raw.lstrip()[:7] == b"# %ECSV":  # astropy ECSV: units and types in a YAML header
         try:
             return Table.read(raw.decode("utf-8"), format="ascii.ecsv")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any parser error: one clear message
             raise InputError(f"cannot read as ECSV: {exc}", path=path) from None
     try:
         with warnings.catch_warnings():

@@ -7,7 +7,7 @@ module so that migration 0006 can create it without editing :mod:`catdb.schema.t
 """
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, DateTime, Double, Index, Integer, Table, Text, func
+from sqlalchemy import DateTime, Double, Index, Integer, Table, Text, func
 
 from .tables import C, metadata, pk, run_fk
 
