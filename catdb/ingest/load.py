@@ -576,11 +576,12 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
 
 # --------------------------------------------------------------------------- reference catalogues
 def ingest_refcat(conn, path, *, catalog: str | None = None, band: str | None = None,
-                  epoch: float | None = None, replace: bool = True) -> IngestResult:
+                  epoch: float | None = None, replace: bool = True, columns: dict | None = None) -> IngestResult:
     """Ingest a reference catalogue file into ``refcat_source`` (one transaction).
 
     Rows of the same ``catalog`` name loaded earlier from the same file are
-    replaced.  See :func:`catdb.ingest.refcat.read_refcat` for the formats.
+    replaced.  See :func:`catdb.ingest.refcat.read_refcat` for the formats and
+    ``columns`` (the column map of ``catdb refcat import``).
 
     Returns
     -------
@@ -593,9 +594,11 @@ def ingest_refcat(conn, path, *, catalog: str | None = None, band: str | None = 
     if not os.path.exists(path):
         raise InputError("no such file", path=path)
     sha = sha256_file(path)
-    data = read_refcat(path, catalog=catalog, band=band, epoch=epoch)
+    data = read_refcat(path, catalog=catalog, band=band, epoch=epoch, columns=columns)
     name = str(np.asarray(data["catalog"])[0]) if len(data["ra"]) else (catalog or Path(path).stem)
     params = {"path": _resolve(path), "catalog": name, "band": band, "epoch": epoch, "sha256": sha}
+    if columns:
+        params["columns"] = columns
     with conn.transaction():
         same = conn.execute(
             "SELECT r.id, (SELECT count(*) FROM refcat_source s WHERE s.stage_run_id = r.id) FROM stage_run r "

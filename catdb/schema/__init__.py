@@ -5,6 +5,7 @@ from .tables import (QUALITY_FLAGS, catdb_info, column_description, column_unit,
                      track_detection, zeropoint)
 from .calib_tables import exposure_set
 from .xmatch_tables import xmatch
+from .refcat_tables import refcat_region
 
 #: every table of every schema module above, in dependency order
 ALL_TABLES = list(metadata.sorted_tables)
