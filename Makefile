@@ -26,7 +26,7 @@ system:
 $(VENV)/.installed: pyproject.toml
 	@[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q -e ".[all,pip]"
 	@touch $@
 
 venv: $(VENV)/.installed

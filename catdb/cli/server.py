@@ -20,7 +20,12 @@ def _human(n):
 Examples:
   catdb server start
   catdb --data-dir /data/catdb server status
-  catdb server stop""")
+  catdb server stop
+  CATDB_EMBEDDED=pgserver catdb server start   # PostgreSQL 16 from PyPI (pip install 'catdb[pip]')
+
+\b
+Binaries: the system PostgreSQL (Debian postgresql-15 with q3c) when installed, else the
+PostgreSQL bundled in the pgserver wheel (catdb's SQL port of q3c is then the spatial backend).""")
 def command():
     """The embedded PostgreSQL server (used when no --db / CATDB_URL is set)."""
 
@@ -44,7 +49,7 @@ def stop():
 
 @command.command()
 def status():
-    """Print version, data directory, socket, size and whether q3c is available."""
+    """Print binaries, version, data directory, socket, size and the spatial backend."""
     srv = EmbeddedServer()
     st = srv.status()
     click.echo(f"running:     {'yes (pid %s)' % st.pid if st.running else 'no'}")
@@ -52,7 +57,13 @@ def status():
     click.echo(f"socket:      {st.socket_dir}/.s.PGSQL.{st.port}")
     click.echo(f"url:         {srv.url()}")
     click.echo(f"size:        {_human(st.size_bytes)}")
-    click.echo(f"binaries:    {srv.bindir} (server user: {srv.user or 'self'})")
+    click.echo(f"binaries:    {st.binaries_source}: {st.binaries} (server user: {srv.user or 'self'})")
     if st.running:
         click.echo(f"version:     {st.version}")
         click.echo(f"q3c:         {'available' if st.q3c_available else 'not available (SQL backend will be used)'}")
+        if st.spatial_backend:
+            what = {"q3c": "the q3c C extension", "sql": "catdb's SQL port of q3c"}.get(st.spatial_backend, "")
+            click.echo(f"spatial:     {st.spatial_backend} ({what})")
+        else:
+            click.echo(f"spatial:     none yet (catdb db init installs "
+                       f"{'q3c' if st.q3c_available else 'the SQL port of q3c'})")

@@ -2,7 +2,12 @@
 
 With no database URL configured, catdb runs its own PostgreSQL cluster from
 the system binaries (Debian ``postgresql-15``), listening only on a Unix
-socket inside the data directory.  ``initdb`` refuses to run as root, so when
+socket inside the data directory.  Without system binaries it falls back to
+the PostgreSQL 16 binaries bundled in the ``pgserver`` wheel from PyPI
+(``pip install 'catdb[pip]'``); those cannot load Debian's q3c, so ``catdb db
+init`` then installs catdb's SQL port of q3c (see
+:mod:`catdb.db.spatial_backend`).  ``CATDB_EMBEDDED=system|pgserver`` forces
+one of the two.  ``initdb`` refuses to run as root, so when
 catdb runs as root the server runs as the ``postgres`` system user (or a
 ``catdb`` system user that catdb creates when ``postgres`` does not exist).
 
@@ -16,6 +21,7 @@ Example
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -48,16 +54,78 @@ def default_data_dir() -> Path:
     return Path(base) / "catdb" / "pg"
 
 
-def find_bindir() -> Path:
-    """Directory of the PostgreSQL server binaries (``initdb``, ``pg_ctl``, ``postgres``).
+#: environment variable choosing the embedded server's binaries: auto, system or pgserver
+EMBEDDED_ENV = "CATDB_EMBEDDED"
+BINARY_SOURCES = ("auto", "system", "pgserver")
 
-    Looks at ``CATDB_PG_BINDIR``, then ``pg_config --bindir``, then the
-    highest ``/usr/lib/postgresql/*/bin``.
 
-    Raises
-    ------
-    catdb.errors.CatdbError
-        When no PostgreSQL server installation is found.
+@dataclass(frozen=True)
+class Binaries:
+    """A PostgreSQL server installation the embedded server can run.
+
+    Attributes
+    ----------
+    bindir : Path
+        Directory holding ``initdb``, ``pg_ctl`` and ``postgres``.
+    source : str
+        ``'system'`` (``CATDB_PG_BINDIR``, ``pg_config`` or ``/usr/lib/postgresql``) or
+        ``'pgserver'`` (the binaries bundled in the ``pgserver`` wheel).
+    """
+
+    bindir: Path
+    source: str
+
+    @property
+    def major(self) -> int | None:
+        """Major version of ``postgres`` (e.g. 15), None when it cannot be run."""
+        v = self.version
+        try:
+            return int(v.split()[-1].split(".")[0]) if v else None
+        except ValueError:
+            return None
+
+    @property
+    def version(self) -> str | None:
+        """``postgres --version`` output, e.g. ``'postgres (PostgreSQL) 16.2'``."""
+        return _postgres_version(str(self.bindir))
+
+    def describe(self) -> str:
+        """One line for ``catdb server status``."""
+        what = self.version or "postgres --version failed"
+        if self.source == "pgserver":
+            try:
+                from importlib.metadata import version
+
+                what += f", bundled in pgserver {version('pgserver')}"
+            except Exception:  # noqa: BLE001 (metadata missing: still describe the binaries)
+                what += ", bundled in pgserver"
+        return f"{self.bindir} ({what})"
+
+
+_VERSIONS: dict[str, str | None] = {}
+
+
+def _postgres_version(bindir: str) -> str | None:
+    if bindir not in _VERSIONS:
+        try:
+            out = subprocess.run([str(Path(bindir) / "postgres"), "--version"], capture_output=True,
+                                 text=True, check=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            out = None
+        _VERSIONS[bindir] = out
+    return _VERSIONS[bindir]
+
+
+def _usable(d: Path) -> bool:
+    return (d / "initdb").exists() and (d / "pg_ctl").exists() and (d / "postgres").exists()
+
+
+def system_bindirs() -> list[Path]:
+    """System PostgreSQL server binary directories, preferred first.
+
+    ``CATDB_PG_BINDIR``, then ``pg_config --bindir``, then ``/usr/lib/postgresql/*/bin``
+    (highest version first); only directories holding ``initdb``, ``pg_ctl`` and
+    ``postgres``.
     """
     cands = []
     env = os.environ.get("CATDB_PG_BINDIR")
@@ -78,13 +146,103 @@ def find_bindir() -> Path:
             return 0
 
     cands += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_ver, reverse=True)]
+    out: list[Path] = []
     for c in cands:
-        if (c / "initdb").exists() and (c / "pg_ctl").exists():
-            return c
-    raise CatdbError(
-        "no PostgreSQL server binaries found (looked for initdb/pg_ctl via CATDB_PG_BINDIR, "
-        "pg_config --bindir and /usr/lib/postgresql/*/bin); install Debian's postgresql-15 "
-        "and postgresql-15-q3c, or set CATDB_URL to an existing server")
+        if _usable(c) and c.resolve() not in [o.resolve() for o in out]:
+            out.append(c)
+    return out
+
+
+def pgserver_bindir() -> Path | None:
+    """``pginstall/bin`` of the installed ``pgserver`` package, or None.
+
+    Found with :func:`importlib.util.find_spec` without importing ``pgserver`` (its
+    import creates lock files in the user's runtime directory).
+    """
+    try:
+        spec = importlib.util.find_spec("pgserver")
+    except (ImportError, ValueError):
+        return None
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        d = Path(loc) / "pginstall" / "bin"
+        if _usable(d):
+            return d
+    return None
+
+
+def _cluster_major(data_dir: Path | None) -> int | None:
+    try:
+        return int((Path(data_dir) / "PG_VERSION").read_text().strip()) if data_dir else None
+    except (OSError, ValueError):
+        return None
+
+
+def find_binaries(prefer: str | None = None, data_dir=None) -> Binaries:
+    """Choose the PostgreSQL binaries of the embedded server.
+
+    Parameters
+    ----------
+    prefer : {'auto', 'system', 'pgserver'}, optional
+        Default ``$CATDB_EMBEDDED`` or ``'auto'``: the system installation
+        (:func:`system_bindirs`), else the binaries bundled in the ``pgserver`` wheel.
+    data_dir : path, optional
+        An existing cluster: in ``'auto'`` mode the binaries of its major version
+        (``PG_VERSION``) are preferred, so a cluster created from pgserver's PostgreSQL 16
+        is not started with a system PostgreSQL 15 installed later.
+
+    Returns
+    -------
+    Binaries
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        Unknown ``prefer`` value, or no usable binaries of the requested kind.
+    """
+    prefer = (prefer or os.environ.get(EMBEDDED_ENV) or "auto").strip().lower()
+    if prefer not in BINARY_SOURCES:
+        raise CatdbError(f"{EMBEDDED_ENV} must be one of {', '.join(BINARY_SOURCES)}, got {prefer!r}")
+    cands = []
+    if prefer in ("auto", "system"):
+        cands += [Binaries(d, "system") for d in system_bindirs()]
+    if prefer in ("auto", "pgserver"):
+        d = pgserver_bindir()
+        if d is not None:
+            cands.append(Binaries(d, "pgserver"))
+    if not cands:
+        if prefer == "pgserver":
+            raise CatdbError(f"{EMBEDDED_ENV}=pgserver but the pgserver package is not installed "
+                             "(pip install 'catdb[pip]', or pip install pgserver)")
+        raise CatdbError(
+            "no PostgreSQL server binaries found (looked for initdb/pg_ctl via CATDB_PG_BINDIR, "
+            "pg_config --bindir and /usr/lib/postgresql/*/bin"
+            + (", and the pgserver package" if prefer == "auto" else "") +
+            "); install Debian's postgresql-15 and postgresql-15-q3c, or pip install 'catdb[pip]' "
+            "(PostgreSQL 16 from PyPI, with catdb's SQL port of q3c), or set CATDB_URL to an "
+            "existing server")
+    major = _cluster_major(data_dir)
+    if major is not None:
+        for b in cands:
+            if b.major == major:
+                return b
+        have = ", ".join(f"{b.bindir} (PostgreSQL {b.major})" for b in cands)
+        raise CatdbError(f"the cluster in {data_dir} was created by PostgreSQL {major}, but the "
+                         f"server binaries found are another major version: {have}; install "
+                         f"PostgreSQL {major} (or set {EMBEDDED_ENV}) or use another --data-dir")
+    return cands[0]
+
+
+def find_bindir() -> Path:
+    """Directory of the PostgreSQL server binaries (``initdb``, ``pg_ctl``, ``postgres``).
+
+    See :func:`find_binaries` (this returns its ``bindir``).
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        When no PostgreSQL server installation is found.
+    """
+    return find_binaries().bindir
 
 
 def _server_user() -> str | None:
@@ -115,6 +273,9 @@ class ServerStatus:
     size_bytes: int | None = None
     q3c_available: bool | None = None
     pid: int | None = None
+    binaries: str | None = None
+    binaries_source: str | None = None
+    spatial_backend: str | None = None
 
 
 class EmbeddedServer:
@@ -129,13 +290,23 @@ class EmbeddedServer:
         Port number; with no TCP it only names the socket file ``.s.PGSQL.<port>``.
     tcp_port : int, optional
         Also listen on 127.0.0.1 at this port.
+    binaries : {'auto', 'system', 'pgserver'}, optional
+        Which PostgreSQL binaries run the cluster (default ``$CATDB_EMBEDDED`` or
+        ``'auto'``; see :func:`find_binaries`).
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        No usable PostgreSQL binaries (the message says what to install).
     """
 
-    def __init__(self, data_dir=None, port: int = DEFAULT_PORT, tcp_port: int | None = None):
+    def __init__(self, data_dir=None, port: int = DEFAULT_PORT, tcp_port: int | None = None,
+                 binaries: str | None = None):
         self.data_dir = Path(data_dir).expanduser().resolve() if data_dir else default_data_dir()
         self.port = int(port)
         self.tcp_port = tcp_port
-        self.bindir = find_bindir()
+        self.binaries = find_binaries(binaries, self.data_dir)
+        self.bindir = self.binaries.bindir
         self.user = _server_user()
 
     # -- helpers ---------------------------------------------------------
@@ -177,6 +348,14 @@ class EmbeddedServer:
                     f"the server runs as OS user {self.user!r} (catdb is running as root) but cannot "
                     f"enter {anc} (mode {oct(st.st_mode & 0o777)}); choose a data directory outside it "
                     f"with --data-dir or CATDB_DATA_DIR (the default for root is /var/lib/catdb/pg)")
+        try:
+            self._run([str(self.bindir / "postgres"), "--version"])
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise CatdbError(
+                f"the server runs as OS user {self.user!r} (catdb is running as root) but cannot run "
+                f"{self.bindir / 'postgres'} ({getattr(e, 'stderr', None) or e}); install catdb and "
+                f"pgserver in a virtualenv that user can read (not under a private home "
+                f"directory), or install Debian's postgresql-15") from None
 
     # -- lifecycle ---------------------------------------------------------
     def init(self) -> None:
@@ -268,10 +447,12 @@ class EmbeddedServer:
         return True
 
     def status(self) -> ServerStatus:
-        """Report version, data dir, socket, size and whether q3c is available."""
+        """Report binaries, version, data dir, socket, size, whether q3c is available and
+        the spatial backend of the ``catdb`` database (``None`` before ``catdb db init``)."""
         st = ServerStatus(running=self.is_running(), data_dir=str(self.data_dir),
                           socket_dir=str(self.socket_dir), port=self.port,
-                          initialised=self.is_initialised(), pid=self.running_pid())
+                          initialised=self.is_initialised(), pid=self.running_pid(),
+                          binaries=self.binaries.describe(), binaries_source=self.binaries.source)
         if st.initialised:
             try:
                 st.size_bytes = sum(p.stat().st_size for p in self.data_dir.rglob("*") if p.is_file())
@@ -284,4 +465,8 @@ class EmbeddedServer:
                 st.version = conn.execute("SELECT version()").fetchone()[0]
                 st.q3c_available = conn.execute(
                     "SELECT count(*) > 0 FROM pg_available_extensions WHERE name = 'q3c'").fetchone()[0]
+                if conn.execute("SELECT to_regclass('catdb_info') IS NOT NULL").fetchone()[0]:
+                    row = conn.execute(
+                        "SELECT value FROM catdb_info WHERE key = 'spatial_backend'").fetchone()
+                    st.spatial_backend = row[0] if row else None
         return st
