@@ -5,5 +5,6 @@ from .tables import (ALL_TABLES, QUALITY_FLAGS, catdb_info, column_description, 
                      track_detection, zeropoint)
 from .calib_tables import exposure_set
 from .xmatch_tables import xmatch
+from .skybot_tables import skybot_object, skybot_query
 
 __all__ = [n for n in dir() if not n.startswith("_")]
