@@ -21,7 +21,9 @@
 4. **Matching.**  The predicted positions are moved to the exposure's mid-time with their
    predicted rates (linear; the gap is at most ``max_epoch_diff``) and paired with the
    track's detections on the same exposure by great-circle distance within ``radius``
-   (q3c pair join, :func:`catdb.spatial.sql.pair_join`).  For each (track, known object):
+   (q3c pair join, :func:`catdb.spatial.sql.pair_join`).  A known object must pair with at
+   least ``min_fraction`` of the track's detections on exposures with a usable cone (one
+   chance coincidence on a long track is no identification).  For each (track, known object):
    the median separation over the paired detections, and the length of the difference
    between the track's measured rate vector (``rate_ra``, ``rate_dec``: dRA cos Dec, dDec)
    and the object's mean predicted one.  The object with the smallest score
@@ -57,6 +59,8 @@ class Skybot(Stage):
         Param("radius", float, 10.0, "Match radius between a detection and the SkyBoT prediction [arcsec]"),
         Param("rate_weight", float, 1.0, "Weight of the rate-vector difference in the score sep + w*rate_diff [h]"),
         Param("max_rate_diff", float, None, "Reject known objects whose predicted rate differs more [arcsec/h]"),
+        Param("min_fraction", float, 0.5, "A known object must be within radius of at least this fraction of the "
+                                          "track's detections on exposures with a usable cone"),
         Param("margin", float, 60.0, "Cone radius = exposure radius + this margin [arcsec]"),
         Param("observatory", str, None, "MPC observatory code for every query (default: exposure.observatory_code, "
                                         "else 500)"),
@@ -64,7 +68,7 @@ class Skybot(Stage):
         Param("refresh", bool, False, "Ask SkyBoT again even when a cached cone exists"),
         Param("cache_only", bool, False, "Never call the service; use cached cones only"),
         Param("retries", int, 2, "Retries of a failed or timed-out call (exponential backoff)"),
-        Param("backoff", float, 2.0, "Wait before the first retry, doubled for each further one [s]"),
+        Param("backoff", float, 1.0, "Wait before the first retry, doubled for each further one [s]"),
         Param("timeout", float, 60.0, "Wait at most this long for one SkyBoT answer [s]"),
         Param("max_failures", int, 3, "After this many consecutive failed exposures, stop calling the service"),
     ]
@@ -102,33 +106,35 @@ class Skybot(Stage):
         """Ask SkyBoT for the exposures in ``todo`` (loop over exposures); returns counts."""
         p = ctx.params
         out = {"ok": 0, "empty": 0, "failed": 0, "not_attempted": 0, "service_calls": 0}
-        failed = {}
-        streak, last = 0, None
+        failed = []
+        streak, last, last_error = 0, None, None
         for eid, mjd, ra, dec, rad, code in todo:  # one cone per exposure
             radius = float(rad) * 3600.0 + p["margin"]
             if streak >= p["max_failures"]:
                 table, attempts = None, 0
-                msg = f"not attempted: {streak} consecutive exposures failed (last: {last})"
+                msg = f"not attempted: {streak} consecutive exposures failed, the last one exposure {last}"
                 out["not_attempted"] += 1
             else:
                 table, attempts, msg = sb.query_skybot_retry(
                     ra, dec, radius, mjd, location=code, retries=p["retries"], backoff=p["backoff"],
                     timeout=p["timeout"])
                 out["service_calls"] += attempts
-                streak, last = (streak + 1, msg) if table is None else (0, None)
+                streak, last = (streak + 1, eid) if table is None else (0, None)
+                last_error = msg or last_error
             sb.store_skybot(ctx.conn, exposure_id=eid, epoch=mjd, ra=ra, dec=dec, radius_arcsec=radius,
                             observatory=code, table=table, run_id=ctx.run_id, source=_SERVICE, attempts=attempts,
                             message=msg)
             status = "failed" if table is None else ("ok" if len(table) else "empty")
             out[status] += 1
             if table is None:
-                failed[int(eid)] = msg
+                failed.append(int(eid))
         if failed:
-            out["failed_exposures"] = dict(list(failed.items())[:20])
+            out["failed_exposures"] = failed[:50]
+            out["last_error"] = (last_error or "")[:500]
         return out
 
     # -- matching ------------------------------------------------------------------------
-    def _match(self, ctx, qids):
+    def _match(self, ctx, qids, exp_ids):
         """Temp table _skybot_best: best known object per track (set-based)."""
         p = ctx.params
         ctx.execute("DROP TABLE IF EXISTS _skybot_det, _skybot_pred, _skybot_best")
@@ -137,7 +143,7 @@ class Skybot(Stage):
                SELECT td.track_id, d.exposure_id AS det_exposure, d.ra, d.dec
                FROM track_detection td JOIN track t ON t.id = td.track_id
                JOIN detection d ON d.id = td.detection_id
-               WHERE t.status = 'candidate' AND NOT td.outlier AND d.exposure_id = ANY(%s)""", (ctx.inputs,))
+               WHERE t.status = 'candidate' AND NOT td.outlier AND d.exposure_id = ANY(%s)""", (list(exp_ids),))
         # predictions moved linearly from the query epoch to mid-exposure with the predicted rates
         ctx.execute(
             """CREATE TEMP TABLE _skybot_pred ON COMMIT DROP AS
@@ -161,9 +167,11 @@ class Skybot(Stage):
                  FROM pr JOIN skybot_object o ON o.id = pr.object_id
                  WHERE pr.det_exposure = pr.obj_exposure
                  GROUP BY pr.track_id, o.name),
+               tot AS (SELECT track_id, count(*) AS n_tot FROM _skybot_det GROUP BY track_id),
                scored AS (
                  SELECT a.*, sqrt((t.rate_ra - a.rate_ra) ^ 2 + (t.rate_dec - a.rate_dec) ^ 2) AS rate_diff
-                 FROM agg a JOIN track t ON t.id = a.track_id),
+                 FROM agg a JOIN track t ON t.id = a.track_id JOIN tot ON tot.track_id = a.track_id
+                 WHERE a.n_det >= %(min_fraction)s * tot.n_tot),
                kept AS (
                  SELECT s.*, count(*) OVER (PARTITION BY s.track_id) AS n_candidates FROM scored s
                  WHERE %(max_rate_diff)s::double precision IS NULL OR s.rate_diff <= %(max_rate_diff)s)
@@ -171,7 +179,8 @@ class Skybot(Stage):
                FROM kept
                ORDER BY track_id, sep + %(rate_weight)s * COALESCE(rate_diff, 0), n_det DESC, name""").format(
             pairs=pairs.sql)
-        ctx.execute(q, {**pairs.params, "max_rate_diff": p["max_rate_diff"], "rate_weight": p["rate_weight"]})
+        ctx.execute(q, {**pairs.params, "max_rate_diff": p["max_rate_diff"], "rate_weight": p["rate_weight"],
+                        "min_fraction": p["min_fraction"]})
 
     def run(self, ctx: StageContext) -> dict:
         p = ctx.params
@@ -204,7 +213,7 @@ class Skybot(Stage):
                            "AND status IN ('ok', 'empty')", (ids,)).fetchall()
         qids = [r[0] for r in good if usable.get(r[1], r[0]) == r[0]]
         checked_exp = sorted({r[1] for r in good if usable.get(r[1], r[0]) == r[0]})
-        self._match(ctx, qids)
+        self._match(ctx, qids, checked_exp)
         # tracks seen by a usable cone: identification replaced (NULLs when no known object matched)
         cur = ctx.execute(
             """WITH chk AS (
