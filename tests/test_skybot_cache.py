@@ -206,8 +206,8 @@ def test_failed_and_slow_service_retried_reported_rest_matched(db, monkeypatch):
     # the flaky exposure succeeded on its 2nd attempt, the dead one was tried 3 times, backoff 0.5 s, 1 s
     assert len(fake.calls) == n + 1 + 2 and sleeps == [0.5, 0.5, 1.0]
     assert res.counts["ok"] == n - 1 and res.counts["failed"] == 1
-    q = dict((round(m, 6), (s, a, msg)) for m, s, a, msg in conn.execute(
-        "SELECT mjd_epoch, status, attempts, message FROM skybot_query").fetchall())
+    q = {round(m, 6): (s, a, msg) for m, s, a, msg in conn.execute(
+        "SELECT mjd_epoch, status, attempts, message FROM skybot_query").fetchall()}
     assert q[flaky] == ("ok", 2, None)
     assert q[dead][0] == "failed" and q[dead][1] == 3 and "timed out" in q[dead][2]
     assert len(res.counts["failed_exposures"]) == 1 and "timed out" in res.counts["last_error"]

@@ -28,8 +28,16 @@ from astropy.time import Time
 
 from catdb.errors import CatdbError, InputError
 
-__all__ = ["read_skybot_votable", "query_skybot", "query_skybot_retry", "match_skybot", "store_skybot",
-           "import_skybot_votable", "epoch_to_mjd", "SkybotUnavailable"]
+__all__ = [
+    "SkybotUnavailable",
+    "epoch_to_mjd",
+    "import_skybot_votable",
+    "match_skybot",
+    "query_skybot",
+    "query_skybot_retry",
+    "read_skybot_votable",
+    "store_skybot",
+]
 
 
 class SkybotUnavailable(CatdbError):

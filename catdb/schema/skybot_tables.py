@@ -10,8 +10,20 @@ tables are added by migration 0007 without editing :mod:`catdb.schema.tables`.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, CheckConstraint, DateTime, Double, ForeignKey, Index, Integer, REAL as Real,
-                        SmallInteger, Table, Text, func)
+from sqlalchemy import REAL as Real
+from sqlalchemy import (
+                        BigInteger,
+                        CheckConstraint,
+                        DateTime,
+                        Double,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        SmallInteger,
+                        Table,
+                        Text,
+                        func,
+)
 
 from .tables import C, metadata, pk, q3c_index, run_fk
 
