@@ -10,20 +10,8 @@ tables are added by migration 0007 without editing :mod:`catdb.schema.tables`.
 """
 from __future__ import annotations
 
-from sqlalchemy import REAL as Real
-from sqlalchemy import (
-                        BigInteger,
-                        CheckConstraint,
-                        DateTime,
-                        Double,
-                        ForeignKey,
-                        Index,
-                        Integer,
-                        SmallInteger,
-                        Table,
-                        Text,
-                        func,
-)
+from sqlalchemy import (REAL as Real, BigInteger, CheckConstraint, DateTime, Double, ForeignKey, Index, Integer,
+                        SmallInteger, Table, Text, func)
 
 from .tables import C, metadata, pk, q3c_index, run_fk
 
