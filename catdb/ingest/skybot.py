@@ -7,14 +7,17 @@ response, :func:`query_skybot` asks the service through astroquery's
 ``Skybot.cone_search`` (network), and :func:`match_skybot` identifies mover
 tracks with the known objects.
 
-Wiring (database stage ``skybot``): for every field/night with accepted
-tracks, call :func:`query_skybot` at the tracks' ``mjd_ref`` with the
-exposure's ``observatory_code`` (or store the VOTable and use
-:func:`read_skybot_votable`), then :func:`match_skybot` on the tracks'
-``ra``, ``dec``, ``rate_ra``, ``rate_dec``.
+The cache: :func:`store_skybot` writes one cone search and its objects into
+``skybot_query`` / ``skybot_object`` (COPY), :func:`query_skybot_retry` asks the service with
+retries and exponential backoff and never raises for a service failure, and
+:func:`import_skybot_votable` loads a saved response into the cache for one exposure
+(``catdb skybot import FILE --exposure ID``).  The ``skybot`` stage
+(:mod:`catdb.stages.skybot`) reads the cache, queries only the exposures that have no usable
+cached cone, and matches tracks to the known objects.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,16 @@ from astropy.time import Time
 
 from catdb.errors import CatdbError, InputError
 
-__all__ = ["read_skybot_votable", "query_skybot", "match_skybot", "SkybotUnavailable"]
+__all__ = [
+    "SkybotUnavailable",
+    "epoch_to_mjd",
+    "import_skybot_votable",
+    "match_skybot",
+    "query_skybot",
+    "query_skybot_retry",
+    "read_skybot_votable",
+    "store_skybot",
+]
 
 
 class SkybotUnavailable(CatdbError):
@@ -61,7 +73,8 @@ def _normalise(t, which, source):
                              path=source, keyword=name)
         col = t[name]
         if ours in ("number", "name", "class"):
-            vals = [str(v).strip() for v in np.asarray(col)]
+            mask = np.ma.getmaskarray(np.ma.asarray(col)) if len(col) else np.zeros(0, bool)
+            vals = ["" if m else str(v).strip() for v, m in zip(np.asarray(col).tolist(), mask.tolist())]
             if ours == "number":
                 vals = ["" if v in ("-", "--", "") else v for v in vals]
             out[ours] = np.array(vals, dtype=str)
@@ -115,14 +128,51 @@ def read_skybot_votable(path):
     else:
         t = tables[0].to_table()
     out = _normalise(t, 0, path)
+    keys = {"epoch": "epoch", "fovRA": "ra", "fovDEC": "dec", "fovSR": "radius", "observer": "observer"}
     for res in vot.resources:
         for p in res.params:
-            if p.ID == "epoch" or p.name == "Epoch":
+            if p.ID in keys:
+                v = p.value.decode() if isinstance(p.value, bytes) else p.value
+                out.meta[keys[p.ID]] = str(v) if p.ID in ("epoch", "observer") else float(v)
+            elif p.name == "Epoch":
                 out.meta["epoch"] = str(p.value)
     return out
 
 
-def query_skybot(ra, dec, radius_arcsec, epoch, location="500"):
+def epoch_to_mjd(epoch, source=None) -> float:
+    """MJD (UTC) of a SkyBoT epoch string: a Julian Date (``2458568.7``) or an ISO date.
+
+    Parameters
+    ----------
+    epoch : str or float
+        ``meta['epoch']`` of :func:`read_skybot_votable` (SkyBoT writes the requested epoch
+        as given: JD, or ``'2025-01-02 00:00:00.00'``).
+    source : str, optional
+        File named in the error.
+
+    Returns
+    -------
+    float
+        MJD, days.
+
+    Raises
+    ------
+    InputError
+        Neither a number nor a date.
+    """
+    ep = str(epoch).strip()
+    try:
+        return float(Time(float(ep), format="jd", scale="utc").mjd)
+    except ValueError:
+        pass
+    try:
+        return float(Time(ep, scale="utc").mjd)
+    except ValueError:
+        raise InputError(f"SkyBoT epoch {ep!r} is neither a Julian Date nor an ISO date", path=source,
+                         keyword="epoch") from None
+
+
+def query_skybot(ra, dec, radius_arcsec, epoch, location="500", timeout=None):
     """Known Solar System objects in a cone, from SkyBoT (needs the network).
 
     Parameters
@@ -136,6 +186,9 @@ def query_skybot(ra, dec, radius_arcsec, epoch, location="500"):
     location : str
         MPC observatory code (``exposure.observatory_code``), default ``500``
         (geocentre).
+    timeout : float, optional
+        Seconds to wait for the service (astroquery ``conf.timeout``, rounded up to whole
+        seconds; default astroquery's).
 
     Returns
     -------
@@ -156,8 +209,14 @@ def query_skybot(ra, dec, radius_arcsec, epoch, location="500"):
         raise SkybotUnavailable("astroquery is not installed (pip install 'catdb[net]')") from exc
     t = epoch if isinstance(epoch, Time) else Time(float(epoch), format="mjd", scale="utc")
     centre = SkyCoord(ra * u.deg, dec * u.deg)
+    from contextlib import nullcontext
+
+    from astroquery.imcce import conf
+
     try:
-        res = Skybot.cone_search(centre, radius_arcsec * u.arcsec, t, location=location, cache=False)
+        # astroquery's conf.timeout is an integer number of seconds, read at each request
+        with conf.set_temp("timeout", max(1, int(np.ceil(timeout)))) if timeout else nullcontext():
+            res = Skybot.cone_search(centre, radius_arcsec * u.arcsec, t, location=location, cache=False)
     except RuntimeError as exc:
         if "No solar system object was found" in str(exc):
             return _normalise(Table(names=[n[1] for n in _COLUMNS.values()]), 1, "SkyBoT")
@@ -167,7 +226,185 @@ def query_skybot(ra, dec, radius_arcsec, epoch, location="500"):
             f"cannot reach the SkyBoT service ({type(exc).__name__}: {exc}); are you offline? "
             "Query https://ssp.imcce.fr/webservices/skybot/ elsewhere and read the saved VOTable "
             "with catdb.ingest.skybot.read_skybot_votable") from exc
+    if len(res) == 0:  # astroquery >= 0.4.8: an empty table and a NoResultsWarning
+        return _normalise(Table(names=[n[1] for n in _COLUMNS.values()]), 1, "SkyBoT")
     return _normalise(res, 1, "SkyBoT")
+
+
+def query_skybot_retry(ra, dec, radius_arcsec, epoch, location="500", *, retries=2, backoff=2.0, timeout=60.0,
+                       sleep=None):
+    """:func:`query_skybot` with retries and exponential backoff; a failure is returned, not raised.
+
+    Parameters
+    ----------
+    ra, dec, radius_arcsec, epoch, location
+        As :func:`query_skybot` (deg, arcsec, MJD UTC, MPC code).
+    retries : int
+        Further attempts after a failed one (0: one attempt only).
+    backoff : float
+        Seconds to wait before the first retry; doubled before each further retry
+        (``backoff * 2**k``), the usual exponential backoff for a busy web service.
+    timeout : float
+        Seconds to wait for each answer (a slow service counts as a failed attempt).
+    sleep : callable, optional
+        Default ``time.sleep`` (tests pass a recorder).
+
+    Returns
+    -------
+    table : astropy.table.Table or None
+        As :func:`query_skybot`; None when every attempt failed.
+    attempts : int
+        Service calls made.
+    message : str or None
+        The last error (``'<ExceptionClass>: <text>'``), None on success.
+    """
+    message = None
+    attempts = 0
+    for k in range(int(retries) + 1):  # loop over attempts
+        if k:
+            (sleep or time.sleep)(float(backoff) * 2 ** (k - 1))
+        attempts += 1
+        try:
+            return query_skybot(ra, dec, radius_arcsec, epoch, location=location, timeout=timeout), attempts, None
+        except Exception as exc:  # noqa: BLE001 - any failure of the service is recorded, the run goes on
+            message = f"{type(exc).__name__}: {exc}"
+    return None, attempts, message
+
+
+def store_skybot(conn, *, exposure_id, epoch, ra, dec, radius_arcsec, observatory, table, run_id, source,
+                 attempts=1, message=None):
+    """Write one SkyBoT cone search into the cache (``skybot_query`` + ``skybot_object``).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        In the caller's transaction.
+    exposure_id : int
+    epoch : float
+        Epoch of the predictions, MJD UTC.
+    ra, dec : float
+        Cone centre, deg.
+    radius_arcsec : float
+        Cone radius, arcsec.
+    observatory : str
+        MPC code of the query.
+    table : astropy.table.Table or None
+        From :func:`read_skybot_votable` / :func:`query_skybot`; None for a failed query
+        (status ``failed`` with ``message``); an empty table gives status ``empty``.
+    run_id : int
+        ``stage_run`` that fetched (or imported) the response.
+    source : str
+        ``'SkyBoT service'`` or the imported file.
+    attempts : int
+        Service calls made (0 for an imported file).
+    message : str, optional
+        Error of the last attempt (failed queries).
+
+    Returns
+    -------
+    int
+        ``skybot_query.id``.
+    """
+    from ..db.copy import copy_table
+
+    n = 0 if table is None else len(table)
+    status = "failed" if table is None else ("ok" if n else "empty")
+    qid = conn.execute(
+        "INSERT INTO skybot_query (exposure_id, mjd_epoch, ra, dec, radius, observatory_code, status, n_rows, "
+        "attempts, message, source, stage_run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "RETURNING id", (int(exposure_id), float(epoch), float(ra), float(dec), float(radius_arcsec),
+                         str(observatory), status, n, int(attempts), message, str(source), int(run_id))
+    ).fetchone()[0]
+    if n:
+        num = np.asarray(table["number"]).astype(str)
+        copy_table(conn, "skybot_object", {
+            "number": np.where(num == "", None, num).astype(object),
+            "name": np.asarray(table["name"]).astype(str), "class": np.asarray(table["class"]).astype(str),
+            **{k: np.asarray(table[c], dtype=float) for k, c in (
+                ("ra", "ra"), ("dec", "dec"), ("rate_ra", "rate_ra"), ("rate_dec", "rate_dec"), ("mag_v", "V"),
+                ("pos_err", "pos_err"), ("center_dist", "center_dist"), ("dist_geo", "dist_geo"),
+                ("dist_helio", "dist_helio"))}},
+            constants={"query_id": qid, "exposure_id": int(exposure_id), "mjd_epoch": float(epoch),
+                       "stage_run_id": int(run_id)})
+    return qid
+
+
+def import_skybot_votable(conn, path, exposure_id, *, max_epoch_diff=1.0):
+    """Load a saved SkyBoT response into the cache for one exposure (``catdb skybot import``).
+
+    The response replaces earlier cached cones of that exposure; the ``skybot`` stage then
+    uses it instead of calling the service (until ``refresh=true``).  Recorded as a
+    ``stage_run`` named ``skybot-import`` (one transaction; nothing written on error).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    path : str or os.PathLike
+        SkyBoT cone-search VOTable (``-mime=votable``), e.g. saved from
+        https://ssp.imcce.fr/webservices/skybot/ or astroquery ``get_raw_response=True``.
+    exposure_id : int
+        Exposure the cone belongs to.
+    max_epoch_diff : float
+        Largest allowed difference between the response's epoch and the exposure's
+        ``mjd_mid``, hours (the stage propagates the predictions linearly over that gap).
+
+    Returns
+    -------
+    dict
+        ``run_id``, ``query_id``, ``status``, ``n_rows``, ``epoch_diff_h`` and ``observatory``,
+        ``exposure_observatory`` (they may differ: a geocentric ``500`` response for a
+        topocentric exposure is off by the parallax, up to 8.8"/distance[AU]).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, no epoch or cone in it, no such exposure, epoch too far from the
+        exposure's mid-time, or the exposure centre outside the response's cone.
+    """
+    from ..stages.base import fail_run, finish_run, start_run
+
+    path = Path(path)
+    table = read_skybot_votable(path)
+    for k in ("epoch", "ra", "dec", "radius"):
+        if k not in table.meta:
+            raise InputError(f"SkyBoT VOTable has no {k} parameter (expected a SkyBoT cone-search response)",
+                             path=path, keyword=k)
+    epoch = epoch_to_mjd(table.meta["epoch"], path)
+    row = conn.execute("SELECT mjd_mid, ra_center, dec_center, observatory_code FROM exposure WHERE id = %s",
+                       (int(exposure_id),)).fetchone()
+    if row is None:
+        raise InputError(f"no exposure {exposure_id} in the database", keyword="exposure")
+    mjd, ra_c, dec_c, code = row
+    if mjd is None:
+        raise InputError(f"exposure {exposure_id} has no mjd_mid: cannot check the epoch", keyword="mjd_mid")
+    dt_h = (epoch - mjd) * 24.0
+    if abs(dt_h) > max_epoch_diff:
+        raise InputError(f"SkyBoT epoch {table.meta['epoch']} (MJD {epoch:.5f}) is {dt_h:+.2f} h from the mid-time "
+                         f"of exposure {exposure_id} (MJD {mjd:.5f}); at most {max_epoch_diff} h allowed: save a "
+                         "response for the exposure's epoch", path=path, keyword="epoch")
+    if ra_c is not None and dec_c is not None:
+        sep = SkyCoord(ra_c * u.deg, dec_c * u.deg).separation(
+            SkyCoord(table.meta["ra"] * u.deg, table.meta["dec"] * u.deg)).to_value(u.arcsec)
+        if sep > table.meta["radius"]:
+            raise InputError(f"the cone of the response (RA {table.meta['ra']:.4f} Dec {table.meta['dec']:+.4f}, "
+                             f"{table.meta['radius']:.0f}\") does not contain the centre of exposure {exposure_id} "
+                             f"(RA {ra_c:.4f} Dec {dec_c:+.4f}, {sep:.0f}\" away)", path=path, keyword="RA")
+    observer = str(table.meta.get("observer") or "500")
+    run_id = start_run(conn, "skybot-import", {"path": str(path), "exposure_id": int(exposure_id),
+                                               "max_epoch_diff": max_epoch_diff})
+    try:
+        with conn.transaction():
+            deleted = conn.execute("DELETE FROM skybot_query WHERE exposure_id = %s", (int(exposure_id),)).rowcount
+            qid = store_skybot(conn, exposure_id=exposure_id, epoch=epoch, ra=table.meta["ra"], dec=table.meta["dec"],
+                               radius_arcsec=table.meta["radius"], observatory=observer, table=table, run_id=run_id,
+                               source=str(path), attempts=0)
+            counts = {"skybot_query": 1, "skybot_object": len(table), "replaced_queries": deleted}
+            finish_run(conn, run_id, inputs=[int(exposure_id)], counts=counts)
+    except Exception as e:
+        fail_run(conn, run_id, e)
+        raise
+    return {"run_id": run_id, "query_id": qid, "status": "ok" if len(table) else "empty", "n_rows": len(table),
+            "epoch_diff_h": dt_h, "observatory": observer, "exposure_observatory": code}
 
 
 def match_skybot(track_ra, track_dec, skybot, radius_arcsec=10.0, track_rate_ra=None,

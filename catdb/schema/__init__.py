@@ -6,6 +6,7 @@ from .tables import (QUALITY_FLAGS, catdb_info, column_description, column_unit,
 from .calib_tables import exposure_set
 from .xmatch_tables import xmatch
 from .refcat_tables import refcat_region
+from .skybot_tables import skybot_object, skybot_query
 
 #: every table of every schema module above, in dependency order
 ALL_TABLES = list(metadata.sorted_tables)

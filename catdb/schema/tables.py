@@ -347,6 +347,8 @@ track = Table(
     C("designation", Text, "Identification (SkyBoT or user)"),
     C("skybot_name", Text, "SkyBoT match name"),
     C("skybot_sep", Double, "Separation from the SkyBoT prediction", "arcsec"),
+    C("skybot_rate_diff", Double, "Length of (track rate vector - SkyBoT predicted rate vector)", "arcsec/h"),
+    C("skybot_delta", Double, "Distance from the observer of the SkyBoT match", "AU"),
     run_fk(nullable=False),
     comment="Solar System object candidate tracks (movers stage)",
 )

@@ -1,143 +1,241 @@
-"""Stage ``skybot``: identify candidate tracks with known Solar System objects (IMCCE SkyBoT).
+"""Stage ``skybot``: identify candidate tracks with known Solar System objects (IMCCE SkyBoT), cached.
 
-For the candidate tracks (``track.status = 'candidate'``) with a detection in the selected
-exposures, grouped by night, one SkyBoT cone search (Berthier et al. 2006, ASP Conf. Ser.
-351, 367) is made at the tracks' mid-epoch (median of ``(mjd_first + mjd_last) / 2``),
-centred on the tracks' exposures (``ra_center``, ``dec_center``; radius the largest
-``exposure.radius`` plus one arcminute) from the exposures' ``observatory_code`` (``500``
-if unknown), through :func:`catdb.ingest.skybot.query_skybot` (astroquery).  With
-``votable=PATH`` a saved SkyBoT response is read instead
-(:func:`~catdb.ingest.skybot.read_skybot_votable`), and its epoch (``meta['epoch']``) is
-used.  Each track's position is propagated linearly with its fitted rates from
-``mjd_ref`` to the SkyBoT epoch and matched to the nearest SkyBoT object within
-``radius`` arcsec (:func:`~catdb.ingest.skybot.match_skybot`; ``max_rate_diff`` also
-requires the rates to agree).  Tracks observed more than ``max_epoch_diff`` days from the
-SkyBoT epoch (a VOTable of another night) are not matched; the counts say how many
-(``epoch_mismatch``).
+1. **Cones.**  For every selected exposure holding a detection of a candidate track
+   (``track.status = 'candidate'``), one SkyBoT cone search (Berthier et al. 2006, ASP Conf.
+   Ser. 351, 367) at the exposure's mid-time ``mjd_mid``, centred on ``ra_center``,
+   ``dec_center`` with radius ``exposure.radius`` + ``margin``, from the exposure's
+   ``observatory_code`` (or ``observatory``; ``500``, the geocentre, if neither).
+2. **Cache.**  Every cone and its outcome is kept in ``skybot_query`` (status ``ok``,
+   ``empty`` or ``failed`` with the message) and every object returned in
+   ``skybot_object`` (predicted position, rates, V, distances).  An exposure whose cached
+   cone is usable (ok or empty, epoch within ``max_epoch_diff`` hours of ``mjd_mid``; for a
+   cone the stage asked itself also the same centre, observatory and at least the radius) is
+   not asked again; ``refresh=true`` asks again; ``cache_only=true`` never calls the service.
+   A saved response is loaded for an exposure with ``catdb skybot import FILE --exposure ID``.
+3. **Service failures.**  A failed or slow (``timeout``) call is retried ``retries`` times
+   with exponential backoff (``backoff``, ``2 backoff``, ...); an exposure still failing is
+   recorded ``failed`` with the message and the others are matched as usual.  After
+   ``max_failures`` consecutive failed exposures the service is taken to be down: the
+   remaining exposures are recorded failed ("not attempted") without further calls.  A
+   later run retries the failed exposures.
+4. **Matching.**  The predicted positions are moved to the exposure's mid-time with their
+   predicted rates (linear; the gap is at most ``max_epoch_diff``) and paired with the
+   track's detections on the same exposure by great-circle distance within ``radius``
+   (q3c pair join, :func:`catdb.spatial.sql.pair_join`).  A known object must pair with at
+   least ``min_fraction`` of the track's detections on exposures with a usable cone (one
+   chance coincidence on a long track is no identification).  For each (track, known object):
+   the median separation over the paired detections, and the length of the difference
+   between the track's measured rate vector (``rate_ra``, ``rate_dec``: dRA cos Dec, dDec)
+   and the object's mean predicted one.  The object with the smallest score
+   ``sep + rate_weight * rate_diff`` (arcsec; ``rate_weight`` in hours: 1"/h of rate
+   disagreement weighs as 1" of offset) is chosen -- the rate vector decides between
+   several known objects near one track, as ssos does not; ``max_rate_diff`` rejects
+   objects whose rates disagree by more.
 
-Writes ``track.skybot_name`` (name, or number and name: ``'5945 Roachapproach'``),
-``skybot_sep`` (arcsec) and ``designation`` (the number when numbered, else the name).
-Tracks without a match get NULLs (a designation that a user set is kept).
-
-Offline (SkyBoT unreachable, or astroquery missing), the stage still succeeds: nothing
-is changed and the counts say ``skipped: offline`` with the reason.
+Writes on the track: ``skybot_name`` (number and name, ``'5945 Roachapproach'``, or the
+name), ``skybot_sep`` (median separation, arcsec), ``skybot_rate_diff`` ("/h),
+``skybot_delta`` (distance from the observer, au) and ``designation`` (the number, else
+the name).  Tracks with at least one detection on an exposure with a usable cone and no
+match get NULLs (a designation set by a user is kept); tracks whose cones all failed are
+left unchanged and counted (``tracks_unchecked``).
 """
 from __future__ import annotations
 
-import numpy as np
-from ..db.copy import copy_table
-from ..errors import InputError
+from psycopg import sql
+
 from ..ingest import skybot as sb
+from ..spatial.sql import ipix_index, pair_join
 from .base import Param, Stage, StageContext, register
+
+_SERVICE = "SkyBoT service"
 
 
 @register
 class Skybot(Stage):
     name = "skybot"
-    description = "Identify candidate tracks with known asteroids/comets from an IMCCE SkyBoT cone search"
+    description = ("Identify candidate tracks with known asteroids/comets from IMCCE SkyBoT cone searches "
+                   "(one per exposure, cached in skybot_query/skybot_object)")
     params = [
-        Param("radius", float, 10.0, "Match radius between track and SkyBoT position [arcsec]"),
-        Param("max_rate_diff", float, None, "Also require rates within this difference [arcsec/h]"),
-        Param("max_epoch_diff", float, 1.0, "Tracks further than this from the SkyBoT epoch are not matched [d]"),
-        Param("votable", str, None, "Read this saved SkyBoT VOTable instead of querying the service"),
+        Param("radius", float, 10.0, "Match radius between a detection and the SkyBoT prediction [arcsec]"),
+        Param("rate_weight", float, 1.0, "Weight of the rate-vector difference in the score sep + w*rate_diff [h]"),
+        Param("max_rate_diff", float, None, "Reject known objects whose predicted rate differs more [arcsec/h]"),
+        Param("min_fraction", float, 0.5, "A known object must be within radius of at least this fraction of the "
+                                          "track's detections on exposures with a usable cone"),
+        Param("margin", float, 60.0, "Cone radius = exposure radius + this margin [arcsec]"),
+        Param("observatory", str, None, "MPC observatory code for every query (default: exposure.observatory_code, "
+                                        "else 500)"),
+        Param("max_epoch_diff", float, 1.0, "A cached cone is used when its epoch is this close to mid-exposure [h]"),
+        Param("refresh", bool, False, "Ask SkyBoT again even when a cached cone exists"),
+        Param("cache_only", bool, False, "Never call the service; use cached cones only"),
+        Param("retries", int, 2, "Retries of a failed or timed-out call (exponential backoff)"),
+        Param("backoff", float, 1.0, "Wait before the first retry, doubled for each further one [s]"),
+        Param("timeout", float, 60.0, "Wait at most this long for one SkyBoT answer [s]"),
+        Param("max_failures", int, 3, "After this many consecutive failed exposures, stop calling the service"),
     ]
-    outputs = []
+    outputs = []  # the cache is kept across runs; the track columns are overwritten
 
-    def _tracks(self, ctx):
+    # -- cones ---------------------------------------------------------------------------
+    def _exposures(self, ctx):
+        """Selected exposures with candidate-track detections: id, mjd, ra, dec, radius, code."""
+        return ctx.execute(
+            """SELECT e.id, e.mjd_mid, e.ra_center, e.dec_center, e.radius,
+                      COALESCE(%s, NULLIF(e.observatory_code, ''), '500')
+               FROM exposure e WHERE e.id = ANY(%s) AND EXISTS (
+                   SELECT 1 FROM detection d JOIN track_detection td ON td.detection_id = d.id
+                   JOIN track t ON t.id = td.track_id WHERE d.exposure_id = e.id AND t.status = 'candidate')
+               ORDER BY e.mjd_mid, e.id""", (ctx.params["observatory"], ctx.inputs)).fetchall()
+
+    def _usable(self, ctx, exp_ids):
+        """exposure id -> id of its usable cached cone (the newest)."""
+        p = ctx.params
         rows = ctx.execute(
-            """SELECT t.id, t.ra, t.dec, t.mjd_ref, t.rate_ra, t.rate_dec, t.mjd_first, t.mjd_last,
-                      min(COALESCE(e.night::text, floor(e.mjd_mid)::text)) AS night, t.designation, t.skybot_name
-               FROM track t JOIN track_detection td ON td.track_id = t.id
-               JOIN detection d ON d.id = td.detection_id JOIN exposure e ON e.id = d.exposure_id
-               WHERE t.status = 'candidate' AND d.exposure_id = ANY(%s)
-               GROUP BY t.id ORDER BY t.id""", (ctx.inputs,)).fetchall()
-        if not rows:
-            return None
-        cols = list(zip(*rows))
-        out = {k: np.array(v, dtype=float) for k, v in zip(
-            ("id", "ra", "dec", "mjd_ref", "rate_ra", "rate_dec", "mjd_first", "mjd_last"), cols[:8])}
-        out["id"] = out["id"].astype(np.int64)
-        out["night"] = np.array(cols[8], dtype=object)
+            """SELECT DISTINCT ON (q.exposure_id) q.exposure_id, q.id
+               FROM skybot_query q JOIN exposure e ON e.id = q.exposure_id
+               WHERE q.exposure_id = ANY(%(ids)s) AND q.status IN ('ok', 'empty')
+                 AND abs(q.mjd_epoch - e.mjd_mid) * 24 <= %(dt)s
+                 AND (q.source <> %(service)s
+                      OR (q.ra = e.ra_center AND q.dec = e.dec_center
+                          AND q.radius >= e.radius * 3600 + %(margin)s - 1e-6
+                          AND q.observatory_code = COALESCE(%(code)s, NULLIF(e.observatory_code, ''), '500')))
+               ORDER BY q.exposure_id, q.id DESC""",
+            {"ids": list(exp_ids), "dt": p["max_epoch_diff"], "service": _SERVICE, "margin": p["margin"],
+             "code": p["observatory"]}).fetchall()
+        return dict(rows)
+
+    def _fetch(self, ctx, todo):
+        """Ask SkyBoT for the exposures in ``todo`` (loop over exposures); returns counts."""
+        p = ctx.params
+        out = {"ok": 0, "empty": 0, "failed": 0, "not_attempted": 0, "service_calls": 0}
+        failed = []
+        streak, last, last_error = 0, None, None
+        for eid, mjd, ra, dec, rad, code in todo:  # one cone per exposure
+            radius = float(rad) * 3600.0 + p["margin"]
+            if streak >= p["max_failures"]:
+                table, attempts = None, 0
+                msg = f"not attempted: {streak} consecutive exposures failed, the last one exposure {last}"
+                out["not_attempted"] += 1
+            else:
+                table, attempts, msg = sb.query_skybot_retry(
+                    ra, dec, radius, mjd, location=code, retries=p["retries"], backoff=p["backoff"],
+                    timeout=p["timeout"])
+                out["service_calls"] += attempts
+                streak, last = (streak + 1, eid) if table is None else (0, None)
+                last_error = msg or last_error
+            sb.store_skybot(ctx.conn, exposure_id=eid, epoch=mjd, ra=ra, dec=dec, radius_arcsec=radius,
+                            observatory=code, table=table, run_id=ctx.run_id, source=_SERVICE, attempts=attempts,
+                            message=msg)
+            status = "failed" if table is None else ("ok" if len(table) else "empty")
+            out[status] += 1
+            if table is None:
+                failed.append(int(eid))
+        if failed:
+            out["failed_exposures"] = failed[:50]
+            out["last_error"] = (last_error or "")[:500]
         return out
+
+    # -- matching ------------------------------------------------------------------------
+    def _match(self, ctx, qids, exp_ids):
+        """Temp table _skybot_best: best known object per track (set-based)."""
+        p = ctx.params
+        ctx.execute("DROP TABLE IF EXISTS _skybot_det, _skybot_pred, _skybot_best")
+        ctx.execute(
+            """CREATE TEMP TABLE _skybot_det ON COMMIT DROP AS
+               SELECT td.track_id, d.exposure_id AS det_exposure, d.ra, d.dec
+               FROM track_detection td JOIN track t ON t.id = td.track_id
+               JOIN detection d ON d.id = td.detection_id
+               WHERE t.status = 'candidate' AND NOT td.outlier AND d.exposure_id = ANY(%s)""", (list(exp_ids),))
+        # predictions moved linearly from the query epoch to mid-exposure with the predicted rates
+        ctx.execute(
+            """CREATE TEMP TABLE _skybot_pred ON COMMIT DROP AS
+               SELECT o.id AS object_id, o.exposure_id AS obj_exposure,
+                      mod((o.ra + COALESCE(o.rate_ra, 0) * (e.mjd_mid - o.mjd_epoch) * 24 / 3600
+                           / cos(radians(o.dec)))::numeric + 360, 360)::double precision AS ra,
+                      o.dec + COALESCE(o.rate_dec, 0) * (e.mjd_mid - o.mjd_epoch) * 24 / 3600 AS dec
+               FROM skybot_object o JOIN exposure e ON e.id = o.exposure_id WHERE o.query_id = ANY(%s)""",
+            (list(qids),))
+        ctx.execute(*ipix_index("_skybot_pred"))
+        ctx.execute("ANALYZE _skybot_pred")
+        pairs = pair_join("_skybot_det", "_skybot_pred", p["radius"] / 3600.0,
+                          columns1=["track_id", "det_exposure"], columns2=["object_id", "obj_exposure"])
+        q = sql.SQL(
+            """CREATE TEMP TABLE _skybot_best ON COMMIT DROP AS
+               WITH pr AS ({pairs}),
+               agg AS (
+                 SELECT pr.track_id, o.name, min(o.number) AS number, count(*) AS n_det,
+                        percentile_cont(0.5) WITHIN GROUP (ORDER BY pr.dist_arcsec) AS sep,
+                        avg(o.rate_ra) AS rate_ra, avg(o.rate_dec) AS rate_dec, avg(o.dist_geo) AS delta
+                 FROM pr JOIN skybot_object o ON o.id = pr.object_id
+                 WHERE pr.det_exposure = pr.obj_exposure
+                 GROUP BY pr.track_id, o.name),
+               tot AS (SELECT track_id, count(*) AS n_tot FROM _skybot_det GROUP BY track_id),
+               scored AS (
+                 SELECT a.*, sqrt((t.rate_ra - a.rate_ra) ^ 2 + (t.rate_dec - a.rate_dec) ^ 2) AS rate_diff
+                 FROM agg a JOIN track t ON t.id = a.track_id JOIN tot ON tot.track_id = a.track_id
+                 WHERE a.n_det >= %(min_fraction)s * tot.n_tot),
+               kept AS (
+                 SELECT s.*, count(*) OVER (PARTITION BY s.track_id) AS n_candidates FROM scored s
+                 WHERE %(max_rate_diff)s::double precision IS NULL OR s.rate_diff <= %(max_rate_diff)s)
+               SELECT DISTINCT ON (track_id) track_id, name, number, n_det, sep, rate_diff, delta, n_candidates
+               FROM kept
+               ORDER BY track_id, sep + %(rate_weight)s * COALESCE(rate_diff, 0), n_det DESC, name""").format(
+            pairs=pairs.sql)
+        ctx.execute(q, {**pairs.params, "max_rate_diff": p["max_rate_diff"], "rate_weight": p["rate_weight"],
+                        "min_fraction": p["min_fraction"]})
 
     def run(self, ctx: StageContext) -> dict:
         p = ctx.params
-        t = self._tracks(ctx)
-        if t is None:
-            return {"tracks": 0, "matched": 0}
-        fixed = None
-        if p["votable"]:
-            fixed = sb.read_skybot_votable(p["votable"])
-            if "epoch" not in fixed.meta:
-                raise InputError("SkyBoT VOTable has no epoch parameter", path=p["votable"], keyword="epoch")
-            from astropy.time import Time
-
-            ep = str(fixed.meta["epoch"]).strip()
-            try:
-                fixed_epoch = Time(float(ep), format="jd", scale="utc").mjd
-            except ValueError:
-                fixed_epoch = Time(ep, scale="utc").mjd
-        names = np.full(t["id"].size, None, dtype=object)
-        desig = np.full(t["id"].size, None, dtype=object)
-        sep = np.full(t["id"].size, np.nan)
-        queries = []
-        n_far = 0
-        for night in sorted(set(t["night"].tolist())):  # loop over nights (one query each)
-            sel = np.flatnonzero(t["night"] == night)
-            if fixed is not None:
-                table, epoch = fixed, fixed_epoch
-            else:
-                epoch = float(np.median(0.5 * (t["mjd_first"][sel] + t["mjd_last"][sel])))
-                ra_c, dec_c, rad, code = ctx.execute(
-                    """SELECT avg(e.ra_center), avg(e.dec_center), max(e.radius),
-                              COALESCE(mode() WITHIN GROUP (ORDER BY e.observatory_code), '500')
-                       FROM exposure e WHERE e.id IN (SELECT d.exposure_id FROM track_detection td
-                           JOIN detection d ON d.id = td.detection_id WHERE td.track_id = ANY(%s))""",
-                    (t["id"][sel].tolist(),)).fetchone()
-                if ra_c is None or rad is None:
-                    ra_c, dec_c = float(np.mean(t["ra"][sel])), float(np.mean(t["dec"][sel]))
-                    rad = 0.5
-                try:
-                    table = sb.query_skybot(ra_c, dec_c, rad * 3600.0 + 60.0, epoch, location=code)
-                except sb.SkybotUnavailable as exc:
-                    return {"tracks": int(t["id"].size), "matched": 0, "skipped": "offline", "note": str(exc)}
-                queries.append({"night": night, "mjd": epoch, "ra": ra_c, "dec": dec_c, "radius_deg": rad,
-                                "obscode": code, "n_objects": len(table)})
-            # a linear motion is good for hours, not years: a track more than max_epoch_diff days
-            # from the SkyBoT epoch is not matched (e.g. a saved VOTable of another night)
-            far = (epoch < t["mjd_first"][sel] - p["max_epoch_diff"]) | (epoch > t["mjd_last"][sel] + p["max_epoch_diff"])
-            n_far += int(far.sum())
-            sel = sel[~far]
-            if sel.size == 0:
-                continue
-            dt_h = (epoch - t["mjd_ref"][sel]) * 24.0
-            cosd = np.cos(np.radians(t["dec"][sel]))
-            ra = t["ra"][sel] + t["rate_ra"][sel] * dt_h / 3600.0 / cosd
-            dec = t["dec"][sel] + t["rate_dec"][sel] * dt_h / 3600.0
-            m = sb.match_skybot(ra, dec, table, radius_arcsec=p["radius"], track_rate_ra=t["rate_ra"][sel],
-                                track_rate_dec=t["rate_dec"][sel], max_rate_diff=p["max_rate_diff"])
-            ok = np.asarray(m["skybot_index"]) >= 0
-            num = np.asarray(m["number"]).astype(str)
-            nm = np.asarray(m["name"]).astype(str)
-            full = np.where(num != "", np.char.add(np.char.add(num, " "), nm), nm)
-            names[sel[ok]] = full[ok]
-            desig[sel[ok]] = np.where(num != "", num, nm)[ok]
-            sep[sel] = np.asarray(m["sep_arcsec"], float)
-        ctx.execute("CREATE TEMP TABLE _skybot_upd (id bigint, skybot_name text, designation text, "
-                    "skybot_sep double precision) ON COMMIT DROP")
-        copy_table(ctx.conn, "_skybot_upd", {"id": t["id"], "skybot_name": names, "designation": desig,
-                                             "skybot_sep": sep})
-        # a designation equal to the previous SkyBoT name/number came from this stage: replace it;
-        # one set by a user is kept when there is no match
-        ctx.execute(
-            """UPDATE track t SET skybot_name = u.skybot_name, skybot_sep = u.skybot_sep,
-                   designation = CASE WHEN u.designation IS NOT NULL THEN u.designation
+        exps = self._exposures(ctx)
+        n_tracks = ctx.execute(
+            """SELECT count(DISTINCT t.id) FROM track t JOIN track_detection td ON td.track_id = t.id
+               JOIN detection d ON d.id = td.detection_id
+               WHERE t.status = 'candidate' AND d.exposure_id = ANY(%s)""", (ctx.inputs,)).fetchone()[0]
+        counts = {"tracks": n_tracks, "exposures": len(exps)}
+        if not exps:
+            return {**counts, "matched": 0}
+        nowcs = [r for r in exps if None in r[1:5]]
+        exps = [r for r in exps if None not in r[1:5]]
+        ids = [r[0] for r in exps]
+        if p["refresh"] and not p["cache_only"]:
+            counts["refreshed"] = ctx.execute("DELETE FROM skybot_query WHERE exposure_id = ANY(%s)",
+                                              (ids,)).rowcount
+        usable = self._usable(ctx, ids)
+        todo = [r for r in exps if r[0] not in usable]
+        counts["cached"] = len(usable)
+        if p["cache_only"]:
+            counts["not_cached"] = len(todo)
+        elif todo:
+            # unusable earlier cones of these exposures (failed, other epoch/centre) give way to the new ones
+            ctx.execute("DELETE FROM skybot_query WHERE exposure_id = ANY(%s)", ([r[0] for r in todo],))
+            counts.update(self._fetch(ctx, todo))
+        if nowcs:
+            counts["no_centre_or_time"] = len(nowcs)
+        good = ctx.execute("SELECT id, exposure_id FROM skybot_query WHERE exposure_id = ANY(%s) "
+                           "AND status IN ('ok', 'empty')", (ids,)).fetchall()
+        qids = [r[0] for r in good if usable.get(r[1], r[0]) == r[0]]
+        checked_exp = sorted({r[1] for r in good if usable.get(r[1], r[0]) == r[0]})
+        self._match(ctx, qids, checked_exp)
+        # tracks seen by a usable cone: identification replaced (NULLs when no known object matched)
+        cur = ctx.execute(
+            """WITH chk AS (
+                 SELECT DISTINCT td.track_id FROM track_detection td JOIN detection d ON d.id = td.detection_id
+                 JOIN track t ON t.id = td.track_id
+                 WHERE t.status = 'candidate' AND d.exposure_id = ANY(%s)),
+               u AS (
+                 SELECT c.track_id, b.name, b.sep, b.rate_diff, b.delta,
+                        CASE WHEN b.number IS NOT NULL THEN b.number || ' ' || b.name ELSE b.name END AS full_name,
+                        COALESCE(b.number, b.name) AS des
+                 FROM chk c LEFT JOIN _skybot_best b ON b.track_id = c.track_id)
+               UPDATE track t SET skybot_name = u.full_name, skybot_sep = u.sep, skybot_rate_diff = u.rate_diff,
+                   skybot_delta = u.delta,
+                   designation = CASE WHEN u.des IS NOT NULL THEN u.des
                                       WHEN t.skybot_name IS NOT NULL AND (t.designation = t.skybot_name
-                                           OR t.skybot_name LIKE t.designation || ' %') THEN NULL
+                                           OR t.skybot_name LIKE t.designation || ' %%') THEN NULL
                                       ELSE t.designation END
-               FROM _skybot_upd u WHERE t.id = u.id""")
-        out = {"tracks": int(t["id"].size), "matched": int(np.sum(names != None)),  # noqa: E711
-               "source": p["votable"] or "SkyBoT service", "epoch_mismatch": n_far}
-        if queries:
-            out["queries"] = queries
-        return out
+               FROM u WHERE t.id = u.track_id""", (checked_exp,))
+        n_checked = cur.rowcount
+        matched, ambiguous = ctx.execute(
+            "SELECT count(*), count(*) FILTER (WHERE n_candidates > 1) FROM _skybot_best").fetchone()
+        counts.update({"tracks_checked": n_checked, "tracks_unchecked": n_tracks - n_checked,
+                       "matched": matched, "ambiguous": ambiguous,
+                       "known_objects": ctx.execute("SELECT count(*) FROM _skybot_pred").fetchone()[0]})
+        return counts
