@@ -13,7 +13,11 @@ rejected.  test_calib_photometry.py / test_calib_ensemble.py hold the methods' d
 import numpy as np
 import pytest
 
-from catdb.algorithms.photometry import zeropoint_colour, zeropoint_pp, zeropoint_regression
+from catdb.algorithms.photometry import (
+    zeropoint_colour,
+    zeropoint_pp,
+    zeropoint_regression,
+)
 from catdb.stages.calibrate import ensemble_solve
 
 SEEDS = [11, 12, 13, 14, 15]
@@ -36,8 +40,8 @@ def simulate(seed, zp=24.7, colour_term=0.0, n=N_STARS, noise=NOISE, slope=1.0):
     blend = np.zeros(n, bool)
     blend[rng.choice(n, n_blend, replace=False)] = True
     inst[blend] -= rng.uniform(0.3, 1.0, n_blend)
-    return dict(inst=inst, inst_err=np.full(n, noise), ref=ref_obs, ref_err=np.full(n, REF_ERR), colour=colour,
-                blend=blend)
+    return {"inst": inst, "inst_err": np.full(n, noise), "ref": ref_obs, "ref_err": np.full(n, REF_ERR),
+            "colour": colour, "blend": blend}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
