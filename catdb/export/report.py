@@ -276,8 +276,9 @@ def residuals_figure(conn, max_panels: int = MAX_RESIDUAL_PANELS):
         ax.set_title(f"#{r[1]} {r[3]} {r[4]}\nzp {r[5]:.3f}\u00b1{(r[6] or 0):.3f}"
                      + (f" rms {rms:.3f}" if np.isfinite(rms) else ""), fontsize=7, color="C3" if bad else "k")
         if xu.size == 0 and xr.size == 0:  # e.g. the reference exposure of a relative calibration
-            ax.text(0.5, 0.5, str((res.get(r[0]) or {}).get("reason") or "no stars stored"), ha="center",
-                    va="center", transform=ax.transAxes, fontsize=7, color="0.3")
+            ax.text(0.5, 0.72, str((res.get(r[0]) or {}).get("reason") or "no stars stored"), ha="center",
+                    va="center", transform=ax.transAxes, fontsize=7, color="0.3",
+                    bbox={"facecolor": "white", "edgecolor": "none"})
         ax.text(0.02, 0.03, f"{r[11]}/{r[10]} used", transform=ax.transAxes, fontsize=6, color="0.3")
         ax.tick_params(labelsize=6)
         if i % ncols == 0:
