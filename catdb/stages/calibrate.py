@@ -59,7 +59,9 @@ One ``zeropoint`` row per exposure (earlier ``calibrate`` rows of the selected
 exposures are replaced): zp, zp_err, n_matched, n_used, chi2_red or r2, slope,
 scatter, ok; ``residuals`` (jsonb) holds ``reason`` and, for every star used,
 ``ref_id`` (refcat_source.id, or the reference exposure's detection id for
-``relative``), ``inst_mag``, ``ref_mag`` and ``residual``.  Exposures with fewer
+``relative``), ``inst_mag``, ``ref_mag`` and ``residual``; methods ``pp`` and ``regression``
+also keep the matched stars they rejected under ``rejected`` (same keys; ``catdb report``
+draws them).  Exposures with fewer
 than ``min_stars`` usable stars get ``zp`` NULL and ``ok = false``; every exposure
 whose calibration is not ok (also regression R^2 < ``r2_min``) gets the
 ``bad_zeropoint`` bit of ``exposure.quality_flags`` (cleared first for the
@@ -346,6 +348,10 @@ class Calibrate(Stage):
                 "ref_id": ref_id[s][k][used].tolist(), "inst_mag": _json_list(inst[s][k][used]),
                 "ref_mag": _json_list(ref_mag[s][k][used]), "residual": _json_list(r.residuals[used]),
             }
+            if r.residuals.size == used.size and (~used).any():  # matched but not used: for the report
+                resid["rejected"] = {"ref_id": ref_id[s][k][~used].tolist(), "inst_mag": _json_list(inst[s][k][~used]),
+                                     "ref_mag": _json_list(ref_mag[s][k][~used]),
+                                     "residual": _json_list(r.residuals[~used])}
             rows.append(dict(exposure_id=int(eid), band=target, result=r, refcat=label, ok=bool(r.ok),
                              color_index=None if colour is None else "-".join(colour), residuals=resid))
         return rows
