@@ -222,7 +222,7 @@ def plot_rms_vs_mag(stats, path, *, width: float = 0.5, title: str | None = None
     ax.set_xlabel("mean calibrated magnitude")
     ax.set_ylabel("RMS of the light curve (mag)")
     n_exp = stats.meta.get("n_exposures")
-    ax.set_title(title or f"forced photometry: RMS vs magnitude" + (f" ({n_exp} exposures)" if n_exp else ""))
+    ax.set_title(title or "forced photometry: RMS vs magnitude" + (f" ({n_exp} exposures)" if n_exp else ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.savefig(path, dpi=100)

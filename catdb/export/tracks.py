@@ -321,7 +321,7 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
 # light curves: moved to catdb.export.lightcurve (one light-curve function, on the view
 # lightcurve_point); the names stay importable from here
 
-from .lightcurve import (  # noqa: E402,F401
+from .lightcurve import (  # noqa: F401
     AU_LIGHT_DAYS,
     choose_points,
     geocentric_distance,
