@@ -103,9 +103,14 @@ def test_light_time_from_skybot_match_or_refused(db, tmp_path):
     out = tmp_path / "lt.csv"
     run(url, "lightcurve", str(t2), "--light-time", "--skybot-votable", str(vot), "-o", str(out))
     t = Table.read(out, format="ascii.csv")
-    np.testing.assert_allclose(np.sort(t["mjd_obs"]), info["mjd"], atol=1e-9)
-    lt_s = (t["mjd_obs"] - t["mjd"]) * 86400
+    np.testing.assert_allclose(np.sort(t["mjd"]), info["mjd"], atol=1e-9)   # mjd stays the observed epoch
+    lt_s = (t["mjd"] - t["mjd_lt"]) * 86400                                 # mjd_lt: the light-time corrected one
     np.testing.assert_allclose(lt_s, 1.594366842 * 499.004784, atol=0.01)  # ~795.6 s
+    v = tmp_path / "lt.vot"
+    run(url, "lightcurve", str(t2), "--delta", "1.5", "-o", str(v))
+    v = Table.read(v)
+    assert str(v["mjd_lt"].unit) == "d" and "light-time corrected" in v["mjd_lt"].description.lower()
+    np.testing.assert_allclose((v["mjd"] - v["mjd_lt"]) * 86400, 1.5 * 499.004784, atol=1e-3)
     # an explicit distance works for any track
     r = run(url, "period", str(t1), "--light-time", "--delta", "2.0")
     assert "delta 2.0000 au, given" in r.output

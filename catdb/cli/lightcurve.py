@@ -1,7 +1,9 @@
 """``catdb lightcurve``, ``catdb period`` and ``catdb cutouts``: one track or object at a time.
 
-Thin wrappers over :mod:`catdb.export.tracks` (points, light-time, cutouts) and
-:mod:`catdb.algorithms.lightcurve` (Lomb-Scargle period search and plots).  They read the
+Thin wrappers over :mod:`catdb.export.lightcurve` (points, light-time correction),
+:mod:`catdb.export.tracks` (cutouts) and :mod:`catdb.algorithms.lightcurve` (Lomb-Scargle
+period search and plots).  Times are MJD in days: ``mjd`` as observed (mid-exposure, UTC),
+``mjd_lt`` light-time corrected when ``--light-time``/``--delta`` is given.  They read the
 database in a read-only transaction.
 """
 from __future__ import annotations
@@ -23,35 +25,25 @@ def _reader(obj):
 
 
 def _points(conn, target, light_time, delta, skybot_votable):
-    from ..export.tracks import (
-        geocentric_distance,
-        light_time_correct,
-        lightcurve_points,
-        parse_target,
-    )
+    from ..export.lightcurve import lightcurve, parse_target
 
     kind, tid = parse_target(target)
-    t = lightcurve_points(conn, kind, tid)
+    t = lightcurve(conn, **{kind: tid}, light_time=light_time, delta_au=delta, skybot_votable=skybot_votable)
     if len(t) == 0:
         raise InputError(f"{kind} {tid} has no magnitudes (no forced photometry, no detections with mag_auto)",
                          keyword="target")
-    if light_time or delta is not None:
-        if kind != "track":
-            raise InputError("the light-time correction needs a track (an object has no SkyBoT match): "
-                             "use track:ID", keyword="light_time")
-        dist, src = geocentric_distance(conn, tid, delta_au=delta, skybot_votable=skybot_votable)
-        t["mjd_obs"] = t["mjd"]
-        t["mjd"] = light_time_correct(t["mjd"], dist)
-        t["mjd"].unit = "d"
-        t["mjd"].description = "Light-time corrected MJD (UTC) of emission"
-        t.meta.update(delta_au=dist, delta_source=src)
     return kind, tid, t
+
+
+def _time_column(t):
+    """``mjd_lt`` (light-time corrected) when present, else ``mjd`` (as observed)."""
+    return "mjd_lt" if "mjd_lt" in t.colnames else "mjd"
 
 
 _lt_options = [
     click.option("--light-time", is_flag=True,
-                 help="Correct times for the light travel time (needs the geocentric distance: the track's "
-                      "SkyBoT match, or --delta)."),
+                 help="Add mjd_lt = mjd - Delta/c, the light-time corrected epoch (days), and use it for the "
+                      "plot and period (Delta: --delta, the track's skybot_delta, or its SkyBoT match)."),
     click.option("--delta", type=float, metavar="AU",
                  help="Geocentric distance [au] for the light-time correction (implies --light-time)."),
     click.option("--skybot-votable", type=click.Path(exists=True, dir_okay=False),
@@ -69,7 +61,7 @@ def _lt(f):
 Examples:
   catdb lightcurve track:503                      # print the table
   catdb lightcurve 503 -o lc.csv --png lc.png     # CSV (or .vot) and a plot
-  catdb lightcurve 503 --light-time --delta 1.23  # light-time corrected times""")
+  catdb lightcurve 503 --light-time --delta 1.23  # adds mjd_lt, light-time corrected""")
 @click.argument("target")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write the table: .csv, .vot/.xml (VOTable), .ecsv, .fits.")
@@ -77,7 +69,7 @@ Examples:
 @_lt
 @click.pass_obj
 def command(obj, target, output, png, light_time, delta, skybot_votable):
-    """Light curve of a track or object: MJD, calibrated magnitude, error, source (forced/detection).
+    """Light curve of a track or object: MJD [d], calibrated magnitude, error, source (forced/detection).
 
     TARGET is 'track:ID', 'object:ID' or a bare track id.  Forced photometry rows come from
     the forced stage, detection rows from the track's (or object's) detections with the
@@ -106,14 +98,15 @@ def _plot_lc(t, path, title):
 
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
-    t0 = float(np.nanmin(t["mjd"]))
+    tcol = _time_column(t)
+    t0 = float(np.nanmin(t[tcol]))
     for src, fmt in (("forced", "o"), ("detection", "s")):
         m = np.asarray(t["source"]) == src
         if m.any():
-            ax.errorbar((np.asarray(t["mjd"])[m] - t0) * 24, np.asarray(t["mag"])[m],
+            ax.errorbar((np.asarray(t[tcol])[m] - t0) * 24, np.asarray(t["mag"])[m],
                         yerr=np.asarray(t["mag_err"])[m], fmt=fmt, ms=3, lw=0.8, label=src)
     ax.invert_yaxis()
-    ax.set_xlabel(f"hours since MJD {t0:.5f}" + (" (light-time corrected)" if "mjd_obs" in t.colnames else ""))
+    ax.set_xlabel(f"hours since MJD {t0:.5f}" + (" (light-time corrected)" if tcol == "mjd_lt" else ""))
     ax.set_ylabel("magnitude" + ("" if np.all(t["calibrated"]) else " (partly instrumental)"))
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -147,12 +140,12 @@ def period_command(obj, target, source, nterms, min_period_h, max_period_h, fold
     usually double-peaked, so the rotation period is most often 2P (Harris et al. 1989).
     """
     from ..algorithms.lightcurve import period_search, plot_lightcurve
-    from ..export.tracks import choose_points
+    from ..export.lightcurve import choose_points
 
     with _reader(obj) as conn:
         kind, tid, t = _points(conn, target, light_time, delta, skybot_votable)
     pts, used = choose_points(t, source)
-    mjd = np.asarray(pts["mjd"], dtype=float)
+    mjd = np.asarray(pts[_time_column(t)], dtype=float)
     ok = np.isfinite(mjd) & np.isfinite(np.asarray(pts["mag"], dtype=float))
     if ok.sum() < 5:
         raise InputError(f"{kind} {tid}: {int(ok.sum())} {used} magnitudes, a period search needs at least 5",

@@ -11,14 +11,37 @@ from ..errors import CatdbError
 
 
 def lightcurve_query(track_id: int | None = None):
-    """SQL of a track's light curve from ``forced_source`` (time, calibrated magnitude, flux)."""
-    sel = ("SELECT f.track_id, e.mjd_mid, f.mag, f.mag_err, f.band, f.flux, f.flux_err, f.ra, f.dec, f.flags, "
-           "f.exposure_id FROM forced_source f JOIN exposure e ON e.id = f.exposure_id WHERE f.track_id = ")
+    """SQL of a track's forced-photometry light curve (time, calibrated magnitude, flux).
+
+    Read from the view ``lightcurve_point`` through :func:`catdb.export.lightcurve.lightcurve_sql`.
+
+    Parameters
+    ----------
+    track_id : int, optional
+        The track; default the candidate track with most unflagged forced measurements
+        (then the brightest).
+
+    Returns
+    -------
+    psycopg.sql.Composed
+        One SELECT, values inlined as literals: columns ``track_id``, ``mjd_mid`` [d], ``mag``,
+        ``mag_err`` [mag], ``band``, ``flux``, ``flux_err`` [adu], ``ra``, ``dec`` [deg], ``flags``,
+        ``exposure_id``, ordered by time.
+    """
+    from psycopg import sql
+
+    from .lightcurve import lightcurve_sql
+
+    select = sql.SQL("p.target_id AS track_id, p.mjd_mid, p.mag_cal AS mag, p.magerr_cal AS mag_err, p.band, "
+                     "p.flux, p.flux_err, p.ra, p.dec, p.flags, p.exposure_id")
     if track_id is not None:
-        return sel + str(int(track_id)) + " ORDER BY e.mjd_mid"
-    return (sel + "(SELECT f2.track_id FROM forced_source f2 JOIN track t ON t.id = f2.track_id "
-            "WHERE t.status = 'candidate' AND f2.flags = 0 GROUP BY f2.track_id "
-            "ORDER BY count(*) DESC, min(t.mean_mag) LIMIT 1) ORDER BY e.mjd_mid")
+        target = sql.Literal(int(track_id))
+    else:
+        target = sql.SQL("(SELECT f2.track_id FROM forced_source f2 JOIN track t ON t.id = f2.track_id "
+                         "WHERE t.status = 'candidate' AND f2.flags = 0 GROUP BY f2.track_id "
+                         "ORDER BY count(*) DESC, min(t.mean_mag) LIMIT 1)")
+    q, _ = lightcurve_sql("track", target, source="forced", select=select, inline=True)
+    return q
 
 
 def export(conn, kind: str, path, **options) -> int:

@@ -10,9 +10,9 @@ given, the table of a cone search from a fixed list) and composed with
 The queries (see ``docs/queries.md``):
 
 ``lightcurve``
-    Time series of one object (``object_id``: its associated detections with the
-    calibrated magnitude ``mag_auto + zp``) or one moving-object track
-    (``track_id``: its detections and its forced photometry).
+    Time series of one object (``object_id``) or one moving-object track (``track_id``):
+    its linked detections with the calibrated magnitude ``mag_auto + zp`` and its forced
+    photometry, from the view ``lightcurve_point`` (:mod:`catdb.export.lightcurve`).
 ``cone``
     Rows of ``object`` (default), ``detection``, ``refcat_source``, ``track`` or
     ``forced_source`` within ``radius_arcsec`` of (``ra``, ``dec``), nearest first,
@@ -96,47 +96,11 @@ class SavedQuery:
     example: str = ""
 
 
-#: the latest ok zeropoint of each exposure (as ``catdb export catalog``)
-_ZP = """(SELECT DISTINCT ON (exposure_id) exposure_id, band, zp, zp_err
-          FROM zeropoint WHERE ok ORDER BY exposure_id, stage_run_id DESC, id DESC)"""
-
-_LC_OBJECT = f"""
-SELECT 'detection'::text AS source, d.exposure_id, e.mjd_mid, e.filter, z.band,
-       d.mag_auto + z.zp AS mag,
-       CASE WHEN z.zp IS NOT NULL THEN sqrt(d.magerr_auto ^ 2 + coalesce(z.zp_err, 0) ^ 2) END AS mag_err,
-       d.mag_auto, d.magerr_auto, d.flux_auto AS flux, d.fluxerr_auto AS flux_err,
-       d.ra, d.dec, d.flags, d.id AS detection_id
-FROM detection_object dob
-JOIN detection d ON d.id = dob.detection_id
-JOIN exposure e ON e.id = d.exposure_id
-LEFT JOIN {_ZP} z ON z.exposure_id = d.exposure_id
-WHERE dob.object_id = %(object_id)s
-UNION ALL
-SELECT 'forced', f.exposure_id, e.mjd_mid, e.filter, f.band, f.mag, f.mag_err, NULL, NULL, f.flux, f.flux_err,
-       f.ra, f.dec, f.flags, NULL
-FROM forced_source f JOIN exposure e ON e.id = f.exposure_id
-WHERE f.object_id = %(object_id)s
-ORDER BY mjd_mid, source
-"""
-
-_LC_TRACK = f"""
-SELECT 'detection'::text AS source, d.exposure_id, e.mjd_mid, e.filter, z.band,
-       d.mag_auto + z.zp AS mag,
-       CASE WHEN z.zp IS NOT NULL THEN sqrt(d.magerr_auto ^ 2 + coalesce(z.zp_err, 0) ^ 2) END AS mag_err,
-       d.mag_auto, d.magerr_auto, d.flux_auto AS flux, d.fluxerr_auto AS flux_err,
-       d.ra, d.dec, d.flags + CASE WHEN td.outlier THEN 65536 ELSE 0 END AS flags, d.id AS detection_id
-FROM track_detection td
-JOIN detection d ON d.id = td.detection_id
-JOIN exposure e ON e.id = d.exposure_id
-LEFT JOIN {_ZP} z ON z.exposure_id = d.exposure_id
-WHERE td.track_id = %(track_id)s
-UNION ALL
-SELECT 'forced', f.exposure_id, e.mjd_mid, e.filter, f.band, f.mag, f.mag_err, NULL, NULL, f.flux, f.flux_err,
-       f.ra, f.dec, f.flags, NULL
-FROM forced_source f JOIN exposure e ON e.id = f.exposure_id
-WHERE f.track_id = %(track_id)s
-ORDER BY mjd_mid, source
-"""
+#: columns of the saved light curve, read from the view lightcurve_point (alias p)
+_LC_SELECT = sql.SQL(
+    "p.source, p.exposure_id, p.mjd_mid, p.filter, p.band, p.mag_cal AS mag, p.magerr_cal AS mag_err, "
+    "p.mag_auto, p.magerr_auto, p.flux, p.flux_err, p.ra, p.dec, "
+    "p.flags + CASE WHEN p.outlier THEN 65536 ELSE 0 END AS flags, p.detection_id")
 
 _LC_UNITS = {
     "source": (None, "detection (SExtractor, linked by associate/movers) or forced (forced photometry)"),
@@ -158,11 +122,13 @@ _LC_UNITS = {
 
 
 def _lightcurve(p):
+    from .lightcurve import lightcurve_sql
+
     if (p.get("object_id") is None) == (p.get("track_id") is None):
         raise CatdbError("saved query lightcurve: give exactly one of --param object_id=N or --param track_id=N")
-    if p.get("object_id") is not None:
-        return sql.SQL(_LC_OBJECT), {"object_id": p["object_id"]}
-    return sql.SQL(_LC_TRACK), {"track_id": p["track_id"]}
+    kind = "object" if p.get("object_id") is not None else "track"
+    q, params = lightcurve_sql(kind, sql.Placeholder("target_id"), select=_LC_SELECT, outliers=True)
+    return q, {**params, "target_id": p[f"{kind}_id"]}
 
 
 #: tables a cone search may read, and their position columns

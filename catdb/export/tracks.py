@@ -16,10 +16,8 @@ magnitudes only).  The observatory code is ``obscode`` when given, else each exp
 ``observatory_code``.  Every record written is parsed back and checked
 (``catdb export mpc`` / ``catdb export ades``).
 
-Also here, for one track or object at a time (``catdb lightcurve``, ``catdb period``,
-``catdb cutouts``): :func:`parse_target`, :func:`lightcurve_points` (forced photometry and
-detections), :func:`geocentric_distance` and :func:`light_time_correct`, and
-:func:`track_cutouts` (FITS cutouts with WCS and a PNG strip).
+Also here: :func:`track_cutouts` (FITS cutouts with WCS and a PNG strip, ``catdb cutouts``).
+Light curves are :mod:`catdb.export.lightcurve` (``lightcurve_points`` here calls it).
 """
 from __future__ import annotations
 
@@ -320,26 +318,16 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
 
 
 # ----------------------------------------------------------------------------
-# light curves of one track or object
+# light curves: moved to catdb.export.lightcurve (one light-curve function, on the view
+# lightcurve_point); the names stay importable from here
 
-#: light travel time for 1 au, in days (IAU 2012 au / c = 499.004784 s)
-AU_LIGHT_DAYS = 499.00478383615643 / 86400.0
-
-
-def parse_target(text) -> tuple[str, int]:
-    """``'track:12'``, ``'object:345'`` or a bare id (a track) -> ``('track'|'object', id)``.
-
-    Raises
-    ------
-    InputError
-        Anything else (the text is quoted in the message).
-    """
-    s = str(text).strip()
-    kind, _, num = s.rpartition(":")
-    kind = kind.strip().lower() or "track"
-    if kind not in ("track", "object") or not num.strip().isdigit():
-        raise InputError(f"expected 'track:ID', 'object:ID' or a track id, got {text!r}", keyword="target")
-    return kind, int(num)
+from .lightcurve import (  # noqa: F401
+    AU_LIGHT_DAYS,
+    choose_points,
+    geocentric_distance,
+    light_time_correct,
+    parse_target,
+)
 
 
 def _check_target(conn, kind, tid):
@@ -349,157 +337,16 @@ def _check_target(conn, kind, tid):
 
 
 def lightcurve_points(conn, kind: str, target_id: int):
-    """All magnitudes of one track or object: forced photometry and detections.
-
-    Forced rows: ``forced_source.mag`` / ``mag_err`` (calibrated, flag ``calibrated`` true
-    unless ``flags & 8``, no zeropoint).  Detection rows: the track's member detections
-    (outliers of the linear fit excluded) or the object's linked detections, ``mag_auto +
-    zp`` of the exposure's latest ``ok`` zeropoint (``calibrated`` true) or the instrumental
-    ``mag_auto`` when the exposure has none.  Times are ``exposure.mjd_mid`` (UTC).
-
-    Parameters
-    ----------
-    conn : psycopg.Connection
-    kind : {'track', 'object'}
-    target_id : int
-
-    Returns
-    -------
-    astropy.table.Table
-        Columns ``mjd`` [d], ``mag`` [mag], ``mag_err`` [mag], ``band``, ``source``
-        (``forced`` or ``detection``), ``calibrated`` (bool), ``exposure_id``; sorted by
-        source then time.
+    """One track's or object's light curve: :func:`catdb.export.lightcurve.lightcurve` of it.
 
     Raises
     ------
     InputError
         No such track/object.
     """
-    from astropy.table import Table
+    from .lightcurve import lightcurve
 
-    _check_target(conn, kind, target_id)
-    key = "track_id" if kind == "track" else "object_id"
-    link = ("track_detection l ON l.detection_id = d.id AND NOT l.outlier AND l.track_id = %(id)s"
-            if kind == "track" else "detection_object l ON l.detection_id = d.id AND l.object_id = %(id)s")
-    rows = conn.execute(
-        f"""SELECT e.mjd_mid, f.mag, f.mag_err, f.band, 'forced', (f.flags & 8) = 0, f.exposure_id
-            FROM forced_source f JOIN exposure e ON e.id = f.exposure_id
-            WHERE f.{key} = %(id)s AND f.mag IS NOT NULL
-            UNION ALL
-            SELECT e.mjd_mid, d.mag_auto + COALESCE(z.zp, 0), d.magerr_auto, COALESCE(z.band, e.band),
-                   'detection', z.zp IS NOT NULL, e.id
-            FROM detection d JOIN {link} JOIN exposure e ON e.id = d.exposure_id
-            LEFT JOIN LATERAL (SELECT zp, band FROM zeropoint WHERE exposure_id = e.id AND ok
-                               ORDER BY id DESC LIMIT 1) z ON true
-            WHERE d.mag_auto IS NOT NULL
-            ORDER BY 5 DESC, 1""", {"id": int(target_id)}).fetchall()  # key/link: literals
-    cols = list(zip(*rows)) if rows else [[] for _ in range(7)]
-    t = Table()
-    t["mjd"] = np.array([np.nan if v is None else v for v in cols[0]], dtype=float)
-    t["mag"] = np.array([np.nan if v is None else v for v in cols[1]], dtype=float)
-    t["mag_err"] = np.array([np.nan if v is None else v for v in cols[2]], dtype=float)
-    t["band"] = np.array(["" if v is None else str(v) for v in cols[3]], dtype=str)
-    t["source"] = np.array(cols[4], dtype=str)
-    t["calibrated"] = np.array(cols[5], dtype=bool)
-    t["exposure_id"] = np.array(cols[6], dtype=np.int64)
-    t["mjd"].unit = "d"
-    t["mag"].unit = t["mag_err"].unit = "mag"
-    t["mjd"].description = "Mid-exposure MJD (UTC)"
-    t["mag"].description = "Calibrated magnitude (instrumental when calibrated is false)"
-    t.meta.update(target=f"{kind}:{target_id}")
-    return t
-
-
-def choose_points(t, source: str = "auto"):
-    """The rows a period search uses: ``forced`` if it has at least 5 finite magnitudes (or
-    ``source='forced'``), else ``detection``; returns ``(table, source)``.
-
-    Raises
-    ------
-    InputError
-        Unknown ``source``.
-    """
-    if source not in ("auto", "forced", "detection"):
-        raise InputError(f"source: expected auto, forced or detection, got {source!r}", keyword="source")
-    if source == "auto":
-        nf = int(np.sum((t["source"] == "forced") & np.isfinite(t["mag"])))
-        source = "forced" if nf >= 5 else "detection"
-    return t[t["source"] == source], source
-
-
-def geocentric_distance(conn, track_id: int, *, delta_au: float | None = None, skybot_votable=None,
-                        max_epoch_diff: float = 1.0):
-    """Geocentric distance (au) of a track for the light-time correction, and where it came from.
-
-    Order: an explicit ``delta_au``; else the track's SkyBoT identification
-    (``track.skybot_name`` / ``designation``) looked up in ``skybot_votable`` (a saved
-    SkyBoT response, column ``Dg``/``dist_geo``, whose epoch must lie within
-    ``max_epoch_diff`` days of the track's observations); else the SkyBoT service
-    (:func:`catdb.ingest.skybot.query_skybot` at the track's mid-epoch and position).
-
-    Raises
-    ------
-    InputError
-        The track has no SkyBoT identification, the VOTable is of another epoch or lacks the
-        name, or SkyBoT is unreachable: the message says to run the ``skybot`` stage or pass
-        ``delta_au``.
-    """
-    if delta_au is not None:
-        if not np.isfinite(delta_au) or delta_au <= 0:
-            raise InputError(f"geocentric distance must be > 0 au, got {delta_au!r}", keyword="delta")
-        return float(delta_au), "given"
-    row = conn.execute("SELECT skybot_name, designation, ra, dec, mjd_ref, rate_ra, rate_dec, mjd_first, mjd_last "
-                       "FROM track WHERE id = %s", (track_id,)).fetchone()
-    if row is None:
-        raise InputError(f"no track {track_id} in the database", keyword="track_id")
-    name = row[0]
-    if not name:
-        raise InputError(f"light-time correction needs the geocentric distance of track {track_id}, and the track "
-                         "has no SkyBoT identification: run 'catdb stage skybot' (online or with votable=FILE) "
-                         "or pass --delta AU", keyword="light_time")
-    from ..ingest import skybot as sb
-
-    if skybot_votable is not None:
-        table = sb.read_skybot_votable(skybot_votable)
-        ep = str(table.meta.get("epoch", "")).strip()
-        if not ep:
-            raise InputError("SkyBoT VOTable has no epoch parameter", path=skybot_votable, keyword="epoch")
-        from astropy.time import Time
-
-        try:
-            ep_mjd = Time(float(ep), format="jd", scale="utc").mjd
-        except ValueError:
-            ep_mjd = Time(ep, scale="utc").mjd
-        if not (row[7] - max_epoch_diff <= ep_mjd <= row[8] + max_epoch_diff):
-            raise InputError(f"SkyBoT response is for epoch {ep} (MJD {ep_mjd:.3f}), track {track_id} was observed "
-                             f"MJD {row[7]:.3f} to {row[8]:.3f}: its distance does not apply (more than "
-                             f"{max_epoch_diff} d apart); save a SkyBoT response for the track's night or pass "
-                             "--delta AU", path=skybot_votable, keyword="epoch")
-    else:
-        try:
-            mid = 0.5 * (row[7] + row[8])
-            table = sb.query_skybot(row[2], row[3], 120.0, mid)
-        except sb.SkybotUnavailable as exc:
-            raise InputError(f"light-time correction: SkyBoT unreachable for the distance of {name!r} ({exc}); "
-                             "pass --skybot-votable FILE or --delta AU", keyword="light_time") from None
-    full = np.char.strip(np.char.add(np.char.add(np.asarray(table["number"]).astype(str), " "),
-                                     np.asarray(table["name"]).astype(str)))
-    hit = (full == name) | (np.asarray(table["name"]).astype(str) == name) \
-        | (np.asarray(table["number"]).astype(str) == str(row[1]))
-    if not hit.any():
-        raise InputError(f"SkyBoT object {name!r} of track {track_id} is not in the SkyBoT response"
-                         + (f" {skybot_votable}" if skybot_votable else "") + "; pass --delta AU",
-                         keyword="light_time")
-    return float(np.asarray(table["dist_geo"], dtype=float)[np.flatnonzero(hit)[0]]), f"SkyBoT {name}"
-
-
-def light_time_correct(mjd, delta_au):
-    """Times of light emission: ``mjd - delta / c`` (days; ``delta`` in au, scalar or per point).
-
-    The standard asteroid light-curve reduction (Harris & Lupishko 1989, Asteroids II, 39):
-    times are corrected for the light travel time from the asteroid to the observer.
-    """
-    return np.asarray(mjd, dtype=float) - np.asarray(delta_au, dtype=float) * AU_LIGHT_DAYS
+    return lightcurve(conn, **{kind: int(target_id)})
 
 
 # ----------------------------------------------------------------------------

@@ -4,13 +4,13 @@ Targets: ``track_id`` (one track), or every candidate track (``status = 'candida
 with a detection in the selected exposures; or ``object_id`` (one object).  The stage's
 input ids are these track (or object) ids.
 
-Light curve: the target's ``forced_source`` rows (``mag``, ``mag_err``) when it has any,
-else its detections (track members not flagged as outliers, or the object's linked
-detections) with ``mag_auto + zp`` when every exposure has an ``ok`` zeropoint
-(calibrated), instrumental ``mag_auto`` otherwise (a zero-point-free period search is
-still valid on one night with one filter).  Times are ``exposure.mjd_mid``.  No
-light-time correction is applied (a single-night period is affected by < 1e-4 of its
-value).
+Light curve (:func:`catdb.export.lightcurve.lightcurve`, the view ``lightcurve_point``): the
+target's calibrated forced photometry when it has at least 5 points, else its detections
+(track members not flagged as outliers, or the object's linked detections) with
+``mag_auto + zp`` when every exposure has an ``ok`` zeropoint (calibrated), instrumental
+``mag_auto`` otherwise (a zero-point-free period search is still valid on one night with one
+filter).  Times are ``exposure.mjd_mid`` [d].  No light-time correction is applied (a
+single-night period is affected by < 1e-4 of its value).
 
 Period: generalised Lomb-Scargle (:func:`catdb.algorithms.lightcurve.period_search`,
 VanderPlas 2018, ApJS 236, 16; FAP of Baluev 2008), ``double_peaked`` (default true, for
@@ -34,6 +34,7 @@ import numpy as np
 from ..algorithms.lightcurve import period_search
 from ..db.copy import copy_table
 from ..errors import InputError
+from ..export.lightcurve import lightcurve
 from .base import Param, Stage, StageContext, register
 
 
@@ -101,45 +102,29 @@ class Lightcurve(Stage):
             f"DELETE FROM lightcurve_period WHERE {key} = ANY(%s) AND stage_run_id IN "  # key is one of two literals
             "(SELECT id FROM stage_run WHERE stage = %s AND id <> %s)", (ctx.inputs, self.name, ctx.run_id)).rowcount
 
-    def _points(self, ctx, key):
-        """(target id, mjd, mag, mag_err, source) rows of all targets, in one query each way."""
-        forced = ctx.execute(
-            f"""SELECT f.{key}, e.mjd_mid, f.mag, f.mag_err FROM forced_source f
-                JOIN exposure e ON e.id = f.exposure_id
-                WHERE f.{key} = ANY(%s) AND f.mag IS NOT NULL ORDER BY 1, 2""", (ctx.inputs,)).fetchall()
-        link = ("track_detection l ON l.detection_id = d.id AND NOT l.outlier" if key == "track_id"
-                else "detection_object l ON l.detection_id = d.id")
-        col = "l.track_id" if key == "track_id" else "l.object_id"
-        dets = ctx.execute(
-            f"""SELECT {col}, e.mjd_mid, d.mag_auto, d.magerr_auto, z.zp,
-                       bool_and(z.zp IS NOT NULL) OVER (PARTITION BY {col})
-                FROM detection d JOIN {link} JOIN exposure e ON e.id = d.exposure_id
-                LEFT JOIN LATERAL (SELECT zp FROM zeropoint WHERE exposure_id = e.id AND ok
-                                   ORDER BY id DESC LIMIT 1) z ON true
-                WHERE {col} = ANY(%s) AND d.mag_auto IS NOT NULL ORDER BY 1, 2""", (ctx.inputs,)).fetchall()
-        return forced, dets
-
     def run(self, ctx: StageContext) -> dict:
         p = ctx.params
         key = self._key(ctx)
-        forced, dets = self._points(ctx, key)
-        f_arr = np.array(forced, dtype=float).reshape(-1, 4)
-        d_arr = np.array([r[:5] for r in dets], dtype=float).reshape(-1, 5)
-        d_cal = np.array([bool(r[5]) for r in dets], dtype=bool)
+        pts = lightcurve(ctx.conn, **{key.split("_")[0]: ctx.inputs})  # every target in one query
+        tgt = np.asarray(pts["target_id"])
+        forced = np.asarray(pts["source"]) == "forced"
+        cal = np.asarray(pts["calibrated"])
         outdir = Path(p["outdir"])
         outdir.mkdir(parents=True, exist_ok=True)
         rows, pngs, skipped, sources = [], {}, {}, {}
         for tid in ctx.inputs:  # loop over targets (few), not rows
-            fm = f_arr[:, 0] == tid
+            fm = (tgt == tid) & forced & cal
             if fm.sum() >= 5:
-                t, mag, err = f_arr[fm, 1], f_arr[fm, 2], f_arr[fm, 3]
+                t, mag, err = pts["mjd"][fm], pts["mag"][fm], pts["mag_err"][fm]
                 src = "forced_source"
             else:
-                dm = d_arr[:, 0] == tid
-                cal = bool(dm.any() and d_cal[dm].all())
-                t, err = d_arr[dm, 1], d_arr[dm, 3]
-                mag = d_arr[dm, 2] + (d_arr[dm, 4] if cal else 0.0)
-                src = "detections (calibrated)" if cal else "detections (instrumental)"
+                dm = (tgt == tid) & ~forced & np.isfinite(pts["mag_inst"])
+                all_cal = bool(dm.any() and cal[dm].all())
+                t = pts["mjd"][dm]
+                mag, err = (pts["mag"][dm], pts["mag_err"][dm]) if all_cal else \
+                    (pts["mag_inst"][dm], pts["magerr_inst"][dm])
+                src = "detections (calibrated)" if all_cal else "detections (instrumental)"
+            t, mag, err = (np.asarray(a, dtype=float) for a in (t, mag, err))
             ok = np.isfinite(t) & np.isfinite(mag)
             if ok.sum() < 5:
                 skipped[str(tid)] = f"{int(ok.sum())} points"
