@@ -117,6 +117,11 @@ def test_init_with_sql_spatial_backend(empty_db_url):
         g = np.arange(1, 101)
         sep = SkyCoord(124.6 + g * 1e-4, 25.3, unit="deg").separation(SkyCoord(124.6, 25.3, unit="deg")).deg
         assert n == int((sep < 0.00505).sum()) == 55  # RA steps shrink by cos(dec) on the sky
+        # the science function of migration 0008 runs on the SQL port too, with the same rows and distances
+        got = c.execute("SELECT d.number, f.dist_arcsec FROM detections_in_cone(124.6, 25.3, 0.00505) f "
+                        "JOIN detection d ON d.id = f.detection_id ORDER BY d.number").fetchall()
+        assert [r[0] for r in got] == list(g[sep < 0.00505])
+        np.testing.assert_allclose([r[1] for r in got], sep[sep < 0.00505] * 3600, atol=1e-6)
     migrate.downgrade(empty_db_url, "base")
     with psycopg.connect(empty_db_url) as c:
         assert c.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'q3c%'").fetchone()[0] == 0
