@@ -183,6 +183,8 @@ def copy_table(conn, table: str, columns: dict, *, constants: dict | None = None
 
 
 _FETCH_TYPES = ("int64", "float64", "string")
+#: stand-in for NULL in a fetched int64 column (told apart from a real value by count(column))
+_NULL_INT = -2**63
 
 
 def _fetch_aggregates(types: dict):
@@ -191,8 +193,9 @@ def _fetch_aggregates(types: dict):
     for name, kind in types.items():  # loop over the few columns, not rows
         col = sql.SQL("q.{}").format(sql.Identifier(name))
         if kind == "int64":
-            aggs.append(sql.SQL("string_agg(int8send(coalesce(({})::int8, 0)), ''::bytea)").format(col))
-            aggs.append(sql.SQL("string_agg(boolsend({} IS NULL), ''::bytea)").format(col))
+            aggs.append(sql.SQL("string_agg(int8send(coalesce(({})::int8, {})), ''::bytea)").format(
+                col, sql.Literal(_NULL_INT)))
+            aggs.append(sql.SQL("count({})").format(col))
         elif kind == "float64":
             aggs.append(sql.SQL("string_agg(coalesce(float8send(({})::float8), float8send('NaN'::float8)), "
                                 "''::bytea)").format(col))
@@ -252,7 +255,8 @@ def fetch_arrays(conn, query, params, types: dict) -> dict:
         A type other than the three above.
     catdb.errors.CatdbError
         One column of the selection exceeds PostgreSQL's 1 GB value limit (about 1.3e8 rows of
-        8-byte values): select fewer rows per call.
+        8-byte values): select fewer rows per call; or an int64 column holds both NULL and
+        -2**63 (the value standing in for NULL).
     """
     import psycopg
 
@@ -278,8 +282,14 @@ def fetch_arrays(conn, query, params, types: dict) -> dict:
             k += 2
         elif kind == "int64":
             a = np.frombuffer(row[k] or b"", ">i8").astype(np.int64)
-            null = np.frombuffer(row[k + 1] or b"", np.bool_)
-            out[name] = np.where(null, np.nan, a) if null.any() else a
+            n_null = n - int(row[k + 1])
+            if n_null:
+                null = a == _NULL_INT
+                if np.count_nonzero(null) != n_null:
+                    raise CatdbError(f"fetch_arrays: column {name!r} holds both NULL and {_NULL_INT}; "
+                                     "fetch it as float64 or cast it in the query")
+                a = np.where(null, np.nan, a)
+            out[name] = a
             k += 2
         else:
             out[name] = np.frombuffer(row[k] or b"", ">f8").astype(np.float64)
