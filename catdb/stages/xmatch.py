@@ -12,21 +12,47 @@ For the detections of the selected exposures (optionally only ``flags <= flags_m
 and writes one ``xmatch`` row per pair: the nearest counterpart only (``mode=nearest``,
 ``rank`` 1) or every counterpart within the radius (``mode=all``, ``rank`` 1 = nearest).
 
-How (measured in ``bench/bench_xmatch.py``): the selected detections are split into
-declination bands of at most ``band_rows`` rows (edges at dec quantiles); for each band
-the detections and the counterparts inside the band widened by the radius (and the largest
-proper-motion displacement) are fetched as one row of binary column aggregates
-(:func:`fetch_columns`; 4x faster than COPY TO + CSV at 10^6 rows) and matched with a k-d tree on unit vectors (:class:`scipy.spatial.cKDTree`; chord
-distance 2 sin(theta/2) is monotonic in the angle, so the nearest neighbour is the
-angular nearest neighbour and the radius test is exact); the pairs go back with ``COPY``
-(:func:`catdb.db.copy.copy_table`).
-Measured at 10^6 detections x 10^6 stars (1", 2 shared cores): fetch ~1.5 s + k-d tree
-~3 s against ~15-19 s for the q3c ``LATERAL`` nearest join itself; writing the 8x10^5 rows
-into ``xmatch`` (foreign key, indexes) dominates both, so end to end the stage took 22 s and
-``INSERT ... SELECT`` from the LATERAL join 25 s on the q3c extension, and the LATERAL join
-is 15-25x slower than the stage on catdb's SQL port of q3c.  The pairs are the same as the
-q3c nearest join's (tested); memory is bounded by the band size.  The reference side is narrowed
-with q3c cones around the selected exposures (:func:`catdb.spatial.cone_condition`).
+How (measured in ``bench/xmatch.py``): the selected detections are split into declination
+bands of at most ``band_rows`` rows (edges at dec quantiles); for each band the counterparts
+inside the band widened by the radius (and the largest proper-motion displacement) are
+fetched (:func:`catdb.db.copy.fetch_arrays`: one row of binary aggregates read by numpy, no
+row objects), their k-d tree on unit vectors (:func:`kd_tree`) is built in a thread while the
+band's detections are fetched, and the detections are matched in blocks of ``_BLOCK`` rows
+(:func:`match_unit_vectors`; chord distance 2 sin(theta/2) is monotonic in the angle, so the
+nearest neighbour is the angular nearest neighbour and the radius test is exact).  Each block's
+pairs go to the server as PostgreSQL binary COPY tuples built by numpy
+(:func:`xmatch_copy_rows`) through a writer thread, so the server stores one block while the
+next is matched.  With ``bulk_load`` (auto: when ``xmatch`` holds at most ``_BULK_RATIO`` rows
+per detection matched) the table's primary key, foreign keys and indexes are dropped before
+the load and re-created after it (PostgreSQL manual 14.4, "Populating a Database"): one sorted
+index build and one join checking the keys instead of a foreign-key query and index insertions
+per row; this takes ACCESS EXCLUSIVE locks on ``xmatch``, ``detection`` and ``stage_run`` until
+the stage commits (``bulk_load=no`` for concurrent work), and a run whose replaced rows are all
+the rows of ``xmatch`` empties it with ``TRUNCATE``.
+
+Measured end to end (``run_stage``) at 10^6 detections x 10^6 stars, 1", 8x10^5 matches, on
+2 cores shared with other jobs (load ~4-6), before -> after this design:
+
+=======================================  ===============  ==================================
+phase                                    before (s)       after (s)
+=======================================  ===============  ==================================
+replace the earlier run's 8x10^5 rows    2.5 (DELETE)     0.2 (TRUNCATE)
+fetch both sides                         1.6-2.3          1.6 (3 + 3 columns)
+k-d tree build + query                  2.3-3.3 (serial) build 0.6 behind the fetch; query
+                                                          2.4-2.6 (2 threads, beside the COPY)
+COPY of the pairs                        21-22 (CSV,      0.4-0.6 beyond the query (binary,
+                                         per-row FK)      writer thread, no keys)
+keys + indexes re-created, ANALYZE       -                2.0-2.5
+total                                    27.5-29.5        7.1-7.9
+=======================================  ===============  ==================================
+
+astropy ``match_to_catalog_sky`` on the same in-memory arrays took 6.7 s at that load (3.5 s
+on a quiet machine).  One ``bench/xmatch.py`` run (best of 2, same kind of load): stage 4.8 s,
+astropy ``match_to_catalog_sky`` 5.6 s (stage / astropy 0.86), ``search_around_sky`` 7.0 s, cKDTree
+3.1 s, q3c ``LATERAL`` into ``xmatch`` 19.3 s; at 10^5 rows the stage's fixed costs (bookkeeping,
+key rebuild, ANALYZE, ~0.4 s) make it 3x astropy.  The pairs are the same as the q3c nearest join's and astropy's (tested);
+memory is bounded by the band size.  The reference side is narrowed with q3c cones around the
+selected exposures (:func:`catdb.spatial.cone_condition`).
 
 Separations use the haversine-free vector formula atan2(|a x b|, a . b) (accurate at all
 angles); ``dra_arcsec = (RA_det - RA_ref) cos(Dec_det)`` (RA difference wrapped to
