@@ -178,3 +178,46 @@ def test_dec_bands_give_the_same_pairs(conn, ldac):
                                                            "band_rows": "50"})
     assert one.counts["bands"] == 1 and many.counts["bands"] >= 15
     assert pairs(conn, many.run_id) == p1
+
+
+def _xmatch_ddl(conn):
+    return sorted(conn.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'xmatch'::regclass "
+        "UNION ALL SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = 'xmatch'::regclass").fetchall())
+
+
+def test_bulk_load_gives_the_same_rows_and_keeps_constraints(conn, ldac):
+    import psycopg
+
+    from catdb.ingest.load import ingest_refcat
+
+    w = f"e.id = {ldac}"
+    ddl = _xmatch_ddl(conn)
+    assert any("FOREIGN KEY (detection_id)" in d for _, d in ddl)
+    plain = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "bulk_load": "no"})
+    assert plain.counts["bulk_load"] is False
+    p_plain = pairs(conn, plain.run_id)
+    # a second catalogue's rows must survive the bulk run on gaia-dr2 (no TRUNCATE then)
+    ingest_refcat(conn, LCO / "GAIA-DR2.cat", catalog="gaia-copy", band="G")
+    other = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-copy", "radius": "3"})
+    n_other = conn.execute("SELECT count(*) FROM xmatch WHERE stage_run_id = %s", (other.run_id,)).fetchone()[0]
+    bulk = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "bulk_load": "yes"})
+    assert bulk.counts["bulk_load"] is True and bulk.counts["replaced_rows"] == len(p_plain)
+    got = pairs(conn, bulk.run_id)
+    assert [r[:2] + (r[5],) for r in got] == [r[:2] + (r[5],) for r in p_plain]
+    np.testing.assert_allclose([r[2] for r in got], [r[2] for r in p_plain], atol=1e-9)
+    assert conn.execute("SELECT count(*) FROM xmatch WHERE stage_run_id = %s", (other.run_id,)).fetchone()[0] \
+        == n_other > 0
+    # the same keys and indexes afterwards, and they still hold
+    assert _xmatch_ddl(conn) == ddl
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        with conn.transaction():
+            conn.execute("INSERT INTO xmatch (detection_id, catalog, ref_id, sep_arcsec, dra_arcsec, ddec_arcsec, "
+                         "rank, stage_run_id) VALUES (-5, 'x', 1, 0, 0, 0, 1, %s)", (bulk.run_id,))
+    # a bulk re-run that replaces every row of xmatch (TRUNCATE) counts them as replaced
+    conn.execute("DELETE FROM xmatch WHERE stage_run_id <> %s", (bulk.run_id,))
+    again = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "bulk_load": "yes"})
+    assert again.counts["replaced_rows"] == len(p_plain)
+    assert conn.execute("SELECT count(*) FROM xmatch").fetchone()[0] == len(p_plain)
+    conn.rollback()

@@ -12,21 +12,47 @@ For the detections of the selected exposures (optionally only ``flags <= flags_m
 and writes one ``xmatch`` row per pair: the nearest counterpart only (``mode=nearest``,
 ``rank`` 1) or every counterpart within the radius (``mode=all``, ``rank`` 1 = nearest).
 
-How (measured in ``bench/bench_xmatch.py``): the selected detections are split into
-declination bands of at most ``band_rows`` rows (edges at dec quantiles); for each band
-the detections and the counterparts inside the band widened by the radius (and the largest
-proper-motion displacement) are fetched as one row of binary column aggregates
-(:func:`fetch_columns`; 4x faster than COPY TO + CSV at 10^6 rows) and matched with a k-d tree on unit vectors (:class:`scipy.spatial.cKDTree`; chord
-distance 2 sin(theta/2) is monotonic in the angle, so the nearest neighbour is the
-angular nearest neighbour and the radius test is exact); the pairs go back with ``COPY``
-(:func:`catdb.db.copy.copy_table`).
-Measured at 10^6 detections x 10^6 stars (1", 2 shared cores): fetch ~1.5 s + k-d tree
-~3 s against ~15-19 s for the q3c ``LATERAL`` nearest join itself; writing the 8x10^5 rows
-into ``xmatch`` (foreign key, indexes) dominates both, so end to end the stage took 22 s and
-``INSERT ... SELECT`` from the LATERAL join 25 s on the q3c extension, and the LATERAL join
-is 15-25x slower than the stage on catdb's SQL port of q3c.  The pairs are the same as the
-q3c nearest join's (tested); memory is bounded by the band size.  The reference side is narrowed
-with q3c cones around the selected exposures (:func:`catdb.spatial.cone_condition`).
+How (measured in ``bench/xmatch.py``): the selected detections are split into declination
+bands of at most ``band_rows`` rows (edges at dec quantiles); for each band the counterparts
+inside the band widened by the radius (and the largest proper-motion displacement) are
+fetched (:func:`catdb.db.copy.fetch_arrays`: one row of binary aggregates read by numpy, no
+row objects), their k-d tree on unit vectors (:func:`kd_tree`) is built in a thread while the
+band's detections are fetched, and the detections are matched in blocks of ``_BLOCK`` rows
+(:func:`match_unit_vectors`; chord distance 2 sin(theta/2) is monotonic in the angle, so the
+nearest neighbour is the angular nearest neighbour and the radius test is exact).  Each block's
+pairs go to the server as PostgreSQL binary COPY tuples built by numpy
+(:func:`xmatch_copy_rows`) through a writer thread, so the server stores one block while the
+next is matched.  With ``bulk_load`` (auto: when ``xmatch`` holds at most ``_BULK_RATIO`` rows
+per detection matched) the table's primary key, foreign keys and indexes are dropped before
+the load and re-created after it (PostgreSQL manual 14.4, "Populating a Database"): one sorted
+index build and one join checking the keys instead of a foreign-key query and index insertions
+per row; this takes ACCESS EXCLUSIVE locks on ``xmatch``, ``detection`` and ``stage_run`` until
+the stage commits (``bulk_load=no`` for concurrent work), and a run whose replaced rows are all
+the rows of ``xmatch`` empties it with ``TRUNCATE``.
+
+Measured end to end (``run_stage``) at 10^6 detections x 10^6 stars, 1", 8x10^5 matches, on
+2 cores shared with other jobs (load ~4-6), before -> after this design:
+
+=======================================  ===============  ==================================
+phase                                    before (s)       after (s)
+=======================================  ===============  ==================================
+replace the earlier run's 8x10^5 rows    2.5 (DELETE)     0.2 (TRUNCATE)
+fetch both sides                         1.6-2.3          1.6 (3 + 3 columns)
+k-d tree build + query                  2.3-3.3 (serial) build 0.6 behind the fetch; query
+                                                          2.4-2.6 (2 threads, beside the COPY)
+COPY of the pairs                        21-22 (CSV,      0.4-0.6 beyond the query (binary,
+                                         per-row FK)      writer thread, no keys)
+keys + indexes re-created, ANALYZE       -                2.0-2.5
+total                                    27.5-29.5        7.1-7.9
+=======================================  ===============  ==================================
+
+astropy ``match_to_catalog_sky`` on the same in-memory arrays took 6.7 s at that load (3.5 s
+on a quiet machine).  One ``bench/xmatch.py`` run (best of 2, same kind of load): stage 4.8 s,
+astropy ``match_to_catalog_sky`` 5.6 s (stage / astropy 0.86), ``search_around_sky`` 7.0 s, cKDTree
+3.1 s, q3c ``LATERAL`` into ``xmatch`` 19.3 s; at 10^5 rows the stage's fixed costs (bookkeeping,
+key rebuild, ANALYZE, ~0.4 s) make it 3x astropy.  The pairs are the same as the q3c nearest join's and astropy's (tested);
+memory is bounded by the band size.  The reference side is narrowed with q3c cones around the
+selected exposures (:func:`catdb.spatial.cone_condition`).
 
 Separations use the haversine-free vector formula atan2(|a x b|, a . b) (accurate at all
 angles); ``dra_arcsec = (RA_det - RA_ref) cos(Dec_det)`` (RA difference wrapped to
@@ -47,11 +73,14 @@ Example::
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
-from ..db.copy import copy_table
+from ..db.copy import fetch_arrays
 from ..errors import CatdbError
 from ..spatial import cone_condition
 from .base import Param, Stage, StageContext, register
@@ -59,6 +88,10 @@ from .base import Param, Stage, StageContext, register
 #: reference cones are used to narrow the reference side up to this many exposures
 _MAX_CONES = 200
 _DET_PREFIX = "detections:"
+#: detections matched and written per COPY block
+_BLOCK = 200_000
+#: bulk_load=auto drops and rebuilds constraints when xmatch holds at most this many rows per matched detection
+_BULK_RATIO = 2
 
 
 def unit_vectors(ra_deg, dec_deg):
@@ -94,19 +127,39 @@ def angular_sep_arcsec(a, b):
     return np.degrees(np.arctan2(cr, np.einsum("ij,ij->i", a, b))) * 3600.0
 
 
-def match_unit_vectors(det, ref, radius_arcsec, mode="nearest"):
+def kd_tree(vectors):
+    """k-d tree of unit vectors, built for speed (sliding-midpoint splits, no node shrinking).
+
+    Parameters
+    ----------
+    vectors : numpy.ndarray, shape (M, 3)
+
+    Returns
+    -------
+    scipy.spatial.cKDTree
+    """
+    from scipy.spatial import cKDTree
+
+    return cKDTree(vectors, balanced_tree=False, compact_nodes=False)
+
+
+def match_unit_vectors(det, ref, radius_arcsec, mode="nearest", *, tree=None, workers=-1):
     """Pairs (detection, reference) within a radius, by a k-d tree on unit vectors.
 
     Parameters
     ----------
     det : numpy.ndarray, shape (N, 3)
         Unit vectors of the detections.
-    ref : numpy.ndarray, shape (M, 3)
-        Unit vectors of the counterparts.
+    ref : numpy.ndarray, shape (M, 3), or None
+        Unit vectors of the counterparts (may be None when ``tree`` is given).
     radius_arcsec : float
         Match radius (arcsec); pairs strictly closer are kept (as ``q3c_join``).
     mode : {'nearest', 'all'}
         Nearest counterpart of each detection, or every counterpart within the radius.
+    tree : scipy.spatial.cKDTree, optional
+        :func:`kd_tree` of ``ref``, when already built (e.g. to match detections in blocks).
+    workers : int
+        Threads of the nearest-neighbour query (-1: all cores).
 
     Returns
     -------
@@ -121,19 +174,18 @@ def match_unit_vectors(det, ref, radius_arcsec, mode="nearest"):
     neighbour on the unit sphere is the angular one (Bentley 1975, CACM 18, 509 for the
     k-d tree; scipy.spatial.cKDTree).
     """
-    from scipy.spatial import cKDTree
-
-    if len(det) == 0 or len(ref) == 0:
-        e = np.zeros(0, np.int64)
+    e = np.zeros(0, np.int64)
+    if len(det) == 0 or (tree is None and (ref is None or len(ref) == 0)) or (tree is not None and tree.n == 0):
         return e, e, e
     chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
-    tree = cKDTree(ref)
+    if tree is None:
+        tree = kd_tree(ref)
     if mode == "nearest":
-        d, j = tree.query(det, k=1, distance_upper_bound=chord)
+        d, j = tree.query(det, k=1, distance_upper_bound=chord, workers=workers)
         ok = d < chord
         i = np.flatnonzero(ok).astype(np.int64)
         return i, j[ok].astype(np.int64), np.ones(len(i), np.int64)
-    pairs = cKDTree(det).sparse_distance_matrix(tree, chord, output_type="ndarray")
+    pairs = kd_tree(det).sparse_distance_matrix(tree, chord, output_type="ndarray")
     pairs = pairs[pairs["v"] < chord]
     order = np.lexsort((pairs["v"], pairs["i"]))
     i, j = pairs["i"][order].astype(np.int64), pairs["j"][order].astype(np.int64)
@@ -142,46 +194,47 @@ def match_unit_vectors(det, ref, radius_arcsec, mode="nearest"):
     return i, j, np.arange(len(i)) - start + 1
 
 
-def fetch_columns(conn, from_where, params, columns):
-    """Columns of a selection as numpy arrays, in one row of binary aggregates.
+#: PostgreSQL binary COPY signature, flags and header-extension length (PostgreSQL manual, COPY, "Binary Format")
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_XMATCH_COLUMNS = (("detection_id", "i8"), ("ref_id", "i8"), ("sep_arcsec", "f8"), ("dra_arcsec", "f8"),
+                   ("ddec_arcsec", "f8"), ("rank", "i2"), ("catalog", "text"), ("stage_run_id", "i8"))
 
-    ``string_agg(float8send(x), '')`` packs a column into one ``bytea`` of big-endian values on
-    the server; all aggregates of one query see the rows in the same order, so the arrays are
-    aligned.  About 4x faster than ``COPY ... TO STDOUT`` + CSV parsing for 10^6 rows (psycopg
-    reads COPY output one row at a time).
+
+def xmatch_copy_rows(catalog: str, run_id: int, detection_id, ref_id, sep, dra, ddec, rank) -> bytes:
+    """Rows of ``xmatch`` in PostgreSQL's binary COPY tuple format, built by numpy (no loop over rows).
+
+    Every tuple is a 16-bit field count, then per field a 32-bit length and the big-endian
+    value (PostgreSQL manual, COPY, "Binary Format"); with no NULL and one catalogue name per
+    run all tuples have the same layout, so they are one numpy structured array.
 
     Parameters
     ----------
-    conn : psycopg.Connection
-    from_where : psycopg.sql.Composable
-        ``FROM ... WHERE ...`` of the selection.
-    params : dict
-        Values bound to its placeholders.
-    columns : dict of str -> (str, str)
-        Output name -> (SQL expression, ``'int64'`` or ``'float64'``).  NULL floats become
-        NaN; NULL integers are not allowed (they would misalign the arrays).
+    catalog : str
+        ``xmatch.catalog`` of every row.
+    run_id : int
+        ``stage_run_id`` of every row.
+    detection_id, ref_id : numpy.ndarray of int, shape (K,)
+    sep, dra, ddec : numpy.ndarray of float, shape (K,)
+        Separation and offsets (arcsec).
+    rank : numpy.ndarray of int, shape (K,)
 
     Returns
     -------
-    dict of str -> numpy.ndarray, shape (N,)
+    bytes
+        The tuples, without the file header and trailer.
     """
-    aggs = []
-    for expr, kind in columns.values():
-        if kind == "int64":
-            aggs.append(sql.SQL("string_agg(int8send(({})::bigint), ''::bytea)").format(sql.SQL(expr)))
-        else:
-            aggs.append(sql.SQL("string_agg(coalesce(float8send(({})::float8), float8send('NaN'::float8)), "
-                                "''::bytea)").format(sql.SQL(expr)))
-    q = sql.SQL("SELECT count(*), {} {}").format(sql.SQL(", ").join(aggs), from_where)
-    row = conn.execute(q, params, binary=True).fetchone()
-    n = row[0]
-    out = {}
-    for (name, (_, kind)), buf in zip(columns.items(), row[1:]):
-        a = np.frombuffer(buf, ">i8" if kind == "int64" else ">f8") if buf is not None else np.zeros(0)
-        if len(a) != n:
-            raise CatdbError(f"column {name}: NULL values in an integer column of the selection")
-        out[name] = a.astype(np.int64 if kind == "int64" else np.float64)
-    return out
+    cat = catalog.encode("utf-8")
+    fields = [("n", ">i2")]
+    for k, (_, kind) in enumerate(_XMATCH_COLUMNS):
+        fields += [(f"l{k}", ">i4"), (f"v{k}", f"S{len(cat)}" if kind == "text" else ">" + kind)]
+    rec = np.empty(len(detection_id), dtype=np.dtype(fields))
+    rec["n"] = len(_XMATCH_COLUMNS)
+    values = (detection_id, ref_id, sep, dra, ddec, rank, cat, run_id)
+    for k, ((_, kind), v) in enumerate(zip(_XMATCH_COLUMNS, values)):  # loop over the 8 columns
+        rec[f"l{k}"] = len(cat) if kind == "text" else int(kind[1:])
+        rec[f"v{k}"] = v
+    return rec.tobytes()
 
 
 @register
@@ -198,6 +251,9 @@ class Xmatch(Stage):
         Param("flags_max", int, None, "Largest SExtractor FLAGS of the detections matched (default: all)"),
         Param("snr_min", float, None, "Smallest SNR of the detections matched (default: all)"),
         Param("band_rows", int, 2_000_000, "Largest number of detections matched at once (dec band size; memory)"),
+        Param("bulk_load", str, "auto", "Drop xmatch's foreign keys and secondary indexes during the load and "
+              "rebuild them after (locks xmatch, detection, stage_run until commit); auto: when xmatch holds "
+              f"at most {_BULK_RATIO} x as many rows as detections are matched", choices=("auto", "yes", "no")),
     ]
     outputs = ["xmatch"]
     scope_params = ("refcat",)
@@ -235,13 +291,47 @@ class Xmatch(Stage):
         return "detection" if ref.startswith(_DET_PREFIX) else ref
 
     # ------------------------------------------------------------------ replace
+    def _plan(self, ctx) -> dict:
+        """Detection filter, count and load mode of this run (computed once; replace() runs first)."""
+        if getattr(self, "_planned", None) is None:
+            p = ctx.params
+            det_cond, det_bind = self._detection_filter(list(ctx.inputs), p)
+            n_det = ctx.execute(sql.SQL("SELECT count(*) FROM detection d WHERE {}").format(det_cond),
+                                det_bind).fetchone()[0] if ctx.inputs else 0
+            bulk = p["bulk_load"] == "yes"
+            if p["bulk_load"] == "auto" and n_det > 0:
+                est, own = ctx.execute("SELECT c.reltuples, pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
+                                       "WHERE c.oid = 'xmatch'::regclass").fetchone()
+                if est < 0:  # never analysed
+                    est = ctx.execute("SELECT count(*) FROM xmatch").fetchone()[0]
+                bulk = bool(own) and est <= _BULK_RATIO * n_det
+            self._planned = {"cond": det_cond, "bind": det_bind, "n_det": n_det, "bulk": bulk}
+        return self._planned
+
     def replace(self, ctx: StageContext) -> int:
-        """Delete rows of earlier xmatch runs for the selected exposures and the same catalogue."""
-        cur = ctx.execute(
-            "DELETE FROM xmatch x USING detection d WHERE d.id = x.detection_id AND d.exposure_id = ANY(%s) "
-            "AND x.catalog = %s AND x.stage_run_id IN (SELECT id FROM stage_run WHERE stage = %s AND id <> %s)",
-            (ctx.inputs, self._catalog_name(ctx), self.name, ctx.run_id))
-        return cur.rowcount
+        """Delete rows of earlier xmatch runs for the selected exposures and the same catalogue.
+
+        In bulk-load mode, when those are all the rows of ``xmatch``, ``TRUNCATE`` it instead
+        (the bulk load takes the table's exclusive lock anyway).
+        """
+        cond = sql.SQL("x.catalog = %(cat)s AND x.stage_run_id IN (SELECT id FROM stage_run WHERE stage = %(st)s "
+                       "AND id <> %(run)s) AND x.detection_id IN (SELECT id FROM detection "
+                       "WHERE exposure_id = ANY(%(ids)s))")
+        bind = {"cat": self._catalog_name(ctx), "st": self.name, "run": ctx.run_id, "ids": list(ctx.inputs)}
+        if self._plan(ctx)["bulk"]:
+            # earlier runs on a subset of these exposures with the same catalogue lose all their rows;
+            # when no other run has rows in xmatch, TRUNCATE instead of deleting row by row
+            covered = [r[0] for r in ctx.execute(
+                "SELECT id FROM stage_run WHERE stage = %(st)s AND id <> %(run)s AND input_ids <@ %(ids)s::bigint[] "
+                "AND CASE WHEN params->>'refcat' LIKE 'detections:%%' THEN 'detection' ELSE params->>'refcat' END "
+                "= %(cat)s", bind).fetchall()]
+            n_all, n_other = ctx.execute("SELECT count(*), count(*) FILTER (WHERE NOT (stage_run_id = ANY(%s))) "
+                                         "FROM xmatch", (covered,)).fetchone()
+            if n_other == 0:
+                if n_all:
+                    ctx.execute("TRUNCATE xmatch")
+                return n_all
+        return ctx.execute(sql.SQL("DELETE FROM xmatch x WHERE {}").format(cond), bind).rowcount
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: StageContext) -> dict:
@@ -251,9 +341,9 @@ class Xmatch(Stage):
         ids = list(ctx.inputs)
         if not ids:
             return {"xmatch": 0, "detections": 0, "matched": 0, "bands": 0}
-        det_cond, det_bind = self._detection_filter(ids, p)
-        n_det = ctx.execute(sql.SQL("SELECT count(*) FROM detection d WHERE {}").format(det_cond),
-                            det_bind).fetchone()[0]
+        plan = self._plan(ctx)
+        det_cond, det_bind, n_det = plan["cond"], plan["bind"], plan["n_det"]
+        ref_ex = None
         if kind == "detection":
             try:
                 with ctx.conn.transaction():
@@ -266,40 +356,108 @@ class Xmatch(Stage):
             if not ref_ex:
                 raise CatdbError(f"parameter refcat: no exposure matches {target!r} apart from the selected "
                                  "ones; the detection set to match against is empty")
-        margin_deg = p["radius"] / 3600.0 + (self._pm_margin_deg(ctx, target, ids) if p["use_pm"] else 0.0)
+        use_pm = p["use_pm"] and kind == "refcat"
+        margin_deg = p["radius"] / 3600.0 + (self._pm_margin_deg(ctx, target, ids) if use_pm else 0.0)
         edges = self._band_edges(ctx, det_cond, det_bind, n_det, p["band_rows"])
-        epochs = self._epochs(ctx, ids) if p["use_pm"] else None
+        epochs = self._epochs(ctx, ids) if use_pm else None
         cone = self._cones(ctx, ids, margin_deg)
+        dropped = self._drop_constraints(ctx) if plan["bulk"] and edges else None
         total = matched = 0
-        for b, (lo, hi) in enumerate(edges):  # loop over dec bands (memory bound), not rows
-            last = b == len(edges) - 1
-            band = sql.SQL("d.dec >= %(lo)s AND d.dec {} %(hi)s").format(sql.SQL("<=" if last else "<"))
-            det = fetch_columns(ctx.conn, sql.SQL("FROM detection d WHERE {} AND {}").format(det_cond, band),
-                                {**det_bind, "lo": lo, "hi": hi},
-                                {"id": ("d.id", "int64"), "exposure_id": ("d.exposure_id", "int64"),
-                                 "ra": ("d.ra", "float64"), "dec": ("d.dec", "float64")})
-            if len(det["id"]) == 0:
-                continue
-            rlo, rhi = lo - margin_deg, hi + margin_deg
-            if kind == "refcat":
-                ref = self._fetch_refcat(ctx, target, rlo, rhi, cone)
-            else:
-                ref = self._fetch_detections(ctx, ref_ex, rlo, rhi, cone)
-            if len(ref["id"]) == 0:
-                continue
-            dvec = unit_vectors(det["ra"], det["dec"])
-            if p["use_pm"] and kind == "refcat":
-                i, j, rank, rra, rdec = self._match_pm(det, dvec, ref, epochs, p["radius"], p["mode"])
-            else:
-                i, j, rank = match_unit_vectors(dvec, unit_vectors(ref["ra"], ref["dec"]), p["radius"], p["mode"])
-                rra, rdec = ref["ra"][j], ref["dec"][j]
-            if len(i) == 0:
-                continue
-            total += self._write(ctx, det, ref, i, j, rank, rra, rdec, dvec, catalog)
-            matched += int(np.count_nonzero(rank == 1))
+        pool = ThreadPoolExecutor(1)
+        try:
+            for b, (lo, hi) in enumerate(edges):  # loop over dec bands (memory bound), not rows
+                last = b == len(edges) - 1
+                band = sql.SQL("d.dec >= %(lo)s AND d.dec {} %(hi)s").format(sql.SQL("<=" if last else "<"))
+                rlo, rhi = lo - margin_deg, hi + margin_deg
+                ref = (self._fetch_refcat(ctx, target, rlo, rhi, cone, use_pm) if kind == "refcat"
+                       else self._fetch_detections(ctx, ref_ex, rlo, rhi, cone))
+                if len(ref["id"]) == 0:
+                    continue
+                # the k-d tree of the counterparts is built while the detections are fetched
+                tree = None if use_pm else pool.submit(lambda r=ref: kd_tree(unit_vectors(r["ra"], r["dec"])))
+                dcols = {"id": "int64", **({"exposure_id": "int64"} if use_pm else {}), "ra": "float64",
+                         "dec": "float64"}
+                det = fetch_arrays(ctx.conn, sql.SQL("SELECT {} FROM detection d WHERE {} AND {}").format(
+                    sql.SQL(", ").join(sql.SQL("d.{}").format(sql.Identifier(c)) for c in dcols), det_cond, band),
+                    {**det_bind, "lo": lo, "hi": hi}, dcols)
+                tree = None if tree is None else tree.result()
+                if len(det["id"]) == 0:
+                    continue
+                n, m = self._match_band(ctx, det, ref, tree, epochs, catalog)
+                total, matched = total + n, matched + m
+        finally:
+            pool.shutdown()
+        if dropped:
+            self._restore_constraints(ctx, dropped)
         ctx.execute("ANALYZE xmatch")
         return {"xmatch": total, "detections": int(n_det), "matched": matched, "bands": len(edges),
-                "catalog": catalog}
+                "catalog": catalog, "bulk_load": bool(dropped)}
+
+    def _match_band(self, ctx, det, ref, tree, epochs, catalog):
+        """Match one band and COPY its pairs into xmatch; returns (rows, detections matched).
+
+        Without proper motion the detections are matched in blocks of ``_BLOCK`` rows, each
+        block's rows handed to a COPY writer thread (:class:`psycopg.copy.QueuedLibpqWriter`)
+        so that the server stores one block while the next is matched.
+        """
+        p = ctx.params
+        dvec = unit_vectors(det["ra"], det["dec"])
+        stmt = sql.SQL("COPY xmatch ({}) FROM STDIN WITH (FORMAT binary)").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c, _ in _XMATCH_COLUMNS))
+        n = m = 0
+        cur = ctx.conn.cursor()
+        with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as cp:
+            cp.write(_COPY_HEADER)
+            if tree is None:  # proper motion: one match per exposure epoch over the whole band
+                i, j, rank, rra, rdec = self._match_pm(det, dvec, ref, epochs, p["radius"], p["mode"])
+                blocks = [(i, j, rank, rra, rdec)]
+            else:
+                blocks = self._blocks(dvec, ref, tree, p["radius"], p["mode"])
+            for i, j, rank, rra, rdec in blocks:  # loop over blocks of detections
+                if len(i):
+                    cp.write(self._rows(det, ref, i, j, rank, rra, rdec, dvec, catalog, ctx.run_id))
+                    n += len(i)
+                    m += int(np.count_nonzero(rank == 1))
+            cp.write(_COPY_TRAILER)
+        return n, m
+
+    @staticmethod
+    def _blocks(dvec, ref, tree, radius, mode):
+        for s in range(0, len(dvec), _BLOCK):
+            i, j, rank = match_unit_vectors(dvec[s:s + _BLOCK], None, radius, mode, tree=tree)
+            yield i + s, j, rank, ref["ra"][j], ref["dec"][j]
+
+    # ------------------------------------------------------------------ bulk load
+    def _drop_constraints(self, ctx):
+        """Drop xmatch's primary key, foreign keys and indexes; returns their definitions.
+
+        A foreign-key check per COPYed row and the incremental index updates dominate the load
+        (PostgreSQL manual 14.4 "Populating a Database": drop indexes and foreign keys, load,
+        re-create); re-adding the constraint checks every row in one join.
+        """
+        # primary key / unique first (re-created first: sorted index builds), then foreign keys
+        fks = ctx.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                          "WHERE conrelid = 'xmatch'::regclass AND contype IN ('p', 'u', 'f') "
+                          "ORDER BY contype = 'f', conname").fetchall()
+        idx = ctx.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE i.indrelid = 'xmatch'::regclass AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY 1").fetchall()
+        if fks:
+            ctx.execute(sql.SQL("ALTER TABLE xmatch {}").format(sql.SQL(", ").join(
+                sql.SQL("DROP CONSTRAINT {}").format(sql.Identifier(name)) for name, _ in fks)))
+        if idx:
+            ctx.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(", ").join(sql.Identifier(n) for n, _ in idx)))
+        return {"fks": fks, "indexes": idx}
+
+    def _restore_constraints(self, ctx, dropped):
+        """Re-create what :meth:`_drop_constraints` dropped (definitions from pg_get_*def)."""
+        for _, ddl in dropped["indexes"]:  # loop over the few indexes
+            ctx.execute(sql.SQL(ddl))
+        if dropped["fks"]:  # one ALTER TABLE: the constraints are added (and checked) in one pass
+            ctx.execute(sql.SQL("ALTER TABLE xmatch {}").format(sql.SQL(", ").join(
+                sql.SQL("ADD CONSTRAINT {} {}").format(sql.Identifier(name), sql.SQL(ddl))
+                for name, ddl in dropped["fks"])))
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -370,18 +528,19 @@ class Xmatch(Stage):
             return base, bind
         return sql.SQL("{} AND {}").format(base, cone[0]), {**bind, **cone[1]}
 
-    def _fetch_refcat(self, ctx, refcat, lo, hi, cone):
+    def _fetch_refcat(self, ctx, refcat, lo, hi, cone, use_pm):
         q, b = self._with_cone(sql.SQL("r.catalog = %(refcat)s AND r.dec >= %(lo)s AND r.dec <= %(hi)s"),
                                {"refcat": refcat, "lo": lo, "hi": hi}, cone)
-        return fetch_columns(ctx.conn, sql.SQL("FROM refcat_source r WHERE {}").format(q), b,
-                             {k: (f"r.{k}", "int64" if k == "id" else "float64")
-                              for k in ("id", "ra", "dec", "pmra", "pmdec", "epoch")})
+        cols = ("id", "ra", "dec") + (("pmra", "pmdec", "epoch") if use_pm else ())
+        return fetch_arrays(ctx.conn, sql.SQL("SELECT {} FROM refcat_source r WHERE {}").format(
+            sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(c)) for c in cols), q), b,
+            {c: "int64" if c == "id" else "float64" for c in cols})
 
     def _fetch_detections(self, ctx, ref_ex, lo, hi, cone):
         q, b = self._with_cone(sql.SQL("r.exposure_id = ANY(%(rex)s) AND r.dec >= %(lo)s AND r.dec <= %(hi)s"),
                                {"rex": ref_ex, "lo": lo, "hi": hi}, cone)
-        return fetch_columns(ctx.conn, sql.SQL("FROM detection r WHERE {}").format(q), b,
-                             {k: (f"r.{k}", "int64" if k == "id" else "float64") for k in ("id", "ra", "dec")})
+        return fetch_arrays(ctx.conn, sql.SQL("SELECT r.id, r.ra, r.dec FROM detection r WHERE {}").format(q), b,
+                            {"id": "int64", "ra": "float64", "dec": "float64"})
 
     def _match_pm(self, det, dvec, ref, epochs, radius, mode):
         """Match exposure by exposure with the stars moved to that exposure's epoch."""
@@ -403,12 +562,10 @@ class Xmatch(Stage):
         return (i[order], np.concatenate(jj)[order], np.concatenate(rr)[order], np.concatenate(ras)[order],
                 np.concatenate(decs)[order])
 
-    def _write(self, ctx, det, ref, i, j, rank, rra, rdec, dvec, catalog) -> int:
+    @staticmethod
+    def _rows(det, ref, i, j, rank, rra, rdec, dvec, catalog, run_id) -> bytes:
         sep = angular_sep_arcsec(dvec[i], unit_vectors(rra, rdec))
         dra = (det["ra"][i] - rra + 180.0) % 360.0 - 180.0
         dra = dra * np.cos(np.radians(det["dec"][i])) * 3600.0
         ddec = (det["dec"][i] - rdec) * 3600.0
-        return copy_table(ctx.conn, "xmatch",
-                          {"detection_id": det["id"][i], "ref_id": ref["id"][j], "sep_arcsec": sep,
-                           "dra_arcsec": dra, "ddec_arcsec": ddec, "rank": rank},
-                          constants={"catalog": catalog, "stage_run_id": ctx.run_id})
+        return xmatch_copy_rows(catalog, run_id, det["id"][i], ref["id"][j], sep, dra, ddec, rank)
