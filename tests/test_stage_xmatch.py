@@ -221,3 +221,20 @@ def test_bulk_load_gives_the_same_rows_and_keeps_constraints(conn, ldac):
     assert again.counts["replaced_rows"] == len(p_plain)
     assert conn.execute("SELECT count(*) FROM xmatch").fetchone()[0] == len(p_plain)
     conn.rollback()
+
+
+def test_bulk_load_auto_never_locks_out_another_session(conn, ldac, db_url):
+    """bulk_load=auto takes the exclusive-lock path only when no other client is connected to the database."""
+    import psycopg
+
+    w = f"e.id = {ldac}"
+    others = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchone()[0]
+    alone = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3"})
+    assert alone.counts["bulk_load"] is (others == 0)
+    with psycopg.connect(db_url) as reader:   # e.g. a user running `catdb query` meanwhile
+        reader.execute("SELECT 1")
+        shared = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3"})
+        assert shared.counts["bulk_load"] is False
+        assert reader.execute("SELECT count(*) FROM detection").fetchone()[0] > 0
+    assert pairs(conn, shared.run_id) and len(pairs(conn, shared.run_id)) == len(pairs(conn, alone.run_id))

@@ -23,7 +23,7 @@ nearest neighbour is the angular nearest neighbour and the radius test is exact)
 pairs go to the server as PostgreSQL binary COPY tuples built by numpy
 (:func:`xmatch_copy_rows`) through a writer thread, so the server stores one block while the
 next is matched.  With ``bulk_load`` (auto: when ``xmatch`` holds at most ``_BULK_RATIO`` rows
-per detection matched) the table's primary key, foreign keys and indexes are dropped before
+per detection matched and no other client session is connected to the database) the table's primary key, foreign keys and indexes are dropped before
 the load and re-created after it (PostgreSQL manual 14.4, "Populating a Database"): one sorted
 index build and one join checking the keys instead of a foreign-key query and index insertions
 per row; this takes ACCESS EXCLUSIVE locks on ``xmatch``, ``detection`` and ``stage_run`` until
@@ -253,7 +253,8 @@ class Xmatch(Stage):
         Param("band_rows", int, 2_000_000, "Largest number of detections matched at once (dec band size; memory)"),
         Param("bulk_load", str, "auto", "Drop xmatch's foreign keys and secondary indexes during the load and "
               "rebuild them after (locks xmatch, detection, stage_run until commit); auto: when xmatch holds "
-              f"at most {_BULK_RATIO} x as many rows as detections are matched", choices=("auto", "yes", "no")),
+              f"at most {_BULK_RATIO} x as many rows as detections are matched and no other session is "
+              "connected to the database", choices=("auto", "yes", "no")),
     ]
     outputs = ["xmatch"]
     scope_params = ("refcat",)
@@ -304,7 +305,11 @@ class Xmatch(Stage):
                                        "WHERE c.oid = 'xmatch'::regclass").fetchone()
                 if est < 0:  # never analysed
                     est = ctx.execute("SELECT count(*) FROM xmatch").fetchone()[0]
-                bulk = bool(own) and est <= _BULK_RATIO * n_det
+                # nobody to block: no other client session is connected to this database
+                ctx.execute("SELECT pg_stat_clear_snapshot()")  # the activity view is snapshotted per transaction
+                others = ctx.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchone()[0]
+                bulk = bool(own) and est <= _BULK_RATIO * n_det and others == 0
             self._planned = {"cond": det_cond, "bind": det_bind, "n_det": n_det, "bulk": bulk}
         return self._planned
 
