@@ -80,7 +80,25 @@ def pm_run(tmp_path_factory):
            "-NTHREADS", "1", "-VERBOSE_TYPE", "QUIET"]
     res = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    return dict(cats=cats, starts=starts, work=work, full=work / "full_1.cat", merged=work / "merged_1.cat")
+    # the same run, merged catalogue as ASCII_HEAD
+    ascii_cmd = [{"FITS_LDAC": "ASCII_HEAD", "merged.cat": "merged_ascii.cat", "full.cat": "none.cat"}.get(a, a)
+                 for a in cmd] + ["-HEADER_SUFFIX", ".head_ascii"]
+    res = subprocess.run(ascii_cmd, cwd=work, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return dict(cats=cats, starts=starts, work=work, full=work / "full_1.cat", merged=work / "merged_1.cat",
+                merged_ascii=work / "merged_ascii_1.cat")
+
+
+def test_merged_ascii_head_reads_as_fits_ldac(pm_run):
+    lda, asc = read_scamp_merged(pm_run["merged"]), read_scamp_merged(pm_run["merged_ascii"])
+    np.testing.assert_array_equal(asc.source, lda.source)
+    np.testing.assert_allclose(asc.ra, lda.ra, atol=1e-8)
+    np.testing.assert_allclose(asc.ra_err, lda.ra_err, rtol=1e-5)  # arcsec from deg in both formats
+    np.testing.assert_allclose(asc.epoch, lda.epoch, atol=1e-9)
+    np.testing.assert_array_equal(np.isnan(asc.pmra), np.isnan(lda.pmra))
+    ok = np.isfinite(lda.pmra)
+    np.testing.assert_allclose(asc.pmra[ok], lda.pmra[ok], rtol=1e-5, atol=10)  # ASCII: 7 digits
+    np.testing.assert_allclose(asc.pmdec_err[ok], lda.pmdec_err[ok], rtol=1e-5, atol=10)
 
 
 def _merged_file(path):
@@ -94,6 +112,12 @@ def _merged_file(path):
 def _objects(conn, run_id):
     return conn.execute("SELECT id, scamp_source, ra, dec, epoch, pmra, pmdec, pmra_err, pmdec_err, n_epochs "
                         "FROM object WHERE stage_run_id = %s ORDER BY scamp_source", (run_id,)).fetchall()
+
+
+def _errors(conn, run_id):
+    """scamp_source -> (ra_err, dec_err) [arcsec]."""
+    return {r[0]: r[1:] for r in conn.execute("SELECT scamp_source, ra_err, dec_err FROM object "
+                                             "WHERE stage_run_id = %s", (run_id,)).fetchall()}
 
 
 def _mover(conn, run_id):
@@ -121,11 +145,14 @@ def test_scamp_merged_proper_motions_on_objects(conn, pm_run):
     objs = _objects(conn, res.run_id)
     assert len(objs) == res.n_objects > 1000
     # every object carries its merged source's values (SOURCE_NUMBER key), in the file's units
+    errs = _errors(conn, res.run_id)
     n_pm = 0
     for oid, src, ra, dec, epoch, pmra, pmdec, pmra_err, pmdec_err, n_ep in objs:
         r = rows[src]
         assert ra == pytest.approx(r["ALPHA_J2000"], abs=1e-12) and dec == pytest.approx(r["DELTA_J2000"], abs=1e-12)
         assert epoch == pytest.approx(r["EPOCH"], abs=1e-9)
+        assert errs[src][0] == pytest.approx((r["ERRA_WORLD"] * u.deg).to_value(u.arcsec), rel=1e-6)  # deg -> "
+        assert errs[src][1] == pytest.approx((r["ERRB_WORLD"] * u.deg).to_value(u.arcsec), rel=1e-6)
         if r["NPOS_OK"] < 2:  # SCAMP fitted no motion (one position it trusts; 0 +- 0): NULL, not 0
             assert r["PMALPHA_J2000"] == r["PMALPHAERR_J2000"] == 0
             assert pmra is None and pmdec is None and pmra_err is None and pmdec_err is None

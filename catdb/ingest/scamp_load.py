@@ -474,6 +474,7 @@ def read_scamp_table(path, required=_FULL_REQUIRED, what: str = "SCAMP full/merg
     """
     import warnings
 
+    import astropy.units as u
     from astropy.io import fits
     from astropy.table import Table
 
@@ -490,12 +491,19 @@ def read_scamp_table(path, required=_FULL_REQUIRED, what: str = "SCAMP full/merg
                 with fits.open(p, memmap=False) as hl:
                     names = [h.name for h in hl]
                     if "LDAC_OBJECTS" in names:
-                        t = Table(hl["LDAC_OBJECTS"].data)
+                        hdu = hl["LDAC_OBJECTS"]
                     elif len(hl) > 1 and isinstance(hl[1], fits.BinTableHDU):
-                        t = Table(hl[1].data)
+                        hdu = hl[1]
                     else:
                         raise InputError(f"no LDAC_OBJECTS table (HDUs: {names}): not a SCAMP FITS_LDAC catalogue",
                                          path=path)
+                    if not isinstance(hdu, fits.BinTableHDU):
+                        raise InputError(f"HDU {hdu.name} is not a table: not a SCAMP FITS_LDAC catalogue",
+                                         path=path)
+                    t = Table(hdu.data)
+                    for c in hdu.columns:  # keep the file's units (TUNITn) for conversions
+                        if c.unit:
+                            t[c.name].unit = u.Unit(c.unit, parse_strict="silent")
             elif start.lstrip().startswith(b"#"):
                 t = Table.read(p, format="ascii.sextractor")
             else:
@@ -519,17 +527,20 @@ MERGED_REQUIRED = ("SOURCE_NUMBER", "ALPHA_J2000", "DELTA_J2000", "ERRA_WORLD", 
                    "PMALPHA_J2000", "PMDELTA_J2000", "PMALPHAERR_J2000", "PMDELTAERR_J2000")
 
 
-def _column_in(t, name, unit, path):
-    """Column ``name`` of ``t`` as floats in ``unit`` (astropy units; the file's unit, SCAMP's when it has none)."""
+def _column_in(t, name, scamp_unit, to, path):
+    """Column ``name`` of ``t`` as floats in unit ``to`` (astropy units).
+
+    From the file's unit, or ``scamp_unit`` (what SCAMP writes) when the column has none.
+    """
     import astropy.units as u
 
     col = t[name]
     have = getattr(col, "unit", None)
     try:
-        src = u.Unit(unit) if have is None or str(have) in ("", "None") else u.Unit(str(have))
-        return (np.asarray(col, dtype=float) * src).to_value(unit)
+        src = u.Unit(scamp_unit) if have is None or str(have) in ("", "None") else u.Unit(str(have))
+        return (np.asarray(col, dtype=float) * src).to_value(to)
     except (ValueError, u.UnitConversionError) as exc:
-        raise InputError(f"unit {have!s} of column {name} cannot be converted to {unit}: {exc}",
+        raise InputError(f"unit {have!s} of column {name} cannot be converted to {to}: {exc}",
                          path=path, keyword=name) from None
 
 
@@ -637,17 +648,18 @@ def read_scamp_merged(path) -> MergedCatalog:
         raise InputError(f"SOURCE_NUMBER {src[dup[0]]} appears more than once: not a merged catalogue of one "
                          "field group", path=path, keyword="SOURCE_NUMBER")
     t = t[order]
-    pm = {k: _column_in(t, c, "mas/yr", path) for k, c in
+    pm = {k: _column_in(t, c, "mas/yr", "mas/yr", path) for k, c in
           (("pmra", "PMALPHA_J2000"), ("pmdec", "PMDELTA_J2000"), ("pmra_err", "PMALPHAERR_J2000"),
            ("pmdec_err", "PMDELTAERR_J2000"))}
     none = (pm["pmra_err"] == 0) & (pm["pmdec_err"] == 0)
     for k in pm:
         pm[k][none] = np.nan
-    epoch = _column_in(t, "EPOCH", "yr", path)
+    epoch = _column_in(t, "EPOCH", "yr", "yr", path)
     return MergedCatalog(
-        path=path, source=src, ra=np.mod(_column_in(t, "ALPHA_J2000", "deg", path), 360.0),
-        dec=_column_in(t, "DELTA_J2000", "deg", path), ra_err=_column_in(t, "ERRA_WORLD", "arcsec", path),
-        dec_err=_column_in(t, "ERRB_WORLD", "arcsec", path), epoch=epoch, **pm,
+        path=path, source=src, ra=np.mod(_column_in(t, "ALPHA_J2000", "deg", "deg", path), 360.0),
+        dec=_column_in(t, "DELTA_J2000", "deg", "deg", path),
+        ra_err=_column_in(t, "ERRA_WORLD", "deg", "arcsec", path),
+        dec_err=_column_in(t, "ERRB_WORLD", "deg", "arcsec", path), epoch=epoch, **pm,
         npos_ok=(np.asarray(t["NPOS_OK"], dtype=np.int64) if "NPOS_OK" in t.colnames
                  else np.full(len(t), -1, dtype=np.int64)))
 
