@@ -19,8 +19,13 @@ from astropy.time import Time
 
 from catdb.errors import InputError
 from catdb.ingest.load import ingest_catalogs
-from catdb.ingest.scamp_load import (file_stem, ingest_scamp_full, ingest_scamp_merged, read_scamp_merged,
-                                     read_scamp_table)
+from catdb.ingest.scamp_load import (
+    file_stem,
+    ingest_scamp_full,
+    ingest_scamp_merged,
+    read_scamp_merged,
+    read_scamp_table,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
                                         "ignore::astropy.wcs.FITSFixedWarning", "ignore::astropy.units.UnitsWarning")
@@ -78,15 +83,15 @@ def pm_run(tmp_path_factory):
            "-FULLOUTCAT_TYPE", "FITS_LDAC", "-FULLOUTCAT_NAME", "full.cat",
            "-MERGEDOUTCAT_TYPE", "FITS_LDAC", "-MERGEDOUTCAT_NAME", "merged.cat",
            "-NTHREADS", "1", "-VERBOSE_TYPE", "QUIET"]
-    res = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, check=False, cwd=work, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     # the same run, merged catalogue as ASCII_HEAD
     ascii_cmd = [{"FITS_LDAC": "ASCII_HEAD", "merged.cat": "merged_ascii.cat", "full.cat": "none.cat"}.get(a, a)
                  for a in cmd] + ["-HEADER_SUFFIX", ".head_ascii"]
-    res = subprocess.run(ascii_cmd, cwd=work, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(ascii_cmd, check=False, cwd=work, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    return dict(cats=cats, starts=starts, work=work, full=work / "full_1.cat", merged=work / "merged_1.cat",
-                merged_ascii=work / "merged_ascii_1.cat")
+    return {"cats": cats, "starts": starts, "work": work, "full": work / "full_1.cat",
+            "merged": work / "merged_1.cat", "merged_ascii": work / "merged_ascii_1.cat"}
 
 
 def test_merged_ascii_head_reads_as_fits_ldac(pm_run):
@@ -171,7 +176,7 @@ def test_scamp_merged_proper_motions_on_objects(conn, pm_run):
         assert len(ep) == 1 and ep[0] == pytest.approx(Time(mjd, format="mjd").jyear, abs=1e-8)
     # asteroid (5945): one object over the three frames; SCAMP's proper motion is its rate
     oid = _mover(conn, res.run_id)
-    _, src, ra, dec, epoch, pmra, pmdec, pmra_err, pmdec_err, n_ep = [o for o in objs if o[0] == oid][0]
+    _, src, ra, dec, epoch, pmra, pmdec, pmra_err, pmdec_err, n_ep = next(o for o in objs if o[0] == oid)
     assert n_ep == 3
     # ... the motion of its three linked detections (our RA/Dec, our mid-times), in mas/yr by astropy units
     det = np.array(conn.execute("SELECT e.mjd_mid, d.ra, d.dec FROM detection d JOIN detection_object l "

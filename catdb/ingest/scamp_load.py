@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ..db.copy import copy_table
 from ..errors import InputError
 from ..stages.base import fail_run, finish_run, start_run
@@ -326,9 +327,9 @@ def apply_scamp_solution(conn, head_path, exposure_id: int | None = None, catalo
     values SExtractor computed with the old WCS.  Objects' mean positions
     computed earlier are not updated.
     """
+    from ..wcsutil import wcs_from_header
     from .headers import footprint, wcs_cards
     from .scamp import apply_scamp_head, read_scamp_heads, read_scamp_xml
-    from ..wcsutil import wcs_from_header
 
     head_path = str(head_path)
     heads = read_scamp_heads(head_path)
@@ -510,7 +511,7 @@ def read_scamp_table(path, required=_FULL_REQUIRED, what: str = "SCAMP full/merg
                 raise InputError("neither FITS_LDAC nor ASCII_HEAD: not a SCAMP output catalogue", path=path)
         except InputError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any parse failure becomes a one-line error naming the file
             raise InputError(f"cannot parse SCAMP catalogue: {exc}", path=path) from None
     if not len(t.colnames):
         raise InputError(f"empty table ({what} expected)", path=path)
@@ -652,8 +653,8 @@ def read_scamp_merged(path) -> MergedCatalog:
           (("pmra", "PMALPHA_J2000"), ("pmdec", "PMDELTA_J2000"), ("pmra_err", "PMALPHAERR_J2000"),
            ("pmdec_err", "PMDELTAERR_J2000"))}
     none = (pm["pmra_err"] == 0) & (pm["pmdec_err"] == 0)
-    for k in pm:
-        pm[k][none] = np.nan
+    for v in pm.values():
+        v[none] = np.nan
     epoch = _column_in(t, "EPOCH", "yr", "yr", path)
     return MergedCatalog(
         path=path, source=src, ra=np.mod(_column_in(t, "ALPHA_J2000", "deg", "deg", path), 360.0),
