@@ -1,7 +1,7 @@
-"""SCAMP results into the database: astrometric solutions (``.head``) and associations (full catalogue).
+"""SCAMP results into the database: astrometric solutions (``.head``), associations (full catalogue), proper motions (merged catalogue).
 
-Two entry points, each recording one ``stage_run`` of stage ``ingest-scamp``
-(``params.kind`` is ``head`` or ``full``) and writing in one transaction:
+Three entry points, each recording one ``stage_run`` of stage ``ingest-scamp``
+(``params.kind`` is ``head``, ``full`` or ``merged``) and writing in one transaction:
 
 :func:`apply_scamp_solution`
     A SCAMP ``.head`` (one header block per extension) replaces the WCS of the
@@ -30,7 +30,18 @@ Two entry points, each recording one ``stage_run`` of stage ``ingest-scamp``
     not carry SExtractor's ``NUMBER``: a row is identified with our detection
     by its exposure (catalogue number and extension) and its pixel centroid
     (SCAMP copies ``CENTROID_KEYS``, default ``XWIN_IMAGE,YWIN_IMAGE``, into
-    ``X_IMAGE``/``Y_IMAGE``), to within ``tolerance`` pixels.
+    ``X_IMAGE``/``Y_IMAGE``), to within ``tolerance`` pixels.  Each object
+    keeps its ``SOURCE_NUMBER`` in ``object.scamp_source``.  With the merged
+    catalogue of the same run (``merged_path``) the objects get SCAMP's
+    position, reference ``epoch`` and proper motion (``pmra``, ``pmdec``,
+    ``pmra_err``, ``pmdec_err`` in mas/yr, Julian year).
+
+:func:`ingest_scamp_merged`
+    SCAMP's merged output catalogue (``MERGEDOUTCAT_TYPE FITS_LDAC``: one row
+    per merged source) for objects already loaded from the full catalogue:
+    the same columns, matched by ``scamp_source = SOURCE_NUMBER``.  Proper
+    motions need ``-COMPUTE_PROPERMOTIONS Y`` and catalogues whose headers give
+    SCAMP the time of each exposure (``MJD-OBS``; see :func:`read_scamp_merged`).
 
 Reference: SCAMP user's guide (Bertin, https://scamp.readthedocs.io), sections
 "Output headers", "Merged and full output catalogs", "XML output"; Bertin 2006,
@@ -50,12 +61,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from ..db.copy import copy_table
 from ..errors import InputError
 from ..stages.base import fail_run, finish_run, start_run
 
-__all__ = ["QA_METRICS", "ScampApplyResult", "ScampFullResult", "apply_scamp_solution", "ingest_scamp_full",
-           "read_scamp_table", "file_stem"]
+__all__ = ["MERGED_REQUIRED", "QA_METRICS", "MergedCatalog", "ScampApplyResult", "ScampFullResult",
+           "ScampMergedResult", "apply_scamp_solution", "file_stem", "ingest_scamp_full", "ingest_scamp_merged",
+           "read_scamp_merged", "read_scamp_table"]
 
 STAGE = "ingest-scamp"
 
@@ -314,9 +327,9 @@ def apply_scamp_solution(conn, head_path, exposure_id: int | None = None, catalo
     values SExtractor computed with the old WCS.  Objects' mean positions
     computed earlier are not updated.
     """
+    from ..wcsutil import wcs_from_header
     from .headers import footprint, wcs_cards
     from .scamp import apply_scamp_head, read_scamp_heads, read_scamp_xml
-    from ..wcsutil import wcs_from_header
 
     head_path = str(head_path)
     heads = read_scamp_heads(head_path)
@@ -416,6 +429,10 @@ class ScampFullResult:
         Detection columns the rows were identified by (``xwin/ywin`` or ``x/y``).
     replaced_objects : int
         Objects of earlier ``ingest-scamp`` runs on these exposures deleted.
+    n_merged : int
+        Sources in the merged catalogue (0 without one).
+    n_pm : int
+        Objects given a proper motion from the merged catalogue.
     """
 
     path: str
@@ -426,12 +443,14 @@ class ScampFullResult:
     n_reference_rows: int = 0
     centroid: str = ""
     replaced_objects: int = 0
+    n_merged: int = 0
+    n_pm: int = 0
 
 
 _FULL_REQUIRED = ("SOURCE_NUMBER", "CATALOG_NUMBER", "EXTENSION", "X_IMAGE", "Y_IMAGE", "ALPHA_J2000", "DELTA_J2000")
 
 
-def read_scamp_table(path, required=_FULL_REQUIRED):
+def read_scamp_table(path, required=_FULL_REQUIRED, what: str = "SCAMP full/merged catalogue"):
     """Read a SCAMP full or merged output catalogue (FITS_LDAC or ASCII_HEAD).
 
     Parameters
@@ -442,6 +461,8 @@ def read_scamp_table(path, required=_FULL_REQUIRED):
         header lines, SExtractor's ASCII layout).
     required : sequence of str
         Columns that must be present.
+    what : str
+        What the file should be, for the missing-column message.
 
     Returns
     -------
@@ -454,6 +475,7 @@ def read_scamp_table(path, required=_FULL_REQUIRED):
     """
     import warnings
 
+    import astropy.units as u
     from astropy.io import fits
     from astropy.table import Table
 
@@ -470,25 +492,177 @@ def read_scamp_table(path, required=_FULL_REQUIRED):
                 with fits.open(p, memmap=False) as hl:
                     names = [h.name for h in hl]
                     if "LDAC_OBJECTS" in names:
-                        t = Table(hl["LDAC_OBJECTS"].data)
+                        hdu = hl["LDAC_OBJECTS"]
                     elif len(hl) > 1 and isinstance(hl[1], fits.BinTableHDU):
-                        t = Table(hl[1].data)
+                        hdu = hl[1]
                     else:
                         raise InputError(f"no LDAC_OBJECTS table (HDUs: {names}): not a SCAMP FITS_LDAC catalogue",
                                          path=path)
+                    if not isinstance(hdu, fits.BinTableHDU):
+                        raise InputError(f"HDU {hdu.name} is not a table: not a SCAMP FITS_LDAC catalogue",
+                                         path=path)
+                    t = Table(hdu.data)
+                    for c in hdu.columns:  # keep the file's units (TUNITn) for conversions
+                        if c.unit:
+                            t[c.name].unit = u.Unit(c.unit, parse_strict="silent")
             elif start.lstrip().startswith(b"#"):
                 t = Table.read(p, format="ascii.sextractor")
             else:
                 raise InputError("neither FITS_LDAC nor ASCII_HEAD: not a SCAMP output catalogue", path=path)
         except InputError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any parse failure becomes a one-line error naming the file
             raise InputError(f"cannot parse SCAMP catalogue: {exc}", path=path) from None
+    if not len(t.colnames):
+        raise InputError(f"empty table ({what} expected)", path=path)
     missing = [c for c in required if c not in t.colnames]
     if missing:
-        raise InputError(f"column {missing[0]} missing (SCAMP full/merged catalogue expected; columns: "
+        raise InputError(f"column {missing[0]} missing ({what} expected; columns: "
                          f"{', '.join(t.colnames)})", path=path, keyword=missing[0])
     return t
+
+
+# --------------------------------------------------------------------------- merged catalogue
+#: Columns a SCAMP merged catalogue must have (SCAMP 2.x ``MERGEDOUTCAT``).
+MERGED_REQUIRED = ("SOURCE_NUMBER", "ALPHA_J2000", "DELTA_J2000", "ERRA_WORLD", "ERRB_WORLD", "EPOCH",
+                   "PMALPHA_J2000", "PMDELTA_J2000", "PMALPHAERR_J2000", "PMDELTAERR_J2000")
+
+
+def _column_in(t, name, scamp_unit, to, path):
+    """Column ``name`` of ``t`` as floats in unit ``to`` (astropy units).
+
+    From the file's unit, or ``scamp_unit`` (what SCAMP writes) when the column has none.
+    """
+    import astropy.units as u
+
+    col = t[name]
+    have = getattr(col, "unit", None)
+    try:
+        src = u.Unit(scamp_unit) if have is None or str(have) in ("", "None") else u.Unit(str(have))
+        return (np.asarray(col, dtype=float) * src).to_value(to)
+    except (ValueError, u.UnitConversionError) as exc:
+        raise InputError(f"unit {have!s} of column {name} cannot be converted to {to}: {exc}",
+                         path=path, keyword=name) from None
+
+
+@dataclass
+class MergedCatalog:
+    """A SCAMP merged catalogue, one entry per source, sorted by ``source``.
+
+    Attributes
+    ----------
+    path : str
+    source : ndarray of int64
+        ``SOURCE_NUMBER``: the key shared with the full catalogue of the same run.
+    ra, dec : ndarray
+        ``ALPHA_J2000``, ``DELTA_J2000`` (deg, ICRS), SCAMP's position at ``epoch``.
+    ra_err, dec_err : ndarray
+        ``ERRA_WORLD``, ``ERRB_WORLD`` converted to arcsec (semi-major and
+        semi-minor axis of the position error ellipse).
+    epoch : ndarray
+        ``EPOCH`` (Julian year): SCAMP's reference epoch of the position, the
+        weighted mean epoch of the detections.
+    pmra, pmdec, pmra_err, pmdec_err : ndarray
+        ``PMALPHA_J2000`` (mu_alpha* = mu_alpha cos(dec)), ``PMDELTA_J2000`` and
+        their errors in mas/yr (Julian year), NaN where SCAMP fitted no proper
+        motion: it writes 0 with a 0 error when it kept fewer than two
+        positions of the source (``NPOS_OK`` 1, also for a source seen on
+        three frames with two of them flagged) or with ``COMPUTE_PROPERMOTIONS N``.
+    npos_ok : ndarray of int64
+        ``NPOS_OK``: positions SCAMP used (-1 when the column is absent).
+    """
+
+    path: str
+    source: np.ndarray
+    ra: np.ndarray
+    dec: np.ndarray
+    ra_err: np.ndarray
+    dec_err: np.ndarray
+    epoch: np.ndarray
+    pmra: np.ndarray
+    pmdec: np.ndarray
+    pmra_err: np.ndarray
+    pmdec_err: np.ndarray
+    npos_ok: np.ndarray
+
+    def object_columns(self) -> dict:
+        """``object`` column name -> array (per source, in ``source`` order)."""
+        return {"ra": self.ra, "dec": self.dec, "ra_err": self.ra_err, "dec_err": self.dec_err,
+                "epoch": self.epoch, "pmra": self.pmra, "pmdec": self.pmdec, "pmra_err": self.pmra_err,
+                "pmdec_err": self.pmdec_err}
+
+    def rows_for(self, sources, path, what) -> np.ndarray:
+        """Indices of ``sources`` (SOURCE_NUMBERs); InputError naming the first one not in this catalogue."""
+        sources = np.asarray(sources, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self.source, sources), 0, max(len(self.source) - 1, 0))
+        found = (self.source[pos] == sources) if len(self.source) else np.zeros(len(sources), bool)
+        if not found.all():
+            raise InputError(f"SOURCE_NUMBER {sources[~found][0]} of {what} is not in the merged catalogue "
+                             f"({int((~found).sum())} of {len(sources)} missing: not from the same SCAMP run?)",
+                             path=path, keyword="SOURCE_NUMBER")
+        return pos
+
+
+def read_scamp_merged(path) -> MergedCatalog:
+    """Read a SCAMP merged output catalogue (``MERGEDOUTCAT_TYPE`` FITS_LDAC or ASCII_HEAD).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``merged_N.cat`` (SCAMP appends the field-group number N to
+        ``MERGEDOUTCAT_NAME``): one row per merged source, table in
+        ``LDAC_OBJECTS``, columns :data:`MERGED_REQUIRED` among others.
+
+    Returns
+    -------
+    MergedCatalog
+        Units converted with astropy from the file's column units (SCAMP
+        writes deg, mas/yr, yr; a column without unit is taken in SCAMP's).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Unreadable file, no table (wrong HDU), a required column missing
+        (named: a full catalogue given as merged lacks ``PMALPHA_J2000``), a
+        unit that does not convert, duplicate ``SOURCE_NUMBER``.
+
+    Notes
+    -----
+    SCAMP's ``EPOCH`` is a Julian epoch, ``2000 + (MJD - 51544.5) / 365.25``
+    (checked on a real run: the full catalogue's per-detection ``EPOCH`` is
+    this of the mid-exposure MJD to 1e-9 yr, when the catalogues carry
+    ``MJD-OBS``), and the proper motions are per Julian year: a rate in
+    arcsec/h is ``pm * u.mas / u.yr`` converted by astropy, whose ``yr`` is
+    the Julian year of 365.25 d exactly (1 mas/yr = 1 / 8 766 000 arcsec/h).
+    SCAMP reads the epoch of a catalogue from ``MJD-OBS`` or else
+    ``DATE-OBS``; a date-only ``DATE-OBS`` (Lowell) gives every exposure the
+    same epoch and proper motions of 0.  SCAMP user's guide, "Merged and full
+    output catalogs" (https://scamp.readthedocs.io).
+    """
+    path = str(path)
+    t = read_scamp_table(path, MERGED_REQUIRED, what="SCAMP merged catalogue (MERGEDOUTCAT)")
+    src = np.asarray(t["SOURCE_NUMBER"], dtype=np.int64)
+    order = np.argsort(src, kind="stable")
+    src = src[order]
+    dup = np.flatnonzero(np.diff(src) == 0)
+    if len(dup):
+        raise InputError(f"SOURCE_NUMBER {src[dup[0]]} appears more than once: not a merged catalogue of one "
+                         "field group", path=path, keyword="SOURCE_NUMBER")
+    t = t[order]
+    pm = {k: _column_in(t, c, "mas/yr", "mas/yr", path) for k, c in
+          (("pmra", "PMALPHA_J2000"), ("pmdec", "PMDELTA_J2000"), ("pmra_err", "PMALPHAERR_J2000"),
+           ("pmdec_err", "PMDELTAERR_J2000"))}
+    none = (pm["pmra_err"] == 0) & (pm["pmdec_err"] == 0)
+    for v in pm.values():
+        v[none] = np.nan
+    epoch = _column_in(t, "EPOCH", "yr", "yr", path)
+    return MergedCatalog(
+        path=path, source=src, ra=np.mod(_column_in(t, "ALPHA_J2000", "deg", "deg", path), 360.0),
+        dec=_column_in(t, "DELTA_J2000", "deg", "deg", path),
+        ra_err=_column_in(t, "ERRA_WORLD", "deg", "arcsec", path),
+        dec_err=_column_in(t, "ERRB_WORLD", "deg", "arcsec", path), epoch=epoch, **pm,
+        npos_ok=(np.asarray(t["NPOS_OK"], dtype=np.int64) if "NPOS_OK" in t.colnames
+                 else np.full(len(t), -1, dtype=np.int64)))
 
 
 def _input_exposures(conn, path, catalogs, exposure_ids):
@@ -559,12 +733,15 @@ def ingest_scamp_full(conn, full_path, *, catalogs=None, exposure_ids=None, merg
     exposure_ids : sequence of int, optional
         Instead of ``catalogs``: the exposure of each (single-extension) catalogue, in SCAMP's order.
     merged_path : path, optional
-        SCAMP merged output catalogue (``MERGEDOUTCAT``): object positions and
-        errors are SCAMP's (``ALPHA_J2000``, ``DELTA_J2000``, ``ERRA_WORLD``,
-        ``ERRB_WORLD``).  Default: mean of the unit vectors of the full
-        catalogue's positions of the source's detections (reference rows
-        excluded), errors the standard error of the mean per axis (the row's
-        ``ERRA_WORLD`` for a single detection).
+        SCAMP merged output catalogue of the same run (``MERGEDOUTCAT``, read
+        with :func:`read_scamp_merged`): object positions, errors, reference
+        epoch and proper motions are SCAMP's (``ALPHA_J2000``, ``DELTA_J2000``,
+        ``ERRA_WORLD``, ``ERRB_WORLD``, ``EPOCH``, ``PMALPHA_J2000``, ...).
+        Default: mean of the unit vectors of the full catalogue's positions of
+        the source's detections (reference rows excluded), errors the standard
+        error of the mean per axis (the row's ``ERRA_WORLD`` for a single
+        detection); no epoch or proper motion.  :func:`ingest_scamp_merged`
+        adds a merged catalogue to objects loaded without one.
     tolerance : float
         Pixels: a SCAMP row is our detection when their centroids agree to
         this (SCAMP's ASCII output rounds to 1e-4 pix).
@@ -593,7 +770,7 @@ def ingest_scamp_full(conn, full_path, *, catalogs=None, exposure_ids=None, merg
     """
     full_path = str(full_path)
     t = read_scamp_table(full_path)
-    merged = read_scamp_table(merged_path, ("SOURCE_NUMBER", "ALPHA_J2000", "DELTA_J2000")) if merged_path else None
+    merged = read_scamp_merged(merged_path) if merged_path else None
     params = {"kind": "full", "full": _resolve(full_path), "sha256": _sha256(full_path),
               "catalogs": None if catalogs is None else [_resolve(c) for c in catalogs],
               "exposure_ids": None if exposure_ids is None else [int(e) for e in exposure_ids],
@@ -657,11 +834,16 @@ def ingest_scamp_full(conn, full_path, *, catalogs=None, exposure_ids=None, merg
                                  "SCAMP's associations", path=full_path)
             n_obj, n_links = _write_objects(conn, run_id, t, ours, src, det_id, merged, merged_path)
             res.n_objects, res.n_links = n_obj, n_links
+            if merged is not None:
+                res.n_merged = len(merged.source)
+                res.n_pm = int(conn.execute("SELECT count(pmra) FROM object WHERE stage_run_id = %s",
+                                            (run_id,)).fetchone()[0])
             conn.execute("UPDATE stage_run r SET status = 'replaced' WHERE r.stage = %s AND r.status = 'ok' "
                          "AND r.id <> %s AND r.params->>'kind' = 'full' AND NOT EXISTS "
                          "(SELECT 1 FROM object o WHERE o.stage_run_id = r.id)", (STAGE, run_id))
             finish_run(conn, run_id, inputs=res.exposure_ids,
                        counts={"object": n_obj, "detection_object": n_links, "reference_rows": res.n_reference_rows,
+                               "merged_sources": res.n_merged, "proper_motions": res.n_pm,
                                "replaced_objects": res.replaced_objects, "centroid": res.centroid})
     except Exception as e:
         fail_run(conn, run_id, e)
@@ -679,22 +861,10 @@ def _write_objects(conn, run_id, t, ours, src, det_id, merged, merged_path):
         "SELECT nextval(pg_get_serial_sequence('object', 'id')) FROM generate_series(1, %s)", (n,)).fetchall(),
         dtype=np.int64).ravel()
     cnt = np.bincount(inv, minlength=n)
+    cols = {"scamp_source": sources}
     if merged is not None:
-        msrc = np.asarray(merged["SOURCE_NUMBER"], dtype=np.int64)
-        order = np.argsort(msrc)
-        pos = np.searchsorted(msrc[order], sources)
-        pos = np.clip(pos, 0, len(msrc) - 1)
-        found = msrc[order][pos] == sources
-        if not found.all():
-            raise InputError(f"SOURCE_NUMBER {sources[~found][0]} of the full catalogue is not in the merged "
-                             "catalogue (not from the same SCAMP run?)", path=merged_path, keyword="SOURCE_NUMBER")
-        m = order[pos]
-        ra = np.mod(np.asarray(merged["ALPHA_J2000"], dtype=float)[m], 360.0)
-        dec = np.asarray(merged["DELTA_J2000"], dtype=float)[m]
-        era = (np.asarray(merged["ERRA_WORLD"], dtype=float)[m] * 3600.0 if "ERRA_WORLD" in merged.colnames
-               else np.full(n, np.nan))
-        edec = (np.asarray(merged["ERRB_WORLD"], dtype=float)[m] * 3600.0 if "ERRB_WORLD" in merged.colnames
-                else np.full(n, np.nan))
+        m = merged.rows_for(sources, merged_path, what="the full catalogue")
+        cols.update({k: v[m] for k, v in merged.object_columns().items()})
     else:
         a = np.radians(np.asarray(t["ALPHA_J2000"], dtype=float)[ours])
         d = np.radians(np.asarray(t["DELTA_J2000"], dtype=float)[ours])
@@ -712,10 +882,8 @@ def _write_objects(conn, run_id, t, ours, src, det_id, merged, merged_path):
         single = np.full(n, np.nan)
         if "ERRA_WORLD" in t.colnames:
             single[inv] = np.asarray(t["ERRA_WORLD"], dtype=float)[ours] * 3600.0
-        era = np.where(cnt > 1, sra, single)
-        edec = np.where(cnt > 1, sdec, single)
-    copy_table(conn, "object", {"id": ids, "ra": ra, "dec": dec, "ra_err": era, "dec_err": edec,
-                                "n_detections": cnt.astype(np.int64)},
+        cols.update(ra=ra, dec=dec, ra_err=np.where(cnt > 1, sra, single), dec_err=np.where(cnt > 1, sdec, single))
+    copy_table(conn, "object", {"id": ids, **cols, "n_detections": cnt.astype(np.int64)},
                constants={"kind": "static", "stage_run_id": run_id})
     n_links = copy_table(conn, "detection_object", {"detection_id": det_id[ours], "object_id": ids[inv]},
                          constants={"stage_run_id": run_id})
@@ -726,3 +894,132 @@ def _write_objects(conn, run_id, t, ours, src, det_id, merged, merged_path):
         "JOIN exposure e ON e.id = d.exposure_id WHERE l.stage_run_id = %s GROUP BY l.object_id) s "
         "WHERE o.id = s.object_id", (run_id,))
     return n, n_links
+
+
+@dataclass
+class ScampMergedResult:
+    """What one SCAMP merged catalogue changed.
+
+    Attributes
+    ----------
+    path : str
+    run_id : int
+        The ``ingest-scamp`` stage_run (``params.kind`` ``merged``).
+    full_run_id : int
+        The full-catalogue run whose objects were updated.
+    n_merged : int
+        Sources in the merged catalogue.
+    n_objects : int
+        Objects updated (the full run's objects: every one has its source in the file).
+    n_pm : int
+        Of those, objects with a proper motion (SCAMP fitted one).
+    """
+
+    path: str
+    run_id: int
+    full_run_id: int = 0
+    n_merged: int = 0
+    n_objects: int = 0
+    n_pm: int = 0
+
+
+def _full_run(conn, path, run_id, catalogs, exposure_ids):
+    """(id, exposure ids) of the ok ``ingest-scamp`` full-catalogue run a merged catalogue belongs to."""
+    q = ("SELECT id, input_ids FROM stage_run WHERE stage = %s AND status = 'ok' AND params->>'kind' = 'full' "
+         "AND EXISTS (SELECT 1 FROM object o WHERE o.stage_run_id = stage_run.id) ")
+    if run_id is not None:
+        row = conn.execute(q + "AND id = %s", (STAGE, int(run_id))).fetchone()
+        if row is None:
+            raise InputError(f"stage_run {run_id} is not a successful ingest-scamp full-catalogue load with objects",
+                             path=path)
+        return row[0], list(row[1] or [])
+    if catalogs is None and exposure_ids is None:
+        raise InputError("give the SCAMP input catalogues (or their exposure ids, or the full-catalogue run) "
+                         "whose objects the merged catalogue updates", path=path)
+    ids = [e for grp in _input_exposures(conn, path, catalogs, exposure_ids) for e in grp]
+    row = conn.execute(q + "AND input_ids = %s::bigint[] ORDER BY id DESC LIMIT 1", (STAGE, ids)).fetchone()
+    if row is None:
+        raise InputError(f"no SCAMP full catalogue was loaded for exposures {ids} (load full_N.cat first: "
+                         "catdb ingest scamp CATALOGS --full full_N.cat --merged merged_N.cat)", path=path)
+    return row[0], ids
+
+
+def ingest_scamp_merged(conn, merged_path, *, run_id: int | None = None, catalogs=None,
+                        exposure_ids=None) -> ScampMergedResult:
+    """Give the objects of a SCAMP full-catalogue load SCAMP's merged positions and proper motions.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Not in autocommit.
+    merged_path : str or os.PathLike
+        SCAMP merged output catalogue (:func:`read_scamp_merged`) of the run
+        whose full catalogue was loaded by :func:`ingest_scamp_full`.
+    run_id : int, optional
+        That full-catalogue ``ingest-scamp`` run.  Default: the latest one on
+        the exposures of ``catalogs`` / ``exposure_ids`` (in SCAMP's order).
+    catalogs, exposure_ids : sequence, optional
+        As for :func:`ingest_scamp_full`.
+
+    Returns
+    -------
+    ScampMergedResult
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Unreadable or incomplete merged catalogue (see :func:`read_scamp_merged`);
+        no full-catalogue load to update; objects of that load without
+        ``scamp_source`` (loaded before migration 0009: load the full catalogue
+        again) or whose ``SOURCE_NUMBER`` is not in the file.  Nothing is
+        written (a bad file is refused before a run is recorded; the other
+        errors mark the run failed).
+
+    Notes
+    -----
+    Objects are matched by key, ``object.scamp_source = SOURCE_NUMBER`` within
+    the full run's objects; ``ra``, ``dec``, ``ra_err``, ``dec_err``,
+    ``epoch``, ``pmra``, ``pmdec``, ``pmra_err``, ``pmdec_err`` are replaced
+    (loading the file again rewrites the same values; no row is added).
+    Merged sources without one of our detections (reference-catalogue stars
+    only) have no object and are skipped.
+    """
+    merged_path = str(merged_path)
+    merged = read_scamp_merged(merged_path)
+    params = {"kind": "merged", "merged": _resolve(merged_path), "sha256": _sha256(merged_path),
+              "full_run": run_id,
+              "catalogs": None if catalogs is None else [_resolve(c) for c in catalogs],
+              "exposure_ids": None if exposure_ids is None else [int(e) for e in exposure_ids]}
+    new_run = start_run(conn, STAGE, params)
+    res = ScampMergedResult(path=merged_path, run_id=new_run, n_merged=len(merged.source))
+    try:
+        with conn.transaction():
+            full_run, expo = _full_run(conn, merged_path, run_id, catalogs, exposure_ids)
+            res.full_run_id = full_run
+            obj = np.array(conn.execute("SELECT id, coalesce(scamp_source, -1) FROM object WHERE stage_run_id = %s "
+                                        "ORDER BY id", (full_run,)).fetchall(), dtype=np.int64).reshape(-1, 2)
+            if (obj[:, 1] < 0).any():
+                raise InputError(f"{int((obj[:, 1] < 0).sum())} objects of stage_run {full_run} have no "
+                                 "scamp_source (loaded before catdb stored SCAMP's SOURCE_NUMBER): load the full "
+                                 "catalogue again, with --merged", path=merged_path)
+            m = merged.rows_for(obj[:, 1], merged_path, what=f"the objects of stage_run {full_run}")
+            conn.execute("DROP TABLE IF EXISTS _scamp_merged")
+            conn.execute("CREATE TEMP TABLE _scamp_merged (id bigint, ra double precision, dec double precision, "
+                         "ra_err real, dec_err real, epoch double precision, pmra real, pmdec real, pmra_err real, "
+                         "pmdec_err real) ON COMMIT DROP")
+            cols = merged.object_columns()
+            copy_table(conn, "_scamp_merged", {"id": obj[:, 0], **{k: v[m] for k, v in cols.items()}})
+            res.n_objects = conn.execute(
+                "UPDATE object o SET " + ", ".join(f"{k} = t.{k}" for k in cols)
+                + " FROM _scamp_merged t WHERE o.id = t.id", ()).rowcount
+            res.n_pm = int(np.isfinite(cols["pmra"][m]).sum())
+            conn.execute("UPDATE stage_run SET status = 'replaced' WHERE stage = %s AND status = 'ok' AND id <> %s "
+                         "AND params->>'kind' = 'merged' AND (counts->>'full_run')::bigint = %s",
+                         (STAGE, new_run, full_run))
+            finish_run(conn, new_run, inputs=expo,
+                       counts={"object": res.n_objects, "proper_motions": res.n_pm, "merged_sources": res.n_merged,
+                               "full_run": full_run})
+    except Exception as e:
+        fail_run(conn, new_run, e)
+        raise
+    return res

@@ -282,6 +282,13 @@ object_ = Table(
     C("chi2_var", Real, "Variability index: reduced chi-square about the mean magnitude"),
     C("mjd_first", Double, "First epoch", "d"),
     C("mjd_last", Double, "Last epoch", "d"),
+    C("scamp_source", Integer, "SCAMP SOURCE_NUMBER of the merged source (objects loaded by ingest-scamp; unique "
+      "within its stage run)"),
+    C("epoch", Double, "Julian epoch of ra/dec (SCAMP merged EPOCH: 2000 + (MJD - 51544.5) / 365.25)", "yr"),
+    C("pmra", Real, "Proper motion in RA times cos(dec) (SCAMP PMALPHA_J2000)", "mas/yr"),
+    C("pmdec", Real, "Proper motion in Dec (SCAMP PMDELTA_J2000)", "mas/yr"),
+    C("pmra_err", Real, "Error of pmra (SCAMP PMALPHAERR_J2000)", "mas/yr"),
+    C("pmdec_err", Real, "Error of pmdec (SCAMP PMDELTAERR_J2000)", "mas/yr"),
     run_fk(nullable=False),
     comment="Associated sources across epochs",
 )
