@@ -237,16 +237,17 @@ def _up_to_date(conn, stage: str, params: dict, where: str | None) -> int | None
 
     st = get_stage(stage)
     full = st.parse_params(params)
+    # the latest run with these parameters: a pipeline may run a stage twice with different
+    # targets (forced photometry of tracks, then of coadd objects), and a run whose results a
+    # later run replaced is marked 'replaced', not 'ok'
     row = conn.execute(
-        "SELECT id, params, input_where, input_ids FROM stage_run WHERE stage = %s AND status IN ('ok', 'replaced') "
-        "ORDER BY id DESC LIMIT 1", (stage,)).fetchone()
-    if not row or conn.execute("SELECT status FROM stage_run WHERE id = %s", (row[0],)).fetchone()[0] != "ok":
+        "SELECT id, status, input_ids FROM stage_run WHERE stage = %s AND status IN ('ok', 'replaced') "
+        "AND params = %s::jsonb AND coalesce(input_where, '') = %s ORDER BY id DESC LIMIT 1",
+        (stage, json.dumps(full, default=str), where or "")).fetchone()
+    if not row or row[1] != "ok":
         conn.commit()
         return None
-    rid, p, w, ids = row
-    if json.loads(json.dumps(full, default=str)) != p or (w or None) != (where or None):
-        conn.commit()
-        return None
+    rid, _, ids = row
     inputs = st.select(StageContext(conn=conn, run_id=0, params=full, where=where))
     changed = conn.execute(
         "SELECT count(*) FROM stage_run WHERE id > %s AND status IN ('ok', 'running') AND stage LIKE 'ingest-%%' "

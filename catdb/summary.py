@@ -51,7 +51,7 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
     conf = pipeline.extra.get("summary", {})
     n_exp, n_det, n_obj = conn.execute(
         "SELECT (SELECT count(*) FROM exposure WHERE image_type = 'science'), (SELECT count(*) FROM detection), "
-        "(SELECT count(*) FROM object WHERE kind <> 'moving')").fetchone()
+        "(SELECT count(*) FROM object WHERE kind NOT IN ('moving', 'coadd'))").fetchone()
     zp = np.array([r[0] for r in conn.execute(
         "SELECT zp FROM zeropoint WHERE ok AND zp IS NOT NULL").fetchall()], dtype=float)
     tracks = _track_positions(conn)
@@ -76,6 +76,9 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
     if per:
         echo(f"  target light curve (track {per[0]}, {per[4]} points): period {per[1]:.2f} +- {per[2]:.2f} h, "
              f"rotation period (double-peaked) {per[3]:.2f} h, FAP {per[5]:.2g}")
+    coadd = _coadd_summary(conn)
+    if coadd:
+        echo(coadd)
     outs = sorted(p for p in pipeline.outdir.rglob("*") if p.is_file() and p.suffix in
                   (".html", ".vot", ".xml", ".parquet", ".csv", ".psv", ".txt", ".mpc", ".fits"))
     if outs:
@@ -94,3 +97,30 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
         echo(f"    catdb query \"{q}\"")
     echo("=" * 72)
     return {"known": known, "n_tracks": len(tracks)}
+
+
+def _coadd_summary(conn) -> str | None:
+    """One line on the latest coadd: inputs, coadd objects, and how flat their forced light curves are."""
+    from .errors import InputError
+    from .export.diagnostics import rms_vs_mag
+
+    row = conn.execute(
+        "SELECT p.path, cardinality(p.input_ids), p.stage_run_id FROM image_product p WHERE p.kind = 'coadd' "
+        "ORDER BY p.id DESC LIMIT 1").fetchone()
+    if not row:
+        return None
+    n_obj = conn.execute("SELECT count(*) FROM object WHERE kind = 'coadd'").fetchone()[0]
+    text = f"  coadd: {row[1]} frames stacked, {n_obj} coadd objects ({row[0]})"
+    ids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT f.object_id FROM forced_source f JOIN object o ON o.id = f.object_id "
+        "WHERE o.kind = 'coadd' ORDER BY 1").fetchall()]
+    if ids:
+        try:
+            st = rms_vs_mag(conn, ids)
+        except InputError:
+            return text
+        if len(st):
+            text += (f"\n  forced photometry of {len(ids)} coadd objects on the single frames: {len(st)} light curves,"
+                     f" median RMS {np.median(st['rms']):.3f} mag for a median expected error "
+                     f"{np.median(st['median_err']):.3f} mag")
+    return text

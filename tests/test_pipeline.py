@@ -92,3 +92,35 @@ def test_demo_pipeline_is_valid():
     stages = [s.get("stage") for s in p.steps if "stage" in s]
     assert stages[:2] == ["reduce", "extract"] and "movers" in stages and "forced" in stages
     assert len(p.extra["summary"]["known_mover"]) == 2
+
+
+def test_a_stage_twice_with_different_targets_is_up_to_date_twice(fresh_db_url, tmp_path):
+    """Two steps of one stage with different output scopes (the demo's two forced steps, here two veto
+    survivor sets): on a re-run each step finds its own earlier run, so both are skipped."""
+    p = write(tmp_path, f"""
+        [pipeline]
+        name = "t"
+        outdir = "{tmp_path}/out"
+        [[step]]
+        ingest = "catalog"
+        paths = ["{LCO}/ldac_test_catalog.fits"]
+        [[step]]
+        stage = "veto"
+        params = {{ set = "clean", steps = "flags" }}
+        [[step]]
+        stage = "veto"
+        params = {{ set = "round", steps = "elongation", elongation_max = 1.2 }}
+        """)
+    r = CliRunner().invoke(cli, ["--db", fresh_db_url, "run", str(p)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "[2/3] veto: ran" in r.output and "[3/3] veto: ran" in r.output
+    r2 = CliRunner().invoke(cli, ["--db", fresh_db_url, "run", str(p)], catch_exceptions=False)
+    assert r2.exit_code == 0, r2.output
+    assert "[2/3] veto: skipped" in r2.output and "[3/3] veto: skipped" in r2.output
+    # the same survivor set with another threshold replaces the earlier run: it is not up to date
+    p.write_text(p.read_text().replace("elongation_max = 1.2", "elongation_max = 1.5"))
+    r3 = CliRunner().invoke(cli, ["--db", fresh_db_url, "run", str(p)], catch_exceptions=False)
+    assert "[2/3] veto: skipped" in r3.output and "[3/3] veto: ran" in r3.output
+    p.write_text(p.read_text().replace("elongation_max = 1.5", "elongation_max = 1.2"))
+    r4 = CliRunner().invoke(cli, ["--db", fresh_db_url, "run", str(p)], catch_exceptions=False)
+    assert "[3/3] veto: ran" in r4.output

@@ -121,3 +121,21 @@ def test_coadd_objects_and_forced_on_single_exposures(stacked):
         good = np.isfinite(r[:, 3]) & (r[:, 1] / r[:, 2] > 10)
         assert spearmanr(-r[good, 3], r[good, 1]).statistic > 0.9
     c.commit()
+
+
+def test_report_shows_the_coadd_and_its_objects(stacked, tmp_path):
+    from matplotlib.image import imread
+
+    from catdb.export.report import write_report
+
+    c = stacked["conn"]
+    path = write_report(c, tmp_path / "r.html", png_dir=tmp_path / "png")
+    html = path.read_text()
+    assert "<h2>Coadd and forced photometry of its objects" in html and "section failed" not in html
+    n_obj = c.execute("SELECT count(*) FROM object WHERE kind = 'coadd'").fetchone()[0]
+    assert f"3 exposures stacked (band VR, stage run {stacked['res'].run_id}); {n_obj} coadd objects" in html
+    img = imread(tmp_path / "png" / "coadd.png")
+    # a stretched sky image with orange object circles, not a blank panel
+    assert img.shape[0] > 400 and np.unique(img[..., 0]).size > 50
+    orange = (img[..., 0] > 0.8) & (img[..., 1] > 0.35) & (img[..., 1] < 0.65) & (img[..., 2] < 0.3)
+    assert orange.sum() > 200

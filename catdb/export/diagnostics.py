@@ -207,6 +207,12 @@ def plot_rms_vs_mag(stats, path, *, width: float = 0.5, title: str | None = None
     """
     from pathlib import Path
 
+    rms_vs_mag_figure(stats, width=width, title=title).savefig(path, dpi=100)
+    return Path(path)
+
+
+def rms_vs_mag_figure(stats, *, width: float = 0.5, title: str | None = None):
+    """The RMS-vs-magnitude diagram of :func:`plot_rms_vs_mag` as a matplotlib Figure (not saved)."""
     from matplotlib.figure import Figure
 
     bins = binned_rms(stats, width, min_objects=1)
@@ -225,5 +231,4 @@ def plot_rms_vs_mag(stats, path, *, width: float = 0.5, title: str | None = None
     ax.set_title(title or "forced photometry: RMS vs magnitude" + (f" ({n_exp} exposures)" if n_exp else ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    return fig

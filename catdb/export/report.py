@@ -548,6 +548,68 @@ def lightcurve_section(conn) -> str:
     return "\n".join(parts)
 
 
+def coadd_section(conn) -> str:
+    """The latest coadd (a thumbnail, its inputs) and the RMS-vs-magnitude diagram of the forced
+    photometry of its objects on the single exposures."""
+    from astropy.io import fits
+    from astropy.visualization import ZScaleInterval
+
+    from ..errors import InputError
+    from .diagnostics import rms_vs_mag, rms_vs_mag_figure
+
+    row = conn.execute(
+        "SELECT p.path, cardinality(p.input_ids), p.band, p.stage_run_id, p.meta FROM image_product p "
+        "WHERE p.kind = 'coadd' ORDER BY p.id DESC LIMIT 1").fetchone()
+    if not row:
+        return _note("No coadd in this database (catdb stage coadd --param detect=true stacks the unflagged "
+                     "reduced exposures and detects objects on the stack).")
+    path, n_in, band, run, meta = row
+    n_obj = conn.execute("SELECT count(*) FROM object WHERE kind = 'coadd' AND stage_run_id = %s",
+                         (run,)).fetchone()[0]
+    parts = [_note(f"{path}: {n_in} exposures stacked (band {band}, stage run {run}); "
+                   f"{n_obj} coadd objects detected on it.")]
+    try:
+        data, header = fits.getdata(path, header=True)
+    except OSError as e:
+        parts.append(_note(f"coadd image not readable here: {e}"))
+    else:
+        from astropy.wcs import WCS
+
+        step = max(1, max(data.shape) // 800)
+        img = data[::step, ::step].astype(float)
+        lo, hi = ZScaleInterval().get_limits(img[np.isfinite(img)])
+        fig = _fig((6, 6))
+        ax = fig.add_subplot()
+        ax.imshow(img, origin="lower", cmap="gray", vmin=lo, vmax=hi)
+        radec = np.array(conn.execute("SELECT ra, dec FROM object WHERE kind = 'coadd' AND stage_run_id = %s",
+                                      (run,)).fetchall(), dtype=float).reshape(-1, 2)
+        if len(radec):
+            x, y = WCS(header).all_world2pix(radec[:, 0], radec[:, 1], 0)
+            ax.scatter(x / step, y / step, s=8, facecolors="none", edgecolors="tab:orange", lw=0.5)
+        ax.set_title(f"coadd of {n_in} exposures (zscale)")
+        ax.set_axis_off()
+        parts.append(_img(_png(fig, "coadd"), "coadd image"))
+    ids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT f.object_id FROM forced_source f JOIN object o ON o.id = f.object_id "
+        "WHERE o.kind = 'coadd' AND o.stage_run_id = %s ORDER BY 1", (run,)).fetchall()]
+    if not ids:
+        parts.append(_note("No forced photometry of the coadd objects yet "
+                           "(catdb stage forced --param objects=\"kind = 'coadd'\")."))
+        return "\n".join(parts)
+    try:
+        st = rms_vs_mag(conn, ids)
+    except InputError as e:
+        parts.append(_note(str(e)))
+        return "\n".join(parts)
+    if len(st):
+        parts.append(_note(
+            f"Forced photometry of {len(ids)} coadd objects on {st.meta.get('n_exposures')} exposures: "
+            f"{len(st)} light curves with >= 5 unflagged calibrated points; median RMS "
+            f"{np.median(st['rms']):.3f} mag for a median expected error {np.median(st['median_err']):.3f} mag."))
+        parts.append(_img(_png(rms_vs_mag_figure(st), "rms_vs_mag"), "RMS against magnitude"))
+    return "\n".join(parts)
+
+
 def ledger_section(conn) -> str:
     rows = conn.execute(
         """SELECT r.stage, l.stage_run_id, l.step, l.filter, l.n_in, l.n_rejected, l.n_kept
@@ -592,7 +654,8 @@ def write_report(conn, path, title: str | None = None, png_dir=None,
     png_dir : str or Path, optional
         Also write every figure as a PNG file in this directory (created): ``timeseries.png``,
         ``zeropoint_time.png``, ``residuals.png``, ``qa_astrometry_boxplots.png``,
-        ``qa_background_boxplots.png``, ``sky.png``, ``cutouts_track<ID>.png``, ``lightcurve.png``
+        ``qa_background_boxplots.png``, ``sky.png``, ``cutouts_track<ID>.png``, ``lightcurve.png``,
+        ``coadd.png``, ``rms_vs_mag.png``
         (those whose section has data).
     max_residual_panels : int
         Most per-exposure residual panels (more exposures are sampled evenly in time).
@@ -630,6 +693,7 @@ def write_report(conn, path, title: str | None = None, png_dir=None,
         ("Sky: objects and candidate tracks", sky_section),
         ("Moving-object candidates", lambda c: candidates_section(c, report_dir=path.parent)),
         ("Target light curve", lightcurve_section),
+        ("Coadd and forced photometry of its objects", coadd_section),
         ("Filter-chain ledger", ledger_section),
         ("Stage runs (provenance)", runs_section),
     ]
