@@ -197,7 +197,7 @@ def test_given_links_replace_the_search():
     rng = np.random.default_rng(7)
     d = night(rng, n_stars=150)
     truth = d.pop("truth")
-    x, y = d.pop("x"), d.pop("y")
+    del d["x"], d["y"]
     n_stars = 150
     star = np.where(truth < 0, np.arange(truth.size) % n_stars, -1)
     links = np.where(truth >= 0, 1000 + truth, star)

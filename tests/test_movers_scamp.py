@@ -7,7 +7,8 @@ static sources.
 """
 from __future__ import annotations
 
-import numpy as np
+import itertools
+
 import pytest
 
 from catdb.errors import StageError
@@ -53,7 +54,7 @@ def test_scamp_links_give_the_asteroid_and_reject_the_stars(conn, pm_run):  # no
     led = conn.execute("SELECT step, filter, n_in, n_rejected, n_kept FROM ledger WHERE stage_run_id = %s "
                        "ORDER BY step", (res.run_id,)).fetchall()
     assert led[0][1] == "search" and led[0][2] == n_src  # one candidate link per SCAMP source with detections
-    for a, b in zip(led, led[1:]):
+    for a, b in itertools.pairwise(led):
         assert b[2] == a[4] and b[2] - b[3] == b[4]  # each filter's input is the previous one's output
     assert led[-1][4] == len(cand)
     rej = dict(conn.execute("SELECT status, count(*) FROM track WHERE stage_run_id = %s GROUP BY 1",
