@@ -189,3 +189,28 @@ def test_mtds_errors(tmp_path):
     p.write_text("hello\n")
     with pytest.raises(InputError, match="DETSV"):
         read_mtds(p)
+
+
+def test_given_links_replace_the_search():
+    """links= (e.g. SCAMP's associations): one candidate per label; the filter chain keeps the movers,
+    rejects the stars; a label with two detections on one exposure keeps the one nearest its track."""
+    rng = np.random.default_rng(7)
+    d = night(rng, n_stars=150)
+    truth = d.pop("truth")
+    del d["x"], d["y"]
+    n_stars = 150
+    star = np.where(truth < 0, np.arange(truth.size) % n_stars, -1)
+    links = np.where(truth >= 0, 1000 + truth, star)
+    # a stray detection given to mover 0 on its exposure 3, 20" off its line
+    k = np.flatnonzero((truth == 0) & (d["exposure_id"] == 3))[0]
+    extra = {c: np.append(v, v[k] + (20 / 3600 if c == "dec" else 0)) for c, v in d.items()}
+    links = np.append(links, links[k])
+    res = find_movers(**extra, links=links, pixscale=0.981, config=MoverConfig(min_detections=4))
+    led = {r["filter"]: r for r in res.ledger}
+    assert led["search"]["n_in"] == n_stars + 2 and "1 extra detections" in led["search"]["parameters"]
+    assert_recovers(res, np.append(truth, -1), ((4.0, -8.4), (14.6, -3.8)), min_frac=1.0)
+    members = set(res.members_of(res.accepted["track_id"][0])["det_index"]) | \
+        set(res.members_of(res.accepted["track_id"][1])["det_index"])
+    assert truth.size not in members  # the stray detection was dropped, its twin kept
+    with pytest.raises(InputError, match="links has shape"):
+        find_movers(**d, links=links[:10])

@@ -452,9 +452,33 @@ def _resolve_conflicts(M, xi, eta, t_exp, cfg):
     return np.concatenate(accepted) if accepted else M
 
 
+def _given_links(links, e_idx, xi, eta):
+    """Tracks from given link labels: (track, det, n_dropped) with at most one detection per exposure.
+
+    ``track`` numbers the distinct labels >= 0 from 0 (in label order), ``det`` indexes the
+    detections, both sorted by track then exposure (time order).  Where a label has several
+    detections on one exposure, the one nearest the label's median tangent-plane position is kept.
+    """
+    sel = np.flatnonzero(links >= 0)
+    if sel.size == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, 0
+    _, track = np.unique(links[sel], return_inverse=True)
+    track = track.ravel().astype(np.int64)
+    nt = int(track.max()) + 1
+    mx = _group_median(track, xi[sel], nt)
+    my = _group_median(track, eta[sel], nt)
+    dist = np.hypot(xi[sel] - mx[track], eta[sel] - my[track])
+    order = np.lexsort((dist, e_idx[sel], track))
+    track, det, ex = track[order], sel[order], e_idx[sel][order]
+    first = np.ones(track.size, dtype=bool)
+    first[1:] = (track[1:] != track[:-1]) | (ex[1:] != ex[:-1])
+    return track[first], det[first], int((~first).sum())
+
+
 def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image=None,
                 b_image=None, a_err=None, b_err=None, x=None, y=None, pixscale=None,
-                star_ra=None, star_dec=None, star_mag=None, config=None):
+                star_ra=None, star_dec=None, star_mag=None, links=None, config=None):
     """Find moving-object (Solar System object) candidates among detections.
 
     Search: positions are projected on the tangent plane of the field centre
@@ -493,6 +517,14 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
     star_ra, star_dec, star_mag : array_like, optional
         Bright-star catalogue (e.g. Tycho-2 RA, Dec in deg and VT) for the
         bright-star veto; without it that filter passes everything.
+    links : array_like of int, shape (N,), optional
+        Candidate links given instead of searched: detections with the same
+        non-negative label form one candidate track (e.g. SCAMP's
+        ``SOURCE_NUMBER`` associations, as ssos uses them; Mahlke et al. 2019,
+        sect. 3.2), -1 = no link.  The seed-and-predict search is skipped;
+        the filter chain runs on these groups.  A group with several
+        detections on one exposure keeps the one nearest the group's
+        median position there.
     config : MoverConfig, optional
 
     Returns
@@ -554,14 +586,21 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
 
     if t_exp.size < 2:
         return MoverResult(empty_tracks, empty_members, _ledger_table(ledger), cfg)
-    M = _link(xi, eta, t_exp, e_idx, sigma, cfg)
-    rows, cols = np.nonzero(M >= 0)
-    track = rows.astype(np.int64)
-    det = M[rows, cols]
-    nt = M.shape[0]
-    ledger.append(("search", nt, 0, nt, f"rate {cfg.min_rate}-{cfg.max_rate} \"/h, "
-                   f"sigma {sigma:.3g}\", {cfg.match_nsigma} sigma, baseline >= "
-                   f"{cfg.seed_baseline_frac} x span"))
+    if links is not None:
+        links = _as_array("links", links, n, dtype=np.int64)
+        track, det, n_dup = _given_links(links, e_idx, xi, eta)
+        nt = int(track.max()) + 1 if track.size else 0
+        ledger.append(("search", nt, 0, nt, f"given links: {nt} groups"
+                       + (f", {n_dup} extra detections on a group's exposure dropped" if n_dup else "")))
+    else:
+        M = _link(xi, eta, t_exp, e_idx, sigma, cfg)
+        rows, cols = np.nonzero(M >= 0)
+        track = rows.astype(np.int64)
+        det = M[rows, cols]
+        nt = M.shape[0]
+        ledger.append(("search", nt, 0, nt, f"rate {cfg.min_rate}-{cfg.max_rate} \"/h, "
+                       f"sigma {sigma:.3g}\", {cfg.match_nsigma} sigma, baseline >= "
+                       f"{cfg.seed_baseline_frac} x span"))
     status = np.full(nt, "kept", dtype="U16")
     raf = np.where(np.isfinite(ra_err) & (ra_err > 0), ra_err, sigma)
     decf = np.where(np.isfinite(dec_err) & (dec_err > 0), dec_err, sigma)

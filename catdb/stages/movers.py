@@ -9,6 +9,12 @@ Inputs (param ``source``):
   counts say so (``source_used``).
 * ``all``: every good detection (``flags <= flags_max``, ``snr >= snr_min``).  Static
   stars then form thousands of seed pairs; lower ``max_rate`` if the search refuses.
+* ``scamp``: SCAMP's own cross-epoch associations as the candidate links, as ssos uses them
+  (Mahlke et al. 2019, sect. 3.2): the detections of the selected exposures linked to the
+  objects of the latest ``catdb ingest scamp --full`` load (``object.scamp_source``), one
+  candidate track per SCAMP source; no seed search.  SCAMP links a moving object only when
+  its motion between frames is within ``CROSSID_RADIUS`` (ssos runs SCAMP with a large one);
+  the filter chain then rejects the static sources (rate S/N, pixel shift).
 
 Per night (``exposure.night``, else the UTC date of ``mjd_mid``) the detections go to
 :func:`catdb.algorithms.movers.find_movers` (seed-and-predict linking plus the ssos filter
@@ -48,11 +54,12 @@ from ..spatial.sql import cone_condition
 from .base import Param, Stage, StageContext, register
 
 _TYPES = {"id": "int64", "exposure_id": "int64", "ra": "float64", "dec": "float64", "ra_err": "float64",
-          "dec_err": "float64", "mag": "float64", "mjd": "float64", "night": "string"}
+          "dec_err": "float64", "mag": "float64", "a_image": "float64", "b_image": "float64", "mjd": "float64",
+          "night": "string"}
 
 _SELECT = """
     SELECT d.id, d.exposure_id, d.ra, d.dec, d.ra_err, d.dec_err,
-           d.mag_auto + COALESCE(z.zp, 0) AS mag, e.mjd_mid AS mjd,
+           d.mag_auto + COALESCE(z.zp, 0) AS mag, d.a_image, d.b_image, e.mjd_mid AS mjd,
            COALESCE(e.night::text, to_char(timestamp '1858-11-17' + e.mjd_mid * interval '1 day', 'YYYY-MM-DD'))
                AS night
     FROM detection d
@@ -66,8 +73,9 @@ class Movers(Stage):
     name = "movers"
     description = "Moving-object (asteroid) candidate tracks with the ssos filter chain and a ledger"
     params = [
-        Param("source", str, "orphans", "orphans (orphan/moving objects of the latest associate run) or all",
-              choices=("orphans", "all")),
+        Param("source", str, "orphans", "orphans (orphan/moving objects of the latest associate run), all, or "
+              "scamp (SCAMP's associations from catdb ingest scamp --full as the candidate links)",
+              choices=("orphans", "all", "scamp")),
         Param("flags_max", int, 3, "Highest SExtractor FLAGS used with source=all"),
         Param("snr_min", float, 5.0, "Lowest SNR used with source=all"),
         Param("min_detections", int, 4, "Minimum detections on a track"),
@@ -83,6 +91,9 @@ class Movers(Stage):
                                                 "the night's span apart"),
         Param("max_seeds", int, 3_000_000, "Refuse searches with more seed pairs (memory ~ 200 bytes x exposures each)"),
         Param("mad_threshold", float, 5.0, "Outlier cut on fit residuals, in units of 1.4826 MAD"),
+        Param("trail", bool, False, "Constant-trail filter on A_IMAGE, B_IMAGE (ssos FILTER_TRAIL, off by default "
+                                    "as in ssos)"),
+        Param("trail_ratio", float, 0.25, "Trail filter: minimum error-of-the-mean / scatter of A and B (ssos RATIO)"),
         Param("bright_refcat", str, None, "Reference catalogue for the bright-star veto (e.g. TYCHO2)"),
         Param("bright_band", str, None, "Band of bright_refcat magnitudes (default: brightest band of the star)"),
         Param("bright_mag", float, 11.0, "Stars brighter than this veto tracks [mag]"),
@@ -113,6 +124,8 @@ class Movers(Stage):
     def _candidates(self, ctx):
         p = ctx.params
         source = p["source"]
+        if source == "scamp":
+            return self._scamp_links(ctx)
         if source == "orphans":
             assoc = ctx.execute(
                 """SELECT o.stage_run_id, max(r.params->>'min_epochs') FROM detection_object o
@@ -131,6 +144,24 @@ class Movers(Stage):
         q = _SELECT + """ WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s
                          AND (d.snr IS NULL OR d.snr >= %(snr)s) ORDER BY d.exposure_id, d.id"""
         return fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "fmax": p["flags_max"], "snr": p["snr_min"]}, _TYPES), source
+
+    def _scamp_links(self, ctx):
+        """Detections linked to the SCAMP sources of the latest ``ingest-scamp`` full load, with ``link``."""
+        runs = ctx.execute(
+            """SELECT DISTINCT o.stage_run_id FROM detection_object l JOIN object o ON o.id = l.object_id
+               JOIN detection d ON d.id = l.detection_id
+               WHERE d.exposure_id = ANY(%s) AND o.scamp_source IS NOT NULL ORDER BY 1 DESC""",
+            (ctx.inputs,)).fetchall()
+        if not runs:
+            raise InputError("source=scamp: no SCAMP associations for the selected exposures; load SCAMP's full "
+                             "catalogue first (catdb ingest scamp *.ldac --full full_1.cat)", keyword="source")
+        run = runs[0][0]
+        q = _SELECT + """ JOIN detection_object l ON l.detection_id = d.id JOIN object o ON o.id = l.object_id
+            WHERE d.exposure_id = ANY(%(ids)s) AND o.stage_run_id = %(run)s AND o.scamp_source IS NOT NULL
+            ORDER BY d.exposure_id, d.id"""
+        q = q.replace("SELECT d.id,", "SELECT o.id AS link, d.id,", 1)
+        d = fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "run": run}, {"link": "int64", **_TYPES})
+        return d, f"scamp associations of ingest-scamp run {run}"
 
     def _bright_stars(self, ctx, d):
         p = ctx.params
@@ -166,7 +197,8 @@ class Movers(Stage):
                           min_pixel_shift=p["min_pixel_shift"], min_sigma_arcsec=p["pos_err_floor"],
                           match_nsigma=p["match_nsigma"], seed_baseline_frac=p["seed_baseline_frac"],
                           max_seeds=p["max_seeds"], mad_threshold=p["mad_threshold"],
-                          bright_star_radius_arcsec=p["bright_radius"], bright_star_mag=p["bright_mag"])
+                          bright_star_radius_arcsec=p["bright_radius"], bright_star_mag=p["bright_mag"],
+                          use_trail_filter=p["trail"], trail_ratio=p["trail_ratio"])
         if p["pos_err_floor"] < 0 or p["min_detections"] < 3:
             raise InputError("parameters pos_err_floor >= 0 and min_detections >= 3 expected, got "
                              f"{p['pos_err_floor']!r}, {p['min_detections']!r}", keyword="pos_err_floor")
@@ -191,7 +223,10 @@ class Movers(Stage):
                                   d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
                                   star_ra=None if stars is None else stars["ra"],
                                   star_dec=None if stars is None else stars["dec"],
-                                  star_mag=None if stars is None else stars["mag"], config=cfg)
+                                  star_mag=None if stars is None else stars["mag"],
+                                  a_image=d["a_image"][sel] if p["trail"] else None,
+                                  b_image=d["b_image"][sel] if p["trail"] else None,
+                                  links=d["link"][sel] if "link" in d else None, config=cfg)
             except InputError as exc:
                 if exc.keyword != "max_seeds":
                     raise
