@@ -2,11 +2,11 @@
 
 A Lowell-like night: 23 exposures over 5.7 h, ``n_orphans`` random orphan detections per
 exposure in a 25' field (new positions each exposure) plus 8 linear movers at 10-290"/h seen on
-80% of the exposures (crossing the inner 400" of the field at mid-night).  :func:`catdb.algorithms.movers.find_movers` runs with the default
-``seed_check_exposures`` (3) and, as the baseline in the same run, with 0 (every seed line
-matched on every exposure: the search before the check, run in the same blocks).  Prints wall
-times, their ratio, seed counts, candidates and movers recovered; nothing is asserted.  Run
-from the repository root:
+80% of the exposures (crossing the inner 400" of the field at mid-night).
+:func:`catdb.algorithms.movers.find_movers` runs with the default ``seed_check_exposures`` (3)
+and, as the baseline in the same run, with 0 (every seed line matched on every exposure: the
+search before the check, run in the same blocks).  Prints wall times, their ratio, seed counts,
+candidates and movers recovered; nothing is asserted.  Run from the repository root:
 
     python bench/bench_movers.py [n_orphans] [max_rate]
 """
