@@ -214,3 +214,90 @@ def test_given_links_replace_the_search():
     assert truth.size not in members  # the stray detection was dropped, its twin kept
     with pytest.raises(InputError, match="links has shape"):
         find_movers(**d, links=links[:10])
+
+
+def orphan_night(rng, n_orphans=220, n_exp=20, dt_h=0.25, rates=tuple(range(10, 300, 40)),
+                 det_frac=0.8, sigma=0.3):
+    """Orphans scattered at random on every exposure (25' field, new positions each exposure) plus
+    linear movers at ``rates`` ("/h, random directions, through the field centre at mid-night),
+    each detected on a random ``det_frac`` of the exposures with ``sigma`` (") scatter."""
+    cosd = np.cos(np.radians(DEC0))
+    half = 750.0  # arcsec
+    t = np.arange(n_exp) * dt_h
+    expo = np.repeat(np.arange(n_exp), n_orphans)
+    xi = rng.uniform(-half, half, expo.size)
+    eta = rng.uniform(-half, half, expo.size)
+    truth = np.full(expo.size, -1)
+    vel = []
+    for k, rate in enumerate(rates):
+        pa = rng.uniform(0, 2 * np.pi)
+        v = rate * np.array([np.sin(pa), np.cos(pa)])
+        vel.append(v)
+        seen = np.flatnonzero(rng.random(n_exp) < det_frac)
+        tc = t[seen] - t.mean()
+        off = rng.uniform(-200, 200, 2)
+        xi = np.concatenate([xi, off[0] + v[0] * tc + rng.normal(0, sigma, seen.size)])
+        eta = np.concatenate([eta, off[1] + v[1] * tc + rng.normal(0, sigma, seen.size)])
+        expo = np.concatenate([expo, seen])
+        truth = np.concatenate([truth, np.full(seen.size, k)])
+    ra = 124.7 + xi / 3600 / cosd
+    dec = DEC0 + eta / 3600
+    err = np.full(ra.size, sigma)
+    mjd = 58568.1 + t[expo] / 24
+    return dict(ra=ra, dec=dec, mjd=mjd, ra_err=err, dec_err=err, exposure_id=expo,
+                x=700 + xi / 0.981, y=700 + eta / 0.981, truth=truth, vel=np.array(vel))
+
+
+def test_fast_movers_among_many_orphans_all_found_in_blocks():
+    """0-300"/h over 20 exposures x 220 random orphans: ~2 million seed pairs (more than
+    max_seeds, so the search runs in blocks).  Every injected mover (10-290"/h, 80% of the
+    exposures) is found, pure, with its velocity; the result does not depend on the block size."""
+    rng = np.random.default_rng(21)
+    d = orphan_night(rng)
+    args = (d["ra"], d["dec"], d["mjd"], d["ra_err"], d["dec_err"], d["exposure_id"])
+    kw = dict(x=d["x"], y=d["y"])
+    cfg = MoverConfig(min_sigma_arcsec=0.3, max_seeds=200_000)
+    res = find_movers(*args, **kw, config=cfg)
+    search = res.ledger["parameters"][0]
+    print(search)
+    n_seeds = int(search.split("seeds ")[1].split(",")[0])
+    assert n_seeds > 5 * cfg.max_seeds
+    acc = res.accepted
+    truth = d["truth"]
+    for k, (vra, vdec) in enumerate(d["vel"]):
+        want = set(np.flatnonzero(truth == k))
+        hits = [tid for tid in acc["track_id"] if set(res.members_of(tid)["det_index"]) & want]
+        assert len(hits) == 1, f"mover {k} ({np.hypot(vra, vdec):.0f}\"/h): tracks {hits}"
+        got = set(res.members_of(hits[0])["det_index"])
+        assert got <= want and len(got) >= len(want) - 1
+        row = acc[acc["track_id"] == hits[0]][0]
+        assert row["rate_ra"] == pytest.approx(vra, abs=0.5)
+        assert row["rate_dec"] == pytest.approx(vdec, abs=0.5)
+    # chance alignments of random orphans (min_detections 4 of 20): short tracks only
+    chance = [tid for tid in acc["track_id"] if not (truth[res.members_of(tid)["det_index"]] >= 0).any()]
+    print(f"{len(acc)} accepted, {len(chance)} chance tracks")
+    assert all(acc["n_detections"][acc["track_id"] == t][0] <= 5 for t in chance)
+    # block size: tiny blocks give the same tracks
+    small = find_movers(*args, **kw, config=MoverConfig(min_sigma_arcsec=0.3, max_seeds=20_000))
+    assert len(small.tracks) == len(res.tracks)
+    for c in ("n_detections", "status"):
+        assert np.array_equal(small.tracks[c], res.tracks[c])
+    assert np.allclose(small.tracks["rate"], res.tracks["rate"])
+
+
+def test_check_exposures_keep_every_mover_of_the_exhaustive_search():
+    """The check exposures only cut lines: every mover track the exhaustive search
+    (seed_check_exposures=0) finds with >= 8 detections is found, identical, with the check,
+    for movers seen on only half of the exposures."""
+    rng = np.random.default_rng(22)
+    d = orphan_night(rng, n_orphans=120, det_frac=0.5, rates=(12.0, 55.0, 130.0, 240.0))
+    args = (d["ra"], d["dec"], d["mjd"], d["ra_err"], d["dec_err"], d["exposure_id"])
+    out = {}
+    for n_check in (0, 1, 3):
+        r = find_movers(*args, x=d["x"], y=d["y"], config=MoverConfig(
+            min_sigma_arcsec=0.3, min_detections=6, seed_check_exposures=n_check))
+        acc = r.accepted
+        out[n_check] = {tuple(sorted(r.members_of(t)["det_index"])) for t in acc["track_id"]
+                        if acc["n_detections"][acc["track_id"] == t][0] >= 8}
+    assert len(out[0]) == 4
+    assert out[1] == out[0] and out[3] == out[0]

@@ -1,6 +1,8 @@
 """Stages movers and skybot, and the MPC/ADES track export, on the real Lowell night (23 frames)."""
 from __future__ import annotations
 
+import json
+import re
 import time
 import warnings
 
@@ -18,8 +20,7 @@ from tests.lowell_night import MOVERS, mover_radec, needs_lowell, night_db_url
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
               pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
 
-#: search parameters used on this night: max_rate 100"/h (the default 300"/h makes too many seed pairs
-#: on 23 frames x ~280 candidate detections), tracks on at least 8 of the 23 frames
+#: search parameters of the demo on this night: max_rate 100"/h, tracks on at least 8 of the 23 frames
 PARAMS = {"max_rate": "100", "min_detections": "8", "bright_refcat": "TYCHO2"}
 
 
@@ -52,15 +53,8 @@ def _candidates(conn):
                         "WHERE status = 'candidate' ORDER BY id").fetchall()
 
 
-def test_movers_find_both_manifest_asteroids(night):
-    conn, info = night
-    t0 = time.perf_counter()
-    res = _RUNS["first"] = run_stage("movers", conn=conn, params=PARAMS)
-    print(f"\nmovers: {time.perf_counter() - t0:.1f} s, counts {res.counts}")
-    assert res.counts["source_used"].startswith("orphans")
-    cands = _candidates(conn)
-    for row in cands:
-        print("candidate", row)
+def _found(conn, cands):
+    """MANIFEST movers among the candidates: name -> (track id, n_det, rate, max sep ", n epochs)."""
     found = {}
     for name, (_, rate) in MOVERS.items():
         for tid, n_det, t_rate, *_ in cands:
@@ -73,6 +67,38 @@ def test_movers_find_both_manifest_asteroids(night):
             sep = np.hypot((ra - pra) * np.cos(np.radians(dec)), dec - pdec) * 3600
             if np.median(sep) < 1.5:
                 found[name] = (tid, n_det, t_rate, sep.max(), np.unique(mjd).size)
+    return found
+
+
+def _check_ledger(conn, run_id, n_cands):
+    """Ledger of a run: one row per filter, kept of one step = input of the next, ending at the candidates;
+    the rejected tracks stored with the filter that rejected them.  Returns the ledger rows."""
+    led = conn.execute("SELECT step, filter, n_in, n_rejected, n_kept, params FROM ledger WHERE stage_run_id = %s "
+                       "ORDER BY step", (run_id,)).fetchall()
+    for row in led:
+        print("ledger", row)
+    assert [r[1] for r in led][:2] == ["search", "detections"] and led[-1][1] == "bright_stars"
+    assert all(a[4] == b[2] for a, b in zip(led, led[1:]))
+    assert all(r[2] - r[3] == r[4] for r in led)
+    assert led[-1][4] == n_cands
+    rej = dict(conn.execute("SELECT status, count(*) FROM track WHERE stage_run_id = %s AND status <> 'candidate' "
+                            "GROUP BY 1", (run_id,)).fetchall())
+    by_ledger = {f"rejected:{r[1]}": r[3] for r in led if r[3]}
+    assert rej == by_ledger
+    assert conn.execute("SELECT count(*) FROM track WHERE stage_run_id = %s", (run_id,)).fetchone()[0] == led[0][4]
+    return led
+
+
+def test_movers_find_both_manifest_asteroids(night):
+    conn, info = night
+    t0 = time.perf_counter()
+    res = _RUNS["first"] = run_stage("movers", conn=conn, params=PARAMS)
+    print(f"\nmovers: {time.perf_counter() - t0:.1f} s, counts {res.counts}")
+    assert res.counts["source_used"].startswith("orphans")
+    cands = _candidates(conn)
+    for row in cands:
+        print("candidate", row)
+    found = _found(conn, cands)
     print("found", found)
     assert set(found) == set(MOVERS)
     n_exp = len(info["exposure_ids"])
@@ -82,20 +108,7 @@ def test_movers_find_both_manifest_asteroids(night):
         assert max_sep < 1.5
     # few false candidates (one more faint linear track, 9 detections at ~18.7"/h, is probably real)
     assert len(cands) - 2 <= 2
-    # ledger: one row per filter, kept of one step = input of the next, ending at the candidates
-    led = conn.execute("SELECT step, filter, n_in, n_rejected, n_kept FROM ledger WHERE stage_run_id = %s "
-                       "ORDER BY step", (res.run_id,)).fetchall()
-    for row in led:
-        print("ledger", row)
-    assert [r[1] for r in led][:2] == ["search", "detections"] and led[-1][1] == "bright_stars"
-    assert all(a[4] == b[2] for a, b in zip(led, led[1:]))
-    assert all(r[2] - r[3] == r[4] for r in led)
-    assert led[-1][4] == len(cands)
-    # rejected tracks are stored with the filter that rejected them
-    rej = dict(conn.execute("SELECT status, count(*) FROM track WHERE stage_run_id = %s AND status <> 'candidate' "
-                            "GROUP BY 1", (res.run_id,)).fetchall())
-    by_ledger = {f"rejected:{r[1]}": r[3] for r in led if r[3]}
-    assert rej == by_ledger
+    _check_ledger(conn, res.run_id, len(cands))
     conn.commit()
 
 
@@ -112,10 +125,15 @@ def test_movers_rerun_replaces_and_bad_parameters(night):
     # a bright-star veto from a catalogue that is not there is refused, naming what is there
     with pytest.raises(StageError, match="no reference catalogue 'GAIA'.*TYCHO2"):
         run_stage("movers", conn=conn, params={**PARAMS, "bright_refcat": "GAIA"})
-    # too many seed pairs (on this night: the default 300"/h): a clear refusal, not a memory blow-up
-    with pytest.raises(StageError, match="max_seeds=1000 seed pairs at max_rate=100.*lower max_rate"):
-        run_stage("movers", conn=conn, params={**PARAMS, "max_seeds": "1000"})
+    with pytest.raises(StageError, match="max_seeds >= 1"):
+        run_stage("movers", conn=conn, params={**PARAMS, "max_seeds": "0"})
     assert conn.execute("SELECT count(*) FROM track").fetchone()[0] == n_track    # nothing half-written
+    # max_seeds is the block size of the seed search, not a limit: tiny blocks, same tracks
+    cols = "n_detections, round(rate::numeric, 6), round(ra::numeric, 8), round(dec::numeric, 8), status"
+    before = conn.execute(f"SELECT {cols} FROM track ORDER BY 2, 3, 4").fetchall()
+    c = run_stage("movers", conn=conn, params={**PARAMS, "max_seeds": "5000"})
+    assert conn.execute(f"SELECT {cols} FROM track ORDER BY 2, 3, 4").fetchall() == before
+    assert conn.execute("SELECT DISTINCT stage_run_id FROM track").fetchall() == [(c.run_id,)]
     conn.commit()
 
 
@@ -172,3 +190,31 @@ def test_export_candidates_mpc80_and_ades(night, tmp_path):
     assert hdr["observatory"]["mpcCode"] == "688" and len(a) == n_obs
     assert all(s.startswith("lw") and len(s) <= 7 for s in a["trkSub"])
     assert len(set(a["trkSub"])) == len(cands)
+
+
+def test_movers_default_parameters_find_both_manifest_asteroids(night):
+    """``catdb stage movers`` with the defaults (0-300\"/h, >= 4 detections) on the 23-frame night:
+    millions of seed pairs, searched in bounded blocks; both MANIFEST asteroids found with their rates."""
+    conn, info = night
+    t0 = time.perf_counter()
+    res = run_stage("movers", conn=conn, params={"bright_refcat": "TYCHO2"})
+    cands = _candidates(conn)
+    print(f"\nmovers (defaults): {time.perf_counter() - t0:.1f} s, {len(cands)} candidates, counts {res.counts}")
+    found = _found(conn, cands)
+    print("found", found)
+    assert set(found) == set(MOVERS)
+    n_exp = len(info["exposure_ids"])
+    for name, (tid, n_det, t_rate, max_sep, n_epochs) in found.items():
+        assert n_det >= n_exp - 2 and n_epochs == n_det
+        assert t_rate == pytest.approx(MOVERS[name][1], rel=0.05)  # "/h, MANIFEST rate
+        assert max_sep < 1.5
+    led = _check_ledger(conn, res.run_id, len(cands))
+    # the search row records the seed counts: far above the old refusal at 3 million, a few 10^4 checked
+    search = json.loads(led[0][5]) if isinstance(led[0][5], str) else led[0][5]
+    m = re.search(r"seeds (\d+), (\d+) after 3 check exposures, (\d+) lines", search["parameters"])
+    assert m, search
+    n_seeds, n_checked, n_lines = map(int, m.groups())
+    assert n_seeds > 3_000_000 and n_checked < n_seeds / 100 and n_lines >= led[0][4]
+    # every candidate has >= 4 detections at <= 300"/h
+    assert all(r[1] >= 4 and r[2] <= 300 for r in cands)
+    conn.commit()

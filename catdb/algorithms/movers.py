@@ -87,8 +87,20 @@ class MoverConfig:
         Seed pairs come from exposures at least this fraction of the night's
         time span apart [0.5]: long baselines predict the other epochs well
         even for slow movers.
+    seed_check_exposures : int
+        Check exposures per seed exposure pair [3]: a seed line goes on to the
+        full per-exposure match only if it has a detection within the match
+        tolerance on at least one of them (evenly spaced between the two seed
+        exposures).  This removes ~99.7% of the chance pairs on the Lowell
+        night; 0 matches every seed on every exposure (exhaustive).  A track
+        is lost only if, for every long-baseline pair of its detections, none
+        of its other detections is on that pair's check exposures: possible
+        for tracks with few detections (4-6 of 20+ exposures), not for long
+        ones.  With at most this many other exposures the check is exact.
     max_seeds : int
-        Refuse (InputError) searches with more seed pairs than this [3e6].
+        Memory bound [1e6]: seed pairs are made, checked and matched in blocks
+        of at most this many (about 150 bytes each), so any number of seeds
+        runs in bounded memory.
     """
 
     min_detections: int = 4
@@ -106,7 +118,8 @@ class MoverConfig:
     match_nsigma: float = 3.0
     min_sigma_arcsec: float = 0.15
     seed_baseline_frac: float = 0.5
-    max_seeds: int = 3_000_000
+    seed_check_exposures: int = 3
+    max_seeds: int = 1_000_000
 
 
 @dataclass
@@ -318,12 +331,63 @@ def _as_array(name, value, n, dtype=float, required=True):
     return arr
 
 
+def _check_exposures(a, b, nonempty, n_check):
+    """Exposures on which the seed lines of exposure pair ``(a, b)`` are checked.
+
+    ``n_check`` exposures with detections, evenly spaced strictly between ``a`` and ``b``
+    (all of them when there are fewer; the ones nearest in index when there are none).
+    When at most ``n_check`` exposures other than ``a`` and ``b`` have detections, all of
+    them are returned and the check is exact: a line with no detection on any of them
+    has only its two seed detections.
+    """
+    others = nonempty[(nonempty != a) & (nonempty != b)]
+    if n_check <= 0:
+        return others[:0]
+    if others.size <= n_check:
+        return others
+    inner = others[(others > a) & (others < b)]
+    if inner.size == 0:
+        return others[np.argsort(np.minimum(np.abs(others - a), np.abs(others - b)), kind="stable")[:n_check]]
+    if inner.size <= n_check:
+        return inner
+    pick = np.round(np.linspace(0, inner.size - 1, n_check + 2)[1:-1]).astype(np.int64)
+    return inner[np.unique(pick)]
+
+
 def _link(xi, eta, t_exp, e_idx, sigma, cfg):
-    """Seed-and-predict linking. Returns a (n_tracks, n_exp) matrix of detection indices (-1 = none)."""
+    """Seed, check, predict and match linking (see :func:`find_movers`).
+
+    For every exposure pair ``(a, b)`` with a long baseline, the seed pairs come
+    from a k-d tree ``sparse_distance_matrix`` in blocks of at most ``max_seeds``
+    pairs (the detections of ``a`` split into blocks of ``max_seeds // n_b``).
+    All seeds of a block share ``a``, ``b`` and so the prediction error at every
+    exposure: each check exposure is one vectorised k-d tree query of the
+    block's predicted positions.  The surviving seeds are buffered and matched
+    on every exposure in batches of ``max_seeds // n_exp`` lines; lines with
+    ``>= min_detections`` matches are kept, duplicates removed as they
+    accumulate.  Every block and batch is processed the same way whatever its
+    size, so the result does not depend on ``max_seeds``.
+
+    Cost: with ``S`` seed pairs (roughly ``sum n_a n_b`` over the long-baseline
+    pairs once ``max_rate`` x span exceeds the field), ``C`` check exposures,
+    ``S'`` surviving seeds and ``E`` exposures, ``O((S C + S' E) log n)`` k-d
+    tree work, against ``O(S E log n)`` when every seed is matched on every
+    exposure.  Memory: ``O(max_seeds)`` for the seeds plus the distinct lines.
+
+    Returns
+    -------
+    M : ndarray of int64, shape (n_tracks, n_exp)
+        Detection index of every track on every exposure (-1 = none).
+    stats : dict
+        ``seeds`` (pairs within the rate range), ``checked`` (seeds left after the
+        check exposures), ``lines`` (distinct seed lines with >= min_detections
+        matches), ``chunks`` (seed blocks processed).
+    """
     n_exp = t_exp.size
     members = [np.flatnonzero(e_idx == k) for k in range(n_exp)]
     pos = np.column_stack([xi, eta])
     trees = [cKDTree(pos[m]) if m.size else None for m in members]
+    nonempty = np.array([k for k in range(n_exp) if members[k].size], dtype=np.int64)
     span = t_exp[-1] - t_exp[0]
     # seed exposure pairs with a long baseline
     ka, kb = np.triu_indices(n_exp, 1)
@@ -331,42 +395,12 @@ def _link(xi, eta, t_exp, e_idx, sigma, cfg):
     sel = dt >= cfg.seed_baseline_frac * span - 1e-12
     ka, kb = ka[sel], kb[sel]
     tol = cfg.match_nsigma * np.sqrt(2.0) * sigma
-    seeds_a, seeds_b = [], []
-    n_seeds = 0
-    for a_, b_ in zip(ka, kb):
-        if trees[a_] is None or trees[b_] is None:
-            continue
-        dtp = t_exp[b_] - t_exp[a_]
-        sdm = trees[a_].sparse_distance_matrix(trees[b_], cfg.max_rate * dtp + tol, output_type="ndarray")
-        if sdm.size == 0:
-            continue
-        ia, ib = members[a_][sdm["i"]], members[b_][sdm["j"]]
-        dist = np.hypot(xi[ib] - xi[ia], eta[ib] - eta[ia])
-        keep = (dist + tol >= cfg.min_rate * dtp) & (dist - tol <= cfg.max_rate * dtp)
-        seeds_a.append(ia[keep])
-        seeds_b.append(ib[keep])
-        n_seeds += int(keep.sum())
-        if n_seeds > cfg.max_seeds:
-            raise InputError(f"more than {cfg.max_seeds} seed pairs: select only mover-candidate "
-                             "detections (orphans, moving objects) or lower max_rate", keyword="max_seeds")
-    # same-position pairs (zero distance) are omitted by sparse_distance_matrix; add them
-    if cfg.min_rate <= 0:
-        for a_, b_ in zip(ka, kb):
-            if trees[a_] is None or trees[b_] is None:
-                continue
-            d, j = trees[b_].query(pos[members[a_]], k=1, distance_upper_bound=1e-9)
-            ok = np.isfinite(d)
-            seeds_a.append(members[a_][ok])
-            seeds_b.append(members[b_][j[ok]])
-    if not seeds_a:
-        return np.zeros((0, n_exp), dtype=np.int64)
-    sa = np.concatenate(seeds_a)
-    sb = np.concatenate(seeds_b)
-    if sa.size == 0:
-        return np.zeros((0, n_exp), dtype=np.int64)
-    ta, tb = t_exp[e_idx[sa]], t_exp[e_idx[sb]]
-    v = np.column_stack([(xi[sb] - xi[sa]), (eta[sb] - eta[sa])]) / (tb - ta)[:, None]
-    p0 = np.column_stack([xi[sa], eta[sa]])
+    chunk = max(int(cfg.max_seeds), 1)
+    stats = dict(seeds=0, checked=0, lines=0, chunks=0)
+
+    def perr_seed(tk, ta, tb):
+        """Prediction error at tk of the line through two points (errors sigma) at ta, tb."""
+        return sigma * np.sqrt((tb - tk) ** 2 + (tk - ta) ** 2) / (tb - ta)
 
     def match(p0, v, t0, perr):
         """Nearest detection in each exposure within the tolerance of the prediction.
@@ -378,20 +412,95 @@ def _link(xi, eta, t_exp, e_idx, sigma, cfg):
                 continue
             pred = p0 + v * (t_exp[k] - t0)[:, None]
             r = cfg.match_nsigma * np.sqrt(sigma**2 + perr(k) ** 2)
-            d, j = trees[k].query(pred, k=1, distance_upper_bound=float(r.max()) * (1 + 1e-9))
+            d, j = trees[k].query(pred, k=1, distance_upper_bound=float(np.max(r)) * (1 + 1e-9))
             ok = np.isfinite(d)
             ok[ok] = d[ok] <= r[ok]
             M[ok, k] = members[k][j[ok]]
         return M
 
-    # prediction error of the line through two points with errors sigma
-    def perr_seed(k):
-        tk = t_exp[k]
-        return sigma * np.sqrt((tb - tk) ** 2 + (tk - ta) ** 2) / (tb - ta)
+    def seed_blocks(a_, b_):
+        """Seed pairs (ia, ib) of exposures a_, b_ in blocks of at most ``chunk`` pairs."""
+        ma, mb = members[a_], members[b_]
+        dtp = t_exp[b_] - t_exp[a_]
+        rmax = cfg.max_rate * dtp + tol
+        step = max(1, chunk // mb.size)
+        for s in range(0, ma.size, step):
+            blk = ma[s:s + step]
+            tree = trees[a_] if blk.size == ma.size else cKDTree(pos[blk])
+            sdm = tree.sparse_distance_matrix(trees[b_], rmax, output_type="ndarray")
+            # zero distances are handled below (whether scipy returns them has varied)
+            dist = sdm["v"]
+            keep = (dist > 0) & (dist + tol >= cfg.min_rate * dtp) & (dist - tol <= cfg.max_rate * dtp)
+            ia, ib = blk[sdm["i"][keep]], mb[sdm["j"][keep]]
+            if tol >= cfg.min_rate * dtp:  # same-position pairs (static sources) are in the rate range
+                d0, j0 = trees[b_].query(pos[blk], k=1, distance_upper_bound=1e-9)
+                z = np.isfinite(d0)
+                ia, ib = np.concatenate([ia, blk[z]]), np.concatenate([ib, mb[j0[z]]])
+            yield ia, ib
 
-    M = match(p0, v, ta, perr_seed)
-    M = M[(M >= 0).sum(1) >= cfg.min_detections]
-    M = np.unique(M, axis=0)
+    def check(ia, ib, a_, b_):
+        """Seeds whose line has a detection within the match tolerance on a check exposure."""
+        checks = _check_exposures(a_, b_, nonempty, cfg.seed_check_exposures)
+        if checks.size == 0 or cfg.min_detections <= 2:
+            return np.ones(ia.size, dtype=bool)
+        ta, tb = t_exp[a_], t_exp[b_]
+        p0 = pos[ia]
+        v = (pos[ib] - p0) / (tb - ta)
+        alive = np.zeros(ia.size, dtype=bool)
+        for k in checks:
+            todo = np.flatnonzero(~alive)
+            if todo.size == 0:
+                break
+            pred = p0[todo] + v[todo] * (t_exp[k] - ta)
+            r = cfg.match_nsigma * np.hypot(sigma, perr_seed(t_exp[k], ta, tb))
+            d, _ = trees[k].query(pred, k=1, distance_upper_bound=r * (1 + 1e-9))
+            alive[todo[d <= r]] = True
+        return alive
+
+    lines = []
+    n_lines = n_unique = 0
+    buf_a, buf_b, n_buf = [], [], 0
+    flush_at = max(1, chunk // max(n_exp, 1))
+
+    def flush():
+        nonlocal buf_a, buf_b, n_buf, lines, n_lines, n_unique
+        if not n_buf:
+            return
+        sa, sb = np.concatenate(buf_a), np.concatenate(buf_b)
+        buf_a, buf_b, n_buf = [], [], 0
+        for s in range(0, sa.size, flush_at):
+            a, b = sa[s:s + flush_at], sb[s:s + flush_at]
+            ta, tb = t_exp[e_idx[a]], t_exp[e_idx[b]]
+            v = (pos[b] - pos[a]) / (tb - ta)[:, None]
+            M = match(pos[a], v, ta, lambda k, ta=ta, tb=tb: perr_seed(t_exp[k], ta, tb))
+            M = M[(M >= 0).sum(1) >= cfg.min_detections]
+            if M.shape[0]:
+                lines.append(np.unique(M, axis=0))
+                n_lines += lines[-1].shape[0]
+        if len(lines) > 1 and n_lines > max(flush_at, 2 * n_unique):
+            # many seeds give the same line: keep the distinct ones (amortised: when the count doubles)
+            lines = [np.unique(np.concatenate(lines), axis=0)]
+            n_lines = n_unique = lines[0].shape[0]
+
+    for a_, b_ in zip(ka, kb):
+        if trees[a_] is None or trees[b_] is None:
+            continue
+        for ia, ib in seed_blocks(a_, b_):
+            stats["chunks"] += 1
+            stats["seeds"] += ia.size
+            ok = check(ia, ib, a_, b_)
+            stats["checked"] += int(ok.sum())
+            if ok.any():
+                buf_a.append(ia[ok])
+                buf_b.append(ib[ok])
+                n_buf += int(ok.sum())
+            if n_buf >= flush_at:
+                flush()
+    flush()
+    if not lines:
+        return np.zeros((0, n_exp), dtype=np.int64), stats
+    M = np.unique(np.concatenate(lines), axis=0)
+    stats["lines"] = M.shape[0]
     # refine: refit each candidate with its matched detections and re-predict
     for _ in range(2):
         if M.shape[0] == 0:
@@ -415,7 +524,7 @@ def _link(xi, eta, t_exp, e_idx, sigma, cfg):
         M = match(np.column_stack([x0, y0]), np.column_stack([vx_, vy_]), np.full(nt, tm), perr_fit)
         M = M[(M >= 0).sum(1) >= cfg.min_detections]
         M = np.unique(M, axis=0)
-    return _resolve_conflicts(M, xi, eta, t_exp, cfg)
+    return _resolve_conflicts(M, xi, eta, t_exp, cfg), stats
 
 
 def _resolve_conflicts(M, xi, eta, t_exp, cfg):
@@ -484,15 +593,27 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
     Search: positions are projected on the tangent plane of the field centre
     (gnomonic, arcsec).  Seed pairs join detections of two exposures at least
     ``seed_baseline_frac`` of the time span apart whose implied rate is within
-    ``[min_rate, max_rate]`` (k-d tree ``sparse_distance_matrix``).  Each seed
-    line predicts a position in every exposure; the nearest detection within
-    ``match_nsigma`` x (positional error (+) prediction error) is linked (at
-    most one per exposure).  Seeds with >= ``min_detections`` links are refit
-    and re-matched twice, duplicates removed, and detections shared by
-    several tracks given to the track with most detections (then smallest
-    RMS).  The filter chain of the module docstring follows.  All steps are
-    vectorised over detections and seeds; the loops are over exposures,
-    refinement iterations and conflict rounds.
+    ``[min_rate, max_rate]`` (k-d tree ``sparse_distance_matrix``), made in
+    blocks of at most ``max_seeds``.  Each seed line is first checked on
+    ``seed_check_exposures`` exposures between its two seed exposures: it is
+    kept only if one of them has a detection within the match tolerance (a
+    cheap cut of the chance pairs, which at 300"/h are almost all pairs of
+    the field).  Each kept line predicts a position in every exposure; the
+    nearest detection within ``match_nsigma`` x (positional error (+)
+    prediction error) is linked (at most one per exposure).  Lines with >=
+    ``min_detections`` links are refit and re-matched twice, duplicates
+    removed, and detections shared by several tracks given to the track with
+    most detections (then smallest RMS).  The filter chain of the module
+    docstring follows.  All steps are vectorised over detections and seeds;
+    the loops are over exposure pairs, seed blocks, exposures, refinement
+    iterations and conflict rounds.  The seed-and-predict scheme is the
+    pair-then-predict linking of e.g. Kubica et al. 2007 (Icarus 189, 151,
+    "Efficient intra- and inter-night linking of asteroid detections using
+    kd-trees"), restricted to one night and straight lines.
+
+    On the Lowell 42-inch night (23 exposures, ~6,400 orphan detections,
+    field 25' across) 0-300"/h gives 3.4 million seed pairs; ~10,600 pass
+    the check exposures.
 
     Parameters
     ----------
@@ -536,7 +657,7 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
     ------
     InputError
         On arrays of mismatched length, non-finite positions/times, a field
-        larger than 10 deg, or a search with more than ``max_seeds`` seeds.
+        larger than 10 deg.
     """
     cfg = config or MoverConfig()
     ra = np.asarray(ra, dtype=float)
@@ -593,14 +714,16 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
         ledger.append(("search", nt, 0, nt, f"given links: {nt} groups"
                        + (f", {n_dup} extra detections on a group's exposure dropped" if n_dup else "")))
     else:
-        M = _link(xi, eta, t_exp, e_idx, sigma, cfg)
+        M, stats = _link(xi, eta, t_exp, e_idx, sigma, cfg)
         rows, cols = np.nonzero(M >= 0)
         track = rows.astype(np.int64)
         det = M[rows, cols]
         nt = M.shape[0]
         ledger.append(("search", nt, 0, nt, f"rate {cfg.min_rate}-{cfg.max_rate} \"/h, "
                        f"sigma {sigma:.3g}\", {cfg.match_nsigma} sigma, baseline >= "
-                       f"{cfg.seed_baseline_frac} x span"))
+                       f"{cfg.seed_baseline_frac} x span; seeds {stats['seeds']}, "
+                       f"{stats['checked']} after {cfg.seed_check_exposures} check exposures, "
+                       f"{stats['lines']} lines"))
     status = np.full(nt, "kept", dtype="U16")
     raf = np.where(np.isfinite(ra_err) & (ra_err > 0), ra_err, sigma)
     decf = np.where(np.isfinite(dec_err) & (dec_err > 0), dec_err, sigma)
