@@ -8,7 +8,18 @@ in one set-based statement; the catalogue vetoes are spatial anti-joins
 composed by :mod:`catdb.spatial.sql`.  After each step the survivors are
 written to ``survivor (set_name, step, detection_id, stage_run_id)`` (step 0 =
 the input) and one ``ledger`` row (``filter``, ``n_in``, ``n_rejected``,
-``n_kept``, ``params``).
+``n_kept``, ``params``).  Every step's ``params`` has ``veto``, ``arg``,
+``n_untested`` (detections the step could not test: NULL column, no exposure
+size, no cached SkyBoT cone; kept) and ``note`` (the same in words, or NULL),
+then the step's thresholds.  The detections a step rejected are those of step
+k - 1 not in step k (saved query ``veto-rejected``); ``catdb export ledger``
+adds ``rejected_pct`` and writes CSV or JSON with the same columns.
+
+The VASCO chain (Solano, Villarroel & Rodrigo 2022, MNRAS 515, 1380) is
+``flags,snr,fwhm_px,elongation,spread_model,clip`` (the defaults are their
+thresholds), then ``spikes:CAT``, ``sso`` (after stage ``skybot`` or ``catdb
+skybot import`` filled the cache), one ``refcat:CAT@R`` per modern catalogue
+and ``dec:MIN..MAX``.
 
 Re-running with the same ``set`` replaces the whole set (all steps) and the
 ledger rows of the earlier runs that wrote it.
@@ -28,7 +39,8 @@ from .base import Param, Stage, StageContext, register
 @register
 class Veto(Stage):
     name = "veto"
-    description = "Veto chain (flags, edge, shape, duplicates, catalogue counterparts) keeping survivor sets + ledger"
+    description = ("Veto chain (flags, edge, shape, SNR, FWHM, SPREAD_MODEL, sigma clip, duplicates, catalogue "
+                   "counterparts, bright-star spikes, known Solar System objects, Dec) keeping survivor sets + ledger")
     scope_params = ("set",)
     params = [
         Param("set", str, None, "Survivor set name (required); re-running replaces the set"),
