@@ -336,3 +336,42 @@ def test_help_lists_the_vetoes(db_url):
     text = " ".join(r.output.split())
     for kind in ("snr", "fwhm_px", "spread_model", "clip", "spikes", "sso", "dec", "refcat"):
         assert kind in text
+
+
+def test_spikes_along_the_pixel_axes_of_a_rotated_wcs(db):
+    """spike_axes=pixel: the cross follows the detector axes of a frame rotated by 30 deg."""
+    from astropy.wcs import WCS
+
+    conn, _, _ = db
+    ra0, dec0, scale, rot = 200.0, 20.0, 0.5, np.radians(30.0)  # 0.5"/pix, +y axis 30 deg east of north
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix = [ra0, dec0], [1000.0, 1000.0]
+    s = scale / 3600.0
+    w.wcs.cd = [[-s * np.cos(rot), s * np.sin(rot)], [s * np.sin(rot), s * np.cos(rot)]]
+    cards = "\n".join(str(c) for c in w.to_header().cards)
+    eid = conn.execute("INSERT INTO exposure (path, hdu, image_type, mjd_mid, ra_center, dec_center, radius, "
+                       "wcs_header) VALUES ('synthetic-rotated', 0, 'science', 51544.5, %s, %s, 0.2, %s) RETURNING id",
+                       (ra0, dec0, cards)).fetchone()[0]
+    conn.execute("INSERT INTO refcat_source (catalog, source_id, ra, dec, mags) VALUES "
+                 "('rotsyn', 'R', %s, %s, '{\"V\": 6.0}')", (ra0, dec0))
+    # pixel offsets from the star (at CRPIX): along x, along y, off-axis; and whether on the pixel cross
+    pix = [((40, 2), True), ((-2, -50), True), ((40, 8), False), ((20, 20), False)]
+    world = w.pixel_to_world([1000 - 1 + dx for (dx, _), _ in pix], [1000 - 1 + dy for (_, dy), _ in pix])
+    ids = _detections(conn, eid, [{"ra": float(c.ra.deg), "dec": float(c.dec.deg)} for c in world])
+    conn.commit()
+    p = {"set": "rot", "steps": "spikes:rotsyn", "spike_length": 30, "spike_width": 2}  # 60 x 4 pix
+    res = run_stage("veto", conn=conn, where=f"e.id = {eid}", params={**p, "spike_axes": "pixel"})
+    led = _ledger(conn, res.run_id)
+    assert _survivors(conn, "rot", 1) == {i for i, (_, on) in zip(ids, pix) if not on}
+    assert led[1][5]["spike_axes"] == "pixel" and led[1][5]["n_exposures_no_wcs"] == 0
+    # along RA/Dec the rotated spikes are missed: the two on-axis detections are 30 deg off both lines
+    run_stage("veto", conn=conn, where=f"e.id = {eid}", params=p)
+    assert _survivors(conn, "rot", 1) == set(ids)
+    # an exposure without a WCS falls back to RA/Dec, and the ledger says so
+    bare = _exposure(conn, "synthetic-rotated-nowcs", ra0, dec0)
+    _detections(conn, bare, [{"ra": ra0 + 10 / 3600 / np.cos(np.radians(dec0)), "dec": dec0}])
+    conn.commit()
+    res = run_stage("veto", conn=conn, where=f"e.id IN ({eid}, {bare})", params={**p, "spike_axes": "pixel"})
+    led = _ledger(conn, res.run_id)
+    assert led[1][3] == 3 and led[1][5]["n_exposures_no_wcs"] == 1 and "without a WCS" in led[1][5]["note"]

@@ -48,7 +48,7 @@ VETOES = {
     "spread_model": "spread_model_min: reject SPREAD_MODEL <= min (NULL kept, counted)",
     "clip": "clip_sigma: reject FWHM or ELONGATION beyond median +- clip_sigma x 1.4826 MAD of the "
             "exposure's current survivors (one iteration)",
-    "spikes": "catalogue name(s) joined by '+', optional @spike_mag: reject on the RA/Dec-aligned "
+    "spikes": "catalogue name(s) joined by '+', optional @spike_mag: reject on the RA/Dec (or pixel-axis) "
               "diffraction-spike cross of stars brighter than spike_mag",
     "sso": "sso_radius: reject within this many arcsec of a cached SkyBoT prediction for the exposure",
     "dec": "dec_min..dec_max: reject Dec outside [min, max] deg",
@@ -310,17 +310,27 @@ def rejected_sql(step: Step, params: dict, catalogs: list[str] | None = None) ->
     if kind == "spikes":
         geo = spike_geometry(step, params)
         pj = sp.pair_join("_veto_cur", "_veto_stars", geo["search_arcsec"] / 3600.0,
-                          columns1=[sql.SQL("a.detection_id AS id1"), sql.SQL("a.ra AS dra"),
-                                    sql.SQL("a.dec AS ddec")],
+                          columns1=[sql.SQL("a.detection_id AS id1"), sql.SQL("a.exposure_id AS e1"),
+                                    sql.SQL("a.ra AS dra"), sql.SQL("a.dec AS ddec")],
                           columns2=[sql.SQL("b.ra AS sra"), sql.SQL("b.dec AS sdec"), sql.SQL("b.length AS len")])
         # offsets of the detection from the star on the tangent plane, arcsec: east (RA, wrapped to
-        # +-180 deg, times cos Dec of the star) and north (Dec)
-        q = sql.SQL(
-            "SELECT DISTINCT p.id1 AS detection_id FROM (SELECT p0.id1, "
-            "abs(((p0.dra - p0.sra) - 360 * floor((p0.dra - p0.sra + 180) / 360)) * cos(radians(p0.sdec))) * 3600 AS de, "
-            "abs(p0.ddec - p0.sdec) * 3600 AS dn, p0.len FROM ({pj}) p0) p "
-            "WHERE (p.dn <= %(spike_width)s AND p.de <= p.len) OR (p.de <= %(spike_width)s AND p.dn <= p.len)").format(
+        # +-180 deg, times cos Dec of the star) and north (Dec); with spike_axes=pixel rotated onto
+        # the exposure's pixel axes (u along x, v along y; _veto_pa.pa: position angle of +y, east of north)
+        off = sql.SQL(
+            "SELECT p0.id1, p0.e1, ((p0.dra - p0.sra) - 360 * floor((p0.dra - p0.sra + 180) / 360)) "
+            "* cos(radians(p0.sdec)) * 3600 AS de, (p0.ddec - p0.sdec) * 3600 AS dn, p0.len FROM ({pj}) p0").format(
             pj=pj.sql)
+        if geo["spike_axes"] == "pixel":
+            uv = sql.SQL(
+                "SELECT o.id1, abs(o.de * cos(radians(coalesce(a.pa, 0))) - o.dn * sin(radians(coalesce(a.pa, 0)))) "
+                "AS u, abs(o.de * sin(radians(coalesce(a.pa, 0))) + o.dn * cos(radians(coalesce(a.pa, 0)))) AS v, "
+                "o.len FROM ({off}) o LEFT JOIN _veto_pa a ON a.exposure_id = o.e1").format(off=off)
+        else:
+            uv = sql.SQL("SELECT o.id1, abs(o.de) AS u, abs(o.dn) AS v, o.len FROM ({off}) o").format(off=off)
+        q = sql.SQL(
+            "SELECT DISTINCT p.id1 AS detection_id FROM ({uv}) p "
+            "WHERE (p.v <= %(spike_width)s AND p.u <= p.len) OR (p.u <= %(spike_width)s AND p.v <= p.len)").format(
+            uv=uv)
         return q, {**pj.params, "spike_width": geo["spike_width"]}, None
     if kind == "sso":
         r = float(arg) if arg else float(params["sso_radius"])
@@ -352,9 +362,12 @@ def spike_geometry(step: Step, params: dict) -> dict:
     ``spike_length``, one 5 mag brighter ten times longer.
 
     The spikes of a reflector with a cross-shaped spider lie along the vanes, which on most
-    telescopes (and on the POSS-I Schmidt plates) are aligned with the detector axes, and
-    those with North-up images with RA/Dec.  The veto assumes that alignment (no use of the
-    exposure's rotation) and the flat-sky offsets, good to ``L**2 tan(Dec) / 2`` (0.04" for
+    telescopes are aligned with the detector axes, and those with North-up images with
+    RA/Dec.  ``spike_axes='radec'`` (default) takes the cross along RA and Dec;
+    ``spike_axes='pixel'`` along the exposure's pixel axes: the offsets are rotated by the
+    position angle of the +y pixel axis at the image centre (:func:`pixel_axis_angles`, from
+    ``exposure.wcs_header``; an exposure without a WCS falls back to RA/Dec and is counted in
+    the ledger note).  Offsets are flat-sky, good to ``L**2 tan(Dec) / 2`` (0.04" for
     L = 5', Dec = 60 deg).  Star magnitudes are ``refcat_source.mags[spike_band]``, or the
     brightest magnitude a star has in any band when ``spike_band`` is not given.
 
@@ -368,7 +381,7 @@ def spike_geometry(step: Step, params: dict) -> dict:
     dict
         ``spike_mag`` [mag], ``spike_length``, ``spike_width``, ``spike_length_max``,
         ``search_arcsec`` [arcsec] (pair-search radius covering the longest spike),
-        ``spike_scale`` (bool), ``spike_band``.
+        ``spike_scale`` (bool), ``spike_band``, ``spike_axes`` (``radec`` or ``pixel``).
     """
     mag = float(step.arg.split("@", 1)[1]) if step.arg and "@" in step.arg else float(params["spike_mag"])
     length, width = float(params["spike_length"]), float(params["spike_width"])
@@ -376,7 +389,47 @@ def spike_geometry(step: Step, params: dict) -> dict:
     lmax = max(float(params.get("spike_length_max") or length), length) if scale else length
     return {"spike_mag": mag, "spike_length": length, "spike_width": width, "spike_length_max": lmax,
             "spike_scale": scale, "spike_band": params.get("spike_band"),
+            "spike_axes": params.get("spike_axes") or "radec",
             "search_arcsec": float(np.hypot(lmax, width)) * (1 + 1e-9)}
+
+
+def pixel_axis_angles(wcs_headers) -> np.ndarray:
+    """Position angle of the +y pixel axis at the reference pixel, east of north (deg), per WCS.
+
+    One WCS per exposure (a loop over exposures, not rows): the angle from the world
+    positions of ``CRPIX`` and ``CRPIX + (0, 1)`` (astropy ``position_angle``); NaN for a
+    missing or non-celestial WCS.
+
+    Parameters
+    ----------
+    wcs_headers : sequence of str or None
+        ``exposure.wcs_header`` texts (80-character cards separated by newlines).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n,)
+    """
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    out = np.full(len(wcs_headers), np.nan)
+    for k, text in enumerate(wcs_headers):
+        if not text:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                w = WCS(fits.Header.fromstring(text, sep="\n")).celestial
+            if not w.has_celestial:
+                continue
+            x0, y0 = w.wcs.crpix - 1
+            a, b = w.pixel_to_world([x0, x0], [y0, y0 + 1])
+            out[k] = a.position_angle(b).deg
+        except Exception:  # noqa: BLE001, S112 - a broken WCS is no WCS: RA/Dec axes, counted
+            continue
+    return out
 
 
 def setup_sql(step: Step, params: dict, catalogs: list[str] | None = None) -> list[tuple[sql.Composable, dict]]:

@@ -75,6 +75,8 @@ class Veto(Stage):
         Param("spike_width", float, 3.0, "spikes veto: reject within this distance of a spike line [arcsec]"),
         Param("spike_scale", bool, False, "spikes veto: length x 10**(0.2 (spike_mag - mag)), spikes ~ flux**0.5"),
         Param("spike_length_max", float, 300.0, "spikes veto: longest spike with spike_scale [arcsec]"),
+        Param("spike_axes", str, "radec", "spikes veto: the cross along RA/Dec, or along the exposure's pixel axes "
+              "(its WCS; RA/Dec without one)", choices=("radec", "pixel")),
         Param("sso_radius", float, 10.0, "sso veto: reject within this of a SkyBoT prediction (cache) [arcsec]"),
         Param("sso_max_epoch_diff", float, 1.0, "sso veto: a cached cone is used when its epoch is this close to "
               "mid-exposure [h]"),
@@ -160,6 +162,17 @@ class Veto(Stage):
                     "VALUES (%s, %s, %s, %s, %s, %s, %s)",
                     (ctx.run_id, step_no, label, n_in, n_rej, n_kept, json.dumps(params)))
 
+    def _pixel_angles(self, ctx):
+        """Temp table _veto_pa(exposure_id, pa): position angle of +y of each input exposure with a WCS."""
+        rows = ctx.execute("SELECT e.id, e.wcs_header FROM exposure e WHERE e.id IN "
+                           "(SELECT DISTINCT exposure_id FROM _veto_cur)").fetchall()
+        pa = V.pixel_axis_angles([r[1] for r in rows])
+        ids = [r[0] for r in rows]
+        ctx.execute("DROP TABLE IF EXISTS _veto_pa")
+        ctx.execute("CREATE TEMP TABLE _veto_pa ON COMMIT DROP AS SELECT * FROM unnest(%s::bigint[], "
+                    "%s::double precision[]) AS t(exposure_id, pa) WHERE pa <> 'NaN'",  # no WCS: NaN (equal to itself in SQL)
+                    (ids, [float(x) for x in pa]))
+
     def _notes(self, ctx, step, info, cats) -> dict:
         """What the ledger says beyond the counts: the untested detections of a step, in words."""
         n_unt = info.get("n_untested")
@@ -168,9 +181,19 @@ class Veto(Stage):
         if step.kind == "spikes":
             geo = V.spike_geometry(step, ctx.params)
             n_stars = ctx.execute("SELECT count(*) FROM _veto_stars").fetchone()[0]
-            return {**{k: geo[k] for k in ("spike_length", "spike_length_max", "spike_scale", "spike_band")},
-                    "n_stars": n_stars, "geometry": "cross along RA and Dec through each star",
-                    "note": None if n_stars else f"no star of {'+'.join(cats)} brighter than {geo['spike_mag']}"}
+            out = {**{k: geo[k] for k in ("spike_length", "spike_length_max", "spike_scale", "spike_band",
+                                          "spike_axes")}, "n_stars": n_stars,
+                   "geometry": "cross along RA and Dec through each star" if geo["spike_axes"] == "radec" else
+                   "cross along the exposure's pixel axes through each star",
+                   "note": None if n_stars else f"no star of {'+'.join(cats)} brighter than {geo['spike_mag']}"}
+            if geo["spike_axes"] == "pixel":
+                n_exp, n_pa = ctx.execute("SELECT (SELECT count(DISTINCT exposure_id) FROM _veto_cur), "
+                                          "(SELECT count(*) FROM _veto_pa)").fetchone()
+                out["n_exposures_no_wcs"] = n_exp - n_pa
+                if n_exp - n_pa:
+                    out["note"] = ((out["note"] + "; ") if out["note"] else "") + (
+                        f"{n_exp - n_pa} exposure(s) without a WCS: spikes along RA/Dec there")
+            return out
         if step.kind == "sso":
             row = ctx.execute("SELECT count(DISTINCT exposure_id), (array_agg(DISTINCT exposure_id ORDER BY "
                               "exposure_id))[1:50] FROM _veto_cur WHERE exposure_id NOT IN "
@@ -206,6 +229,8 @@ class Veto(Stage):
             cats = V.resolve_catalogs(ctx.conn, step.arg) if step.kind in V.CATALOG_VETOES else None
             for stmt, vals in V.setup_sql(step, p, cats):
                 ctx.execute(stmt, vals or None)
+            if step.kind == "spikes" and p["spike_axes"] == "pixel":
+                self._pixel_angles(ctx)
             rej, values, untested = V.rejected_sql(step, p, cats)
             info = {"veto": step.kind, "arg": step.arg, "n_untested": None, "note": None,
                     **{k2: v for k2, v in values.items() if k2 != "radius"}}
