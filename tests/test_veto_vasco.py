@@ -301,6 +301,16 @@ def test_full_vasco_chain_ledger_schema(db, db_url, tmp_path):
     assert all({"veto", "arg", "n_untested", "note"} <= set(r["params"]) for r in js)
     for a, b in itertools.pairwise(js):
         assert b["n_in"] == a["n_kept"] and b["n_in"] - b["n_rejected"] == b["n_kept"]
+    # the rejected detections, as a user asks for them (read-only role, CSV)
+    r = CliRunner().invoke(cli, ["--db", db_url, "query", "--saved", "veto-rejected", "--param", "set_name=lco-all",
+                                 "-f", "csv", "-o", str(tmp_path / "rejected.csv")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    from astropy.table import Table
+
+    rej = Table.read(tmp_path / "rejected.csv", format="ascii.csv")
+    assert len(rej) == sum(x["n_rejected"] for x in js)
+    counts = {f: int((rej["filter"] == f).sum()) for f in set(rej["filter"])}
+    assert counts == {x["filter"]: x["n_rejected"] for x in js if x["n_rejected"]}
 
 
 def test_bad_new_parameters_fail_cleanly(db):
