@@ -289,3 +289,48 @@ def test_cli_veto_and_ledger_export(db, db_url, tmp_path):
                    "WHERE s.set_name = 'cli'", "-o", str(vot)])
     tv = Table.read(vot)
     assert str(tv["ra"].unit) == "deg" and len(tv) == sum(t["n_kept"])
+
+
+def test_vasco60_spikes_around_tycho2_stars(db):
+    """spikes:tycho2 on the real VASCO60 detections: the rejected set is the cross computed in numpy."""
+    conn, _, _ = db
+    length, width, mag = 90.0, 4.0, 10.0
+    res = run_stage("veto", conn=conn, where=VASCO_WHERE,
+                    params={"set": "vasco-spikes", "steps": "spikes:tycho2,sso,refcat:tycho2", "radius": 30,
+                            "spike_mag": mag, "spike_length": length, "spike_width": width})
+    led = _ledger(conn, res.run_id)
+    n_exp = conn.execute("SELECT count(*) FROM exposure WHERE path LIKE 'vasco60:%'").fetchone()[0]
+    assert all(r[2] == r[3] + r[4] for r in led)
+    # the stars the step used: Tycho-2 VT <= 10 (of the ingested subset)
+    assert led[1][5]["n_stars"] == conn.execute("SELECT count(*) FROM refcat_source WHERE lower(catalog) = 'tycho2' "
+                                                "AND (mags->>'VT')::float <= %s", (mag,)).fetchone()[0] > 0
+    # no SkyBoT cone cached for the POSS-I tiles: the sso step tests nothing and says so
+    sso = led[2][5]
+    assert led[2][3] == 0 and sso["n_untested"] == led[2][2] and sso["n_exposures_no_cone"] > 0
+    assert sso["n_exposures_no_cone"] <= n_exp and "no usable cached SkyBoT cone" in sso["note"]
+    det = np.array(conn.execute("SELECT d.id, d.ra, d.dec FROM detection d JOIN exposure e ON e.id = d.exposure_id "
+                                "WHERE " + VASCO_WHERE + " ORDER BY d.id").fetchall())
+    st = np.array(conn.execute("SELECT ra, dec FROM refcat_source WHERE lower(catalog) = 'tycho2' AND (mags->>'VT')::float "
+                               "<= %s", (mag,)).fetchall())
+    # independent check: offsets of every detection from every bright star near it (astropy + numpy, no q3c)
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    dc, sc = SkyCoord(det[:, 1], det[:, 2], unit="deg"), SkyCoord(st[:, 0], st[:, 1], unit="deg")
+    i, j, _, _ = sc.search_around_sky(dc, np.hypot(length, width) * 1.01 * u.arcsec)
+    de = np.abs(((det[i, 1] - st[j, 0] + 180) % 360 - 180) * np.cos(np.radians(st[j, 1]))) * 3600
+    dn = np.abs(det[i, 2] - st[j, 1]) * 3600
+    hit = ((dn <= width) & (de <= length)) | ((de <= width) & (dn <= length))
+    truth = set(det[i[hit], 0].astype(int))
+    rejected = _survivors(conn, "vasco-spikes", 0) - _survivors(conn, "vasco-spikes", 1)
+    assert rejected == truth and len(truth) == led[1][3] > 0
+    from astropy.table import Table
+
+    pub = set(np.asarray(Table.read(VASCO / "survivors.csv", format="ascii.csv")["src_id"]).astype(str))
+    src = dict(conn.execute("SELECT d.extra->>'src_id', d.id FROM detection d JOIN exposure e ON e.id = d.exposure_id "
+                            "WHERE e.path LIKE 'vasco60:%'").fetchall())
+    n_pub = len({src[s] for s in pub} & rejected)
+    print(f"VASCO60 spikes (Tycho-2 VT <= {mag}, {length}\" x {width}\"): {led[1][5]['n_stars']} stars, "
+          f"{led[1][2]} -> {led[1][4]} ({led[1][3]} rejected, {n_pub} of them published survivors); "
+          f"sso: {sso['n_exposures_no_cone']} tiles without a cone; "
+          f"refcat:tycho2@30: {led[3][2]} -> {led[3][4]}")

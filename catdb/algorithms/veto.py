@@ -11,9 +11,19 @@ elongation and FWHM, then rejection of everything with a counterpart in
 Gaia, Pan-STARRS and other modern catalogues within a few arcsec).
 
 Each veto is one set-based SQL statement over the current survivors
-(temporary table ``_veto_cur``); the catalogue veto is an anti-join composed by
-:mod:`catdb.spatial.sql` (``pair_join``, or ``pm_join`` with proper motions).
-The stage ``veto`` (:mod:`catdb.stages.veto`) runs the chain.
+(temporary table ``_veto_cur``); the catalogue, spike and Solar-System vetoes
+are joins composed by :mod:`catdb.spatial.sql` (``pair_join``, or ``pm_join``
+with proper motions).  The stage ``veto`` (:mod:`catdb.stages.veto`) runs the
+chain.
+
+The VASCO criteria (Solano, Villarroel & Rodrigo 2022, MNRAS 515, 1380, as issue #7
+lists them; the paper's text was not at hand to check the numbers: SExtractor on the
+POSS-I red plates, sources kept with FLAGS = 0, SNR > 30,
+2 < FWHM < 7 pixels, ELONGATION < 1.3, SPREAD_MODEL > -0.002, then a 2-sigma clip
+of FWHM and elongation, diffraction-spike and bright-star halo removal around
+USNO-B1.0 stars, and known asteroids from SkyBoT) map onto the vetoes
+``flags, snr, fwhm_px, elongation, spread_model, clip, spikes, sso``; every
+threshold is a stage parameter with the paper's value as default.
 """
 from __future__ import annotations
 
@@ -33,7 +43,25 @@ VETOES = {
     "fwhm": "fwhm_min..fwhm_max: reject FWHM outside [min, max] x the exposure median",
     "duplicates": "dup_radius: reject all but the brightest of detections closer than this on one exposure",
     "refcat": "catalogue name(s) joined by '+', optional @radius_arcsec: reject with a counterpart",
+    "snr": "snr_min: reject SNR (FLUX_AUTO/FLUXERR_AUTO) <= snr_min",
+    "fwhm_px": "fwhm_px_min..fwhm_px_max: reject FWHM_IMAGE outside [min, max] pixels",
+    "spread_model": "spread_model_min: reject SPREAD_MODEL <= min (NULL kept, counted)",
+    "clip": "clip_sigma: reject FWHM or ELONGATION beyond median +- clip_sigma x 1.4826 MAD of the "
+            "exposure's current survivors (one iteration)",
+    "spikes": "catalogue name(s) joined by '+', optional @spike_mag: reject on the RA/Dec (or pixel-axis) "
+              "diffraction-spike cross of stars brighter than spike_mag",
+    "sso": "sso_radius: reject within this many arcsec of a cached SkyBoT prediction for the exposure",
+    "dec": "dec_min..dec_max: reject Dec outside [min, max] deg",
 }
+
+#: vetoes whose argument is a range ``lo..hi``
+RANGE_VETOES = ("fwhm", "fwhm_px", "dec")
+#: vetoes whose argument (or range end) may be negative
+SIGNED_VETOES = ("spread_model", "dec")
+#: vetoes whose argument names reference catalogues
+CATALOG_VETOES = ("refcat", "spikes")
+#: astropy.stats.mad_std: MAD x 1 / Phi^-1(3/4), the standard deviation of a normal distribution
+MAD_TO_STD = 1.482602218505602
 
 
 @dataclass
@@ -55,15 +83,18 @@ class Step:
     label: str
 
 
-def parse_steps(text: str, default_refcat: str | None = None) -> list[Step]:
+def parse_steps(text: str, default_refcat: str | None = None, default_spikes: str | None = None) -> list[Step]:
     """Parse a chain like ``flags,elongation:1.3,refcat:tycho2,refcat:gaia-dr2@3``.
 
     Parameters
     ----------
     text : str
         Comma-separated steps ``name[:arg]``; ``refcat`` without argument uses ``default_refcat``.
+        Ranges are ``lo..hi`` (``fwhm_px:2..7``, ``dec:-30..90``); ``spikes:NAME[@MAG]``.
     default_refcat : str, optional
         Catalogue name(s) (``+`` or ``,`` separated) for a bare ``refcat`` step.
+    default_spikes : str, optional
+        Catalogue name(s) for a bare ``spikes`` step (default: ``default_refcat``).
 
     Returns
     -------
@@ -82,21 +113,30 @@ def parse_steps(text: str, default_refcat: str | None = None) -> list[Step]:
         kind, arg = kind.strip().lower(), (arg.strip() or None)
         if kind not in VETOES:
             raise CatdbError(f"parameter steps: unknown veto {kind!r} in {raw!r}; known: {', '.join(VETOES)}")
-        if kind == "refcat":
-            arg = arg or (default_refcat.replace(",", "+") if default_refcat else None)
-            if not arg:
-                raise CatdbError(f"parameter steps: {raw!r} needs catalogue names (refcat:NAME or the refcat parameter)")
+        if kind in CATALOG_VETOES:
+            dflt = (default_spikes or default_refcat) if kind == "spikes" else default_refcat
+            if arg and arg.startswith("@"):
+                arg = (dflt.replace(",", "+") if dflt else "") + arg
+            arg = arg or (dflt.replace(",", "+") if dflt else None)
+            if not arg or arg.startswith("@"):
+                which = "spike_refcat or refcat" if kind == "spikes" else "refcat"
+                raise CatdbError(f"parameter steps: {raw!r} needs catalogue names ({kind}:NAME or the {which} "
+                                 "parameter)")
             names = arg.split("@")[0]
             if "@" in arg:
-                _number(arg.split("@", 1)[1], raw)
-            label = "veto:" + names
+                _number(arg.split("@", 1)[1], raw, signed=kind == "spikes")
+            label = ("veto:" if kind == "refcat" else "spikes:") + names
         else:
             if arg is not None:
-                if kind == "fwhm":
-                    lo, _, hi = arg.partition("..")
-                    _number(lo, raw), _number(hi, raw)
+                signed = kind in SIGNED_VETOES
+                if kind in RANGE_VETOES:
+                    lo, sep, hi = arg.partition("..")
+                    if not sep:
+                        raise CatdbError(f"parameter steps: {raw!r}: expected a range lo..hi after ':'")
+                    if _number(lo, raw, signed) > _number(hi, raw, signed):
+                        raise CatdbError(f"parameter steps: {raw!r}: the range is empty (lo > hi)")
                 else:
-                    _number(arg, raw)
+                    _number(arg, raw, signed)
             label = kind
         steps.append(Step(kind, arg, label))
     if not steps:
@@ -104,13 +144,14 @@ def parse_steps(text: str, default_refcat: str | None = None) -> list[Step]:
     return steps
 
 
-def _number(s, raw):
+def _number(s, raw, signed=False):
     try:
         v = float(s)
     except (TypeError, ValueError):
         raise CatdbError(f"parameter steps: {raw!r}: expected a number after ':' or '@', got {s!r}") from None
-    if not np.isfinite(v) or v < 0:
-        raise CatdbError(f"parameter steps: {raw!r}: expected a non-negative number, got {s!r}")
+    if not np.isfinite(v) or (v < 0 and not signed):
+        raise CatdbError(f"parameter steps: {raw!r}: expected a {'finite' if signed else 'non-negative'} number, "
+                         f"got {s!r}")
     return v
 
 
@@ -126,9 +167,11 @@ def rejected_sql(step: Step, params: dict, catalogs: list[str] | None = None) ->
     step : Step
     params : dict
         Stage parameters (``flags_max``, ``edge_pix``, ``elongation_max``, ``fwhm_min``,
-        ``fwhm_max``, ``fwhm_column``, ``dup_radius``, ``radius``, ``use_pm``).
+        ``fwhm_max``, ``fwhm_column``, ``dup_radius``, ``radius``, ``use_pm``, ``snr_min``,
+        ``fwhm_px_min``, ``fwhm_px_max``, ``spread_model_min``, ``clip_sigma``, ``spike_*``,
+        ``sso_radius``, ``dec_min``, ``dec_max``).
     catalogs : list of str
-        Resolved catalogue names (``refcat`` step).
+        Resolved catalogue names (``refcat`` step; ``spikes`` uses them in :func:`setup_sql`).
 
     Returns
     -------
@@ -146,6 +189,26 @@ def rejected_sql(step: Step, params: dict, catalogs: list[str] | None = None) ->
     < edge_pix`` (``XWIN_IMAGE`` preferred over ``X_IMAGE``).
     Duplicates: of detections closer than ``dup_radius`` on the same exposure the one with the
     largest FLUX_AUTO (then the lowest id) is kept.
+
+    VASCO morphology gates (Solano, Villarroel & Rodrigo 2022, MNRAS 515, 1380; their values are
+    the defaults): ``snr`` rejects ``snr <= snr_min`` (30; ``snr`` = FLUX_AUTO / FLUXERR_AUTO);
+    ``fwhm_px`` rejects FWHM_IMAGE outside [``fwhm_px_min``, ``fwhm_px_max``] (2, 7 pix, bounds
+    kept); ``spread_model`` rejects ``SPREAD_MODEL <= spread_model_min`` (-0.002; NULL, i.e. a
+    catalogue without PSF model fitting, is kept and counted untested); ``dec`` rejects Dec outside
+    [``dec_min``, ``dec_max``] (deg).
+
+    Clip: per exposure, over the *current survivors* (the set entering the step), the median and
+    the normalised MAD (``1.482602218505602 x median |x - median|``, astropy ``mad_std``) of
+    FWHM (``fwhm_column``) and of ELONGATION; a detection is rejected when either value lies
+    farther than ``clip_sigma`` of them from the median.  One iteration, as
+    ``astropy.stats.sigma_clip(x, sigma=clip_sigma, maxiters=1, cenfunc='median',
+    stdfunc='mad_std')`` on each column, the two masks OR-ed.  NULLs are kept, counted untested,
+    and not used in the statistics.
+
+    Spikes: see :func:`spike_geometry`; needs the temporary table ``_veto_stars`` of
+    :func:`setup_sql`.  SSO: pairs with the SkyBoT predictions of the same exposure (temporary
+    table ``_veto_sso`` of :func:`setup_sql`) closer than ``sso_radius``; detections on exposures
+    without a usable cached cone are kept and counted untested.
     """
     from ..spatial import sql as sp
 
@@ -208,7 +271,218 @@ def rejected_sql(step: Step, params: dict, catalogs: list[str] | None = None) ->
         q = sql.SQL("SELECT DISTINCT p.id1 AS detection_id FROM ({pj}{fence}) p WHERE p.cat = ANY(%(cats)s)").format(
             pj=pj.sql, fence=fence)
         return q, {**pj.params, "cats": list(catalogs or [])}, None
+    if kind == "snr":
+        v = {"snr_min": float(arg) if arg else float(params["snr_min"])}
+        return (sql.SQL("SELECT c.detection_id ") + cur_d + sql.SQL("WHERE d.snr <= %(snr_min)s"), v,
+                sql.SQL("SELECT count(*) ") + cur_d + sql.SQL("WHERE d.snr IS NULL"))
+    if kind == "fwhm_px":
+        lo, hi = (arg.split("..") if arg else (params["fwhm_px_min"], params["fwhm_px_max"]))
+        v = {"fwhm_px_min": float(lo), "fwhm_px_max": float(hi)}
+        return (sql.SQL("SELECT c.detection_id ") + cur_d + sql.SQL(
+            "WHERE d.fwhm_image < %(fwhm_px_min)s OR d.fwhm_image > %(fwhm_px_max)s"), v,
+            sql.SQL("SELECT count(*) ") + cur_d + sql.SQL("WHERE d.fwhm_image IS NULL"))
+    if kind == "spread_model":
+        v = {"spread_model_min": float(arg) if arg else float(params["spread_model_min"])}
+        return (sql.SQL("SELECT c.detection_id ") + cur_d + sql.SQL("WHERE d.spread_model <= %(spread_model_min)s"),
+                v, sql.SQL("SELECT count(*) ") + cur_d + sql.SQL("WHERE d.spread_model IS NULL"))
+    if kind == "dec":
+        lo, hi = (arg.split("..") if arg else (params["dec_min"], params["dec_max"]))
+        v = {"dec_min": float(lo), "dec_max": float(hi)}
+        return (sql.SQL("SELECT c.detection_id FROM _veto_cur c WHERE c.dec < %(dec_min)s OR c.dec > %(dec_max)s"),
+                v, None)
+    if kind == "clip":
+        v = {"clip_sigma": float(arg) if arg else float(params["clip_sigma"]), "mad_to_std": MAD_TO_STD}
+        fw = sql.Identifier("d", params.get("fwhm_column") or "fwhm_image")
+        stats = sql.SQL(
+            "WITH v AS (SELECT c.detection_id, c.exposure_id, {fw}::double precision AS fw, "
+            "d.elongation::double precision AS el " + "FROM _veto_cur c JOIN detection d ON d.id = c.detection_id), "
+            "m AS (SELECT exposure_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY fw) AS fw_med, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY el) AS el_med FROM v GROUP BY exposure_id), "
+            "s AS (SELECT v.exposure_id, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.fw - m.fw_med)) * %(mad_to_std)s AS fw_std, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.el - m.el_med)) * %(mad_to_std)s AS el_std "
+            "FROM v JOIN m ON m.exposure_id = v.exposure_id GROUP BY v.exposure_id) ").format(fw=fw)
+        frm = sql.SQL("FROM v JOIN m ON m.exposure_id = v.exposure_id JOIN s ON s.exposure_id = v.exposure_id ")
+        q = stats + sql.SQL("SELECT v.detection_id ") + frm + sql.SQL(
+            "WHERE abs(v.fw - m.fw_med) > %(clip_sigma)s * s.fw_std OR abs(v.el - m.el_med) > %(clip_sigma)s * s.el_std")
+        unt = stats + sql.SQL("SELECT count(*) ") + frm + sql.SQL("WHERE v.fw IS NULL OR v.el IS NULL")
+        return q, v, unt
+    if kind == "spikes":
+        geo = spike_geometry(step, params)
+        pj = sp.pair_join("_veto_cur", "_veto_stars", geo["search_arcsec"] / 3600.0,
+                          columns1=[sql.SQL("a.detection_id AS id1"), sql.SQL("a.exposure_id AS e1"),
+                                    sql.SQL("a.ra AS dra"), sql.SQL("a.dec AS ddec")],
+                          columns2=[sql.SQL("b.ra AS sra"), sql.SQL("b.dec AS sdec"), sql.SQL("b.length AS len")])
+        # offsets of the detection from the star on the tangent plane, arcsec: east (RA, wrapped to
+        # +-180 deg, times cos Dec of the star) and north (Dec); with spike_axes=pixel rotated onto
+        # the exposure's pixel axes (u along x, v along y; _veto_pa.pa: position angle of +y, east of north)
+        off = sql.SQL(
+            "SELECT p0.id1, p0.e1, ((p0.dra - p0.sra) - 360 * floor((p0.dra - p0.sra + 180) / 360)) "
+            "* cos(radians(p0.sdec)) * 3600 AS de, (p0.ddec - p0.sdec) * 3600 AS dn, p0.len FROM ({pj}) p0").format(
+            pj=pj.sql)
+        if geo["spike_axes"] == "pixel":
+            uv = sql.SQL(
+                "SELECT o.id1, abs(o.de * cos(radians(coalesce(a.pa, 0))) - o.dn * sin(radians(coalesce(a.pa, 0)))) "
+                "AS u, abs(o.de * sin(radians(coalesce(a.pa, 0))) + o.dn * cos(radians(coalesce(a.pa, 0)))) AS v, "
+                "o.len FROM ({off}) o LEFT JOIN _veto_pa a ON a.exposure_id = o.e1").format(off=off)
+        else:
+            uv = sql.SQL("SELECT o.id1, abs(o.de) AS u, abs(o.dn) AS v, o.len FROM ({off}) o").format(off=off)
+        q = sql.SQL(
+            "SELECT DISTINCT p.id1 AS detection_id FROM ({uv}) p "
+            "WHERE (p.v <= %(spike_width)s AND p.u <= p.len) OR (p.u <= %(spike_width)s AND p.v <= p.len)").format(
+            uv=uv)
+        return q, {**pj.params, "spike_width": geo["spike_width"]}, None
+    if kind == "sso":
+        r = float(arg) if arg else float(params["sso_radius"])
+        pj = sp.pair_join("_veto_cur", "_veto_sso", r / 3600.0,
+                          columns1=[sql.SQL("a.detection_id AS id1"), sql.SQL("a.exposure_id AS e1")],
+                          columns2=[sql.SQL("b.exposure_id AS e2")])
+        q = sql.SQL("SELECT DISTINCT p.id1 AS detection_id FROM ({pj}) p WHERE p.e1 = p.e2").format(pj=pj.sql)
+        unt = sql.SQL("SELECT count(*) FROM _veto_cur c WHERE c.exposure_id NOT IN (SELECT exposure_id FROM _veto_cone)")
+        return q, dict(pj.params), unt
     raise CatdbError(f"unknown veto {kind!r}")  # pragma: no cover - parse_steps refuses it
+
+
+def spike_geometry(step: Step, params: dict) -> dict:
+    """The cross-shaped spike region of the ``spikes`` veto.
+
+    Around each reference star brighter than ``spike_mag`` (``mag <= spike_mag``) two
+    perpendicular spike lines cross at the star, along the RA and the Dec direction.  A
+    detection is rejected when its offset from the star on the tangent plane (east
+    ``dE = dRA cos(Dec_star)``, north ``dN = dDec``, arcsec) lies within ``spike_width`` of
+    one line and within the spike's half-length ``L`` of the star along it::
+
+        (|dN| <= spike_width and |dE| <= L)  or  (|dE| <= spike_width and |dN| <= L)
+
+    (the star's own image, at the crossing, is inside).  ``L = spike_length`` arcsec, or with
+    ``spike_scale`` ``L = min(spike_length x 10**(0.2 (spike_mag - mag)), spike_length_max)``:
+    the surface brightness along a diffraction spike falls as ``r**-2`` (Fraunhofer
+    diffraction by a straight vane of the spider), so the radius where it sinks to the
+    detection threshold grows as ``flux**0.5``; a star at ``spike_mag`` has spikes of
+    ``spike_length``, one 5 mag brighter ten times longer.
+
+    The spikes of a reflector with a cross-shaped spider lie along the vanes, which on most
+    telescopes are aligned with the detector axes, and those with North-up images with
+    RA/Dec.  ``spike_axes='radec'`` (default) takes the cross along RA and Dec;
+    ``spike_axes='pixel'`` along the exposure's pixel axes: the offsets are rotated by the
+    position angle of the +y pixel axis at the image centre (:func:`pixel_axis_angles`, from
+    ``exposure.wcs_header``; an exposure without a WCS falls back to RA/Dec and is counted in
+    the ledger note).  Offsets are flat-sky, good to ``L**2 tan(Dec) / 2`` (0.04" for
+    L = 5', Dec = 60 deg).  Star magnitudes are ``refcat_source.mags[spike_band]``, or the
+    brightest magnitude a star has in any band when ``spike_band`` is not given.
+
+    This differs from the published VASCO rule (Solano et al. 2022, as re-implemented in
+    github.com/jannefi/vasco, ``vasco/mnras/spikes.py``), which rejects a source when its
+    nearest bright USNO-B1.0 / Pan-STARRS star is brighter than a constant or a
+    distance-dependent magnitude limit: a circular halo cut, with no spike direction.
+
+    Returns
+    -------
+    dict
+        ``spike_mag`` [mag], ``spike_length``, ``spike_width``, ``spike_length_max``,
+        ``search_arcsec`` [arcsec] (pair-search radius covering the longest spike),
+        ``spike_scale`` (bool), ``spike_band``, ``spike_axes`` (``radec`` or ``pixel``).
+    """
+    mag = float(step.arg.split("@", 1)[1]) if step.arg and "@" in step.arg else float(params["spike_mag"])
+    length, width = float(params["spike_length"]), float(params["spike_width"])
+    scale = bool(params.get("spike_scale"))
+    lmax = max(float(params.get("spike_length_max") or length), length) if scale else length
+    return {"spike_mag": mag, "spike_length": length, "spike_width": width, "spike_length_max": lmax,
+            "spike_scale": scale, "spike_band": params.get("spike_band"),
+            "spike_axes": params.get("spike_axes") or "radec",
+            "search_arcsec": float(np.hypot(lmax, width)) * (1 + 1e-9)}
+
+
+def pixel_axis_angles(wcs_headers) -> np.ndarray:
+    """Position angle of the +y pixel axis at the reference pixel, east of north (deg), per WCS.
+
+    One WCS per exposure (a loop over exposures, not rows): the angle from the world
+    positions of ``CRPIX`` and ``CRPIX + (0, 1)`` (astropy ``position_angle``); NaN for a
+    missing or non-celestial WCS.
+
+    Parameters
+    ----------
+    wcs_headers : sequence of str or None
+        ``exposure.wcs_header`` texts (80-character cards separated by newlines).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n,)
+    """
+    import warnings
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    out = np.full(len(wcs_headers), np.nan)
+    for k, text in enumerate(wcs_headers):
+        if not text:
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                w = WCS(fits.Header.fromstring(text, sep="\n")).celestial
+            if not w.has_celestial:
+                continue
+            x0, y0 = w.wcs.crpix - 1
+            a, b = w.pixel_to_world([x0, x0], [y0, y0 + 1])
+            out[k] = a.position_angle(b).deg
+        except Exception:  # noqa: BLE001, S112 - a broken WCS is no WCS: RA/Dec axes, counted
+            continue
+    return out
+
+
+def setup_sql(step: Step, params: dict, catalogs: list[str] | None = None) -> list[tuple[sql.Composable, dict]]:
+    """Statements to run before :func:`rejected_sql` of ``step`` (temporary tables, q3c index).
+
+    ``spikes``: ``_veto_stars(ra, dec, mag, length)``, the stars of ``catalogs`` brighter than
+    ``spike_mag`` with their spike half-length (arcsec, :func:`spike_geometry`).
+    ``sso``: ``_veto_cone(exposure_id, query_id)``, the newest usable cached SkyBoT cone of
+    each input exposure (status ``ok`` or ``empty``, epoch within ``sso_max_epoch_diff``
+    hours of the exposure's ``mjd_mid``, as the ``skybot`` stage requires), and
+    ``_veto_sso(exposure_id, ra, dec)``, its predicted positions moved linearly to
+    mid-exposure with the predicted rates (as the ``skybot`` stage does).
+
+    Returns
+    -------
+    list of (psycopg.sql.Composable, dict)
+        Empty for the other vetoes.
+    """
+    from ..spatial import sql as sp
+
+    if step.kind == "spikes":
+        geo = spike_geometry(step, params)
+        mag = (sql.SQL("(r.mags ->> %(spike_band)s)::double precision") if geo["spike_band"] else
+               sql.SQL("(SELECT min(j.value::double precision) FROM jsonb_each_text(r.mags) j)"))
+        length = (sql.SQL("least(%(spike_length)s * power(10, 0.2 * (%(spike_mag)s - s.mag)), %(spike_length_max)s)")
+                  if geo["spike_scale"] else sql.SQL("%(spike_length)s::double precision"))
+        v = {k: geo[k] for k in ("spike_mag", "spike_length", "spike_length_max", "spike_band")}
+        v["cats"] = list(catalogs or [])
+        create = sql.SQL(
+            "CREATE TEMP TABLE _veto_stars ON COMMIT DROP AS SELECT s.ra, s.dec, s.mag, {length} AS length "
+            "FROM (SELECT r.ra, r.dec, {mag} AS mag FROM refcat_source r WHERE r.catalog = ANY(%(cats)s)) s "
+            "WHERE s.mag <= %(spike_mag)s").format(length=length, mag=mag)
+        idx = sp.ipix_index("_veto_stars", name="_veto_stars_q3c")
+        return [(sql.SQL("DROP TABLE IF EXISTS _veto_stars"), {}), (create, v), (idx.sql, dict(idx.params)),
+                (sql.SQL("ANALYZE _veto_stars"), {})]
+    if step.kind == "sso":
+        cone = sql.SQL(
+            "CREATE TEMP TABLE _veto_cone ON COMMIT DROP AS "
+            "SELECT DISTINCT ON (q.exposure_id) q.exposure_id, q.id AS query_id "
+            "FROM skybot_query q JOIN exposure e ON e.id = q.exposure_id "
+            "WHERE q.exposure_id IN (SELECT DISTINCT exposure_id FROM _veto_cur) AND q.status IN ('ok', 'empty') "
+            "AND abs(q.mjd_epoch - e.mjd_mid) * 24 <= %(dt)s ORDER BY q.exposure_id, q.id DESC")
+        pred = sql.SQL(
+            "CREATE TEMP TABLE _veto_sso ON COMMIT DROP AS SELECT o.exposure_id, "
+            "mod((o.ra + coalesce(o.rate_ra, 0) * (e.mjd_mid - o.mjd_epoch) * 24 / 3600 "
+            "/ cos(radians(o.dec)))::numeric + 360, 360)::double precision AS ra, "
+            "o.dec + coalesce(o.rate_dec, 0) * (e.mjd_mid - o.mjd_epoch) * 24 / 3600 AS dec "
+            "FROM skybot_object o JOIN _veto_cone c ON c.query_id = o.query_id JOIN exposure e ON e.id = o.exposure_id")
+        idx = sp.ipix_index("_veto_sso", name="_veto_sso_q3c")
+        return [(sql.SQL("DROP TABLE IF EXISTS _veto_cone, _veto_sso"), {}),
+                (cone, {"dt": float(params.get("sso_max_epoch_diff", 1.0))}), (pred, {}),
+                (idx.sql, dict(idx.params)), (sql.SQL("ANALYZE _veto_sso"), {})]
+    return []
 
 
 def resolve_catalogs(conn, names: str) -> list[str]:

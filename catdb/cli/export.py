@@ -105,18 +105,25 @@ def catalog_cmd(obj, fmt, output, where, no_header, timeout, zp_band):
 @command.command("ledger")
 @click.argument("run_id", required=False, type=int)
 @click.option("--set", "set_name", help="Survivor set name: the ledger of the latest veto run that wrote it.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write CSV (TOPCAT-readable) to a file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write to a file: CSV (TOPCAT-readable), or JSON when the name ends in .json.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default=None,
+              help="File format (default: from the suffix of --output, else csv).")
 @click.pass_obj
-def ledger_cmd(obj, run_id, set_name, output):
-    """Print the filter/veto ledger of a stage run (n_in, n_rejected, n_kept per step)."""
-    from ..export.formats import ledger_table
+def ledger_cmd(obj, run_id, set_name, output, fmt):
+    """Print the filter/veto ledger of a stage run (n_in, n_rejected, n_kept, rejected_pct per step).
+
+    CSV and JSON carry the same columns: stage_run_id, stage, step, filter, n_in, n_rejected,
+    n_kept, rejected_pct [%], params (JSON: an object; CSV: its JSON text).
+    """
+    from ..export.formats import ledger_table, write_ledger
 
     with _reader(obj, None) as conn:
         t = ledger_table(conn, run_id=run_id, set_name=set_name)
     if output:
-        t.write(output, format="ascii.csv", overwrite=True)
+        fmt = write_ledger(t, output, fmt)
         if not obj.get("quiet"):
-            click.echo(f"wrote {len(t)} ledger rows to {output}", err=True)
+            click.echo(f"wrote {len(t)} ledger rows to {output} ({fmt})", err=True)
         return
     if len(t) == 0:
         raise CatdbError(f"stage run {run_id} wrote no ledger rows")

@@ -884,7 +884,10 @@ def ledger_table(conn, run_id: int | None = None, set_name: str | None = None):
     Returns
     -------
     astropy.table.Table
-        ``stage_run_id, stage, step, filter, n_in, n_rejected, n_kept, params`` ordered by step.
+        ``stage_run_id, stage, step, filter, n_in, n_rejected, n_kept, rejected_pct, params``
+        ordered by step; ``rejected_pct`` = 100 n_rejected / n_in (%, NULL when n_in = 0);
+        ``params`` the JSON text of the step's parameters (for the veto stage always with the
+        keys ``veto``, ``arg``, ``n_untested``, ``note``, then the step's thresholds).
 
     Raises
     ------
@@ -906,6 +909,62 @@ def ledger_table(conn, run_id: int | None = None, set_name: str | None = None):
         run_id = row[0]
     elif conn.execute("SELECT 1 FROM stage_run WHERE id = %s", (run_id,)).fetchone() is None:
         raise CatdbError(f"no stage run {run_id}")
-    return query_table(conn, "SELECT l.stage_run_id, r.stage, l.step, l.filter, l.n_in, l.n_rejected, l.n_kept, "
-                             "l.params FROM ledger l JOIN stage_run r ON r.id = l.stage_run_id "
-                             "WHERE l.stage_run_id = %s ORDER BY l.step", (run_id,))
+    t = query_table(conn, "SELECT l.stage_run_id, r.stage, l.step, l.filter, l.n_in, l.n_rejected, l.n_kept, "
+                          "round(100.0 * l.n_rejected / nullif(l.n_in, 0), 4)::double precision AS rejected_pct, "
+                          "l.params FROM ledger l JOIN stage_run r ON r.id = l.stage_run_id "
+                          "WHERE l.stage_run_id = %s ORDER BY l.step", (run_id,))
+    if "rejected_pct" in t.colnames:
+        t["rejected_pct"].unit = "%"
+        t["rejected_pct"].description = "Rejected fraction of the step's input, 100 n_rejected / n_in"
+    return t
+
+
+#: columns of every ledger export (CSV and JSON), in order
+LEDGER_COLUMNS = ("stage_run_id", "stage", "step", "filter", "n_in", "n_rejected", "n_kept", "rejected_pct",
+                  "params")
+
+
+def write_ledger(table, path, fmt: str | None = None) -> str:
+    """Write a :func:`ledger_table` as CSV or JSON, with the same columns (:data:`LEDGER_COLUMNS`).
+
+    JSON is a list of one object per step, ``params`` as a JSON object (CSV: its JSON text);
+    a missing ``rejected_pct`` (n_in = 0) is ``null`` / empty.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+    path : str or os.PathLike
+    fmt : {'csv', 'json'}, optional
+        Default from the suffix (``.json``), else CSV.
+
+    Returns
+    -------
+    str
+        The format written.
+    """
+    import json as _json
+
+    import numpy as _np
+
+    fmt = (fmt or ("json" if str(path).lower().endswith(".json") else "csv")).lower()
+    if fmt not in ("csv", "json"):
+        raise CatdbError(f"ledger format {fmt!r}: expected csv or json")
+    t = table[list(LEDGER_COLUMNS)]
+    if fmt == "csv":
+        t.write(str(path), format="ascii.csv", overwrite=True)
+        return fmt
+
+    def val(c, v):
+        if _np.ma.is_masked(v):
+            return None
+        if c == "params":
+            return _json.loads(v) if isinstance(v, str) else v
+        if isinstance(v, _np.generic):
+            v = v.item()
+        return None if isinstance(v, float) and not _np.isfinite(v) else v
+
+    rows = [{c: val(c, r[c]) for c in LEDGER_COLUMNS} for r in t]
+    with open(path, "w") as f:
+        _json.dump(rows, f, indent=1)
+        f.write("\n")
+    return fmt

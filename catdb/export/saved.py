@@ -21,6 +21,9 @@ The queries (see ``docs/queries.md``):
     The calibrated catalogue of one exposure (as ``catdb export catalog``).
 ``stage-runs``
     The stage runs (provenance), newest first, optionally of one stage.
+``veto-rejected``
+    The detections a veto chain (``set_name``) rejected, each with the step and the veto
+    (ledger ``filter``) that rejected it: in the survivor set after step k - 1, not after k.
 """
 from __future__ import annotations
 
@@ -166,6 +169,17 @@ def _stage_runs(p):
     return q, {"stage": p.get("stage"), "limit": p["limit"]}
 
 
+def _veto_rejected(p):
+    q = sql.SQL(
+        "SELECT s.step + 1 AS step, l.filter, s.detection_id, d.exposure_id, d.ra, d.dec "
+        "FROM survivor s JOIN detection d ON d.id = s.detection_id "
+        "JOIN ledger l ON l.stage_run_id = s.stage_run_id AND l.step = s.step + 1 "
+        "WHERE s.set_name = %(set_name)s AND (%(step)s::int IS NULL OR s.step + 1 = %(step)s::int) "
+        "AND NOT EXISTS (SELECT 1 FROM survivor k WHERE k.set_name = s.set_name AND k.step = s.step + 1 "
+        "AND k.detection_id = s.detection_id) ORDER BY s.step, s.detection_id LIMIT %(limit)s")
+    return q, {"set_name": p["set_name"], "step": p.get("step"), "limit": p["limit"]}
+
+
 SAVED: dict[str, SavedQuery] = {q.name: q for q in [
     SavedQuery("lightcurve", "Time series of one object (its detections, calibrated, and forced photometry) "
                "or one moving-object track",
@@ -189,6 +203,13 @@ SAVED: dict[str, SavedQuery] = {q.name: q for q in [
                (SavedParam("stage", "text", "only runs of this stage"),
                 SavedParam("limit", "int", "at most this many runs", default=50)),
                _stage_runs, {"seconds": ("s", "Run time")}, "catdb query --saved stage-runs --param stage=calibrate"),
+    SavedQuery("veto-rejected", "Detections a veto chain rejected, with the step and veto that rejected each",
+               (SavedParam("set_name", "text", "survivor set (stage veto --set)", required=True),
+                SavedParam("step", "int", "only the rejections of this step"),
+                SavedParam("limit", "int", "at most this many rows", default=1000000)),
+               _veto_rejected, {"step": (None, "Veto step that rejected the detection"),
+                                "filter": (None, "Veto of that step (ledger filter)")},
+               "catdb query --saved veto-rejected --param set_name=vasco -o rejected.csv"),
 ]}
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import pkgutil
 import traceback
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ class Param:
             out = self.type(value)
         except (TypeError, ValueError):
             raise CatdbError(f"parameter {self.name}: expected {self.type.__name__}, got {value!r}") from None
+        if self.type is float and not math.isfinite(out):  # NaN/inf: no threshold, and not storable as JSON
+            raise CatdbError(f"parameter {self.name}: expected a finite number, got {value!r}")
         if self.choices and out not in self.choices:
             raise CatdbError(f"parameter {self.name}: expected one of {self.choices}, got {value!r}")
         return out
@@ -117,7 +120,9 @@ class Stage:
         for k, v in (given or {}).items():
             if k not in known:
                 raise CatdbError(f"stage {self.name}: unknown parameter {k!r}; known: {', '.join(known) or 'none'}")
-            out[k] = known[k].parse(v) if isinstance(v, str) else v
+            # strings are parsed; Python floats are checked (finite) the same way
+            out[k] = known[k].parse(v) if isinstance(v, str) or (known[k].type is float and isinstance(v, float)) \
+                else v
         return out
 
     def select(self, ctx: StageContext) -> list[int]:
