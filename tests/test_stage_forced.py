@@ -126,7 +126,16 @@ def test_bright_stars_match_sextractor_apertures_and_zeropoint(lowell):
     # calibrated where a zeropoint exists, flagged 8 elsewhere
     cal = rows[rows[:, 0] == e2]
     assert np.all(cal[:, 6].astype(int) & 8 == 0)
-    assert np.allclose(cal[:, 4], 24.5 - 2.5 * np.log10(cal[:, 1]))
+    # total magnitudes: the aperture flux corrected with the bright stars' growth curve (r = 5 -> 10 pix)
+    ac = np.array([r[0] for r in c.execute("SELECT aper_corr FROM forced_source WHERE stage_run_id = %s "
+                                           "AND exposure_id = %s", (res.run_id, e2)).fetchall()])
+    assert np.unique(ac).size == 1 and -0.2 < ac[0] < 0
+    assert np.allclose(cal[:, 4], 24.5 - 2.5 * np.log10(cal[:, 1]) + ac[0])
+    # ... as SExtractor's apertures of the same stars say (r = 5 vs 8 pix: a little less light outside)
+    f = np.array(c.execute("SELECT flux_aper[2], flux_aper[3] FROM detection WHERE exposure_id = %s AND flags = 0 "
+                           "AND class_star >= 0.8 AND snr >= 50 ORDER BY snr DESC LIMIT 50", (e2,)).fetchall())
+    sex_corr = 2.5 * np.log10(np.median(f[:, 0] / f[:, 1]))
+    assert sex_corr - 0.03 < ac[0] <= sex_corr + 0.005, (ac[0], sex_corr)
     assert np.allclose(cal[:, 5], np.hypot(2.5 / np.log(10) * cal[:, 2] / cal[:, 1], 0.03))
     assert c.execute("SELECT DISTINCT band FROM forced_source WHERE exposure_id = %s AND object_id IS NOT NULL",
                      (e2,)).fetchall() == [("R",)]

@@ -28,8 +28,15 @@ exposure's 50 highest-S/N detections with ``FLAGS = 0`` (so not saturated), ``CL
 and S/N >= 50.
 
 Calibration: with an ``ok`` zeropoint of the exposure (the exposure's band preferred, else
-the latest), ``mag = -2.5 log10(flux) + zp`` and ``mag_err`` adds ``zp_err`` in quadrature;
-without one, ``mag`` is NULL and flag 8 is set.  Flags: 1 edge, 2 saturated, 4 masked pixels,
+the latest), ``mag = -2.5 log10(flux) + aper_corr + zp`` and ``mag_err`` adds ``zp_err`` in
+quadrature; without one, ``mag`` is NULL and flag 8 is set.  The zeropoints are fitted on total
+magnitudes (MAG_AUTO, or reference catalogues), so an aperture flux is first corrected to total
+(``aperture_correction``, default on): ``aper_corr = 2.5 log10(f)``, f the median over the
+exposure's bright stars (below) of the fraction of their flux inside the aperture relative to
+the largest ``auto_radii`` radius, from their growth curves (the classical aperture correction,
+Stetson 1990, PASP 102, 932; Howell 1989, PASP 101, 616).  Without it a light curve measured
+with a small aperture changes with the seeing from frame to frame, and ``radius=auto`` picks a
+different radius on every exposure.  Flags: 1 edge, 2 saturated, 4 masked pixels,
 8 no zeropoint, 16 bad background annulus.
 
 Re-running replaces the rows earlier ``forced`` runs wrote for the same exposures *and the
@@ -138,6 +145,50 @@ def _parse_radii(text):
     return r
 
 
+def _star_growth(net):
+    """Median growth curve of stars (aperture fluxes ``net``, shape (k, m)), normalised to its maximum.
+
+    Returns (curve of shape (m,), number of stars used) or (None, 0) when no star has finite
+    fluxes and a positive flux in the largest aperture.
+    """
+    sg = np.isfinite(net).all(axis=1) & (net[:, -1] > 0)
+    if not sg.any():
+        return None, 0
+    star = np.median(net[sg] / np.max(net[sg], axis=1)[:, None], axis=0)
+    return star / star.max(), int(sg.sum())
+
+
+def aperture_correction(image, star_xy, radius, radius_total, annulus) -> tuple[float, int]:
+    """Aperture correction of ``radius`` to total flux from the growth curves of bright stars.
+
+    Parameters
+    ----------
+    image : ndarray, shape (ny, nx)
+    star_xy : ndarray, shape (k, 2)
+        1-based pixel positions of unsaturated point sources.
+    radius, radius_total : float
+        Aperture radius and the radius taken as total flux, pixels.
+    annulus : (float, float)
+        Background annulus, pixels (outside ``radius_total``).
+
+    Returns
+    -------
+    (float, int)
+        ``aper_corr = 2.5 log10(f)`` [mag] (<= 0; add it to the aperture magnitude), f the
+        median fraction of the stars' flux inside ``radius``, and the number of stars used;
+        (0.0, 0) without a usable star or when ``radius >= radius_total``.  Stetson 1990,
+        PASP 102, 932 (growth curves); Howell 1989, PASP 101, 616.
+    """
+    from ..algorithms.forced import aperture_sums
+
+    if radius >= radius_total or len(star_xy) == 0:
+        return 0.0, 0
+    star, n = _star_growth(aperture_sums(image, np.atleast_2d(star_xy), [radius, radius_total], annulus)["net"])
+    if star is None:
+        return 0.0, 0
+    return float(2.5 * np.log10(star[0])), n
+
+
 def auto_radius(image, target_xy, star_xy, radii, annulus, *, flux_limit=0.7, flux_margin=0.05) -> dict:
     """Photometry Pipeline aperture radius for several targets on one image.
 
@@ -174,12 +225,10 @@ def auto_radius(image, target_xy, star_xy, radii, annulus, *, flux_limit=0.7, fl
     xy = np.vstack([np.atleast_2d(target_xy), np.atleast_2d(star_xy)])
     nt = len(np.atleast_2d(target_xy))
     net = aperture_sums(image, xy, radii, annulus)["net"]
-    t, s = net[:nt], net[nt:]
-    sg = np.isfinite(s).all(axis=1) & (s[:, -1] > 0)
-    if not sg.any():
+    t = net[:nt]
+    star, n_stars = _star_growth(net[nt:])
+    if star is None:
         raise InputError("radius=auto: no field star with positive flux in the largest aperture")
-    star = np.median(s[sg] / np.max(s[sg], axis=1)[:, None], axis=0)
-    star = star / star.max()
     tg = np.isfinite(t).all(axis=1) & (t[:, -1] > 0)
     if tg.any():
         targ = np.median(t[tg] / np.max(t[tg], axis=1)[:, None], axis=0)
@@ -189,7 +238,7 @@ def auto_radius(image, target_xy, star_xy, radii, annulus, *, flux_limit=0.7, fl
     ok = (targ > flux_limit) & (star > flux_limit) & (np.abs(targ - star) < flux_margin)
     found = bool(ok.any())
     return dict(radius=float(radii[np.argmax(ok)] if found else radii[-1]), found=found,
-                n_targets=int(tg.sum()), n_stars=int(sg.sum()),
+                n_targets=int(tg.sum()), n_stars=n_stars,
                 target_fraction=[round(float(v), 4) for v in targ],
                 star_fraction=[round(float(v), 4) for v in star])
 
@@ -207,6 +256,8 @@ class Forced(Stage):
         Param("auto_radii", str, "1.5,2,2.5,3,3.5,4,5,6,7,8,10", "Candidate radii of radius=auto (pix)"),
         Param("annulus_in", float, 15.0, "Inner radius of the background annulus (pix)"),
         Param("annulus_out", float, 25.0, "Outer radius of the background annulus (pix)"),
+        Param("aperture_correction", bool, True, "Correct aperture fluxes to total with the bright stars' growth "
+                                                 "curve before the zeropoint (aper_corr column)"),
         Param("use_raw", bool, False, "Measure the raw image instead of the latest reduced product"),
         Param("workers", int, 2, "Exposures read and measured at once (threads)"),
     ]
@@ -312,11 +363,11 @@ class Forced(Stage):
             if not gain or gain <= 0:
                 raise InputError(f"exposure {eid} ({raw}): no gain (exposure.gain, e-/ADU) for the noise model")
             stars = None
-            if radius == "auto":
+            if radius == "auto" or p["aperture_correction"]:
                 stars = np.array(ctx.execute(
                     "SELECT ra, dec FROM detection WHERE exposure_id = %s AND flags = 0 AND class_star >= 0.8 "
                     "AND snr >= 50 ORDER BY snr DESC LIMIT 50", (eid,)).fetchall(), dtype=float).reshape(-1, 2)
-                if len(stars) == 0:
+                if len(stars) == 0 and radius == "auto":
                     raise InputError(f"exposure {eid} ({raw}): radius=auto needs unflagged point-like detections "
                                      f"with S/N >= 50 (run 'catdb stage extract' first) or give radius=<pixels>")
             cols = list(zip(*rows))
@@ -326,8 +377,14 @@ class Forced(Stage):
                              label=np.array(cols[2], dtype=object), ra=np.array(cols[3], dtype=float),
                              dec=np.array(cols[4], dtype=float)))
 
+        r_total = (radii[-1] if radius == "auto" else _parse_radii(p["auto_radii"])[-1]) \
+            if p["aperture_correction"] else None
+        if r_total is not None and not r_total < annulus[0]:
+            raise InputError(f"parameter auto_radii: the aperture correction takes the largest radius "
+                             f"({r_total:g} pix) as total flux; it must be inside annulus_in ({annulus[0]:g})")
+
         def _measure(j):
-            return _measure_exposure(j, radius, radii, annulus)
+            return _measure_exposure(j, radius, radii, annulus, r_total)
 
         with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
             results = list(pool.map(_measure, jobs))
@@ -335,9 +392,13 @@ class Forced(Stage):
         counts = {"exposures_measured": len(results), "exposures_without_wcs": len(no_wcs)}
         if radius == "auto":
             counts["radius_auto"] = {str(r["exposure_id"]): r["auto"] for r in results}
+        if r_total is not None:
+            counts["aper_corr"] = {str(r["exposure_id"]): {"mag": round(float(r["aper_corr"][0]), 4),
+                                                          "n_stars": int(r["n_corr"][0])} for r in results}
+            counts["no_aperture_correction"] = sorted(int(r["exposure_id"]) for r in results if r["n_corr"][0] == 0)
         if not results:
             return {**counts, "forced_source": 0}
-        skip = ("auto", "exposure_id", "off_image")
+        skip = ("auto", "exposure_id", "off_image", "n_corr")
         cat = {k: np.concatenate([r[k] for r in results]) for k in results[0] if k not in skip}
         cat["exposure_id"] = np.concatenate([np.full(len(r["ra"]), r["exposure_id"], dtype=np.int64)
                                              for r in results])
@@ -347,7 +408,7 @@ class Forced(Stage):
         return counts
 
 
-def _measure_exposure(j: dict, radius, radii, annulus) -> dict | None:
+def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | None:
     """Read one exposure's image and measure all its targets (runs in a worker thread)."""
     from astropy.io import fits
 
@@ -373,11 +434,14 @@ def _measure_exposure(j: dict, radius, radii, annulus) -> dict | None:
     sat = header.get("SATURATE", j["saturation"])
     auto = None
     r = radius
-    if radius == "auto":
+    star_xy = np.zeros((0, 2))
+    if j["stars"] is not None and len(j["stars"]):
         sx, sy = wcs.all_world2pix(j["stars"][:, 0], j["stars"][:, 1], 0)
-        auto = auto_radius(image, np.column_stack([x0[on] + 1, y0[on] + 1]), np.column_stack([sx + 1, sy + 1]),
-                           radii, annulus)
+        star_xy = np.column_stack([sx + 1, sy + 1])
+    if radius == "auto":
+        auto = auto_radius(image, np.column_stack([x0[on] + 1, y0[on] + 1]), star_xy, radii, annulus)
         r = auto["radius"]
+    ac, n_corr = aperture_correction(image, star_xy, r, r_total, annulus) if r_total is not None else (0.0, 0)
     zp = j["zp"]
     t = forced_photometry(image, wcs, sel["ra"], sel["dec"], [r], annulus, j["gain"], j["readnoise"],
                           saturation=None if sat is None else float(sat), zeropoint=0.0 if zp is None else zp)
@@ -389,12 +453,13 @@ def _measure_exposure(j: dict, radius, radii, annulus) -> dict | None:
         magerr = np.full(len(flags), np.nan)
         flags = flags | FLAG_NO_ZEROPOINT
     else:
-        mag = np.asarray(t["mag_aper"][:, 0], dtype=float)
+        mag = np.asarray(t["mag_aper"][:, 0], dtype=float) + ac
         magerr = np.hypot(np.asarray(t["magerr_aper"][:, 0], dtype=float), j["zp_err"] or 0.0)
     n = len(flags)
     return dict(exposure_id=j["id"], object_id=sel["object_id"], track_id=sel["track_id"], label=sel["label"],
                 ra=sel["ra"], dec=sel["dec"], x=np.asarray(t["x"], float), y=np.asarray(t["y"], float),
-                aperture_radius=np.full(n, r, dtype=float),
+                aperture_radius=np.full(n, r, dtype=float), aper_corr=np.full(n, ac, dtype=float),
+                n_corr=np.array([n_corr]),
                 flux=np.asarray(t["flux_aper"][:, 0], float), flux_err=np.asarray(t["fluxerr_aper"][:, 0], float),
                 background=np.asarray(t["background"], float), mag=mag, mag_err=magerr,
                 band=np.full(n, j["band"], dtype=object), flags=flags, auto=auto,
