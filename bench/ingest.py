@@ -251,7 +251,7 @@ def bench_catdb(url, paths, jobs):
     if jobs > 1:
         if "jobs" not in inspect.signature(ingest_catalogs).parameters:
             return None, 0
-        kw = {"jobs": jobs, "url": url}
+        kw = {"jobs": jobs}
     with connect(url) as conn:
         _reset(conn)
         t0 = time.perf_counter()
