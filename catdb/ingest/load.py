@@ -376,7 +376,7 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
             cols.pop(k, None)
     extra = {k: np.asarray(v) for k, v in dc.extra.items() if np.asarray(v).ndim == 1}
     n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
-                   json_column="extra" if extra else None, json_values=extra)
+                   json_column="extra" if extra else None, json_values=extra, binary=True)
     return n, dc.source
 
 
