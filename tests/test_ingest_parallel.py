@@ -73,14 +73,16 @@ def test_cli_j2_same_results_as_serial_on_mixed_directory(pg_server, template_db
     from tests.conftest import create_database
 
     paths = [str(p) for p in _mixed_dir(tmp_path)]
-    paths.append(next(p for p in paths if p.endswith("ldac_test_catalog.fits")))  # the same file twice in one call: loaded once, then unchanged
+    paths.append(next(p for p in paths if p.endswith("ldac_test_catalog.fits")))
+    # (the same file twice in one call: loaded once, then unchanged)
     url_serial, url_par = create_database(pg_server, template_db), create_database(pg_server, template_db)
     r1 = CliRunner().invoke(cli, ["--db", url_serial, "-q", "ingest", "catalog", *paths])
     r2 = CliRunner().invoke(cli, ["--db", url_par, "-q", "ingest", "catalog", "-j", "2", *paths])
     assert r1.exit_code == 1, r1.output  # some files failed
     assert r2.exit_code == r1.exit_code, r2.output
     assert _without_ids(r2.output) == _without_ids(r1.output)
-    m = re.search(r"files: (\d+) ok, (\d+) unchanged, (\d+) failed; (\d+) exposures, (\d+) detections", r2.output)
+    m = re.search(r"files: (\d+) ok, (\d+) unchanged, (\d+) failed; (\d+) exposures, (\d+) detections",
+                  r2.output)
     assert m and tuple(map(int, m.groups()[:4])) == (8, 1, 5, 8), r2.output
     assert int(m.group(5)) == 974 + 360 + 45 + 319 + sum(1500 + 250 * k for k in range(4))
     s1, s2 = _snapshot(url_serial), _snapshot(url_par)
