@@ -1,4 +1,7 @@
-"""Run every benchmark in bench/ (bench_*.py and xmatch.py; each prints ratios against baselines measured in the same run)."""
+"""Run every benchmark in bench/ (bench_*.py, ingest.py, xmatch.py).
+
+Each prints ratios against baselines measured in the same run.
+"""
 import glob
 import os
 import runpy
@@ -6,6 +9,8 @@ import sys
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(here))
-for path in sorted(glob.glob(os.path.join(here, "bench_*.py")) + [os.path.join(here, "xmatch.py")]):
+scripts = sorted(glob.glob(os.path.join(here, "bench_*.py")))
+scripts += [os.path.join(here, n) for n in ("ingest.py", "xmatch.py")]
+for path in scripts:
     print(f"=== {os.path.basename(path)}")
     runpy.run_path(path, run_name="__main__")

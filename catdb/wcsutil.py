@@ -21,6 +21,24 @@ _NUMERIC_WCS = re.compile(
     r"A_\d+_\d+|B_\d+_\d+|AP_\d+_\d+|BP_\d+_\d+|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|WCSAXES|NAXIS\d?)$"
 )
 
+#: every keyword astropy/WCSLIB reads for a WCS (Calabretta & Greisen 2002 paper II, SIP, TPV, the
+#: distortion paper's CPDIS/DP, IRAF's WAT/LTV/LTM), alternate-axis letters included
+_WCS_ANY = re.compile(
+    r"^(WCSAXES[A-Z]?|(CTYPE|CUNIT|CRVAL|CDELT|CRPIX|CROTA|CNAME|CRDER|CSYER)\d+[A-Z]?|(PC|CD|PV|PS)\d+_\d+[A-Z]?|"
+    r"(LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|WCSNAME|RESTFRQ|RESTFREQ|RESTWAV|SPECSYS|SSYSOBS|VELREF)[A-Z]?|"
+    r"EPOCH|MJD-OBS|DATE-OBS|MJDREF[IF]?|MJD-AVG|DATE-AVG|DATEREF|TIMESYS|OBSGEO-[XYZ]|"
+    r"(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)|(CPDIS|CQDIS|DP|DQ|CPERR|CQERR)\d+[A-Z]?(\..+)?|"
+    r"NAXIS\d*|WAT\d_\d+|WCSDIM|LTV\d|LTM\d_\d|D2IMDIS\d|D2IM\d(\..+)?|D2IMERR\d)$")
+
+
+def wcs_subset(header: fits.Header) -> fits.Header:
+    """The cards of ``header`` a WCS can depend on (a small header; the input is not modified).
+
+    A catalogue's image header often has about a thousand cards (LCO's ``LDAC_IMHEAD``); building a
+    WCS from all of them serialises and re-verifies every card.  The WCS of the subset is the same.
+    """
+    return fits.Header([c for c in header.cards if _WCS_ANY.match(c.keyword or "")])
+
 
 def clean_wcs_header(header: fits.Header, path=None) -> fits.Header:
     """Return a copy of ``header`` with string-valued numeric WCS cards cast to numbers.
@@ -77,7 +95,7 @@ def wcs_from_header(header: fits.Header, path=None) -> WCS:
         at RA 0, Dec 0 although CRVAL in the header is not zero (the silent
         failure mode of astropy on unparsed cards).
     """
-    h = clean_wcs_header(header, path=path)
+    h = clean_wcs_header(wcs_subset(header), path=path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         w = WCS(h, relax=True, fix=True)

@@ -64,3 +64,68 @@ def test_fetch_arrays_matches_rows_in_query_order(conn):
     with pytest.raises(ValueError, match="'k'.*int32"):
         fetch_arrays(conn, "SELECT k FROM _f", {}, {"k": "int32"})
     conn.rollback()
+
+
+def _detection_rows(conn, eid):
+    return conn.execute("SELECT number, ra, dec, ra_err, x, flux_auto, mag_auto, flux_aper, mag_aper, flags, "
+                        "imaflags, snr, extra, stage_run_id FROM detection WHERE exposure_id = %s ORDER BY number",
+                        (eid,)).fetchall()
+
+
+def test_binary_copy_stores_the_same_rows_as_csv(conn):
+    """``copy_table(binary=True)`` on a real catalogue's columns: every value as the CSV path stores it.
+
+    The columns are those ``load_detections`` builds from the real LCO FITS_1.0 catalogue (its split
+    FLUX_APER1..n columns as ``real[]``, its unused columns in ``extra``), with NULLs, NaN inside an
+    array, a NULL integer, a non-ASCII string and JSON metacharacters added.
+    """
+    from catdb.ingest.sextractor import detection_columns, read_catalog
+    from tests.helpers import SHARED_DATA
+
+    cat = read_catalog(SHARED_DATA / "lco" / "oracdr_test_catalog.fits")
+    dc = detection_columns(cat)
+    cols = {k: np.asarray(v) for k, v in dc.columns.items()}
+    n = len(cols["number"])
+    cols["mag_auto"] = cols["mag_auto"].copy()
+    cols["mag_auto"][[0, 7]] = [np.nan, np.inf]
+    cols["flux_aper"] = cols["flux_aper"].copy()
+    cols["flux_aper"][3, 0] = np.nan
+    cols["flags"] = np.where(cols["flags"] < 0, 0, cols["flags"]).astype(np.int64)
+    im = np.zeros(n)
+    im[2] = np.nan
+    cols["imaflags"] = im
+    extra = {k: np.asarray(v) for k, v in dc.extra.items() if np.asarray(v).ndim == 1}
+    extra["NOTE"] = np.array(['é "q" \\ {', "plain"] * (n // 2) + ["x"] * (n % 2))
+    ids = []
+    for binary in (False, True):
+        eid = conn.execute("INSERT INTO exposure (path) VALUES (%s) RETURNING id", (f"bin{binary}",)).fetchone()[0]
+        got = copy_table(conn, "detection", cols, constants={"exposure_id": eid, "stage_run_id": None},
+                         json_column="extra", json_values=extra, binary=binary)
+        assert got == n
+        ids.append(eid)
+    csv_rows, bin_rows = _detection_rows(conn, ids[0]), _detection_rows(conn, ids[1])
+    assert len(bin_rows) == n and cols["flux_aper"].shape[1] > 1
+    for a, b in zip(csv_rows, bin_rows):
+        for x, y in zip(a, b):
+            if isinstance(x, list):
+                assert np.array_equal(np.array(x, float), np.array(y, float), equal_nan=True)
+            else:
+                assert x == y
+    assert bin_rows[0][6] is None and bin_rows[7][6] is None and bin_rows[2][10] is None
+    assert np.isnan(bin_rows[3][7][0]) and bin_rows[0][12]["NOTE"] == 'é "q" \\ {'
+    conn.rollback()
+
+
+def test_binary_copy_refuses_out_of_range_and_falls_back_for_other_types(conn):
+    import pytest
+
+    from catdb.db.copy import copy_binary
+
+    eid = conn.execute("INSERT INTO exposure (path) VALUES ('range') RETURNING id").fetchone()[0]
+    with pytest.raises(ValueError, match="out of range"):
+        copy_binary(conn, "detection", {"exposure_id": np.array([eid]), "number": np.array([2**40]),
+                                        "ra": np.array([1.0]), "dec": np.array([2.0])})
+    # a timestamptz column has no binary encoder here: nothing sent, None returned
+    assert copy_binary(conn, "exposure", {"path": np.array(["p"], dtype=object),
+                                          "ingested_at": np.array(["2020-01-01"], dtype=object)}) is None
+    conn.rollback()

@@ -1,7 +1,7 @@
 """Atomicity of ``catdb ingest catalog``: a process killed (SIGKILL) mid-COPY leaves no rows behind.
 
 A large synthetic FITS_LDAC catalogue (rows resampled from the real LCO LDAC, its header kept,
-as ``bench/bench_ingest.py`` builds it) is ingested by the CLI in a subprocess; a monitoring
+as ``bench/ingest.py`` builds them) is ingested by the CLI in a subprocess; a monitoring
 connection polls ``pg_stat_activity`` for the COPY into ``detection`` and the process is killed
 then.  PostgreSQL rolls the file's transaction back: no exposure, no detection; a re-run loads it.
 """

@@ -7,8 +7,10 @@ import click
 @click.group("ingest", epilog="""\b
 Examples:
   catdb ingest catalog night1/*.ldac
+  catdb ingest catalog -j 2 night1/*.ldac     # two files at a time (worker processes)
   catdb ingest catalog --instrument lowell42 frame.cat --image frame.fits
   catdb ingest image raw/*.fits.fz            # science, bias and flat frames (IMAGETYP)
+  catdb ingest image -j 2 raw/*.fits.fz
   catdb ingest refcat GAIA-DR2.cat --catalog gaia-dr2 --band G
   catdb ingest scamp night/*.ldac --xml scamp.xml --full full_1.cat
   catdb config defaults ./keymaps             # write the keyword maps out for editing""")
@@ -61,7 +63,17 @@ def _report(results, seconds, what, detail):
         raise SystemExit(status)
 
 
+_JOBS_HELP = ("Files loaded at a time, each by a worker process with its own connection. "
+              "Same rows, statuses, summary and exit status as one at a time; still one transaction per file.")
+
+
 @command.command("catalog", epilog="""\b
+Examples:
+  catdb ingest catalog night1/*.ldac
+  catdb ingest catalog -j 2 night1/*.ldac night2/*.ldac   # 2 files at a time
+  catdb ingest catalog --instrument lowell42 frame.cat --image frame.fits
+
+\b
 Exit status: 0 every file loaded or unchanged, 1 some files failed (the others are loaded),
 2 every file failed.  A bad file is rolled back whole and reported on one line.""")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -70,8 +82,9 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.option("--image", type=click.Path(exists=True, dir_okay=False),
               help="Image the catalogue was extracted from (for catalogues without a header).")
 @click.option("--replace", is_flag=True, help="Replace catalogues already ingested whose content changed.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help=_JOBS_HELP)
 @click.pass_obj
-def catalog(obj, paths, instrument, image, replace):
+def catalog(obj, paths, instrument, image, replace, jobs):
     """SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD) -> exposure + detection rows."""
     import time
 
@@ -80,13 +93,18 @@ def catalog(obj, paths, instrument, image, replace):
     t0 = time.perf_counter()
     with _conn(obj) as conn:
         res = ingest_catalogs(conn, paths, instrument=instrument, image=image, replace=replace,
-                              progress=not obj["quiet"], on_error="collect")
+                              progress=not obj["quiet"], on_error="collect", jobs=jobs)
     _report(res, time.perf_counter() - t0, "detections", lambda r: (
         f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}, {r.n_rows} detections"
         + (f" ({'; '.join(sorted(set(r.notes)))})" if r.notes else "")))
 
 
 @command.command("image", epilog="""\b
+Examples:
+  catdb ingest image raw/*.fits.fz
+  catdb ingest image -j 2 raw/*.fits.fz      # 2 files at a time
+
+\b
 Exit status: 0 every file loaded or unchanged, 1 some files failed (the others are loaded),
 2 every file failed.""")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -95,8 +113,9 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.option("--image-type", type=click.Choice(["science", "bias", "flat", "dark"]),
               help="Override IMAGETYP.")
 @click.option("--replace", is_flag=True, help="Replace images already ingested whose content changed.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help=_JOBS_HELP)
 @click.pass_obj
-def image(obj, paths, instrument, hdu, image_type, replace):
+def image(obj, paths, instrument, hdu, image_type, replace, jobs):
     """FITS images (also .fits.fz, multi-extension) -> exposure rows."""
     import time
 
@@ -105,7 +124,7 @@ def image(obj, paths, instrument, hdu, image_type, replace):
     t0 = time.perf_counter()
     with _conn(obj) as conn:
         res = ingest_images(conn, paths, instrument=instrument, hdu=hdu, image_type=image_type, replace=replace,
-                            progress=not obj["quiet"], on_error="collect")
+                            progress=not obj["quiet"], on_error="collect", jobs=jobs)
     _report(res, time.perf_counter() - t0, None,
             lambda r: f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}")
 

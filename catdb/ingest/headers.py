@@ -528,8 +528,8 @@ def mid_exposure_mjd(header: fits.Header, keymap: dict, path=None, exptime=None)
 # --------------------------------------------------------------------------- WCS / footprint
 def wcs_cards(header: fits.Header) -> str:
     """The WCS cards of a header (numeric strings cast), as 80-char cards joined by newlines."""
-    h = clean_wcs_header(header)
-    return "\n".join(str(c) for c in h.cards if _WCS_KEY.match(c.keyword or ""))
+    h = clean_wcs_header(fits.Header([c for c in header.cards if _WCS_KEY.match(c.keyword or "")]))
+    return "\n".join(str(c) for c in h.cards)
 
 
 def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None) -> dict:

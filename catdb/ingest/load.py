@@ -49,6 +49,12 @@ def _check_on_error(on_error: str) -> None:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
 
 
+def _check_jobs(jobs) -> int:
+    if isinstance(jobs, bool) or int(jobs) != jobs or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    return int(jobs)
+
+
 def _one_line(exc: BaseException, path) -> CatdbError:
     """The error of one file as a one-line :class:`CatdbError` that names the file.
 
@@ -81,30 +87,166 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
-def _load_files(conn, paths, on_error, one, what, progress):
+def _load_files(conn, paths, on_error, one, what, progress, *, jobs=1, task=None):
     """Call ``one(path)`` for each path in its own transaction; collect or raise failures.
 
-    Returns (results, first_exception or None).  In ``raise`` mode the first failure is
-    re-raised (one line, naming the file) after its transaction was rolled back.
+    Returns the results, one per path in order.  In ``raise`` mode the first failure is
+    re-raised (one line, naming the file) after its transaction was rolled back.  With
+    ``jobs > 1`` the files are loaded by :func:`_load_parallel` (``task``: the worker-side
+    ``(kind, kwargs)`` of ``one``).
     """
+    if jobs > 1 and len(paths) > 1:
+        return _load_parallel(conn, paths, on_error, task, what, progress, jobs)
     results = []
     for path in _progress(paths, what, progress):
-        try:
-            with conn.transaction():
-                res = one(path)
-        except Exception as e:
-            if _is_connection_error(e):
-                raise
-            err = _one_line(e, path)
+        res, err = _load_one(conn, path, one)
+        if err is not None:
             if on_error == "raise":
-                if err is e:
-                    raise
-                raise err from (None if isinstance(e, CatdbError) else e)
-            log.info("%s", err)
-            results.append(IngestResult(path=path, status="failed", error=str(err)))
+                raise err[0] from err[1]
+            results.append(IngestResult(path=path, status="failed", error=str(err[0])))
             continue
         results.append(res)
     return results
+
+
+def _load_one(conn, path, one):
+    """``one(path)`` in its own transaction: (result, None) or (None, (one-line error, cause)).
+
+    Connection errors are raised (never collected).
+    """
+    try:
+        with conn.transaction():
+            return one(path), None
+    except Exception as e:
+        if _is_connection_error(e):
+            raise
+        err = _one_line(e, path)
+        log.info("%s", err)
+        return None, (err, None if (err is e or isinstance(e, CatdbError)) else e)
+
+
+# --------------------------------------------------------------------------- parallel loading
+#: the worker process's connection (one per process, opened by :func:`_worker_init`)
+_WORKER = {}
+
+
+def _conninfo(conn) -> str:
+    """A connection string to the database of ``conn`` (with its password), for worker processes."""
+    from psycopg.conninfo import make_conninfo
+
+    pw = conn.info.password
+    return make_conninfo(conn.info.dsn, **({"password": pw} if pw else {}))
+
+
+def _worker_init(conninfo: str) -> None:
+    from ..db.engine import connect
+
+    _WORKER["conn"] = connect(conninfo)
+
+
+def _worker_group(kind: str, items, kwargs: dict):
+    """Load files in a worker process, in order, each in its own transaction.
+
+    ``items`` is a list of ``(index, path)`` sharing one database key (the same file named
+    twice is loaded once, then found unchanged, as in a serial run).  Returns
+    ``[(index, result or None, error or None)]``; an error is the one-line exception
+    (picklable) of a failed file.
+    """
+    import pickle
+
+    conn = _WORKER["conn"]
+    fn = {"catalog": _ingest_one_catalog, "image": _ingest_one_image}[kind]
+    out = []
+    for i, path in items:
+        res, err = _load_one(conn, path, lambda p: fn(conn, p, **kwargs))
+        if err is not None:
+            e = err[0]
+            try:
+                pickle.loads(pickle.dumps(e))
+            except Exception:
+                e = InputError(str(e))
+            out.append((i, None, e))
+        else:
+            out.append((i, res, None))
+    return out
+
+
+def _mp_context():
+    import multiprocessing as mp
+
+    # forkserver: workers do not inherit the parent's open libpq connection (fork would share its
+    # socket) and start fast from a server process that has imported astropy and catdb once
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["catdb.ingest.load", "catdb.ingest.sextractor", "catdb.ingest.headers",
+                                "catdb.db.copy", "psycopg", "pyarrow", "astropy.wcs"])
+    return ctx
+
+
+def _load_parallel(conn, paths, on_error, task, what, progress, jobs):
+    """Load files with ``jobs`` worker processes, each with its own connection.
+
+    One transaction per file as in a serial run; results in the order of ``paths``.  Files
+    that resolve to the same database key (the same file named twice) go to the same worker in
+    order, so the statuses are those of a serial run.  Two processes (or workers) loading the same
+    file at once serialise on a transaction-level advisory lock (see :func:`_lock_key`).  In
+    ``raise`` mode the first failure in ``paths`` order is raised once the files in flight are
+    done (files queued behind it are not started; files already committed stay loaded).
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    kind, kwargs = task
+    groups: dict[str, list] = {}
+    for i, p in enumerate(paths):
+        groups.setdefault(_group_key(kind, p, kwargs), []).append((i, p))
+    results: list = [None] * len(paths)
+    errors: dict[int, BaseException] = {}
+    bar = _bar(len(paths), what, progress)
+    n_workers = min(jobs, len(groups))
+    try:
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context(), initializer=_worker_init,
+                                 initargs=(_conninfo(conn),)) as ex:
+            pending = {ex.submit(_worker_group, kind, items, kwargs) for items in groups.values()}
+            stop = False
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    for i, res, err in fut.result():  # a connection error is raised here
+                        if err is not None:
+                            errors[i] = err
+                            results[i] = IngestResult(path=paths[i], status="failed", error=str(err))
+                            stop = stop or on_error == "raise"
+                        else:
+                            results[i] = res
+                        if bar is not None:
+                            bar.update(1)
+                if stop:
+                    for fut in pending:
+                        fut.cancel()
+                    pending = {f for f in pending if not f.cancelled()}
+    finally:
+        if bar is not None:
+            bar.close()
+    if on_error == "raise" and errors:
+        raise errors[min(errors)]
+    return results
+
+
+def _group_key(kind, path, kwargs) -> str:
+    """The database key a file is stored under (``exposure.path``)."""
+    if kind == "catalog" and kwargs.get("image"):
+        return _resolve(kwargs["image"])
+    return _resolve(path)
+
+
+def _lock_key(conn, key: str) -> None:
+    """Hold a transaction-level advisory lock on an ingest key (``exposure.path``).
+
+    Two transactions ingesting the same file (two workers, or two ``catdb ingest`` processes)
+    take turns: the second sees the first's committed rows and finds the file unchanged, rather
+    than failing on the unique constraint ``uq_exposure_path_hdu``.  One key per transaction:
+    no lock-order cycle between ingests, hence no deadlock.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('catdb.ingest:' || %s, 0))", (key,))
 
 
 def _file_counts(paths, results, t0) -> dict:
@@ -169,6 +311,7 @@ def _unchanged_or_replace(conn, key: str, hdu: int, sha: str, sha_col: int, repl
     by cascade, everything derived from it) in the caller's transaction.  ``sha_col`` picks the
     image (1) or catalogue (2) checksum of :func:`_existing`.
     """
+    _lock_key(conn, key)
     old = _existing(conn, key, hdu)
     if old is None:
         return False
@@ -233,7 +376,7 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
             cols.pop(k, None)
     extra = {k: np.asarray(v) for k, v in dc.extra.items() if np.asarray(v).ndim == 1}
     n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
-                   json_column="extra" if extra else None, json_values=extra)
+                   json_column="extra" if extra else None, json_values=extra, binary=True)
     return n, dc.source
 
 
@@ -318,7 +461,7 @@ def _fill_instrumental_mags(cols: dict, source: dict) -> None:
 
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
                     replace: bool = False, progress: bool = False,
-                    on_error: str = "raise", image_hdu: int | None = None) -> list[IngestResult]:
+                    on_error: str = "raise", image_hdu: int | None = None, jobs: int = 1) -> list[IngestResult]:
     """Ingest SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD): exposure + detection rows.
 
     Parameters
@@ -344,6 +487,12 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         ``stage_run.counts`` holds ``files``, ``loaded``, ``unchanged``, ``failed``,
         ``failed_files`` (path + error), ``exposure``, ``detection``, ``seconds``; its status
         is ``failed`` only when every file failed.
+    jobs : int
+        Files loaded at a time, each by its own worker process with its own connection (default
+        1: in this process, on ``conn``).  Same transactions (one per file), results, counts and
+        single ``stage_run`` as a serial run; the same file named twice is loaded once.  With
+        ``on_error='raise'`` the first failure (in ``paths`` order) is raised once the files in
+        flight are done; files after it may already be loaded (each is committed on its own).
 
     Returns
     -------
@@ -358,29 +507,27 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         RA/Dec non-finite or out of range, duplicate NUMBER, required header keyword missing
         (keymap ``required``), unparsable time card.
     ValueError
-        ``on_error`` not one of ``'raise'``, ``'collect'``.
+        ``on_error`` not one of ``'raise'``, ``'collect'``, or ``jobs`` < 1.
     psycopg.OperationalError
         The database connection failed (never collected).
     """
     import time
 
-    from ..wcsutil import wcs_from_header
-    from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
-    from .sextractor import read_catalogs
-
     _check_on_error(on_error)
+    jobs = _check_jobs(jobs)
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
     run_id = start_run(conn, "ingest-catalog", {"paths": paths, "instrument": instrument, "image": image,
                                                "image_hdu": image_hdu, "replace": replace})
+    kwargs = {"run_id": run_id, "instrument": instrument, "image": image, "replace": replace,
+              "image_hdu": image_hdu}
 
     def one(path):
-        return _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_catalogs, read_header,
-                                   exposure_metadata, load_keymap, detect_instrument, wcs_from_header,
-                                   image_hdu=image_hdu)
+        return _ingest_one_catalog(conn, path, **kwargs)
 
     try:
-        results = _load_files(conn, paths, on_error, one, "catalogues", progress)
+        results = _load_files(conn, paths, on_error, one, "catalogues", progress, jobs=jobs,
+                              task=("catalog", kwargs))
         n_total = sum(r.n_rows for r in results)
         with conn.transaction():
             if n_total:
@@ -394,8 +541,12 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     return results
 
 
-def _ingest_one_catalog(conn, path, run_id, instrument, image, replace, read_catalogs, read_header,
-                        exposure_metadata, load_keymap, detect_instrument, wcs_from_header, image_hdu=None):
+def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, replace=False, image_hdu=None):
+    """Load one catalogue file (every image extension of it) in the caller's transaction."""
+    from ..wcsutil import wcs_from_header
+    from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
+    from .sextractor import read_catalogs
+
     if not os.path.exists(path):
         raise InputError("no such file", path=path)
     cats = read_catalogs(path)
@@ -493,7 +644,7 @@ def _image_hdus(path, hdu):
 
 def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None = None,
                   image_type: str | None = None, replace: bool = False,
-                  progress: bool = False, on_error: str = "raise") -> list[IngestResult]:
+                  progress: bool = False, on_error: str = "raise", jobs: int = 1) -> list[IngestResult]:
     """Ingest exposures from FITS images (science or calibration; MEF: one exposure per image HDU).
 
     Parameters
@@ -514,6 +665,8 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
     on_error : {'raise', 'collect'}
         As in :func:`ingest_catalogs`: ``'collect'`` reports a bad file as a result with
         status ``'failed'`` and loads the others; counts in ``stage_run.counts``.
+    jobs : int
+        Files loaded at a time by worker processes, as in :func:`ingest_catalogs`.
 
     Returns
     -------
@@ -530,41 +683,19 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
     """
     import time
 
-    from .headers import detect_instrument, exposure_metadata, inherit_header, load_keymap, read_header
-
     _check_on_error(on_error)
+    jobs = _check_jobs(jobs)
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
     run_id = start_run(conn, "ingest-image", {"paths": paths, "instrument": instrument, "hdu": hdu,
                                              "image_type": image_type, "replace": replace})
+    kwargs = {"run_id": run_id, "instrument": instrument, "hdu": hdu, "image_type": image_type, "replace": replace}
 
     def one(path):
-        if not os.path.exists(path):
-            raise InputError("no such file", path=path)
-        sha = sha256_file(path)
-        res = IngestResult(path=path, status="loaded")
-        hdus = _image_hdus(path, hdu)
-        primary = read_header(path, 0)[0] if hdus[0] > 0 else None
-        for h in hdus:
-            header, h_read = read_header(path, h)
-            if primary is not None and len(hdus) > 1:
-                header = inherit_header(primary, header)  # MEF: the primary holds the shared cards
-            key = _resolve(path)
-            if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res):
-                continue
-            km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-            row = exposure_metadata(header, km, path=path, hdu=h_read)
-            row["path"] = key
-            row["sha256"] = sha
-            if image_type:
-                row["image_type"] = image_type
-            eid = insert_exposure(conn, row, run_id)
-            res.exposure_ids.append(eid)
-            res.n_rows += 1
-        return res
+        return _ingest_one_image(conn, path, **kwargs)
 
     try:
-        results = _load_files(conn, paths, on_error, one, "images", progress)
+        results = _load_files(conn, paths, on_error, one, "images", progress, jobs=jobs, task=("image", kwargs))
         with conn.transaction():
             counts = _file_counts(paths, results, t0)
             _finish(conn, run_id, paths, results, counts)
@@ -572,6 +703,35 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
         fail_run(conn, run_id, e)
         raise
     return results
+
+
+def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_type=None, replace=False):
+    """Load the exposures of one image file (one per image HDU) in the caller's transaction."""
+    from .headers import detect_instrument, exposure_metadata, inherit_header, load_keymap, read_header
+
+    if not os.path.exists(path):
+        raise InputError("no such file", path=path)
+    sha = sha256_file(path)
+    res = IngestResult(path=path, status="loaded")
+    hdus = _image_hdus(path, hdu)
+    primary = read_header(path, 0)[0] if hdus[0] > 0 else None
+    for h in hdus:
+        header, h_read = read_header(path, h)
+        if primary is not None and len(hdus) > 1:
+            header = inherit_header(primary, header)  # MEF: the primary holds the shared cards
+        key = _resolve(path)
+        if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res):
+            continue
+        km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
+        row = exposure_metadata(header, km, path=path, hdu=h_read)
+        row["path"] = key
+        row["sha256"] = sha
+        if image_type:
+            row["image_type"] = image_type
+        eid = insert_exposure(conn, row, run_id)
+        res.exposure_ids.append(eid)
+        res.n_rows += 1
+    return res
 
 
 # --------------------------------------------------------------------------- reference catalogues
@@ -645,3 +805,12 @@ def _progress(items, what, enabled):
     from tqdm import tqdm
 
     return tqdm(items, desc=f"ingest {what}", unit="file")
+
+
+def _bar(n, what, enabled):
+    """The same tqdm bar as :func:`_progress`, updated by hand (parallel loading); None when off."""
+    if not enabled or n < 2:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=n, desc=f"ingest {what}", unit="file")
