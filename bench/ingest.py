@@ -102,7 +102,7 @@ def _reset(conn):
 
 
 def catdb_arrays(path):
-    """The detection columns catdb writes for one catalogue (same steps as ``load_detections``).
+    """The detection columns catdb writes for one catalogue (``catdb.ingest.load.detection_arrays``).
 
     Returns
     -------
@@ -111,26 +111,14 @@ def catdb_arrays(path):
     """
     from catdb.ingest import load
     from catdb.ingest.headers import detect_instrument, exposure_metadata, load_keymap
-    from catdb.ingest.sextractor import detection_columns, read_catalogs
+    from catdb.ingest.sextractor import read_catalogs
     from catdb.wcsutil import wcs_from_header
 
     cat = read_catalogs(path)[0]
     row = exposure_metadata(cat.header, load_keymap(detect_instrument(cat.header)), path=path, hdu=0)
     row["path"] = row["catalog_path"] = path
     wcs = wcs_from_header(cat.header, path=path)
-    dc = detection_columns(cat, wcs=wcs, pixscale=row.get("pixscale"))
-    cols = dict(dc.columns)
-    load.check_detections(cols, dc.source, path)
-    load._fill_instrumental_mags(cols, dc.source)
-    cols["flags"] = np.where(np.asarray(cols["flags"]) < 0, 0, cols["flags"]).astype(np.int64)
-    if "imaflags" in cols:
-        im = np.asarray(cols["imaflags"]).astype(np.float64)
-        cols["imaflags"] = np.where(im < 0, np.nan, im)
-    for k in ("flux_aper", "fluxerr_aper", "mag_aper", "magerr_aper"):
-        a = np.asarray(cols.get(k))
-        if a is None or a.size == 0 or not np.isfinite(a).any():
-            cols.pop(k, None)
-    extra = {k: np.asarray(v) for k, v in dc.extra.items() if np.asarray(v).ndim == 1}
+    cols, extra, _ = load.detection_arrays(cat, wcs=wcs, pixscale=row.get("pixscale"))
     return cols, extra, row
 
 

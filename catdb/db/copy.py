@@ -39,6 +39,14 @@ def _arrow_array(values):
     raise TypeError(f"cannot COPY a column of dtype {a.dtype}")
 
 
+def _copy_in(conn, query, data: bytes) -> None:
+    """Send ``data`` to ``COPY ... FROM STDIN`` in 16 MiB pieces."""
+    with conn.cursor().copy(query) as cp:
+        step = 1 << 24
+        for i in range(0, len(data), step):
+            cp.write(data[i:i + step])
+
+
 def csv_bytes(columns: dict[str, np.ndarray]) -> bytes:
     """CSV (no header, NULL as empty field) of equally long 1-D columns."""
     import pyarrow as pa
@@ -75,10 +83,7 @@ def copy_columns(conn, table: str, columns: dict[str, np.ndarray]) -> int:
     data = csv_bytes(columns)
     q = sql.SQL("COPY {t} ({cols}) FROM STDIN WITH (FORMAT csv, NULL '')").format(
         t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
-    with conn.cursor().copy(q) as cp:
-        step = 1 << 24
-        for i in range(0, len(data), step):
-            cp.write(data[i:i + step])
+    _copy_in(conn, q, data)
     return n
 
 
@@ -383,10 +388,7 @@ def copy_binary(conn, table: str, columns: dict, types: dict | None = None) -> i
     data = binary_copy_data(fields, n)
     q = sql.SQL("COPY {t} ({cols}) FROM STDIN WITH (FORMAT binary)").format(
         t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
-    with conn.cursor().copy(q) as cp:
-        step = 1 << 24
-        for i in range(0, len(data), step):
-            cp.write(data[i:i + step])
+    _copy_in(conn, q, data)
     return n
 
 

@@ -358,14 +358,37 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
     catdb.errors.InputError
         No usable position (no ALPHA/DELTA and no WCS), or NUMBER missing.
     """
+    cols, extra, source = detection_arrays(cat, wcs=wcs, pixscale=pixscale)
+    n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
+                   json_column="extra" if extra else None, json_values=extra, binary=True)
+    return n, source
+
+
+def detection_arrays(cat, wcs=None, pixscale: float | None = None) -> tuple[dict, dict, dict]:
+    """The ``detection`` columns of one parsed SExtractor catalogue, checked, as :func:`load_detections` writes them.
+
+    Returns
+    -------
+    cols : dict of str -> ndarray, each of shape (n,) or (n, k) for aperture arrays
+        Detection columns (FLAGS < 0 read as 0, IMAFLAGS < 0 as NULL; aperture arrays without
+        any finite value left out).
+    extra : dict of str -> ndarray, shape (n,)
+        Unmapped catalogue columns (the ``extra`` jsonb column).
+    source : dict
+        Detection column -> SExtractor column (or rule) it came from.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        As :func:`check_detections`.
+    """
     from .sextractor import detection_columns
 
     dc = detection_columns(cat, wcs=wcs, pixscale=pixscale)
     cols = dict(dc.columns)
     check_detections(cols, dc.source, cat.path)
     _fill_instrumental_mags(cols, dc.source)
-    for k in ("flags",):
-        cols[k] = np.where(np.asarray(cols[k]) < 0, 0, cols[k]).astype(np.int64)
+    cols["flags"] = np.where(np.asarray(cols["flags"]) < 0, 0, cols["flags"]).astype(np.int64)
     if "imaflags" in cols:
         im = np.asarray(cols["imaflags"]).astype(np.float64)
         cols["imaflags"] = np.where(im < 0, np.nan, im)
@@ -375,9 +398,7 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
         if a is None or a.size == 0 or not np.isfinite(a).any():
             cols.pop(k, None)
     extra = {k: np.asarray(v) for k, v in dc.extra.items() if np.asarray(v).ndim == 1}
-    n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
-                   json_column="extra" if extra else None, json_values=extra, binary=True)
-    return n, dc.source
+    return cols, extra, dc.source
 
 
 def check_detections(cols: dict, source: dict, path) -> None:
