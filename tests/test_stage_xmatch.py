@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from catdb.errors import StageError
 from catdb.stages import run_stage
-from catdb.stages.xmatch import match_unit_vectors, unit_vectors
+from catdb.stages.xmatch import match_unit_vectors, spatial_order, unit_vectors
 from tests.helpers import SHARED_DATA
 
 LCO = SHARED_DATA / "lco"
@@ -168,6 +168,18 @@ def test_kdtree_matches_brute_force_across_ra_wrap():
     assert np.array_equal(i, np.flatnonzero(ok)) and np.array_equal(j, best[ok])
     ia, ja, ra_ = match_unit_vectors(a, b, 2.0, mode="all")
     assert len(ia) == int((ang < 2.0).sum()) and np.array_equal(ja[ra_ == 1], best[ok])
+
+
+def test_spatial_order_is_a_permutation_grouping_neighbours():
+    rng = np.random.default_rng(5)
+    ra, dec = rng.uniform(0, 360, 20000), np.degrees(np.arcsin(rng.uniform(-1, 1, 20000)))
+    v = unit_vectors(ra, dec)
+    o = spatial_order(v)
+    assert np.array_equal(np.sort(o), np.arange(len(v)))
+    # consecutive points in Z-order are far closer than in the random input order
+    step = lambda w: np.median(np.linalg.norm(np.diff(w, axis=0), axis=1))  # noqa: E731
+    assert step(v[o]) < 0.1 * step(v)
+    assert len(spatial_order(v[:0])) == 0
 
 
 def test_dec_bands_give_the_same_pairs(conn, ldac):
