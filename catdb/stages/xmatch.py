@@ -362,8 +362,10 @@ class Xmatch(Stage):
             n_all, n_other = ctx.execute("SELECT count(*), count(*) FILTER (WHERE NOT (stage_run_id = ANY(%s))) "
                                          "FROM xmatch", (covered,)).fetchone()
             if n_other == 0:
-                if n_all:
-                    ctx.execute("TRUNCATE xmatch")
+                # also when empty: rows COPYed into a table truncated in this transaction can be
+                # written frozen (COPY FREEZE), so the index builds and ANALYZE set no hint bits
+                ctx.execute("TRUNCATE xmatch")
+                self._truncated = True
                 return n_all
         return ctx.execute(sql.SQL("DELETE FROM xmatch x WHERE {}").format(cond), bind).rowcount
 
@@ -436,8 +438,9 @@ class Xmatch(Stage):
         """
         p = ctx.params
         dvec = unit_vectors(det["ra"], det["dec"])
-        stmt = sql.SQL("COPY xmatch ({}) FROM STDIN WITH (FORMAT binary)").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c, _ in _XMATCH_COLUMNS))
+        stmt = sql.SQL("COPY xmatch ({}) FROM STDIN WITH (FORMAT binary{})").format(
+            sql.SQL(", ").join(sql.Identifier(c) for c, _ in _XMATCH_COLUMNS),
+            sql.SQL(", FREEZE" if getattr(self, "_truncated", False) else ""))
         n = m = 0
         cur = ctx.conn.cursor()
         with cur.copy(stmt, writer=QueuedLibpqWriter(cur)) as cp:
