@@ -216,6 +216,8 @@ def test_bulk_load_gives_the_same_rows_and_keeps_constraints(conn, ldac):
     n_other = conn.execute("SELECT count(*) FROM xmatch WHERE stage_run_id = %s", (other.run_id,)).fetchone()[0]
     bulk = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "bulk_load": "yes"})
     assert bulk.counts["bulk_load"] is True and bulk.counts["replaced_rows"] == len(p_plain)
+    # the planner settings changed for the key checks are back as they were
+    assert conn.execute("SELECT current_setting('enable_hashjoin')").fetchone()[0] == "on"
     got = pairs(conn, bulk.run_id)
     assert [r[:2] + (r[5],) for r in got] == [r[:2] + (r[5],) for r in p_plain]
     np.testing.assert_allclose([r[2] for r in got], [r[2] for r in p_plain], atol=1e-9)
