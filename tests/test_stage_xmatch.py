@@ -161,7 +161,7 @@ def test_kdtree_matches_brute_force_across_ra_wrap():
     rra = (ra[:400] + rng.normal(0, 1, 400) / 3600) % 360
     rdec = dec[:400] + rng.normal(0, 1, 400) / 3600
     a, b = unit_vectors(ra, dec), unit_vectors(rra, rdec)
-    i, j, rank = match_unit_vectors(a, b, 2.0)
+    i, j, _ = match_unit_vectors(a, b, 2.0)
     ang = np.degrees(np.arccos(np.clip(a @ b.T, -1, 1))) * 3600
     best = ang.argmin(1)
     ok = ang[np.arange(600), best] < 2.0
@@ -177,7 +177,9 @@ def test_spatial_order_is_a_permutation_grouping_neighbours():
     o = spatial_order(v)
     assert np.array_equal(np.sort(o), np.arange(len(v)))
     # consecutive points in Z-order are far closer than in the random input order
-    step = lambda w: np.median(np.linalg.norm(np.diff(w, axis=0), axis=1))  # noqa: E731
+    def step(w):
+        return np.median(np.linalg.norm(np.diff(w, axis=0), axis=1))
+
     assert step(v[o]) < 0.1 * step(v)
     assert len(spatial_order(v[:0])) == 0
 
@@ -225,10 +227,9 @@ def test_bulk_load_gives_the_same_rows_and_keeps_constraints(conn, ldac):
         == n_other > 0
     # the same keys and indexes afterwards, and they still hold
     assert _xmatch_ddl(conn) == ddl
-    with pytest.raises(psycopg.errors.ForeignKeyViolation):
-        with conn.transaction():
-            conn.execute("INSERT INTO xmatch (detection_id, catalog, ref_id, sep_arcsec, dra_arcsec, ddec_arcsec, "
-                         "rank, stage_run_id) VALUES (-5, 'x', 1, 0, 0, 0, 1, %s)", (bulk.run_id,))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), conn.transaction():
+        conn.execute("INSERT INTO xmatch (detection_id, catalog, ref_id, sep_arcsec, dra_arcsec, ddec_arcsec, "
+                     "rank, stage_run_id) VALUES (-5, 'x', 1, 0, 0, 0, 1, %s)", (bulk.run_id,))
     # a bulk re-run that replaces every row of xmatch (TRUNCATE) counts them as replaced
     conn.execute("DELETE FROM xmatch WHERE stage_run_id <> %s", (bulk.run_id,))
     again = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "bulk_load": "yes"})

@@ -74,6 +74,7 @@ Example::
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar
 
 import numpy as np
 import psycopg
@@ -275,7 +276,7 @@ def xmatch_copy_rows(catalog: str, run_id: int, detection_id, ref_id, sep, dra, 
 class Xmatch(Stage):
     name = "xmatch"
     description = "Cross-match detections with a reference catalogue or another detection set (k-d tree per dec band)"
-    params = [
+    params: ClassVar[list[Param]] = [
         Param("refcat", str, None, "Reference catalogue name in refcat_source, or 'detections:<SQL on exposure e>' "
               "for the detections of other exposures"),
         Param("radius", float, 1.0, "Match radius (arcsec)"),
@@ -289,7 +290,7 @@ class Xmatch(Stage):
               "rebuild them after (locks xmatch, detection, stage_run until commit); auto: when xmatch holds "
               f"at most {_BULK_RATIO} x as many rows as detections are matched", choices=("auto", "yes", "no")),
     ]
-    outputs = ["xmatch"]
+    outputs: ClassVar[list[str]] = ["xmatch"]
     scope_params = ("refcat",)
 
     # ------------------------------------------------------------------ parameters
