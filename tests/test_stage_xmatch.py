@@ -184,11 +184,12 @@ def test_spatial_order_is_a_permutation_grouping_neighbours():
     assert len(spatial_order(v[:0])) == 0
 
 
-def test_dec_bands_give_the_same_pairs(conn, ldac):
+@pytest.mark.parametrize("mode", ["all", "nearest"])
+def test_dec_bands_give_the_same_pairs(conn, ldac, mode):
     w = f"e.id = {ldac}"
-    one = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": "all"})
+    one = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": mode})
     p1 = pairs(conn, one.run_id)
-    many = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": "all",
+    many = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": mode,
                                                            "band_rows": "50"})
     assert one.counts["bands"] == 1 and many.counts["bands"] >= 15
     assert pairs(conn, many.run_id) == p1
@@ -218,6 +219,10 @@ def test_bulk_load_gives_the_same_rows_and_keeps_constraints(conn, ldac):
     n_other = conn.execute("SELECT count(*) FROM xmatch WHERE stage_run_id = %s", (other.run_id,)).fetchone()[0]
     bulk = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "bulk_load": "yes"})
     assert bulk.counts["bulk_load"] is True and bulk.counts["replaced_rows"] == len(p_plain)
+    # row ids reserved from the identity sequence: the next default id is above every one written
+    max_id, next_id = conn.execute("SELECT (SELECT max(id) FROM xmatch), "
+                                   "nextval(pg_get_serial_sequence('xmatch', 'id'))").fetchone()
+    assert next_id > max_id
     # the planner settings changed for the key checks are back as they were
     assert conn.execute("SELECT current_setting('enable_hashjoin')").fetchone()[0] == "on"
     got = pairs(conn, bulk.run_id)

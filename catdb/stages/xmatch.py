@@ -236,7 +236,12 @@ _XMATCH_COLUMNS = (("detection_id", "i8"), ("ref_id", "i8"), ("sep_arcsec", "f8"
                    ("ddec_arcsec", "f8"), ("rank", "i2"), ("catalog", "text"), ("stage_run_id", "i8"))
 
 
-def xmatch_copy_rows(catalog: str, run_id: int, detection_id, ref_id, sep, dra, ddec, rank) -> bytes:
+def xmatch_copy_columns(with_id: bool = False) -> tuple:
+    """(column, binary kind) of the ``xmatch`` rows :func:`xmatch_copy_rows` builds, in COPY order."""
+    return ((("id", "i8"),) if with_id else ()) + _XMATCH_COLUMNS
+
+
+def xmatch_copy_rows(catalog: str, run_id: int, detection_id, ref_id, sep, dra, ddec, rank, row_id=None) -> bytes:
     """Rows of ``xmatch`` in PostgreSQL's binary COPY tuple format, built by numpy (no loop over rows).
 
     Every tuple is a 16-bit field count, then per field a 32-bit length and the big-endian
@@ -253,6 +258,9 @@ def xmatch_copy_rows(catalog: str, run_id: int, detection_id, ref_id, sep, dra, 
     sep, dra, ddec : numpy.ndarray of float, shape (K,)
         Separation and offsets (arcsec).
     rank : numpy.ndarray of int, shape (K,)
+    row_id : numpy.ndarray of int, shape (K,), optional
+        ``xmatch.id`` of every row, first (the COPY then names ``id`` first, as
+        :func:`xmatch_copy_columns` with ``with_id``); by default the identity column fills it.
 
     Returns
     -------
@@ -260,13 +268,14 @@ def xmatch_copy_rows(catalog: str, run_id: int, detection_id, ref_id, sep, dra, 
         The tuples, without the file header and trailer.
     """
     cat = catalog.encode("utf-8")
+    columns = xmatch_copy_columns(row_id is not None)
     fields = [("n", ">i2")]
-    for k, (_, kind) in enumerate(_XMATCH_COLUMNS):
+    for k, (_, kind) in enumerate(columns):
         fields += [(f"l{k}", ">i4"), (f"v{k}", f"S{len(cat)}" if kind == "text" else ">" + kind)]
     rec = np.empty(len(detection_id), dtype=np.dtype(fields))
-    rec["n"] = len(_XMATCH_COLUMNS)
-    values = (detection_id, ref_id, sep, dra, ddec, rank, cat, run_id)
-    for k, ((_, kind), v) in enumerate(zip(_XMATCH_COLUMNS, values)):  # loop over the 8 columns
+    rec["n"] = len(columns)
+    values = ((row_id,) if row_id is not None else ()) + (detection_id, ref_id, sep, dra, ddec, rank, cat, run_id)
+    for k, ((_, kind), v) in enumerate(zip(columns, values)):  # loop over the 8 or 9 columns
         rec[f"l{k}"] = len(cat) if kind == "text" else int(kind[1:])
         rec[f"v{k}"] = v
     return rec.tobytes()
@@ -439,8 +448,15 @@ class Xmatch(Stage):
         """
         p = ctx.params
         dvec = unit_vectors(det["ra"], det["dec"])
+        # nearest mode in bulk load: at most one row per detection, so the row ids are reserved
+        # from the identity sequence for the whole band at once (xmatch is locked exclusively)
+        # and row k of detection i gets id first + i, instead of one nextval() per row
+        first = None
+        if p["mode"] == "nearest" and self._plan(ctx)["bulk"] and len(det["id"]):
+            first = ctx.execute("SELECT setval(s, nextval(s) + %(n)s - 1) - %(n)s + 1 FROM "
+                                "pg_get_serial_sequence('xmatch', 'id') s", {"n": len(det["id"])}).fetchone()[0]
         stmt = sql.SQL("COPY xmatch ({}) FROM STDIN WITH (FORMAT binary{})").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c, _ in _XMATCH_COLUMNS),
+            sql.SQL(", ").join(sql.Identifier(c) for c, _ in xmatch_copy_columns(first is not None)),
             sql.SQL(", FREEZE" if getattr(self, "_truncated", False) else ""))
         n = m = 0
         cur = ctx.conn.cursor()
@@ -453,7 +469,8 @@ class Xmatch(Stage):
                 blocks = self._blocks(dvec, ref, tree, p["radius"], p["mode"])
             for i, j, rank, rra, rdec in blocks:  # loop over blocks of detections
                 if len(i):
-                    cp.write(self._rows(det, ref, i, j, rank, rra, rdec, dvec, catalog, ctx.run_id))
+                    cp.write(self._rows(det, ref, i, j, rank, rra, rdec, dvec, catalog, ctx.run_id,
+                                        None if first is None else first + i))
                     n += len(i)
                     m += int(np.count_nonzero(rank == 1))
             cp.write(_COPY_TRAILER)
@@ -612,9 +629,9 @@ class Xmatch(Stage):
                 np.concatenate(decs)[order])
 
     @staticmethod
-    def _rows(det, ref, i, j, rank, rra, rdec, dvec, catalog, run_id) -> bytes:
+    def _rows(det, ref, i, j, rank, rra, rdec, dvec, catalog, run_id, row_id=None) -> bytes:
         sep = angular_sep_arcsec(dvec[i], unit_vectors(rra, rdec))
         dra = (det["ra"][i] - rra + 180.0) % 360.0 - 180.0
         dra = dra * np.cos(np.radians(det["dec"][i])) * 3600.0
         ddec = (det["dec"][i] - rdec) * 3600.0
-        return xmatch_copy_rows(catalog, run_id, det["id"][i], ref["id"][j], sep, dra, ddec, rank)
+        return xmatch_copy_rows(catalog, run_id, det["id"][i], ref["id"][j], sep, dra, ddec, rank, row_id)
