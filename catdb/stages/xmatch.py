@@ -12,47 +12,80 @@ For the detections of the selected exposures (optionally only ``flags <= flags_m
 and writes one ``xmatch`` row per pair: the nearest counterpart only (``mode=nearest``,
 ``rank`` 1) or every counterpart within the radius (``mode=all``, ``rank`` 1 = nearest).
 
-How (measured in ``bench/xmatch.py``): the selected detections are split into declination
-bands of at most ``band_rows`` rows (edges at dec quantiles); for each band the counterparts
-inside the band widened by the radius (and the largest proper-motion displacement) are
-fetched (:func:`catdb.db.copy.fetch_arrays`: one row of binary aggregates read by numpy, no
-row objects), their k-d tree on unit vectors (:func:`kd_tree`) is built in a thread while the
-band's detections are fetched, and the detections are matched in blocks of ``_BLOCK`` rows
-(:func:`match_unit_vectors`; chord distance 2 sin(theta/2) is monotonic in the angle, so the
-nearest neighbour is the angular nearest neighbour and the radius test is exact).  Each block's
-pairs go to the server as PostgreSQL binary COPY tuples built by numpy
+How (measured in ``bench/xmatch.py``, which prints these phases): the selected detections are
+split into declination bands of at most ``band_rows`` rows (edges at dec quantiles); for each
+band the counterparts inside the band widened by the radius (and the largest proper-motion
+displacement) are fetched (:func:`catdb.db.copy.fetch_arrays`: one row of binary aggregates
+read by numpy, no row objects), their k-d tree on unit vectors (:func:`kd_tree`) is built in a
+thread while the band's detections are fetched, and the detections are matched in blocks of
+``_BLOCK`` rows (:func:`match_unit_vectors`; chord distance 2 sin(theta/2) is monotonic in the
+angle, so the nearest neighbour is the angular nearest neighbour and the radius test is exact).
+The queries of a block go to the tree in Z-order (:func:`spatial_order`), neighbours one after
+another, so the tree's nodes stay in the CPU caches (4x faster than in table order).  Each
+block's pairs go to the server as PostgreSQL binary COPY tuples built by numpy
 (:func:`xmatch_copy_rows`) through a writer thread, so the server stores one block while the
-next is matched.  With ``bulk_load`` (auto: when ``xmatch`` holds at most ``_BULK_RATIO`` rows
-per detection matched) the table's primary key, foreign keys and indexes are dropped before
-the load and re-created after it (PostgreSQL manual 14.4, "Populating a Database"): one sorted
-index build and one join checking the keys instead of a foreign-key query and index insertions
-per row; this takes ACCESS EXCLUSIVE locks on ``xmatch``, ``detection`` and ``stage_run`` until
-the stage commits (``bulk_load=no`` for concurrent work), and a run whose replaced rows are all
-the rows of ``xmatch`` empties it with ``TRUNCATE``.
+next is matched.
 
-Measured end to end (``run_stage``) at 10^6 detections x 10^6 stars, 1", 8x10^5 matches, on
-2 cores shared with other jobs (load ~4-6), before -> after this design:
+With ``bulk_load`` (auto: when ``xmatch`` holds at most ``_BULK_RATIO`` rows per detection
+matched) the table's primary key, foreign keys and indexes are dropped before the load and
+re-created after it (PostgreSQL manual 14.4, "Populating a Database"): one sorted index build
+and one join checking the keys instead of a foreign-key query and index insertions per row; this
+takes ACCESS EXCLUSIVE locks on ``xmatch``, ``detection`` and ``stage_run`` until the stage
+commits (``bulk_load=no`` for concurrent work).  A run whose replaced rows are all the rows of
+``xmatch`` (or that finds it empty) empties it with ``TRUNCATE``, and the rows are then written
+with ``COPY ... FREEZE``: frozen and all-visible, so the index builds, key checks and ANALYZE
+after the load set no hint bits, and the key check can read the fresh indexes alone.  In
+``nearest`` mode (at most one row per detection) the row ids are reserved from the identity
+sequence once per band (``id`` = first + detection index; ids of unmatched detections stay
+unused) instead of one ``nextval`` per row.  The foreign keys are re-added with hash joins off
+(see :meth:`Xmatch._restore_constraints`).
 
-=======================================  ===============  ==================================
-phase                                    before (s)       after (s)
-=======================================  ===============  ==================================
-replace the earlier run's 8x10^5 rows    2.5 (DELETE)     0.2 (TRUNCATE)
-fetch both sides                         1.6-2.3          1.6 (3 + 3 columns)
-k-d tree build + query                  2.3-3.3 (serial) build 0.6 behind the fetch; query
-                                                          2.4-2.6 (2 threads, beside the COPY)
-COPY of the pairs                        21-22 (CSV,      0.4-0.6 beyond the query (binary,
-                                         per-row FK)      writer thread, no keys)
-keys + indexes re-created, ANALYZE       -                2.0-2.5
-total                                    27.5-29.5        7.1-7.9
-=======================================  ===============  ==================================
+Every key and index of ``xmatch`` is kept: the primary key; the foreign key to ``detection``
+(``ON DELETE CASCADE``: re-ingesting a catalogue removes its matches) with
+``ix_xmatch_detection_id`` for that cascade and for :meth:`Xmatch.replace`; the foreign key
+to ``stage_run`` (provenance) with ``ix_xmatch_stage_run_id`` for its cascade.  Measured
+alternatives, not taken (they need a migration for ~0.15 s of ~2 s): a BRIN index on
+``stage_run_id`` (built in 0.08 s instead of 0.15 s) and a primary key on
+``(detection_id, catalog, rank)`` replacing ``id`` and ``ix_xmatch_detection_id`` (one index
+build fewer; drops a column users may reference).  ``ANALYZE`` of 4 columns instead of all
+saves 0.03-0.04 s but leaves ``sep_arcsec`` without statistics: all are analysed.
 
-astropy ``match_to_catalog_sky`` on the same in-memory arrays took 6.7 s at that load (3.5 s
-on a quiet machine).  One ``bench/xmatch.py`` run (best of 2, same kind of load): stage 4.8 s,
-astropy ``match_to_catalog_sky`` 5.6 s (stage / astropy 0.86), ``search_around_sky`` 7.0 s, cKDTree
-3.1 s, q3c ``LATERAL`` into ``xmatch`` 19.3 s; at 10^5 rows the stage's fixed costs (bookkeeping,
-key rebuild, ANALYZE, ~0.4 s) make it 3x astropy.  The pairs are the same as the q3c nearest join's and astropy's (tested);
-memory is bounded by the band size.  The reference side is narrowed with q3c cones around the
-selected exposures (:func:`catdb.spatial.cone_condition`).
+Measured end to end (``run_stage``) at 10^6 detections x 10^6 stars, 1", 8x10^5 matches, 2
+cores shared with other jobs, before -> after the Z-order queries, ``COPY FREEZE``, reserved
+ids and the merge-join key check (``bench/xmatch.py --skip-sql --repeat 3``: best of 3 for every
+method, the same bench for both versions, the runs at load <= 2: before 2, after 3):
+
+=======================================  ===============  ===============
+phase (wall time on the stage's thread)  before (s)       after (s)
+=======================================  ===============  ===============
+count + plan, replace (TRUNCATE)         0.08-0.10        0.09-0.11
+fetch reference side                     0.33             0.29-0.32
+fetch detections (k-d tree build 0.18    0.23-0.26        0.23-0.35
+in a thread beside it)
+match + COPY (writer thread)             1.04-1.27        0.68-0.79
+keys + indexes re-created                0.94-1.08        0.50-0.59
+ANALYZE xmatch                           0.09-0.11        0.06-0.07
+total (``run_stage``)                    2.74-3.16        1.92-2.24
+astropy ``match_to_catalog_sky``         2.32-2.57        2.01-2.21
+stage / astropy                          1.18-1.23        0.91-1.09
+=======================================  ===============  ===============
+
+At load 3-4 the ratio was 2.99 before (stage 7.05 s) and 0.85 after (2.55 s).  (The earlier
+bench timed astropy once against the stage's best and did not vacuum the tables it had just
+loaded, so its ratio swung with the load: 0.77 before, stage 6.2 s / astropy 8.0 s, in this
+work's first run.)  The q3c ``LATERAL`` join into ``xmatch`` takes 12-14 s,
+astropy ``search_around_sky`` 4.6 s; at 10^5 rows the fixed costs (bookkeeping, key rebuild,
+ANALYZE, ~0.2 s) make the stage 2.2x astropy.  So on 2 cores the stage, database to database,
+is level with astropy's in-memory match (0.9-1.1), not clearly faster.
+
+CPU per run (one settled database, the two versions alternated 4 x 3 times; median, range):
+server backend 2.04 s (1.9-2.6) -> 1.50 s (1.4-1.9), client with its threads 1.82 s (1.6-2.4)
+-> 1.07 s (0.9-1.5); wall 3.24 s (2.6-4.4) -> 2.49 s (1.9-2.8).  The rest is
+serial server work: the two fetches (~0.3 s each), the COPY (0.3 s of server CPU beside the
+matching) and the index builds (0.15 s each, mostly the heap scan).  The pairs are the same as
+the q3c nearest join's and astropy's (tested); memory is bounded by the band size.  The
+reference side is narrowed with q3c cones around the selected exposures
+(:func:`catdb.spatial.cone_condition`).
 
 Separations use the haversine-free vector formula atan2(|a x b|, a . b) (accurate at all
 angles); ``dra_arcsec = (RA_det - RA_ref) cos(Dec_det)`` (RA difference wrapped to
