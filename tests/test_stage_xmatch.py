@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from catdb.errors import StageError
 from catdb.stages import run_stage
-from catdb.stages.xmatch import match_unit_vectors, unit_vectors
+from catdb.stages.xmatch import match_unit_vectors, spatial_order, unit_vectors
 from tests.helpers import SHARED_DATA
 
 LCO = SHARED_DATA / "lco"
@@ -161,7 +161,7 @@ def test_kdtree_matches_brute_force_across_ra_wrap():
     rra = (ra[:400] + rng.normal(0, 1, 400) / 3600) % 360
     rdec = dec[:400] + rng.normal(0, 1, 400) / 3600
     a, b = unit_vectors(ra, dec), unit_vectors(rra, rdec)
-    i, j, rank = match_unit_vectors(a, b, 2.0)
+    i, j, _ = match_unit_vectors(a, b, 2.0)
     ang = np.degrees(np.arccos(np.clip(a @ b.T, -1, 1))) * 3600
     best = ang.argmin(1)
     ok = ang[np.arange(600), best] < 2.0
@@ -170,11 +170,26 @@ def test_kdtree_matches_brute_force_across_ra_wrap():
     assert len(ia) == int((ang < 2.0).sum()) and np.array_equal(ja[ra_ == 1], best[ok])
 
 
-def test_dec_bands_give_the_same_pairs(conn, ldac):
+def test_spatial_order_is_a_permutation_grouping_neighbours():
+    rng = np.random.default_rng(5)
+    ra, dec = rng.uniform(0, 360, 20000), np.degrees(np.arcsin(rng.uniform(-1, 1, 20000)))
+    v = unit_vectors(ra, dec)
+    o = spatial_order(v)
+    assert np.array_equal(np.sort(o), np.arange(len(v)))
+    # consecutive points in Z-order are far closer than in the random input order
+    def step(w):
+        return np.median(np.linalg.norm(np.diff(w, axis=0), axis=1))
+
+    assert step(v[o]) < 0.1 * step(v)
+    assert len(spatial_order(v[:0])) == 0
+
+
+@pytest.mark.parametrize("mode", ["all", "nearest"])
+def test_dec_bands_give_the_same_pairs(conn, ldac, mode):
     w = f"e.id = {ldac}"
-    one = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": "all"})
+    one = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": mode})
     p1 = pairs(conn, one.run_id)
-    many = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": "all",
+    many = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "mode": mode,
                                                            "band_rows": "50"})
     assert one.counts["bands"] == 1 and many.counts["bands"] >= 15
     assert pairs(conn, many.run_id) == p1
@@ -204,6 +219,12 @@ def test_bulk_load_gives_the_same_rows_and_keeps_constraints(conn, ldac):
     n_other = conn.execute("SELECT count(*) FROM xmatch WHERE stage_run_id = %s", (other.run_id,)).fetchone()[0]
     bulk = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "bulk_load": "yes"})
     assert bulk.counts["bulk_load"] is True and bulk.counts["replaced_rows"] == len(p_plain)
+    # row ids reserved from the identity sequence: the next default id is above every one written
+    max_id, next_id = conn.execute("SELECT (SELECT max(id) FROM xmatch), "
+                                   "nextval(pg_get_serial_sequence('xmatch', 'id'))").fetchone()
+    assert next_id > max_id
+    # the planner settings changed for the key checks are back as they were
+    assert conn.execute("SELECT current_setting('enable_hashjoin')").fetchone()[0] == "on"
     got = pairs(conn, bulk.run_id)
     assert [r[:2] + (r[5],) for r in got] == [r[:2] + (r[5],) for r in p_plain]
     np.testing.assert_allclose([r[2] for r in got], [r[2] for r in p_plain], atol=1e-9)
@@ -211,10 +232,9 @@ def test_bulk_load_gives_the_same_rows_and_keeps_constraints(conn, ldac):
         == n_other > 0
     # the same keys and indexes afterwards, and they still hold
     assert _xmatch_ddl(conn) == ddl
-    with pytest.raises(psycopg.errors.ForeignKeyViolation):
-        with conn.transaction():
-            conn.execute("INSERT INTO xmatch (detection_id, catalog, ref_id, sep_arcsec, dra_arcsec, ddec_arcsec, "
-                         "rank, stage_run_id) VALUES (-5, 'x', 1, 0, 0, 0, 1, %s)", (bulk.run_id,))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation), conn.transaction():
+        conn.execute("INSERT INTO xmatch (detection_id, catalog, ref_id, sep_arcsec, dra_arcsec, ddec_arcsec, "
+                     "rank, stage_run_id) VALUES (-5, 'x', 1, 0, 0, 0, 1, %s)", (bulk.run_id,))
     # a bulk re-run that replaces every row of xmatch (TRUNCATE) counts them as replaced
     conn.execute("DELETE FROM xmatch WHERE stage_run_id <> %s", (bulk.run_id,))
     again = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3", "bulk_load": "yes"})
@@ -224,17 +244,28 @@ def test_bulk_load_gives_the_same_rows_and_keeps_constraints(conn, ldac):
 
 
 def test_bulk_load_auto_never_locks_out_another_session(conn, ldac, db_url):
-    """bulk_load=auto takes the exclusive-lock path only when no other client is connected to the database."""
+    """bulk_load=auto takes the exclusive-lock path only when no other client is connected to the database
+    and the run commits when it ends (not inside a caller's open transaction, where the locks would stay)."""
     import psycopg
 
     w = f"e.id = {ldac}"
+    conn.commit()
     others = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                           "AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchone()[0]
+    conn.commit()
     alone = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3"})
     assert alone.counts["bulk_load"] is (others == 0)
+    with conn.transaction():  # a caller's unit of work around the stage: no exclusive locks
+        nested = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3"})
+        assert nested.counts["bulk_load"] is False
+        with psycopg.connect(db_url) as reader:  # ... so another session reads detections meanwhile
+            reader.execute("SET statement_timeout = '20s'")
+            assert reader.execute("SELECT count(*) FROM detection").fetchone()[0] > 0
     with psycopg.connect(db_url) as reader:   # e.g. a user running `catdb query` meanwhile
+        reader.execute("SET statement_timeout = '20s'")
         reader.execute("SELECT 1")
         shared = run_stage("xmatch", conn=conn, where=w, params={"refcat": "gaia-dr2", "radius": "3"})
         assert shared.counts["bulk_load"] is False
         assert reader.execute("SELECT count(*) FROM detection").fetchone()[0] > 0
-    assert pairs(conn, shared.run_id) and len(pairs(conn, shared.run_id)) == len(pairs(conn, alone.run_id))
+    # the same matches whichever way they were written (each run replaced the one before)
+    assert len(pairs(conn, shared.run_id)) == alone.counts["xmatch"] == nested.counts["xmatch"] > 100

@@ -79,6 +79,9 @@ class StageContext:
     counts: dict = field(default_factory=dict)
     #: name of the exposure set (``--exposures``) the inputs were restricted to; already part of ``where``
     exposures: str | None = None
+    #: True when the run's transaction is the connection's outermost one, so the run commits
+    #: when it ends (False inside a caller's open transaction: locks last until the caller commits)
+    commits: bool = True
 
     def execute(self, query, params=None):
         return self.conn.execute(query, params)
@@ -303,7 +306,10 @@ def run_stage(name: str, *, conn=None, url=None, where: str | None = None, param
             where = f"({where}) AND {cond}" if where else cond
             recorded = {**p, "exposures": exposures}
         run_id = start_run(conn, stage.name, recorded, where)
-        ctx = StageContext(conn=conn, run_id=run_id, params=p, where=where, progress=progress, exposures=exposures)
+        from psycopg.pq import TransactionStatus
+
+        ctx = StageContext(conn=conn, run_id=run_id, params=p, where=where, progress=progress, exposures=exposures,
+                           commits=conn.info.transaction_status == TransactionStatus.IDLE)
         try:
             with conn.transaction():
                 ctx.inputs = stage.select(ctx)
