@@ -50,6 +50,8 @@ from scipy.spatial import cKDTree
 
 from catdb.errors import InputError
 
+from .robust import group_median
+
 __all__ = ["MoverConfig", "MoverResult", "find_movers", "fit_tracks", "read_mtds"]
 
 
@@ -200,20 +202,6 @@ def _mean_direction(ra, dec):
     v = np.array([np.sum(np.cos(d) * np.cos(a)), np.sum(np.cos(d) * np.sin(a)), np.sum(np.sin(d))])
     v /= np.linalg.norm(v)
     return np.degrees(np.arctan2(v[1], v[0])) % 360.0, np.degrees(np.arcsin(v[2]))
-
-
-def _group_median(groups, values, n):
-    """Median of ``values`` per group (groups 0..n-1), NaN for empty groups."""
-    order = np.lexsort((values, groups))
-    g, v = groups[order], values[order]
-    counts = np.bincount(g, minlength=n)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    med = np.full(n, np.nan)
-    has = counts > 0
-    lo = start[has] + (counts[has] - 1) // 2
-    hi = start[has] + counts[has] // 2
-    med[has] = 0.5 * (v[lo] + v[hi])
-    return med
 
 
 def _wline(g, n, t, x, w):
@@ -575,8 +563,8 @@ def _given_links(links, e_idx, xi, eta):
     _, track = np.unique(links[sel], return_inverse=True)
     track = track.ravel().astype(np.int64)
     nt = int(track.max()) + 1
-    mx = _group_median(track, xi[sel], nt)
-    my = _group_median(track, eta[sel], nt)
+    mx = group_median(track, xi[sel], nt)
+    my = group_median(track, eta[sel], nt)
     dist = np.hypot(xi[sel] - mx[track], eta[sel] - my[track])
     order = np.lexsort((dist, e_idx[sel], track))
     track, det, ex = track[order], sel[order], e_idx[sel][order]
@@ -745,10 +733,10 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
     f = fit(track, det)
     outlier = np.zeros(det.size, dtype=bool)
     for res in (f["resid_ra"], f["resid_dec"]):
-        med = _group_median(track, res, nt)
-        mad = 1.4826 * _group_median(track, np.abs(res - med[track]), nt)
+        med = group_median(track, res, nt)
+        mad = 1.4826 * group_median(track, np.abs(res - med[track]), nt)
         # floor: the members' own positional error (a MAD of 4-5 points can be tiny)
-        mad = np.maximum(mad, np.maximum(_group_median(track, sig[det], nt), cfg.min_sigma_arcsec))
+        mad = np.maximum(mad, np.maximum(group_median(track, sig[det], nt), cfg.min_sigma_arcsec))
         outlier |= np.abs(res - med[track]) > cfg.mad_threshold * mad[track]
     good_cnt = np.bincount(track, (~outlier).astype(float), minlength=nt)
     apply("outliers", good_cnt < cfg.min_detections,

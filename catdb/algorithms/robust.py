@@ -24,7 +24,7 @@ import numpy as np
 from astropy.stats import biweight_location, biweight_scale, sigma_clipped_stats
 from astropy.stats import mad_std as _astropy_mad_std
 
-__all__ = ["IQRBounds", "iqr_bounds", "iqr_outliers", "mad_std", "robust_stats"]
+__all__ = ["IQRBounds", "group_median", "iqr_bounds", "iqr_outliers", "mad_std", "robust_stats"]
 
 _SIDES = ("upper", "lower", "both")
 
@@ -53,6 +53,37 @@ class IQRBounds:
     lower: np.ndarray
     upper: np.ndarray
     n: np.ndarray
+
+
+def group_median(groups, values, n):
+    """Median of ``values`` per integer group, all groups at once (one sort; no loop over groups).
+
+    Parameters
+    ----------
+    groups : ndarray of int, shape (m,)
+        Group of each value, 0 .. n-1.
+    values : ndarray of float, shape (m,)
+    n : int
+        Number of groups.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        The median of each group (mean of the two middle values for an even count); NaN for a
+        group without values.
+    """
+    groups = np.asarray(groups)
+    values = np.asarray(values)
+    order = np.lexsort((values, groups))
+    g, v = groups[order], values[order]
+    counts = np.bincount(g, minlength=n)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    med = np.full(n, np.nan)
+    has = counts > 0
+    lo = start[has] + (counts[has] - 1) // 2
+    hi = start[has] + counts[has] // 2
+    med[has] = 0.5 * (v[lo] + v[hi])
+    return med
 
 
 def _group_quantiles(values, inverse, ngroups, qs):

@@ -18,21 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..algorithms.robust import group_median
 from ..errors import InputError
-
-
-def _group_median(values, groups, n_groups):
-    """Median of ``values`` per integer group ``0..n_groups-1`` (vectorised; nan for empty groups)."""
-    order = np.lexsort((values, groups))
-    v, g = values[order], groups[order]
-    counts = np.bincount(g, minlength=n_groups)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    lo = start + (counts - 1) // 2
-    hi = start + counts // 2
-    out = np.full(n_groups, np.nan)
-    ok = counts > 0
-    out[ok] = 0.5 * (v[lo[ok]] + v[hi[ok]])
-    return out
 
 
 def light_curve_stats(object_id, mag, mag_err):
@@ -79,7 +66,7 @@ def light_curve_stats(object_id, mag, mag_err):
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.where(n > 1, np.sqrt(ss / np.maximum(n - 1, 1)), np.nan)
         chi2 = np.where(n > 1, chi / np.maximum(n - 1, 1), np.nan)
-    med = _group_median(e, g, k)
+    med = group_median(g, e, k)
     t = Table()
     t["object_id"] = ids
     t["n"] = n
@@ -177,8 +164,8 @@ def binned_rms(stats, width: float = 0.5, min_objects: int = 3):
     if b.size:
         bins, g = np.unique(b, return_inverse=True)
         n = np.bincount(g, minlength=bins.size)
-        rms = _group_median(np.asarray(stats["rms"], dtype=float)[ok], g, bins.size)
-        err = _group_median(np.asarray(stats["median_err"], dtype=float)[ok], g, bins.size)
+        rms = group_median(g, np.asarray(stats["rms"], dtype=float)[ok], bins.size)
+        err = group_median(g, np.asarray(stats["median_err"], dtype=float)[ok], bins.size)
         keep = n >= min_objects
         for lo, k, r, e in zip(bins[keep] * width, n[keep], rms[keep], err[keep]):
             out.add_row((lo, lo + width, k, r, e, r / e))
