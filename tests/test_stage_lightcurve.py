@@ -84,6 +84,29 @@ def test_forced_photometry_preferred_and_injected_period_recovered(night, tmp_pa
     conn.rollback()
 
 
+def test_flagged_exposures_and_forced_points_are_left_out(night, tmp_path):
+    """exclude_flagged (default): a QA-flagged exposure (e.g. a twilight frame) and a saturated forced
+    measurement do not enter the period search; exclude_flagged=false keeps every point."""
+    conn, info = night
+    tid = _mover1_track(conn)
+    run_id = conn.execute("INSERT INTO stage_run (stage, code_version, status) VALUES ('test-forced', 't', 'ok') "
+                          "RETURNING id").fetchone()[0]
+    conn.execute(
+        "INSERT INTO forced_source (track_id, exposure_id, ra, dec, mag, mag_err, band, flags, stage_run_id) "
+        "SELECT %s, e.id, 124.6, 25.3, 17 + 0.2 * sin(2 * pi() * e.mjd_mid / %s), 0.01, 'R', "
+        "CASE WHEN e.id = %s THEN 2 ELSE 0 END, %s FROM exposure e", (tid, 1.25 / 24, info["exposure_ids"][5], run_id))
+    conn.execute("UPDATE exposure SET quality_flags = 1 WHERE id = ANY(%s)", (info["exposure_ids"][-2:],))
+    res = run_stage("lightcurve", conn=conn, params={"track_id": str(tid), "outdir": str(tmp_path)})
+    n = conn.execute("SELECT n_points FROM lightcurve_period WHERE track_id = %s", (tid,)).fetchone()[0]
+    assert n == len(info["exposure_ids"]) - 3 and res.counts["source"][str(tid)] == "forced_source"
+    assert res.counts["points_excluded"] >= 3
+    run_stage("lightcurve", conn=conn, params={"track_id": str(tid), "outdir": str(tmp_path),
+                                              "exclude_flagged": "false"})
+    n = conn.execute("SELECT n_points FROM lightcurve_period WHERE track_id = %s", (tid,)).fetchone()[0]
+    assert n == len(info["exposure_ids"])
+    conn.rollback()
+
+
 def test_bad_targets_are_refused(night, tmp_path):
     conn, _ = night
     with pytest.raises(StageError, match="no track 999999"):

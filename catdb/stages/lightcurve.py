@@ -9,7 +9,10 @@ target's calibrated forced photometry when it has at least 5 points, else its de
 (track members not flagged as outliers, or the object's linked detections) with
 ``mag_auto + zp`` when every exposure has an ``ok`` zeropoint (calibrated), instrumental
 ``mag_auto`` otherwise (a zero-point-free period search is still valid on one night with one
-filter).  Times are ``exposure.mjd_mid`` [d].  No light-time correction is applied (a
+filter).  With ``exclude_flagged`` (default) the points of exposures that a QA stage flagged
+(``quality_flags != 0``, e.g. the twilight frames ``qa-background`` finds) and flagged forced
+measurements (edge, saturated, masked, bad background) are left out; the counts say how
+many.  Times are ``exposure.mjd_mid`` [d].  No light-time correction is applied (a
 single-night period is affected by < 1e-4 of its value).
 
 Period: generalised Lomb-Scargle (:func:`catdb.algorithms.lightcurve.period_search`,
@@ -72,6 +75,9 @@ class Lightcurve(Stage):
         Param("min_period_h", float, None, "Shortest period searched [h]"),
         Param("max_period_h", float, None, "Longest period searched [h]"),
         Param("outdir", str, "lightcurves", "Directory for the PNGs"),
+        Param("exclude_flagged", bool, True, "Leave out exposures with quality_flags != 0 (QA outliers, e.g. "
+                                             "twilight frames) and flagged forced photometry (edge, saturated, "
+                                             "masked pixels, bad background)"),
     ]
     outputs = []
 
@@ -109,16 +115,20 @@ class Lightcurve(Stage):
         tgt = np.asarray(pts["target_id"])
         forced = np.asarray(pts["source"]) == "forced"
         cal = np.asarray(pts["calibrated"])
+        usable = np.ones(tgt.size, dtype=bool)
+        if p["exclude_flagged"]:
+            # forced flag 8 (no zeropoint) is what 'calibrated' says already
+            usable = (np.asarray(pts["quality_flags"]) == 0) & ~(forced & ((np.asarray(pts["flags"]) & ~8) != 0))
         outdir = Path(p["outdir"])
         outdir.mkdir(parents=True, exist_ok=True)
         rows, pngs, skipped, sources = [], {}, {}, {}
         for tid in ctx.inputs:  # loop over targets (few), not rows
-            fm = (tgt == tid) & forced & cal
+            fm = (tgt == tid) & forced & cal & usable
             if fm.sum() >= 5:
                 t, mag, err = pts["mjd"][fm], pts["mag"][fm], pts["mag_err"][fm]
                 src = "forced_source"
             else:
-                dm = (tgt == tid) & ~forced & np.isfinite(pts["mag_inst"])
+                dm = (tgt == tid) & ~forced & np.isfinite(pts["mag_inst"]) & usable
                 all_cal = bool(dm.any() and cal[dm].all())
                 t = pts["mjd"][dm]
                 mag, err = (pts["mag"][dm], pts["mag_err"][dm]) if all_cal else \
@@ -155,4 +165,5 @@ class Lightcurve(Stage):
                 key: a[:, 0].astype(np.int64), "n_points": a[:, 1].astype(np.int64), "period": a[:, 2],
                 "period_err": a[:, 3], "rotation_period": a[:, 4], "amplitude": a[:, 5], "fap": a[:, 6]},
                 constants={"stage_run_id": ctx.run_id})
-        return {"lightcurve_period": n, "png": pngs, "source": sources, "skipped": skipped}
+        return {"lightcurve_period": n, "png": pngs, "source": sources, "skipped": skipped,
+                "points_excluded": int((~usable).sum())}
