@@ -20,6 +20,11 @@ def bench_server():
     try:
         url = srv.url()
         migrate.upgrade(url)
+        from catdb.db.engine import engine
+
+        # close the migration's pooled connection: an idle session would count as another client
+        # (xmatch's bulk_load=auto then stays off, as it would not from the CLI)
+        engine(url).dispose()
         yield url
     finally:
         srv.stop(mode="immediate")
