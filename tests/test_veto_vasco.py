@@ -18,6 +18,7 @@ from catdb.export.saved import saved_query
 from catdb.ingest.load import ingest_catalogs
 from catdb.stages import run_stage
 from tests.helpers import SHARED_DATA
+from tests.test_veto import _ledger, _survivors
 
 VASCO = SHARED_DATA / "vasco60"
 LCO = SHARED_DATA / "lco"
@@ -36,16 +37,6 @@ def db(db_url):
     c.commit()
     yield c, info, lco
     c.close()
-
-
-def _ledger(conn, run_id):
-    return conn.execute("SELECT step, filter, n_in, n_rejected, n_kept, params FROM ledger WHERE stage_run_id = %s "
-                        "ORDER BY step", (run_id,)).fetchall()
-
-
-def _survivors(conn, set_name, step):
-    return {r[0] for r in conn.execute("SELECT detection_id FROM survivor WHERE set_name = %s AND step = %s",
-                                       (set_name, step))}
 
 
 def _rejected(conn, set_name):

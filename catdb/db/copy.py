@@ -39,6 +39,14 @@ def _arrow_array(values):
     raise TypeError(f"cannot COPY a column of dtype {a.dtype}")
 
 
+def _n_rows(columns: dict) -> int:
+    """The common length of ``columns`` (0 for none); ValueError when they differ."""
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns differ in length: { {k: len(v) for k, v in columns.items()} }")
+    return lengths.pop() if lengths else 0
+
+
 def _copy_in(conn, query, data: bytes) -> None:
     """Send ``data`` to ``COPY ... FROM STDIN`` in 16 MiB pieces."""
     with conn.cursor().copy(query) as cp:
@@ -74,10 +82,7 @@ def copy_columns(conn, table: str, columns: dict[str, np.ndarray]) -> int:
     ValueError
         When the columns differ in length.
     """
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) > 1:
-        raise ValueError(f"columns differ in length: { {k: len(v) for k, v in columns.items()} }")
-    n = lengths.pop() if lengths else 0
+    n = _n_rows(columns)
     if n == 0:
         return 0
     data = csv_bytes(columns)
@@ -368,10 +373,7 @@ def copy_binary(conn, table: str, columns: dict, types: dict | None = None) -> i
         Columns of different lengths, a non-integral or out-of-range value for an integer column.
     """
     types = table_types(conn, table) if types is None else types
-    lengths = {len(v) for v in columns.values()}
-    if len(lengths) > 1:
-        raise ValueError(f"columns differ in length: { {k: len(v) for k, v in columns.items()} }")
-    n = lengths.pop() if lengths else 0
+    n = _n_rows(columns)
     if n == 0:
         return 0
     fields = []
