@@ -7,8 +7,8 @@ on them, caching the reduced image and the FITS_LDAC catalogue of every frame on
 ``/tmp/catdb-test-cache/lowell/<key>/`` where ``key`` hashes the raw frame's SHA-256, the
 calibration frames' SHA-256, the extraction configuration and :data:`REDUCE_VERSION` (the
 reduced frames are bit-for-bit reproducible, so every cache holds the same pixels): a
-second test session (or a second test module) reuses them.  Files are written under a temporary name and renamed, so
-concurrent sessions never read a half-written file.
+second test session (or a second test module) reuses them.  Files are written under a
+temporary name and renamed, so concurrent sessions never read a half-written file.
 
 :func:`load_night` ingests the reduced images (``ingest_images``) into a catdb database and
 attaches each catalogue to its exposure (``attach_catalog``) inside one ``stage_run``.
