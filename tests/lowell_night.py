@@ -5,9 +5,10 @@
 SExtractor (:func:`catdb.ingest.extract.extract`, ``DETECT_THRESH`` :data:`EXTRACT_CONFIG`)
 on them, caching the reduced image and the FITS_LDAC catalogue of every frame on disk in
 ``/tmp/catdb-test-cache/lowell/<key>/`` where ``key`` hashes the raw frame's SHA-256, the
-calibration frames' SHA-256 and the extraction configuration: a second test session (or a
-second test module) reuses them.  Files are written under a temporary name and renamed, so
-concurrent sessions never read a half-written file.
+calibration frames' SHA-256, the extraction configuration and :data:`REDUCE_VERSION` (the
+reduced frames are bit-for-bit reproducible, so every cache holds the same pixels): a
+second test session (or a second test module) reuses them.  Files are written under a
+temporary name and renamed, so concurrent sessions never read a half-written file.
 
 :func:`load_night` ingests the reduced images (``ingest_images``) into a catdb database and
 attaches each catalogue to its exposure (``attach_catalog``) inside one ``stage_run``.
@@ -87,6 +88,12 @@ def frames(n_frames: int | None = None):
     return [RAW[i] for i in idx]
 
 
+#: part of the cache key: how the reduced frames are written (a change re-makes the cache);
+#: "dither-seed-name" = Rice quantisation dithered with the seed of
+#: :func:`catdb.algorithms.reduce.dither_seed` (caches from before it hold clock-seeded pixels)
+REDUCE_VERSION = "dither-seed-name"
+
+
 def night_catalogs(n_frames: int | None = None):
     """Reduced image and FITS_LDAC catalogue of each frame, from the disk cache or made now.
 
@@ -100,7 +107,7 @@ def night_catalogs(n_frames: int | None = None):
     out = []
     cfg = json.dumps(EXTRACT_CONFIG, sort_keys=True)
     for raw in frames(n_frames):
-        key = hashlib.sha256(f"{_sha(raw)}|{_calib_key()}|{cfg}".encode()).hexdigest()[:20]
+        key = hashlib.sha256(f"{_sha(raw)}|{_calib_key()}|{cfg}|{REDUCE_VERSION}".encode()).hexdigest()[:20]
         d = CACHE / key
         img, cat = d / raw.name, d / raw.name.replace(".fits.fz", ".ldac")
         if not (img.is_file() and cat.is_file()):

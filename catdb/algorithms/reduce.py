@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from ..errors import InputError
 from ..wcsutil import clean_wcs_header
 
 __all__ = ["CalibrationFrame", "read_raw", "parse_section", "frame_filter", "frame_type",
-           "overscan_trim", "master_bias", "master_flat", "reduce_science"]
+           "overscan_trim", "master_bias", "master_flat", "dither_seed", "reduce_science"]
 
 #: raw ADC ceiling of 16-bit cameras (used for ``SATURATE`` when the header has none)
 ADC_MAX = 65535.0
@@ -409,8 +410,24 @@ def _add_history(h: fits.Header, what: str, paths):
         h.add_history(f"  {Path(p).name}")
 
 
+def dither_seed(name: str) -> int:
+    """Fixed dither seed (1..10000) of the tile compression of a reduced frame, from a file name.
+
+    FITS Standard 4.0, sect. 10 (``ZDITHER0``, quantisation of floating-point data; Pence et al.
+    2010, PASP 122, 1065): the seed of the subtractive-dither random sequence is an integer
+    1..10000 recorded in the file.  astropy's default (``dither_seed=0``) takes it from the
+    clock, so writing the same pixels twice stored different quantised pixels (differences
+    up to about one quantisation step, sigma_sky/16) and SExtractor found a few detections
+    more or fewer on each frame.  A seed from the raw file's name (CRC-32) is the same on
+    every run and differs between frames, so the dither patterns of a night's frames stay
+    uncorrelated when they are stacked.
+    """
+    return 1 + zlib.crc32(Path(name).name.encode("utf-8")) % 10000
+
+
 def reduce_science(path, master_bias, master_flat, out_path, *, hdu: int | None = None,
-                   check_filter: bool = True, min_flat: float = 0.1) -> Path:
+                   check_filter: bool = True, min_flat: float = 0.1,
+                   seed: int | None = None) -> Path:
     """Overscan, trim, bias-subtract and flat-field one science frame; write it Rice-compressed.
 
     Parameters
@@ -428,12 +445,17 @@ def reduce_science(path, master_bias, master_flat, out_path, *, hdu: int | None 
     min_flat : float
         Pixels where the normalised master flat is below this (vignetted corners, dead
         columns) are set to NaN in the output rather than amplified.
+    seed : int, optional
+        Dither seed of the compression (1..10000, ``ZDITHER0``); default
+        :func:`dither_seed` of the raw file's name, so reducing the same frame again gives
+        the same pixels, bit for bit.
 
     Returns
     -------
     pathlib.Path
         ``out_path``.  HDU 1 is a float32 :class:`~astropy.io.fits.CompImageHDU` (Rice,
-        ``quantize_level=16``, i.e. quantisation steps of sigma_sky/16, SUBTRACTIVE_DITHER_1)
+        ``quantize_level=16``, i.e. quantisation steps of sigma_sky/16, SUBTRACTIVE_DITHER_1
+        with the fixed seed ``seed``)
         in ADU, with every raw header card kept, WCS cards cast to numbers and ``CRPIX``
         shifted for the trim, ``SATURATE`` (reduced level of a raw 65535 ADU pixel: overscan
         and median bias subtracted, divided by the 99.9th percentile of the flat), ``ZEROCOR``/``FLATCOR``/``CCDPROC`` and ``HISTORY`` naming inputs and the
@@ -485,8 +507,11 @@ def reduce_science(path, master_bias, master_flat, out_path, *, hdu: int | None 
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(t.data, dtype=np.float32)
+    seed = dither_seed(path) if seed is None else int(seed)
+    if not 1 <= seed <= 10000:
+        raise ValueError(f"dither seed {seed} outside 1..10000 (FITS Standard 4.0, ZDITHER0)")
     comp = fits.CompImageHDU(data=data, header=_image_header(h), compression_type="RICE_1",
-                             quantize_level=16.0, quantize_method=1)
+                             quantize_level=16.0, quantize_method=1, dither_seed=seed)
     fits.HDUList([fits.PrimaryHDU(), comp]).writeto(out_path, overwrite=True, output_verify="fix")
     return out_path
 
