@@ -101,26 +101,15 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
 
 def _coadd_summary(conn) -> str | None:
     """One line on the latest coadd: inputs, coadd objects, and how flat their forced light curves are."""
-    from .errors import InputError
-    from .export.diagnostics import rms_vs_mag
+    from .export.diagnostics import latest_coadd
 
-    row = conn.execute(
-        "SELECT p.path, cardinality(p.input_ids), p.stage_run_id FROM image_product p WHERE p.kind = 'coadd' "
-        "ORDER BY p.id DESC LIMIT 1").fetchone()
-    if not row:
+    co = latest_coadd(conn)
+    if co is None:
         return None
-    n_obj = conn.execute("SELECT count(*) FROM object WHERE kind = 'coadd'").fetchone()[0]
-    text = f"  coadd: {row[1]} frames stacked, {n_obj} coadd objects ({row[0]})"
-    ids = [r[0] for r in conn.execute(
-        "SELECT DISTINCT f.object_id FROM forced_source f JOIN object o ON o.id = f.object_id "
-        "WHERE o.kind = 'coadd' ORDER BY 1").fetchall()]
-    if ids:
-        try:
-            st = rms_vs_mag(conn, ids)
-        except InputError:
-            return text
-        if len(st):
-            text += (f"\n  forced photometry of {len(ids)} coadd objects on the single frames: {len(st)} light curves,"
-                     f" median RMS {np.median(st['rms']):.3f} mag for a median expected error "
-                     f"{np.median(st['median_err']):.3f} mag")
+    text = f"  coadd: {co['n_inputs']} frames stacked, {co['n_objects']} coadd objects ({co['path']})"
+    st = co["stats"]
+    if st is not None:
+        text += (f"\n  forced photometry of {co['n_forced']} coadd objects on the single frames: {len(st)} light "
+                 f"curves, median RMS {np.median(st['rms']):.3f} mag for a median expected error "
+                 f"{np.median(st['median_err']):.3f} mag")
     return text

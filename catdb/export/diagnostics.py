@@ -219,3 +219,41 @@ def rms_vs_mag_figure(stats, *, width: float = 0.5, title: str | None = None):
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
+
+
+def latest_coadd(conn) -> dict | None:
+    """The latest coadd and how flat the forced light curves of its objects are.
+
+    Returns
+    -------
+    dict or None
+        None without a coadd; else ``path``, ``n_inputs``, ``band``, ``run_id`` (the coadd's
+        stage run), ``n_objects`` (its coadd objects), ``n_forced`` (of those, objects with forced
+        photometry), ``stats`` (:func:`rms_vs_mag` of those objects, or None when there are none
+        or none has enough usable points) and ``note`` (why ``stats`` is None, or None).
+    """
+    row = conn.execute(
+        "SELECT p.path, cardinality(p.input_ids), p.band, p.stage_run_id FROM image_product p "
+        "WHERE p.kind = 'coadd' ORDER BY p.id DESC LIMIT 1").fetchone()
+    if not row:
+        return None
+    path, n_in, band, run = row
+    n_obj = conn.execute("SELECT count(*) FROM object WHERE kind = 'coadd' AND stage_run_id = %s",
+                         (run,)).fetchone()[0]
+    ids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT f.object_id FROM forced_source f JOIN object o ON o.id = f.object_id "
+        "WHERE o.kind = 'coadd' AND o.stage_run_id = %s ORDER BY 1", (run,)).fetchall()]
+    out = dict(path=path, n_inputs=n_in, band=band, run_id=run, n_objects=n_obj, n_forced=len(ids),
+               stats=None, note=None)
+    if not ids:
+        out["note"] = ("No forced photometry of the coadd objects yet "
+                       "(catdb stage forced --param objects=\"kind = 'coadd'\").")
+        return out
+    try:
+        st = rms_vs_mag(conn, ids)
+    except InputError as e:
+        out["note"] = str(e)
+        return out
+    if len(st):
+        out["stats"] = st
+    return out

@@ -554,20 +554,15 @@ def coadd_section(conn) -> str:
     from astropy.io import fits
     from astropy.visualization import ZScaleInterval
 
-    from ..errors import InputError
-    from .diagnostics import rms_vs_mag, rms_vs_mag_figure
+    from .diagnostics import latest_coadd, rms_vs_mag_figure
 
-    row = conn.execute(
-        "SELECT p.path, cardinality(p.input_ids), p.band, p.stage_run_id, p.meta FROM image_product p "
-        "WHERE p.kind = 'coadd' ORDER BY p.id DESC LIMIT 1").fetchone()
-    if not row:
+    co = latest_coadd(conn)
+    if co is None:
         return _note("No coadd in this database (catdb stage coadd --param detect=true stacks the unflagged "
                      "reduced exposures and detects objects on the stack).")
-    path, n_in, band, run, meta = row
-    n_obj = conn.execute("SELECT count(*) FROM object WHERE kind = 'coadd' AND stage_run_id = %s",
-                         (run,)).fetchone()[0]
-    parts = [_note(f"{path}: {n_in} exposures stacked (band {band}, stage run {run}); "
-                   f"{n_obj} coadd objects detected on it.")]
+    path, n_in, run = co["path"], co["n_inputs"], co["run_id"]
+    parts = [_note(f"{path}: {n_in} exposures stacked (band {co['band']}, stage run {run}); "
+                   f"{co['n_objects']} coadd objects detected on it.")]
     try:
         data, header = fits.getdata(path, header=True)
     except OSError as e:
@@ -589,21 +584,12 @@ def coadd_section(conn) -> str:
         ax.set_title(f"coadd of {n_in} exposures (zscale)")
         ax.set_axis_off()
         parts.append(_img(_png(fig, "coadd"), "coadd image"))
-    ids = [r[0] for r in conn.execute(
-        "SELECT DISTINCT f.object_id FROM forced_source f JOIN object o ON o.id = f.object_id "
-        "WHERE o.kind = 'coadd' AND o.stage_run_id = %s ORDER BY 1", (run,)).fetchall()]
-    if not ids:
-        parts.append(_note("No forced photometry of the coadd objects yet "
-                           "(catdb stage forced --param objects=\"kind = 'coadd'\")."))
-        return "\n".join(parts)
-    try:
-        st = rms_vs_mag(conn, ids)
-    except InputError as e:
-        parts.append(_note(str(e)))
-        return "\n".join(parts)
-    if len(st):
+    st = co["stats"]
+    if co["note"]:
+        parts.append(_note(co["note"]))
+    elif st is not None:
         parts.append(_note(
-            f"Forced photometry of {len(ids)} coadd objects on {st.meta.get('n_exposures')} exposures: "
+            f"Forced photometry of {co['n_forced']} coadd objects on {st.meta.get('n_exposures')} exposures: "
             f"{len(st)} light curves with >= 5 unflagged calibrated points; median RMS "
             f"{np.median(st['rms']):.3f} mag for a median expected error {np.median(st['median_err']):.3f} mag."))
         parts.append(_img(_png(rms_vs_mag_figure(st), "rms_vs_mag"), "RMS against magnitude"))
