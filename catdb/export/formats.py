@@ -38,6 +38,7 @@ Type conventions (the same for every format):
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -942,10 +943,6 @@ def write_ledger(table, path, fmt: str | None = None) -> str:
     str
         The format written.
     """
-    import json as _json
-
-    import numpy as _np
-
     fmt = (fmt or ("json" if str(path).lower().endswith(".json") else "csv")).lower()
     if fmt not in ("csv", "json"):
         raise CatdbError(f"ledger format {fmt!r}: expected csv or json")
@@ -955,16 +952,16 @@ def write_ledger(table, path, fmt: str | None = None) -> str:
         return fmt
 
     def val(c, v):
-        if _np.ma.is_masked(v):
+        if np.ma.is_masked(v):
             return None
         if c == "params":
-            return _json.loads(v) if isinstance(v, str) else v
-        if isinstance(v, _np.generic):
+            return json.loads(v) if isinstance(v, str) else v
+        if isinstance(v, np.generic):
             v = v.item()
-        return None if isinstance(v, float) and not _np.isfinite(v) else v
+        return None if isinstance(v, float) and not np.isfinite(v) else v
 
     rows = [{c: val(c, r[c]) for c in LEDGER_COLUMNS} for r in t]
     with open(path, "w") as f:
-        _json.dump(rows, f, indent=1)
+        json.dump(rows, f, indent=1)
         f.write("\n")
     return fmt
