@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import fnmatch
-import hashlib
 import importlib.resources
 import re
 import shutil
@@ -570,17 +569,9 @@ def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None) -> dict:
             "pixscale": float(np.mean(proj_plane_pixel_scales(w)) * 3600.0)}
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # --------------------------------------------------------------------------- main entry
 def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, path=None, hdu: int = 0,
-                      *, return_sources: bool = False):
+                      *, return_sources: bool = False, sha256: str | None = None):
     """One ``exposure`` row from an image (or catalogue image) header.
 
     Parameters
@@ -591,11 +582,15 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
     keymap : dict or str, optional
         From :func:`load_keymap`, or a name/path; default: :func:`detect_instrument`.
     path : str or os.PathLike, optional
-        The image/catalogue file: stored as ``path``; its SHA-256 is computed when it exists.
+        The image/catalogue file: stored as ``path``; its SHA-256 is computed when it exists
+        (unless ``sha256`` gives it).
     hdu : int
         0-based HDU index stored in the row.
     return_sources : bool
         Also return where each value came from (keyword, constant, WCS, rule).
+    sha256 : str, optional
+        The SHA-256 of ``path`` when the caller has already computed it (the file is then not
+        read again).
 
     Returns
     -------
@@ -692,8 +687,12 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
     row["hdu"] = int(hdu)
     if path is not None:
         row["path"] = str(path)
-        if Path(path).is_file():
-            row["sha256"] = _sha256(path)
+        if sha256 is not None:
+            row["sha256"] = sha256
+        elif Path(path).is_file():
+            from .load import sha256_file
+
+            row["sha256"] = sha256_file(path)
     missing = [c for c in keymap.get("required", []) if row.get(c) is None]
     if missing:
         col = missing[0]

@@ -586,7 +586,7 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
         if _unchanged_or_replace(conn, key, hdu, cat_sha, 2, replace, path, res):
             continue
         km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-        row = exposure_metadata(header, km, path=image or path, hdu=hdu)
+        row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha)
         row["path"] = key
         row["catalog_path"] = _resolve(path)
         row["catalog_sha256"] = cat_sha
@@ -744,7 +744,7 @@ def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_ty
         if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res):
             continue
         km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-        row = exposure_metadata(header, km, path=path, hdu=h_read)
+        row = exposure_metadata(header, km, path=path, hdu=h_read, sha256=sha)
         row["path"] = key
         row["sha256"] = sha
         if image_type:
