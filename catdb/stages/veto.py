@@ -27,7 +27,6 @@ ledger rows of the earlier runs that wrote it.
 from __future__ import annotations
 
 import json
-import math
 
 from psycopg import sql
 
@@ -93,13 +92,14 @@ class Veto(Stage):
             raise CatdbError(f"parameter radius: expected a positive number of arcsec, got {p['radius']!r}")
         for k in ("edge_pix", "elongation_max", "fwhm_min", "fwhm_max", "dup_radius", "fwhm_px_min", "fwhm_px_max",
                   "spike_length_max", "sso_max_epoch_diff"):
-            if p[k] is None or not p[k] >= 0 or not math.isfinite(p[k]):
+            # (float parameters are finite: Param.parse refuses NaN and inf)
+            if p[k] is None or not p[k] >= 0:
                 raise CatdbError(f"parameter {k}: expected a non-negative number, got {p[k]!r}")
         for k in ("clip_sigma", "spike_length", "spike_width", "sso_radius"):
-            if p[k] is None or not p[k] > 0 or not math.isfinite(p[k]):
+            if p[k] is None or not p[k] > 0:
                 raise CatdbError(f"parameter {k}: expected a positive number, got {p[k]!r}")
         for k in ("snr_min", "spread_model_min", "spike_mag"):
-            if p[k] is None or not math.isfinite(p[k]):
+            if p[k] is None:
                 raise CatdbError(f"parameter {k}: expected a finite number, got {p[k]!r}")
         if not -90 <= p["dec_min"] <= p["dec_max"] <= 90:
             raise CatdbError(f"parameters dec_min, dec_max: expected -90 <= dec_min <= dec_max <= 90 deg, got "
