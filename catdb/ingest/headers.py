@@ -39,7 +39,7 @@ from ..wcsutil import clean_wcs_header, wcs_from_header
 __all__ = [
     "EXPOSURE_COLUMNS", "read_header", "read_text_header", "header_from_cards", "inherit_header",
     "load_keymap", "keymap_names", "detect_instrument", "write_default_keymaps",
-    "exposure_metadata", "mid_exposure_mjd", "normalise_band", "footprint", "wcs_cards",
+    "exposure_metadata", "mid_exposure_mjd", "normalise_band", "footprint", "wcs_cards", "observing_night",
 ]
 
 #: Columns of the ``exposure`` table filled by :func:`exposure_metadata` (the lead's schema).
@@ -48,6 +48,7 @@ EXPOSURE_COLUMNS = (
     "band", "image_type", "mjd_mid", "exptime", "airmass", "fwhm", "gain", "readnoise",
     "saturation", "pixscale", "naxis1", "naxis2", "binning", "ra_center", "dec_center", "radius",
     "corners", "wcs_header", "header", "site_lat", "site_lon", "site_height", "date_obs",
+    "night", "wcs_status", "wcs_source",
 )
 _KEYWORD_COLUMNS = (
     "instrument", "telescope", "observatory_code", "object", "filter", "image_type", "exptime",
@@ -524,6 +525,30 @@ def mid_exposure_mjd(header: fits.Header, keymap: dict, path=None, exptime=None)
                      path=path, keyword="DATE-OBS")
 
 
+def observing_night(mjd_mid: float, site_lon: float):
+    """The observing night of an exposure: the local date at the start of the night.
+
+    The night runs from local noon to local noon (local mean solar time, from the site
+    longitude), so an exposure at 02:00 local time belongs to the previous date's night
+    and a night never splits at local midnight.
+
+    Parameters
+    ----------
+    mjd_mid : float
+        Mid-exposure MJD (UTC).
+    site_lon : float
+        Site longitude, deg, east positive.
+
+    Returns
+    -------
+    datetime.date
+        ``MJD 0 (1858-11-17) + floor(mjd_mid + site_lon/360 - 0.5)`` days.
+    """
+    import datetime
+
+    return datetime.date(1858, 11, 17) + datetime.timedelta(days=int(np.floor(mjd_mid + site_lon / 360.0 - 0.5)))
+
+
 # --------------------------------------------------------------------------- WCS / footprint
 def wcs_cards(header: fits.Header) -> str:
     """The WCS cards of a header (numeric strings cast), as 80-char cards joined by newlines."""
@@ -678,6 +703,15 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
             row[k], src[k] = fp[k], "WCS"
         row["pixscale"], src["pixscale"] = fp["pixscale"], "WCS (CD matrix)"
         row["wcs_header"] = wcs_cards(header)
+        row["wcs_status"], row["wcs_source"] = "header", "FITS header"
+    else:
+        row["wcs_status"] = "none"
+        row["wcs_source"] = ("no celestial WCS in the header" if not has_wcs
+                             else "no image size (NAXIS1/NAXIS2) for the WCS footprint")
+    src["wcs_status"] = "WCS cards" if row["wcs_status"] == "header" else "no WCS cards"
+    if row["mjd_mid"] is not None and row["site_lon"] is not None:
+        row["night"] = observing_night(row["mjd_mid"], row["site_lon"])
+        src["night"] = "local date at the start of the night, from mjd_mid and site_lon"
     if row["pixscale"] is None:
         v, k = _first(header, opts.get("pixscale_unbinned", []))
         if v is not None and _to_float(v) is not None:

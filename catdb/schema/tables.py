@@ -138,6 +138,18 @@ exposure = Table(
     C("site_lat", Double, "Observatory latitude", "deg"),
     C("site_lon", Double, "Observatory longitude, east positive", "deg"),
     C("site_height", Double, "Observatory height", "m"),
+    C("pointing_ra", Double, "Commanded pointing RA from the header (OBJCTRA, RA, TELRA; not a WCS)", "deg"),
+    C("pointing_dec", Double, "Commanded pointing Dec from the header (OBJCTDEC, DEC, TELDEC; not a WCS)", "deg"),
+    C("ccd_temp", Real, "CCD temperature (CCD-TEMP)", "deg_C"),
+    C("wcs_status", Text, "Astrometric state: header, solved, registered, approximate or none",
+      nullable=False, server_default=text("'none'")),
+    C("wcs_source", Text, "Where the WCS came from (FITS header, SCAMP, astrometry.net, "
+      "registration to exposure N, pointing keywords), or why there is none"),
+    C("wcs_refcat", Text, "Reference catalogue of the astrometric solution"),
+    C("wcs_nstars", Integer, "Number of stars the astrometric solution used"),
+    C("wcs_rms", Real, "RMS of the astrometric solution's star residuals", "arcsec"),
+    C("wcs_run_id", BigInteger, "Stage run (solve) that wrote the WCS",
+      ForeignKey("stage_run.id", ondelete="SET NULL")),
     C("bkg_mean", Double, "Background mean (sigma-clipped, sources masked)", "adu"),
     C("bkg_median", Double, "Background median", "adu"),
     C("bkg_std", Double, "Background standard deviation", "adu"),
@@ -147,6 +159,7 @@ exposure = Table(
     C("ingested_at", DateTime(timezone=True), "Ingest time", server_default=func.now()),
     run_fk(),
     UniqueConstraint("path", "hdu", name="uq_exposure_path_hdu"),
+    CheckConstraint("wcs_status IN ('header','solved','registered','approximate','none')", name="wcs_status"),
     comment="One row per image, or per extension of a multi-extension image",
 )
 Index("ix_exposure_mjd_mid", exposure.c.mjd_mid)
@@ -161,6 +174,20 @@ QUALITY_FLAGS = {
     "bad_zeropoint": 8,
     "fwhm_outlier": 16,
 }
+
+#: values of exposure.wcs_status, best first, with what each means
+WCS_STATUS = {
+    "header": "WCS from the image or catalogue header (e.g. an observatory pipeline's solution)",
+    "solved": "catdb solved the field against a reference catalogue (SCAMP or astrometry.net)",
+    "registered": "registered to another exposure of the night: positions agree across the night, "
+                  "the absolute frame comes from that exposure (pointing keywords when it is not solved)",
+    "approximate": "a TAN WCS from the pointing keywords and pixel scale only: off by up to arcminutes",
+    "none": "no WCS: no sky position can be computed",
+}
+#: statuses whose positions the stages may write (detections, footprints)
+WCS_USABLE = ("header", "solved", "registered")
+#: statuses whose positions are absolute (what the MPC / ADES exports accept)
+WCS_ABSOLUTE = ("header", "solved")
 
 detection = Table(
     "detection", metadata,
