@@ -203,3 +203,24 @@ def test_dark_scaled_by_exposure_time_and_reduced_frame_refused(tmp_path):
         prepare_frame(read_raw(full))
     with pytest.raises(InputError, match="expected a dark"):
         master_dark(BIAS[:1], bias)
+
+
+def test_ingest_cli_obscode_and_missing_wcs_note(fresh_db_url):
+    """`catdb ingest image --obscode 810` stores the code; the summary says the frames have no WCS."""
+    from click.testing import CliRunner
+
+    from catdb.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["--db", fresh_db_url, "--quiet", "ingest", "image", "--obscode", "810",
+                                 *map(str, SCIENCE[:2] + BIAS[:1])], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "2 exposures have no WCS (wcs_status none): run catdb stage solve" in r.output
+    assert "no observatory code" not in r.output
+    c = _connect(fresh_db_url)
+    try:
+        rows = c.execute("SELECT observatory_code, site_lon, night FROM exposure ORDER BY id").fetchall()
+        assert {r[0] for r in rows} == {"810"} and all(abs(r[1] + 71.485) < 1e-3 for r in rows)
+    finally:
+        c.close()
+    bad = CliRunner().invoke(cli, ["--db", fresh_db_url, "ingest", "image", "--obscode", "Wallace", str(SCIENCE[0])])
+    assert bad.exit_code != 0 and "not an MPC code" in bad.output
