@@ -10,6 +10,7 @@ A pipeline file lists steps in order::
     [[step]]
     ingest = "image"                  # image | catalog | refcat
     paths = ["raw/*.fits.fz"]
+    obscode = "688"                   # optional: MPC code when the headers carry none
 
     [[step]]
     stage = "reduce"
@@ -193,9 +194,10 @@ class Pipeline:
             return StepResult(i, "", "ran", 0, f"{r.n_rows} stars ({'; '.join(r.notes)})")
         paths = self._paths(st["paths"], i)
         if kind == "image":
-            res = ingest_images(conn, paths, instrument=st.get("instrument"), image_type=st.get("image_type"))
+            res = ingest_images(conn, paths, instrument=st.get("instrument"), image_type=st.get("image_type"),
+                                obscode=st.get("obscode"))
         else:
-            res = ingest_catalogs(conn, paths, instrument=st.get("instrument"))
+            res = ingest_catalogs(conn, paths, instrument=st.get("instrument"), obscode=st.get("obscode"))
         loaded = sum(r.status != "unchanged" for r in res)
         return StepResult(i, "", "ran" if loaded else "skipped", 0,
                           f"{len(res)} files, {loaded} new, {len(res) - loaded} unchanged")

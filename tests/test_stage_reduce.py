@@ -125,26 +125,27 @@ def test_rerun_replaces_products(reduced, tmp_path):
     c.commit()
 
 
-def test_no_flat_in_filter_is_a_clear_error_then_require_flat_false(fresh_db_url, tmp_path):
+def test_no_flat_in_filter_is_an_error_with_require_flat_then_reduced_by_default(fresh_db_url, tmp_path):
     c = _connect(fresh_db_url)
     try:
         sci = _ingest(c, SCIENCE[:1])
         _ingest(c, BIASES[:2])
         _ingest(c, [V_FLAT])
         with pytest.raises(StageError) as ei:
-            run_stage("reduce", conn=c, params={"outdir": str(tmp_path)})
+            run_stage("reduce", conn=c, params={"outdir": str(tmp_path), "require_flat": "true"})
         msg = str(ei.value)
         assert f"exposure {sci[0]}" in msg and "filter='VR'" in msg and "only in filter(s) ['V']" in msg
         assert c.execute("SELECT count(*) FROM image_product").fetchone()[0] == 0
         assert c.execute("SELECT status FROM stage_run WHERE stage = 'reduce'").fetchone()[0] == "failed"
         assert not list(tmp_path.rglob("*.fits*"))  # failed before writing any file
 
-        res = run_stage("reduce", conn=c, params={"outdir": str(tmp_path), "require_flat": "false"})
-        assert res.counts["reduced"] == 1 and res.counts["master_flat"] == 0
-        assert "reduced without a flat" in res.counts["notes"][0]
+        res = run_stage("reduce", conn=c, params={"outdir": str(tmp_path)})  # require_flat defaults to false
+        assert res.counts["reduced"] == 1 and res.counts["master_flat"] == 0 and res.counts["not_flat_fielded"] == 1
+        assert any("reduced without a flat: NOT flat-fielded" in n for n in res.counts["notes"])
         path, meta = c.execute("SELECT path, meta FROM image_product WHERE kind = 'reduced'").fetchone()
-        assert meta["flat"].startswith("none") and meta["master_flat"] is None
-        assert fits.getheader(path, 1)["FLATCOR"].startswith("none")
+        assert meta["flat"].startswith("none: not flat-fielded") and meta["master_flat"] is None
+        assert meta["flat_fielded"] is False and meta["overscan"].startswith("Overscan section is [1388:1432,1:1370]")
+        assert fits.getheader(path, 1)["FLATCOR"].startswith("none: not flat-fielded")
         c.commit()
     finally:
         c.close()

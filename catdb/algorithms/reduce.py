@@ -1,4 +1,4 @@
-"""CCD reduction of raw frames: overscan, trim, master bias, master flat, science frames.
+"""CCD reduction of raw frames: overscan, trim, master bias, master dark, master flat, science frames.
 
 All arithmetic is done by :mod:`ccdproc` (Craig et al. 2017, doi:10.5281/zenodo.1069648);
 this module only decides *which* frames and sections to use, carries the FITS header
@@ -16,9 +16,12 @@ Conventions
   catdb version.  :func:`overscan_trim` refuses a frame that already has ``TRIM``.
 * Values stay in ADU (gain is *not* applied): ``GAIN``/``AGAIN_01`` remain valid.
 
-Wiring: a reduction stage calls :func:`master_bias` and :func:`master_flat` once per
-night/band (their ``used``/``skipped`` lists go to the stage log) and
-:func:`reduce_science` per exposure; the output ``.fits.fz`` is then an ``exposure``
+Cameras without an overscan strip (no ``BIASSEC``, e.g. SBIG under TheSkyX) are used whole:
+:func:`prepare_frame` skips the overscan step and the master bias carries the whole zero level.
+
+Wiring: a reduction stage calls :func:`master_bias`, :func:`master_dark` (when darks exist)
+and :func:`master_flat` (when flats exist) once per calibration group (their
+``used``/``skipped`` lists go to the stage log) and :func:`reduce_science` per exposure; the output ``.fits.fz`` is then an ``exposure``
 row (``hdu=1``) like any other image.
 """
 from __future__ import annotations
@@ -39,10 +42,12 @@ from astropy.utils.exceptions import AstropyWarning
 
 from .. import __version__
 from ..errors import InputError
+from ..imagetypes import normalise_image_type
 from ..wcsutil import clean_wcs_header
 
 __all__ = ["CalibrationFrame", "read_raw", "parse_section", "frame_filter", "frame_type",
-           "overscan_trim", "master_bias", "master_flat", "dither_seed", "reduce_science"]
+           "overscan_trim", "prepare_frame", "has_overscan", "master_bias", "master_dark", "master_flat",
+           "dither_seed", "reduce_science", "frame_exptime"]
 
 #: raw ADC ceiling of 16-bit cameras (used for ``SATURATE`` when the header has none)
 ADC_MAX = 65535.0
@@ -150,21 +155,17 @@ def frame_filter(header: fits.Header) -> str | None:
 
 
 def frame_type(header: fits.Header) -> str:
-    """Normalised image type ('bias', 'flat', 'dark', 'science' or the raw value, lower case).
+    """Normalised image type of a raw frame, the same vocabulary as ``catdb ingest``.
 
-    Reads ``IMAGETYP`` then ``OBSTYPE``; 'zero' -> 'bias', '*flat*' -> 'flat',
-    'object'/'light' -> 'science'.
+    Reads ``IMAGETYP`` then ``OBSTYPE`` and maps it with
+    :func:`catdb.imagetypes.normalise_image_type` ('Bias Frame'/'zero' -> 'bias',
+    'Dark Frame'/'DARKFLAT' -> 'dark', 'Flat Field'/'SKYFLAT' -> 'flat', 'Light Frame'/'object'
+    -> 'science', ...); an unknown value comes back lower-cased, a missing one as ``''``.
+    The reduce stage itself trusts ``exposure.image_type`` from the database; this is for
+    callers of the functions below that pass files directly.
     """
-    raw = str(header.get("IMAGETYP", header.get("OBSTYPE", ""))).strip().lower()
-    if raw in ("bias", "zero"):
-        return "bias"
-    if "flat" in raw:
-        return "flat"
-    if "dark" in raw:
-        return "dark"
-    if raw in ("object", "light", "science", "sci"):
-        return "science"
-    return raw
+    v = header.get("IMAGETYP", header.get("OBSTYPE"))
+    return normalise_image_type(v) or ""
 
 
 def overscan_trim(ccd: CCDData, header: fits.Header | None = None, *, path=None,
@@ -239,12 +240,76 @@ def overscan_trim(ccd: CCDData, header: fits.Header | None = None, *, path=None,
     return out
 
 
+#: processing cards of a frame that catdb (or IRAF ccdproc) has already reduced
+_DONE_CARDS = ("TRIM", "ZEROCOR", "CCDPROC")
+
+
+def has_overscan(header: fits.Header) -> bool:
+    """True when the frame declares an overscan region (``BIASSEC``)."""
+    return "BIASSEC" in header and str(header["BIASSEC"]).strip() != ""
+
+
+def prepare_frame(ccd: CCDData, *, path=None) -> CCDData:
+    """Overscan-correct and trim a raw frame when it has an overscan; otherwise keep it whole.
+
+    Parameters
+    ----------
+    ccd : astropy.nddata.CCDData
+        Raw frame (:func:`read_raw`).
+    path : str, optional
+        For error messages.
+
+    Returns
+    -------
+    astropy.nddata.CCDData
+        With ``BIASSEC``: :func:`overscan_trim` (``TRIMSEC`` required).  Without it (cameras
+        with no overscan strip, e.g. SBIG/TheSkyX): the whole frame, float32, header card
+        ``OVERSCAN = 'none: no BIASSEC ...'`` -- the bias level then comes from the master bias
+        alone (Massey 1997, sec. 3.2: bias frames are the only zero reference of such cameras).
+        WCS cards are cast to numbers in both cases.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Bad sections (see :func:`overscan_trim`), or the frame is already reduced (``TRIM``,
+        ``ZEROCOR`` or ``CCDPROC`` card present).
+    """
+    header = ccd.meta
+    path = path or header.get("CATDBSRC")
+    if has_overscan(header):
+        return overscan_trim(ccd, path=path)
+    for k in _DONE_CARDS:
+        if k in header:
+            raise InputError(f"frame is already reduced ({k} = {header[k]!r})", path=path, keyword=k)
+    h = clean_wcs_header(header, path=path)
+    h["OVERSCAN"] = "none: no BIASSEC (bias from the bias frames alone, whole frame)"
+    return CCDData(np.asarray(ccd.data, dtype=np.float32), unit=ccd.unit, meta=h)
+
+
+def frame_exptime(header: fits.Header, path=None) -> float:
+    """Exposure time (s) of a frame from ``EXPTIME``, else ``EXPOSURE`` / ``ITIME``.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        None of them is a number.
+    """
+    for k in ("EXPTIME", "EXPOSURE", "ITIME"):
+        v = header.get(k)
+        if v is not None and not isinstance(v, bool):
+            try:
+                return float(v)
+            except (TypeError, ValueError):
+                continue
+    raise InputError("no exposure time (EXPTIME, EXPOSURE or ITIME) in the header", path=path, keyword="EXPTIME")
+
 
 def master_bias(paths, *, hdu: int | None = None, sigma: float = 3.0) -> CalibrationFrame:
     """Combine bias (zero) frames into a master bias.
 
-    Each frame is overscan-corrected and trimmed (:func:`overscan_trim`), then all are
-    combined with :func:`ccdproc.combine`, ``method='average'`` with ``sigma``-clipping
+    Each frame is overscan-corrected and trimmed (:func:`overscan_trim`) when it has a
+    ``BIASSEC``, else used whole (:func:`prepare_frame`), then all are combined with
+    :func:`ccdproc.combine`, ``method='average'`` with ``sigma``-clipping
     (median-centred, MAD-based std) to reject cosmic rays.
 
     Parameters
@@ -259,7 +324,8 @@ def master_bias(paths, *, hdu: int | None = None, sigma: float = 3.0) -> Calibra
     Returns
     -------
     CalibrationFrame
-        ``ccd``: master bias, trimmed shape, ADU (residual bias after overscan);
+        ``ccd``: master bias, trimmed shape, ADU (residual bias after overscan, or the whole
+        bias level -- pedestal included -- without an overscan);
         ``used``/``skipped``: frames whose ``IMAGETYP`` is not bias/zero, or whose shape
         differs from the first used frame, are skipped with a reason.
 
@@ -275,7 +341,7 @@ def master_bias(paths, *, hdu: int | None = None, sigma: float = 3.0) -> Calibra
         if kind != "bias":
             skipped.append((str(p), f"IMAGETYP {ccd.meta.get('IMAGETYP')!r}, expected bias/zero"))
             continue
-        t = overscan_trim(ccd, path=p)
+        t = prepare_frame(ccd, path=p)
         if ccds and t.shape != ccds[0].shape:
             skipped.append((str(p), f"trimmed shape {t.shape}, expected {ccds[0].shape}"))
             continue
@@ -321,12 +387,84 @@ def _as_master(m, what) -> CCDData:
     raise TypeError(f"{what} must be a CalibrationFrame, CCDData or path, not {type(m).__name__}")
 
 
+def master_dark(paths, master_bias, *, hdu: int | None = None, sigma: float = 3.0,
+                exptime: float | None = None) -> CalibrationFrame:
+    """Combine dark frames of one exposure time into a bias-subtracted master dark.
+
+    Each frame: :func:`prepare_frame`, :func:`ccdproc.subtract_bias`; then a sigma-clipped
+    average (:func:`ccdproc.combine`, as :func:`master_bias`) removes cosmic rays.  What is
+    left is the dark current (and hot pixels) of ``exptime`` seconds, in ADU; it is applied to
+    science frames of the same exposure time as it is, or scaled by the ratio of exposure times
+    (Massey 1997, sec. 3.3; ccdproc ``subtract_dark(scale=True)``), which assumes the dark
+    current is linear in time and the temperature the same.
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Raw dark frames.
+    master_bias : CalibrationFrame, CCDData or path
+        From :func:`master_bias` (same geometry).
+    hdu : int, optional
+        0-based HDU index; default the first 2-D image HDU.
+    sigma : float
+        Clipping threshold (both sides).
+    exptime : float, optional
+        The exposure time (s) the master is for; default the first frame's.  Frames of another
+        exposure time (more than 0.1 % off) are skipped.
+
+    Returns
+    -------
+    CalibrationFrame
+        ``ccd``: master dark in ADU, header ``EXPTIME`` = ``exptime``, ``IMAGETYP =
+        'MASTER_DARK'``; ``skipped``: frames not a dark, of another exposure time or shape.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        No usable dark frame (each reason listed).
+    """
+    bias = _as_master(master_bias, "master_bias")
+    used, skipped, ccds = [], [], []
+    for p in paths:
+        ccd = read_raw(p, hdu=hdu)
+        if frame_type(ccd.meta) != "dark":
+            skipped.append((str(p), f"IMAGETYP {ccd.meta.get('IMAGETYP')!r}, expected a dark"))
+            continue
+        t_exp = frame_exptime(ccd.meta, path=p)
+        if exptime is None:
+            exptime = t_exp
+        if abs(t_exp - exptime) > 1e-3 * max(exptime, 1e-3):
+            skipped.append((str(p), f"EXPTIME {t_exp:g} s, expected {exptime:g} s"))
+            continue
+        t = prepare_frame(ccd, path=p)
+        if t.shape != bias.shape:
+            skipped.append((str(p), f"shape {t.shape} differs from master bias {bias.shape}"))
+            continue
+        ccds.append(ccdproc.subtract_bias(t, bias, add_keyword=False))
+        used.append(str(p))
+    if not ccds:
+        raise InputError("no usable dark frame among the inputs: "
+                         + "; ".join(f"{p}: {r}" for p, r in skipped), path=paths[0] if paths else None,
+                         keyword="IMAGETYP")
+    master = _combine(ccds, sigma=sigma)
+    h = ccds[0].meta.copy()
+    h.remove("CATDBSRC", ignore_missing=True)
+    h["IMAGETYP"] = "MASTER_DARK"
+    h["EXPTIME"] = (float(exptime), "[s] exposure time of the combined darks")
+    h["NCOMBINE"] = (len(ccds), "frames combined")
+    _add_history(h, f"master dark {exptime:g} s: bias-subtracted, sigma-clipped average of", used)
+    master.meta = h
+    return CalibrationFrame(master, used, skipped)
+
+
 def master_flat(paths, master_bias, *, filter: str, hdu: int | None = None,
                 sigma: float = 3.0, min_level: float = 1000.0,
                 max_level: float = 0.8 * ADC_MAX) -> CalibrationFrame:
     """Combine flat-field frames of one filter into a normalised master flat.
 
-    Each frame: :func:`overscan_trim`, :func:`ccdproc.subtract_bias`; frames are scaled to
+    Each frame: :func:`prepare_frame` (overscan and trim when there is a ``BIASSEC``),
+    :func:`ccdproc.subtract_bias` (no dark: the dark current of a flat's few seconds is
+    negligible against its level of >= ``min_level`` ADU); frames are scaled to
     a common level (1 / median) and combined with :func:`ccdproc.combine` (sigma-clipped
     average, which removes stars in twilight flats); the result is divided by its median.
 
@@ -372,7 +510,7 @@ def master_flat(paths, master_bias, *, filter: str, hdu: int | None = None,
         if filt != want:
             skipped.append((str(p), f"FILTER {filt!r}, expected {want!r}"))
             continue
-        t = overscan_trim(ccd, path=p)
+        t = prepare_frame(ccd, path=p)
         if t.shape != bias.shape:
             skipped.append((str(p), f"trimmed shape {t.shape} differs from master bias {bias.shape}"))
             continue
@@ -427,15 +565,24 @@ def dither_seed(name: str) -> int:
 
 def reduce_science(path, master_bias, master_flat, out_path, *, hdu: int | None = None,
                    check_filter: bool = True, min_flat: float = 0.1,
-                   seed: int | None = None) -> Path:
-    """Overscan, trim, bias-subtract and flat-field one science frame; write it Rice-compressed.
+                   seed: int | None = None, master_dark=None, exptime: float | None = None,
+                   flat_note: str | None = None) -> Path:
+    """Overscan/trim, bias, dark and flat one science frame; write it Rice-compressed.
+
+    Order (Massey 1997, "A User's Guide to CCD Reductions with IRAF", sec. 3): overscan and
+    trim when the frame has a ``BIASSEC`` (else the whole frame, :func:`prepare_frame`),
+    master bias, master dark (scaled by the ratio of exposure times, or as it is when they are
+    equal), then the flat.
 
     Parameters
     ----------
     path : str or os.PathLike
         Raw science frame.
-    master_bias, master_flat : CalibrationFrame, CCDData or path
-        From :func:`master_bias` and :func:`master_flat`.
+    master_bias : CalibrationFrame, CCDData or path
+        From :func:`master_bias`.
+    master_flat : CalibrationFrame, CCDData, path or None
+        From :func:`master_flat`; ``None``: the frame is NOT flat-fielded and its header says
+        so (``FLATCOR = 'none: not flat-fielded ...'``).
     out_path : str or os.PathLike
         Output file, conventionally ``*.fits.fz``; overwritten.
     hdu : int, optional
@@ -449,61 +596,101 @@ def reduce_science(path, master_bias, master_flat, out_path, *, hdu: int | None 
         Dither seed of the compression (1..10000, ``ZDITHER0``); default
         :func:`dither_seed` of the raw file's name, so reducing the same frame again gives
         the same pixels, bit for bit.
+    master_dark : CalibrationFrame, CCDData, path or None
+        From :func:`master_dark` (header ``EXPTIME``); scaled by ``exptime / EXPTIME(dark)``.
+    exptime : float, optional
+        Exposure time of the science frame (s); default from its header (:func:`frame_exptime`).
+    flat_note : str, optional
+        Why there is no flat (written into ``FLATCOR``), e.g. ``"no flat in filter 'Open'"``.
 
     Returns
     -------
     pathlib.Path
         ``out_path``.  HDU 1 is a float32 :class:`~astropy.io.fits.CompImageHDU` (Rice,
         ``quantize_level=16``, i.e. quantisation steps of sigma_sky/16, SUBTRACTIVE_DITHER_1
-        with the fixed seed ``seed``)
-        in ADU, with every raw header card kept, WCS cards cast to numbers and ``CRPIX``
-        shifted for the trim, ``SATURATE`` (reduced level of a raw 65535 ADU pixel: overscan
-        and median bias subtracted, divided by the 99.9th percentile of the flat), ``ZEROCOR``/``FLATCOR``/``CCDPROC`` and ``HISTORY`` naming inputs and the
+        with the fixed seed ``seed``) in ADU, with every raw header card kept, WCS cards cast
+        to numbers and ``CRPIX`` shifted for the trim, ``SATURATE`` (reduced level of a raw
+        pixel at the raw saturation level -- ``SATURATE`` card, else 65535 -- after the
+        overscan, the median master bias (which holds any ``PEDESTAL`` offset), the median
+        scaled dark, divided by the 99.9th percentile of the flat (1 without a flat)),
+        ``ZEROCOR``/``DARKCOR``/``FLATCOR``/``CCDPROC`` and ``HISTORY`` naming inputs and the
         catdb version.
 
     Raises
     ------
     catdb.errors.InputError
-        Bad sections, filter mismatch, shape mismatch with the masters.
+        Bad sections, filter mismatch, shape mismatch with a master (naming both shapes).
     """
     bias = _as_master(master_bias, "master_bias")
-    flat = _as_master(master_flat, "master_flat")
+    flat = None if master_flat is None else _as_master(master_flat, "master_flat")
+    dark = None if master_dark is None else _as_master(master_dark, "master_dark")
     raw = read_raw(path, hdu=hdu)
     filt = frame_filter(raw.meta)
-    if check_filter and "FILTER" in flat.meta and filt != str(flat.meta["FILTER"]).strip():
+    if flat is not None and check_filter and "FILTER" in flat.meta and filt != str(flat.meta["FILTER"]).strip():
         raise InputError(f"frame filter {filt!r} differs from master flat filter "
                          f"{flat.meta['FILTER']!r}", path=path, keyword="FILTER")
     raw_max = float(np.nanmax(raw.data))
-    t = overscan_trim(raw, path=path)
-    if t.shape != bias.shape or t.shape != flat.shape:
-        raise InputError(f"trimmed shape {t.shape} differs from master bias {bias.shape} / flat "
-                         f"{flat.shape}", path=path, keyword="TRIMSEC")
+    overscan = has_overscan(raw.meta)
+    t = prepare_frame(raw, path=path)
+    for what, m in (("master bias", bias), ("master flat", flat), ("master dark", dark)):
+        if m is not None and t.shape != m.shape:
+            raise InputError(f"{'trimmed ' if overscan else ''}shape {t.shape} differs from {what} {m.shape}: "
+                             f"calibrate it with frames of its own size and binning",
+                             path=path, keyword="TRIMSEC" if overscan else "NAXIS1")
     t = ccdproc.subtract_bias(t, bias, add_keyword=False)
-    flat_ok = CCDData(np.where(flat.data >= min_flat, flat.data, np.nan).astype(np.float32),
-                      unit=u.dimensionless_unscaled)
-    t = ccdproc.flat_correct(t, flat_ok, norm_value=1.0, add_keyword=False)
+    dark_scale, dark_level = None, 0.0
+    if dark is not None:
+        t_sci = frame_exptime(raw.meta, path=path) if exptime is None else float(exptime)
+        t_dark = frame_exptime(dark.meta, path="master dark")
+        if t_dark <= 0:
+            raise InputError(f"master dark has EXPTIME {t_dark:g} s; expected > 0", keyword="EXPTIME")
+        t = ccdproc.subtract_dark(t, dark, data_exposure=t_sci * u.s, dark_exposure=t_dark * u.s,
+                                  scale=True, add_keyword=False)
+        dark_scale = t_sci / t_dark
+        dark_level = float(np.nanmedian(dark.data)) * dark_scale
+    if flat is not None:
+        flat_ok = CCDData(np.where(flat.data >= min_flat, flat.data, np.nan).astype(np.float32),
+                          unit=u.dimensionless_unscaled)
+        t = ccdproc.flat_correct(t, flat_ok, norm_value=1.0, add_keyword=False)
+        flat_p999 = float(np.nanpercentile(flat_ok.data, 99.9))
     h = t.meta
     sat_raw = float(h.get("SATURATE", ADC_MAX))
     # typical (not hot-pixel) bias, and the 99.9th percentile of the flat
-    sat = ((sat_raw - h["OSCNMED"] - float(np.nanmedian(bias.data)))
-           / float(np.nanpercentile(flat_ok.data, 99.9)))
+    if flat is not None:
+        sat = (sat_raw - h.get("OSCNMED", 0.0) - float(np.nanmedian(bias.data)) - dark_level) / flat_p999
+    else:
+        sat = sat_raw - h.get("OSCNMED", 0.0) - float(np.nanmedian(bias.data)) - dark_level
     h["SATURATE"] = (float(np.floor(sat)), "[adu] lowest reduced level of a saturated pixel")
     h["RAWMAX"] = (raw_max, "[adu] highest raw pixel value")
     h["BUNIT"] = "ADU"
     h["ZEROCOR"] = f"Zero level correction: master bias of {len(_hist_inputs(master_bias))} frames"
-    h["FLATCOR"] = (f"Flat field: master {flat.meta.get('FILTER', '')} flat of "
-                    f"{len(_hist_inputs(master_flat))} frames")
+    if dark is not None:
+        mode = "matched" if abs(dark_scale - 1.0) < 1e-3 else "scaled"
+        h["DARKCOR"] = (f"Dark: master of {len(_hist_inputs(master_dark))} frames, {t_dark:g} s, "
+                        f"{mode} x{dark_scale:.4g}")
+    if flat is not None:
+        h["FLATCOR"] = (f"Flat field: master {flat.meta.get('FILTER', '')} flat of "
+                        f"{len(_hist_inputs(master_flat))} frames")
+        h["MINFLAT"] = (min_flat, "pixels with master flat below this are NaN")
+    else:
+        h["FLATCOR"] = f"none: not flat-fielded ({flat_note or 'no master flat given'})"
     h["CCDPROC"] = f"catdb {__version__} ccdproc {ccdproc.__version__}"
-    h["MINFLAT"] = (min_flat, "pixels with master flat below this are NaN")
     h["CATDBVER"] = (__version__, "catdb version that reduced this frame")
     h.remove("CATDBSRC", ignore_missing=True)
     h.add_history(f"catdb {__version__} reduce_science of {Path(path).name}:")
-    h.add_history(f"  overscan {h.get('BIASSEC')}, trim {h.get('TRIMSEC')} (CRPIX shifted)")
-    for kind, m in (("bias", master_bias), ("flat", master_flat)):
+    if overscan:
+        h.add_history(f"  overscan {h.get('BIASSEC')}, trim {h.get('TRIMSEC')} (CRPIX shifted)")
+    else:
+        h.add_history("  no overscan (no BIASSEC): whole frame, bias from the bias frames alone")
+    for kind, m in (("bias", master_bias), ("dark", master_dark), ("flat", master_flat)):
+        if m is None:
+            continue
         names = _hist_inputs(m)
         h.add_history(f"  master {kind} of {len(names)} frames:")
         for n in names:
             h.add_history(f"    {Path(n).name}")
+    if flat is None:
+        h.add_history("  NOT flat-fielded")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(t.data, dtype=np.float32)

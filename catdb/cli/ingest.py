@@ -9,7 +9,8 @@ Examples:
   catdb ingest catalog night1/*.ldac
   catdb ingest catalog -j 2 night1/*.ldac     # two files at a time (worker processes)
   catdb ingest catalog --instrument lowell42 frame.cat --image frame.fits
-  catdb ingest image raw/*.fits.fz            # science, bias and flat frames (IMAGETYP)
+  catdb ingest image raw/*.fits.fz            # science, bias, dark and flat frames (IMAGETYP)
+  catdb ingest image --obscode 810 night/*.fit # site code when the header has none
   catdb ingest image -j 2 raw/*.fits.fz
   catdb ingest refcat GAIA-DR2.cat --catalog gaia-dr2 --band G
   catdb ingest scamp night/*.ldac --xml scamp.xml --full full_1.cat
@@ -51,7 +52,31 @@ def summarize(results, seconds: float, what: str = "detections") -> tuple[str, i
     return line, status
 
 
-def _report(results, seconds, what, detail):
+def state_notes(conn, results) -> list[str]:
+    """Lines telling what the ingested science exposures still lack (one set-based query).
+
+    ``N exposures have no WCS (wcs_status none): run catdb stage solve`` and
+    ``N exposures have no observatory code: give --obscode`` (counting the science exposures
+    of this run's files, loaded or unchanged).
+    """
+    ids = [e for r in results if r.status != "failed" for e in r.exposure_ids]
+    if not ids:
+        return []
+    with conn.transaction():
+        n_wcs, n_code = conn.execute(
+            "SELECT count(*) FILTER (WHERE wcs_status = 'none'), count(*) FILTER (WHERE observatory_code IS NULL) "
+            "FROM exposure WHERE id = ANY(%s) AND image_type = 'science'", (ids,)).fetchone()
+    out = []
+    if n_wcs:
+        out.append(f"{n_wcs} exposure{'s' * (n_wcs != 1)} {'have' if n_wcs != 1 else 'has'} no WCS "
+                   f"(wcs_status none): run catdb stage solve")
+    if n_code:
+        out.append(f"{n_code} exposure{'s' * (n_code != 1)} {'have' if n_code != 1 else 'has'} no observatory "
+                   f"code: give --obscode (MPC code) when ingesting")
+    return out
+
+
+def _report(results, seconds, what, detail, notes=()):
     for r in results:
         if r.status == "failed":
             click.echo(f"FAILED {r.error}", err=True)
@@ -59,10 +84,14 @@ def _report(results, seconds, what, detail):
             click.echo(detail(r))
     line, status = summarize(results, seconds, what)
     click.echo(line)
+    for n in notes:
+        click.echo(n)
     if status:
         raise SystemExit(status)
 
 
+_OBSCODE_HELP = ("MPC observatory code of every exposure (e.g. 810); wins over the header and keymap. "
+                 "Without it the code comes from the header/keymap or stays NULL (never guessed).")
 _JOBS_HELP = ("Files loaded at a time, each by a worker process with its own connection. "
               "Same rows, statuses, summary and exit status as one at a time; still one transaction per file.")
 
@@ -83,8 +112,9 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
               help="Image the catalogue was extracted from (for catalogues without a header).")
 @click.option("--replace", is_flag=True, help="Replace catalogues already ingested whose content changed.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help=_JOBS_HELP)
+@click.option("--obscode", help=_OBSCODE_HELP)
 @click.pass_obj
-def catalog(obj, paths, instrument, image, replace, jobs):
+def catalog(obj, paths, instrument, image, replace, jobs, obscode):
     """SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD) -> exposure + detection rows."""
     import time
 
@@ -93,10 +123,11 @@ def catalog(obj, paths, instrument, image, replace, jobs):
     t0 = time.perf_counter()
     with _conn(obj) as conn:
         res = ingest_catalogs(conn, paths, instrument=instrument, image=image, replace=replace,
-                              progress=not obj["quiet"], on_error="collect", jobs=jobs)
+                              progress=not obj["quiet"], on_error="collect", jobs=jobs, obscode=obscode)
+        notes = state_notes(conn, res)
     _report(res, time.perf_counter() - t0, "detections", lambda r: (
         f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}, {r.n_rows} detections"
-        + (f" ({'; '.join(sorted(set(r.notes)))})" if r.notes else "")))
+        + (f" ({'; '.join(sorted(set(r.notes)))})" if r.notes else "")), notes)
 
 
 @command.command("image", epilog="""\b
@@ -110,12 +141,13 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--instrument", help="Keyword map name or TOML file (default: detected from the header).")
 @click.option("--hdu", type=int, help="Only this HDU (0-based); default every image HDU.")
-@click.option("--image-type", type=click.Choice(["science", "bias", "flat", "dark"]),
+@click.option("--image-type", type=click.Choice(["science", "bias", "flat", "dark", "focus"]),
               help="Override IMAGETYP.")
 @click.option("--replace", is_flag=True, help="Replace images already ingested whose content changed.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help=_JOBS_HELP)
+@click.option("--obscode", help=_OBSCODE_HELP)
 @click.pass_obj
-def image(obj, paths, instrument, hdu, image_type, replace, jobs):
+def image(obj, paths, instrument, hdu, image_type, replace, jobs, obscode):
     """FITS images (also .fits.fz, multi-extension) -> exposure rows."""
     import time
 
@@ -124,9 +156,10 @@ def image(obj, paths, instrument, hdu, image_type, replace, jobs):
     t0 = time.perf_counter()
     with _conn(obj) as conn:
         res = ingest_images(conn, paths, instrument=instrument, hdu=hdu, image_type=image_type, replace=replace,
-                            progress=not obj["quiet"], on_error="collect", jobs=jobs)
+                            progress=not obj["quiet"], on_error="collect", jobs=jobs, obscode=obscode)
+        notes = state_notes(conn, res)
     _report(res, time.perf_counter() - t0, None,
-            lambda r: f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}")
+            lambda r: f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}", notes)
 
 
 @command.command("refcat")

@@ -92,18 +92,46 @@ def _latest_run(conn, stage):
     return r[0] if r else None
 
 
+def _reduction(meta) -> str:
+    """One-cell summary of a reduced product's meta: which calibrations were applied."""
+    if meta is None:
+        return "raw (not reduced)"
+    steps = ["bias"]
+    dark = meta.get("dark")
+    if isinstance(dark, dict):
+        steps.append(f"dark ({dark.get('mode')})")
+    flat = meta.get("flat_fielded", meta.get("flat") == "applied")
+    if flat:
+        steps.append("flat")
+    return " + ".join(steps) + ("" if flat else "; NOT flat-fielded")
+
+
 def exposure_section(conn) -> str:
     rows = conn.execute(
         """SELECT e.id, regexp_replace(e.path, '^.*/', ''), e.mjd_mid, e.band, e.exptime, e.airmass, e.fwhm,
                   e.bkg_median, (SELECT count(*) FROM detection d WHERE d.exposure_id = e.id),
-                  z.zp, z.zp_err, z.n_used, e.quality_flags
+                  z.zp, z.zp_err, z.n_used, e.quality_flags, r.meta
            FROM exposure e
            LEFT JOIN LATERAL (SELECT zp, zp_err, n_used FROM zeropoint z WHERE z.exposure_id = e.id
                               ORDER BY z.id DESC LIMIT 1) z ON true
+           LEFT JOIN LATERAL (SELECT meta FROM image_product p WHERE p.exposure_id = e.id AND p.kind = 'reduced'
+                              ORDER BY p.id DESC LIMIT 1) r ON true
            WHERE e.image_type = 'science' ORDER BY e.mjd_mid""").fetchall()
-    out = [(*r[:12], _flags(r[12])) for r in rows]
-    return _table(["id", "file", "MJD mid", "band", "exptime [s]", "airmass", "FWHM [\"]", "bkg median [adu]",
-                   "detections", "zp [mag]", "zp err", "zp stars", "quality"], out, "exp")
+    out = [(*r[:12], _reduction(r[13]), _flags(r[12])) for r in rows]
+    reduced = [r[13] for r in rows if r[13] is not None]
+    n_noflat = sum(not m.get("flat_fielded", m.get("flat") == "applied") for m in reduced)
+    note = ""
+    if n_noflat:
+        note = _note(f"{n_noflat} of {len(reduced)} reduced exposures are NOT flat-fielded (no flat in their "
+                     f"filter): their photometry keeps the vignetting and dust pattern of the optics, so the "
+                     f"zeropoints vary across the field (reduce stage meta 'flat').")
+    n_left = sum(bool(r[12] & QUALITY_FLAGS["not_reduced"]) for r in rows)
+    if n_left:
+        note += _note(f"{n_left} science exposures were left out of the reduction (size or binning other than "
+                      f"the night's science frames, e.g. focus subframes; quality flag not_reduced).")
+    return note + _table(["id", "file", "MJD mid", "band", "exptime [s]", "airmass", "FWHM [\"]",
+                          "bkg median [adu]", "detections", "zp [mag]", "zp err", "zp stars", "reduction",
+                          "quality"], out, "exp")
 
 
 def timeseries_section(conn) -> str:

@@ -34,12 +34,14 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..errors import InputError
+from ..imagetypes import normalise_image_type
 from ..wcsutil import clean_wcs_header, wcs_from_header
 
 __all__ = [
     "EXPOSURE_COLUMNS", "read_header", "read_text_header", "header_from_cards", "inherit_header",
     "load_keymap", "keymap_names", "detect_instrument", "write_default_keymaps",
     "exposure_metadata", "mid_exposure_mjd", "normalise_band", "footprint", "wcs_cards", "observing_night",
+    "gmst_deg", "check_obscode",
 ]
 
 #: Columns of the ``exposure`` table filled by :func:`exposure_metadata` (the lead's schema).
@@ -48,15 +50,16 @@ EXPOSURE_COLUMNS = (
     "band", "image_type", "mjd_mid", "exptime", "airmass", "fwhm", "gain", "readnoise",
     "saturation", "pixscale", "naxis1", "naxis2", "binning", "ra_center", "dec_center", "radius",
     "corners", "wcs_header", "header", "site_lat", "site_lon", "site_height", "date_obs",
-    "night", "wcs_status", "wcs_source",
+    "night", "wcs_status", "wcs_source", "pointing_ra", "pointing_dec", "ccd_temp",
 )
 _KEYWORD_COLUMNS = (
     "instrument", "telescope", "observatory_code", "object", "filter", "image_type", "exptime",
     "airmass", "fwhm", "gain", "readnoise", "saturation", "pixscale", "naxis1", "naxis2",
-    "binning", "site_lat", "site_lon", "site_height", "date_obs",
+    "binning", "site_lat", "site_lon", "site_height", "date_obs", "pointing_ra", "pointing_dec",
+    "ccd_temp",
 )
 _FLOAT_COLUMNS = {"exptime", "airmass", "fwhm", "gain", "readnoise", "saturation", "pixscale",
-                  "site_lat", "site_lon", "site_height"}
+                  "site_lat", "site_lon", "site_height", "ccd_temp"}
 _INT_COLUMNS = {"naxis1", "naxis2"}
 _TEXT_COLUMNS = {"instrument", "telescope", "observatory_code", "object", "filter", "image_type",
                  "binning", "date_obs"}
@@ -307,14 +310,20 @@ def detect_instrument(header: fits.Header) -> str:
     -------
     str
         e.g. ``'lowell42'``; ``'generic'`` when no rule matches.
+
+    Notes
+    -----
+    Maps are tried in name order (``acp`` before ``maximdl``: an ACP header is a MaxIm DL
+    header with ACP's cards added, and its rule asks for both).  A pattern is matched against
+    the stripped string form of the value, so ``"*"`` matches any non-empty card, numeric or not.
     """
     for name in keymap_names()[:-1]:
         rules = _read_toml(importlib.resources.files(__package__).joinpath(_KEYMAP_DIR, f"{name}.toml"),
                            name).get("detect", [])
         for rule in rules:
-            if rule and all(
-                    isinstance(header.get(k), str) and fnmatch.fnmatch(header[k].strip().lower(), str(pat).lower())
-                    for k, pat in rule.items()):
+            if rule and all(_present(header, k) is not None
+                            and fnmatch.fnmatch(str(header[k]).strip().lower(), str(pat).lower())
+                            for k, pat in rule.items()):
                 return name
     return "generic"
 
@@ -381,6 +390,109 @@ def _to_float(v, *, angle=False):
     if angle and re.fullmatch(r"[+-]?\d{1,3}[: ]\d{1,2}[: ]\d{1,2}(\.\d*)?", s):
         return Angle(s.replace(" ", ":"), unit=u.deg).deg
     return None
+
+
+_SEXAGESIMAL = re.compile(r"^[+-]?\d{1,3}([: ]+|[hd]\s*)\d{1,2}([: ]+|m\s*)\d{1,2}(\.\d*)?s?$", re.I)
+_HOURS_COMMENT = re.compile(r"\[h\]|\bhours?\b|\bhrs?\b|\bhms\b|\[H M S\]", re.I)
+
+
+def _ra_deg(value, comment="", hours: bool = False):
+    """Right ascension in degrees from a header value.
+
+    Rule (documented in ``generic.toml``): a sexagesimal string (``'04 12 12.262'``,
+    ``'08:18:29.9'``, ``'4h12m12s'``) is in HOURS (every dialect writes RA as h m s); a
+    number, or a numeric string, is in DEGREES unless ``hours`` (the keymap lists the keyword
+    in ``ra_hours``) or the card comment says hours (``'[h]'``, ``'hours'``, ``'[H M S]'``).
+
+    Returns
+    -------
+    float or None
+        Degrees in [0, 360); ``None`` when the value does not parse or is out of range.
+    """
+    if isinstance(value, bool):
+        return None
+    s = str(value).strip()
+    if isinstance(value, str) and _SEXAGESIMAL.match(s):
+        try:
+            deg = Angle(re.sub(r"\s+", ":", s.lower().replace("h", ":").replace("m", ":").rstrip("s").strip(":")),
+                        unit=u.hourangle).deg
+        except ValueError:
+            return None
+    else:
+        f = _to_float(value)
+        if f is None:
+            return None
+        deg = f * 15.0 if (hours or _HOURS_COMMENT.search(comment or "")) else f
+    if not (0.0 <= deg <= 360.0):
+        return None
+    return float(deg % 360.0)
+
+
+def _dec_deg(value):
+    """Declination in degrees from a number or a sexagesimal ``'+22 53 01.76'`` string (degrees)."""
+    if isinstance(value, bool):
+        return None
+    s = str(value).strip()
+    if isinstance(value, str) and _SEXAGESIMAL.match(s):
+        try:
+            deg = Angle(re.sub(r"\s+", ":", s.lower().replace("d", ":").replace("m", ":").rstrip("s").strip(":")),
+                        unit=u.deg).deg
+        except ValueError:
+            return None
+    else:
+        deg = _to_float(value)
+        if deg is None:
+            return None
+    return float(deg) if -90.0 <= deg <= 90.0 else None
+
+
+def gmst_deg(mjd_utc: float) -> float:
+    """Greenwich mean sidereal time (deg) at an MJD (UTC taken for UT1).
+
+    GMST = 18.697374558 h + 24.06570982441908 h x (JD - 2451545.0), the USNO approximation
+    (Astronomical Almanac; error about 0.1 s per century).  Using UTC for UT1 adds < 0.9 s
+    (< 0.004 deg), which does not matter for a sign check.  No IERS table is needed.
+    """
+    d = mjd_utc + 2400000.5 - 2451545.0
+    return float((18.697374558 + 24.06570982441908 * d) % 24.0 * 15.0)
+
+
+def _lst_longitude(header, keys, mjd_mid, exptime):
+    """(east longitude implied by a local-sidereal-time card, keyword, tolerance deg) or None.
+
+    ``LST - GMST`` is the east longitude.  The card may be written at the start of the
+    exposure (TheSkyX, MaxIm ``ST``) while ``mjd_mid`` is the middle, so the tolerance is
+    0.5 deg plus the sidereal angle of half the exposure.
+    """
+    v, k = _first(header, keys)
+    if v is None or mjd_mid is None:
+        return None
+    s = str(v).strip()
+    try:
+        lst = (Angle(re.sub(r"\s+", ":", s), unit=u.hourangle).deg if isinstance(v, str) and _SEXAGESIMAL.match(s)
+               else float(_to_float(v)) * 15.0)
+    except (TypeError, ValueError):
+        return None
+    lon = (lst - gmst_deg(mjd_mid) + 540.0) % 360.0 - 180.0
+    tol = 0.5 + (exptime or 0.0) / 2.0 / 3600.0 * 15.04
+    return lon, k, tol
+
+
+def _angle_diff(a, b):
+    return abs((a - b + 540.0) % 360.0 - 180.0)
+
+
+#: MPC observatory codes: three characters, a digit or capital letter then two digits (e.g. 688, G96)
+_OBSCODE = re.compile(r"^[0-9A-Z][0-9]{2}$")
+
+
+def check_obscode(code, *, keyword="--obscode") -> str:
+    """An MPC observatory code, stripped and upper-cased; InputError when not of the MPC form."""
+    c = str(code).strip().upper()
+    if not _OBSCODE.match(c):
+        raise InputError(f"observatory code {code!r} is not an MPC code (three characters: a digit or capital "
+                         f"letter then two digits, e.g. 688, G96, Z24)", keyword=keyword)
+    return c
 
 
 def normalise_band(filter_value, bands: dict | None = None) -> str | None:
@@ -596,7 +708,7 @@ def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None) -> dict:
 
 # --------------------------------------------------------------------------- main entry
 def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, path=None, hdu: int = 0,
-                      *, return_sources: bool = False, sha256: str | None = None):
+                      *, return_sources: bool = False, sha256: str | None = None, obscode: str | None = None):
     """One ``exposure`` row from an image (or catalogue image) header.
 
     Parameters
@@ -616,6 +728,10 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
     sha256 : str, optional
         The SHA-256 of ``path`` when the caller has already computed it (the file is then not
         read again).
+    obscode : str, optional
+        MPC observatory code given by the user (``--obscode``); it wins over the header and
+        the keymap.  Without it and without a header card or keymap constant the code is
+        ``None`` (never guessed).
 
     Returns
     -------
@@ -623,7 +739,17 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
         Keyed by :data:`EXPOSURE_COLUMNS`.  Missing optional values are ``None``.
         Units: mjd_mid MJD UTC; exptime s; fwhm arcsec; gain e-/ADU;
         readnoise e-; saturation ADU; pixscale arcsec/pix; angles deg;
-        site_lon east-positive deg; site_height m.  Footprint columns
+        site_lon east-positive deg; site_height m; pointing_ra/pointing_dec deg (the
+        commanded pointing, not a WCS); ccd_temp deg C.
+
+        How values are derived beyond a plain keyword (see ``generic.toml``):
+        pixscale: WCS, else a scale keyword, else ``pixscale_unbinned`` x binning, else
+        206.265 x pixel size (um, binned, or unbinned x binning) / focal length (mm);
+        binning: a binning keyword, else ``XBINNING``x``YBINNING``; site_lon: west-positive
+        maps negated, and the sign checked against a local-sidereal-time card (``LST - GMST``)
+        when there is one; image_type: :func:`catdb.imagetypes.normalise_image_type`;
+        saturation: keyword, keymap constant, else (``saturation_adc`` maps) the integer
+        data ceiling.  Footprint columns
         (ra_center, dec_center, radius, corners) are ``None`` when the header
         has no celestial WCS (e.g. bias/flat frames).
     sources : dict, only if ``return_sources``
@@ -643,6 +769,7 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
     row = dict.fromkeys(EXPOSURE_COLUMNS)
     src = {}
     kws, consts = keymap["keywords"], keymap.get("constants", {})
+    opts = keymap.get("options", {})
     for col in _KEYWORD_COLUMNS:
         v, k = _first(header, kws.get(col, []))
         if v is None and col in keymap.get("lookup", {}):
@@ -655,6 +782,18 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
         if v is None and col in consts:
             v, k = consts[col], "constant in keymap"
         if v is None:
+            continue
+        if col in ("pointing_ra", "pointing_dec"):
+            com = header.comments[k] if k in header else ""
+            f = (_ra_deg(v, com, hours=k in opts.get("ra_hours", [])) if col == "pointing_ra" else _dec_deg(v))
+            if f is None:
+                raise InputError(f"expected a {'right ascension' if col == 'pointing_ra' else 'declination'} "
+                                 f"(sexagesimal or degrees) for {col}, found {v!r}", path=path, keyword=k)
+            if col == "pointing_ra" and isinstance(v, str) and _SEXAGESIMAL.match(str(v).strip()):
+                k = f"{k} (sexagesimal hours)"
+            elif col == "pointing_ra":
+                k = f"{k} ({'hours' if f != _to_float(v) else 'deg'})"
+            row[col], src[col] = f, k
             continue
         if col in _FLOAT_COLUMNS:
             f = _to_float(v, angle=col in ("site_lat", "site_lon"))
@@ -669,7 +808,17 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
         else:
             v = str(v).strip()
         row[col], src[col] = v, k
-    opts = keymap.get("options", {})
+    if row["ccd_temp"] is not None and row["ccd_temp"] > 150.0:  # a CCD is never above 150 C: Kelvin
+        row["ccd_temp"] -= 273.15
+        src["ccd_temp"] += " (Kelvin, converted to C)"
+    if row["binning"] is None:
+        for pair in opts.get("binning_xy", []):
+            bx, by = (_present(header, kk) for kk in pair)
+            if bx is not None and _to_float(bx) is not None:
+                by = bx if by is None or _to_float(by) is None else by
+                row["binning"] = f"{int(_to_float(bx))}x{int(_to_float(by))}"
+                src["binning"] = "+".join(pair)
+                break
     if row["site_lon"] is not None and opts.get("lon_west_positive"):
         row["site_lon"] = -row["site_lon"]
         src["site_lon"] += " (west-positive, negated)"
@@ -684,9 +833,8 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
     if row["band"] is not None:
         src["band"] = f"normalised from filter {row['filter']!r}"
     if row["image_type"] is not None:
-        it = keymap.get("image_types", {}).get(row["image_type"].strip().lower())
-        src["image_type"] += f" ({row['image_type']!r})"
-        row["image_type"] = it if it is not None else row["image_type"].strip().lower()
+        src["image_type"] += f" ({row['image_type']!r}, catdb.imagetypes)"
+        row["image_type"] = normalise_image_type(row["image_type"], keymap.get("image_types"))
     elif "image_type" in consts:
         row["image_type"] = consts["image_type"]
     # time
@@ -709,6 +857,18 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
         row["wcs_source"] = ("no celestial WCS in the header" if not has_wcs
                              else "no image size (NAXIS1/NAXIS2) for the WCS footprint")
     src["wcs_status"] = "WCS cards" if row["wcs_status"] == "header" else "no WCS cards"
+    if row["site_lon"] is not None and row["mjd_mid"] is not None:
+        chk = _lst_longitude(header, opts.get("lst_keywords", []), row["mjd_mid"], row["exptime"])
+        if chk is not None:
+            lon, kl, tol = chk
+            if _angle_diff(row["site_lon"], lon) <= tol:
+                src["site_lon"] += f" (sign agrees with {kl} - GMST = {lon:+.3f} deg)"
+            elif _angle_diff(-row["site_lon"], lon) <= tol:
+                row["site_lon"] = -row["site_lon"]
+                src["site_lon"] += (f" (sign flipped: {kl} - GMST = {lon:+.3f} deg east; the keymap's "
+                                    f"longitude convention does not fit this header)")
+            else:
+                src["site_lon"] += f" ({kl} - GMST = {lon:+.3f} deg east disagrees; kept as read)"
     if row["mjd_mid"] is not None and row["site_lon"] is not None:
         row["night"] = observing_night(row["mjd_mid"], row["site_lon"])
         src["night"] = "local date at the start of the night, from mjd_mid and site_lon"
@@ -717,6 +877,35 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
         if v is not None and _to_float(v) is not None:
             b = int(re.findall(r"\d+", row["binning"])[0]) if row["binning"] else 1
             row["pixscale"], src["pixscale"] = _to_float(v) * b, f"{k} x binning {b}"
+    if row["pixscale"] is None:
+        f_mm, kf = _first(header, opts.get("focal_length", []))
+        f_mm = _to_float(f_mm) if f_mm is not None else None
+        px, kp = _first(header, opts.get("pixel_size_binned", []))
+        factor, how = 1, "binned"
+        if px is None:
+            px, kp = _first(header, opts.get("pixel_size_unbinned", []))
+            factor = int(re.findall(r"\d+", row["binning"])[0]) if row["binning"] else 1
+            how = f"unbinned x binning {factor}"
+        px = _to_float(px) if px is not None else None
+        if f_mm and f_mm > 0 and px and px > 0:
+            row["pixscale"] = 206.264806 * px * factor / f_mm
+            src["pixscale"] = f"206.265 x {kp} ({how}, um) / {kf} (mm)"
+    if row["saturation"] is None and opts.get("saturation_adc"):
+        bitpix, bzero = header.get("BITPIX"), _to_float(header.get("BZERO", 0)) or 0.0
+        ceiling = {(16, 32768.0): 65535.0, (8, 0.0): 255.0, (16, 0.0): 32767.0}.get((bitpix, bzero))
+        if ceiling is not None:
+            row["saturation"] = ceiling
+            src["saturation"] = (f"integer data ceiling (BITPIX {bitpix}, BZERO {bzero:g}): the ADC limit; "
+                                 f"non-linearity may start lower")
+    if obscode is not None:
+        code = check_obscode(obscode)
+        if row["observatory_code"] not in (None, code):
+            src["observatory_code"] = f"--obscode (header/keymap gave {row['observatory_code']!r})"
+        else:
+            src["observatory_code"] = "--obscode"
+        row["observatory_code"] = code
+    elif row["observatory_code"] is None:
+        src["observatory_code"] = "unknown: not in the header or keymap (give --obscode)"
     row["header"] = "\n".join(str(c) for c in header.cards)
     row["hdu"] = int(hdu)
     if path is not None:

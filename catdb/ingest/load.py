@@ -482,7 +482,8 @@ def _fill_instrumental_mags(cols: dict, source: dict) -> None:
 
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
                     replace: bool = False, progress: bool = False,
-                    on_error: str = "raise", image_hdu: int | None = None, jobs: int = 1) -> list[IngestResult]:
+                    on_error: str = "raise", image_hdu: int | None = None, jobs: int = 1,
+                    obscode: str | None = None) -> list[IngestResult]:
     """Ingest SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD): exposure + detection rows.
 
     Parameters
@@ -514,6 +515,9 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         single ``stage_run`` as a serial run; the same file named twice is loaded once.  With
         ``on_error='raise'`` the first failure (in ``paths`` order) is raised once the files in
         flight are done; files after it may already be loaded (each is committed on its own).
+    obscode : str, optional
+        MPC observatory code of every exposure (``--obscode``), winning over header and keymap;
+        without it the code is read from the header/keymap or left NULL.
 
     Returns
     -------
@@ -538,10 +542,14 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     jobs = _check_jobs(jobs)
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
+    if obscode is not None:
+        from .headers import check_obscode
+
+        obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-catalog", {"paths": paths, "instrument": instrument, "image": image,
-                                               "image_hdu": image_hdu, "replace": replace})
+                                               "image_hdu": image_hdu, "replace": replace, "obscode": obscode})
     kwargs = {"run_id": run_id, "instrument": instrument, "image": image, "replace": replace,
-              "image_hdu": image_hdu}
+              "image_hdu": image_hdu, "obscode": obscode}
 
     def one(path):
         return _ingest_one_catalog(conn, path, **kwargs)
@@ -562,7 +570,8 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     return results
 
 
-def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, replace=False, image_hdu=None):
+def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, replace=False, image_hdu=None,
+                        obscode=None):
     """Load one catalogue file (every image extension of it) in the caller's transaction."""
     from ..wcsutil import wcs_from_header
     from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
@@ -586,7 +595,8 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
         if _unchanged_or_replace(conn, key, hdu, cat_sha, 2, replace, path, res):
             continue
         km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-        row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha)
+        row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha,
+                                obscode=obscode)
         row["path"] = key
         row["catalog_path"] = _resolve(path)
         row["catalog_sha256"] = cat_sha
@@ -665,7 +675,8 @@ def _image_hdus(path, hdu):
 
 def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None = None,
                   image_type: str | None = None, replace: bool = False,
-                  progress: bool = False, on_error: str = "raise", jobs: int = 1) -> list[IngestResult]:
+                  progress: bool = False, on_error: str = "raise", jobs: int = 1,
+                  obscode: str | None = None) -> list[IngestResult]:
     """Ingest exposures from FITS images (science or calibration; MEF: one exposure per image HDU).
 
     Parameters
@@ -688,6 +699,8 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
         status ``'failed'`` and loads the others; counts in ``stage_run.counts``.
     jobs : int
         Files loaded at a time by worker processes, as in :func:`ingest_catalogs`.
+    obscode : str, optional
+        MPC observatory code of every exposure, as in :func:`ingest_catalogs`.
 
     Returns
     -------
@@ -708,9 +721,14 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
     jobs = _check_jobs(jobs)
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
+    if obscode is not None:
+        from .headers import check_obscode
+
+        obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-image", {"paths": paths, "instrument": instrument, "hdu": hdu,
-                                             "image_type": image_type, "replace": replace})
-    kwargs = {"run_id": run_id, "instrument": instrument, "hdu": hdu, "image_type": image_type, "replace": replace}
+                                             "image_type": image_type, "replace": replace, "obscode": obscode})
+    kwargs = {"run_id": run_id, "instrument": instrument, "hdu": hdu, "image_type": image_type, "replace": replace,
+              "obscode": obscode}
 
     def one(path):
         return _ingest_one_image(conn, path, **kwargs)
@@ -726,7 +744,8 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
     return results
 
 
-def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_type=None, replace=False):
+def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_type=None, replace=False,
+                      obscode=None):
     """Load the exposures of one image file (one per image HDU) in the caller's transaction."""
     from .headers import detect_instrument, exposure_metadata, inherit_header, load_keymap, read_header
 
@@ -744,7 +763,7 @@ def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_ty
         if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res):
             continue
         km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-        row = exposure_metadata(header, km, path=path, hdu=h_read, sha256=sha)
+        row = exposure_metadata(header, km, path=path, hdu=h_read, sha256=sha, obscode=obscode)
         row["path"] = key
         row["sha256"] = sha
         if image_type:

@@ -173,6 +173,9 @@ QUALITY_FLAGS = {
     "background_outlier": 4,
     "bad_zeropoint": 8,
     "fwhm_outlier": 16,
+    # set by the reduce stage on science exposures it left out (size/binning other than the night's
+    # science frames, e.g. focus-run subframes); the stages' default selection skips them
+    "not_reduced": 32,
 }
 
 #: values of exposure.wcs_status, best first, with what each means

@@ -106,8 +106,11 @@ class Stage:
     description: str = ""
     params: list[Param] = []
     outputs: list[str] = []
-    #: default input selection (SQL condition on exposure, alias e)
-    default_where: str = "e.image_type = 'science'"
+    #: default input selection (SQL condition on exposure, alias e): science exposures, except those
+    #: the reduce stage left out (quality bit ``not_reduced`` = 32, e.g. focus-run subframes), which
+    #: no later stage can use; ``--where`` narrows this further.  The reduce stage itself selects
+    #: every science exposure so that a re-run reconsiders them.
+    default_where: str = "e.image_type = 'science' AND (e.quality_flags & 32) = 0"
     #: parameters that name the output set (e.g. the veto survivor set): an earlier run is
     #: marked ``replaced`` only when these equal the new run's
     scope_params: tuple = ()
