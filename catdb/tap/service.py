@@ -339,9 +339,6 @@ class TapService:
             f'   <languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-udf">{udfs}\n   </languageFeatures>\n'
             f'   <languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adqlgeo">{geo}\n'
             '   </languageFeatures>\n'
-            '   <languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adql-string">\n'
-            '    <feature><form>LOWER</form></feature>\n    <feature><form>UPPER</form></feature>\n'
-            '   </languageFeatures>\n'
             '  </language>\n'
             '  <outputFormat ivo-id="ivo://ivoa.net/std/TAPRegExt#output-votable-td">\n'
             f'   <mime>{VOTABLE_MIME};serialization=TABLEDATA</mime>\n'
@@ -354,8 +351,8 @@ class TapService:
             f'  <retentionPeriod>\n   <default>{self.jobs.retention}</default>\n'
             f'   <hard>{self.jobs.retention}</hard>\n  </retentionPeriod>\n'
             f'  <executionDuration>\n   <default>{dur}</default>\n   <hard>{dur}</hard>\n  </executionDuration>\n'
-            f'  <outputLimit>\n   <default unit="rows">{self.default_maxrec}</default>\n'
-            f'   <hard unit="rows">{self.max_rows}</hard>\n  </outputLimit>\n'
+            f'  <outputLimit>\n   <default unit="row">{self.default_maxrec}</default>\n'
+            f'   <hard unit="row">{self.max_rows}</hard>\n  </outputLimit>\n'
             ' </capability>'
             + vosi("capabilities", "capabilities") + vosi("availability", "availability")
             + vosi("tables-1.1", "tables") + '\n</vosi:capabilities>\n')

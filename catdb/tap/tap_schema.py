@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..schema.tables import column_description, column_unit
 from ..schema.ucd import column_ucd
+from .adql import adql_name
 from .votable import votable_type
 
 SCHEMA = "tap_schema"
@@ -133,7 +134,7 @@ def _tap_schema_meta(start_index: int) -> tuple[list[TableMeta], list[KeyMeta]]:
         t = TableMeta(TAP_SCHEMA, f"{TAP_SCHEMA}.{tname}", "table", desc, start_index + k)
         for i, (cname, pgt, cdesc, princ) in enumerate(cols):
             dt, asz, xt = votable_type("int4" if pgt == "integer" else "text")
-            t.columns.append(ColumnMeta(cname, cdesc, None, None, dt, asz, xt, princ, 0, 1, i + 1,
+            t.columns.append(ColumnMeta(adql_name(cname), cdesc, None, None, dt, asz, xt, princ, 0, 1, i + 1,
                                         "int4" if pgt == "integer" else "text"))
         tables.append(t)
     keys = [KeyMeta(f"tap_schema_{a}_{ac}", f"{TAP_SCHEMA}.{a}", f"{TAP_SCHEMA}.{b}", None, [(ac, bc)])
@@ -213,7 +214,7 @@ def read_metadata(conn) -> Metadata:
         ucd = column_ucd(relname, attname)
         dt, asz, xt = votable_type(typ)
         t.columns.append(ColumnMeta(
-            name=attname, description=column_description(com), unit=column_unit(com), ucd=ucd,
+            name=adql_name(attname), description=column_description(com), unit=column_unit(com), ucd=ucd,
             datatype=dt, arraysize=asz, xtype=xt,
             principal=int(bool(ucd and "meta.main" in ucd) or attname in _PRINCIPAL),
             indexed=int(attname in indexed.get(oid, ())), std=0, column_index=len(t.columns) + 1, pgtype=typ))
@@ -226,7 +227,7 @@ def read_metadata(conn) -> Metadata:
         k = keys.get(kid)
         if k is None:
             k = keys[kid] = KeyMeta(kid, src, dst, f"{src} -> {dst}", [])
-        k.columns.append((scol, dcol))
+        k.columns.append((adql_name(scol), adql_name(dcol)))
     ts_tables, ts_keys = _tap_schema_meta(len(tables) + 1)
     return Metadata(
         schemas=[(schema_name, "catdb: exposures, detections, objects, tracks, calibration and provenance", 1),

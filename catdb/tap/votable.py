@@ -113,8 +113,8 @@ def write_result(fields: list[ResultField], columns: list, overflow: bool, seria
             if col.ndim == 2:  # arrays: fixed length (the longest in the result, NaN-padded)
                 arraysize = str(col.shape[1])
             fld = Field(vot, name=name, datatype=f.datatype, arraysize=arraysize, ucd=f.ucd, xtype=f.xtype)
-            if f.unit:
-                fld.unit = f.unit
+            if f.unit:  # verbatim: astropy would rewrite the VOUnit "pix" as "pixel"
+                fld._unit = _Verbatim(f.unit)
             if f.description:
                 fld.description = f.description
             tab.fields.append(fld)
@@ -144,6 +144,13 @@ def error_document(message: str) -> bytes:
             ' <RESOURCE type="results">\n'
             f'  <INFO name="QUERY_STATUS" value="ERROR">{escape(message)}</INFO>\n'
             ' </RESOURCE>\n</VOTABLE>\n').encode()
+
+
+class _Verbatim(str):
+    """A unit string astropy writes as it is (``to_string`` of a parsed unit may respell it)."""
+
+    def to_string(self, *args, **kwargs):
+        return str(self)
 
 
 def _unique(names):
