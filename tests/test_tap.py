@@ -76,8 +76,10 @@ def test_translation_refused(adql, word):
 
 
 def test_point_in_select_list_is_a_dali_point():
-    tr = translate("SELECT id, POINT('ICRS', ra, dec) AS pos, CIRCLE('ICRS', ra, dec, 0.1) FROM detection")
+    tr = translate("SELECT id, POINT('ICRS', ra, dec) AS pos, CIRCLE('ICRS', ra, dec, 0.1), "
+                   "DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', 1, 2)) AS d FROM detection")
     assert tr.xtypes == {1: "point", 2: "circle"}
+    assert tr.units == {3: ("deg", "pos.angDistance")}
 
 
 def test_ucds_are_ucd1plus_words():
@@ -187,6 +189,16 @@ def test_cone_same_rows_as_catdb_query(night, tap):
     assert ucds["ra"] == "pos.eq.ra;meta.main" and ucds["dec"] == "pos.eq.dec;meta.main"
     assert ucds["id"] == "meta.id;meta.main" and ucds["mag_auto"] == "phot.mag"
     assert str(t["ra"].unit) == "deg" and str(t["mag_auto"].unit) == "mag"
+    # DISTANCE in degrees, agreeing with numpy, and POINT as a DALI point
+    res = pyvo.dal.TAPService(base).search(
+        f"SELECT id, POINT('ICRS', ra, dec) AS p, DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', {ra0!r}, {dec0!r})) "
+        f"AS d FROM detection WHERE CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra0!r}, {dec0!r}, {r})) = 1 "
+        "ORDER BY id")
+    td = res.to_table()
+    assert str(td["d"].unit) == "deg" and {f.name: f.xtype for f in res.fielddescs}["p"] == "point"
+    order = np.argsort(np.asarray(t["id"]))
+    np.testing.assert_allclose(np.asarray(td["d"]), d[order], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(np.asarray(td["p"])[:, 0], np.asarray(t["ra"])[order])
 
 
 def test_box_is_a_gnomonic_rectangle(night, tap):
@@ -324,3 +336,32 @@ def test_taplint_no_errors(tap):
     totals = [ln for ln in r.stdout.splitlines() if ln.startswith("Totals:")]
     assert totals, r.stdout[-2000:] + r.stderr[-2000:]
     assert "Errors: 0;" in totals[0], r.stdout
+
+
+def test_catdb_serve_command(night):
+    """`catdb serve --port 0` starts, prints its URL, answers VOSI availability, and stops on SIGINT."""
+    import os
+    import re
+    import signal
+    import sys
+
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])  # this checkout's catdb first
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    p = subprocess.Popen([sys.executable, "-m", "catdb.cli.main", "--db", night[0], "serve", "--port", "0"],
+                         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = p.stderr.readline()  # blocks until the server prints where it listens
+        m = re.search(r"(http://127\.0\.0\.1:\d+/tap)", line)
+        assert m, line + p.stderr.read()
+        status, body = _get(m.group(1) + "/availability")
+        assert status == 200 and b"<vosi:available>true</vosi:available>" in body
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0

@@ -234,12 +234,16 @@ class Translation:
     xtypes : dict of int -> str
         0-based select-list position -> DALI xtype (``point``, ``circle``, ``polygon``)
         of geometry values returned as double-precision arrays.
+    units : dict of int -> (str, str)
+        0-based select-list position -> (unit, UCD) of computed values whose unit
+        ADQL defines (``DISTANCE``: degrees).
     top : int or None
         The outer query's ``TOP n``.
     """
     sql: str
     xtypes: dict = field(default_factory=dict)
     top: int | None = None
+    units: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -292,7 +296,7 @@ def translate(adql: str) -> Translation:
                         "the TAP service is read-only")
     tr = _Translator()
     sql, top = tr.block(items, outer=True)
-    return Translation(sql=sql, xtypes=tr.xtypes, top=top)
+    return Translation(sql=sql, xtypes=tr.xtypes, top=top, units=tr.units)
 
 
 def _split_args(items: list) -> list[list]:
@@ -323,6 +327,7 @@ def _join(parts: list[str]) -> str:
 class _Translator:
     def __init__(self):
         self.xtypes: dict[int, str] = {}
+        self.units: dict[int, tuple] = {}
 
     # ----------------------------------------------------------------- query blocks
     def block(self, items: list, outer: bool = False) -> tuple[str, int | None]:
@@ -378,6 +383,8 @@ class _Translator:
                     self.xtypes[pos] = "circle"
                 elif name in ("polygon", "box"):
                     self.xtypes[pos] = "polygon"
+                elif name == "distance":
+                    self.units[pos] = ("deg", "pos.angDistance")
 
     def seq(self, items: list) -> list[str]:
         out: list[str] = []

@@ -103,9 +103,12 @@ def run_adql(url, adql: str, *, maxrec: int, timeout_s: float, serialization: st
     for i, c in enumerate(d.columns):
         dt, asz, xt = votable_type(c.pgtype)
         ucd = origins[i] if i < len(origins) else None
+        unit = c.unit
         if i in tr.xtypes and c.kind == "vector":
             xt = tr.xtypes[i]
-        fields.append(ResultField(c.name, dt, asz, xt, c.unit, ucd, c.description))
+        if i in tr.units and not unit:
+            unit, ucd = tr.units[i]
+        fields.append(ResultField(c.name, dt, asz, xt, unit, ucd, c.description))
         columns.append(_column(batches, c, maxrec))
     body = write_result(fields, columns, overflow, serialization, infos={"QUERY": adql.strip()})
     return QueryResult(body, min(n_all, maxrec), overflow)
