@@ -109,6 +109,8 @@ class TapService:
             if method not in ("GET", "POST", "HEAD"):
                 raise HttpError("405 Method Not Allowed", "use GET or POST")
             return self.sync(params)
+        if rest == "examples":
+            return _ok("application/xhtml+xml", _examples().encode())
         if rest == "capabilities":
             return _ok("text/xml", self.capabilities(base).encode())
         if rest == "availability":
@@ -355,7 +357,11 @@ class TapService:
             f'   <hard unit="row">{self.max_rows}</hard>\n  </outputLimit>\n'
             ' </capability>'
             + vosi("capabilities", "capabilities") + vosi("availability", "availability")
-            + vosi("tables-1.1", "tables") + '\n</vosi:capabilities>\n')
+            + vosi("tables-1.1", "tables")
+            + '\n <capability standardID="ivo://ivoa.net/std/DALI#examples">\n'
+            '  <interface xsi:type="vr:WebBrowser">\n'
+            f'   <accessURL use="full">{escape(base)}/examples</accessURL>\n  </interface>\n </capability>'
+            + '\n</vosi:capabilities>\n')
 
     def tables(self, name: str, params):
         detail = params.get("DETAIL", "").lower()
@@ -466,6 +472,47 @@ def _ok(ctype, body):
 
 def _redirect(url):
     return "303 See Other", [("Location", url), ("Content-Type", "text/plain")], f"See {url}\n".encode()
+
+
+#: (id, title, explanation, ADQL) of the examples document
+EXAMPLES = [
+    ("cone", "Detections in a cone",
+     "Every detection within 0.01 deg of a position (here the Lowell 42-inch demo field), nearest first; "
+     "the cone uses the q3c index.",
+     "SELECT TOP 100 id, exposure_id, ra, dec, mag_auto, magerr_auto, flags,\n"
+     "       DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', 124.63, 25.34)) AS dist\n"
+     "FROM detection\n"
+     "WHERE CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 124.63, 25.34, 0.01)) = 1\n"
+     "ORDER BY dist"),
+    ("exposures", "Exposures of the night",
+     "The science exposures in time order with their seeing, astrometric state and quality flags.",
+     "SELECT id, night, mjd_mid, filter, exptime, airmass, fwhm, wcs_status, quality_flags\n"
+     "FROM exposure WHERE image_type = 'science' ORDER BY mjd_mid"),
+    ("tracks", "Moving-object candidates",
+     "The tracks the movers stage kept, slowest first, with their SkyBoT identification when there is one.",
+     "SELECT id, n_detections, rate, pa, mean_mag, designation, skybot_name\n"
+     "FROM track WHERE status = 'candidate' ORDER BY rate"),
+    ("lightcurve", "Light curve of an object",
+     "Calibrated magnitudes of one associated object over the night (replace target_id).",
+     "SELECT mjd_mid, band, mag_cal, magerr_cal, source, exposure_id\n"
+     "FROM lightcurve_point WHERE kind = 'object' AND target_id = 1 ORDER BY mjd_mid"),
+    ("units", "What the columns mean",
+     "Units, UCDs and descriptions of the columns of a table, from TAP_SCHEMA.",
+     "SELECT column_name, datatype, unit, ucd, description\n"
+     "FROM TAP_SCHEMA.columns WHERE table_name = 'detection' ORDER BY column_index"),
+]
+
+
+def _examples() -> str:
+    """The DALI 1.1 examples document (section 2.3): XHTML with RDFa."""
+    divs = "".join(
+        f'\n  <div typeof="example" id="{i}" resource="#{i}">\n   <h2 property="name">{escape(t)}</h2>\n'
+        f'   <p>{escape(d)}</p>\n   <pre property="query">{escape(q)}</pre>\n  </div>'
+        for i, t, d, q in EXAMPLES)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE html>\n'
+            '<html xmlns="http://www.w3.org/1999/xhtml">\n <head><title>catdb TAP examples</title></head>\n'
+            ' <body vocab="http://www.ivoa.net/rdf/examples#">\n  <h1>catdb TAP examples</h1>'
+            f'{divs}\n </body>\n</html>\n')
 
 
 def _landing(base):
