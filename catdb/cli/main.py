@@ -104,7 +104,7 @@ def _register():
         cli.add_command(ingest.command)
     except ImportError:
         pass
-    for name in ("export", "run", "report", "extract", "config", "reduce", "exposures", "refcat", "skybot"):
+    for name in ("export", "run", "report", "extract", "config", "reduce", "exposures", "refcat", "skybot", "serve"):
         try:
             mod = __import__(f"catdb.cli.{name}", fromlist=["command"])
         except ImportError:

@@ -1,0 +1,84 @@
+"""catdb's IVOA TAP 1.1 service (``catdb serve``): ADQL translated to PostgreSQL + q3c.
+
+:func:`prepare` writes TAP_SCHEMA and returns the metadata; :func:`create_server`
+returns a waitress server running :class:`~catdb.tap.service.TapService`.
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def prepare(url):
+    """Read the published tables' metadata and (re-)write the ``tap_schema`` schema.
+
+    Parameters
+    ----------
+    url : str or None
+        Database URL; the login must be able to create a schema (the database owner),
+        unless ``tap_schema`` exists already (it is then used as it is, with a warning).
+
+    Returns
+    -------
+    catdb.tap.tap_schema.Metadata
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        The database is not a catdb database, or TAP_SCHEMA can be neither written nor found.
+    """
+    import psycopg
+
+    from ..db.engine import connect
+    from ..errors import CatdbError
+    from .tap_schema import install, read_metadata
+
+    conn = connect(url)
+    try:
+        meta = read_metadata(conn)
+        if not any(t.name == "exposure" for t in meta.tables):
+            raise CatdbError("the database has no catdb tables readable by catdb_reader (exposure, detection, "
+                             "...): run `catdb db init` first")
+        try:
+            counts = install(conn, meta)
+            conn.commit()
+            log.info("TAP_SCHEMA written: %s", counts)
+        except psycopg.errors.InsufficientPrivilege as e:
+            conn.rollback()
+            if conn.execute("SELECT to_regclass('tap_schema.columns')").fetchone()[0] is None:
+                raise CatdbError(f"cannot create schema tap_schema ({e.diag.message_primary}): start catdb serve "
+                                 "once as the database owner") from None
+            log.warning("cannot rewrite tap_schema (%s): serving the existing one", e.diag.message_primary)
+    finally:
+        conn.close()
+    return meta
+
+
+def create_server(url, host: str = "127.0.0.1", port: int = 8080, *, threads: int = 4, **service_kw):
+    """A waitress server for the TAP service (``server.run()`` serves; ``server.close()`` stops).
+
+    Parameters
+    ----------
+    url : str or None
+        Database URL.
+    host, port :
+        Where to listen; port 0 picks a free port (``server.effective_port``).
+    threads : int
+        Request threads (each /sync query runs in one).
+    **service_kw
+        Passed to :class:`~catdb.tap.service.TapService` (timeout, default_maxrec, max_rows, workers, retention).
+
+    Returns
+    -------
+    (waitress server, TapService)
+    """
+    from waitress import create_server as _create
+
+    from .service import TapService
+
+    meta = prepare(url)
+    app = TapService(url, meta, **service_kw)
+    server = _create(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
+                     ident="catdb-tap")
+    return server, app
