@@ -134,9 +134,11 @@ def period_command(obj, target, source, nterms, min_period_h, max_period_h, fold
     """Lomb-Scargle period of a track's or object's light curve, with P and 2P candidates.
 
     TARGET is 'track:ID', 'object:ID' or a bare track id.
-    Generalised (floating-mean, error-weighted) Lomb-Scargle periodogram (astropy;
-    Zechmeister & Kuerster 2009; VanderPlas 2018), Baluev (2008) false-alarm probability
-    (nterms = 1 only), Horne & Baliunas (1986) period error.  An asteroid's light curve is
+    Generalised (floating-mean, error-weighted) Lomb-Scargle periodogram, or a Fourier series
+    of NTERMS harmonics (Zechmeister & Kuerster 2009; VanderPlas 2018; Harris et al. 1989), peak
+    refined beyond the grid; false-alarm probability of Baluev (2008) for nterms = 1, a
+    permutation bootstrap otherwise; period error from the chi2 curvature (Horne & Baliunas
+    1986 as a floor), the method printed.  An asteroid's light curve is
     usually double-peaked, so the rotation period is most often 2P (Harris et al. 1989).
     """
     from ..algorithms.lightcurve import period_search, plot_lightcurve
@@ -158,13 +160,15 @@ def period_command(obj, target, source, nterms, min_period_h, max_period_h, fold
                         min_period=min_period_h / 24,
                         max_period=max_period_h / 24)
     p_h, e_h = res.period * 24, res.period_err * 24
-    fap = "n/a (nterms > 1)" if not np.isfinite(res.fap) else f"{res.fap:.3g}"
+    fap = "n/a" if not np.isfinite(res.fap) else f"{res.fap:.3g}"
     lines = [f"{kind} {tid}: {res.mjd.size} {used} points over {np.ptp(res.mjd) * 24:.2f} h"
              + (f", light-time corrected (delta {t.meta['delta_au']:.4f} au, {t.meta['delta_source']})"
                 if "delta_au" in t.meta else ""),
-             f"  best light-curve period P  = {p_h:.4f} +- {e_h:.4f} h  (peak HWHM {res.peak_hwhm_period * 24:.4f} h)",
+             f"  best light-curve period P  = {p_h:.5f} +- {e_h:.5f} h  ({res.period_err_method}; peak HWHM "
+             f"{res.peak_hwhm_period * 24:.4f} h, grid step {res.grid_step_period * 24:.5f} h, refined)",
              f"  double-peaked rotation 2P = {2 * p_h:.4f} +- {2 * e_h:.4f} h  (usual for asteroids)",
              f"  amplitude (peak to peak)  = {res.amplitude:.3f} mag,  FAP = {fap},  nterms = {nterms}",
+             f"  FAP method: {res.fap_method}",
              f"  searched {min_period_h:.3f} h to {24 / res.frequency[0]:.3f} h"]
     click.echo("\n".join(lines))
     if png:
