@@ -159,18 +159,49 @@ def tracks_cmd(obj, fmt, output, status, obscode):
 
 
 @command.command("lightcurve")
-@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Output format (default: from the file extension).")
+@click.option("-f", "--format", "fmt", type=click.Choice((*FORMATS, "alcdef")), default=None,
+              help="Output format (default: from the file extension; .alcdef -> alcdef).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")
 @click.option("--track-id", type=int, help="Track (default: the candidate with most forced measurements).")
+@click.option("--object-id", type=int, help="ALCDEF: an object's light curve instead of a track's.")
+@click.option("--session", "session_ids", type=int, multiple=True,
+              help="ALCDEF: imported session(s) (catdb lightcurve sessions), written back as imported.")
+@click.option("--object-name", help="ALCDEF: the asteroid, e.g. '5945 Roachapproach' (default: the track's "
+                                    "SkyBoT identification or the exposures' OBJECT).")
+@click.option("--source", type=click.Choice(["auto", "forced", "detection"]), default="auto", show_default=True,
+              help="ALCDEF: points written (forced photometry when it has >= 5 points).")
+@click.option("--contact-name", help="ALCDEF CONTACTNAME (omitted when not given).")
+@click.option("--contact-info", help="ALCDEF CONTACTINFO (omitted when not given).")
+@click.option("--observers", help="ALCDEF OBSERVERS (omitted when not given).")
 @click.pass_obj
-def lightcurve_cmd(obj, fmt, output, track_id):
-    """A track's light curve (forced photometry: MJD, calibrated mag, flux) as CSV, VOTable, ...
+def lightcurve_cmd(obj, fmt, output, track_id, object_id, session_ids, object_name, source, contact_name,
+                   contact_info, observers):
+    """A track's light curve (forced photometry: MJD, calibrated mag, flux) as CSV, VOTable, ... or ALCDEF.
+
+    ALCDEF (--format alcdef): one session a night and filter, with the metadata catdb knows
+    (object, MPC code, site, filter, band, dates); the file is read back to validate it.
 
     \b
-    Example:
+    Examples:
       catdb export lightcurve -o target.csv
+      catdb export lightcurve --format alcdef -o target.alcdef --track-id 84 --object-name "5945 Roachapproach"
+      catdb export lightcurve -f alcdef -o zachia.txt --session 1 --session 2
     """
+    if fmt == "alcdef" or (fmt is None and output.lower().endswith(".alcdef")):
+        from ..db.engine import connect
+        from ..export.alcdef import export_lightcurve_alcdef
+
+        if track_id is None and object_id is None and not session_ids:
+            raise CatdbError("ALCDEF export: give --track-id, --object-id or --session")
+        contact = {"CONTACTNAME": contact_name, "CONTACTINFO": contact_info, "OBSERVERS": observers}
+        with connect(obj["url"], read_only=True) as conn:
+            back = export_lightcurve_alcdef(conn, output, track=track_id, object=object_id,
+                                            session_ids=list(session_ids) or None, object_name=object_name,
+                                            contact=contact, source=source)
+        if not obj.get("quiet"):
+            click.echo(f"wrote {len(back)} ALCDEF sessions, {sum(len(s) for s in back)} points to {output} "
+                       "(read back and validated)", err=True)
+        return
     from ..export.api import lightcurve_query
     from ..export.formats import export_query
 

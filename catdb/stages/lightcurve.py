@@ -47,8 +47,9 @@ def _plot(res, path, title):
 
     fig = Figure(figsize=(7, 8), layout="constrained")
     ax, ax2 = fig.subplots(2, 1)
+    mag = res.mag if res.mag_offset is None else res.mag - res.mag_offset
     for shift in (0.0, 1.0):
-        ax.errorbar(res.phase + shift, res.mag, yerr=None if np.all(np.isnan(res.magerr)) else res.magerr,
+        ax.errorbar(res.phase + shift, mag, yerr=None if np.all(np.isnan(res.magerr)) else res.magerr,
                     fmt="o", ms=3, color="k", ecolor="0.6", lw=0.8)
         ax.plot(res.model_phase + shift, res.model_mag, "r-", lw=1.2)
     ax.invert_yaxis()
