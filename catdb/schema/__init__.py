@@ -7,6 +7,7 @@ from .calib_tables import exposure_set
 from .xmatch_tables import xmatch
 from .refcat_tables import refcat_region
 from .skybot_tables import skybot_object, skybot_query
+from .ephemeris_tables import ephemeris, ephemeris_target
 
 #: every table of every schema module above, in dependency order
 ALL_TABLES = list(metadata.sorted_tables)
