@@ -52,7 +52,7 @@ ephemeris = Table(
     C("delta", Double, "Distance from the observer", "AU"),
     C("r", Double, "Distance from the Sun", "AU"),
     C("alpha", Real, "Phase angle Sun-target-observer", "deg"),
-    C("ra_3sigma", Double, "3-sigma uncertainty of the predicted RA (times cos Dec)", "arcsec"),
+    C("ra_3sigma", Double, "3-sigma uncertainty of the predicted RA (Horizons RA_3sigma)", "arcsec"),
     C("dec_3sigma", Double, "3-sigma uncertainty of the predicted Dec", "arcsec"),
     C("fetched_at", DateTime(timezone=True), "When the response was received (or imported)",
       server_default=func.now(), nullable=False),

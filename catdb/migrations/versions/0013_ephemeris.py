@@ -60,7 +60,7 @@ def upgrade() -> None:
         col("r", sa.Double(), nullable=True, comment="Distance from the Sun [AU]"),
         col("alpha", sa.REAL(), nullable=True, comment="Phase angle Sun-target-observer [deg]"),
         col("ra_3sigma", sa.Double(), nullable=True,
-            comment="3-sigma uncertainty of the predicted RA (times cos Dec) [arcsec]"),
+            comment="3-sigma uncertainty of the predicted RA (Horizons RA_3sigma) [arcsec]"),
         col("dec_3sigma", sa.Double(), nullable=True, comment="3-sigma uncertainty of the predicted Dec [arcsec]"),
         col("fetched_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False,
             comment="When the response was received (or imported)"),
