@@ -230,7 +230,7 @@ class TestStage:
         run_stage("ephemeris", conn=conn)
         assert [x[1] for x in _links(conn)] == [movers["mover1"]]
 
-    def test_lightcurve_export_and_summary_pick_the_linked_target(self, night):
+    def test_lightcurve_export_and_summary_pick_the_linked_target(self, night, tmp_path):
         from catdb.export.api import lightcurve_query
         from catdb.stages.base import finish_run, start_run
         from catdb.summary import ephemeris_targets
@@ -255,6 +255,21 @@ class TestStage:
             got = {r[0] for r in conn.execute(lightcurve_query()).fetchall()}
             assert got == {t2}                          # without a link: the candidate with most points
         assert ephemeris_targets(conn)[0][:2] == ("5945", t1)
+        # the run summary names the target's track and reports its period, not the latest one
+        from types import SimpleNamespace
+
+        from catdb.summary import print_summary
+
+        with conn.transaction(force_rollback=True):
+            for tid, period in ((t1, 2.5), (t2, 3.3)):   # mover 2's period written last
+                conn.execute("INSERT INTO lightcurve_period (track_id, n_points, period, period_err, "
+                             "rotation_period, amplitude, fap, stage_run_id) VALUES (%s, 20, %s, 0.1, %s, 0.2, "
+                             "0.001, %s)", (tid, period, 2 * period, run))
+            lines = []
+            print_summary(conn, SimpleNamespace(extra={}, name="t", outdir=tmp_path), [], 1.0, echo=lines.append)
+        text = "\n".join(lines)
+        assert f"target 5945 Roachapproach (JPL Horizons ephemeris): track {t1}, " in text
+        assert f"target light curve (track {t1}, 20 points): period 2.50" in text
         conn.execute("DELETE FROM forced_source WHERE stage_run_id = %s", (run,))
         conn.commit()
 

@@ -83,7 +83,7 @@ class Ephemeris(Stage):
         Param("cache_only", bool, False, "Never call the service; use cached rows only"),
         Param("retries", int, 1, "Retries of a failed call (exponential backoff)"),
         Param("backoff", float, 1.0, "Wait before the first retry, doubled for each further one [s]"),
-        Param("timeout", float, 20.0, "Wait at most this long for one Horizons answer [s]"),
+        Param("timeout", float, 15.0, "Wait at most this long for one Horizons answer (connect and read) [s]"),
         Param("max_failures", int, 2, "After this many consecutive failed calls, stop calling the service"),
     ]
     outputs = []  # the cache is kept across runs; links are replaced per target in run()
@@ -143,7 +143,8 @@ class Ephemeris(Stage):
                WHERE q.status = 'ok'
                  AND abs(q.mjd_epoch - e.mjd_mid) * 24 <= %(dt)s
                  AND (abs(q.mjd_epoch - e.mjd_mid) * 86400 <= 1 OR (q.rate_ra IS NOT NULL AND q.rate_dec IS NOT NULL))
-                 AND (q.source <> %(service)s OR (q.location = w.location AND abs(q.mjd_epoch - e.mjd_mid) * 86400 <= 1))
+                 AND (q.source <> %(service)s
+                      OR (q.location = w.location AND abs(q.mjd_epoch - e.mjd_mid) * 86400 <= 1))
                ORDER BY q.exposure_id, q.target, q.id DESC""",
             {"eid": [r[0] for r in plan], "tgt": [r[2].id for r in plan], "loc": [r[3] for r in plan],
              "dt": ctx.params["max_epoch_diff"], "service": hz.SERVICE}).fetchall()
@@ -168,7 +169,8 @@ class Ephemeris(Stage):
                     out["not_attempted"] += len(part)
                 elif streak >= p["max_failures"]:
                     table, attempts = None, 0
-                    msg = f"not attempted: {streak} consecutive Horizons calls failed, the last: {(last_error or '')[:300]}"
+                    msg = (f"not attempted: {streak} consecutive Horizons calls failed, the last: "
+                           f"{(last_error or '')[:300]}")
                     out["not_attempted"] += len(part)
                 else:
                     table, attempts, msg = hz.query_horizons_retry(

@@ -21,7 +21,8 @@ def _run_fk(table):
 
 
 def _run_col():
-    return sa.Column("stage_run_id", sa.BigInteger(), nullable=False, comment="Stage run that wrote this row (provenance)")
+    return sa.Column("stage_run_id", sa.BigInteger(), nullable=False,
+                     comment="Stage run that wrote this row (provenance)")
 
 
 def upgrade() -> None:
