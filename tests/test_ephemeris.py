@@ -4,8 +4,9 @@ Parser tests read real Horizons answers recorded by astroquery (tests/data/horiz
 README).  The stage runs on the real Lowell night (23 frames reduced and extracted, associate
 and movers run: real tracks) with the recorded-format answer for 5945 at the frames' mid-times
 (tests/horizons_data.py: positions of MANIFEST mover 1, not a live call) and variants of it
-(offset, uncertain, following mover 2, registered WCS).  The network is closed here: a real
-Horizons call fails, and the stage must record that and go on.
+(offset, uncertain, following mover 2, registered WCS).  The offline tests send real HTTP calls
+to a closed local port (the network is closed here anyway): they fail, and the stage must record
+that and go on.
 """
 from __future__ import annotations
 
@@ -107,6 +108,16 @@ def test_epochs_matched_to_rows_within_a_second():
     assert hz.match_epochs(t, [58568.24, 58568.29], max_diff_s=0.05 * 86400).tolist() == [1, 2]
 
 
+@pytest.fixture
+def unreachable_horizons(monkeypatch):
+    """Route HTTPS through a proxy on a closed local port: a real call that fails at once, online or not."""
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.mark.usefixtures("unreachable_horizons")
 def test_offline_call_fails_fast_and_is_returned_not_raised():
     sleeps = []
     table, attempts, msg = hz.query_horizons_retry(hz.horizons_target("5945"), "688", [58568.1], retries=1,
@@ -327,6 +338,7 @@ class TestStage:
         assert c["links"]["5945"]["track"] is None and c["links"]["5945"]["nearest"]["mode"] == "position"
         assert _links(conn) == []
 
+    @pytest.mark.usefixtures("unreachable_horizons")
     def test_offline_records_failed_and_the_run_goes_on(self, night):
         conn, url, movers = night
         conn.execute("DELETE FROM ephemeris")
