@@ -46,6 +46,20 @@ def match_known(tracks, known: list[dict], tol_arcsec: float = 3.0) -> dict:
     return out
 
 
+def ephemeris_targets(conn) -> list[tuple]:
+    """Named targets linked to a candidate track by the ``ephemeris`` stage, latest first.
+
+    Returns
+    -------
+    list of tuple
+        ``(target, track_id, target_name, mode, sep_median ["], offset_spread ["], n_exposures)``.
+    """
+    return conn.execute(
+        "SELECT et.target, et.track_id, et.target_name, et.mode, et.sep_median, et.offset_spread, et.n_exposures "
+        "FROM ephemeris_target et JOIN track t ON t.id = et.track_id WHERE t.status = 'candidate' "
+        "ORDER BY et.stage_run_id DESC, et.id DESC").fetchall()
+
+
 def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
     """Print the summary (counts, zeropoints, candidates vs known movers, period, outputs, next queries)."""
     conf = pipeline.extra.get("summary", {})
@@ -56,8 +70,11 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
         "SELECT zp FROM zeropoint WHERE ok AND zp IS NOT NULL").fetchall()], dtype=float)
     tracks = _track_positions(conn)
     known = match_known(tracks, conf.get("known_mover", []))
+    targets = ephemeris_targets(conn)
+    # the target's light curve: the track the ephemeris stage linked, else the latest period
     per = conn.execute("SELECT track_id, period, period_err, rotation_period, n_points, fap FROM lightcurve_period "
-                       "ORDER BY id DESC LIMIT 1").fetchone()
+                       "ORDER BY track_id IS NOT DISTINCT FROM %s DESC, id DESC LIMIT 1",
+                       (targets[0][1] if targets else None,)).fetchone()
     echo("")
     echo("=" * 72)
     echo(f"catdb {pipeline.name}: done in {elapsed:.0f} s ({elapsed / 60:.1f} min)")
@@ -73,6 +90,9 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
              f"{tag}")
     for name, v in known.items():
         echo(f"  known mover {name}: " + (f"FOUND as track {v[0]} (max offset {v[1]:.2f}\")" if v else "NOT found"))
+    for tgt, tid, name, mode, sep, spread, n in targets:
+        fig = f"median offset {sep:.2f}\"" if sep is not None else f"motion only, offset spread {spread:.2f}\""
+        echo(f"  target {name or tgt} (JPL Horizons ephemeris): track {tid}, {n} exposures, {fig}")
     if per:
         echo(f"  target light curve (track {per[0]}, {per[4]} points): period {per[1]:.2f} +- {per[2]:.2f} h, "
              f"rotation period (double-peaked) {per[3]:.2f} h, FAP {per[5]:.2g}")
@@ -96,7 +116,7 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
             "SELECT count(*) FROM detection WHERE q3c_radial_query(ra, dec, 124.627, 25.337, 30/3600.0)"]):
         echo(f"    catdb query \"{q}\"")
     echo("=" * 72)
-    return {"known": known, "n_tracks": len(tracks)}
+    return {"known": known, "n_tracks": len(tracks), "ephemeris_targets": targets}
 
 
 def _coadd_summary(conn) -> str | None:

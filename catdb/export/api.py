@@ -2,7 +2,8 @@
 
 Kinds: ``table`` (any table/view/query: option ``source``), ``catalog`` (the calibrated catalogue),
 ``tracks-mpc`` / ``tracks-ades`` (candidate astrometry), ``lightcurve`` (the forced photometry of
-one track, default the candidate with most forced measurements, as CSV/VOTable/...).
+one track, default the named target's track linked by the ``ephemeris`` stage, else the candidate
+with most forced measurements, as CSV/VOTable/...).
 The format follows the file extension (.csv, .vot/.xml, .fits, .parquet, .ecsv).
 """
 from __future__ import annotations
@@ -18,8 +19,9 @@ def lightcurve_query(track_id: int | None = None):
     Parameters
     ----------
     track_id : int, optional
-        The track; default the candidate track with most unflagged forced measurements
-        (then the brightest).
+        The track; default the target: the track the ``ephemeris`` stage linked to the named
+        target (table ``ephemeris_target``, the latest link of a candidate track), else the
+        candidate track with most unflagged forced measurements (then the brightest).
 
     Returns
     -------
@@ -37,9 +39,11 @@ def lightcurve_query(track_id: int | None = None):
     if track_id is not None:
         target = sql.Literal(int(track_id))
     else:
-        target = sql.SQL("(SELECT f2.track_id FROM forced_source f2 JOIN track t ON t.id = f2.track_id "
+        target = sql.SQL("COALESCE((SELECT et.track_id FROM ephemeris_target et JOIN track t ON t.id = et.track_id "
+                         "WHERE t.status = 'candidate' ORDER BY et.stage_run_id DESC, et.id DESC LIMIT 1), "
+                         "(SELECT f2.track_id FROM forced_source f2 JOIN track t ON t.id = f2.track_id "
                          "WHERE t.status = 'candidate' AND f2.flags = 0 GROUP BY f2.track_id "
-                         "ORDER BY count(*) DESC, min(t.mean_mag) LIMIT 1)")
+                         "ORDER BY count(*) DESC, min(t.mean_mag) LIMIT 1))")
     q, _ = lightcurve_sql("track", target, source="forced", select=select, inline=True)
     return q
 

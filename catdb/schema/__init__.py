@@ -8,6 +8,7 @@ from .xmatch_tables import xmatch
 from .refcat_tables import refcat_region
 from .skybot_tables import skybot_object, skybot_query
 from .lightcurve_tables import lightcurve_session, lightcurve_session_point
+from .ephemeris_tables import ephemeris, ephemeris_target
 
 #: every table of every schema module above, in dependency order
 ALL_TABLES = list(metadata.sorted_tables)
