@@ -144,9 +144,73 @@ def _conninfo(conn) -> str:
     return make_conninfo(conn.info.dsn, **({"password": pw} if pw else {}))
 
 
-def _worker_init(conninfo: str) -> None:
+class _Orphaned(BaseException):
+    """Raised in a worker whose parent ``catdb`` process is gone: roll back, commit nothing, exit."""
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``).
+
+    The worker's parent is the multiprocessing fork server, which exits when the ``catdb``
+    process that started it dies (kill -9 included: its end of the fork server's pipe closes),
+    so a worker never outlives the command.  Elsewhere :func:`_parent_alive` alone guards the
+    commits.
+    """
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1  # linux/prctl.h
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the parent check before each commit remains
+        pass
+
+
+def _parent_alive() -> bool:
+    """True while the ``catdb`` process that started this worker runs (not a zombie) and the
+    worker was not re-parented (its fork server exited)."""
+    if os.getppid() != _WORKER.get("ppid", os.getppid()):
+        return False
+    pid = _WORKER.get("parent")
+    if pid is None:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+
+def _worker_init(conninfo: str, parent_pid: int | None = None) -> None:
+    """Worker start: die with the parent, leave Ctrl-C to the parent, open the connection.
+
+    SIGINT is ignored here: the parent receives it, stops handing out files and terminates
+    the workers (their open transactions are rolled back by the server), see
+    :func:`_load_parallel`.
+    """
+    import signal
+
     from ..db.engine import connect
 
+    _WORKER["ppid"] = os.getppid()
+    _WORKER["parent"] = parent_pid
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _parent_alive():  # the parent died before prctl took effect
+        os._exit(1)
     _WORKER["conn"] = connect(conninfo)
 
 
@@ -162,9 +226,21 @@ def _worker_group(kind: str, items, kwargs: dict):
 
     conn = _WORKER["conn"]
     fn = {"catalog": _ingest_one_catalog, "image": _ingest_one_image}[kind]
+
+    def guarded(p):
+        res = fn(conn, p, **kwargs)
+        if not _parent_alive():  # just before the commit: an orphan never commits
+            raise _Orphaned()
+        return res
+
     out = []
     for i, path in items:
-        res, err = _load_one(conn, path, lambda p: fn(conn, p, **kwargs))
+        if not _parent_alive():
+            os._exit(1)
+        try:
+            res, err = _load_one(conn, path, guarded)
+        except _Orphaned:  # the file's transaction was rolled back
+            os._exit(1)
         if err is not None:
             e = err[0]
             try:
@@ -208,33 +284,51 @@ def _load_parallel(conn, paths, on_error, task, what, progress, jobs):
     errors: dict[int, BaseException] = {}
     bar = _bar(len(paths), what, progress)
     n_workers = min(jobs, len(groups))
+    # not a `with` block: its exit waits for every queued file, even on Ctrl-C
+    ex = ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context(), initializer=_worker_init,
+                             initargs=(_conninfo(conn), os.getpid()))
     try:
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context(), initializer=_worker_init,
-                                 initargs=(_conninfo(conn),)) as ex:
-            pending = {ex.submit(_worker_group, kind, items, kwargs) for items in groups.values()}
-            stop = False
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    for i, res, err in fut.result():  # a connection error is raised here
-                        if err is not None:
-                            errors[i] = err
-                            results[i] = IngestResult(path=paths[i], status="failed", error=str(err))
-                            stop = stop or on_error == "raise"
-                        else:
-                            results[i] = res
-                        if bar is not None:
-                            bar.update(1)
-                if stop:
-                    for fut in pending:
-                        fut.cancel()
-                    pending = {f for f in pending if not f.cancelled()}
+        pending = {ex.submit(_worker_group, kind, items, kwargs) for items in groups.values()}
+        stop = False
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                for i, res, err in fut.result():  # a connection error is raised here
+                    if err is not None:
+                        errors[i] = err
+                        results[i] = IngestResult(path=paths[i], status="failed", error=str(err))
+                        stop = stop or on_error == "raise"
+                    else:
+                        results[i] = res
+                    if bar is not None:
+                        bar.update(1)
+            if stop:
+                for fut in pending:
+                    fut.cancel()
+                pending = {f for f in pending if not f.cancelled()}
+    except BaseException:  # Ctrl-C, or a connection error: no worker goes on loading after us
+        _terminate_workers(ex)
+        raise
+    else:
+        ex.shutdown(wait=True)
     finally:
         if bar is not None:
             bar.close()
     if on_error == "raise" and errors:
         raise errors[min(errors)]
     return results
+
+
+def _terminate_workers(ex) -> None:
+    """Cancel the queued files and SIGTERM the workers of ``ex`` (the server rolls back their open
+    transactions); waits for them to exit."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(10)
 
 
 def _group_key(kind, path, kwargs) -> str:
