@@ -388,8 +388,15 @@ class EmbeddedServer:
         the cluster; the others wait, then find it initialised and running."""
         import fcntl
 
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        except PermissionError:
+            if self.is_initialised() and self.is_running():  # another user's running cluster: nothing to start
+                yield
+                return
+            raise CatdbError(f"cannot create the lock file {self.lock_file} beside the data directory "
+                             f"(permission denied); choose a --data-dir in a directory you can write") from None
         try:
             deadline = time.monotonic() + timeout
             while True:
