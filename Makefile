@@ -35,8 +35,9 @@ venv: $(VENV)/.installed
 test: system venv
 	$(PY) -m pytest -q
 
+# the demo runs in its own database (catdb_demo) of the embedded server, never in CATDB_URL's
 demo: system venv
-	$(VENV)/bin/catdb run pipelines/lowell42-demo.toml
+	env -u CATDB_URL -u CATDB_DATABASE $(VENV)/bin/catdb run pipelines/lowell42-demo.toml
 
 bench: system venv
 	$(PY) bench/run_all.py

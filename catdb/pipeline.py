@@ -59,6 +59,9 @@ class Pipeline:
     outdir: Path
     steps: list[dict]
     extra: dict = field(default_factory=dict)
+    #: ``[pipeline] database``: the embedded server's database this pipeline runs in (its own,
+    #: e.g. ``catdb_demo``), unless ``--db``/``CATDB_URL`` or ``--database`` say otherwise
+    database: str | None = None
 
     @classmethod
     def load(cls, path) -> "Pipeline":
@@ -100,7 +103,8 @@ class Pipeline:
             if "ingest" in st and st["ingest"] not in ("image", "catalog", "refcat"):
                 raise InputError(f"step {i}: ingest must be image, catalog or refcat", path=path, row=i)
         p = cls(name=meta.get("name", "pipeline"), path=path, outdir=outdir, steps=steps,
-                extra={k: v for k, v in doc.items() if k not in ("pipeline", "step")})
+                extra={k: v for k, v in doc.items() if k not in ("pipeline", "step")},
+                database=meta.get("database"))
         p.base = base
         return p
 

@@ -4,6 +4,7 @@ import psycopg
 import pytest
 
 from catdb.db import migrate
+from catdb.errors import CatdbError
 from catdb.schema import metadata
 
 PUBLIC_COLUMNS = {
@@ -70,7 +71,14 @@ def test_downgrade_to_base_and_back_with_rows(fresh_db_url):
                         ).fetchone()[0]
         c.execute("INSERT INTO detection (exposure_id, number, ra, dec) VALUES (%s, 1, 124.6, 25.3)", (eid,))
         c.commit()
-    assert migrate.downgrade(fresh_db_url, "base") is None
+    # refused (data would go): the message lists each table with its rows, and nothing changed
+    with pytest.raises(CatdbError, match=r"would delete data \(.*detection: 1 row;.*exposure: 1 row") as e:
+        migrate.downgrade(fresh_db_url, "base")
+    assert "stage_run" not in str(e.value)  # an empty table is no loss
+    assert migrate.current(fresh_db_url) == migrate.head()
+    with psycopg.connect(fresh_db_url) as c:
+        assert c.execute("SELECT count(*) FROM detection").fetchone()[0] == 1
+    assert migrate.downgrade(fresh_db_url, "base", yes=True) is None
     with psycopg.connect(fresh_db_url) as c:
         left = c.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
                          "AND tablename <> 'alembic_version'").fetchone()[0]
@@ -122,6 +130,29 @@ def test_init_with_sql_spatial_backend(empty_db_url):
                         "JOIN detection d ON d.id = f.detection_id ORDER BY d.number").fetchall()
         assert [r[0] for r in got] == list(g[sep < 0.00505])
         np.testing.assert_allclose([r[1] for r in got], sep[sep < 0.00505] * 3600, atol=1e-6)
-    migrate.downgrade(empty_db_url, "base")
+    migrate.downgrade(empty_db_url, "base", yes=True)
     with psycopg.connect(empty_db_url) as c:
         assert c.execute("SELECT count(*) FROM pg_proc WHERE proname LIKE 'q3c%'").fetchone()[0] == 0
+
+
+def test_cli_downgrade_lists_losses_and_needs_yes(fresh_db_url):
+    """``catdb db downgrade``: a step that drops a column holding values is refused, one that drops
+    nothing with rows goes through."""
+    from click.testing import CliRunner
+
+    from catdb.cli.main import cli
+
+    with psycopg.connect(fresh_db_url) as c:
+        c.execute("INSERT INTO exposure (path, hdu, ccd_temp) VALUES ('a.fits', 0, -110)")
+        c.execute("INSERT INTO exposure (path, hdu) VALUES ('b.fits', 0)")
+    # head -> 0011 drops ingest_lock, the ephemeris and ALCDEF tables (empty) and stage_run columns (no runs)
+    r = CliRunner().invoke(cli, ["--db", fresh_db_url, "db", "downgrade", "0011"])
+    assert r.exit_code == 0 and "database at revision 0011" in r.output, r.output
+    # 0011 -> 0010 drops exposure.ccd_temp (1 value) and exposure.wcs_status (2 values)
+    r = CliRunner().invoke(cli, ["--db", fresh_db_url, "db", "downgrade", "0010"])
+    assert r.exit_code == 1
+    assert "exposure.ccd_temp: 1 row" in r.output and "exposure.wcs_status: 2 rows" in r.output
+    assert "--yes" in r.output and migrate.current(fresh_db_url) == "0011"
+    r = CliRunner().invoke(cli, ["--db", fresh_db_url, "db", "downgrade", "0010", "--yes"])
+    assert r.exit_code == 0 and migrate.current(fresh_db_url) == "0010"
+    assert migrate.upgrade(fresh_db_url) == migrate.head()

@@ -12,7 +12,7 @@ Examples:
   catdb db init                     # spatial backend + tables up to head
   catdb db init --spatial sql       # force catdb's SQL port of q3c
   catdb db current
-  catdb db downgrade base           # drop everything catdb created""")
+  catdb db downgrade base --yes     # drop everything catdb created (data too)""")
 def command():
     """Create and migrate the database schema (alembic migrations shipped in catdb)."""
 
@@ -39,12 +39,20 @@ def upgrade(obj, revision):
     click.echo(f"database at revision {migrate.upgrade(obj['url'], revision)}")
 
 
-@command.command()
+@command.command(epilog="""\b
+Examples:
+  catdb db downgrade 0011           # refused if it would drop a table or column holding rows
+  catdb db downgrade base --yes     # drop every catdb object and all its data
+
+\b
+A downgrade that would drop tables or columns holding rows first lists them (table, rows)
+and changes nothing; --yes deletes them.  Exit status 1 when refused.""")
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Delete the data the downgrade drops (listed without it).")
 @click.pass_obj
-def downgrade(obj, revision):
+def downgrade(obj, revision, yes):
     """Downgrade to REVISION ('base' removes every catdb object and its data)."""
-    click.echo(f"database at revision {migrate.downgrade(obj['url'], revision) or 'base'}")
+    click.echo(f"database at revision {migrate.downgrade(obj['url'], revision, yes=yes) or 'base'}")
 
 
 @command.command()

@@ -76,6 +76,11 @@ def state_notes(conn, results) -> list[str]:
     return out
 
 
+def _status(r) -> str:
+    """``unchanged (same content as exposure 12, /data/a.fits)``: the status with its reason."""
+    return f"{r.status} ({r.detail})" if getattr(r, "detail", None) else r.status
+
+
 def _report(results, seconds, what, detail, notes=()):
     for r in results:
         if r.status == "failed":
@@ -92,6 +97,11 @@ def _report(results, seconds, what, detail, notes=()):
 
 _OBSCODE_HELP = ("MPC observatory code of every exposure (e.g. 810); wins over the header and keymap. "
                  "Without it the code comes from the header/keymap or stays NULL (never guessed).")
+
+_RELOCATE_HELP = ("A file whose content (SHA-256) is already in the database under another path is never loaded "
+                  "again (reported 'unchanged (same content as exposure N, PATH)'); --relocate re-points the "
+                  "stored exposure to the new path.  Without it the path is re-pointed only when the stored "
+                  "file no longer exists (a moved file); a copy is left as it is.")
 _JOBS_HELP = ("Files loaded at a time, each by a worker process with its own connection. "
               "Same rows, statuses, summary and exit status as one at a time; still one transaction per file.")
 
@@ -111,10 +121,11 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.option("--image", type=click.Path(exists=True, dir_okay=False),
               help="Image the catalogue was extracted from (for catalogues without a header).")
 @click.option("--replace", is_flag=True, help="Replace catalogues already ingested whose content changed.")
+@click.option("--relocate", is_flag=True, help=_RELOCATE_HELP)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help=_JOBS_HELP)
 @click.option("--obscode", help=_OBSCODE_HELP)
 @click.pass_obj
-def catalog(obj, paths, instrument, image, replace, jobs, obscode):
+def catalog(obj, paths, instrument, image, replace, relocate, jobs, obscode):
     """SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD) -> exposure + detection rows."""
     import time
 
@@ -123,10 +134,11 @@ def catalog(obj, paths, instrument, image, replace, jobs, obscode):
     t0 = time.perf_counter()
     with _conn(obj) as conn:
         res = ingest_catalogs(conn, paths, instrument=instrument, image=image, replace=replace,
-                              progress=not obj["quiet"], on_error="collect", jobs=jobs, obscode=obscode)
+                              progress=not obj["quiet"], on_error="collect", jobs=jobs, obscode=obscode,
+                              relocate=relocate)
         notes = state_notes(conn, res)
     _report(res, time.perf_counter() - t0, "detections", lambda r: (
-        f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}, {r.n_rows} detections"
+        f"{r.path}: {_status(r)}, exposure {','.join(map(str, r.exposure_ids))}, {r.n_rows} detections"
         + (f" ({'; '.join(sorted(set(r.notes)))})" if r.notes else "")), notes)
 
 
@@ -144,10 +156,11 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.option("--image-type", type=click.Choice(["science", "bias", "flat", "dark", "focus"]),
               help="Override IMAGETYP.")
 @click.option("--replace", is_flag=True, help="Replace images already ingested whose content changed.")
+@click.option("--relocate", is_flag=True, help=_RELOCATE_HELP)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help=_JOBS_HELP)
 @click.option("--obscode", help=_OBSCODE_HELP)
 @click.pass_obj
-def image(obj, paths, instrument, hdu, image_type, replace, jobs, obscode):
+def image(obj, paths, instrument, hdu, image_type, replace, relocate, jobs, obscode):
     """FITS images (also .fits.fz, multi-extension) -> exposure rows."""
     import time
 
@@ -156,10 +169,11 @@ def image(obj, paths, instrument, hdu, image_type, replace, jobs, obscode):
     t0 = time.perf_counter()
     with _conn(obj) as conn:
         res = ingest_images(conn, paths, instrument=instrument, hdu=hdu, image_type=image_type, replace=replace,
-                            progress=not obj["quiet"], on_error="collect", jobs=jobs, obscode=obscode)
+                            progress=not obj["quiet"], on_error="collect", jobs=jobs, obscode=obscode,
+                            relocate=relocate)
         notes = state_notes(conn, res)
     _report(res, time.perf_counter() - t0, None,
-            lambda r: f"{r.path}: {r.status}, exposure {','.join(map(str, r.exposure_ids))}", notes)
+            lambda r: f"{r.path}: {_status(r)}, exposure {','.join(map(str, r.exposure_ids))}", notes)
 
 
 @command.command("refcat")

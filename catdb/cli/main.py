@@ -68,11 +68,14 @@ def _connection_error(e, url=None):
 @click.option("--data-dir", envvar="CATDB_DATA_DIR", type=click.Path(file_okay=False),
               help="Embedded server data directory (env CATDB_DATA_DIR; default ~/.local/share/catdb/pg, "
                    "/var/lib/catdb/pg as root).")
+@click.option("--database", envvar="CATDB_DATABASE", metavar="NAME",
+              help="Database in the embedded server (env CATDB_DATABASE; default catdb; created on first use). "
+                   "`make demo` uses catdb_demo, so the demo never mixes with your data.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
               default="warning", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="Print only results and errors (no progress bars).")
 @click.pass_context
-def cli(ctx, db_url, data_dir, log_level, quiet):
+def cli(ctx, db_url, data_dir, database, log_level, quiet):
     """catdb: a catalogue database for multi-epoch imaging.
 
     SExtractor catalogues, SCAMP solutions and FITS images go into one
@@ -91,7 +94,11 @@ def cli(ctx, db_url, data_dir, log_level, quiet):
         warnings.filterwarnings("ignore", category=FITSFixedWarning)
     if data_dir:
         os.environ["CATDB_DATA_DIR"] = os.path.abspath(data_dir)
-    ctx.obj = {"url": db_url, "quiet": quiet}
+    if database:
+        from ..db.server import check_database_name
+
+        os.environ["CATDB_DATABASE"] = check_database_name(database)
+    ctx.obj = {"url": db_url, "quiet": quiet, "database": database}
 
 
 def _register():

@@ -33,6 +33,29 @@ _STREAMED = ("csv", "votable", "fits", "parquet", "ecsv")
 _WRAPPABLE = re.compile(r"^\s*(\(\s*)*(SELECT|WITH|VALUES|TABLE)\b", re.I)
 
 
+#: default --max-rows: table output on stdout stops here
+MAX_ROWS = 1000
+#: rows fetched from the server-side cursor at a time
+BLOCK_ROWS = 20_000
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds > 0 (``--timeout``; ``inf`` and ``nan`` are refused)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(v) or v <= 0 or v > 7 * 86400:
+            self.fail(f"{value!r}: expected a finite number of seconds > 0 (at most 604800, a week)", param, ctx)
+        return v
+
+
 def _parse_params(pairs):
     out = {}
     for p in pairs:
@@ -49,6 +72,8 @@ def _translate(e, timeout):
 
     if isinstance(e, psycopg.errors.QueryCanceled) or "statement timeout" in str(e):
         return CatdbError(f"query cancelled after the {timeout:g} s statement timeout (--timeout)")
+    if "data-modifying statement" in str(e):  # WITH ... DELETE/INSERT/UPDATE: refused as a subquery/cursor
+        return CatdbError("catdb query is read-only: a WITH clause holding INSERT, UPDATE or DELETE is refused")
     if isinstance(e, (psycopg.errors.ReadOnlySqlTransaction, psycopg.errors.InsufficientPrivilege)):
         return CatdbError(f"catdb query is read-only: {e.diag.message_primary}")
     if isinstance(e, psycopg.errors.SyntaxError):
@@ -77,19 +102,30 @@ Examples:
               help="Output format (default: table on stdout, else from the -o extension: "
                    ".csv .tsv .json .vot/.xml .fits .parquet .ecsv .txt).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write to a file instead of stdout.")
-@click.option("--timeout", default=300.0, show_default=True, type=float, help="Statement timeout in seconds.")
-@click.option("--limit", default=None, type=int, help="Show at most this many rows (format table).")
+@click.option("--timeout", default=300.0, show_default=True, type=Seconds(),
+              help="Statement timeout in seconds (a finite number > 0).")
+@click.option("--limit", default=None, type=click.IntRange(min=0),
+              help="At most this many rows, in every format (applied in the SQL: the query runs as a "
+                   "subquery with LIMIT).")
+@click.option("--max-rows", default=MAX_ROWS, show_default=True, type=click.IntRange(min=0),
+              help="Table output on stdout stops after this many rows and says how to get all of them "
+                   "(0: no cap).  Files and -f csv/tsv/json stream every row at constant memory.")
 @click.option("--saved", metavar="NAME", help="Run a named saved query (see --list-saved) instead of SQL.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Parameter of the saved query (repeatable); values are bound, never pasted into SQL.")
 @click.option("--list-saved", is_flag=True, help="List the saved queries and their parameters.")
 @click.pass_obj
-def command(obj, sql_text, fmt, output, timeout, limit, saved, params, list_saved):
+def command(obj, sql_text, fmt, output, timeout, limit, max_rows, saved, params, list_saved):
     """Run ONE SQL query read-only: as role catdb_reader, in a read-only
     transaction, with a statement timeout; or a named saved query (--saved).
 
     Result columns keep the units and descriptions of the columns they come
     from, so VOTable/FITS/Parquet/ECSV output opens in TOPCAT with units.
+
+    Client memory is bounded: rows come through a server-side cursor in blocks,
+    --limit is applied in the SQL, files and CSV/TSV/JSON on stdout are written
+    block by block, and table output on stdout stops at --max-rows (default
+    1000) with a message saying how to get every row.
     """
     from ..export.saved import list_saved as _list, saved_query
 
@@ -115,10 +151,10 @@ def command(obj, sql_text, fmt, output, timeout, limit, saved, params, list_save
     try:
         check_query(conn, query, bind)
         try:
-            if fmt in _STREAMED and output and (not isinstance(query, str) or _WRAPPABLE.match(query)):
-                _export(conn, query, bind, overrides, label, fmt, output, obj)
+            if not isinstance(query, str) or _WRAPPABLE.match(query):
+                _stream(conn, query, bind, overrides, label, fmt, output, limit, max_rows, obj)
                 return
-            from ..export.table import query_table
+            from ..export.table import query_table  # SHOW / EXPLAIN: a few rows, not a cursor
 
             t = query_table(conn, query, bind, single_statement=True)
         except Exception as e:  # noqa: BLE001 - psycopg errors and catdb's wrapping of them
@@ -137,6 +173,172 @@ def command(obj, sql_text, fmt, output, timeout, limit, saved, params, list_save
         conn.close()
     _apply_overrides(t, overrides)
     _write(t, fmt, output, limit, obj)
+
+
+def _bounded(query, n):
+    """``SELECT * FROM (query) AS _catdb_query LIMIT n``: the limit applied by the server."""
+    from psycopg import sql
+
+    q = sql.SQL(query) if isinstance(query, str) else query
+    return sql.SQL("SELECT * FROM ({}) AS _catdb_query LIMIT {}").format(q, sql.Literal(int(n)))
+
+
+def _stream(conn, query, bind, overrides, label, fmt, output, limit, max_rows, obj):
+    """Run a SELECT/WITH/VALUES/TABLE query with bounded client memory and write it.
+
+    Files in csv/votable/fits/parquet/ecsv go through :func:`catdb.export.formats.export_query`
+    (blocks, units carried); table/tsv/json (and csv on stdout) through a server-side cursor
+    :data:`BLOCK_ROWS` rows at a time; table output on stdout stops at ``max_rows``.
+    """
+    if output is None and fmt in ("fits", "parquet"):
+        raise CatdbError(f"{fmt} output is binary: give -o FILE")
+    capped = fmt == "table" and output is None and max_rows > 0
+    n = limit
+    if capped and (n is None or n > max_rows):
+        n = max_rows + 1  # one more than shown: tells whether the result has more
+    q = _bounded(query, n) if n is not None else query
+    if fmt in _STREAMED and (output or fmt in ("votable", "ecsv")):
+        if output:
+            _export(conn, q, bind, overrides, label, fmt, output, obj)
+            return
+        import shutil
+        import tempfile
+
+        from ..export.formats import export_query
+
+        with tempfile.TemporaryDirectory(prefix="catdb-query-") as d:
+            path = os.path.join(d, f"out.{'vot' if fmt == 'votable' else fmt}")
+            export_query(conn, q, path, fmt, params=bind, overrides=overrides, label=label)
+            sys.stdout.flush()
+            with open(path, "rb") as f:
+                out = getattr(sys.stdout, "buffer", None)
+                if out is None:
+                    sys.stdout.write(f.read().decode())
+                else:
+                    shutil.copyfileobj(f, out)
+                    out.flush()
+        return
+    from ..export.table import _comments
+
+    cur = conn.cursor(name="catdb_query")
+    cur.execute(q, bind)
+    meta = _comments(conn, cur)
+    names = _names(cur.description)
+    if overrides:
+        meta = [(overrides[c][0] or m[0], overrides[c][1] or m[1]) if c in overrides else m
+                for c, m in zip(names, meta)]
+    if capped:
+        rows = cur.fetchmany(n)
+        more = len(rows) > max_rows and (limit is None or limit > max_rows)
+        t = _table(rows[:max_rows] if more else rows, names, meta)
+        _write(t, "table", None, None, {**obj, "quiet": True})
+        if more:
+            click.echo(f"(showing the first {max_rows} rows: the result has more.  Every row: -o FILE "
+                       f"(.csv .fits .parquet .vot ...), -f csv > FILE, or --max-rows 0)", err=True)
+        elif not obj.get("quiet"):
+            click.echo(f"({len(t)} rows)", err=True)
+        return
+    fh = open(output, "w") if output else sys.stdout
+    try:
+        n_rows = _write_blocks(cur, names, meta, fmt, fh)
+    finally:
+        if output:
+            fh.close()
+    if output and not obj.get("quiet"):
+        click.echo(f"wrote {n_rows} rows, {len(names)} columns to {output} ({fmt})", err=True)
+
+
+def _names(description):
+    """Result column names, duplicates numbered (``id``, ``id_1``) as astropy tables need."""
+    seen, out = {}, []
+    for c in description:
+        name = c.name
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return out
+
+
+def _table(rows, names, meta):
+    """An astropy Table of one block of rows, with units and descriptions."""
+    import warnings
+
+    import astropy.units as u
+    import numpy as np
+    from astropy.table import MaskedColumn, Table
+
+    from ..export.table import _column
+
+    t = Table()
+    for i, name in enumerate(names):
+        vals = [r[i] for r in rows]
+        data = _column(vals)
+        if not hasattr(data, "mask") and data.dtype.kind in "US" and any(v is None for v in vals):
+            data = np.ma.array(data, mask=[v is None for v in vals])  # NULL text stays NULL (JSON null)
+        unit, desc = meta[i]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", u.UnitsWarning)
+            try:
+                unit = u.Unit(unit, parse_strict="silent") if unit else None
+            except ValueError:
+                unit = None
+        if hasattr(data, "mask"):
+            t[name] = MaskedColumn(data, unit=unit, description=desc)
+        else:
+            t[name] = data
+            t[name].unit, t[name].description = unit, desc
+    return t
+
+
+def _write_blocks(cur, names, meta, fmt, fh) -> int:
+    """Write the rows of the server-side cursor ``cur`` to ``fh`` block by block; returns the count."""
+    import io
+    import json
+
+    n = 0
+    first = True
+    if fmt == "json":
+        cols = [{"name": c, "unit": m[0], "description": m[1]} for c, m in zip(names, meta)]
+        fh.write(json.dumps({"columns": cols})[:-1] + ', "rows": [')
+    while True:
+        rows = cur.fetchmany(BLOCK_ROWS)
+        if not rows and not first:
+            break
+        t = _table(rows, names, meta)
+        if fmt == "json":
+            if rows:
+                body = _json_rows(t)
+                fh.write(("" if first else ",") + body[1:-1])
+        elif fmt == "table":
+            lines = t.pformat(max_lines=-1, max_width=-1, show_name=first, show_unit=None if first else False)
+            if rows or first:
+                fh.write("\n".join(lines) + "\n")
+        else:  # csv, tsv
+            t = _flatten_vectors(t)
+            buf = io.StringIO()
+            delim = "," if fmt == "csv" else "\t"
+            if first:
+                t.write(buf, format="ascii.csv" if fmt == "csv" else "ascii.tab")
+            elif rows:
+                t.write(buf, format="ascii.no_header", delimiter=delim)
+            fh.write(buf.getvalue())
+        n += len(rows)
+        first = False
+        if not rows:
+            break
+    if fmt == "json":
+        fh.write(f'], "n_rows": {n}}}\n')
+    fh.flush()
+    return n
+
+
+def _json_rows(t) -> str:
+    """The rows of ``t`` as a JSON array of objects (NULL/NaN -> null)."""
+    text = _to_json(t)
+    return text[text.index('"rows": ') + len('"rows": '):-1]
 
 
 def _export(conn, query, bind, overrides, label, fmt, output, obj):
@@ -252,7 +454,15 @@ def _to_json(t) -> str:
         if df is None:  # vector columns: pandas cannot hold them; lists per cell
             import numpy as np
 
-            data = {c: (np.ma.filled(t[c], np.nan).tolist()) for c in t.colnames}
+            def cells(col):
+                a = np.ma.asarray(col)
+                if a.dtype.kind == "f":
+                    return np.ma.filled(a, np.nan).tolist()
+                out = np.asarray(a.data).astype(object)  # masked ints/strings -> None
+                out[np.ma.getmaskarray(a)] = None
+                return out.tolist()
+
+            data = {c: cells(t[c]) for c in t.colnames}
             import pandas as pd
 
             df = pd.DataFrame({c: list(v) for c, v in data.items()})

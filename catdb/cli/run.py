@@ -38,6 +38,14 @@ def command(obj, pipeline, write_default, force, outdir):
     if outdir:
         p.outdir = Path(outdir).resolve()
     echo = (lambda s: None) if obj["quiet"] else click.echo
+    if p.database and not obj["url"] and not obj.get("database"):
+        import os
+
+        from ..db.server import check_database_name
+
+        # the pipeline's own database in the embedded server: its rows never mix with others
+        os.environ["CATDB_DATABASE"] = check_database_name(p.database)
+        echo(f"database: {p.database} (embedded server; [pipeline] database in {pipeline})")
     t0 = time.time()
     with connect(obj["url"]) as conn:
         from ..db import migrate

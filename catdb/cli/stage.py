@@ -79,12 +79,27 @@ def list_():
 @click.option("--stage", "stage_name", help="Only runs of this stage.")
 @click.pass_obj
 def history(obj, limit, stage_name):
-    """Show past stage runs (newest first)."""
+    """Show past stage runs (newest first).
+
+    A run still marked running whose database session is gone (a killed client, a restarted
+    server) is marked failed ("interrupted: ...") first, so a dead run never shows as running.
+    """
+    import psycopg
+
     from ..db.engine import connect
+    from ..stages.base import reap_dead_runs
 
     with connect(obj["url"]) as conn:
+        try:
+            reap_dead_runs(conn)
+        except psycopg.errors.InsufficientPrivilege:  # a read-only login: show the runs as they are
+            pass
         rows = conn.execute(
-            "SELECT id, stage, status, input_count, counts, started_at, finished_at - started_at, error "
+            "SELECT id, stage, CASE WHEN status = 'running' AND backend_pid IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM pg_stat_activity a WHERE a.pid = backend_pid AND (a.backend_start = "
+            "stage_run.backend_start OR a.backend_start IS NULL)) THEN 'failed' ELSE status END, input_count, "
+            "counts, started_at, finished_at - started_at, "
+            "CASE WHEN status = 'running' THEN 'interrupted (session gone)' ELSE error END "
             "FROM stage_run WHERE %(s)s::text IS NULL OR stage = %(s)s ORDER BY id DESC LIMIT %(n)s",
             {"s": stage_name, "n": limit}).fetchall()
     click.echo(f"{'run':>5} {'stage':20s} {'status':9s} {'inputs':>6} {'started':19s} {'took':>8}  counts")

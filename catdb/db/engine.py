@@ -40,9 +40,35 @@ def resolve_url(url: str | None = None, *, start: bool = True, data_dir=None) ->
     from .server import EmbeddedServer
 
     srv = EmbeddedServer(data_dir)
-    if start and not srv.is_running():
-        srv.start()
-    return srv.url()
+    dbname = embedded_database()
+    key = (str(srv.data_dir), dbname)
+    if start and key not in _STARTED:
+        # under the lock beside the data dir: concurrent commands on a stopped or new cluster all
+        # succeed (one runs initdb/pg_ctl, the others wait), and the database exists afterwards
+        srv.start(dbname=dbname)
+        _STARTED.add(key)
+    return srv.url(dbname)
+
+
+#: environment variable naming the database in the embedded cluster (``--database``)
+DATABASE_ENV = "CATDB_DATABASE"
+_STARTED: set = set()
+
+
+def embedded_database() -> str:
+    """Name of the database catdb uses in its embedded cluster.
+
+    ``$CATDB_DATABASE`` (``catdb --database NAME``; ``make demo`` uses ``catdb_demo``), default
+    ``catdb``.  Each name is a database of its own in the same cluster, created on first use.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        A name that is not letters, digits, ``_`` or ``-``.
+    """
+    from .server import DB_NAME, check_database_name
+
+    return check_database_name(os.environ.get(DATABASE_ENV) or DB_NAME)
 
 
 def connect(url: str | None = None, *, autocommit: bool = False, read_only: bool = False,

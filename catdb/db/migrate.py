@@ -44,13 +44,80 @@ def upgrade(url=None, revision: str = "head", spatial_backend: str = "auto") -> 
 init = upgrade
 
 
-def downgrade(url=None, revision: str = "-1") -> str | None:
-    """Downgrade to ``revision`` (``base`` drops every catdb object, data included)."""
+def downgrade(url=None, revision: str = "-1", *, yes: bool = False) -> str | None:
+    """Downgrade to ``revision`` (``base`` drops every catdb object, data included).
+
+    A downgrade that would drop tables or columns holding rows is refused unless ``yes``:
+    :func:`downgrade_losses` finds them first by running the downgrade in a transaction that is
+    rolled back.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        Data would be lost and ``yes`` is false; the message lists each table (or column) and
+        its rows, and nothing was changed.
+    """
     from alembic import command
 
+    if not yes:
+        lost = downgrade_losses(url, revision)
+        if lost:
+            what = "; ".join(f"{t}{'.' + c if c else ''}: {n} row{'s' * (n != 1)}" for t, c, n in lost)
+            raise CatdbError(f"downgrade to {revision} would delete data ({what}); nothing was changed. "
+                             f"Export what you need first, then re-run with --yes (yes=True) to delete it")
     with _alembic(url) as cfg:
         command.downgrade(cfg, revision)
     return current(url)
+
+
+_COLUMNS = ("SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped "
+            "AND c.relname NOT IN ('alembic_version', 'catdb_info', 'ingest_lock')")  # bookkeeping, not data
+
+
+def downgrade_losses(url=None, revision: str = "-1") -> list[tuple[str, str | None, int]]:
+    """What downgrading to ``revision`` would delete: tables and columns that hold rows.
+
+    The downgrade runs in a transaction (PostgreSQL DDL is transactional) that is always rolled
+    back; the tables and columns it dropped are then counted: a table by its rows, a column by
+    its non-NULL values.
+
+    Returns
+    -------
+    list of (table, column or None, rows)
+        Only entries with rows > 0, tables first, by name.
+    """
+    from alembic import command
+    from sqlalchemy import text
+
+    from .engine import engine
+
+    eng = engine(url)
+    with eng.connect() as conn:
+        trans = conn.begin()
+        try:
+            before = {tuple(r) for r in conn.execute(text(_COLUMNS))}
+            command.downgrade(_config(conn), revision)
+            after = {tuple(r) for r in conn.execute(text(_COLUMNS))}
+        finally:
+            trans.rollback()
+    gone_tables = sorted({t for t, _ in before} - {t for t, _ in after})
+    gone_cols = sorted((t, c) for t, c in before - after if t not in gone_tables)
+    out = []
+    with eng.connect() as conn:
+        q = lambda s: conn.exec_driver_sql(s).scalar()  # noqa: E731 (identifiers quoted below)
+        ident = eng.dialect.identifier_preparer.quote
+        for t in gone_tables:
+            n = q(f"SELECT count(*) FROM {ident(t)}")
+            if n:
+                out.append((t, None, int(n)))
+        for t, c in gone_cols:
+            n = q(f"SELECT count({ident(c)}) FROM {ident(t)}")
+            if n:
+                out.append((t, c, int(n)))
+        conn.rollback()
+    return out
 
 
 def current(url=None) -> str | None:

@@ -90,8 +90,10 @@ def reader_connection(url, timeout_s: float):
     from ..db.engine import connect, resolve_url
     from ..errors import DatabaseUnavailable
 
-    if timeout_s is not None and not timeout_s > 0:
-        raise CatdbError(f"--timeout {timeout_s!r}: expected a positive number of seconds")
+    import math
+
+    if timeout_s is not None and not (timeout_s > 0 and math.isfinite(timeout_s)):
+        raise CatdbError(f"--timeout {timeout_s!r}: expected a finite number of seconds > 0")
     ms = None if timeout_s is None else max(1, int(round(timeout_s * 1000)))
     reader_url = os.environ.get("CATDB_READER_URL")
     url = resolve_url(url)

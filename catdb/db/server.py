@@ -20,6 +20,7 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import os
@@ -36,6 +37,24 @@ from ..errors import CatdbError
 DB_NAME = "catdb"
 SUPERUSER = "catdb"
 DEFAULT_PORT = 5432
+#: longest Unix socket path (``sizeof(sockaddr_un.sun_path) - 1`` on Linux)
+SOCKET_PATH_MAX = 107
+
+
+def check_database_name(name: str) -> str:
+    """A database name for the embedded cluster: letters, digits, ``_`` and ``-``, at most 63 bytes.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        Any other name.
+    """
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]{0,62}", name):
+        raise CatdbError(f"database name {name!r}: expected letters, digits, '_' or '-' (at most 63, "
+                         f"starting with a letter or '_')")
+    return name
 
 
 def default_data_dir() -> Path:
@@ -357,11 +376,99 @@ class EmbeddedServer:
                 f"pgserver in a virtualenv that user can read (not under a private home "
                 f"directory), or install Debian's postgresql-15") from None
 
+    # -- concurrency and checks ----------------------------------------------
+    @property
+    def lock_file(self) -> Path:
+        """``<data dir>.lock`` beside the data directory: held (flock) around initdb and start."""
+        return self.data_dir.with_name(self.data_dir.name + ".lock")
+
+    @contextlib.contextmanager
+    def _locked(self, timeout: float = 300.0):
+        """Exclusive ``flock`` on :attr:`lock_file`: one process at a time initialises or starts
+        the cluster; the others wait, then find it initialised and running."""
+        import fcntl
+
+        try:
+            self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        except PermissionError:
+            if self.is_initialised() and self.is_running():  # another user's running cluster: nothing to start
+                yield
+                return
+            raise CatdbError(f"cannot create the lock file {self.lock_file} beside the data directory "
+                             f"(permission denied); choose a --data-dir in a directory you can write") from None
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise CatdbError(f"another catdb process has held {self.lock_file} for {timeout:.0f} s "
+                                         f"(starting the server in {self.data_dir}); try again") from None
+                    time.sleep(0.1)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _check_socket_path(self) -> None:
+        """The Unix socket path must fit ``sun_path`` (107 bytes on Linux) before initdb runs."""
+        sock = str(self.socket_dir / f".s.PGSQL.{self.port}")
+        if len(sock.encode()) > SOCKET_PATH_MAX:
+            raise CatdbError(
+                f"the data directory's path is too long for the server's Unix socket: {sock} is "
+                f"{len(sock.encode())} bytes, the limit is {SOCKET_PATH_MAX}; choose a shorter --data-dir "
+                f"(or CATDB_DATA_DIR), e.g. {Path.home() / '.local/share/catdb/pg'}")
+
+    def _check_data_dir(self) -> None:
+        """Refuse, without touching it, a data directory catdb must not initialise.
+
+        An existing directory that belongs to another user (as root: to neither root nor the
+        server's OS user), or that is not empty and holds no cluster (``PG_VERSION``).
+        """
+        d = self.data_dir
+        if not d.exists():
+            return
+        if not d.is_dir():
+            raise CatdbError(f"--data-dir {d} exists and is not a directory")
+        st = d.stat()
+        me = os.geteuid()
+        allowed = {me}
+        if self.user:
+            allowed.add(pwd.getpwnam(self.user).pw_uid)
+        if st.st_uid not in allowed:
+            try:
+                owner = pwd.getpwuid(st.st_uid).pw_name
+            except KeyError:
+                owner = str(st.st_uid)
+            raise CatdbError(f"--data-dir {d} belongs to user {owner!r}, not to this user"
+                             + (f" or the server user {self.user!r}" if self.user else "")
+                             + "; catdb leaves it alone: choose a directory of your own")
+        if not (d / "PG_VERSION").exists() and any(d.iterdir()):
+            raise CatdbError(f"--data-dir {d} is not empty and holds no PostgreSQL cluster (no PG_VERSION); "
+                             f"catdb leaves it alone: give an empty or new directory")
+
     # -- lifecycle ---------------------------------------------------------
     def init(self) -> None:
-        """Create the cluster (``initdb``) and the ``catdb`` database if not yet there."""
+        """Create the cluster (``initdb``) if not yet there (under the start lock).
+
+        Raises
+        ------
+        catdb.errors.CatdbError
+            The data directory belongs to another user or is a non-empty non-cluster directory,
+            its socket path is too long, or initdb failed.
+        """
         if self.is_initialised():
             return
+        with self._locked():
+            self._init_locked()
+
+    def _init_locked(self) -> None:
+        if self.is_initialised():
+            return
+        self._check_socket_path()
+        self._check_data_dir()
         self._check_path_traversable()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.user:
@@ -403,9 +510,19 @@ class EmbeddedServer:
     def is_running(self) -> bool:
         return self.running_pid() is not None and (self.socket_dir / f".s.PGSQL.{self.port}").exists()
 
-    def start(self, timeout: float = 60.0) -> None:
-        """Initialise if needed, start the server and create the ``catdb`` database."""
-        self.init()
+    def start(self, timeout: float = 60.0, dbname: str = DB_NAME) -> None:
+        """Initialise if needed, start the server and create the database ``dbname``.
+
+        Any number of processes may call this at once on a stopped or new data directory: an
+        exclusive lock beside it (:attr:`lock_file`) lets one run initdb and start the server
+        while the others wait, then find it running.
+        """
+        with self._locked():
+            self._init_locked()
+            self._start_locked(timeout)
+        self._ensure_database(dbname)
+
+    def _start_locked(self, timeout: float) -> None:
         if not self.is_running():
             opts = f"-p {self.port}"
             if self.tcp_port:
@@ -421,18 +538,23 @@ class EmbeddedServer:
                 except OSError:
                     pass
                 raise CatdbError(f"PostgreSQL did not start in {self.data_dir}:\n{e.stderr}\n{tail}") from None
-        self._ensure_database()
 
-    def _ensure_database(self) -> None:
+    def _ensure_database(self, dbname: str = DB_NAME) -> None:
+        """Create the database ``dbname`` when it is not there (two processes at once: one creates it)."""
         import psycopg
+        from psycopg import sql
 
+        check_database_name(dbname)
         deadline = time.time() + 30
         while True:
             try:
                 with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
-                    have = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone()
+                    have = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
                     if not have:
-                        conn.execute(f"CREATE DATABASE {DB_NAME}")
+                        try:
+                            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+                        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                            pass  # created by a process racing us
                 return
             except psycopg.OperationalError:
                 if time.time() > deadline:

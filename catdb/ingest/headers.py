@@ -622,8 +622,12 @@ def mid_exposure_mjd(header: fits.Header, keymap: dict, path=None, exptime=None)
             else:
                 continue
         except ValueError as exc:
-            bad = rule.get("mjd") or rule.get("jd") or rule.get("isot") or rule.get("time")
-            raise InputError(f"cannot parse time value {header.get(bad)!r}: {exc}", path=path,
+            if "date" in rule and "time" in rule:  # the time passed its pattern: the date is at fault
+                kd, kt = rule["date"], rule["time"]
+                raise InputError(f"cannot parse the date {kd}={header.get(kd)!r} (with {kt}="
+                                 f"{header.get(kt)!r}): {exc}", path=path, keyword=kd) from None
+            bad = rule.get("mjd") or rule.get("jd") or rule.get("isot")
+            raise InputError(f"cannot parse time value {bad}={header.get(bad)!r}: {exc}", path=path,
                              keyword=bad) from None
         if at == "mid":
             return float(t.utc.mjd), src

@@ -6,10 +6,14 @@ records one ``stage_run`` (stage ``ingest-catalog``, ``ingest-image`` or
 a bad file raises :class:`~catdb.errors.InputError` naming it, and nothing of
 it is written (files before it stay loaded).
 
-Re-ingesting a file that is already in the database with the same SHA-256 is
-a no-op ("unchanged"); with a different SHA-256 it is an error unless
-``replace=True``, which deletes the old exposure (and everything derived from
-it) in the same transaction as the new load.
+One file, one exposure: identity is the content.  A file whose SHA-256 is
+already in the database (catalogue or image, under any path) is not loaded
+again: it is "unchanged" (``same content as exposure N, PATH``); the stored
+path follows a moved file (the stored one no longer exists, or
+``relocate=True``).  A path already ingested with a different SHA-256 is an
+error unless ``replace=True``, which deletes the old exposure (and everything
+derived from it) in the same transaction as the new load.  Concurrent loads of
+the same content (or path) take turns on row locks of ``ingest_lock``.
 """
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ class IngestResult:
     n_rows: int = 0
     notes: list = field(default_factory=list)
     error: str | None = None  # one-line message when status is 'failed' (on_error='collect')
+    #: why a file was not loaded again, e.g. ``same content as exposure 12, /data/a.fits``
+    detail: str | None = None
 
 
 ON_ERROR = ("raise", "collect")
@@ -138,9 +144,73 @@ def _conninfo(conn) -> str:
     return make_conninfo(conn.info.dsn, **({"password": pw} if pw else {}))
 
 
-def _worker_init(conninfo: str) -> None:
+class _Orphaned(BaseException):
+    """Raised in a worker whose parent ``catdb`` process is gone: roll back, commit nothing, exit."""
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``).
+
+    The worker's parent is the multiprocessing fork server, which exits when the ``catdb``
+    process that started it dies (kill -9 included: its end of the fork server's pipe closes),
+    so a worker never outlives the command.  Elsewhere :func:`_parent_alive` alone guards the
+    commits.
+    """
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1  # linux/prctl.h
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: the parent check before each commit remains
+        pass
+
+
+def _parent_alive() -> bool:
+    """True while the ``catdb`` process that started this worker runs (not a zombie) and the
+    worker was not re-parented (its fork server exited)."""
+    if os.getppid() != _WORKER.get("ppid", os.getppid()):
+        return False
+    pid = _WORKER.get("parent")
+    if pid is None:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+
+def _worker_init(conninfo: str, parent_pid: int | None = None) -> None:
+    """Worker start: die with the parent, leave Ctrl-C to the parent, open the connection.
+
+    SIGINT is ignored here: the parent receives it, stops handing out files and terminates
+    the workers (their open transactions are rolled back by the server), see
+    :func:`_load_parallel`.
+    """
+    import signal
+
     from ..db.engine import connect
 
+    _WORKER["ppid"] = os.getppid()
+    _WORKER["parent"] = parent_pid
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not _parent_alive():  # the parent died before prctl took effect
+        os._exit(1)
     _WORKER["conn"] = connect(conninfo)
 
 
@@ -156,9 +226,21 @@ def _worker_group(kind: str, items, kwargs: dict):
 
     conn = _WORKER["conn"]
     fn = {"catalog": _ingest_one_catalog, "image": _ingest_one_image}[kind]
+
+    def guarded(p):
+        res = fn(conn, p, **kwargs)
+        if not _parent_alive():  # just before the commit: an orphan never commits
+            raise _Orphaned()
+        return res
+
     out = []
     for i, path in items:
-        res, err = _load_one(conn, path, lambda p: fn(conn, p, **kwargs))
+        if not _parent_alive():
+            os._exit(1)
+        try:
+            res, err = _load_one(conn, path, guarded)
+        except _Orphaned:  # the file's transaction was rolled back
+            os._exit(1)
         if err is not None:
             e = err[0]
             try:
@@ -188,7 +270,7 @@ def _load_parallel(conn, paths, on_error, task, what, progress, jobs):
     One transaction per file as in a serial run; results in the order of ``paths``.  Files
     that resolve to the same database key (the same file named twice) go to the same worker in
     order, so the statuses are those of a serial run.  Two processes (or workers) loading the same
-    file at once serialise on a transaction-level advisory lock (see :func:`_lock_key`).  In
+    file (or two copies of it) at once take turns on row locks of ``ingest_lock`` (see :func:`_claim`).  In
     ``raise`` mode the first failure in ``paths`` order is raised once the files in flight are
     done (files queued behind it are not started; files already committed stay loaded).
     """
@@ -202,33 +284,51 @@ def _load_parallel(conn, paths, on_error, task, what, progress, jobs):
     errors: dict[int, BaseException] = {}
     bar = _bar(len(paths), what, progress)
     n_workers = min(jobs, len(groups))
+    # not a `with` block: its exit waits for every queued file, even on Ctrl-C
+    ex = ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context(), initializer=_worker_init,
+                             initargs=(_conninfo(conn), os.getpid()))
     try:
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context(), initializer=_worker_init,
-                                 initargs=(_conninfo(conn),)) as ex:
-            pending = {ex.submit(_worker_group, kind, items, kwargs) for items in groups.values()}
-            stop = False
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    for i, res, err in fut.result():  # a connection error is raised here
-                        if err is not None:
-                            errors[i] = err
-                            results[i] = IngestResult(path=paths[i], status="failed", error=str(err))
-                            stop = stop or on_error == "raise"
-                        else:
-                            results[i] = res
-                        if bar is not None:
-                            bar.update(1)
-                if stop:
-                    for fut in pending:
-                        fut.cancel()
-                    pending = {f for f in pending if not f.cancelled()}
+        pending = {ex.submit(_worker_group, kind, items, kwargs) for items in groups.values()}
+        stop = False
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                for i, res, err in fut.result():  # a connection error is raised here
+                    if err is not None:
+                        errors[i] = err
+                        results[i] = IngestResult(path=paths[i], status="failed", error=str(err))
+                        stop = stop or on_error == "raise"
+                    else:
+                        results[i] = res
+                    if bar is not None:
+                        bar.update(1)
+            if stop:
+                for fut in pending:
+                    fut.cancel()
+                pending = {f for f in pending if not f.cancelled()}
+    except BaseException:  # Ctrl-C, or a connection error: no worker goes on loading after us
+        _terminate_workers(ex)
+        raise
+    else:
+        ex.shutdown(wait=True)
     finally:
         if bar is not None:
             bar.close()
     if on_error == "raise" and errors:
         raise errors[min(errors)]
     return results
+
+
+def _terminate_workers(ex) -> None:
+    """Cancel the queued files and SIGTERM the workers of ``ex`` (the server rolls back their open
+    transactions); waits for them to exit."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:
+        p.join(10)
 
 
 def _group_key(kind, path, kwargs) -> str:
@@ -238,15 +338,26 @@ def _group_key(kind, path, kwargs) -> str:
     return _resolve(path)
 
 
-def _lock_key(conn, key: str) -> None:
-    """Hold a transaction-level advisory lock on an ingest key (``exposure.path``).
+def _claim(conn, keys) -> None:
+    """Row-lock the ingest keys of one file (``ingest_lock``) until the transaction ends.
 
-    Two transactions ingesting the same file (two workers, or two ``catdb ingest`` processes)
-    take turns: the second sees the first's committed rows and finds the file unchanged, rather
-    than failing on the unique constraint ``uq_exposure_path_hdu``.  One key per transaction:
-    no lock-order cycle between ingests, hence no deadlock.
+    Two transactions ingesting the same content (the same file, a copy under another path,
+    two workers or two ``catdb ingest`` processes) take turns: the second sees the first's
+    committed rows and finds the file unchanged, rather than loading it again or failing on the
+    unique constraint ``uq_exposure_path_hdu``.  All keys of a transaction are locked in one
+    statement in sorted order, so two ingests never wait on each other in a cycle.  A row lock
+    needs INSERT/UPDATE on ``ingest_lock``, which the read-only role ``catdb_reader`` lacks
+    (any role can take an advisory lock: a reader could stall every ingest).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Inside the file's transaction.
+    keys : iterable of str
+        ``sha256:<hex>`` of the file's content, ``path:<database key>``.
     """
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('catdb.ingest:' || %s, 0))", (key,))
+    conn.execute("INSERT INTO ingest_lock AS l (key) SELECT k FROM unnest(%s::text[]) AS k ORDER BY k "
+                 "ON CONFLICT (key) DO UPDATE SET locked_at = now()", (sorted(set(keys)),))
 
 
 def _file_counts(paths, results, t0) -> dict:
@@ -303,19 +414,61 @@ def _existing(conn, path: str, hdu: int, column: str = "path"):
             c=sql.Identifier(column)), (path, hdu)).fetchone()
 
 
-def _unchanged_or_replace(conn, key: str, hdu: int, sha: str, sha_col: int, replace: bool, path,
-                          res: "IngestResult") -> bool:
-    """True when (key, hdu) is already ingested with this SHA-256 (nothing to do).
+def _same_content(conn, sha: str, sha_col: int, hdu: int | None):
+    """The exposure holding this content already (lowest id), or None.
 
-    A different SHA-256 is an error unless ``replace``, which deletes the old exposure (and,
-    by cascade, everything derived from it) in the caller's transaction.  ``sha_col`` picks the
-    image (1) or catalogue (2) checksum of :func:`_existing`.
+    ``sha_col`` 1: ``exposure.sha256`` (an image, matched HDU by HDU); 2: ``catalog_sha256`` (a
+    catalogue; ``hdu`` None for a one-catalogue file, whose exposure may sit at the image's HDU).
+    Returns ``(id, path, catalog_path)``.
     """
-    _lock_key(conn, key)
+    col = "sha256" if sha_col == 1 else "catalog_sha256"
+    q = f"SELECT id, path, catalog_path FROM exposure WHERE {col} = %s"
+    args = [sha]
+    if hdu is not None:
+        q += " AND hdu = %s"
+        args.append(hdu)
+    return conn.execute(q + " ORDER BY id LIMIT 1", args).fetchone()
+
+
+def _unchanged_or_replace(conn, key: str, hdu: int, sha: str, sha_col: int, replace: bool, path,
+                          res: "IngestResult", *, content_hdu: int | None = None, relocate: bool = False) -> bool:
+    """True when this content (or this key with this content) is already ingested: nothing to do.
+
+    Identity is the content: an exposure whose image (``sha_col`` 1) or catalogue (2) SHA-256
+    equals ``sha`` (any path; HDU ``content_hdu``) means the file is already loaded, and it is
+    reported ``unchanged`` with ``same content as exposure N, PATH``.  The stored path is re-pointed
+    to this file when ``relocate`` is given or the stored file no longer exists (a moved file);
+    otherwise (a copy) it is left.  Then, under the same ``key``/``hdu`` with another SHA-256: an
+    error unless ``replace``, which deletes the old exposure (and, by cascade, everything derived
+    from it) in the caller's transaction.  The caller holds the locks of :func:`_claim`.
+    """
+    same = _same_content(conn, sha, sha_col, content_hdu)
+    if same is not None:
+        eid, old_path, old_cat = same
+        res.status = "unchanged"
+        res.exposure_ids.append(eid)
+        stored = old_cat if sha_col == 2 else old_path
+        new = _resolve(path)
+        if stored == new:
+            return True
+        gone = stored is not None and not os.path.exists(stored)
+        moved = (relocate or gone) and (sha_col == 2 or _existing(conn, key, hdu) is None)
+        if moved:
+            if sha_col == 1:
+                conn.execute("UPDATE exposure SET path = %s WHERE id = %s", (new, eid))
+            else:  # a catalogue ingested on its own is keyed by its own path: re-key it when free
+                conn.execute("UPDATE exposure SET catalog_path = %s, path = CASE WHEN path = %s AND NOT EXISTS "
+                             "(SELECT 1 FROM exposure x WHERE x.path = %s AND x.hdu = exposure.hdu) THEN %s "
+                             "ELSE path END WHERE id = %s", (new, stored, new, new, eid))
+            res.detail = (f"same content as exposure {eid}, moved from {stored}"
+                          + (" (no longer there)" if gone else "") + ": path updated")
+        else:
+            res.detail = f"same content as exposure {eid}, {stored}"
+        return True
     old = _existing(conn, key, hdu)
     if old is None:
         return False
-    if old[sha_col] == sha:
+    if old[sha_col] == sha:  # (an exposure without a stored checksum cannot match above)
         res.status = "unchanged"
         res.exposure_ids.append(old[0])
         return True
@@ -483,7 +636,7 @@ def _fill_instrumental_mags(cols: dict, source: dict) -> None:
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
                     replace: bool = False, progress: bool = False,
                     on_error: str = "raise", image_hdu: int | None = None, jobs: int = 1,
-                    obscode: str | None = None) -> list[IngestResult]:
+                    obscode: str | None = None, relocate: bool = False) -> list[IngestResult]:
     """Ingest SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD): exposure + detection rows.
 
     Parameters
@@ -497,6 +650,11 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         header is used when the catalogue carries none (ASCII_HEAD).
     replace : bool
         Replace a catalogue already ingested whose content changed.
+    relocate : bool
+        Identity is the content: a file whose SHA-256 is already in the database (any path) is
+        not loaded again but reported ``unchanged`` (``IngestResult.detail``: ``same content as
+        exposure N, PATH``).  The stored path is re-pointed to the new one when the stored file no
+        longer exists (a moved file), or always with ``relocate``; a copy beside it is left.
     progress : bool
         tqdm progress bar over the files.
     image_hdu : int, optional
@@ -547,9 +705,9 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
         obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-catalog", {"paths": paths, "instrument": instrument, "image": image,
-                                               "image_hdu": image_hdu, "replace": replace, "obscode": obscode})
+                                               "image_hdu": image_hdu, "replace": replace, "obscode": obscode, "relocate": relocate})
     kwargs = {"run_id": run_id, "instrument": instrument, "image": image, "replace": replace,
-              "image_hdu": image_hdu, "obscode": obscode}
+              "image_hdu": image_hdu, "obscode": obscode, "relocate": relocate}
 
     def one(path):
         return _ingest_one_catalog(conn, path, **kwargs)
@@ -564,14 +722,14 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
             counts = _file_counts(paths, results, t0)
             counts["detection"] = n_total
             _finish(conn, run_id, paths, results, counts)
-    except Exception as e:
+    except BaseException as e:  # KeyboardInterrupt too: the run says it was interrupted
         fail_run(conn, run_id, e)
         raise
     return results
 
 
 def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, replace=False, image_hdu=None,
-                        obscode=None):
+                        obscode=None, relocate=False):
     """Load one catalogue file (every image extension of it) in the caller's transaction."""
     from ..wcsutil import wcs_from_header
     from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
@@ -585,14 +743,16 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
     img_header = None
     if image:
         img_header, img_hdu = read_header(image, image_hdu)
+    key = _resolve(image) if image else _resolve(path)
+    _claim(conn, [f"sha256:{cat_sha}", f"path:{key}"])
     for i, cat in enumerate(cats):
         header = cat.header if len(cat.header) else img_header
         if header is None or not len(header):
             raise InputError(f"{cat.format} catalogue carries no image header: give the image with --image",
                              path=path)
-        key = _resolve(image) if image else _resolve(path)
         hdu = (img_hdu if image else i) if len(cats) == 1 or not image else i
-        if _unchanged_or_replace(conn, key, hdu, cat_sha, 2, replace, path, res):
+        if _unchanged_or_replace(conn, key, hdu, cat_sha, 2, replace, path, res,
+                                 content_hdu=None if len(cats) == 1 else i, relocate=relocate):
             continue
         km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
         row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha,
@@ -676,7 +836,7 @@ def _image_hdus(path, hdu):
 def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None = None,
                   image_type: str | None = None, replace: bool = False,
                   progress: bool = False, on_error: str = "raise", jobs: int = 1,
-                  obscode: str | None = None) -> list[IngestResult]:
+                  obscode: str | None = None, relocate: bool = False) -> list[IngestResult]:
     """Ingest exposures from FITS images (science or calibration; MEF: one exposure per image HDU).
 
     Parameters
@@ -692,6 +852,9 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
         Override the header's IMAGETYP (science, bias, flat, dark).
     replace : bool
         Replace an image already ingested whose content changed.
+    relocate : bool
+        A file whose content is already in the database under another path (see
+        :func:`ingest_catalogs`): re-point the stored exposure to this path.
     progress : bool
         tqdm progress bar over the files.
     on_error : {'raise', 'collect'}
@@ -726,9 +889,9 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
 
         obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-image", {"paths": paths, "instrument": instrument, "hdu": hdu,
-                                             "image_type": image_type, "replace": replace, "obscode": obscode})
+                                             "image_type": image_type, "replace": replace, "obscode": obscode, "relocate": relocate})
     kwargs = {"run_id": run_id, "instrument": instrument, "hdu": hdu, "image_type": image_type, "replace": replace,
-              "obscode": obscode}
+              "obscode": obscode, "relocate": relocate}
 
     def one(path):
         return _ingest_one_image(conn, path, **kwargs)
@@ -738,14 +901,14 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
         with conn.transaction():
             counts = _file_counts(paths, results, t0)
             _finish(conn, run_id, paths, results, counts)
-    except Exception as e:
+    except BaseException as e:  # KeyboardInterrupt too: the run says it was interrupted
         fail_run(conn, run_id, e)
         raise
     return results
 
 
 def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_type=None, replace=False,
-                      obscode=None):
+                      obscode=None, relocate=False):
     """Load the exposures of one image file (one per image HDU) in the caller's transaction."""
     from .headers import detect_instrument, exposure_metadata, inherit_header, load_keymap, read_header
 
@@ -755,12 +918,14 @@ def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_ty
     res = IngestResult(path=path, status="loaded")
     hdus = _image_hdus(path, hdu)
     primary = read_header(path, 0)[0] if hdus[0] > 0 else None
+    key = _resolve(path)
+    _claim(conn, [f"sha256:{sha}", f"path:{key}"])
     for h in hdus:
         header, h_read = read_header(path, h)
         if primary is not None and len(hdus) > 1:
             header = inherit_header(primary, header)  # MEF: the primary holds the shared cards
-        key = _resolve(path)
-        if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res):
+        if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res, content_hdu=h_read,
+                                 relocate=relocate):
             continue
         km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
         row = exposure_metadata(header, km, path=path, hdu=h_read, sha256=sha, obscode=obscode)
@@ -825,7 +990,7 @@ def ingest_refcat(conn, path, *, catalog: str | None = None, band: str | None = 
             n = copy_table(conn, "refcat_source", cols, constants={"catalog": name, "stage_run_id": run_id})
             conn.execute("ANALYZE refcat_source")  # fresh statistics: q3c joins plan well only with them
             finish_run(conn, run_id, counts={"refcat_source": n, "replaced_rows": deleted})
-    except Exception as e:
+    except BaseException as e:  # KeyboardInterrupt too: the run says it was interrupted
         fail_run(conn, run_id, e)
         raise
     return IngestResult(path=path, status="loaded", n_rows=n, notes=[f"catalog {name}, bands {sorted(mags)}"])

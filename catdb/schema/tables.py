@@ -89,10 +89,22 @@ stage_run = Table(
     C("started_at", DateTime(timezone=True), "Start time", nullable=False, server_default=func.now()),
     C("finished_at", DateTime(timezone=True), "End time"),
     C("db_user", Text, "Database role that ran the stage", server_default=func.current_user()),
+    C("backend_pid", Integer, "Process id of the database session that ran the stage (pg_backend_pid)"),
+    C("backend_start", DateTime(timezone=True), "Start time of that session (pg_stat_activity.backend_start); "
+      "with backend_pid it tells a live run from one whose session is gone"),
     CheckConstraint("status IN ('running','ok','failed','replaced')", name="status"),
     comment="Provenance: one row per stage execution; every row a stage writes references it",
 )
 Index("ix_stage_run_stage", stage_run.c.stage, stage_run.c.started_at)
+
+ingest_lock = Table(
+    "ingest_lock", metadata,
+    C("key", Text, "Ingest key: 'sha256:<hex>' (file content) or 'path:<path>#<hdu>'", primary_key=True),
+    C("locked_at", DateTime(timezone=True), "Last time an ingest transaction locked the key",
+      server_default=func.now()),
+    comment="One row per ingest key; an ingest transaction locks its rows (INSERT ... ON CONFLICT DO UPDATE) "
+            "until it commits, so two loads of the same content take turns; only writers can lock a row",
+)
 
 catdb_info = Table(
     "catdb_info", metadata,

@@ -193,15 +193,57 @@ class StageResult:
     counts: dict
 
 
+#: ``stage_run.error`` of a run whose database session ended before it finished
+INTERRUPTED = "interrupted: the session that ran it ended before it finished (client killed, connection lost " \
+              "or server restarted); nothing it had not committed was kept"
+
+_DEAD_RUNS = """
+UPDATE stage_run r SET status = 'failed', finished_at = now(),
+       error = %s || ' (database session pid ' || r.backend_pid || ')'
+WHERE r.status = 'running' AND r.backend_pid IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                  WHERE a.pid = r.backend_pid AND (a.backend_start = r.backend_start OR a.backend_start IS NULL))
+RETURNING r.id"""
+
+
+def reap_dead_runs(conn) -> list[int]:
+    """Mark ``failed`` (interrupted) every run still ``running`` whose database session is gone.
+
+    Each run records the process id and start time of the session that runs it
+    (``stage_run.backend_pid``, ``backend_start``); a run whose session no longer appears in
+    ``pg_stat_activity`` (a killed client, a lost connection, a restarted server) can never
+    finish, and its uncommitted work was rolled back by the server.  A session of another role
+    whose start time this role may not see counts as alive (never a live run marked failed).
+    Runs recorded before migration 0014 (no ``backend_pid``) are left alone.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        Runs in its own transaction (or the caller's, when one is open).
+
+    Returns
+    -------
+    list of int
+        Ids of the runs marked failed.
+    """
+    with conn.transaction():
+        return [r[0] for r in conn.execute(_DEAD_RUNS, (INTERRUPTED,)).fetchall()]
+
+
 def start_run(conn, stage: str, params: dict, where: str | None = None) -> int:
     """Insert a ``stage_run`` row with status running and commit it; returns its id.
 
     Used by :func:`run_stage` and by units of work that are not registered
-    stages (ingest), so that everything written has provenance.
+    stages (ingest), so that everything written has provenance.  The row records the
+    session (``backend_pid``, ``backend_start``) so that a run whose session dies is found and
+    marked failed by :func:`reap_dead_runs`, which runs here first.
     """
+    reap_dead_runs(conn)
     with conn.transaction():
         return conn.execute(
-            "INSERT INTO stage_run (stage, params, code_version, input_where) VALUES (%s, %s, %s, %s) RETURNING id",
+            "INSERT INTO stage_run (stage, params, code_version, input_where, backend_pid, backend_start) "
+            "SELECT %s, %s, %s, %s, pg_backend_pid(), "
+            "(SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()) RETURNING id",
             (stage, json.dumps(params, default=str), __version__, where)).fetchone()[0]
 
 
@@ -215,13 +257,23 @@ def finish_run(conn, run_id: int, *, inputs=None, counts=None, status="ok", erro
 
 
 def fail_run(conn, run_id: int, exc: BaseException) -> None:
-    """Mark a run failed (after its transaction was rolled back)."""
+    """Mark a run failed (after its transaction was rolled back).
+
+    A lost connection cannot record anything: the run is then marked failed (interrupted) by
+    :func:`reap_dead_runs` the next time catdb looks.
+    """
+    import psycopg
     from psycopg.pq import TransactionStatus
 
-    if conn.info.transaction_status == TransactionStatus.INERROR:
-        conn.rollback()
-    with conn.transaction():
-        finish_run(conn, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+    msg = "interrupted (KeyboardInterrupt)" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+    try:
+        if conn.info.transaction_status == TransactionStatus.INERROR:
+            conn.rollback()
+        with conn.transaction():
+            finish_run(conn, run_id, status="failed", error=msg)
+    except (psycopg.OperationalError, psycopg.InterfaceError):
+        if not isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError, KeyboardInterrupt)):
+            raise
 
 
 def _jsonable(o):
@@ -325,6 +377,9 @@ def run_stage(name: str, *, conn=None, url=None, where: str | None = None, param
                     "UPDATE stage_run SET status = 'replaced' WHERE stage = %s AND status = 'ok' AND id <> %s "
                     f"AND {same} AND params @> %s::jsonb", (stage.name, run_id, ctx.inputs, scope))
                 finish_run(conn, run_id, inputs=ctx.inputs, counts=counts)
+        except KeyboardInterrupt as e:  # Ctrl-C: the transaction is rolled back, the run says so
+            fail_run(conn, run_id, e)
+            raise
         except Exception as e:
             log.debug("stage %s failed:\n%s", name, traceback.format_exc())
             fail_run(conn, run_id, e)
