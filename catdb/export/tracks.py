@@ -226,7 +226,9 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
         Unknown ``fmt``; no tracks; an unknown track id; an exposure without observatory code
         when ``obscode`` is not given (the exposure is named); a temporary designation that
         does not fit in 7 characters; several observatory codes in one ADES file or under one
-        80-column header; a line that does not parse back.
+        80-column header; a line that does not parse back; a detection on an exposure whose
+        ``wcs_status`` is not absolute (``header``/``solved``: registered-only astrometry is refused,
+        :func:`catdb.export.mpc.check_absolute_astrometry`).
     """
     if fmt not in ("mpc80", "ades"):
         raise InputError(f"fmt: expected 'mpc80' or 'ades', got {fmt!r}", keyword="fmt")
@@ -243,6 +245,9 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
             raise InputError(f"tracks {track_ids} have no (non-outlier) detections", keyword="track_id")
         raise InputError(f"no tracks with status {status!r} (run the movers stage; candidates have "
                          "status 'candidate')", keyword="status")
+    from .mpc import check_absolute_astrometry
+
+    check_absolute_astrometry(conn, d["exposure_id"])
     if obscode:
         code = np.full(n, str(obscode), dtype=object)
     else:
