@@ -221,3 +221,63 @@ def test_solve_refuses_unknown_refcat_and_method(conn):
         run_stage("solve", conn=conn, params={"method": "magic"})
     with pytest.raises(StageError, match="astrometry.net not installed"):
         run_stage("solve", conn=conn, params={"method": "astrometry.net"})
+
+
+# --------------------------------------------------------------------------- Lowell: WCS cards removed
+def test_lowell_frames_without_wcs_solved_against_another_frames_stars(fresh_db_url, tmp_path):
+    """Two reduced Lowell frames with every WCS card removed, solved with SCAMP (rotation and parity unknown:
+    initial WCS from the RA/DEC pointing keywords and SECPIXX) against the stars of a third frame placed
+    with its header WCS; the solved positions agree with the header WCS."""
+    from tests.lowell_night import needs_lowell, night_catalogs
+
+    if needs_lowell.args[0]:
+        pytest.skip(needs_lowell.kwargs["reason"])
+    from catdb.algorithms.astrometry import strip_wcs
+    from catdb.ingest.load import ingest_images, ingest_refcat
+    from catdb.ingest.scamp_run import write_reference_ldac
+    from catdb.ingest.sextractor import read_catalogs
+    from catdb.wcsutil import wcs_from_header
+
+    frames = night_catalogs(3)
+    # the reference catalogue: frame 0's bright clean detections, positions from its header WCS
+    t = read_catalogs(frames[0][1])[0].table
+    good = (np.asarray(t["FLAGS"]) == 0) & (np.asarray(t["FLUX_AUTO"]) > 50 * np.asarray(t["FLUXERR_AUTO"]))
+    ra_c = "ALPHAWIN_J2000" if "ALPHAWIN_J2000" in t.colnames else "ALPHA_J2000"
+    dec_c = ra_c.replace("ALPHA", "DELTA")
+    mag = -2.5 * np.log10(np.asarray(t["FLUX_AUTO"], float)[good])
+    ref = write_reference_ldac(tmp_path / "lowell_self.ldac", np.asarray(t[ra_c], float)[good],
+                               np.asarray(t[dec_c], float)[good], np.full(good.sum(), 0.05), mag,
+                               np.full(good.sum(), 0.01), np.full(good.sum(), 2019.23))
+    truth, paths = [], []
+    for img, _ in frames[1:]:
+        with fits.open(img) as hl:
+            h = hl[1].header
+            truth.append(wcs_from_header(h))
+            out = tmp_path / img.name.replace(".fits.fz", "_nowcs.fits")
+            hdr = strip_wcs(h)
+            for k in ("XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "ZIMAGE", "ZBITPIX", "ZCMPTYPE"):
+                hdr.remove(k, ignore_missing=True, remove_all=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fits.PrimaryHDU(np.asarray(hl[1].data, np.float32), header=hdr).writeto(out, output_verify="silentfix")
+        paths.append(out)
+    c = _connect(fresh_db_url)
+    try:
+        ids = [i for r in ingest_images(c, paths, image_type="science") for i in r.exposure_ids]
+        assert {r[0] for r in c.execute("SELECT wcs_status FROM exposure WHERE id = ANY(%s)", (ids,))} == {"none"}
+        ingest_refcat(c, ref, catalog="lowell-self", band="VR")
+        res = run_stage("solve", conn=c, params={"outdir": str(tmp_path), "use_raw": "true", "refcat": "lowell-self"})
+        assert sorted(res.counts["solved"]) == sorted(ids), res.counts
+        assert set(res.counts["method"].values()) == {"scamp"}
+        run_stage("extract", conn=c, params={"outdir": str(tmp_path), "use_raw": "true", "detect_thresh": "5"})
+        worst = []
+        for eid, w in zip(ids, truth):
+            det = np.array(c.execute("SELECT ra, dec, xwin, ywin FROM detection WHERE exposure_id = %s AND flags = 0 "
+                                     "AND snr >= 20", (eid,)).fetchall())
+            ra0, dec0 = w.all_pix2world(det[:, 2], det[:, 3], 1)
+            sep = _sep(det[:, 0], det[:, 1], ra0, dec0)
+            worst.append((np.median(sep), np.percentile(sep, 95), sep.max(), len(sep)))
+        print("Lowell solved vs header WCS (median, p95, max arcsec, n):", worst)
+        assert all(m < 0.1 and p95 < 0.2 for m, p95, _, _ in worst), worst
+    finally:
+        c.close()

@@ -313,9 +313,11 @@ def register_points(frame_xy: np.ndarray, ref_xy: np.ndarray, *, max_control_poi
        (astroalign ``find_transform``: invariant triangles, RANSAC on a similarity transform);
     2. all stars of the frame mapped by it and paired with the reference stars (mutual nearest
        neighbour within ``match_radius`` pixels);
-    3. an affine transform fitted by least squares to all pairs, ``clip_sigma`` clipping of the
-       residuals (movers, blends, cosmic rays), repeated until no pair is rejected (at most
-       5 times) and re-pairing with the fitted transform each time.
+    3. an affine transform fitted by least squares to all pairs, residuals beyond ``clip_sigma``
+       times a robust RMS (1.20 x the median residual, the Rayleigh relation) rejected (movers,
+       blends, hot pixels, cosmic rays), repeated until no pair changes (at most 5 times) and
+       re-pairing with the fitted transform each time.  The RMS returned is the plain RMS of
+       the pairs kept.
 
     Parameters
     ----------
@@ -363,7 +365,10 @@ def register_points(frame_xy: np.ndarray, ref_xy: np.ndarray, *, max_control_poi
         for _ in range(5):
             A, t = _fit_affine(src[keep], dst[keep])
             r = np.hypot(*(src @ A.T + t - dst).T)
-            sig = np.sqrt(np.mean(r[keep] ** 2))
+            # robust scale: for 2-D Gaussian residuals |r| is Rayleigh, median = 1.177 sigma and
+            # RMS = sqrt(2) sigma, so RMS ~ 1.20 median(|r|) whatever the outliers (hot pixels
+            # fixed on the detector, movers, blends) do to the plain RMS
+            sig = 1.2011 * np.median(r[keep])
             new = r <= max(clip_sigma * sig, 1e-6)
             if new.sum() < min_matched or np.array_equal(new, keep):
                 break

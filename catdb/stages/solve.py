@@ -66,7 +66,10 @@ def _stem(path: str) -> str:
 
 
 def _stars(cat_path, min_snr: float):
-    """Clean stars of a FITS_LDAC catalogue, brightest first: (xy (n, 2), fwhm median px)."""
+    """Clean stars of a FITS_LDAC catalogue, brightest first: (xy (n, 2), median FWHM px).
+
+    Unflagged, S/N >= ``min_snr``, not sharper than the PSF (FWHM_IMAGE >= max(0.5 median, 1.5 px)).
+    """
     from ..ingest.sextractor import read_catalogs
 
     t = read_catalogs(cat_path)[0].table
@@ -77,11 +80,17 @@ def _stars(cat_path, min_snr: float):
     flags = np.asarray(t["FLAGS"]) if "FLAGS" in t.colnames else np.zeros(len(t), int)
     with np.errstate(divide="ignore", invalid="ignore"):
         ok = (flags == 0) & np.isfinite(x) & np.isfinite(y) & (flux > 0) & ~(flux < min_snr * ferr)
+    fwhm = np.asarray(t["FWHM_IMAGE"], float) if "FWHM_IMAGE" in t.colnames else np.full(len(t), np.nan)
+    if np.isfinite(fwhm[ok]).any():
+        # hot pixels and cosmic rays (sharper than the PSF; fixed on the detector in raw frames, they
+        # would register the detector, not the sky): FWHM below half the median, or below 1.5 px
+        med = float(np.nanmedian(fwhm[ok]))
+        ok &= fwhm >= max(0.5 * med, 1.5)
     order = np.argsort(-flux[ok], kind="stable")
     xy = np.column_stack([x[ok], y[ok]])[order]
-    fwhm = np.asarray(t["FWHM_IMAGE"], float)[ok] if "FWHM_IMAGE" in t.colnames else np.array([])
-    fwhm = fwhm[fwhm > 0]
-    return xy, (float(np.median(fwhm)) if fwhm.size else float("nan"))
+    f = fwhm[ok]
+    f = f[np.isfinite(f) & (f > 0)]
+    return xy, (float(np.median(f)) if f.size else float("nan"))
 
 
 @register
