@@ -599,7 +599,7 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
         if wcs is None:
             sky = catalog_sky_columns(cat)
             if sky is None:
-                raise InputError("the catalogue's image header has no celestial WCS and its sky columns "
+                raise InputError("no sky position: the catalogue's image header has no celestial WCS and its sky columns "
                                  "(ALPHA_J2000/DELTA_J2000...) are missing or degenerate (all equal, or equal to "
                                  "X/Y_IMAGE: SExtractor ran without a WCS), so every RA/Dec would be invented; "
                                  "nothing written. Get a solution first: ingest the image (catdb ingest image), "
