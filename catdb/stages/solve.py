@@ -255,8 +255,18 @@ class Solve(Stage):
             else:
                 e["init"] = None
             method = p["method"]
+            anet_here = anet["usable"]
+            if anet["installed"] and pt["pixscale"] and e["naxis"][0]:
+                field = min(e["naxis"]) * pt["pixscale"] / 60.0
+                st = astrometry_net.status(field_arcmin=field)
+                anet_here = st["usable"]
+                if not anet_here:
+                    counts.setdefault("astrometry_net_not_used", {})[str(e["id"])] = st["message"]
+            if method == "astrometry.net" and not anet_here:
+                self._fail(ctx, e, f"astrometry.net: {counts['astrometry_net_not_used'][str(e['id'])]}", failed)
+                continue
             if method == "auto":
-                if anet["usable"]:
+                if anet_here:
                     method = "astrometry.net"
                 elif p["refcat"] and e["init"] is not None and self._n_in_field(ctx, e) >= p["min_stars"]:
                     method = "scamp"
