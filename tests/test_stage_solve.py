@@ -119,12 +119,24 @@ def test_register_the_night_then_extract(wallace):
     rms = np.sqrt(np.mean(allr ** 2))
     print(f"Wallace: {len(ok)} frames, {allr.size} star pairs, RMS {rms:.3f}\" against the reference frame")
     assert rms <= 0.2 * np.sqrt(2) + 0.05  # both frames' centroid noise: ~sqrt(2) x the per-frame RMS
-    # export mpc refuses registered-only astrometry
-    from catdb.export.mpc import check_absolute_astrometry
+    # export mpc / ades refuse registered-only astrometry: a track of two detections on registered frames
     from catdb.errors import InputError
+    from catdb.export.tracks import export_tracks
 
-    with pytest.raises(InputError, match="registered.*solve it against a reference catalogue"):
-        check_absolute_astrometry(c, ok[:2])
+    d1, d2 = (c.execute("SELECT id FROM detection WHERE exposure_id = %s ORDER BY snr DESC LIMIT 1",
+                        (e,)).fetchone()[0] for e in ok[:2])
+    tid = c.execute("INSERT INTO track (n_detections, status, stage_run_id) VALUES (2, 'candidate', %s) "
+                    "RETURNING id", (res.run_id,)).fetchone()[0]
+    c.execute("INSERT INTO track_detection (track_id, detection_id) VALUES (%s, %s), (%s, %s)", (tid, d1, tid, d2))
+    for fmt in ("mpc80", "ades"):
+        with pytest.raises(InputError) as ei:
+            export_tracks(c, out / f"t.{fmt}", fmt, track_ids=[tid], obscode="810")
+        msg = str(ei.value)
+        assert f"exposure {ok[0]} (" in msg and "wcs_status 'registered'" in msg, msg
+        assert "solve it against a reference catalogue" in msg and "catdb stage solve" in msg, msg
+        assert not (out / f"t.{fmt}").exists()
+    c.execute("DELETE FROM track WHERE id = %s", (tid,))
+    c.commit()
 
 
 @needs_wallace

@@ -182,7 +182,7 @@ def solve_catalog(catalog_path, reference_ldac, initial_header: fits.Header, wor
                   naxis: tuple[int, int], position_maxerr: float = 10.0, posangle_maxerr: float = 5.0,
                   pixscale_maxerr: float = 1.2, match_flipped: bool = False, distort_degrees: int = 1,
                   sn_thresholds=(5.0, 50.0), min_stars: int = 6, max_rms: float = 1.0,
-                  min_contrast: float = 2.0, timeout: float = 600.0) -> ScampSolution:
+                  min_contrast: float = 2.0, timeout: float = 180.0) -> ScampSolution:
     """Plate-solve one SExtractor catalogue with SCAMP against a local reference catalogue.
 
     Parameters
@@ -212,6 +212,8 @@ def solve_catalog(catalog_path, reference_ldac, initial_header: fits.Header, wor
         S/N of the detections used / of the high-S/N subset (``SN_THRESHOLDS``).
     min_stars, max_rms, min_contrast :
         Acceptance: matched reference stars, arcsec, pattern-matching contrast.
+    timeout : float
+        Seconds (SCAMP 2.10 can search for minutes when no reference star is in the field).
 
     Returns
     -------

@@ -332,10 +332,16 @@ class Solve(Stage):
                                        np.full(len(ref), np.nan),
                                        np.where(np.isfinite(ref[:, 3]), ref[:, 3], 2000.0))
         blind = e["init_from"].startswith("pointing") and p["rotation"] is None
-        sol = solve_catalog(e["cat"], refpath, e["init"], work, naxis=e["naxis"],
-                            position_maxerr=p["position_maxerr"], posangle_maxerr=180.0 if blind else 5.0,
-                            match_flipped=blind, distort_degrees=p["distort_degrees"], min_stars=p["min_stars"],
-                            max_rms=p["max_rms"])
+        from ..ingest.scamp_run import ScampError
+
+        try:
+            sol = solve_catalog(e["cat"], refpath, e["init"], work, naxis=e["naxis"],
+                                position_maxerr=p["position_maxerr"], posangle_maxerr=180.0 if blind else 5.0,
+                                match_flipped=blind, distort_degrees=p["distort_degrees"], min_stars=p["min_stars"],
+                                max_rms=p["max_rms"])
+        except ScampError as exc:  # a timeout or crash on one exposure is its reason, not the run's
+            self._fail(ctx, e, " ".join(str(exc).split())[:400], failed)
+            return
         if not sol.ok:
             self._fail(ctx, e, f"SCAMP against {p['refcat']}: {sol.reason}", failed)
             return
@@ -374,6 +380,11 @@ class Solve(Stage):
                 continue
             ref = sorted(ok, key=lambda e: (-len(e["xy"]), e["fwhm"] if np.isfinite(e["fwhm"]) else np.inf))[0]
             pt = ref["pointing"]
+            if pt["ra"] is None or not pt["pixscale"]:
+                for e in g:
+                    self._fail(ctx, e, f"registration reference exposure {ref['id']} has no pointing keywords or "
+                                       "pixel scale for the frame of the night", failed)
+                continue
             n1, n2 = ref["naxis"]
             rot = p["rotation"] if p["rotation"] is not None else 0.0
             ref_wcs = initial_wcs_header(pt["ra"], pt["dec"], pt["pixscale"], n1, n2, rotation=rot, flip=p["flip"])
