@@ -65,7 +65,12 @@ def frame_mjd_mid(header: fits.Header) -> float | None:
     return None
 
 
-def _read(path, hdu):
+def _read(path, hdu, wcs_header=None):
+    if wcs_header is not None:
+        from ..ingest.extract import merge_wcs
+
+        data, header = _read(path, hdu)
+        return data, merge_wcs(header, clean_wcs_header(wcs_header, path=path))
     with fits.open(path) as hdul:
         if hdu is None:
             cand = [h for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2]
@@ -79,7 +84,7 @@ def _read(path, hdu):
 
 def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigma: float = 3.0,
           maxiters: int = 5, subtract_background: bool = True, box_size: int = 64,
-          order: str = "bilinear") -> Path:
+          order: str = "bilinear", wcs_headers=None) -> Path:
     """Stack reduced exposures into one image on a common WCS.
 
     Parameters
@@ -104,6 +109,10 @@ def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigm
     order : str
         Interpolation of :func:`reproject.reproject_interp` ('nearest-neighbor', 'bilinear',
         'biquadratic', 'bicubic').
+    wcs_headers : sequence of astropy.io.fits.Header or None, length n, optional
+        WCS of each image to use instead of its own (the exposures' stored WCS, e.g. from
+        stage ``solve``; moved to each image's pixel frame, see
+        :func:`catdb.ingest.extract.merge_wcs`).
 
     Returns
     -------
@@ -136,8 +145,10 @@ def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigm
             raise InputError(f"weights must be {len(paths)} positive numbers, got {weights!r}",
                              keyword="weights")
     frames, wcss, headers, rms, skies = [], [], [], [], []
-    for p in paths:
-        data, h = _read(p, hdu)
+    if wcs_headers is not None and len(wcs_headers) != len(paths):
+        raise InputError(f"wcs_headers: expected {len(paths)} headers, got {len(wcs_headers)}", keyword="wcs_headers")
+    for k, p in enumerate(paths):
+        data, h = _read(p, hdu, None if wcs_headers is None else wcs_headers[k])
         w = wcs_from_header(h, path=p)
         good = np.isfinite(data)
         with warnings.catch_warnings():

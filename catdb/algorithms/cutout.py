@@ -42,7 +42,7 @@ def _image(path, hdu):
         return np.asarray(h.data, dtype=np.float32), h.header.copy()
 
 
-def cutouts(path, ra, dec, size_arcsec, *, hdu: int | None = None, return_cutout2d=False):
+def cutouts(path, ra, dec, size_arcsec, *, hdu: int | None = None, return_cutout2d=False, wcs_header=None):
     """Square stamps of one image centred on sky positions.
 
     Parameters
@@ -75,6 +75,11 @@ def cutouts(path, ra, dec, size_arcsec, *, hdu: int | None = None, return_cutout
     if not size_arcsec or size_arcsec <= 0:
         raise InputError(f"size_arcsec must be > 0, got {size_arcsec!r}", keyword="size_arcsec")
     data, header = _image(path, hdu)
+    if wcs_header is not None:  # the exposure's stored WCS (e.g. from stage solve), in this image's frame
+        from ..ingest.extract import merge_wcs
+        from ..wcsutil import clean_wcs_header
+
+        header = merge_wcs(clean_wcs_header(header, path=path), clean_wcs_header(wcs_header, path=path))
     w = wcs_from_header(header, path=path)
     scale = float(np.mean(proj_plane_pixel_scales(w))) * 3600.0
     npix = max(int(np.round(size_arcsec / scale)), 1)
@@ -91,7 +96,8 @@ def cutouts(path, ra, dec, size_arcsec, *, hdu: int | None = None, return_cutout
     return out
 
 
-def cutout_hdus(path, ra, dec, size_arcsec, *, hdu: int | None = None, extra: dict | None = None):
+def cutout_hdus(path, ra, dec, size_arcsec, *, hdu: int | None = None, extra: dict | None = None,
+                wcs_header=None):
     """Cutouts as FITS HDU lists carrying the cutout's WCS, ready to write.
 
     Each stamp is a :class:`astropy.nddata.Cutout2D` (``mode='partial'``, NaN outside the
@@ -123,7 +129,7 @@ def cutout_hdus(path, ra, dec, size_arcsec, *, hdu: int | None = None, extra: di
     catdb.errors.InputError
         As :func:`cutouts`.
     """
-    cuts = cutouts(path, ra, dec, size_arcsec, hdu=hdu, return_cutout2d=True)
+    cuts = cutouts(path, ra, dec, size_arcsec, hdu=hdu, return_cutout2d=True, wcs_header=wcs_header)
     out = []
     for cut in cuts:                                            # loop over stamps
         if cut is None:

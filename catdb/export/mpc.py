@@ -49,7 +49,35 @@ from astropy.time import Time
 from catdb.errors import InputError
 
 __all__ = ["pack_number", "unpack_number", "pack_provisional", "unpack_provisional",
-           "format_mpc80", "parse_mpc80", "format_ades_psv", "parse_ades_psv"]
+           "format_mpc80", "parse_mpc80", "format_ades_psv", "parse_ades_psv", "check_absolute_astrometry"]
+
+
+def check_absolute_astrometry(conn, exposure_ids) -> None:
+    """Refuse astrometry for the MPC from exposures whose positions are not absolute.
+
+    Only ``wcs_status`` ``header`` or ``solved`` (:data:`catdb.schema.WCS_ABSOLUTE`) give sky
+    positions tied to a reference catalogue; ``registered`` positions agree across a night but
+    their frame comes from pointing keywords (off by up to arcminutes), and ``approximate`` /
+    ``none`` are not positions at all.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    exposure_ids : sequence of int
+        The exposures of the detections to export.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Naming the exposures (id, path, status, why) and what to do (solve against a reference
+        catalogue: ``catdb stage solve --param refcat=NAME``).
+    """
+    from catdb.ingest.wcs_state import refuse_unusable
+    from catdb.schema import WCS_ABSOLUTE
+
+    refuse_unusable(conn, sorted({int(i) for i in exposure_ids}),
+                    "MPC/ADES astrometry needs absolute positions (a WCS from the header or solved against a "
+                    "reference catalogue)", allowed=WCS_ABSOLUTE)
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CENTURY = {"I": 18, "J": 19, "K": 20, "L": 21}

@@ -226,7 +226,9 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
         Unknown ``fmt``; no tracks; an unknown track id; an exposure without observatory code
         when ``obscode`` is not given (the exposure is named); a temporary designation that
         does not fit in 7 characters; several observatory codes in one ADES file or under one
-        80-column header; a line that does not parse back.
+        80-column header; a line that does not parse back; a detection on an exposure whose
+        ``wcs_status`` is not absolute (``header``/``solved``: registered-only astrometry is refused,
+        :func:`catdb.export.mpc.check_absolute_astrometry`).
     """
     if fmt not in ("mpc80", "ades"):
         raise InputError(f"fmt: expected 'mpc80' or 'ades', got {fmt!r}", keyword="fmt")
@@ -243,6 +245,9 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
             raise InputError(f"tracks {track_ids} have no (non-outlier) detections", keyword="track_id")
         raise InputError(f"no tracks with status {status!r} (run the movers stage; candidates have "
                          "status 'candidate')", keyword="status")
+    from .mpc import check_absolute_astrometry
+
+    check_absolute_astrometry(conn, d["exposure_id"])
     if obscode:
         code = np.full(n, str(obscode), dtype=object)
     else:
@@ -388,7 +393,7 @@ def track_cutouts(conn, track_id: int, outdir, size_arcsec: float = 30.0) -> dic
     _check_target(conn, "track", track_id)
     rows = conn.execute(
         """SELECT d.id, d.ra, d.dec, e.id, e.mjd_mid, COALESCE(p.path, e.path),
-                  CASE WHEN p.path IS NULL THEN e.hdu ELSE p.hdu END, td.outlier
+                  CASE WHEN p.path IS NULL THEN e.hdu ELSE p.hdu END, td.outlier, e.wcs_header
            FROM track_detection td JOIN detection d ON d.id = td.detection_id
            JOIN exposure e ON e.id = d.exposure_id
            LEFT JOIN LATERAL (SELECT path, hdu FROM image_product ip WHERE ip.exposure_id = e.id
@@ -399,7 +404,9 @@ def track_cutouts(conn, track_id: int, outdir, size_arcsec: float = 30.0) -> dic
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written, stamps, labels, missing = [], [], [], []
-    for k, (det, ra, dec, eid, mjd, img, hdu, outlier) in enumerate(rows, 1):  # loop over epochs (files)
+    from ..ingest.headers import header_from_cards
+
+    for k, (det, ra, dec, eid, mjd, img, hdu, outlier, wcs_text) in enumerate(rows, 1):  # loop over epochs (files)
         if not img or not Path(img).is_file():
             missing.append(int(eid))
             continue
@@ -408,7 +415,8 @@ def track_cutouts(conn, track_id: int, outdir, size_arcsec: float = 30.0) -> dic
                  "RA_DET": (float(ra), "[deg] detection RA (ICRS)"), "DEC_DET": (float(dec), "[deg] detection Dec"),
                  "OUTLIER": (bool(outlier), "rejected by the track's linear fit"),
                  "SRCIMG": (Path(img).name[-68:], "image cut from")}
-        hdul = cutout_hdus(img, [ra], [dec], size_arcsec, hdu=hdu, extra=extra)[0]
+        hdul = cutout_hdus(img, [ra], [dec], size_arcsec, hdu=hdu, extra=extra,
+                           wcs_header=header_from_cards(wcs_text) if wcs_text else None)[0]
         if hdul is None:
             missing.append(int(eid))
             continue

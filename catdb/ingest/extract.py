@@ -167,12 +167,33 @@ def _image_hdu(hdul, hdu, path):
     raise InputError("no 2-D image HDU in file", path=path)
 
 
-def _write_plain_copy(image_path, hdu, workdir: Path):
+def merge_wcs(header: fits.Header, wcs_header: fits.Header) -> fits.Header:
+    """``header`` with its WCS replaced by ``wcs_header`` moved into ``header``'s pixel frame.
+
+    Every WCS card of ``header`` is removed (no stale SIP/TPV term survives), then the cards of
+    ``wcs_header`` are set with ``CRPIX`` shifted from the frame of its ``LTV1``/``LTV2`` to the
+    frame of ``header``'s (:func:`catdb.algorithms.astrometry.shift_wcs_frame`): the stored WCS of an
+    exposure (``exposure.wcs_header``, in the ingested file's frame) applies to its trimmed products.
+    """
+    from ..algorithms.astrometry import header_ltv, shift_wcs_frame, strip_wcs
+
+    out = strip_wcs(header)
+    moved = shift_wcs_frame(wcs_header, header_ltv(header))
+    for card in moved.cards:
+        if card.keyword in ("COMMENT", "HISTORY", "", "NAXIS", "NAXIS1", "NAXIS2"):
+            continue
+        out[card.keyword] = (card.value, card.comment)
+    return out
+
+
+def _write_plain_copy(image_path, hdu, workdir: Path, wcs_header=None):
     """Plain float32 primary-HDU copy with cleaned WCS; returns (image, weight or None, header)."""
     with fits.open(image_path) as hdul:
         h = _image_hdu(hdul, hdu, image_path)
         data = np.asarray(h.data, dtype=np.float32)
         header = clean_wcs_header(h.header, path=image_path)
+    if wcs_header is not None:
+        header = merge_wcs(header, clean_wcs_header(wcs_header, path=image_path))
     for k in ("XTENSION", "PCOUNT", "GCOUNT", "BZERO", "BSCALE", "BLANK", "EXTNAME", "SIMPLE",
               "EXTEND"):
         header.remove(k, ignore_missing=True, remove_all=True)
@@ -229,7 +250,8 @@ def _estimate_seeing(sex, img, workdir, base_args, pixscale) -> float | None:
 
 def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None = None,
             catalog_type: str = "FITS_LDAC", *, param_file=None, config_file=None,
-            estimate_seeing: bool = True, keep_temp: bool = False) -> Path:
+            estimate_seeing: bool = True, keep_temp: bool = False, wcs_header: fits.Header | None = None,
+            require_wcs: bool = True) -> Path:
     """Run SExtractor on one image HDU and write its catalogue.
 
     Parameters
@@ -260,6 +282,14 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
     keep_temp : bool
         Keep the temporary work directory (its path is in the SExtractorError message
         on failure) for debugging.
+    wcs_header : astropy.io.fits.Header, optional
+        The WCS to run with (e.g. the exposure's stored ``exposure.wcs_header``, which stage
+        ``solve`` may have replaced): it replaces the image's own WCS cards (see
+        :func:`merge_wcs`), so ``ALPHA_J2000``/``DELTA_J2000`` come from it.
+    require_wcs : bool
+        True (default): refuse an image (with ``wcs_header`` merged) without a celestial WCS,
+        as SExtractor would write meaningless ``ALPHA``/``DELTA``.  False: pixel positions only
+        (stage ``solve`` extracts to plate-solve).
 
     Returns
     -------
@@ -270,7 +300,7 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
     Raises
     ------
     catdb.errors.InputError
-        Missing file or no 2-D image in it.
+        Missing file or no 2-D image in it; no celestial WCS with ``require_wcs``.
     SExtractorError
         Binary missing, non-zero exit or an ``*ERROR*`` message; the message includes the
         command line and SExtractor's stderr.
@@ -285,11 +315,15 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
     tmp = tempfile.mkdtemp(prefix="catdb_sex_")
     workdir = Path(tmp)
     try:
-        img, weight, header = _write_plain_copy(image_path, hdu, workdir)
+        img, weight, header = _write_plain_copy(image_path, hdu, workdir, wcs_header)
+        if require_wcs:
+            from ..algorithms.astrometry import has_celestial_wcs
+
+            if not has_celestial_wcs(header):
+                raise InputError("no celestial WCS (CTYPE1/CTYPE2): SExtractor's ALPHA/DELTA would be "
+                                 "invented; plate-solve the exposure first (catdb stage solve), or extract "
+                                 "pixel positions only (require_wcs=False)", path=image_path, keyword="CTYPE1")
         cfg = header_config(header, path=image_path)
-        if "PIXEL_SCALE" not in cfg:
-            warnings.warn(f"{image_path}: no WCS or pixel scale in header; ALPHA/DELTA and "
-                          "*_WORLD columns will be meaningless", stacklevel=2)
         base = {"FILTER_NAME": str(_support_file("default.conv")),
                 "STARNNW_NAME": str(_support_file("default.nnw"))}
         if weight is not None and "WEIGHT_IMAGE" not in user:

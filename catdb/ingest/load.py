@@ -766,12 +766,61 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
             wcs = wcs_from_header(header, path=path)
         except CatdbError:
             wcs = None
+        if wcs is None:
+            sky = catalog_sky_columns(cat)
+            if sky is None:
+                raise InputError("no sky position: the catalogue's image header has no celestial WCS and its sky columns "
+                                 "(ALPHA_J2000/DELTA_J2000...) are missing or degenerate (all equal, or equal to "
+                                 "X/Y_IMAGE: SExtractor ran without a WCS), so every RA/Dec would be invented; "
+                                 "nothing written. Get a solution first: ingest the image (catdb ingest image), "
+                                 "plate-solve it (catdb stage solve, README 'Astrometry'), then catdb stage extract; "
+                                 "or solve the catalogue with SCAMP and give the image header with --image",
+                                 path=path, keyword="CTYPE1")
+            row["wcs_status"] = "header"
+            row["wcs_source"] = (f"catalogue sky columns {sky[0]}/{sky[1]} (the catalogue producer's WCS; "
+                                 "no WCS cards in the catalogue header)")
         eid = insert_exposure(conn, row, run_id)
         n, source = load_detections(conn, eid, cat, wcs=wcs, run_id=run_id, pixscale=row.get("pixscale"))
         res.exposure_ids.append(eid)
         res.n_rows += n
         res.notes.append(f"positions from {source.get('ra')}")
     return res
+
+
+def catalog_sky_columns(cat) -> tuple[str, str] | None:
+    """The sky-position columns of a catalogue when they hold real positions, else None.
+
+    SExtractor run on an image without a WCS writes ``ALPHA_J2000 = DELTA_J2000 = 0`` (or the
+    pixel coordinates) for every source: such columns are degenerate, not positions.
+
+    Parameters
+    ----------
+    cat : catdb.ingest.sextractor.SExCatalog
+
+    Returns
+    -------
+    (str, str) or None
+        The RA and Dec column names, or None when absent, all equal, not finite, or equal to the
+        pixel position columns.
+    """
+    from .sextractor import _RADEC
+
+    t = cat.table
+    for ca, cd in _RADEC:
+        if ca in t.colnames and cd in t.colnames:
+            ra = np.asarray(t[ca], dtype=float)
+            dec = np.asarray(t[cd], dtype=float)
+            fin = np.isfinite(ra) & np.isfinite(dec)
+            if not fin.any() or len(ra) == 0:
+                return None
+            if len(ra) > 1 and np.ptp(ra[fin]) == 0 and np.ptp(dec[fin]) == 0:
+                return None
+            for cx, cy in (("XWIN_IMAGE", "YWIN_IMAGE"), ("X_IMAGE", "Y_IMAGE")):
+                if cx in t.colnames and cy in t.colnames and \
+                        np.allclose(ra, np.asarray(t[cx], float)) and np.allclose(dec, np.asarray(t[cy], float)):
+                    return None
+            return ca, cd
+    return None
 
 
 def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: bool = True) -> int:
@@ -801,6 +850,14 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
             wcs = wcs_from_header(fits.Header.fromstring(wcs_text, sep="\n"))
         except CatdbError:
             wcs = None
+    from .sextractor import _RADEC
+
+    if any(a in cat.table.colnames and d in cat.table.colnames for a, d in _RADEC) \
+            and catalog_sky_columns(cat) is None:
+        raise InputError(f"the catalogue's sky columns are degenerate (all equal, or equal to X/Y_IMAGE: "
+                         f"SExtractor ran without a WCS); exposure {exposure_id}'s detections would get invented "
+                         f"RA/Dec: extract with the exposure's WCS (catdb stage extract)", path=catalog_path,
+                         keyword="ALPHA_J2000")
     if replace:
         conn.execute("DELETE FROM detection WHERE exposure_id = %s", (exposure_id,))
     n, _ = load_detections(conn, exposure_id, cat, wcs=wcs, run_id=run_id, pixscale=pixscale)

@@ -5,7 +5,10 @@ Three entry points, each recording one ``stage_run`` of stage ``ingest-scamp``
 
 :func:`apply_scamp_solution`
     A SCAMP ``.head`` (one header block per extension) replaces the WCS of the
-    matching exposure(s): ``exposure.wcs_header``, ``header``, the footprint
+    matching exposure(s) through :func:`catdb.ingest.wcs_state.replace_exposure_wcs`
+    (``wcs_status = 'solved'``, ``wcs_source`` the ``.head``, ``wcs_refcat``, ``wcs_nstars``
+    and ``wcs_rms`` from the XML report when given, ``wcs_run_id`` the ingest-scamp run):
+    ``exposure.wcs_header``, ``header``, the footprint
     columns (``ra_center``, ``dec_center``, ``radius``, ``corners``,
     ``pixscale``), and the ``ra``/``dec`` of every detection, recomputed from
     its ``xwin``/``ywin`` (``x``/``y`` where the windowed centroid is missing)
@@ -198,27 +201,6 @@ def _exposure_rows(conn, head_path, n_blocks, exposure_id, catalog_path):
     return rows
 
 
-def _stored_header(conn, eid):
-    from astropy.io import fits
-
-    hdr_text, wcs_text, n1, n2 = conn.execute(
-        "SELECT header, wcs_header, naxis1, naxis2 FROM exposure WHERE id = %s", (eid,)).fetchone()
-    from .headers import header_from_cards
-
-    text = hdr_text or wcs_text or ""
-    hdr = header_from_cards(text) if text.strip() else fits.Header()
-    n1 = n1 if n1 is not None else hdr.get("NAXIS1")
-    n2 = n2 if n2 is not None else hdr.get("NAXIS2")
-    return hdr, wcs_text, n1, n2
-
-
-def _ang_sep_arcsec(ra1, dec1, ra2, dec2):
-    """Great-circle separation (haversine), arrays in deg -> arcsec."""
-    r1, d1, r2, d2 = map(np.radians, (ra1, dec1, ra2, dec2))
-    h = np.sin((d2 - d1) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))) * 3600.0
-
-
 def _qa_values(report, catalog_names, head_path, xml_path):
     """Metric -> value for the XML Fields row whose Catalog_Name stem is one of ``catalog_names``."""
     f = report.fields
@@ -327,9 +309,8 @@ def apply_scamp_solution(conn, head_path, exposure_id: int | None = None, catalo
     values SExtractor computed with the old WCS.  Objects' mean positions
     computed earlier are not updated.
     """
-    from ..wcsutil import wcs_from_header
-    from .headers import footprint, wcs_cards
-    from .scamp import apply_scamp_head, read_scamp_heads, read_scamp_xml
+    from .scamp import read_scamp_heads, read_scamp_xml
+    from .wcs_state import detection_frame_ltv, replace_exposure_wcs
 
     head_path = str(head_path)
     heads = read_scamp_heads(head_path)
@@ -342,50 +323,31 @@ def apply_scamp_solution(conn, head_path, exposure_id: int | None = None, catalo
     try:
         with conn.transaction():
             rows = _exposure_rows(conn, head_path, len(heads), exposure_id, catalog_path)
-            conn.execute("DROP TABLE IF EXISTS _scamp_radec")  # left by an earlier call in the caller's transaction
-            conn.execute("CREATE TEMP TABLE _scamp_radec (id bigint, ra double precision, dec double precision) "
-                         "ON COMMIT DROP")
             old_wcs, shifts, all_shift, qa_cols = {}, {}, [], {"exposure_id": [], "metric": [], "value": []}
+            refcat = None
+            if report is not None and len(report.fgroups) and "AstRef_Catalog" in report.fgroups.colnames:
+                refcat = str(report.fgroups[0]["AstRef_Catalog"]).strip() or None
             for (eid, path, hdu, cat_path), head in zip(rows, heads):
-                old_hdr, old_text, n1, n2 = _stored_header(conn, eid)
-                if not n1 or not n2:
-                    raise InputError(f"exposure {eid} ({path}, HDU {hdu}) has no image size (NAXIS1/NAXIS2): "
-                                     "cannot compute its footprint", path=head_path, keyword="NAXIS1")
-                new_hdr = apply_scamp_head(old_hdr, head)
-                new_hdr["NAXIS1"], new_hdr["NAXIS2"] = int(n1), int(n2)
-                wcs = wcs_from_header(new_hdr, path=head_path)
-                fp = footprint(new_hdr, int(n1), int(n2), path=head_path)
-                conn.execute(
-                    "UPDATE exposure SET wcs_header = %s, header = %s, ra_center = %s, dec_center = %s, radius = %s, "
-                    "corners = %s, pixscale = %s WHERE id = %s",
-                    (wcs_cards(new_hdr), "\n".join(str(c) for c in new_hdr.cards), fp["ra_center"],
-                     fp["dec_center"], fp["radius"], fp["corners"], fp["pixscale"], eid))
-                old_wcs[str(eid)] = old_text
-                det = np.array(conn.execute(
-                    "SELECT id, COALESCE(xwin, x), COALESCE(ywin, y), ra, dec FROM detection WHERE exposure_id = %s "
-                    "ORDER BY id", (eid,)).fetchall(), dtype=float).reshape(-1, 5)
-                if len(det):
-                    bad = ~(np.isfinite(det[:, 1]) & np.isfinite(det[:, 2]))
-                    if bad.any():
-                        raise InputError(f"exposure {eid} has {int(bad.sum())} detections without pixel position "
-                                         "(xwin/ywin and x/y NULL): their RA/Dec cannot be recomputed",
-                                         path=head_path, keyword="XWIN_IMAGE")
-                    ra, dec = wcs.all_pix2world(det[:, 1], det[:, 2], 1)
-                    ra = np.mod(ra, 360.0)
-                    copy_table(conn, "_scamp_radec", {"id": det[:, 0].astype(np.int64), "ra": ra, "dec": dec})
-                    sep = _ang_sep_arcsec(det[:, 3], det[:, 4], ra, dec)
-                    shifts[str(eid)] = {"median": float(np.median(sep)), "max": float(np.max(sep)), "n": len(det)}
-                    all_shift.append(sep)
-                    res.n_detections += len(det)
+                vals = {}
                 if report is not None:
                     names = {file_stem(head_path), file_stem(path)} | ({file_stem(cat_path)} if cat_path else set())
                     vals = _qa_values(report, names, head_path, xml_path)
                     qa_cols["exposure_id"] += [eid] * len(vals)
                     qa_cols["metric"] += list(vals)
                     qa_cols["value"] += list(vals.values())
+                # the .head is in the pixel frame of the catalogue SCAMP read: the detections' frame
+                moved = replace_exposure_wcs(
+                    conn, eid, head, status="solved", source=f"SCAMP .head {_resolve(head_path)}", refcat=refcat,
+                    nstars=int(vals["scamp_ndets_ref"]) if "scamp_ndets_ref" in vals else None,
+                    rms=vals.get("scamp_sigma_ref"), run_id=run_id, frame_ltv=detection_frame_ltv(conn, eid),
+                    path_for_errors=head_path)
+                old_wcs[str(eid)] = moved["old_wcs"]
+                if moved["n"]:
+                    shifts[str(eid)] = {"median": moved["shift_median"], "max": moved["shift_max"], "n": moved["n"]}
+                    all_shift.append(moved["sep"])
+                    res.n_detections += moved["n"]
                 res.exposure_ids.append(eid)
             if res.n_detections:
-                conn.execute("UPDATE detection d SET ra = t.ra, dec = t.dec FROM _scamp_radec t WHERE d.id = t.id")
                 sep = np.concatenate(all_shift)
                 res.shift_median_arcsec, res.shift_max_arcsec = float(np.median(sep)), float(np.max(sep))
             if report is not None:

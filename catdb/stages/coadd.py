@@ -93,8 +93,12 @@ class Coadd(Stage):
         from ..ingest.load import sha256_file
 
         p = ctx.params
+        from ..ingest.headers import header_from_cards
+        from ..ingest.wcs_state import refuse_unusable
+
+        refuse_unusable(ctx.conn, ctx.inputs, "coadd")  # reprojection needs each exposure's sky frame
         rows = ctx.execute(
-            "SELECT e.id, e.path, e.band, r.path FROM exposure e "
+            "SELECT e.id, e.path, e.band, r.path, e.wcs_header FROM exposure e "
             "LEFT JOIN LATERAL (SELECT path FROM image_product p WHERE p.exposure_id = e.id AND p.kind = 'reduced' "
             "ORDER BY p.id DESC LIMIT 1) r ON true WHERE e.id = ANY(%s) ORDER BY e.id", (ctx.inputs,)).fetchall()
         if len(rows) < 2:
@@ -115,7 +119,8 @@ class Coadd(Stage):
         ids = [r[0] for r in rows]
         outdir = Path(p["outdir"]).expanduser().resolve() / "coadd"
         out = outdir / f"coadd_{band or 'none'}_{len(ids)}exp_{_set_hash(ids)}.fits"
-        coadd([r[3] for r in rows], out, weights=p["weights"], sigma=p["sigma"])
+        coadd([r[3] for r in rows], out, weights=p["weights"], sigma=p["sigma"],
+              wcs_headers=[header_from_cards(r[4]) if r[4] else None for r in rows])
         h = fits.getheader(out, 0)
         meta = {"inputs": [r[3] for r in rows], "weights": p["weights"], "sigma": p["sigma"],
                 "ncombine": h.get("NCOMBINE"), "mjd_mid": h.get("MJD-MID"), "mjd_beg": h.get("MJD-BEG"),

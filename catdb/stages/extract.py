@@ -1,7 +1,12 @@
 """Stage ``extract``: SExtractor on the selected exposures, detections loaded back.
 
 Each selected science exposure's latest ``reduced`` product (stage ``reduce``), or its raw
-image with ``use_raw=true``, goes through :func:`catdb.ingest.extract.extract` (Bertin &
+image with ``use_raw=true``, goes through :func:`catdb.ingest.extract.extract` with the
+exposure's **stored** WCS (``exposure.wcs_header``, which stage ``solve`` may have replaced)
+merged into the image header, so ``ALPHA``/``DELTA`` come from the stored solution.  An
+exposure whose ``wcs_status`` is not in :data:`catdb.schema.WCS_USABLE` (``header``,
+``solved``, ``registered``) is refused with the command that gives it a WCS
+(``catdb stage solve``): no detection is stored with an invented position (Bertin &
 Arnouts 1996, A&AS 117, 393; configuration precedence: ``catdb.sex`` < image header <
 parameters).  SExtractor runs in ``workers`` threads (one process each); the database
 writes happen afterwards in the stage's transaction, in the main thread:
@@ -110,7 +115,9 @@ class Extract(Stage):
 
     def run(self, ctx: StageContext) -> dict:
         from ..ingest.extract import extract
+        from ..ingest.headers import header_from_cards
         from ..ingest.load import attach_catalog, sha256_file
+        from ..ingest.wcs_state import solve_hint
 
         p = ctx.params
         if p["workers"] < 1:
@@ -123,13 +130,16 @@ class Extract(Stage):
         outdir = Path(p["outdir"]).expanduser().resolve()
         cdir = outdir / "catalogs"
 
+        from ..ingest.wcs_state import refuse_unusable
+
+        refuse_unusable(ctx.conn, ctx.inputs, "extract")
         exps = ctx.execute(
-            "SELECT e.id, e.path, e.hdu, e.band, r.path, r.hdu FROM exposure e "
+            "SELECT e.id, e.path, e.hdu, e.band, r.path, r.hdu, e.wcs_header FROM exposure e "
             "LEFT JOIN LATERAL (SELECT path, hdu FROM image_product p WHERE p.exposure_id = e.id "
             "AND p.kind = 'reduced' ORDER BY p.id DESC LIMIT 1) r ON true "
             "WHERE e.id = ANY(%s) ORDER BY e.id", (ctx.inputs,)).fetchall()
         jobs = []
-        for eid, raw, raw_hdu, band, red, red_hdu in exps:  # loop over exposures
+        for eid, raw, raw_hdu, band, red, red_hdu, wcs_text in exps:  # loop over exposures
             if p["use_raw"]:
                 image, hdu, kind = raw, raw_hdu, "raw"
             elif red is None:
@@ -139,17 +149,25 @@ class Extract(Stage):
                 image, hdu, kind = red, red_hdu, "reduced"
             if not Path(image).is_file():
                 raise InputError(f"exposure {eid}: {kind} image not found", path=image)
-            jobs.append(dict(id=eid, band=band, image=image, hdu=hdu, kind=kind,
+            if not wcs_text or not wcs_text.strip():
+                raise InputError(f"exposure {eid} ({raw}) has no stored WCS (exposure.wcs_header is empty); "
+                                 f"run: {solve_hint(eid)}")
+            jobs.append(dict(id=eid, band=band, image=image, hdu=hdu, kind=kind, wcs=header_from_cards(wcs_text),
                              cat=cdir / f"e{eid}_{_stem(image)}.cat"))
         if not jobs:
             return {"catalog": 0, "detection": 0}
         cdir.mkdir(parents=True, exist_ok=True)
 
         def _one(j):
-            return extract(j["image"], j["cat"], hdu=j["hdu"], config=cfg)
+            return extract(j["image"], j["cat"], hdu=j["hdu"], config=cfg, wcs_header=j["wcs"])
 
         with ThreadPoolExecutor(max_workers=p["workers"]) as pool:  # SExtractor subprocesses
             list(pool.map(_one, jobs))  # re-raises the first failure
+        for j in jobs:  # the pixel frame of the catalogue (IRAF LTV of the extracted image)
+            from ..algorithms.astrometry import header_ltv
+            from ..ingest.headers import read_header
+
+            j["ltv"] = header_ltv(read_header(j["image"], j["hdu"])[0])
 
         ids = [j["id"] for j in jobs]
         old = ctx.execute("SELECT count(*) FROM detection WHERE exposure_id = ANY(%s)", (ids,)).fetchone()[0]
@@ -170,6 +188,7 @@ class Extract(Stage):
             "sha256": np.array([sha256_file(j["cat"]) for j in jobs], dtype=object),
             "band": np.array([j["band"] for j in jobs], dtype=object),
             "meta": np.array([json.dumps({"image": j["image"], "image_hdu": j["hdu"], "image_kind": j["kind"],
+                                          "ltv1": j["ltv"][0], "ltv2": j["ltv"][1],
                                           "catalog_type": "FITS_LDAC", "config": cfg_json, "n_detections": n,
                                           "fwhm_median": fwhm.get(j["id"])}, default=str)
                               for j, n in zip(jobs, n_det)], dtype=object),

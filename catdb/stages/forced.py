@@ -12,7 +12,8 @@ Targets (any combination):
 
 For every selected exposure, the targets inside its footprint are found with the spatial
 layer (:func:`catdb.spatial.cone_condition` around ``ra_center``/``dec_center`` with the
-exposure's ``radius``), then kept when their pixel position (image WCS) lies on the image.
+exposure's ``radius``), then kept when their pixel position (the exposure's stored WCS, merged into the
+image header) lies on the image; exposures without a usable WCS (``wcs_status``) are skipped and counted.
 All of an exposure's targets are measured at once with
 :func:`catdb.algorithms.forced.forced_photometry` on its latest ``reduced`` product (or the raw
 image with ``use_raw=true``), gain and read noise from ``exposure``; exposures are processed in
@@ -327,7 +328,7 @@ class Forced(Stage):
 
         exps = ctx.execute(
             "SELECT e.id, e.path, e.hdu, e.mjd_mid, e.ra_center, e.dec_center, e.radius, e.gain, e.readnoise, "
-            "e.saturation, e.band, r.path, r.hdu, z.zp, z.zp_err, z.band FROM exposure e "
+            "e.saturation, e.band, r.path, r.hdu, z.zp, z.zp_err, z.band, e.wcs_status, e.wcs_header FROM exposure e "
             "LEFT JOIN LATERAL (SELECT path, hdu FROM image_product p WHERE p.exposure_id = e.id "
             "  AND p.kind = 'reduced' ORDER BY p.id DESC LIMIT 1) r ON true "
             "LEFT JOIN LATERAL (SELECT zp, zp_err, band FROM zeropoint z WHERE z.exposure_id = e.id AND z.ok "
@@ -341,10 +342,13 @@ class Forced(Stage):
             " CASE WHEN track_id IS NULL THEN dec ELSE dec + rate_dec * {dt} END AS dec_t FROM {t}").format(
             dt=dt, t=t)
         jobs, no_wcs = [], []
+        from ..ingest.headers import header_from_cards
+        from ..schema import WCS_USABLE
+
         for (eid, raw, raw_hdu, mjd, ra0, dec0, rad, gain, rn, sat, band, red, red_hdu,
-             zp, zp_err, zp_band) in exps:  # loop over exposures
-            if ra0 is None or dec0 is None or rad is None:
-                no_wcs.append(eid)
+             zp, zp_err, zp_band, wcs_status, wcs_text) in exps:  # loop over exposures
+            if ra0 is None or dec0 is None or rad is None or wcs_status not in WCS_USABLE or not wcs_text:
+                no_wcs.append(eid)  # no usable stored WCS (catdb stage solve): skipped, counted
                 continue
             cone = cone_condition("s.ra_t", "s.dec_t", ra0, dec0, rad)
             q = sql.SQL("SELECT s.object_id, s.track_id, s.label, s.ra_t, s.dec_t FROM ({pred}) s "
@@ -371,7 +375,7 @@ class Forced(Stage):
                     raise InputError(f"exposure {eid} ({raw}): radius=auto needs unflagged point-like detections "
                                      f"with S/N >= 50 (run 'catdb stage extract' first) or give radius=<pixels>")
             cols = list(zip(*rows))
-            jobs.append(dict(id=eid, image=image, hdu=hdu, gain=gain, readnoise=rn or 0.0, saturation=sat,
+            jobs.append(dict(id=eid, image=image, hdu=hdu, wcs=header_from_cards(wcs_text), gain=gain, readnoise=rn or 0.0, saturation=sat,
                              band=zp_band if zp is not None else band, zp=zp, zp_err=zp_err, stars=stars,
                              object_id=np.array(cols[0], dtype=object), track_id=np.array(cols[1], dtype=object),
                              label=np.array(cols[2], dtype=object), ra=np.array(cols[3], dtype=float),
@@ -389,7 +393,8 @@ class Forced(Stage):
         with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
             results = list(pool.map(_measure, jobs))
         results = [r for r in results if r is not None and len(r["ra"])]
-        counts = {"exposures_measured": len(results), "exposures_without_wcs": len(no_wcs)}
+        counts = {"exposures_measured": len(results), "exposures_without_wcs": len(no_wcs),
+                  "exposures_without_wcs_ids": no_wcs}
         if radius == "auto":
             counts["radius_auto"] = {str(r["exposure_id"]): r["auto"] for r in results}
         if r_total is not None:
@@ -414,7 +419,7 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
 
     from ..algorithms.forced import FLAG_BAD_BACKGROUND as ALG_BAD_BKG
     from ..algorithms.forced import forced_photometry
-    from ..wcsutil import wcs_from_header
+    from ..wcsutil import clean_wcs_header, wcs_from_header
 
     path = j["image"]
     if not Path(path).is_file():
@@ -423,6 +428,10 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
         h = hl[j["hdu"]]
         image = np.asarray(h.data, dtype=np.float32)
         header = h.header.copy()
+    if j.get("wcs") is not None:  # the exposure's stored WCS (solve may have replaced it), in this image's frame
+        from ..ingest.extract import merge_wcs
+
+        header = merge_wcs(clean_wcs_header(header, path=path), j["wcs"])
     wcs = wcs_from_header(header, path=path)
     ny, nx = image.shape
     x0, y0 = wcs.all_world2pix(j["ra"], j["dec"], 0)

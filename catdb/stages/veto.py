@@ -164,8 +164,9 @@ class Veto(Stage):
 
     def _pixel_angles(self, ctx):
         """Temp table _veto_pa(exposure_id, pa): position angle of +y of each input exposure with a WCS."""
-        rows = ctx.execute("SELECT e.id, e.wcs_header FROM exposure e WHERE e.id IN "
-                           "(SELECT DISTINCT exposure_id FROM _veto_cur)").fetchall()
+        # a registered WCS has an assumed rotation: no pixel axis angle from it (RA/Dec spikes, counted)
+        rows = ctx.execute("SELECT e.id, CASE WHEN e.wcs_status IN ('header', 'solved') THEN e.wcs_header END "
+                           "FROM exposure e WHERE e.id IN (SELECT DISTINCT exposure_id FROM _veto_cur)").fetchall()
         pa = V.pixel_axis_angles([r[1] for r in rows])
         ids = [r[0] for r in rows]
         ctx.execute("DROP TABLE IF EXISTS _veto_pa")
