@@ -352,7 +352,8 @@ def test_spikes_along_the_pixel_axes_of_a_rotated_wcs(db):
     w.wcs.cd = [[-s * np.cos(rot), s * np.sin(rot)], [s * np.sin(rot), s * np.cos(rot)]]
     cards = "\n".join(str(c) for c in w.to_header().cards)
     eid = conn.execute("INSERT INTO exposure (path, hdu, image_type, mjd_mid, ra_center, dec_center, radius, "
-                       "wcs_header) VALUES ('synthetic-rotated', 0, 'science', 51544.5, %s, %s, 0.2, %s) RETURNING id",
+                       "wcs_header, wcs_status) VALUES ('synthetic-rotated', 0, 'science', 51544.5, %s, %s, 0.2, %s, "
+                       "'header') RETURNING id",
                        (ra0, dec0, cards)).fetchone()[0]
     conn.execute("INSERT INTO refcat_source (catalog, source_id, ra, dec, mags) VALUES "
                  "('rotsyn', 'R', %s, %s, '{\"V\": 6.0}')", (ra0, dec0))
