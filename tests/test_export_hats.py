@@ -1,0 +1,129 @@
+"""HATS export and LSDB: the real LCO frame's detections and its Gaia DR2 stars exported as HATS
+collections (HEALPix-partitioned Parquet + margin caches, units kept), opened with LSDB on a
+dask.distributed LocalCluster (2 workers) and cross-matched: the same pairs as catdb's xmatch stage.
+"""
+import numpy as np
+import pytest
+
+from tests.helpers import SHARED_DATA
+
+LCO = SHARED_DATA / "lco"
+pytest.importorskip("hats_import", reason="hats-import not installed (pip install catdb[hats])")
+pytest.importorskip("lsdb", reason="lsdb not installed (pip install catdb[hats])")
+pytestmark = pytest.mark.skipif(not (LCO / "ldac_test_catalog.fits").exists() or not (LCO / "GAIA-DR2.cat").exists(),
+                                reason=f"real data missing: {LCO}/ldac_test_catalog.fits and GAIA-DR2.cat "
+                                       "(../shared/data/lco)")
+
+RADIUS = 1.5  # arcsec: the xmatch stage's radius and LSDB's
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """One LocalCluster (2 worker processes, 1 thread each) for the module."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                           local_directory=str(tmp_path_factory.mktemp("dask")), silence_logs=logging.ERROR)
+    c = Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def lco(db_url):
+    """The LDAC frame ingested, Gaia DR2 loaded as 'gaia-dr2', and the xmatch stage run (radius RADIUS)."""
+    from catdb.db.engine import connect
+    from catdb.ingest.load import ingest_catalogs, ingest_refcat
+    from catdb.stages import run_stage
+
+    with connect(db_url) as c:
+        eid = ingest_catalogs(c, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
+        ingest_refcat(c, LCO / "GAIA-DR2.cat", catalog="gaia-dr2", band="G")
+        res = run_stage("xmatch", conn=c, where=f"e.id = {eid}", params={"refcat": "gaia-dr2",
+                                                                          "radius": str(RADIUS)})
+        c.commit()
+    return {"exposure_id": eid, "xmatch_run": res.run_id}
+
+
+@pytest.fixture(scope="module")
+def exported(db_url, lco, client, tmp_path_factory):
+    """Detections and the Gaia stars as HATS collections, small pixels so the field spans several.
+
+    Several chunk files per table (``chunk_rows``), so hats-import maps and splits more than one input.
+    ``highest_order=8`` (13.7' pixels) instead of the default 10 keeps hats-import's binning step short.
+    """
+    from catdb.db.engine import connect
+    from catdb.export.hats import export_hats
+
+    out = tmp_path_factory.mktemp("hats")
+    with connect(db_url) as c:
+        det = export_hats(c, out, "detection", where=f"exposure_id = {lco['exposure_id']}",
+                          pixel_threshold=500, highest_order=8, margin_arcsec=5, client=client, chunk_rows=400)
+        ref = export_hats(c, out, "refcat", where="catalog = 'gaia-dr2'", name="gaia-dr2",
+                          pixel_threshold=100, highest_order=8, margin_arcsec=5, client=client, chunk_rows=100)
+    return out, det, ref
+
+
+def test_hats_catalogues_hold_every_row_with_units(db_url, lco, exported):
+    import hats
+    import pyarrow.parquet as pq
+
+    from catdb.db.engine import connect
+
+    out, det, ref = exported
+    with connect(db_url) as c:
+        n_det = c.execute("SELECT count(*) FROM detection WHERE exposure_id = %s",
+                          (lco["exposure_id"],)).fetchone()[0]
+        n_ref = c.execute("SELECT count(*) FROM refcat_source WHERE catalog = 'gaia-dr2'").fetchone()[0]
+    assert (det.n_rows, ref.n_rows) == (n_det, n_ref) == (974, 249)
+    # the pixel threshold split the field: several HEALPix pixels, each at most the threshold
+    assert det.n_partitions >= 3 and ref.n_partitions >= 3
+    # streamed through several chunk files of at most chunk_rows rows (974 / 400, 249 / 100)
+    assert (det.n_chunks, ref.n_chunks) == (3, 3)
+    for res, thr in ((det, 500), (ref, 100)):
+        cat = hats.read_hats(res.catalog_path)
+        sizes = [pq.ParquetFile(hats.io.pixel_catalog_file(cat.catalog_base_dir, p).path).metadata.num_rows
+                 for p in cat.get_healpix_pixels()]
+        assert sum(sizes) == res.n_rows and max(sizes) <= thr
+        assert res.n_margin_rows > 0 and res.margin_arcsec == pytest.approx(5)
+        # units and descriptions from the column comments, in every pixel file's schema
+        schema = pq.read_schema(hats.io.pixel_catalog_file(cat.catalog_base_dir, cat.get_healpix_pixels()[0]).path)
+        assert schema.field("ra").metadata[b"unit"] == b"deg"
+        assert schema.field("dec").metadata[b"unit"] == b"deg"
+        assert cat.catalog_info.catdb_table in ("detection", "refcat_source")
+    schema = pq.read_schema(hats.io.paths.get_common_metadata_pointer(det.catalog_path).path)
+    assert schema.field("mag_auto").metadata[b"unit"] == b"mag"
+    assert schema.field("fwhm").metadata[b"unit"] == b"arcsec"
+    assert b"FLUX_AUTO" in schema.field("flux_auto").metadata[b"description"]
+    assert schema.field("mag_aper").type.list_size >= 1  # the aperture vector kept as a fixed-size list
+    schema = pq.read_schema(hats.io.paths.get_common_metadata_pointer(ref.catalog_path).path)
+    assert schema.field("pmra").metadata[b"unit"] == b"mas/yr"
+    # no temporary chunk files left beside the collections
+    assert sorted(p.name for p in out.iterdir()) == ["detection", "gaia-dr2"]
+
+
+def test_lsdb_crossmatch_on_localcluster_equals_xmatch_stage(db_url, lco, exported, client):
+    import lsdb
+    from dask.distributed import get_task_stream
+
+    from catdb.db.engine import connect
+
+    out, det, ref = exported
+    dets = lsdb.open_catalog(det.collection_path)
+    stars = lsdb.open_catalog(ref.collection_path)
+    assert stars.margin is not None and dets.margin is not None
+    with get_task_stream(client) as ts:  # computed by the LocalCluster's workers
+        m = dets.crossmatch(stars, n_neighbors=1, radius_arcsec=RADIUS, require_right_margin=True,
+                            suffixes=("_det", "_ref")).compute()
+    assert len({t["worker"] for t in ts.data}) >= 1 and len(ts.data) >= det.n_partitions
+    got = sorted(zip(m["id_det"].astype(int), m["id_ref"].astype(int)))
+    with connect(db_url) as c:
+        want = c.execute("SELECT detection_id, ref_id, sep_arcsec FROM xmatch WHERE stage_run_id = %s "
+                         "ORDER BY detection_id", (lco["xmatch_run"],)).fetchall()
+    assert len(want) > 50
+    assert got == [(a, b) for a, b, _ in want]
+    sep = m.sort_values("id_det")["_dist_arcsec"].to_numpy()
+    np.testing.assert_allclose(sep, [s for *_, s in want], atol=1e-6)
