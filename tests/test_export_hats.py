@@ -127,3 +127,56 @@ def test_lsdb_crossmatch_on_localcluster_equals_xmatch_stage(db_url, lco, export
     assert got == [(a, b) for a, b, _ in want]
     sep = m.sort_values("id_det")["_dist_arcsec"].to_numpy()
     np.testing.assert_allclose(sep, [s for *_, s in want], atol=1e-6)
+
+
+def test_cli_export_hats_on_a_running_scheduler(db_url, lco, client, tmp_path):
+    """``catdb export hats`` (here on the module's cluster via --scheduler): a collection LSDB opens with its
+    margin, units in the schema; an existing output is refused without --overwrite; no chunk files left."""
+    import lsdb
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from catdb.cli.main import cli
+
+    args = ["--db", db_url, "export", "hats", str(tmp_path), "--table", "refcat", "--where",
+            "catalog = 'gaia-dr2' AND dec > -9.8", "--name", "south", "--pixel-threshold", "100",
+            "--highest-order", "8", "--margin", "3", "--scheduler", client.scheduler.address]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    cat = lsdb.open_catalog(tmp_path / "south")
+    df = cat.compute()
+    from catdb.db.engine import connect
+
+    with connect(db_url) as c:
+        ids = [i for (i,) in c.execute("SELECT id FROM refcat_source WHERE catalog = 'gaia-dr2' AND dec > -9.8 "
+                                       "ORDER BY id").fetchall()]
+    assert sorted(df["id"].astype(int)) == ids and 0 < len(ids) < 249
+    assert cat.margin is not None and cat.margin.hc_structure.catalog_info.margin_threshold == pytest.approx(3)
+    assert pq.read_schema(cat.hc_structure.catalog_base_dir / "dataset" / "_common_metadata"
+                          ).field("parallax").metadata[b"unit"] == b"mas"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["south"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code != 0 and "exists" in r.output and "--overwrite" in r.output
+
+
+def test_refused_inputs(db_url, tmp_path):
+    from catdb.db.engine import connect
+    from catdb.errors import CatdbError
+    from catdb.export.hats import export_hats
+
+    with connect(db_url) as c:
+        with pytest.raises(CatdbError, match="unknown table 'exposure'.*detection"):
+            export_hats(c, tmp_path, "exposure")
+        with pytest.raises(CatdbError, match="no rows"):
+            export_hats(c, tmp_path, "object", where="id < 0")
+        with pytest.raises(CatdbError, match="name 'a/b'"):
+            export_hats(c, tmp_path, "refcat", name="a/b")
+        # a position HATS cannot place stops the export, naming the count and the first id
+        c.execute("CREATE TEMP TABLE _x AS SELECT 1::bigint AS id, 'NaN'::float8 AS ra, 0::float8 AS dec")
+        from catdb.export.hats import stream_to_chunks
+        from psycopg import sql
+
+        with pytest.raises(CatdbError, match=r"1 rows .*no valid sky position \(first: id 1\)"):
+            stream_to_chunks(c, sql.SQL("SELECT * FROM _x"), str(tmp_path), table="_x")
+        c.rollback()
+    assert not [p for p in tmp_path.iterdir() if p.name != "schema.parquet"]
