@@ -129,32 +129,46 @@ def test_lsdb_crossmatch_on_localcluster_equals_xmatch_stage(db_url, lco, export
     np.testing.assert_allclose(sep, [s for *_, s in want], atol=1e-6)
 
 
-def test_cli_export_hats_on_a_running_scheduler(db_url, lco, client, tmp_path):
-    """``catdb export hats`` (here on the module's cluster via --scheduler): a collection LSDB opens with its
-    margin, units in the schema; an existing output is refused without --overwrite; no chunk files left."""
+def test_cli_export_hats_two_origins_combined_in_lsdb(db_url, lco, exported, client, tmp_path):
+    """Two "servers" each export their half of the stars (``catdb export hats --origin``, here on the
+    module's cluster via --scheduler, and the Python API): LSDB concatenates them and the detections
+    cross-match the union exactly as the xmatch stage matched the whole catalogue."""
     import lsdb
     import pyarrow.parquet as pq
     from click.testing import CliRunner
 
     from catdb.cli.main import cli
+    from catdb.db.engine import connect
+    from catdb.export.hats import export_hats
 
     args = ["--db", db_url, "export", "hats", str(tmp_path), "--table", "refcat", "--where",
-            "catalog = 'gaia-dr2' AND dec > -9.8", "--name", "south", "--pixel-threshold", "100",
-            "--highest-order", "8", "--margin", "3", "--scheduler", client.scheduler.address]
+            "catalog = 'gaia-dr2' AND dec > -9.8", "--name", "north", "--origin", "node-a", "--pixel-threshold",
+            "100", "--highest-order", "8", "--margin", "3", "--scheduler", client.scheduler.address]
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
-    cat = lsdb.open_catalog(tmp_path / "south")
-    df = cat.compute()
-    from catdb.db.engine import connect
-
     with connect(db_url) as c:
-        ids = [i for (i,) in c.execute("SELECT id FROM refcat_source WHERE catalog = 'gaia-dr2' AND dec > -9.8 "
-                                       "ORDER BY id").fetchall()]
-    assert sorted(df["id"].astype(int)) == ids and 0 < len(ids) < 249
-    assert cat.margin is not None and cat.margin.hc_structure.catalog_info.margin_threshold == pytest.approx(3)
-    assert pq.read_schema(cat.hc_structure.catalog_base_dir / "dataset" / "_common_metadata"
-                          ).field("parallax").metadata[b"unit"] == b"mas"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["south"]
+        south = export_hats(c, tmp_path, "refcat", where="catalog = 'gaia-dr2' AND dec <= -9.8", name="south",
+                            origin="node-b", pixel_threshold=100, highest_order=8, margin_arcsec=3, client=client)
+        ids = {o: [i for (i,) in c.execute(f"SELECT id FROM refcat_source WHERE catalog = 'gaia-dr2' AND dec {w} "
+                                            "ORDER BY id").fetchall()] for o, w in (("node-a", "> -9.8"),
+                                                                                   ("node-b", "<= -9.8"))}
+    assert south.n_rows == len(ids["node-b"]) and len(ids["node-a"]) + len(ids["node-b"]) == 249
+    north = lsdb.open_catalog(tmp_path / "north")
+    assert north.margin is not None and north.margin.hc_structure.catalog_info.margin_threshold == pytest.approx(3)
+    schema = pq.read_schema(north.hc_structure.catalog_base_dir / "dataset" / "_common_metadata")
+    assert schema.field("parallax").metadata[b"unit"] == b"mas" and schema.names[:2] == ["_healpix_29", "origin"]
+    assert north.hc_structure.catalog_info.catdb_origin == "node-a"
+    both = north.concat(lsdb.open_catalog(tmp_path / "south"))
+    df = both.compute()
+    for o in ("node-a", "node-b"):
+        assert sorted(df.loc[df["origin"] == o, "id"].astype(int)) == ids[o]
+    dets = lsdb.open_catalog(exported[1].collection_path)
+    m = dets.crossmatch(both, n_neighbors=1, radius_arcsec=RADIUS, suffixes=("_det", "_ref")).compute()
+    with connect(db_url) as c:
+        want = c.execute("SELECT detection_id, ref_id FROM xmatch WHERE stage_run_id = %s ORDER BY 1",
+                         (lco["xmatch_run"],)).fetchall()
+    assert sorted(zip(m["id_det"].astype(int), m["id_ref"].astype(int))) == [tuple(w) for w in want]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["north", "south"]  # no chunk files left
     r = CliRunner().invoke(cli, args)
     assert r.exit_code != 0 and "exists" in r.output and "--overwrite" in r.output
 

@@ -186,6 +186,9 @@ def lightcurve_cmd(obj, fmt, output, track_id):
               help="Table to export (refcat = refcat_source).")
 @click.option("--where", metavar="SQL", help="SQL condition on the table's columns narrowing the rows.")
 @click.option("--name", help="Catalogue name (default: the --table value); written to DIR/NAME.")
+@click.option("--origin", metavar="LABEL",
+              help="Add a column 'origin' = LABEL (this server / night / field): ids are per database, so "
+                   "catalogues combined from several servers are keyed by (origin, id).")
 @click.option("--pixel-threshold", type=int, default=1_000_000, show_default=True,
               help="Largest number of rows in one HEALPix pixel file.")
 @click.option("--highest-order", type=int, default=10, show_default=True,
@@ -203,7 +206,7 @@ def lightcurve_cmd(obj, fmt, output, track_id):
 @click.option("--progress", is_flag=True, help="Show hats-import's progress bars.")
 @click.option("--timeout", type=float, default=None, help="Statement timeout in seconds (default none).")
 @click.pass_obj
-def hats_cmd(obj, out_dir, table, where, name, pixel_threshold, highest_order, margin_arcsec, chunk_rows, workers,
+def hats_cmd(obj, out_dir, table, where, name, origin, pixel_threshold, highest_order, margin_arcsec, chunk_rows, workers,
              threads, scheduler, overwrite, progress, timeout):
     """Write a table as a HATS catalogue (HEALPix-partitioned Parquet + margin cache) for LSDB.
 
@@ -231,7 +234,8 @@ def hats_cmd(obj, out_dir, table, where, name, pixel_threshold, highest_order, m
         client = Client(scheduler)
     try:
         with _reader(obj, timeout) as conn:
-            res = export_hats(conn, out_dir, table, where=where, name=name, pixel_threshold=pixel_threshold,
+            res = export_hats(conn, out_dir, table, where=where, name=name, origin=origin,
+                              pixel_threshold=pixel_threshold,
                               highest_order=highest_order, margin_arcsec=margin_arcsec, chunk_rows=chunk_rows,
                               client=client, n_workers=workers, threads_per_worker=threads, overwrite=overwrite,
                               progress=progress)

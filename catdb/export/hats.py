@@ -1,8 +1,9 @@
 """Export a catdb table as a HATS catalogue collection (HEALPix-partitioned Parquet + margin cache).
 
-HATS (Hierarchical Adaptive Tiling Scheme; Caplar et al. 2025, the format of the LINCC
-Frameworks ``hats`` / ``hats-import`` / ``lsdb`` packages used for Rubin, ZTF and Gaia
-catalogues) stores a catalogue as one Parquet file per HEALPix pixel, the pixels chosen
+HATS (Hierarchical Adaptive Tiling Scheme: the format of the LINCC Frameworks ``hats`` /
+``hats-import`` / ``lsdb`` packages used for Rubin, ZTF and Gaia catalogues; "LSDB: Large Survey
+DataBase", RNAAS 8, 2024, doi:10.3847/2515-5172/ad4da1, and "Using LSDB to enable large-scale
+catalog distribution, cross-matching, and analytics", arXiv:2501.02103) stores a catalogue as one Parquet file per HEALPix pixel, the pixels chosen
 adaptively so that no file holds more than ``pixel_threshold`` rows, plus a *margin cache*: for
 every pixel, the rows of the neighbouring pixels within ``margin_arcsec`` of its border.  LSDB
 (Dask) cross-matches two HATS catalogues pixel by pixel, each pixel against the aligned pixel
@@ -41,8 +42,8 @@ export -f parquet`` does) into every pixel file and the catalogue's
 ``dataset/_common_metadata`` / ``dataset/_metadata`` (hats-import's ``use_schema_file``: the
 chunk files' schema is imposed on every pixel it writes).  ``pyarrow.parquet.read_schema``
 shows them (``schema.field('ra').metadata[b'unit'] == b'deg'``).  ``hats.properties`` carries
-the provenance: ``catdb_table``, ``catdb_where``, ``catdb_query``, ``catdb_version`` and
-``obs_title``.
+the provenance: ``catdb_table``, ``catdb_where``, ``catdb_origin``, ``catdb_query``, ``catdb_version``
+and ``obs_title``.
 
 Column types are those of :mod:`catdb.export.formats`: numeric arrays (``mag_aper``, ...)
 become ``fixed_size_list`` columns padded with NaN to the longest array, JSON (``extra``,
@@ -104,6 +105,11 @@ class HatsResult:
         The columns written (units, descriptions).
     seconds : dict
         Wall time [s] of the phases ``stream``, ``import`` (catalogue + margin) and ``total``.
+    peak_rss_mb : dict
+        High-water mark of this process's resident memory [MiB] (``getrusage`` ``ru_maxrss``, so
+        including what the process held before the export) at the end of ``stream`` and at the
+        end (``total``; hats-import's client side, and with the default client the in-process Dask
+        scheduler; the workers are other processes).
     """
 
     collection_path: str
@@ -117,6 +123,18 @@ class HatsResult:
     n_chunks: int = 0
     columns: list = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    peak_rss_mb: dict = field(default_factory=dict)
+
+
+def _maxrss_mb():
+    import resource
+    import sys
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1 << 20) if sys.platform == "darwin" else r / 1024  # bytes on macOS, KiB on Linux
+
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- 1. stream to chunk files
@@ -142,7 +160,7 @@ def _position_check(batch, cols, table):
 
 
 def stream_to_chunks(conn, query, chunk_dir, *, table: str = "", chunk_rows: int = 1_000_000,
-                     block_bytes: int = 8 << 20, params=None):
+                     block_bytes: int = 8 << 20, params=None, overrides: dict | None = None):
     """Stream ``query`` into Parquet chunk files of at most ``chunk_rows`` rows, at constant memory.
 
     Parameters
@@ -159,6 +177,8 @@ def stream_to_chunks(conn, query, chunk_dir, *, table: str = "", chunk_rows: int
         Rows per chunk file (batches are sliced at the boundary).
     block_bytes : int
         COPY CSV bytes parsed per Arrow batch (:func:`catdb.export.formats.iter_batches`).
+    overrides : dict, optional
+        ``column -> (unit, description)`` for computed columns (see :func:`catdb.export.formats.describe`).
 
     Returns
     -------
@@ -178,7 +198,7 @@ def stream_to_chunks(conn, query, chunk_dir, *, table: str = "", chunk_rows: int
 
     from .formats import _empty_batch, assemble, describe, iter_batches
 
-    described = describe(conn, query, params)
+    described = describe(conn, query, params, overrides=overrides)
     cols = described.columns
     names = [c.name for c in cols]
     for need in ("ra", "dec"):
@@ -229,6 +249,7 @@ def _client(n_workers, threads_per_worker, local_dir, memory_limit):
 
 
 def export_hats(conn, out_dir, table: str, *, where: str | None = None, name: str | None = None,
+                origin: str | None = None,
                 pixel_threshold: int = 1_000_000, highest_order: int = 10, margin_arcsec: float = 5.0,
                 chunk_rows: int = 1_000_000, read_rows: int = 250_000, block_bytes: int = 8 << 20,
                 client=None, n_workers: int = 2, threads_per_worker: int = 1,
@@ -249,6 +270,10 @@ def export_hats(conn, out_dir, table: str, *, where: str | None = None, name: st
         SQL condition on the table's columns narrowing the rows.
     name : str, optional
         Catalogue name (letters, digits, ``._-``); default the ``table`` value.
+    origin : str, optional
+        Adds a first column ``origin`` with this text on every row: the database (server, night,
+        field) the rows come from.  catdb ids are per database, so catalogues exported from several
+        servers and combined (``lsdb`` ``Catalog.concat``) are keyed by ``(origin, id)``.
     pixel_threshold : int
         Largest number of rows in one HEALPix pixel (Parquet file); a reducing worker holds
         one such pixel in memory.
@@ -313,6 +338,13 @@ def export_hats(conn, out_dir, table: str, *, where: str | None = None, name: st
         shutil.rmtree(coll_path)
 
     query = compose_source(conn, db_table, where=where)
+    overrides = None
+    if origin is not None:
+        if not origin.strip():
+            raise CatdbError("origin must be a non-empty label (server, night or field the rows come from)")
+        query = sql.SQL("SELECT {}::text AS origin, _t.* FROM ({}) AS _t").format(sql.Literal(origin), query)
+        overrides = {"origin": (None, "catdb database the row comes from (export hats --origin); ids are unique "
+                                      "within one origin")}
     t0 = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix=f".catdb-hats-{name}-", dir=out_dir)
     own = None
@@ -320,14 +352,20 @@ def export_hats(conn, out_dir, table: str, *, where: str | None = None, name: st
         chunk_dir = os.path.join(tmp, "chunks")
         os.makedirs(chunk_dir)
         n, files, schema_file, cols = stream_to_chunks(conn, query, chunk_dir, table=table,
-                                                        chunk_rows=chunk_rows, block_bytes=block_bytes)
+                                                        chunk_rows=chunk_rows, block_bytes=block_bytes,
+                                                        overrides=overrides)
         t1 = time.perf_counter()
+        rss_stream = _maxrss_mb()
+        log.info("%s: streamed %d rows into %d chunk files in %.1f s (peak RSS %.0f MiB)", table, n, len(files),
+                 t1 - t0, rss_stream)
         if n == 0:
             raise CatdbError(f"{table}: no rows to export" + (f" matching {where!r}" if where else ""))
         props = {"obs_title": f"catdb {db_table}", "catdb_table": db_table, "catdb_version": __version__,
                  "catdb_query": query.as_string(conn).replace("\n", " ")}
         if where:
             props["catdb_where"] = where.replace("\n", " ")
+        if origin is not None:
+            props["catdb_origin"] = origin
         if client is None:
             client, own = _client(n_workers, threads_per_worker, os.path.join(tmp, "dask"), memory_limit)
         margin_path = _run_import(client, coll_path=coll_path, out_dir=out_dir, name=name, files=files,
@@ -346,6 +384,9 @@ def export_hats(conn, out_dir, table: str, *, where: str | None = None, name: st
     t2 = time.perf_counter()
     res = _result(coll_path, name, margin_path, n, cols, {"stream": t1 - t0, "import": t2 - t1, "total": t2 - t0})
     res.n_chunks = len(files)
+    res.peak_rss_mb = {"stream": rss_stream, "total": _maxrss_mb()}
+    log.info("%s: hats-import (catalogue + margin) in %.1f s; peak RSS of this process %.0f MiB", table, t2 - t1,
+             res.peak_rss_mb["total"])
     return res
 
 
