@@ -151,10 +151,12 @@ def lsdb_vs_stage(url, eid, det_path, ref_path):
                            local_directory=tmp, silence_logs=logging.ERROR)
     client = Client(cluster)
     try:
-        t0 = time.perf_counter()
-        d, r = lsdb.open_catalog(det_path), lsdb.open_catalog(ref_path)
-        m = d.crossmatch(r, n_neighbors=1, radius_arcsec=1.0, suffixes=("_d", "_r"))[["id_d", "id_r"]].compute()
-        t_lsdb = time.perf_counter() - t0
+        t_lsdb = []
+        for _ in range(2):  # the first run includes the workers' numba compilation (hats/lsdb kernels)
+            t0 = time.perf_counter()
+            d, r = lsdb.open_catalog(det_path), lsdb.open_catalog(ref_path)
+            m = d.crossmatch(r, n_neighbors=1, radius_arcsec=1.0, suffixes=("_d", "_r"))[["id_d", "id_r"]].compute()
+            t_lsdb.append(time.perf_counter() - t0)
     finally:
         client.close()
         cluster.close()
@@ -194,8 +196,8 @@ def main(argv=None):
                     print(f"  export hats refcat: {w2:.1f} s wall; peak RSS exporting process {p2['main'] / MB:.0f} "
                           f"MB, workers {p2['workers'] / MB:.0f} MB ({line2})", flush=True)
                     ts, tl, ns, nl, same = lsdb_vs_stage(url, eid, out / "detection", out / "stars")
-                    print(f"  xmatch stage 1\": {ts:.1f} s, {ns:,} pairs; LSDB crossmatch (2 workers): {tl:.1f} s, "
-                          f"{nl:,} pairs; same pairs: {same}", flush=True)
+                    print(f"  xmatch stage 1\": {ts:.1f} s, {ns:,} pairs; LSDB crossmatch (2 workers): first "
+                          f"{tl[0]:.1f} s, again {tl[1]:.1f} s, {nl:,} pairs; same pairs: {same}", flush=True)
                     row.update(stage=ts, lsdb=tl, pairs=ns, same=same)
                 rows.append(row)
             finally:

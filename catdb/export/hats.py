@@ -106,8 +106,8 @@ class HatsResult:
     seconds : dict
         Wall time [s] of the phases ``stream``, ``import`` (catalogue + margin) and ``total``.
     peak_rss_mb : dict
-        High-water mark of this process's resident memory [MiB] (``getrusage`` ``ru_maxrss``, so
-        including what the process held before the export) at the end of ``stream`` and at the
+        High-water mark of this process's resident memory [MiB] (``VmHWM``, so including what the
+        process held before the export) at the end of ``stream`` and at the
         end (``total``; hats-import's client side, and with the default client the in-process Dask
         scheduler; the workers are other processes).
     """
@@ -127,11 +127,23 @@ class HatsResult:
 
 
 def _maxrss_mb():
+    """Peak resident set size of this process [MiB]: ``VmHWM`` of /proc/self/status on Linux.
+
+    (``getrusage`` ``ru_maxrss`` is not used where /proc exists: Linux keeps it across ``execve``,
+    so a command started by a large process would report its parent's peak.)
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     import resource
     import sys
 
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return r / (1 << 20) if sys.platform == "darwin" else r / 1024  # bytes on macOS, KiB on Linux
+    return r / (1 << 20) if sys.platform == "darwin" else r / 1024  # bytes on macOS, KiB elsewhere
 
 
 log = logging.getLogger(__name__)
