@@ -61,7 +61,8 @@ Examples:
   catdb export tracks -f ades -o candidates.psv
   catdb export mpc -o candidates.mpc --header-toml obs.toml --discovery
   catdb export ades -o candidates.psv --track-id 503
-  catdb export lightcurve -o target.csv""")
+  catdb export lightcurve -o target.csv
+  catdb export hats hats/ --table detection""")
 def command():
     """Write a table, view or query to CSV, VOTable, FITS, Parquet or ECSV.
 
@@ -208,6 +209,74 @@ def lightcurve_cmd(obj, fmt, output, track_id, object_id, session_ids, object_na
     with _reader(obj, None) as conn:
         res = export_query(conn, lightcurve_query(track_id), output, fmt)
     _done(obj, res)
+
+
+@command.command("hats")
+@click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--table", "table", required=True, type=click.Choice(["object", "detection", "forced_source", "refcat"]),
+              help="Table to export (refcat = refcat_source).")
+@click.option("--where", metavar="SQL", help="SQL condition on the table's columns narrowing the rows.")
+@click.option("--name", help="Catalogue name (default: the --table value); written to DIR/NAME.")
+@click.option("--origin", metavar="LABEL",
+              help="Add a column 'origin' = LABEL (this server / night / field): ids are per database, so "
+                   "catalogues combined from several servers are keyed by (origin, id).")
+@click.option("--pixel-threshold", type=int, default=1_000_000, show_default=True,
+              help="Largest number of rows in one HEALPix pixel file.")
+@click.option("--highest-order", type=int, default=10, show_default=True,
+              help="Deepest HEALPix order of a pixel (10: 3.4' pixels).")
+@click.option("--margin", "margin_arcsec", type=float, default=5.0, show_default=True,
+              help="Margin cache width [arcsec]: at least the largest cross-match radius; 0 for none.")
+@click.option("--chunk-rows", type=int, default=1_000_000, show_default=True,
+              help="Rows per temporary Parquet chunk streamed from the database.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Dask LocalCluster worker processes.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Threads per worker.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Use a running Dask scheduler (tcp://host:8786) instead of a LocalCluster; its workers must "
+                   "see DIR at the same path.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing DIR/NAME.")
+@click.option("--progress", is_flag=True, help="Show hats-import's progress bars.")
+@click.option("--timeout", type=float, default=None, help="Statement timeout in seconds (default none).")
+@click.pass_obj
+def hats_cmd(obj, out_dir, table, where, name, origin, pixel_threshold, highest_order, margin_arcsec, chunk_rows, workers,
+             threads, scheduler, overwrite, progress, timeout):
+    """Write a table as a HATS catalogue (HEALPix-partitioned Parquet + margin cache) for LSDB.
+
+    The rows are streamed from the database (COPY) into Parquet chunks at constant memory, then
+    hats-import partitions them on a Dask cluster and builds the margin cache; DIR/NAME is a HATS
+    collection that lsdb.open_catalog() opens with its margin.  Units and descriptions are kept as
+    Parquet field metadata (unit, description) in every file.  Needs the hats extra
+    (pip install catdb[hats]).
+
+    \b
+    Examples:
+      catdb export hats hats/ --table detection --where "exposure_id IN (SELECT id FROM exposure WHERE night = '2016-04-28')"
+      catdb export hats hats/ --table refcat --where "catalog = 'gaia-dr2'" --name gaia-dr2
+      python -c "import lsdb; d = lsdb.open_catalog('hats/detection'); g = lsdb.open_catalog('hats/gaia-dr2');
+                 print(d.crossmatch(g, radius_arcsec=1).compute())"
+    """
+    try:
+        from ..export.hats import export_hats
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise CatdbError(f"catdb export hats needs the hats extra (pip install 'catdb[hats]'): {e}") from None
+    client = None
+    if scheduler:
+        from dask.distributed import Client
+
+        client = Client(scheduler)
+    try:
+        with _reader(obj, timeout) as conn:
+            res = export_hats(conn, out_dir, table, where=where, name=name, origin=origin,
+                              pixel_threshold=pixel_threshold,
+                              highest_order=highest_order, margin_arcsec=margin_arcsec, chunk_rows=chunk_rows,
+                              client=client, n_workers=workers, threads_per_worker=threads, overwrite=overwrite,
+                              progress=progress)
+    finally:
+        if client is not None:
+            client.close()
+    if not obj.get("quiet"):
+        click.echo(f"wrote {res.n_rows} rows to {res.collection_path} (HATS: {res.n_partitions} pixels, orders up to "
+                   f"{res.max_order}; margin {res.margin_arcsec:g}\" with {res.n_margin_rows} rows) in "
+                   f"{res.seconds['total']:.1f} s", err=True)
 
 
 def _header(path, options):
