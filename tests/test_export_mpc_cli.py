@@ -18,8 +18,13 @@ pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.
 def db(db_url):
     from catdb.db.engine import connect
 
+    from catdb.review import record_decision
+
     c = connect(db_url)
     info = build(c)
+    # reviewed: the exports take tracks reviewed real or known (test_review.py tests the filter)
+    record_decision(c, info["tracks"]["mover1"]["id"], "real", reviewer="test")
+    record_decision(c, info["tracks"]["mover2"]["id"], "known", reviewer="test", comment="2019 RB21 (SkyBoT)")
     c.close()
     return db_url, info
 

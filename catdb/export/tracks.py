@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..schema.review_tables import EXPORTED_DECISIONS
 from .mpc import format_ades_psv, format_mpc80
 
 _PROV = re.compile(r"^\d{4} [A-HJ-Y][A-HJ-Z]\d*$")
@@ -172,7 +173,7 @@ def _validate_ades(text, stn, expect, path):
 def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", track_ids=None,
                   obscode: str | None = None, prefix: str = "cdb", note2: str = "C", ast_cat: str = "",
                   catalog_code: str = " ", header: dict | None = None, discovery: bool = False,
-                  rms_floor: bool = True) -> dict:
+                  rms_floor: bool = True, decisions=EXPORTED_DECISIONS) -> dict:
     """Write the astrometry of tracks as MPC 80-column records or an ADES PSV file.
 
     Every line written is parsed back (:func:`catdb.export.mpc.parse_mpc80`,
@@ -214,16 +215,23 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     rms_floor : bool
         ADES: ``rmsRA``/``rmsDec`` are at least the track's linear-fit RMS (``track.rms``):
         SExtractor's centroid errors (~0.04") leave out the catalogue and fit errors.
+    decisions : sequence of str or None
+        Take only tracks whose latest review decision (``track_review``, :mod:`catdb.review`) is
+        one of these; default ``real`` and ``known`` (:data:`catdb.schema.EXPORTED_DECISIONS`).
+        ``None`` takes every selected track, reviewed or not (``--all``).
 
     Returns
     -------
     dict
-        ``tracks``, ``observations``, ``path`` and ``header_lines``.
+        ``tracks``, ``observations``, ``path``, ``header_lines`` and ``left_out`` (tracks of the
+        selection not taken: ``{decision or 'unreviewed': n}``).
 
     Raises
     ------
     InputError
-        Unknown ``fmt``; no tracks; an unknown track id; an exposure without observatory code
+        Unknown ``fmt``; no tracks; no track reviewed ``real``/``known`` (unless ``decisions`` is None:
+        the message says how many candidates there are and how many were reviewed); a track id
+        whose decision is not among ``decisions``; an unknown track id; an exposure without observatory code
         when ``obscode`` is not given (the exposure is named); a temporary designation that
         does not fit in 7 characters; several observatory codes in one ADES file or under one
         80-column header; a line that does not parse back; a detection on an exposure whose
@@ -238,6 +246,7 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
         missing = [t for t in track_ids if t not in known]
         if missing:
             raise InputError(f"no track {missing[0]} in the database", keyword="track_id")
+    track_ids, left_out = _reviewed(conn, status, track_ids, decisions)
     d = _fetch(conn, status, track_ids)
     n = d["mjd"].size
     if n == 0:
@@ -319,7 +328,49 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
                                         "rms_ra": rms_ra}, path)
         path.write_text(text)
     return {"tracks": int(np.unique(tid).size), "observations": int(n), "path": str(path),
-            "header_lines": n_header}
+            "header_lines": n_header, "left_out": left_out}
+
+
+def _reviewed(conn, status, track_ids, decisions):
+    """The track ids to export after the review filter, and what was left out ({decision: n}).
+
+    Returns ``(track_ids, {})`` unchanged when ``decisions`` is None.
+    """
+    if decisions is None:
+        return track_ids, {}
+    from ..review import LATEST_SQL
+
+    decisions = list(decisions)
+    cond, params = "t.status = %s", [status]
+    if track_ids:
+        cond, params = "t.id = ANY(%s)", [list(track_ids)]
+    rows = conn.execute(f"SELECT t.id, r.decision FROM track t LEFT JOIN ({LATEST_SQL}) r ON r.track_id = t.id "
+                        f"WHERE {cond} ORDER BY t.id", params).fetchall()  # cond: one of two literals
+    keep = [int(t) for t, dec in rows if dec in decisions]
+    left = {}
+    for _, dec in rows:
+        if dec not in decisions:
+            left[dec or "unreviewed"] = left.get(dec or "unreviewed", 0) + 1
+    wanted = " or ".join(decisions)
+    if track_ids:
+        bad = [(t, dec) for t, dec in rows if dec not in decisions]
+        if bad:
+            t, dec = bad[0]
+            raise InputError(f"track {t} is {'not reviewed' if dec is None else 'reviewed ' + dec}: the MPC exports "
+                             f"take tracks reviewed {wanted} (review them with catdb serve, /review) or pass --all",
+                             keyword="track_id")
+        return keep, {}
+    if rows and not keep:
+        n = len(rows)
+        n_rev = sum(1 for _, dec in rows if dec is not None)
+        what = "candidates" if status == "candidate" else f"tracks with status {status!r}"
+        if n_rev == 0:
+            raise InputError(f"{n} {what}, none reviewed: review them with catdb serve (/review) or pass --all",
+                             keyword="track_review")
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(left.items()) if k != "unreviewed")
+        raise InputError(f"{n} {what}, {n_rev} reviewed ({parts}), none {wanted}: nothing to export "
+                         "(review them with catdb serve, /review, or pass --all)", keyword="track_review")
+    return (keep or None), left
 
 
 # ----------------------------------------------------------------------------
