@@ -94,3 +94,15 @@ def test_mpc_export_takes_real_and_known_only(tracks, tmp_path):
     assert f"track {t2} is reviewed artefact" in r.output and "--all" in r.output
     run(url, "export", "mpc", "--track-id", str(t2), "-o", str(tmp_path / "one.mpc"), "--all")
     assert set(parse_mpc80(tmp_path / "one.mpc")["designation"]) == {"2019 RB21"}
+
+
+def test_report_shows_the_decisions(tracks):
+    from catdb.export.report import candidates_section
+    from catdb.review import record_decision
+
+    url, c, t1, t2, _ = tracks
+    record_decision(c, t1, "real", reviewer="Ann", comment="clean & moving")
+    html = candidates_section(c)
+    assert "Review (catdb serve, /review): 1 of 2 candidates reviewed: 1 real, 0 known, 0 artefact" in html
+    assert "<td>real</td><td>Ann</td>" in html and "clean &amp; moving" in html
+    assert html.count("<h3>Track ") == 2          # the cutout strips are still drawn (real images)
