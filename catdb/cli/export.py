@@ -275,6 +275,15 @@ def _write_tracks(obj, fmt, output, status, track_ids, obscode, header, all_trac
         click.echo(f"wrote {res['observations']} observations of {res['tracks']} tracks"
                    + (f" and {res['header_lines']} header lines" if res["header_lines"] else "")
                    + f" to {output} (every line parsed back and checked)" + _left_out(res), err=True)
+        how = res.get("ades_validated")
+        if how:
+            click.echo(f"ADES {'XML' if fmt == 'ades-xml' else 'PSV'}, version 2022, valid against {how}"
+                       + ("" if how.startswith("submit") else
+                          " (not a submission: give --con, --mea and a [telescope] table with design, aperture "
+                          "and detector in --header-toml for submit.xsd)"), err=True)
+        if "UNK" in res.get("ast_cat", []):
+            click.echo("astCat UNK (unknown) for observations whose exposure's WCS has no known reference "
+                       "catalogue: pass --ast-cat (e.g. Gaia2) when you know it", err=True)
 
 
 @command.command("mpc")
@@ -307,20 +316,27 @@ def mpc_cmd(obj, output, status, track_ids, obscode, all_tracks, header_toml, co
 
 @command.command("ades")
 @_mpc_options
-@click.option("--ast-cat", default="", help="ADES astCat, e.g. Gaia2, Gaia3.")
+@click.option("-f", "--format", "xml_fmt", type=click.Choice(["psv", "xml"]), default=None,
+              help="ADES PSV or XML (default: from the extension, .xml -> xml, else psv).")
+@click.option("--ast-cat", default="", help="ADES astCat, e.g. Gaia2, Gaia3 (default: from the catalogue each "
+                                             "exposure's WCS was solved against, else UNK).")
 @click.option("--no-rms-floor", is_flag=True,
               help="Use the detections' own position errors for rmsRA/rmsDec, not at least the track's fit RMS.")
 @click.pass_obj
 def ades_cmd(obj, output, status, track_ids, obscode, all_tracks, header_toml, con, obs, mea, tel, net, ack, ac2,
-             ast_cat, no_rms_floor):
-    """Moving-object tracks as ADES PSV (IAU ADES 2017), rmsRA/rmsDec floored at the track's fit RMS.
+             xml_fmt, ast_cat, no_rms_floor):
+    """Moving-object tracks as IAU ADES 2022, PSV or XML, rmsRA/rmsDec floored at the track's fit RMS.
 
-    Every row is parsed back with catdb.export.mpc.parse_ades_psv and checked.
+    Every row is parsed back with catdb.export.mpc.parse_ades_psv and checked, and the
+    document is validated against the ADES master's XML schema (submit.xsd with a full
+    context: submitter, measurers, telescope; else general.xsd).
 
     \b
     Example:
       catdb export ades -o candidates.psv --obscode 688 --ast-cat Gaia2
+      catdb export ades -o sub.xml --header-toml obs.toml    # XML; submit.xsd with a full [telescope]
     """
     h = _header(header_toml, {"con": con, "obs": obs, "mea": mea, "tel": tel, "net": net, "ack": ack, "ac2": ac2})
-    _write_tracks(obj, "ades", output, status, track_ids, obscode, h, all_tracks, ast_cat=ast_cat,
-                  rms_floor=not no_rms_floor)
+    xml = xml_fmt == "xml" or (xml_fmt is None and output.lower().endswith(".xml"))
+    _write_tracks(obj, "ades-xml" if xml else "ades", output, status, track_ids, obscode, h, all_tracks,
+                  ast_cat=ast_cat, rms_floor=not no_rms_floor)
