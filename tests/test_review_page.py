@@ -89,6 +89,11 @@ def test_posts_without_the_page_token_are_refused(night, server):
                       {"Content-Type": "application/json", "X-Catdb-Review-Token": app.review.token})
     assert st == 400 and b"expected one of real, artefact, known" in msg
     assert c.execute("SELECT count(*) FROM track_review").fetchone()[0] == 0
+    # a page under another host name that resolves here (DNS rebinding) cannot read the page or its token
+    st, _, msg = _req(base + "/review", headers={"Host": "attacker.example:8080"})
+    assert st == 403 and app.review.token.encode() not in msg
+    st, _, _ = _req(base + "/review", headers={"Host": "localhost"})
+    assert st == 200
     # the TAP service stays read-only next to it
     st, _, msg = _req(base + "/tap/sync?LANG=ADQL&QUERY=" + urllib.request.quote("DELETE FROM track_review"))
     assert st == 400

@@ -89,7 +89,9 @@ def create_server(url, host: str = "127.0.0.1", port: int = 8080, *, threads: in
         from ..review import default_reviewer
         from .review import ReviewApp
 
-        rev = ReviewApp(url, reviewer or default_reviewer())
+        loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+        rev = ReviewApp(url, reviewer or default_reviewer(),
+                        allowed_hosts={host, "127.0.0.1", "localhost", "::1"} if loopback else None)
     app = TapService(url, meta, review=rev, **service_kw)
     server = _create(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
                      ident="catdb-tap")

@@ -68,10 +68,16 @@ class ReviewApp:
         Tracks reviewed: those with this ``track.status``.
     token : str, optional
         The CSRF token (default a random one per server).
+    allowed_hosts : collection of str, optional
+        Host names (without port) the review answers to; other ``Host`` headers get 403, so a web
+        page whose own name resolves to 127.0.0.1 (DNS rebinding) cannot read the page and its
+        token.  None answers any host (a server listening on a public address).
     """
 
-    def __init__(self, url, reviewer: str, *, status: str = "candidate", token: str | None = None):
+    def __init__(self, url, reviewer: str, *, status: str = "candidate", token: str | None = None,
+                 allowed_hosts=None):
         self.url = url
+        self.allowed_hosts = None if allowed_hosts is None else {h.lower() for h in allowed_hosts}
         self.reviewer = reviewer
         self.status = status
         self.token = token or secrets.token_urlsafe(32)
@@ -81,9 +87,19 @@ class ReviewApp:
     # ---------------------------------------------------------------- dispatch
     def dispatch(self, environ, method: str, rest: str):
         """(status, headers, body) of a request for ``/review/<rest>``; raises ReviewError."""
+        if self.allowed_hosts is not None:
+            host = environ.get("HTTP_HOST", "").lower()
+            host = host[1:host.index("]")] if host.startswith("[") and "]" in host else host.rsplit(":", 1)[0]
+            if host not in self.allowed_hosts:
+                raise ReviewError("403 Forbidden", f"host {host!r} not served: open the review page as "
+                                                   "http://127.0.0.1:PORT/review")
         if rest in ("", "index.html"):
-            return _ok("text/html; charset=utf-8", self.page(environ.get("SCRIPT_NAME", "").rstrip("/")
-                                                             + "/review/").encode())
+            status, headers, body = _ok("text/html; charset=utf-8", self.page(
+                environ.get("SCRIPT_NAME", "").rstrip("/") + "/review/").encode())
+            # no framing (a page of another site cannot overlay its keys and buttons); no sniffing
+            headers += [("X-Frame-Options", "DENY"), ("Content-Security-Policy", "frame-ancestors 'none'"),
+                        ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")]
+            return status, headers, body
         if rest == "candidates.json":
             return _ok("application/json", json.dumps(self.candidates(), default=str).encode())
         if rest == "decision":
