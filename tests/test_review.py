@@ -106,3 +106,16 @@ def test_report_shows_the_decisions(tracks):
     assert "Review (catdb serve, /review): 1 of 2 candidates reviewed: 1 real, 0 known, 0 artefact" in html
     assert "<td>real</td><td>Ann</td>" in html and "clean &amp; moving" in html
     assert html.count("<h3>Track ") == 2          # the cutout strips are still drawn (real images)
+
+
+def test_pipeline_export_step_needs_review_or_all(tracks, tmp_path):
+    """A pipeline's tracks-mpc step: refused while nothing is reviewed, every candidate with all = true."""
+    from catdb.errors import CatdbError
+    from catdb.export import api
+
+    url, c, t1, t2, info = tracks
+    with pytest.raises(CatdbError, match="none reviewed"):
+        api.export(c, "tracks-mpc", tmp_path / "a.mpc")
+    assert api.export(c, "tracks-ades", tmp_path / "a.psv", all=True) == 2 * info["mjd"].size
+    with pytest.raises(CatdbError, match="expected true or false"):
+        api.export(c, "tracks-mpc", tmp_path / "a.mpc", all="maybe")
