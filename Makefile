@@ -3,11 +3,11 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := postgresql-15 postgresql-15-q3c source-extractor scamp swarp stilts starlink-ecsv-java chromium
+APT_PACKAGES := postgresql-15 postgresql-15-q3c source-extractor scamp swarp stilts starlink-ecsv-java chromium chromium-driver
 # binaries that prove each package is present (apt-get runs only when one is missing)
 NEED_BINS := /usr/lib/postgresql/15/bin/initdb /usr/share/postgresql/15/extension/q3c.control \
              /usr/bin/source-extractor /usr/bin/scamp /usr/bin/SWarp /usr/bin/stilts /usr/share/java/starlink-ecsv.jar \
-             /usr/bin/chromium
+             /usr/bin/chromium /usr/bin/chromedriver
 
 .PHONY: test demo system venv clean-demo bench help
 

@@ -62,7 +62,7 @@ def test_votable_fields_values_vectors_nulls(conn, loaded, tmp_path):
     assert res.format == "votable" and res.n_rows == 974 + 360
     xml = out.read_text()
     # units and descriptions really are in the XML
-    assert '<FIELD ID="ra" datatype="double" name="ra" unit="deg">' in xml
+    assert '<FIELD ID="ra" datatype="double" name="ra" ucd="pos.eq.ra;meta.main" unit="deg">' in xml
     assert "Right ascension (ICRS; ALPHAWIN_J2000 or ALPHA_J2000)" in xml
     assert 'arraysize="4"' in xml and 'name="flux_aper"' in xml
     t = _read(out, "votable")
@@ -85,6 +85,44 @@ def test_votable_fields_values_vectors_nulls(conn, loaded, tmp_path):
     assert json.loads(str(t["extra"][k])) == db[ids[0]][3]
     null_mag = np.array([db[i][4] is None for i in ids])
     assert np.array_equal(np.ma.getmaskarray(t["mag_auto"]), null_mag)
+
+
+def test_votable_ucds_and_timesys(conn, loaded, tmp_path):
+    """FIELDs carry the UCDs of catdb.schema.ucd (as the TAP service's do); MJD and timestamp columns
+    point at VOTable 1.4 TIMESYS elements (UTC; MJD origin), so astropy reads them as times."""
+    from astropy.io.votable import parse
+    from astropy.time import Time
+
+    from catdb.export.formats import export_query
+    from psycopg import sql
+
+    out = tmp_path / "t.vot"
+    export_query(conn, sql.SQL("SELECT d.id, d.ra, d.dec, d.mag_auto, e.mjd_mid, e.exptime, r.started_at, "
+                               "d.ra + 0 AS ra_shifted FROM detection d JOIN exposure e ON e.id = d.exposure_id "
+                               "JOIN stage_run r ON r.id = e.stage_run_id ORDER BY d.id LIMIT 5"), out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vot = parse(str(out))
+    tab = vot.get_first_table()
+    f = {x.name: x for x in tab.fields}
+    assert f["ra"].ucd == "pos.eq.ra;meta.main" and f["dec"].ucd == "pos.eq.dec;meta.main"
+    assert f["id"].ucd == "meta.id;meta.main" and f["mag_auto"].ucd == "phot.mag"
+    assert f["mjd_mid"].ucd == "time.epoch" and f["exptime"].ucd == "time.duration;obs.exposure"
+    assert f["ra_shifted"].ucd is None                      # computed: no UCD rather than a guess
+    ts = {t.ID: t for t in vot.resources[0].time_systems}
+    assert f["mjd_mid"].ref in ts and f["started_at"].ref in ts and f["exptime"].ref is None
+    mjd_sys, iso_sys = ts[f["mjd_mid"].ref], ts[f["started_at"].ref]
+    assert (mjd_sys.timescale, mjd_sys.timeorigin, mjd_sys.refposition) == ("UTC", "MJD-origin", "TOPOCENTER")
+    assert iso_sys.timescale == "UTC" and iso_sys.timeorigin is None and f["started_at"].xtype == "timestamp"
+    # the values: MJD (UTC) as in the database, which with the TIMESYS make these times
+    t = tab.to_table()
+    db = dict(_db(conn, "SELECT d.id, e.mjd_mid FROM detection d JOIN exposure e ON e.id = d.exposure_id"))
+    mjd = np.asarray(t["mjd_mid"], dtype=float)
+    np.testing.assert_allclose(mjd, [db[i] for i in t["id"]], rtol=0, atol=1e-9)
+    assert Time(mjd, format="mjd", scale=mjd_sys.timescale.lower()).scale == "utc"
+    if STILTS:
+        r = subprocess.run([STILTS, "votlint", f"in={out}"], capture_output=True, text=True, timeout=120)
+        assert "ERROR" not in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 def test_fits_tunit_tcomm_tnull_and_iso_times(conn, loaded, tmp_path):

@@ -18,8 +18,13 @@ pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.
 def db(db_url):
     from catdb.db.engine import connect
 
+    from catdb.review import record_decision
+
     c = connect(db_url)
     info = build(c)
+    # reviewed: the exports take tracks reviewed real or known (test_review.py tests the filter)
+    record_decision(c, info["tracks"]["mover1"]["id"], "real", reviewer="test")
+    record_decision(c, info["tracks"]["mover2"]["id"], "known", reviewer="test", comment="2019 RB21 (SkyBoT)")
     c.close()
     return db_url, info
 
@@ -85,7 +90,7 @@ def test_ades_rms_floor_header_and_round_trip(db, tmp_path):
     run(url, "export", "ades", "-o", str(out), "--obs", "A. Observer, C. Observer", "--mea", "B. Measurer",
         "--con", "A. Observer", "--ast-cat", "Gaia2")
     header, t = parse_ades_psv(out.read_text())
-    assert header["version"] == "2017" and header["observatory"]["mpcCode"] == "688"
+    assert header["version"] == "2022" and header["observatory"]["mpcCode"] == "688"
     assert header["observers"]["name"] == ["A. Observer", "C. Observer"]
     assert header["measurers"]["name"] == "B. Measurer" and header["submitter"]["name"] == "A. Observer"
     n = info["mjd"].size
@@ -138,3 +143,34 @@ def test_records_that_do_not_parse_back_are_refused(db, tmp_path, monkeypatch):
     r = run(url, "export", "mpc", "-o", str(out), code=1)
     assert "does not parse back" in r.output and "row 1" in r.output
     assert not out.exists()
+
+
+def test_ades_xml_submission_valid_against_submit_xsd(db, tmp_path):
+    """ADES 2022 XML with a full context validates against the ADES master's submit.xsd; without a
+    telescope it is a general ADES document; astCat is UNK when catdb does not know the catalogue."""
+    pytest.importorskip("lxml", reason="lxml (the export extra) is not installed")
+    from lxml import etree
+
+    from catdb.export.ades import schema_file
+
+    if schema_file("submit") is None:
+        pytest.skip("the iau-ades package (ADES XML schemas; the export extra) is not installed")
+    url, info = db
+    toml = tmp_path / "obs.toml"
+    toml.write_text('submitter = "A. Observer"\nmeasurers = ["B. Measurer"]\nobservatory_name = "Lowell"\n'
+                    '[telescope]\ndesign = "reflector"\naperture = 1.1\ndetector = "CCD"\n')
+    out = tmp_path / "sub.xml"
+    r = run(url, "export", "ades", "-o", str(out), "--header-toml", str(toml), "--ast-cat", "Gaia2")
+    assert "valid against submit.xsd" in r.output
+    schema = etree.XMLSchema(etree.parse(str(schema_file("submit"))))
+    doc = etree.parse(str(out))
+    assert schema.validate(doc), schema.error_log            # independently of catdb's own check
+    assert doc.getroot().get("version") == "2022"
+    assert len(doc.findall(".//optical")) == 2 * info["mjd"].size
+    assert doc.findtext(".//obsContext/telescope/aperture") == "1.1"
+    # no context, no --ast-cat: general ADES; the exposures' header WCS names no catalogue -> UNK, said
+    r = run(url, "export", "ades", "-o", str(tmp_path / "gen.xml"))
+    assert "valid against general.xsd" in r.output and "not a submission" in r.output and "astCat UNK" in r.output
+    gen = etree.parse(str(tmp_path / "gen.xml"))
+    assert {e.text for e in gen.iter("astCat")} == {"UNK"}
+    assert etree.XMLSchema(etree.parse(str(schema_file("general")))).validate(gen)

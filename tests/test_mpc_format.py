@@ -81,7 +81,7 @@ def test_ades_psv():
                           submitter="A. Astronomer", measurers=["A. Astronomer", "B. Student"],
                           telescope={"aperture": 1.1, "design": "reflector", "detector": "CCD"})
     lines = doc.splitlines()
-    assert lines[0] == "# version=2017"
+    assert lines[0] == "# version=2022"
     header, t = parse_ades_psv(doc)
     assert header["observatory"]["mpcCode"] == "688"
     assert header["measurers"]["name"] == ["A. Astronomer", "B. Student"]
@@ -95,3 +95,51 @@ def test_ades_psv():
     assert len(bars) == 1
     with pytest.raises(InputError, match="trkSub"):
         format_ades_psv(mjd, [1, 2], [1, 2], stn="688")
+
+
+def _ades_doc(**kw):
+    mjd = np.array([58568.10418, 58568.34034])
+    args = dict(stn="688", trk_sub="cdb0001", rms_ra=[0.3, 0.3], rms_dec=[0.3, 0.3], mag=[17.1, np.nan], band="R",
+                ast_cat="Gaia2", submitter="A. Astronomer", measurers=["A. Astronomer", "B. Student"],
+                telescope={"aperture": 1.1, "design": "reflector", "detector": "CCD"})
+    args.update(kw)
+    return format_ades_psv(mjd, [124.62662, 124.63359], [25.34294, 25.32967], **args)
+
+
+@pytest.mark.parametrize("use_schema", [True, False], ids=["xsd", "field-rules"])
+def test_ades_2022_xml_validates_and_errors_are_found(use_schema):
+    """The PSV as ADES 2022 XML: valid against the ADES master's submit.xsd (with a full context) or
+    general.xsd (without), and against the documented field rules; broken documents are not."""
+    from catdb.export.ades import psv_to_xml, schema_file, validate_ades_xml
+
+    if use_schema:
+        pytest.importorskip("lxml", reason="lxml (the export extra) is not installed")
+        if schema_file("submit") is None:
+            pytest.skip("the iau-ades package (ADES XML schemas; the export extra) is not installed")
+    xml = psv_to_xml(_ades_doc())
+    assert xml.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<ades version="2022">')
+    assert b"<obsContext><observatory><mpcCode>688</mpcCode></observatory>" in xml
+    # the second record has no magnitude: no band either (ADES: band belongs to a mag)
+    assert xml.count(b"<band>R</band>") == 1 and xml.count(b"<astCat>Gaia2</astCat>") == 2
+    how, errors = validate_ades_xml(xml, use_schema=use_schema)
+    assert errors == [] and how == ("submit.xsd" if use_schema else "field rules")
+    # no telescope: not a submission, bare optical records, valid ADES (general.xsd)
+    gen = psv_to_xml(_ades_doc(telescope=None))
+    assert b"<obsBlock>" not in gen
+    how, errors = validate_ades_xml(gen, use_schema=use_schema)
+    assert errors == [] and how == ("general.xsd" if use_schema else "field rules")
+    # what the MPC refuses is refused: no astCat, a trkSub with a blank, Dec beyond the pole, version 2017
+    for bad, word in ((xml.replace(b"<astCat>Gaia2</astCat>", b""), "astCat"),
+                      (xml.replace(b"cdb0001", b"cdb 0001"), "trkSub"),
+                      (xml.replace(b"+25.3429400", b"+95.3429400"), "dec"),
+                      (xml.replace(b'version="2022"', b'version="2017"'), "version")):
+        how, errors = validate_ades_xml(bad, use_schema=use_schema)
+        assert errors and any(word in e for e in errors), (word, errors)
+
+
+def test_ast_cat_codes():
+    from catdb.export.ades import ast_cat_code
+
+    assert [ast_cat_code(x) for x in ("gaia-dr2", "GAIA_DR3", "Gaia EDR3", "ucac4", "TYCHO2", "Gaia2")] == \
+        ["Gaia2", "Gaia3", "Gaia3E", "UCAC4", "Tyc2", "Gaia2"]
+    assert ast_cat_code("my-own-stars") is None and ast_cat_code(None) is None

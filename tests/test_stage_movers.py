@@ -174,7 +174,7 @@ def test_export_candidates_mpc80_and_ades(night, tmp_path):
     cands = _candidates(conn)
     n_obs = conn.execute("SELECT count(*) FROM track_detection td JOIN track t ON t.id = td.track_id "
                          "WHERE t.status = 'candidate' AND NOT td.outlier").fetchone()[0]
-    out = export_tracks(conn, tmp_path / "tracks.txt", "mpc80")
+    out = export_tracks(conn, tmp_path / "tracks.txt", "mpc80", decisions=None)  # every candidate, unreviewed
     assert out["tracks"] == len(cands) and out["observations"] == n_obs
     t = parse_mpc80((tmp_path / "tracks.txt").read_text().splitlines())
     print(t[:3])
@@ -185,7 +185,7 @@ def test_export_candidates_mpc80_and_ades(night, tmp_path):
     pra, pdec = mover_radec("mover1", mjd)
     sep = np.hypot((np.asarray(t["ra"], float) - pra) * np.cos(np.radians(pdec)), np.asarray(t["dec"], float) - pdec)
     assert np.sum(sep * 3600 < 1.5) >= 20
-    out = export_tracks(conn, tmp_path / "tracks.psv", "ades", prefix="lw")
+    out = export_tracks(conn, tmp_path / "tracks.psv", "ades", prefix="lw", decisions=None)
     hdr, a = parse_ades_psv((tmp_path / "tracks.psv").read_text())
     assert hdr["observatory"]["mpcCode"] == "688" and len(a) == n_obs
     assert all(s.startswith("lw") and len(s) <= 7 for s in a["trkSub"])

@@ -130,7 +130,7 @@ def test_register_the_night_then_extract(wallace):
     c.execute("INSERT INTO track_detection (track_id, detection_id) VALUES (%s, %s), (%s, %s)", (tid, d1, tid, d2))
     for fmt in ("mpc80", "ades"):
         with pytest.raises(InputError) as ei:
-            export_tracks(c, out / f"t.{fmt}", fmt, track_ids=[tid], obscode="810")
+            export_tracks(c, out / f"t.{fmt}", fmt, track_ids=[tid], obscode="810", decisions=None)
         msg = str(ei.value)
         assert f"exposure {ok[0]} (" in msg and "wcs_status 'registered'" in msg, msg
         assert "solve it against a reference catalogue" in msg and "catdb stage solve" in msg, msg

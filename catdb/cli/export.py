@@ -10,6 +10,7 @@ import sys
 import click
 
 from ..errors import CatdbError
+from ..schema.review_tables import EXPORTED_DECISIONS as EXPORTED
 
 FORMATS = ("csv", "votable", "fits", "parquet", "ecsv")
 
@@ -141,8 +142,10 @@ if __name__ == "__main__":  # pragma: no cover
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output file.")
 @click.option("--status", default="candidate", show_default=True, help="Tracks with this status.")
 @click.option("--obscode", help="MPC observatory code (default: each exposure's observatory_code).")
+@click.option("--all", "all_tracks", is_flag=True,
+              help="Every track of the status, reviewed or not (default: only tracks reviewed real or known).")
 @click.pass_obj
-def tracks_cmd(obj, fmt, output, status, obscode):
+def tracks_cmd(obj, fmt, output, status, obscode, all_tracks):
     """Moving-object candidates' astrometry as MPC 80-column records or ADES PSV.
 
     \b
@@ -153,10 +156,11 @@ def tracks_cmd(obj, fmt, output, status, obscode):
     from ..export.tracks import export_tracks
 
     with _reader(obj, None) as conn:
-        res = export_tracks(conn, output, fmt, status=status, obscode=obscode)
+        res = export_tracks(conn, output, fmt, status=status, obscode=obscode,
+                            decisions=None if all_tracks else EXPORTED)
     if not obj.get("quiet"):
-        click.echo(f"wrote {res.get('observations')} observations of {res.get('tracks')} tracks to {output}",
-                   err=True)
+        click.echo(f"wrote {res.get('observations')} observations of {res.get('tracks')} tracks to {output}"
+                   + _left_out(res), err=True)
 
 
 @command.command("lightcurve")
@@ -300,6 +304,9 @@ _mpc_common = [
     click.option("--status", default="candidate", show_default=True, help="Tracks with this status."),
     click.option("--track-id", "track_ids", type=int, multiple=True, help="This track (repeatable; any status)."),
     click.option("--obscode", help="MPC observatory code (default: each exposure's observatory_code)."),
+    click.option("--all", "all_tracks", is_flag=True,
+                 help="Every selected track, reviewed or not (default: only tracks reviewed real or known in "
+                      "catdb serve's /review page)."),
     click.option("--header-toml", "header_toml", type=click.Path(exists=True, dir_okay=False),
                  help="TOML with header values (con, obs, mea, tel, net, ack, ac2, com; ADES also submitter, "
                       "observatory_name, [telescope]); top level or an [mpc] table."),
@@ -319,16 +326,33 @@ def _mpc_options(f):
     return f
 
 
-def _write_tracks(obj, fmt, output, status, track_ids, obscode, header, **kw):
+def _left_out(res) -> str:
+    left = res.get("left_out") or {}
+    if not left:
+        return ""
+    return ("; left out: " + ", ".join(f"{n} {k}" for k, n in sorted(left.items()))
+            + " (only tracks reviewed real or known are exported; --all takes every one)")
+
+
+def _write_tracks(obj, fmt, output, status, track_ids, obscode, header, all_tracks=False, **kw):
     from ..export.tracks import export_tracks
 
     with _reader(obj, None) as conn:
         res = export_tracks(conn, output, fmt, status=status, track_ids=list(track_ids) or None,
-                            obscode=obscode, header=header, **kw)
+                            obscode=obscode, header=header, decisions=None if all_tracks else EXPORTED, **kw)
     if not obj.get("quiet"):
         click.echo(f"wrote {res['observations']} observations of {res['tracks']} tracks"
                    + (f" and {res['header_lines']} header lines" if res["header_lines"] else "")
-                   + f" to {output} (every line parsed back and checked)", err=True)
+                   + f" to {output} (every line parsed back and checked)" + _left_out(res), err=True)
+        how = res.get("ades_validated")
+        if how:
+            click.echo(f"ADES {'XML' if fmt == 'ades-xml' else 'PSV'}, version 2022, valid against {how}"
+                       + ("" if how.startswith("submit") else
+                          " (not a submission: give --con, --mea and a [telescope] table with design, aperture "
+                          "and detector in --header-toml for submit.xsd)"), err=True)
+        if "UNK" in res.get("ast_cat", []):
+            click.echo("astCat UNK (unknown) for observations whose exposure's WCS has no known reference "
+                       "catalogue: pass --ast-cat (e.g. Gaia2) when you know it", err=True)
 
 
 @command.command("mpc")
@@ -340,8 +364,8 @@ def _write_tracks(obj, fmt, output, status, track_ids, obscode, header, **kw):
 @click.option("--catalog-code", default=" ", show_default=False,
               help="Astrometric catalogue code, col 72 (e.g. V = Gaia DR2, W = Gaia DR3).")
 @click.pass_obj
-def mpc_cmd(obj, output, status, track_ids, obscode, header_toml, con, obs, mea, tel, net, ack, ac2, with_header,
-            discovery, catalog_code):
+def mpc_cmd(obj, output, status, track_ids, obscode, all_tracks, header_toml, con, obs, mea, tel, net, ack, ac2,
+            with_header, discovery, catalog_code):
     """Moving-object tracks as MPC 80-column records, optionally with the submission header.
 
     Every line is parsed back with catdb.export.mpc.parse_mpc80 and compared with the
@@ -355,25 +379,33 @@ def mpc_cmd(obj, output, status, track_ids, obscode, header_toml, con, obs, mea,
     """
     h = _header(header_toml, {"con": con, "obs": obs, "mea": mea, "tel": tel, "net": net, "ack": ack, "ac2": ac2})
     with_header = with_header or bool(h)
-    _write_tracks(obj, "mpc80", output, status, track_ids, obscode, h if with_header else None,
+    _write_tracks(obj, "mpc80", output, status, track_ids, obscode, h if with_header else None, all_tracks,
                   discovery=discovery, catalog_code=catalog_code)
 
 
 @command.command("ades")
 @_mpc_options
-@click.option("--ast-cat", default="", help="ADES astCat, e.g. Gaia2, Gaia3.")
+@click.option("-f", "--format", "xml_fmt", type=click.Choice(["psv", "xml"]), default=None,
+              help="ADES PSV or XML (default: from the extension, .xml -> xml, else psv).")
+@click.option("--ast-cat", default="", help="ADES astCat, e.g. Gaia2, Gaia3 (default: from the catalogue each "
+                                             "exposure's WCS was solved against, else UNK).")
 @click.option("--no-rms-floor", is_flag=True,
               help="Use the detections' own position errors for rmsRA/rmsDec, not at least the track's fit RMS.")
 @click.pass_obj
-def ades_cmd(obj, output, status, track_ids, obscode, header_toml, con, obs, mea, tel, net, ack, ac2, ast_cat,
-             no_rms_floor):
-    """Moving-object tracks as ADES PSV (IAU ADES 2017), rmsRA/rmsDec floored at the track's fit RMS.
+def ades_cmd(obj, output, status, track_ids, obscode, all_tracks, header_toml, con, obs, mea, tel, net, ack, ac2,
+             xml_fmt, ast_cat, no_rms_floor):
+    """Moving-object tracks as IAU ADES 2022, PSV or XML, rmsRA/rmsDec floored at the track's fit RMS.
 
-    Every row is parsed back with catdb.export.mpc.parse_ades_psv and checked.
+    Every row is parsed back with catdb.export.mpc.parse_ades_psv and checked, and the
+    document is validated against the ADES master's XML schema (submit.xsd with a full
+    context: submitter, measurers, telescope; else general.xsd).
 
     \b
     Example:
       catdb export ades -o candidates.psv --obscode 688 --ast-cat Gaia2
+      catdb export ades -o sub.xml --header-toml obs.toml    # XML; submit.xsd with a full [telescope]
     """
     h = _header(header_toml, {"con": con, "obs": obs, "mea": mea, "tel": tel, "net": net, "ack": ack, "ac2": ac2})
-    _write_tracks(obj, "ades", output, status, track_ids, obscode, h, ast_cat=ast_cat, rms_floor=not no_rms_floor)
+    xml = xml_fmt == "xml" or (xml_fmt is None and output.lower().endswith(".xml"))
+    _write_tracks(obj, "ades-xml" if xml else "ades", output, status, track_ids, obscode, h, all_tracks,
+                  ast_cat=ast_cat, rms_floor=not no_rms_floor)

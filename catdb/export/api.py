@@ -65,9 +65,24 @@ def export(conn, kind: str, path, **options) -> int:
         return export_source(conn, options["source"], path, where=options.get("where"),
                              columns=options.get("columns")).n_rows
     if kind in ("tracks-mpc", "tracks-ades"):
+        from ..schema.review_tables import EXPORTED_DECISIONS
+
+        # only tracks reviewed real/known (catdb serve /review) unless the step says all = true
         res = export_tracks(conn, path, "mpc80" if kind == "tracks-mpc" else "ades",
-                            status=options.get("status", "candidate"), obscode=options.get("obscode"))
+                            status=options.get("status", "candidate"), obscode=options.get("obscode"),
+                            decisions=None if _truthy(options.get("all", False)) else EXPORTED_DECISIONS)
         return int(res.get("observations", 0))
     if kind == "lightcurve":
         return export_query(conn, lightcurve_query(options.get("track_id")), path).n_rows
     raise CatdbError(f"unknown export kind {kind!r}: catalog, table, tracks-mpc, tracks-ades, lightcurve")
+
+
+def _truthy(v) -> bool:
+    """A pipeline option as a boolean (TOML true/false, or the strings true/false/yes/no/1/0)."""
+    if isinstance(v, str):
+        if v.strip().lower() in ("true", "yes", "1"):
+            return True
+        if v.strip().lower() in ("false", "no", "0", ""):
+            return False
+        raise CatdbError(f"option all = {v!r}: expected true or false")
+    return bool(v)

@@ -13,7 +13,8 @@ comes from (``COMMENT ON COLUMN ... 'description [unit]'``, see
 ========  ==================================================================
 format    where the unit / description go
 ========  ==================================================================
-votable   ``FIELD unit=`` and ``<DESCRIPTION>`` (VOTable 1.4, TABLEDATA)
+votable   ``FIELD unit=``, ``ucd=`` (:mod:`catdb.schema.ucd`) and ``<DESCRIPTION>``; time columns
+          point (``ref``) at a ``TIMESYS`` (MJD or ISO 8601, UTC) (VOTable 1.4, TABLEDATA)
 fits      ``TUNITn`` and ``TCOMMn`` (HEASARC convention) of a BINTABLE
 parquet   field metadata ``unit`` and ``description``
 ecsv      the ECSV header (``unit``, ``description``)
@@ -87,6 +88,8 @@ class OutColumn:
     description: str | None = None
     length: int = 1
     pgtype: str = ""
+    #: UCD1+ (:mod:`catdb.schema.ucd`) of the source column, None when catdb has none
+    ucd: str | None = None
     #: SQL expression(s) producing the column in the COPY
     exprs: list = field(default_factory=list)
 
@@ -202,6 +205,9 @@ def describe(conn, query, params=None, *, overrides: dict | None = None,
     except psycopg.Error as e:
         raise CatdbError(f"export query failed: {str(e).strip()}") from None
     meta = _comments(conn, cur)
+    from ..schema.ucd import result_ucds
+
+    ucds = result_ucds(conn, cur, by_name=set(overrides or ()))
     oids = [c.type_code for c in cur.description]
     types = dict(conn.execute(
         "SELECT t.oid, CASE WHEN t.typcategory = 'A' THEN '_' || e.typname ELSE t.typname END "
@@ -219,7 +225,7 @@ def describe(conn, query, params=None, *, overrides: dict | None = None,
         if overrides and c.name in overrides:
             unit, desc = overrides[c.name]
         t = types.get(c.type_code, "text")
-        col = OutColumn(name=name, kind="text", dtype="str", unit=unit, description=desc, pgtype=t)
+        col = OutColumn(name=name, kind="text", dtype="str", unit=unit, description=desc, pgtype=t, ucd=ucds[i])
         if t in _INT:
             col.kind, col.dtype = "int", _INT[t]
         elif t in _FLOAT:
@@ -581,6 +587,9 @@ class _VOTableWriter(_SplicedWriter):
                     f.datatype, f.arraysize = "unicodeChar", "*"
                 elif c.kind == "bool":
                     f.datatype = "boolean"
+                if c.ucd:
+                    f.ucd = c.ucd
+            _time_systems(vot, tab, self.cols)
             buf = io.BytesIO()
             vot.to_xml(buf, tabledata_format="tabledata")
         xml = buf.getvalue()
@@ -597,6 +606,44 @@ class _VOTableWriter(_SplicedWriter):
         if len(batch):
             rows = pc.binary_join_element_wise("<TR>", *_cells(batch, self.cols, "votable"), "</TR>\n", "")
             self.f.write(_concat(rows))
+
+
+#: VOTable 1.4 TIMESYS of catdb's times (IVOA VOTable 1.4, section 4.7; TIMESYS attributes as in
+#: the FITS time paper, Rots et al. 2015, A&A 574, A36): MJD numbers (``mjd_*``, days, UTC;
+#: MJD = JD - 2400000.5) and ISO 8601 timestamps (UTC), both as seen at the observatory
+TIMESYS_MJD = {"ID": "catdb_mjd_utc", "timeorigin": "MJD-origin", "timescale": "UTC", "refposition": "TOPOCENTER"}
+TIMESYS_ISO = {"ID": "catdb_iso_utc", "timescale": "UTC", "refposition": "TOPOCENTER"}
+
+
+def time_kind(col) -> str | None:
+    """``'mjd'`` for an MJD column (float, unit d, named ``mjd*`` or with a ``time.*`` epoch UCD),
+    ``'iso'`` for a timestamp column (written as ISO 8601 UTC), else None."""
+    if col.pgtype in ("timestamptz", "timestamp", "date"):
+        return "iso"
+    if col.kind == "float" and (col.unit or "").strip() == "d" and (
+            col.name.lower().startswith("mjd") or (col.ucd or "").split(";")[0] in ("time.epoch", "time.start",
+                                                                                   "time.end")):
+        return "mjd"
+    return None
+
+
+def _time_systems(vot, tab, cols):
+    """Add the TIMESYS elements the time columns of ``cols`` need and point their FIELDs at them."""
+    from astropy.io.votable.tree import TimeSys
+
+    kinds = [time_kind(c) for c in cols]
+    made = {}
+    for f, kind in zip(tab.fields, kinds):
+        if kind is None:
+            continue
+        if kind not in made:
+            spec = TIMESYS_MJD if kind == "mjd" else TIMESYS_ISO
+            ts = TimeSys(**spec)
+            vot.resources[0].time_systems.append(ts)
+            made[kind] = spec["ID"]
+        f.ref = made[kind]
+        if kind == "iso":
+            f.xtype = "timestamp"
 
 
 class _EcsvWriter(_SplicedWriter):

@@ -27,7 +27,7 @@ A satellite observation (note 2 ``S``) is followed by a second line with note
 2 ``s``: col 33 units (1 = km, 2 = AU), cols 35-45, 47-57, 59-69 the signed
 geocentric X, Y, Z of the observer.
 
-ADES PSV (IAU ADES, MPC "ADES Description", version 2017): ``# version=2017``,
+ADES PSV (IAU ADES, MPC "ADES Description", version 2022): ``# version=2022``,
 header blocks (``# observatory``, ``# submitter``, ``# observers``,
 ``# measurers``, ``# telescope``) with ``! key value`` lines, then a
 pipe-separated table whose first line names the fields.
@@ -408,8 +408,11 @@ def table_to_mpc80(t):
 # ----------------------------------------------------------------------------
 # ADES PSV
 
+#: the fields catdb writes, in the order of the ADES 2022 schema's optical record (submit.xsd OpticalType)
 ADES_FIELDS = ("permID", "provID", "trkSub", "mode", "stn", "obsTime", "ra", "dec", "rmsRA",
-               "rmsDec", "mag", "rmsMag", "band", "astCat", "photCat", "remarks")
+               "rmsDec", "astCat", "mag", "rmsMag", "band", "photCat", "remarks")
+#: ADES version written (IAU ADES 2022; :mod:`catdb.export.ades` validates against its schema)
+ADES_VERSION = "2022"
 
 
 def format_ades_psv(mjd, ra, dec, *, stn, perm_id="", prov_id="", trk_sub="", mode="CCD",
@@ -438,8 +441,9 @@ def format_ades_psv(mjd, ra, dec, *, stn, perm_id="", prov_id="", trk_sub="", mo
         Uncertainties in arcsec (``rmsRA`` includes cos dec).
     mag, rms_mag, band : float, float, str or array_like
         Photometry; NaN is left empty.
-    ast_cat, phot_cat : str
-        ADES catalogue names, e.g. ``Gaia2``, ``Gaia3``, ``PS1_DR2``.
+    ast_cat, phot_cat : str or array_like
+        ADES catalogue names, e.g. ``Gaia2``, ``Gaia3``, ``PS1_DR2`` (``UNK``: unknown); ``astCat``
+        is required by ADES for every optical observation.
     remarks : str or array_like
     observatory_name, submitter : str, optional
     observers, measurers : sequence of str
@@ -488,7 +492,7 @@ def format_ades_psv(mjd, ra, dec, *, stn, perm_id="", prov_id="", trk_sub="", mo
                                                "ra", "dec")
               or any(str(x).strip() for x in cols[f])]
     width = {f: max([len(f)] + [len(str(x or "")) for x in cols[f]]) for f in fields}
-    out = ["# version=2017", "# observatory", f"! mpcCode {stn}"]
+    out = [f"# version={ADES_VERSION}", "# observatory", f"! mpcCode {stn}"]
     if observatory_name:
         out.append(f"! name {observatory_name}")
     if submitter:

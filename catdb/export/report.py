@@ -494,49 +494,99 @@ def cutout_links(track_id, report_dir) -> str:
     return out + "</p>"
 
 
-def candidates_section(conn, max_epochs: int = 8, size_arcsec: float = 30.0, report_dir=None) -> str:
-    tracks = conn.execute(
-        """SELECT id, n_detections, rate, rate_ra, rate_dec, pa, rms, mean_mag, designation, skybot_name
-           FROM track WHERE status = 'candidate' ORDER BY mean_mag NULLS LAST, id""").fetchall()
-    if not tracks:
-        return "<p>No moving-object candidates.</p>"
-    parts = [_table(["track", "n", "rate [\"/h]", "rate RA cos(dec) [\"/h]", "rate Dec [\"/h]", "PA [deg]",
-                     "rms [\"]", "mean mag", "designation", "SkyBoT"], tracks)]
-    try:
-        from ..algorithms.cutout import cutout_strip_png, cutouts
-    except ImportError:  # pragma: no cover
-        return parts[0]
+def track_stamps(conn, track_id: int, *, max_epochs: int = 8, size_arcsec: float = 30.0, centre=None):
+    """Stamps of a track's images, one per epoch (at most ``max_epochs``, spread evenly in time).
+
+    Each stamp is :func:`catdb.algorithms.cutout.cutouts` of the exposure's latest ``reduced``
+    image product (else the exposure's own file), centred on the track's detection on it
+    (the candidate stays in the middle, the stars move: the report's strip), or on the fixed
+    sky position ``centre`` (the stars stay, the candidate moves: the review page's blink).
+    Images missing or unreadable lose their stamp.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    track_id : int
+    max_epochs : int
+    size_arcsec : float
+        Side of the square stamps [arcsec].
+    centre : (float, float), optional
+        ICRS RA, Dec [deg] of every stamp's centre.
+
+    Returns
+    -------
+    stamps : list of ndarray, each shape (s, s)
+    labels : list of str
+        The epochs' MJD (4 decimals).
+    """
+    from ..algorithms.cutout import cutouts
+
+    rows = conn.execute(
+        """SELECT d.ra, d.dec, e.mjd_mid, COALESCE(p.path, e.path), COALESCE(p.hdu, e.hdu)
+           FROM track_detection td JOIN detection d ON d.id = td.detection_id
+           JOIN exposure e ON e.id = d.exposure_id
+           LEFT JOIN LATERAL (SELECT path, hdu FROM image_product ip WHERE ip.exposure_id = e.id
+                              AND ip.kind = 'reduced' ORDER BY ip.id DESC LIMIT 1) p ON true
+           WHERE td.track_id = %s ORDER BY e.mjd_mid""", (int(track_id),)).fetchall()
+    if len(rows) > max_epochs:
+        rows = [rows[i] for i in np.linspace(0, len(rows) - 1, max_epochs).astype(int)]
+    stamps, labels = [], []
+    for ra, dec, mjd, path, hdu in rows:                       # loop over epochs (image files)
+        if not path or not Path(path).exists():
+            continue
+        if centre is not None:
+            ra, dec = centre
+        try:
+            stamps.append(cutouts(path, [ra], [dec], size_arcsec)[0])
+        except Exception:  # noqa: BLE001 - a missing/unreadable image only loses its stamp
+            continue
+        labels.append(f"{mjd:.4f}")
+    return stamps, labels
+
+
+def strip_png_bytes(stamps, labels, title) -> bytes:
+    """:func:`catdb.algorithms.cutout.cutout_strip_png` of the stamps, as PNG bytes."""
     import tempfile
 
+    from ..algorithms.cutout import cutout_strip_png
+
+    with tempfile.NamedTemporaryFile(suffix=".png") as f:
+        cutout_strip_png(stamps, f.name, labels=labels, title=title)
+        return Path(f.name).read_bytes()
+
+
+def candidates_section(conn, max_epochs: int = 8, size_arcsec: float = 30.0, report_dir=None) -> str:
+    from ..review import LATEST_SQL, review_counts
+
+    tracks = conn.execute(
+        f"""SELECT t.id, t.n_detections, t.rate, t.rate_ra, t.rate_dec, t.pa, t.rms, t.mean_mag, t.designation,
+                  t.skybot_name, r.decision, r.reviewer, to_char(r.decided_at AT TIME ZONE 'UTC',
+                  'YYYY-MM-DD HH24:MI"Z"'), r.comment
+           FROM track t LEFT JOIN ({LATEST_SQL}) r ON r.track_id = t.id
+           WHERE t.status = 'candidate' ORDER BY t.mean_mag NULLS LAST, t.id""").fetchall()
+    if not tracks:
+        return "<p>No moving-object candidates.</p>"
+    rc = review_counts(conn)
+    review = (f"<p>Review (catdb serve, /review): {rc['reviewed']} of {rc['tracks']} candidates reviewed: "
+              f"{rc['real']} real, {rc['known']} known, {rc['artefact']} artefact; the MPC/ADES exports take "
+              "the real and known ones.</p>")
+    parts = [review, _table(["track", "n", "rate [\"/h]", "rate RA cos(dec) [\"/h]", "rate Dec [\"/h]", "PA [deg]",
+                             "rms [\"]", "mean mag", "designation", "SkyBoT", "decision", "by", "when (UTC)",
+                             "comment"], tracks)]
+    try:
+        from ..algorithms.cutout import cutouts  # noqa: F401 - matplotlib/astropy present
+    except ImportError:  # pragma: no cover
+        return "\n".join(parts)
     for t in tracks:
-        rows = conn.execute(
-            """SELECT d.ra, d.dec, e.mjd_mid, COALESCE(p.path, e.path), COALESCE(p.hdu, e.hdu)
-               FROM track_detection td JOIN detection d ON d.id = td.detection_id
-               JOIN exposure e ON e.id = d.exposure_id
-               LEFT JOIN LATERAL (SELECT path, hdu FROM image_product ip WHERE ip.exposure_id = e.id
-                                  AND ip.kind = 'reduced' ORDER BY ip.id DESC LIMIT 1) p ON true
-               WHERE td.track_id = %s ORDER BY e.mjd_mid""", (t[0],)).fetchall()
-        if len(rows) > max_epochs:
-            rows = [rows[i] for i in np.linspace(0, len(rows) - 1, max_epochs).astype(int)]
-        stamps, labels = [], []
-        for ra, dec, mjd, path, hdu in rows:
-            if not path or not Path(path).exists():
-                continue
-            try:
-                stamps.append(cutouts(path, [ra], [dec], size_arcsec)[0])
-            except Exception:  # noqa: BLE001 - a missing/unreadable image only loses its stamp
-                continue
-            labels.append(f"{mjd:.4f}")
+        stamps, labels = track_stamps(conn, t[0], max_epochs=max_epochs, size_arcsec=size_arcsec)
         links = cutout_links(t[0], report_dir)
         if not stamps:
             if links:
                 parts.append(f"<h3>Track {t[0]}</h3>" + links)
             continue
-        with tempfile.NamedTemporaryFile(suffix=".png") as f:
-            cutout_strip_png(stamps, f.name, labels=labels, title=f"track {t[0]}")
-            data = Path(f.name).read_bytes()
-            _record(f"cutouts_track{t[0]}", data)
-            src = "data:image/png;base64," + base64.b64encode(data).decode()
+        data = strip_png_bytes(stamps, labels, f"track {t[0]}")
+        _record(f"cutouts_track{t[0]}", data)
+        src = "data:image/png;base64," + base64.b64encode(data).decode()
         parts.append(f"<h3>Track {t[0]}</h3>" + _img(src, f"cutouts of track {t[0]}") + links)
     return "\n".join(parts)
 

@@ -1,10 +1,11 @@
-"""Astrometry of mover tracks for the Minor Planet Center (80-column records or ADES PSV).
+"""Astrometry of mover tracks for the Minor Planet Center (80-column records, ADES 2022 PSV or XML).
 
 :func:`export_tracks` selects the tracks of one status (default the candidates of the
 ``movers`` stage) and their member detections (outliers of the fit excluded) with the
 exposure's ``mjd_mid``, and writes them with :func:`catdb.export.mpc.format_mpc80` or
 :func:`~catdb.export.mpc.format_ades_psv` (formats: MPC, "Format for optical astrometric
-observations", https://minorplanetcenter.net/iau/info/OpticalObs.html; IAU ADES 2017).
+observations", https://minorplanetcenter.net/iau/info/OpticalObs.html; IAU ADES 2022, validated
+against the ADES master's XML schema by :mod:`catdb.export.ades`).
 
 Identification per track: ``track.designation`` when it is a number (``5945`` ->
 permanent number) or a provisional designation (``2019 AB12``); otherwise a trkSub /
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..schema.review_tables import EXPORTED_DECISIONS
 from .mpc import format_ades_psv, format_mpc80
 
 _PROV = re.compile(r"^\d{4} [A-HJ-Y][A-HJ-Z]\d*$")
@@ -48,7 +50,7 @@ def _fetch(conn, status, track_ids=None):
         cond, params = "t.id = ANY(%s)", [list(map(int, track_ids))]
     rows = conn.execute(
         f"""SELECT t.id, t.designation, e.mjd_mid, d.ra, d.dec, d.ra_err, d.dec_err,
-                  d.mag_auto + z.zp, z.band, d.magerr_auto, e.observatory_code, e.id, t.rms
+                  d.mag_auto + z.zp, z.band, d.magerr_auto, e.observatory_code, e.id, t.rms, e.wcs_refcat
            FROM track t JOIN track_detection td ON td.track_id = t.id AND NOT td.outlier
            JOIN detection d ON d.id = td.detection_id JOIN exposure e ON e.id = d.exposure_id
            LEFT JOIN LATERAL (SELECT zp, band FROM zeropoint WHERE exposure_id = e.id AND ok
@@ -56,11 +58,11 @@ def _fetch(conn, status, track_ids=None):
                               ORDER BY id DESC LIMIT 1) z ON true
            WHERE {cond} ORDER BY t.id, e.mjd_mid""", params).fetchall()  # cond: one of two literals
     names = ("track_id", "designation", "mjd", "ra", "dec", "ra_err", "dec_err", "mag", "band", "magerr",
-             "obscode", "exposure_id", "track_rms")
+             "obscode", "exposure_id", "track_rms", "wcs_refcat")
     cols = list(zip(*rows)) if rows else [[] for _ in names]
     out = {}
     for k, v in zip(names, cols):
-        if k in ("designation", "band", "obscode"):
+        if k in ("designation", "band", "obscode", "wcs_refcat"):
             out[k] = np.array(v, dtype=object)
         else:
             out[k] = np.array([np.nan if x is None else x for x in v], dtype=float)
@@ -151,9 +153,16 @@ def _validate_ades(text, stn, expect, path):
 
     from .mpc import parse_ades_psv
 
+    from .ades import ADES_VERSION, psv_to_xml, validate_ades_xml
+
     header, t = parse_ades_psv(text)
-    if header.get("version") != "2017" or header.get("observatory", {}).get("mpcCode") != stn:
-        raise InputError(f"ADES header does not parse back (version 2017, mpcCode {stn})", path=path)
+    if header.get("version") != ADES_VERSION or header.get("observatory", {}).get("mpcCode") != stn:
+        raise InputError(f"ADES header does not parse back (version {ADES_VERSION}, mpcCode {stn})", path=path)
+    xml = psv_to_xml(text)
+    how, errors = validate_ades_xml(xml)
+    if errors:
+        raise InputError(f"the ADES document does not validate against {how} ({len(errors)} errors): "
+                         + "; ".join(errors[:3]), path=path)
     if len(t) != expect["mjd"].size:
         raise InputError(f"{len(t)} ADES rows parse back, {expect['mjd'].size} written", path=path)
     mjd = Time(np.char.rstrip(np.asarray(t["obsTime"]).astype(str), "Z"), format="isot", scale="utc").mjd
@@ -166,13 +175,13 @@ def _validate_ades(text, stn, expect, path):
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(f"ADES row {i + 1} does not parse back to what was meant", path=path, row=i + 1)
-    return t
+    return xml, how
 
 
 def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", track_ids=None,
                   obscode: str | None = None, prefix: str = "cdb", note2: str = "C", ast_cat: str = "",
                   catalog_code: str = " ", header: dict | None = None, discovery: bool = False,
-                  rms_floor: bool = True) -> dict:
+                  rms_floor: bool = True, decisions=EXPORTED_DECISIONS) -> dict:
     """Write the astrometry of tracks as MPC 80-column records or an ADES PSV file.
 
     Every line written is parsed back (:func:`catdb.export.mpc.parse_mpc80`,
@@ -185,8 +194,12 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     conn : psycopg.Connection
     path : str or os.PathLike
         Output file (overwritten).
-    fmt : {'mpc80', 'ades'}
-        80-column records or ADES pipe-separated values.
+    fmt : {'mpc80', 'ades', 'ades-xml'}
+        80-column records, ADES 2022 pipe-separated values or ADES 2022 XML.  An ADES document
+        is validated (:func:`catdb.export.ades.validate_ades_xml`) against the ADES master's
+        ``submit.xsd`` when the header makes a submission's context (submitter, measurers,
+        telescope design/aperture/detector), else ``general.xsd`` (or the documented field
+        rules when lxml / iau-ades are not installed).
     status : str
         Tracks with this ``track.status`` (default ``candidate``); ignored with ``track_ids``.
     track_ids : sequence of int, optional
@@ -200,8 +213,9 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     note2 : str
         80-column note 2 (``C`` = CCD).
     ast_cat, catalog_code : str
-        Astrometric catalogue for ADES ``astCat`` (e.g. ``Gaia2``) and the 80-column code
-        (col 72, e.g. ``V`` for Gaia DR2).
+        Astrometric catalogue for ADES ``astCat`` (e.g. ``Gaia2``; default from each exposure's
+        ``wcs_refcat`` by :func:`catdb.export.ades.ast_cat_code`, ``UNK`` when catdb does not know
+        it) and the 80-column code (col 72, e.g. ``V`` for Gaia DR2).
     header : dict, optional
         mpc80: the header block (:func:`mpc_header_lines`: ``con``, ``obs``, ``mea``, ``tel``,
         ``net``, ``ack``, ``ac2``, ``com``; ``COD`` is the observatory code); the records then
@@ -214,30 +228,39 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     rms_floor : bool
         ADES: ``rmsRA``/``rmsDec`` are at least the track's linear-fit RMS (``track.rms``):
         SExtractor's centroid errors (~0.04") leave out the catalogue and fit errors.
+    decisions : sequence of str or None
+        Take only tracks whose latest review decision (``track_review``, :mod:`catdb.review`) is
+        one of these; default ``real`` and ``known`` (:data:`catdb.schema.EXPORTED_DECISIONS`).
+        ``None`` takes every selected track, reviewed or not (``--all``).
 
     Returns
     -------
     dict
-        ``tracks``, ``observations``, ``path`` and ``header_lines``.
+        ``tracks``, ``observations``, ``path``, ``header_lines`` and ``left_out`` (tracks of the
+        selection not taken: ``{decision or 'unreviewed': n}``); ADES also ``ades_validated`` (the
+        schema or rules checked) and ``ast_cat`` (the astCat codes written).
 
     Raises
     ------
     InputError
-        Unknown ``fmt``; no tracks; an unknown track id; an exposure without observatory code
+        Unknown ``fmt``; no tracks; no track reviewed ``real``/``known`` (unless ``decisions`` is None:
+        the message says how many candidates there are and how many were reviewed); a track id
+        whose decision is not among ``decisions``; an unknown track id; an exposure without observatory code
         when ``obscode`` is not given (the exposure is named); a temporary designation that
         does not fit in 7 characters; several observatory codes in one ADES file or under one
         80-column header; a line that does not parse back; a detection on an exposure whose
         ``wcs_status`` is not absolute (``header``/``solved``: registered-only astrometry is refused,
         :func:`catdb.export.mpc.check_absolute_astrometry`).
     """
-    if fmt not in ("mpc80", "ades"):
-        raise InputError(f"fmt: expected 'mpc80' or 'ades', got {fmt!r}", keyword="fmt")
+    if fmt not in ("mpc80", "ades", "ades-xml"):
+        raise InputError(f"fmt: expected 'mpc80', 'ades' or 'ades-xml', got {fmt!r}", keyword="fmt")
     if track_ids:
         track_ids = sorted({int(x) for x in track_ids})
         known = {r[0] for r in conn.execute("SELECT id FROM track WHERE id = ANY(%s)", (track_ids,)).fetchall()}
         missing = [t for t in track_ids if t not in known]
         if missing:
             raise InputError(f"no track {missing[0]} in the database", keyword="track_id")
+    track_ids, left_out = _reviewed(conn, status, track_ids, decisions)
     d = _fetch(conn, status, track_ids)
     n = d["mjd"].size
     if n == 0:
@@ -273,6 +296,7 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     mag = np.where(np.isfinite(d["mag"]), d["mag"], np.nan)
     path = Path(path)
     n_header = 0
+    extra = {}
     if fmt == "mpc80":
         first = np.r_[True, tid[1:] != tid[:-1]]
         disc = first & (trk != "") if discovery else np.zeros(n, dtype=bool)
@@ -309,17 +333,69 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
         rms_dec = np.fmax(d["dec_err"], floor)
         rms_ra = np.where(np.isfinite(d["ra_err"]) | (floor > 0), rms_ra, np.nan)
         rms_dec = np.where(np.isfinite(d["dec_err"]) | (floor > 0), rms_dec, np.nan)
+        from .ades import ast_cat_code
+
+        if ast_cat:
+            cats = np.full(n, str(ast_cat), dtype=object)
+        else:   # the catalogue the exposure's WCS was solved against; UNK (ADES: unknown) when catdb has none
+            cats = np.array([ast_cat_code(x) or "UNK" for x in d["wcs_refcat"]], dtype=object)
         text = format_ades_psv(d["mjd"], d["ra"], d["dec"], stn=codes[0], perm_id=number, prov_id=provid,
                                trk_sub=trk, rms_ra=rms_ra, rms_dec=rms_dec, mag=mag,
                                rms_mag=np.where(np.isfinite(mag), d["magerr"], np.nan), band=band,
-                               ast_cat=ast_cat, observatory_name=h.get("observatory_name"),
+                               ast_cat=cats, observatory_name=h.get("observatory_name"),
                                submitter=h.get("submitter", h.get("con")), observers=names("observers", "obs"),
                                measurers=names("measurers", "mea"), telescope=h.get("telescope"))
-        _validate_ades(text, codes[0], {"mjd": d["mjd"], "ra": d["ra"] % 360.0, "dec": d["dec"],
-                                        "rms_ra": rms_ra}, path)
-        path.write_text(text)
+        xml, how = _validate_ades(text, codes[0], {"mjd": d["mjd"], "ra": d["ra"] % 360.0, "dec": d["dec"],
+                                                   "rms_ra": rms_ra}, path)
+        if fmt == "ades-xml":
+            path.write_bytes(xml)
+        else:
+            path.write_text(text)
+        extra = {"ades_validated": how, "ast_cat": sorted(set(cats.tolist()))}
     return {"tracks": int(np.unique(tid).size), "observations": int(n), "path": str(path),
-            "header_lines": n_header}
+            "header_lines": n_header, "left_out": left_out, **extra}
+
+
+def _reviewed(conn, status, track_ids, decisions):
+    """The track ids to export after the review filter, and what was left out ({decision: n}).
+
+    Returns ``(track_ids, {})`` unchanged when ``decisions`` is None.
+    """
+    if decisions is None:
+        return track_ids, {}
+    from ..review import LATEST_SQL
+
+    decisions = list(decisions)
+    cond, params = "t.status = %s", [status]
+    if track_ids:
+        cond, params = "t.id = ANY(%s)", [list(track_ids)]
+    rows = conn.execute(f"SELECT t.id, r.decision FROM track t LEFT JOIN ({LATEST_SQL}) r ON r.track_id = t.id "
+                        f"WHERE {cond} ORDER BY t.id", params).fetchall()  # cond: one of two literals
+    keep = [int(t) for t, dec in rows if dec in decisions]
+    left = {}
+    for _, dec in rows:
+        if dec not in decisions:
+            left[dec or "unreviewed"] = left.get(dec or "unreviewed", 0) + 1
+    wanted = " or ".join(decisions)
+    if track_ids:
+        bad = [(t, dec) for t, dec in rows if dec not in decisions]
+        if bad:
+            t, dec = bad[0]
+            raise InputError(f"track {t} is {'not reviewed' if dec is None else 'reviewed ' + dec}: the MPC exports "
+                             f"take tracks reviewed {wanted} (review them with catdb serve, /review) or pass --all",
+                             keyword="track_id")
+        return keep, {}
+    if rows and not keep:
+        n = len(rows)
+        n_rev = sum(1 for _, dec in rows if dec is not None)
+        what = "candidates" if status == "candidate" else f"tracks with status {status!r}"
+        if n_rev == 0:
+            raise InputError(f"{n} {what}, none reviewed: review them with catdb serve (/review) or pass --all",
+                             keyword="track_review")
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(left.items()) if k != "unreviewed")
+        raise InputError(f"{n} {what}, {n_rev} reviewed ({parts}), none {wanted}: nothing to export "
+                         "(review them with catdb serve, /review, or pass --all)", keyword="track_review")
+    return (keep or None), left
 
 
 # ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from .refcat_tables import refcat_region
 from .skybot_tables import skybot_object, skybot_query
 from .lightcurve_tables import lightcurve_session, lightcurve_session_point
 from .ephemeris_tables import ephemeris, ephemeris_target
+from .review_tables import DECISIONS, EXPORTED_DECISIONS, track_review
 
 #: every table of every schema module above, in dependency order
 ALL_TABLES = list(metadata.sorted_tables)

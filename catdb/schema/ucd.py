@@ -167,3 +167,46 @@ def column_ucd(table: str, column: str) -> str | None:
         if pat.search(column):
             return ucd
     return None
+
+
+def result_ucds(conn, cur, by_name=()) -> list:
+    """UCD of each result column of an executed query, from the table column it comes from.
+
+    The origin of a column (table OID, attribute number) is what PostgreSQL reports in the row
+    description (libpq ``PQftable``/``PQftablecol``, through subqueries); columns of catdb's own
+    schema get :func:`column_ucd` of ``(table, column)``, computed columns None, except the
+    names in ``by_name`` (catdb's own computed columns, e.g. ``mag_cal``), looked up by name.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    cur : psycopg.Cursor
+        After ``execute`` (e.g. of the query with ``LIMIT 0``).
+    by_name : collection of str
+
+    Returns
+    -------
+    list of (str or None)
+    """
+    res = cur.pgresult
+    desc = cur.description or []
+    pairs = [(res.ftable(i), res.ftablecol(i)) if res is not None else (0, 0) for i in range(len(desc))]
+    known = {p for p in pairs if p[0]}
+    names = {}
+    if known:
+        for oid, num, rel, att, public in conn.execute(
+                "SELECT c.oid, a.attnum, c.relname, a.attname, c.relnamespace = current_schema()::regnamespace "
+                "FROM unnest(%s::oid[], %s::int[]) AS t(oid, num) JOIN pg_class c ON c.oid = t.oid "
+                "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = t.num",
+                ([p[0] for p in known], [p[1] for p in known])).fetchall():
+            names[(oid, num)] = (rel, att) if public else None
+    out = []
+    for c, p in zip(desc, pairs):
+        ra = names.get(p)
+        if ra:
+            out.append(column_ucd(*ra))
+        elif c.name in by_name:
+            out.append(column_ucd("", c.name))
+        else:
+            out.append(None)
+    return out

@@ -55,7 +55,8 @@ def prepare(url):
     return meta
 
 
-def create_server(url, host: str = "127.0.0.1", port: int = 8080, *, threads: int = 4, **service_kw):
+def create_server(url, host: str = "127.0.0.1", port: int = 8080, *, threads: int = 4, review: bool = True,
+                  reviewer: str | None = None, **service_kw):
     """A waitress server for the TAP service (``server.run()`` serves; ``server.close()`` stops).
 
     Parameters
@@ -66,6 +67,11 @@ def create_server(url, host: str = "127.0.0.1", port: int = 8080, *, threads: in
         Where to listen; port 0 picks a free port (``server.effective_port``).
     threads : int
         Request threads (each /sync query runs in one).
+    review : bool
+        Also serve the candidate review page at ``/review`` (:mod:`catdb.tap.review`): it writes
+        decisions with the login of ``url``.
+    reviewer : str, optional
+        Name recorded with the decisions; default the operating-system user.
     **service_kw
         Passed to :class:`~catdb.tap.service.TapService` (timeout, default_maxrec, max_rows, workers, retention).
 
@@ -78,7 +84,15 @@ def create_server(url, host: str = "127.0.0.1", port: int = 8080, *, threads: in
     from .service import TapService
 
     meta = prepare(url)
-    app = TapService(url, meta, **service_kw)
+    rev = None
+    if review:
+        from ..review import default_reviewer
+        from .review import ReviewApp
+
+        loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+        rev = ReviewApp(url, reviewer or default_reviewer(),
+                        allowed_hosts={host, "127.0.0.1", "localhost", "::1"} if loopback else None)
+    app = TapService(url, meta, review=rev, **service_kw)
     server = _create(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
                      ident="catdb-tap")
     return server, app

@@ -143,25 +143,9 @@ def _column(batches, c, maxrec):
 
 def _origins(conn, cur) -> list:
     """UCD of each result column, from the table column it comes from (None for computed ones)."""
-    from ..schema.ucd import column_ucd
+    from ..schema.ucd import result_ucds
 
-    res = cur.pgresult
-    n = len(cur.description or [])
-    pairs = [(res.ftable(i), res.ftablecol(i)) for i in range(n)]
-    known = {p for p in pairs if p[0]}
-    names = {}
-    if known:
-        for oid, num, rel, att, public in conn.execute(
-                "SELECT c.oid, a.attnum, c.relname, a.attname, c.relnamespace = current_schema()::regnamespace "
-                "FROM unnest(%s::oid[], %s::int[]) AS t(oid, num) JOIN pg_class c ON c.oid = t.oid "
-                "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = t.num",
-                ([p[0] for p in known], [p[1] for p in known])).fetchall():
-            names[(oid, num)] = (rel, att) if public else None
-    out = []
-    for p in pairs:
-        ra = names.get(p)
-        out.append(column_ucd(*ra) if ra else None)
-    return out
+    return result_ucds(conn, cur)
 
 
 def _message(e, timeout_s, cancel) -> str:

@@ -67,8 +67,10 @@ class TapService:
     """
 
     def __init__(self, url, metadata: Metadata, *, timeout: float = 300.0, default_maxrec: int = 100_000,
-                 max_rows: int = 1_000_000, workers: int = 2, retention: int = 172_800):
+                 max_rows: int = 1_000_000, workers: int = 2, retention: int = 172_800, review=None):
         self.url = url
+        #: the candidate review page (:class:`catdb.tap.review.ReviewApp`) at /review, or None
+        self.review = review
         self.meta = metadata
         self.timeout = float(timeout)
         self.default_maxrec = min(default_maxrec, max_rows)
@@ -99,6 +101,13 @@ class TapService:
         base = application_uri(environ).rstrip("/") + "/tap"
         if path in ("/", ""):
             return _redirect(base)
+        if self.review is not None and (path == "/review" or path.startswith("/review/")):
+            from .review import ReviewError
+
+            try:
+                return self.review.dispatch(environ, method, path[7:].strip("/"))
+            except ReviewError as e:
+                raise HttpError(e.status, e.message) from None
         if not (path == "/tap" or path.startswith("/tap/")):
             raise HttpError("404 Not Found", f"no resource {path}: the TAP service is at /tap")
         rest = path[4:].strip("/")
