@@ -198,3 +198,21 @@ def test_period_on_one_hour_is_said_unconstrained(night):
     span = _q(c, "SELECT (mjd_last - mjd_first) * 24 FROM track WHERE id = %s", tid)[0][0]
     said = "NOT constrained: the light curve covers" in night["output"]
     assert said == (period > span), (period, span)
+
+
+def test_summary_known_mover_in_pixels_not_found_and_not_checked(night):
+    """The same pixel-form check is not fooled: 50 px off, or a wrong rate, is NOT found; an exposure
+    pattern matching no exposure is not checked, and says so."""
+    from catdb.summary import _track_positions, match_known
+
+    c = night["conn"]
+    tracks = _track_positions(c)
+    base = dict(exposure="*Light.Open.00000015.fit", x=TARGET["x"], y=TARGET["y"], rate_px_h=TARGET["rate"],
+                direction_deg=180.0)
+    got = match_known(tracks, [dict(base, name="ok"), dict(base, name="off", x=TARGET["x"] + 50),
+                               dict(base, name="slow", rate_px_h=4.0), dict(base, name="east", direction_deg=0.0),
+                               dict(base, name="none", exposure="*nothing*.fit")], conn=c)
+    assert got["ok"][0] is not None and got["ok"][1] < 1.0
+    assert got["off"] is None and got["slow"] is None and got["east"] is None
+    assert got["none"] == (None, None, "not checked: exposure '*nothing*.fit' matches 0 science exposures "
+                                       "(1 needed)")
