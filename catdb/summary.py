@@ -29,8 +29,6 @@ pixels; the offset, rate and direction are compared there.
 """
 from __future__ import annotations
 
-import fnmatch
-
 import numpy as np
 
 
@@ -80,6 +78,12 @@ def match_known(tracks, known: list[dict], tol_arcsec: float = 3.0, conn=None) -
 
 
 _DIRECTIONS = {"+x": 0.0, "x": 0.0, "+y": 90.0, "y": 90.0, "-x": 180.0, "-y": 270.0}
+
+
+def _glob_to_like(pattern: str) -> str:
+    """A shell glob (``*``, ``?``) as an SQL LIKE pattern (``%``, ``_`` and the escape character escaped)."""
+    out = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return out.replace("*", "%").replace("?", "_")
 
 
 def track_pixel_motion(track, wcs, mjd: float):
@@ -141,9 +145,10 @@ def match_known_pixels(conn, tracks, k: dict):
     if conn is None:
         return (None, None, "not checked: no database connection")
     pattern = k["exposure"]
-    rows = conn.execute("SELECT id, path, mjd_mid, wcs_header, wcs_status FROM exposure "
-                        "WHERE image_type = 'science' ORDER BY id").fetchall()
-    hits = [r for r in rows if fnmatch.fnmatch(r[1], pattern) or fnmatch.fnmatch(r[1].rsplit("/", 1)[-1], pattern)]
+    like = _glob_to_like(pattern)
+    hits = conn.execute("SELECT id, path, mjd_mid, wcs_header, wcs_status FROM exposure WHERE image_type = 'science' "
+                        "AND (path LIKE %s OR regexp_replace(path, '^.*/', '') LIKE %s) ORDER BY id",
+                        (like, like)).fetchall()
     if len(hits) != 1:
         return (None, None, f"not checked: exposure {pattern!r} matches {len(hits)} science exposures (1 needed)")
     eid, path, mjd, wcs_text, status = hits[0]
