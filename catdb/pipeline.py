@@ -18,8 +18,13 @@ A pipeline file lists steps in order::
     where = "e.band = 'VR'"           # optional input selection
 
     [[step]]
-    export = "catalog"                # catalog | tracks-mpc | tracks-ades | table
+    export = "catalog"                # catalog | tracks-mpc | tracks-ades | table | lightcurve
     path = "{outdir}/catalog.vot"
+
+    [[step]]
+    export = "lightcurve"             # the target's light curve; a .alcdef path (or
+    path = "{outdir}/target.alcdef"   # options.format = "alcdef") writes ALCDEF
+    options = { exclude_flagged = true }
 
 Re-running is cheap: ingest skips files already loaded with the same content,
 and a stage step is skipped when its last successful run had the same

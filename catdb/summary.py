@@ -1,12 +1,31 @@
 """The end-of-run summary ``catdb run`` prints when the pipeline has a ``[summary]`` section.
 
-``[summary]`` may list known movers to check the candidates against::
+``[summary]`` may list known movers to check the candidates against, on the sky (positions at
+two or more epochs; a track is FOUND when its linear motion passes within 3" of every one)::
 
     [[summary.known_mover]]
     name = "(5945) Roachapproach"
     jd = [2458568.60418, 2458568.84034]
     ra = [124.62662, 124.63359]
     dec = [25.34294, 25.32967]
+
+or, when the night's absolute frame is unknown (frames only registered to each other), in the
+pixels of one exposure::
+
+    [[summary.known_mover]]
+    name = "(2713) Luxembourg"
+    exposure = "*Light.Open.00000015.fit"   # glob on the exposure's file name (or full path): one exposure
+    x = 441.7                             # FITS/SExtractor pixel position (1-based) on that exposure
+    y = 439.4
+    rate_px_h = 9.2                       # motion relative to the stars, pixels per hour
+    direction_deg = 180.0                 # its direction in that exposure's pixel axes, from +x towards +y
+    tol_px = 5.0                          # optional: position tolerance [px] (default 5)
+    rate_tol_px_h = 1.5                   # optional: rate tolerance [px/h] (default 1.5)
+    direction_tol_deg = 20.0              # optional: direction tolerance [deg] (default 20)
+
+The track's linear motion is taken to that exposure's mid-time and through its stored WCS
+(``exposure.wcs_header``, whatever its ``wcs_status``: only the pixel frame matters) back to
+pixels; the offset, rate and direction are compared there.
 """
 from __future__ import annotations
 
@@ -29,21 +48,126 @@ def predict(track, mjd):
     return ra, dec
 
 
-def match_known(tracks, known: list[dict], tol_arcsec: float = 3.0) -> dict:
-    """For each known mover, the candidate track whose predicted positions match at every epoch."""
+def match_known(tracks, known: list[dict], tol_arcsec: float = 3.0, conn=None) -> dict:
+    """For each known mover, the candidate track that matches it (see the module docstring).
+
+    Returns
+    -------
+    dict
+        ``name -> (track_id, offset, text)`` or ``name -> None`` (not found); for a mover given on
+        the sky ``offset`` is the largest separation [arcsec], for one given in pixels the offset on
+        the exposure [px]; pixel-form entries that cannot be checked (``conn`` missing, no or several
+        exposures matching, no stored WCS) map to ``(None, None, why)``.
+    """
     from astropy.coordinates import SkyCoord
 
     out = {}
     for k in known:
+        if "x" in k:
+            out[k["name"]] = match_known_pixels(conn, tracks, k)
+            continue
         mjd = np.asarray(k["jd"], dtype=float) - 2400000.5
         best = None
         for t in tracks:
             ra, dec = predict(t, mjd)
             sep = SkyCoord(ra, dec, unit="deg").separation(SkyCoord(k["ra"], k["dec"], unit="deg")).arcsec
             if np.all(sep < tol_arcsec) and (best is None or sep.max() < best[1]):
-                best = (t[0], float(sep.max()))
+                best = (t[0], float(sep.max()), f"max offset {sep.max():.2f}\"")
         out[k["name"]] = best
     return out
+
+
+_DIRECTIONS = {"+x": 0.0, "x": 0.0, "+y": 90.0, "y": 90.0, "-x": 180.0, "-y": 270.0}
+
+
+def _glob_to_like(pattern: str) -> str:
+    """A shell glob (``*``, ``?``) as an SQL LIKE pattern (``%``, ``_`` and the escape character escaped)."""
+    out = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return out.replace("*", "%").replace("?", "_")
+
+
+def track_pixel_motion(track, wcs, mjd: float):
+    """A linear track in one exposure's pixel frame: position at ``mjd``, rate and direction.
+
+    Parameters
+    ----------
+    track : tuple
+        A row of :func:`_track_positions`.
+    wcs : astropy.wcs.WCS
+        The exposure's WCS (FITS 1-based pixel convention).
+    mjd : float
+        The exposure's mid-time [MJD].
+
+    Returns
+    -------
+    x, y : float
+        Predicted pixel position (1-based) [px].
+    rate : float
+        Motion [px/h] (from the positions 0.5 h either side of ``mjd``).
+    direction : float
+        Direction of motion in the pixel axes, degrees from +x towards +y, in [0, 360).
+    """
+    ra, dec = predict(track, np.array([mjd, mjd - 0.5 / 24.0, mjd + 0.5 / 24.0]))
+    px, py = wcs.all_world2pix(ra, dec, 1)
+    dx, dy = px[2] - px[1], py[2] - py[1]
+    return float(px[0]), float(py[0]), float(np.hypot(dx, dy)), float(np.degrees(np.arctan2(dy, dx)) % 360.0)
+
+
+def match_known_pixels(conn, tracks, k: dict):
+    """A known mover given in one exposure's pixels (module docstring): the best matching track.
+
+    Returns
+    -------
+    tuple or None
+        ``(track_id, offset [px], text)`` of the matching track with the smallest offset, None when
+        no track matches, ``(None, None, why)`` when it cannot be checked.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        A ``[[summary.known_mover]]`` without ``exposure``, ``y`` or ``rate_px_h``, or with an
+        unknown direction.
+    """
+    from .errors import InputError
+    from .ingest.headers import header_from_cards
+    from .wcsutil import wcs_from_header
+
+    missing = [key for key in ("exposure", "y", "rate_px_h") if key not in k]
+    if missing:
+        raise InputError(f"[[summary.known_mover]] {k.get('name')!r}: a mover given in pixels needs "
+                         f"exposure, x, y, rate_px_h (and direction_deg); missing {', '.join(missing)}")
+    direction = k.get("direction_deg", k.get("direction"))
+    if isinstance(direction, str):
+        if direction.strip() not in _DIRECTIONS:
+            raise InputError(f"[[summary.known_mover]] {k.get('name')!r}: direction {direction!r}: expected "
+                             f"degrees from +x towards +y, or one of {', '.join(_DIRECTIONS)}")
+        direction = _DIRECTIONS[direction.strip()]
+    if conn is None:
+        return (None, None, "not checked: no database connection")
+    pattern = k["exposure"]
+    like = _glob_to_like(pattern)
+    hits = conn.execute("SELECT id, path, mjd_mid, wcs_header, wcs_status FROM exposure WHERE image_type = 'science' "
+                        "AND (path LIKE %s OR regexp_replace(path, '^.*/', '') LIKE %s) ORDER BY id",
+                        (like, like)).fetchall()
+    if len(hits) != 1:
+        return (None, None, f"not checked: exposure {pattern!r} matches {len(hits)} science exposures (1 needed)")
+    eid, path, mjd, wcs_text, status = hits[0]
+    if not wcs_text or mjd is None:
+        return (None, None, f"not checked: exposure {eid} ({path}) has no stored WCS (wcs_status {status!r})")
+    wcs = wcs_from_header(header_from_cards(wcs_text), path=path)
+    tol = float(k.get("tol_px", 5.0))
+    rtol = float(k.get("rate_tol_px_h", 1.5))
+    dtol = float(k.get("direction_tol_deg", 20.0))
+    best = None
+    for t in tracks:  # loop over the (few) candidate tracks
+        x, y, rate, dirn = track_pixel_motion(t, wcs, mjd)
+        off = float(np.hypot(x - k["x"], y - k["y"]))
+        ddir = abs((dirn - direction + 180.0) % 360.0 - 180.0) if direction is not None else 0.0
+        if off <= tol and abs(rate - k["rate_px_h"]) <= rtol and ddir <= dtol and (best is None or off < best[1]):
+            text = (f"offset {off:.2f} px on exposure {eid}, rate {rate:.2f} px/h (given {k['rate_px_h']:g}), "
+                    f"direction {dirn:.0f} deg" + (f" (given {direction:g})" if direction is not None else ""))
+            best = (t[0], off, text)
+    return best
 
 
 def ephemeris_targets(conn) -> list[tuple]:
@@ -69,7 +193,7 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
     zp = np.array([r[0] for r in conn.execute(
         "SELECT zp FROM zeropoint WHERE ok AND zp IS NOT NULL").fetchall()], dtype=float)
     tracks = _track_positions(conn)
-    known = match_known(tracks, conf.get("known_mover", []))
+    known = match_known(tracks, conf.get("known_mover", []), conn=conn)
     targets = ephemeris_targets(conn)
     # the target's light curve: the track the ephemeris stage linked, else the latest period
     per = conn.execute("SELECT track_id, period, period_err, rotation_period, n_points, fap FROM lightcurve_period "
@@ -82,25 +206,32 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
     if zp.size:
         echo(f"  zeropoints: {zp.size} exposures, scatter (std) {np.std(zp):.3f} mag, range {np.ptp(zp):.3f} mag")
     echo(f"  moving-object candidates: {len(tracks)}")
-    hits = {v[0]: k for k, v in known.items() if v}
+    hits = {v[0]: k for k, v in known.items() if v and v[0] is not None}
     for t in tracks:
         tag = f"  <- {hits[t[0]]}" if t[0] in hits else ""
         echo(f"    track {t[0]:>4}: {t[1]:>2} detections, rate {t[2]:6.2f}\"/h "
              f"(RA cos(dec) {t[3]:+6.2f}, Dec {t[4]:+6.2f}), mag {t[8] if t[8] is not None else float('nan'):6.2f}"
              f"{tag}")
     for name, v in known.items():
-        echo(f"  known mover {name}: " + (f"FOUND as track {v[0]} (max offset {v[1]:.2f}\")" if v else "NOT found"))
+        if v and v[0] is None:
+            echo(f"  known mover {name}: {v[2]}")
+        else:
+            echo(f"  known mover {name}: " + (f"FOUND as track {v[0]} ({v[2]})" if v else "NOT found"))
     for tgt, tid, name, mode, sep, spread, n in targets:
         fig = f"median offset {sep:.2f}\"" if sep is not None else f"motion only, offset spread {spread:.2f}\""
         echo(f"  target {name or tgt} (JPL Horizons ephemeris): track {tid}, {n} exposures, {fig}")
     if per:
         echo(f"  target light curve (track {per[0]}, {per[4]} points): period {per[1]:.2f} +- {per[2]:.2f} h, "
              f"rotation period (double-peaked) {per[3]:.2f} h, FAP {per[5]:.2g}")
+        span = conn.execute("SELECT (mjd_last - mjd_first) * 24 FROM track WHERE id = %s", (per[0],)).fetchone()
+        if span and span[0] is not None and per[1] > span[0]:
+            # a light-curve period longer than the time covered is not measured (less than one cycle seen)
+            echo(f"    NOT constrained: the light curve covers {span[0]:.2f} h, less than one {per[1]:.2f} h period")
     coadd = _coadd_summary(conn)
     if coadd:
         echo(coadd)
     outs = sorted(p for p in pipeline.outdir.rglob("*") if p.is_file() and p.suffix in
-                  (".html", ".vot", ".xml", ".parquet", ".csv", ".psv", ".txt", ".mpc", ".fits"))
+                  (".html", ".vot", ".xml", ".parquet", ".csv", ".psv", ".txt", ".mpc", ".fits", ".alcdef"))
     if outs:
         echo(f"  outputs in {pipeline.outdir}:")
         for p in outs[:12]:

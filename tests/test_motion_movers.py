@@ -99,6 +99,47 @@ def test_static_stars_with_scatter_rejected_by_filters_and_ledger():
     assert by_status["rate"] + by_status["linear_motion"] >= 100
 
 
+def test_detector_fixed_artifact_rejected_by_the_detector_pixel_shift():
+    """A warm pixel fixed on the chip of frames that drift (guiding: the Wallace night drifts ~18 px
+    in 1.3 h) moves on the sky at the drift rate, a plausible asteroid rate.  The pixel shift on the
+    sky alone keeps it; with the detections' detector x, y (ssos's XWIN_IMAGE/YWIN_IMAGE filter) it
+    is rejected and the real mover is kept."""
+    rng = np.random.default_rng(5)
+    n_exp, dt_h, scale = 20, 1 / 15, 1.27
+    cosd = np.cos(np.radians(DEC0))
+    k = np.arange(n_exp)
+    t = k * dt_h
+    dx, dy = -3.0 * t, -14.0 * t  # drift of the field on the chip [px]
+
+    def sky(x, y, kk):  # detector -> sky on frame kk (north up, east left)
+        return (124.7 - (x - dx[kk] - 512) * scale / 3600 / cosd, DEC0 + (y - dy[kk] - 512) * scale / 3600)
+
+    # the mover: 11.6"/h east on the sky (towards -x), 0.15" centroid noise
+    xm = 441.7 - 11.6 * t / scale + dx + rng.normal(0, 0.12, n_exp)
+    ym = 439.4 + dy + rng.normal(0, 0.12, n_exp)
+    # the warm pixel: the same detector pixel on every frame
+    xa, ya = 127.0 + rng.normal(0, 0.02, n_exp), 596.0 + rng.normal(0, 0.02, n_exp)
+    # chance noise peaks
+    xn, yn, kn = rng.uniform(1, 1024, 200), rng.uniform(1, 1024, 200), rng.integers(0, n_exp, 200)
+    x = np.concatenate([xm, xa, xn])
+    y = np.concatenate([ym, ya, yn])
+    kk = np.concatenate([k, k, kn])
+    ra, dec = sky(x, y, kk)
+    mjd = 58404.586 + kk * dt_h / 24
+    err = np.full(x.size, 0.2)
+    cfg = MoverConfig(min_detections=10, min_rate=2.0)
+    sky_only = find_movers(ra, dec, mjd, err, err, kk, pixscale=scale, config=cfg)
+    assert len(sky_only.accepted) == 2  # the artifact passes: it moves on the sky
+    art = sky_only.accepted[np.argmax(np.abs(sky_only.accepted["rate"] - 11.6))]
+    assert abs(art["rate"] - np.hypot(3.0, 14.0) * scale) < 1.0
+    res = find_movers(ra, dec, mjd, err, err, kk, pixscale=scale, x=x, y=y, config=cfg)
+    assert len(res.accepted) == 1 and abs(res.accepted["rate"][0] - 11.6) < 0.5
+    rejected = res.tracks[res.tracks["status"] == "pixel_shift"]
+    assert len(rejected) == 1 and rejected["shift_pix"][0] < 1.0
+    assert set(res.members_of(rejected["track_id"][0])["det_index"]) == set(range(n_exp, 2 * n_exp))
+    assert "detector: fitted x, y and sky: pixscale=1.27" in res.ledger["parameters"][5]
+
+
 def test_bright_star_veto_and_distance():
     rng = np.random.default_rng(12)
     movers = ((4.0, -8.4), (14.6, -3.8))

@@ -124,3 +124,18 @@ def test_a_stage_twice_with_different_targets_is_up_to_date_twice(fresh_db_url, 
     p.write_text(p.read_text().replace("elongation_max = 1.5", "elongation_max = 1.2"))
     r4 = CliRunner().invoke(cli, ["--db", fresh_db_url, "run", str(p)], catch_exceptions=False)
     assert "[3/3] veto: ran" in r4.output
+
+
+def test_known_mover_in_pixels_is_checked_or_says_why():
+    """[[summary.known_mover]] in one exposure's pixels: incomplete entries are refused by name, and
+    without a database it is reported as not checked (never FOUND/NOT found by default)."""
+    from catdb.summary import match_known
+
+    with pytest.raises(InputError, match="needs exposure, x, y, rate_px_h .*missing exposure, rate_px_h"):
+        match_known([], [{"name": "m", "x": 1.0, "y": 2.0}])
+    with pytest.raises(InputError, match="direction 'west'"):
+        match_known([], [{"name": "m", "exposure": "*15.fit", "x": 1.0, "y": 2.0, "rate_px_h": 9.2,
+                          "direction": "west"}])
+    got = match_known([], [{"name": "m", "exposure": "*15.fit", "x": 1.0, "y": 2.0, "rate_px_h": 9.2,
+                            "direction": "-x"}])
+    assert got == {"m": (None, None, "not checked: no database connection")}

@@ -234,3 +234,38 @@ def test_background_prefers_reduced_product(conn, tmp_path):
     assert m["bkg_median"][0] == pytest.approx(direct["median"], rel=1e-6)
     assert m["bkg_std"][0] == pytest.approx(direct["std"], rel=1e-6)
     conn.commit()
+
+
+# ----------------------------------------------------------------------------------- source counts
+def test_few_sources_flags_the_clouded_exposure_only(fresh_db_url):
+    """exposure-summary's source-count rule: seven copies of the real LCO catalogue keeping ~90 % of its
+    detections each, one 'through cloud' keeping only its brightest ~15 %, one never extracted (no
+    catalogue): only the clouded one gets few_sources; the unextracted one is not judged."""
+    from catdb.db.engine import connect
+    from catdb.ingest.load import ingest_catalogs
+
+    bit = QUALITY_FLAGS["few_sources"]
+    with connect(fresh_db_url) as c:
+        src = ingest_catalogs(c, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
+        snr85 = c.execute("SELECT percentile_cont(0.85) WITHIN GROUP (ORDER BY snr) FROM detection "
+                          "WHERE exposure_id = %s", (src,)).fetchone()[0]
+        clear = [copy_exposure(c, src, f"/x/clear{k}.fits", where=f"mod(number, 10) <> {k}") for k in range(7)]
+        cloud = copy_exposure(c, src, "/x/cloud.fits", where=f"snr > {snr85}")
+        never = copy_exposure(c, src, "/x/never.fits", where="false")
+        c.execute("DELETE FROM exposure WHERE id = %s", (src,))
+        c.execute("UPDATE exposure SET quality_flags = %s WHERE id = %s", (bit, clear[0]))  # stale: cleared
+        c.commit()
+        res = run_stage("exposure-summary", conn=c)
+        assert res.counts["few_sources"] == 1 and res.counts["few_sources_exposures"] == [cloud]
+        assert res.counts["not_extracted"] == 1
+        assert flags(c, cloud) & bit and not any(flags(c, e) & bit for e in clear + [never])
+        n = dict(c.execute("SELECT exposure_id, value FROM exposure_qa WHERE metric = 'n_detections'").fetchall())
+        assert sorted(n) == sorted(clear + [cloud])  # the exposure without a catalogue has no row
+        assert n[cloud] < 0.2 * min(n[e] for e in clear)
+        out = dict(c.execute("SELECT exposure_id, is_outlier FROM exposure_qa WHERE metric = 'n_detections'"))
+        assert out[cloud] and not any(out[e] for e in clear)
+        # a re-run replaces its rows and gives the same flags
+        run_stage("exposure-summary", conn=c)
+        assert c.execute("SELECT count(*) FROM exposure_qa WHERE metric = 'n_detections'").fetchone()[0] == 8
+        assert flags(c, cloud) & bit
+        c.commit()

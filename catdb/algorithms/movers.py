@@ -17,7 +17,11 @@ recording how many candidates it received, rejected and kept (the ledger):
    two-dimensional R^2 >= ``min_r2`` (ssos ``R_SQU_M`` = 0.95) and residual
    RMS <= ``max_rms_arcsec``;
 5. ``pixel_shift``: fitted motion over the track's time span >=
-   ``min_pixel_shift`` pixels (ssos ``DELTA_PIXEL``);
+   ``min_pixel_shift`` pixels (ssos ``DELTA_PIXEL``), both on the sky (arcsec /
+   ``pixscale``) and on the detector (the detections' own ``x``, ``y``): ssos
+   applies it to ``XWIN_IMAGE``/``YWIN_IMAGE`` to remove detector artifacts (a
+   warm pixel fixed on the chip "moves" on the sky with the guiding drift or
+   the dithers), so the smaller of the two shifts is used when both are given;
 6. ``trail``: constant trail shape: (error of the weighted mean) / (standard
    deviation) of A and of B >= ``trail_ratio`` (ssos ``RATIO`` 0.25; off by
    default as in ssos, ``FILTER_TRAIL False``);
@@ -31,7 +35,9 @@ barely moves); here the linking is our own search and R^2 is computed in two
 dimensions (sum of both axes' residual and total sums of squares), which is
 rotation-invariant, so a mover along one axis is not penalised.  The pixel
 shift is the *fitted* shift rather than ``max - min`` of the pixel positions,
-which for a star with 1" scatter over 20 frames reaches 4 sigma.
+which for a star with 1" scatter over 20 frames reaches 4 sigma.  (A target the
+telescope tracks non-sidereally stays fixed on the detector and is rejected by
+the detector-frame shift, as in ssos.)
 
 Wiring (database stage ``movers``): select the detections flagged by
 :func:`catdb.algorithms.association.mover_candidate_mask` of one field and
@@ -620,9 +626,12 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
         trail filter; without ``a_err``/``b_err`` the position error in pixels
         is used, as ssos uses ``ERRAWIN_IMAGE``.
     x, y : array_like, shape (N,), optional
-        Pixel positions (``X_IMAGE``, ``Y_IMAGE``) for the pixel-shift filter.
+        Detector pixel positions (``X_IMAGE``, ``Y_IMAGE``; NaN when unknown) for the
+        pixel-shift filter: the fitted shift on the detector.
     pixscale : float, optional
-        Arcsec per pixel; used for the pixel shift when x, y are not given.
+        Arcsec per pixel: the fitted shift on the sky in pixels.  With x, y too, the
+        smaller of the two shifts must reach ``min_pixel_shift`` (a detector artifact
+        moves on the sky with the drift between frames, not on the detector).
     star_ra, star_dec, star_mag : array_like, optional
         Bright-star catalogue (e.g. Tycho-2 RA, Dec in deg and VT) for the
         bright-star veto; without it that filter passes everything.
@@ -758,17 +767,20 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
     apply("linear_motion", lin_bad, f"r2 >= {cfg.min_r2}, rms <= {cfg.max_rms_arcsec}\"")
     # 5. pixel shift
     shift_pix = np.full(nt, np.nan)
+    src = []
     if x is not None and y is not None:
         tu, du = track[use], det[use]
         one = np.ones(du.size)
         tt = (mjd[du] - f["mjd_ref"][tu]) * 24.0
         vx = _wline(tu, nt, tt, x[du], one)[1]
         vy = _wline(tu, nt, tt, y[du], one)[1]
-        shift_pix = np.hypot(vx, vy) * (f["mjd_last"] - f["mjd_first"]) * 24.0
-        src = "fitted x, y"
-    elif pixscale:
-        shift_pix = f["shift_arcsec"] / float(pixscale)
-        src = f"pixscale={pixscale}"
+        shift_pix = np.hypot(vx, vy) * (f["mjd_last"] - f["mjd_first"]) * 24.0  # NaN without x, y
+        src.append("detector: fitted x, y")
+    if pixscale:
+        # the smaller of the detector and sky shifts (np.fmin: a NaN detector shift leaves the sky one)
+        shift_pix = np.fmin(shift_pix, f["shift_arcsec"] / float(pixscale))
+        src.append(f"sky: pixscale={pixscale}")
+    src = " and ".join(src)
     if np.isfinite(shift_pix).any() or nt == 0:
         apply("pixel_shift", ~(shift_pix >= cfg.min_pixel_shift),
               f"min_pixel_shift={cfg.min_pixel_shift} ({src if nt else 'no tracks'})")

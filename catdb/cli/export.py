@@ -178,9 +178,12 @@ def tracks_cmd(obj, fmt, output, status, obscode, all_tracks):
 @click.option("--contact-name", help="ALCDEF CONTACTNAME (omitted when not given).")
 @click.option("--contact-info", help="ALCDEF CONTACTINFO (omitted when not given).")
 @click.option("--observers", help="ALCDEF OBSERVERS (omitted when not given).")
+@click.option("--exclude-flagged", is_flag=True,
+              help="ALCDEF: leave out exposures a QA stage flagged and flagged forced photometry (as the "
+                   "lightcurve stage does).")
 @click.pass_obj
 def lightcurve_cmd(obj, fmt, output, track_id, object_id, session_ids, object_name, source, contact_name,
-                   contact_info, observers):
+                   contact_info, observers, exclude_flagged):
     """A track's light curve (forced photometry: MJD, calibrated mag, flux) as CSV, VOTable, ... or ALCDEF.
 
     ALCDEF (--format alcdef): one session a night and filter, with the metadata catdb knows
@@ -202,7 +205,7 @@ def lightcurve_cmd(obj, fmt, output, track_id, object_id, session_ids, object_na
         with connect(obj["url"], read_only=True) as conn:
             back = export_lightcurve_alcdef(conn, output, track=track_id, object=object_id,
                                             session_ids=list(session_ids) or None, object_name=object_name,
-                                            contact=contact, source=source)
+                                            contact=contact, source=source, exclude_flagged=exclude_flagged)
         if not obj.get("quiet"):
             click.echo(f"wrote {len(back)} ALCDEF sessions, {sum(len(s) for s in back)} points to {output} "
                        "(read back and validated)", err=True)

@@ -112,7 +112,8 @@ def _jd_text(mjd):
     return np.char.mod("%.6f", np.asarray(mjd, float) + 2400000.5)
 
 
-def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, contact=None, source="auto"):
+def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, contact=None, source="auto",
+                        exclude_flagged=False):
     """catdb's light curve of a track or object as ALCDEF sessions (one per night and filter).
 
     Parameters
@@ -127,6 +128,10 @@ def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, cont
         ``CONTACTNAME``, ``CONTACTINFO``, ``OBSERVERS`` values to write (nothing when absent).
     source : {'auto', 'forced', 'detection'}
         Points used (:func:`catdb.export.lightcurve.choose_points`).
+    exclude_flagged : bool
+        Leave out the points of exposures a QA stage flagged (``quality_flags != 0``: clouds,
+        background outliers, ...) and flagged forced measurements (edge, saturated, masked, bad
+        background), as the ``lightcurve`` stage does; a COMMENT line says how many.
 
     Returns
     -------
@@ -143,6 +148,16 @@ def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, cont
     t = lightcurve(conn, **{kind: tid})
     pts, used = choose_points(t, source)
     ok = np.isfinite(np.asarray(pts["mjd"], float)) & np.isfinite(np.asarray(pts["mag"], float))
+    comments = []
+    if exclude_flagged:
+        # as the lightcurve stage: forced flag 8 (no zeropoint) is what 'calibrated' says already
+        forced = np.asarray(pts["source"]) == "forced"
+        good = (np.asarray(pts["quality_flags"]) == 0) & ~(forced & ((np.asarray(pts["flags"]) & ~8) != 0))
+        n_flagged = int((ok & ~good).sum())
+        ok &= good
+        if n_flagged:
+            comments.append(f"{n_flagged} points of exposures flagged by catdb's QA (quality_flags) or with "
+                            "flagged photometry left out")
     pts = pts[ok]
     if len(pts) == 0:
         raise InputError(f"{kind} {tid} has no magnitudes to export", keyword="target")
@@ -150,7 +165,6 @@ def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, cont
     rows = conn.execute("SELECT id, night, filter, band, observatory_code, site_lon, site_lat, airmass, exptime, "
                         "object FROM exposure WHERE id = ANY(%s)", (exp_ids,)).fetchall()
     ex = {r[0]: r[1:] for r in rows}
-    comments = []
     name = object_name
     if name is None and kind == "track":
         r = conn.execute("SELECT skybot_name, designation FROM track WHERE id = %s", (tid,)).fetchone()
@@ -227,7 +241,7 @@ def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, cont
 
 
 def export_lightcurve_alcdef(conn, path, *, track=None, object=None, session_ids=None, object_name=None,
-                             contact=None, source="auto"):
+                             contact=None, source="auto", exclude_flagged=False):
     """Write a light curve as ALCDEF and validate it by reading it back.
 
     Either catdb's own light curve of a ``track`` / ``object`` (:func:`lightcurve_sessions`) or
@@ -244,5 +258,5 @@ def export_lightcurve_alcdef(conn, path, *, track=None, object=None, session_ids
         _, sessions = load_sessions(conn, session_ids=session_ids)
     else:
         sessions = lightcurve_sessions(conn, track=track, object=object, object_name=object_name, contact=contact,
-                                       source=source)
+                                       source=source, exclude_flagged=exclude_flagged)
     return write_alcdef(sessions, path)

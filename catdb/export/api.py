@@ -3,7 +3,9 @@
 Kinds: ``table`` (any table/view/query: option ``source``), ``catalog`` (the calibrated catalogue),
 ``tracks-mpc`` / ``tracks-ades`` (candidate astrometry), ``lightcurve`` (the forced photometry of
 one track, default the named target's track linked by the ``ephemeris`` stage, else the candidate
-with most forced measurements, as CSV/VOTable/...).
+with most forced measurements, as CSV/VOTable/...; as ALCDEF with option ``format = "alcdef"``
+or a ``.alcdef`` file name, options ``track_id``, ``object_name``, ``exclude_flagged``,
+``contact_name``, ``contact_info``, ``observers``: :func:`catdb.export.alcdef.export_lightcurve_alcdef`).
 The format follows the file extension (.csv, .vot/.xml, .fits, .parquet, .ecsv).
 """
 from __future__ import annotations
@@ -36,16 +38,28 @@ def lightcurve_query(track_id: int | None = None):
 
     select = sql.SQL("p.target_id AS track_id, p.mjd_mid, p.mag_cal AS mag, p.magerr_cal AS mag_err, p.band, "
                      "p.flux, p.flux_err, p.ra, p.dec, p.flags, p.exposure_id")
-    if track_id is not None:
-        target = sql.Literal(int(track_id))
-    else:
-        target = sql.SQL("COALESCE((SELECT et.track_id FROM ephemeris_target et JOIN track t ON t.id = et.track_id "
-                         "WHERE t.status = 'candidate' ORDER BY et.stage_run_id DESC, et.id DESC LIMIT 1), "
-                         "(SELECT f2.track_id FROM forced_source f2 JOIN track t ON t.id = f2.track_id "
-                         "WHERE t.status = 'candidate' AND f2.flags = 0 GROUP BY f2.track_id "
-                         "ORDER BY count(*) DESC, min(t.mean_mag) LIMIT 1))")
+    target = sql.Literal(int(track_id)) if track_id is not None else _target_sql()
     q, _ = lightcurve_sql("track", target, source="forced", select=select, inline=True)
     return q
+
+
+#: the target track: the ephemeris stage's link, else the candidate with most unflagged forced measurements
+_TARGET_SQL = ("COALESCE((SELECT et.track_id FROM ephemeris_target et JOIN track t ON t.id = et.track_id "
+               "WHERE t.status = 'candidate' ORDER BY et.stage_run_id DESC, et.id DESC LIMIT 1), "
+               "(SELECT f2.track_id FROM forced_source f2 JOIN track t ON t.id = f2.track_id "
+               "WHERE t.status = 'candidate' AND f2.flags = 0 GROUP BY f2.track_id "
+               "ORDER BY count(*) DESC, min(t.mean_mag) LIMIT 1))")
+
+
+def _target_sql():
+    from psycopg import sql
+
+    return sql.SQL(_TARGET_SQL)
+
+
+def target_track(conn) -> int | None:
+    """Id of the target track (see :func:`lightcurve_query`), or None when there is none."""
+    return conn.execute("SELECT " + _TARGET_SQL).fetchone()[0]
 
 
 def export(conn, kind: str, path, **options) -> int:
@@ -72,6 +86,20 @@ def export(conn, kind: str, path, **options) -> int:
                             status=options.get("status", "candidate"), obscode=options.get("obscode"),
                             decisions=None if _truthy(options.get("all", False)) else EXPORTED_DECISIONS)
         return int(res.get("observations", 0))
+    if kind == "lightcurve" and (options.get("format") == "alcdef" or str(path).lower().endswith(".alcdef")):
+        from .alcdef import export_lightcurve_alcdef
+
+        track = options.get("track_id")
+        track = track if track is not None else target_track(conn)
+        if track is None:
+            raise CatdbError("ALCDEF export: no target track (no candidate track with forced photometry, no "
+                             "ephemeris link); give option track_id")
+        contact = {"CONTACTNAME": options.get("contact_name"), "CONTACTINFO": options.get("contact_info"),
+                   "OBSERVERS": options.get("observers")}
+        back = export_lightcurve_alcdef(conn, path, track=int(track), object_name=options.get("object_name"),
+                                        contact=contact, source=options.get("source", "auto"),
+                                        exclude_flagged=bool(options.get("exclude_flagged", False)))
+        return sum(len(s) for s in back)
     if kind == "lightcurve":
         return export_query(conn, lightcurve_query(options.get("track_id")), path).n_rows
     raise CatdbError(f"unknown export kind {kind!r}: catalog, table, tracks-mpc, tracks-ades, lightcurve")

@@ -188,6 +188,9 @@ QUALITY_FLAGS = {
     # set by the reduce stage on science exposures it left out (size/binning other than the night's
     # science frames, e.g. focus-run subframes); the stages' default selection skips them
     "not_reduced": 32,
+    # set by the exposure-summary stage: far fewer sources than the other exposures of the night
+    # (IQR rule on log10 of the detection count): clouds, lost focus, a closed shutter
+    "few_sources": 64,
 }
 
 #: values of exposure.wcs_status, best first, with what each means

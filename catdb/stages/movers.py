@@ -25,11 +25,13 @@ pairs, ~10,600 after the check).  Positional errors are floored at
 ``pos_err_floor`` arcsec: SExtractor's ``ERRAWIN`` errors (~0.01-0.05") are far smaller
 than the real scatter of positions between exposures (0.3-1" for seeing-limited frames,
 WCS residuals included), and without the floor linking tolerances and rate errors are
-too tight.  The pixel shift uses the fitted motion in arcsec divided by the exposures'
-median ``pixscale`` (independent of dithering).  The bright-star veto uses the reference
-catalogue named by ``bright_refcat`` (e.g. ``TYCHO2`` as ingested from the Tycho-2 CSV),
-stars brighter than ``bright_mag`` in ``bright_band`` (default: the brightest magnitude
-the star has) within ``bright_radius`` arcsec of the track.
+too tight.  The pixel shift is the smaller of the fitted motion in arcsec divided by the
+exposures' median ``pixscale`` and the fitted motion of the detections' own ``x``, ``y`` on
+the detector (ssos applies it to ``XWIN_IMAGE``/``YWIN_IMAGE``: a warm pixel fixed on the
+chip moves on the sky with the guiding drift or the dithers, not on the detector).  The
+bright-star veto uses the reference catalogue named by ``bright_refcat`` (e.g. ``TYCHO2`` as
+ingested from the Tycho-2 CSV), stars brighter than ``bright_mag`` in ``bright_band``
+(default: the brightest magnitude the star has) within ``bright_radius`` arcsec of the track.
 
 Writes ``track`` (``status = 'candidate'`` for tracks passing every filter,
 ``'rejected:<filter>'`` for the others when ``store_rejected`` is true, so a rejected
@@ -56,12 +58,13 @@ from ..errors import InputError
 from ..spatial.sql import cone_condition
 from .base import Param, Stage, StageContext, register
 
-_TYPES = {"id": "int64", "exposure_id": "int64", "ra": "float64", "dec": "float64", "ra_err": "float64",
+_TYPES = {"id": "int64", "exposure_id": "int64", "ra": "float64", "dec": "float64", "x": "float64", "y": "float64",
+          "ra_err": "float64",
           "dec_err": "float64", "mag": "float64", "a_image": "float64", "b_image": "float64", "mjd": "float64",
           "night": "string"}
 
 _SELECT = """
-    SELECT d.id, d.exposure_id, d.ra, d.dec, d.ra_err, d.dec_err,
+    SELECT d.id, d.exposure_id, d.ra, d.dec, d.x, d.y, d.ra_err, d.dec_err,
            d.mag_auto + COALESCE(z.zp, 0) AS mag, d.a_image, d.b_image, e.mjd_mid AS mjd,
            COALESCE(e.night::text, to_char(timestamp '1858-11-17' + e.mjd_mid * interval '1 day', 'YYYY-MM-DD'))
                AS night
@@ -229,6 +232,7 @@ class Movers(Stage):
             sel = np.flatnonzero(d["night"] == night)
             res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
                               d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
+                              x=d["x"][sel], y=d["y"][sel],
                               star_ra=None if stars is None else stars["ra"],
                               star_dec=None if stars is None else stars["dec"],
                               star_mag=None if stars is None else stars["mag"],

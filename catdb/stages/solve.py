@@ -35,7 +35,9 @@ As the Photometry Pipeline's ``pp_register`` does it (Mommert 2017, A&C 18, 47, 
 4. The solution goes through :func:`catdb.ingest.wcs_state.replace_exposure_wcs` (the exposure's
    WCS, footprint and detections' RA/Dec in this run's transaction; ``wcs_run_id`` = the run).
    An exposure that fails keeps its ``wcs_status`` and gets the reason in ``wcs_source``; the
-   run's counts list it.  Nothing is invented.
+   run's counts list it, and when it is left without a usable WCS it gets the ``not_solved``
+   bit of ``exposure.quality_flags`` (cleared on the exposures the run solved or registered).
+   Nothing is invented.
 
 Exposures whose WCS came with their header (``wcs_status = 'header'``) are skipped unless
 ``redo_header=true``.  Re-running replaces the earlier solution.
@@ -50,11 +52,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..schema.tables import QUALITY_FLAGS, WCS_USABLE
 from .base import Param, Stage, StageContext, register
 
 log = logging.getLogger("catdb.stages.solve")
 
 METHODS = ("auto", "scamp", "astrometry.net", "register")
+_NOT_SOLVED = QUALITY_FLAGS["not_solved"]
 
 
 def _stem(path: str) -> str:
@@ -295,6 +299,12 @@ class Solve(Stage):
         if to_register:
             self._register(ctx, to_register, p, failed, counts, replace_exposure_wcs)
 
+        # quality bit not_solved: set on the exposures this run left without a usable WCS, cleared on the others
+        # it worked on (the stages' QA selections and the report see it; wcs_source says why)
+        worked = [e["id"] for e in exps if e["id"] not in skipped]
+        ctx.execute("UPDATE exposure SET quality_flags = CASE WHEN id = ANY(%s) AND wcs_status <> ALL(%s) "
+                    "THEN quality_flags | %s::int ELSE quality_flags & ~%s::int END WHERE id = ANY(%s)",
+                    ([f["exposure"] for f in failed], list(WCS_USABLE), _NOT_SOLVED, _NOT_SOLVED, worked))
         counts.update({"exposures": len(exps), "skipped_header": skipped,
                        "solved": counts.get("solved", []), "registered": counts.get("registered", []),
                        "failed": failed, "n_solved": len(counts.get("solved", [])),
