@@ -153,3 +153,12 @@ def test_ceres_round_trip_only_no_period_claimed():
     r = period_search(mjd, mag, err, nterms=2, session=lab, min_period=2 / 24, max_period=2.0, n_bootstrap=39)
     assert 0 <= r.fap <= 1 and r.n_bootstrap >= 19
     assert max(p for _, p in r.peaks) < 0.2  # a weak periodogram: the model explains little
+
+
+def test_alcdef_filter_and_band_codes():
+    """Header filter names and catdb bands become ALCDEF's codes; what has no code stays empty."""
+    from catdb.export.alcdef import alcdef_filter, alcdef_magband
+
+    assert [alcdef_filter(f) for f in ("Open", "Clear", "L", "V", "r", "VR", "Halpha", None)] == \
+        ["C", "C", "C", "V", "SR", "", "", ""]
+    assert [alcdef_magband(b) for b in ("R", "g", "Open", "VR", None)] == ["R", "SG", "", "", ""]

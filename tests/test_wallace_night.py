@@ -175,6 +175,8 @@ def test_alcdef_export_reads_back(night):
     (s,) = read_alcdef(night["out"] / "target_lightcurve.alcdef")
     assert s.object_label == "2713 Luxembourg" and s.get("MPCCODE") == "810"
     assert s.get("OBSLONGITUDE") == "-71.48500" and s.get("SESSIONDATE") == "2018-10-13"
+    # FILTER 'Open' is ALCDEF's clear filter C; an unfiltered magnitude has no standard MAGBAND
+    assert s.get("FILTER") == "C" and s.get("MAGBAND") == ""
     tid, n_points = _q(c, "SELECT track_id, n_points FROM lightcurve_period ORDER BY id DESC LIMIT 1")[0]
     assert len(s) == n_points
     # no point from a flagged exposure

@@ -108,6 +108,29 @@ def _split_name(name: str):
     return 0, s, s
 
 
+#: filter names that mean "no filter": ALCDEF writes them FILTER=C (clear)
+_CLEAR = {"open", "clear", "none", "c", "cl", "l", "lum", "luminance", "unfiltered", "empty", "no filter"}
+#: catdb band -> ALCDEF band code (Johnson-Cousins as they are, SDSS as SG/SR/SI/SZ)
+_BANDS = {**{b: b for b in ("U", "B", "V", "R", "I", "J", "H", "K")},
+          "u": "SU", "g": "SG", "r": "SR", "i": "SI", "z": "SZ"}
+
+
+def alcdef_filter(name) -> str:
+    """ALCDEF ``FILTER`` code of a header filter name: ``C`` for an open/clear/luminance position,
+    a Johnson-Cousins or SDSS band code as :data:`_BANDS` gives it, else ``""`` (unknown)."""
+    if name is None:
+        return ""
+    f = str(name).strip()
+    if f.lower() in _CLEAR:
+        return "C"
+    return _BANDS.get(f, "")
+
+
+def alcdef_magband(band) -> str:
+    """ALCDEF ``MAGBAND`` of a catdb band (``""`` when the band is not a standard one, e.g. unfiltered)."""
+    return "" if band is None else _BANDS.get(str(band).strip(), "")
+
+
 def _jd_text(mjd):
     return np.char.mod("%.6f", np.asarray(mjd, float) + 2400000.5)
 
@@ -216,14 +239,14 @@ def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, cont
         bands = {x[2] for x in info if x[2]}
         band = np.asarray(pts["band"])[m]
         mb = {b for b in band.tolist() if b} if cal else bands
-        magband = next(iter(mb)) if len(mb) == 1 else ""
-        meta += [("FILTER", info[0][1] or ""), ("MAGBAND", magband)]
+        magband = alcdef_magband(next(iter(mb))) if len(mb) == 1 else ""
+        meta += [("FILTER", alcdef_filter(info[0][1])), ("MAGBAND", magband)]
         exps = {x[7] for x in info}
         if len(exps) == 1 and None not in exps:
             meta.append(("EXPOSURE", f"{float(exps.pop()):g}"))
         meta += [("EXPJD", "MID"), ("DIFFERMAGS", "FALSE"), ("STANDARD", "INTERNAL" if cal else "NONE"),
                  ("LTCAPP", "NONE"), ("REDUCEDMAGS", "NONE")]
-        if not info[0][1] or not magband:
+        if not alcdef_filter(info[0][1]) or not magband:
             comments = comments + ["FILTER/MAGBAND left empty where catdb does not know them"]
         meta += [("COMMENT", c) for c in comments]
         meta += [("COMMENT", f"Exported by catdb from {kind} {tid} ({used} photometry, "
