@@ -7,7 +7,7 @@ do not pay for astropy, matplotlib or psycopg until they are needed.
 The Python API (each the library call behind a ``catdb`` command):
 
 ==========================  ===================================================================
-:func:`connect`             open a database connection (``catdb.db.engine.connect``)
+:func:`connect`             open a database connection
 :func:`ingest_catalogs`     SExtractor catalogues -> exposure + detection rows (``catdb ingest``)
 :func:`ingest_images`       FITS images -> exposure rows (``catdb ingest images``)
 :func:`run_stage`           run a processing stage with provenance (``catdb stage``)
@@ -31,7 +31,6 @@ except PackageNotFoundError:  # running from a source tree without install
 
 #: public name -> (module, attribute), imported on first access
 _API = {
-    "connect": ("catdb.db.engine", "connect"),
     "ingest_catalogs": ("catdb.ingest.load", "ingest_catalogs"),
     "ingest_images": ("catdb.ingest.load", "ingest_images"),
     "run_stage": ("catdb.stages", "run_stage"),
@@ -41,7 +40,41 @@ _API = {
     "report_data": ("catdb.export.report_data", "report_data"),
 }
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "connect", *_API]
+
+
+def connect(url: str | None = None, *, autocommit: bool = False, read_only: bool = False,
+            statement_timeout_ms: int | None = None, **kw):
+    """Open a connection to a catdb database (``catdb.db.engine.connect``).
+
+    Parameters
+    ----------
+    url : str, optional
+        libpq URL (``postgresql://user@host/db``); default ``$CATDB_URL``, else the embedded
+        server (started when not running).
+    autocommit : bool
+        Autocommit mode; default off: a unit of work is one transaction, ``conn.commit()`` ends it.
+    read_only : bool
+        Transactions are read-only (``default_transaction_read_only``).
+    statement_timeout_ms : int, optional
+        Server-side statement timeout [ms].
+    **kw
+        Passed to :func:`psycopg.connect`.
+
+    Returns
+    -------
+    psycopg.Connection
+        With catdb's session settings; usable as a context manager (commits on a clean exit).
+
+    Raises
+    ------
+    catdb.errors.DatabaseUnavailable
+        The server cannot be reached; the message names the URL (password redacted).
+    """
+    from .db.engine import connect as _connect
+
+    return _connect(url, autocommit=autocommit, read_only=read_only, statement_timeout_ms=statement_timeout_ms,
+                    **kw)
 
 
 def __getattr__(name):

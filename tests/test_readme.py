@@ -32,7 +32,11 @@ def test_readme_python_api_is_a_doctest_that_runs(fresh_db_url, tmp_path, monkey
     runner.run(test, out=out.append)
     assert runner.failures == 0, "".join(out)
     # what the session wrote is there
-    assert (tmp_path / "exposures.csv").read_text().count("\n") == 4  # header + 3 exposures
+    import csv
+
+    with open(tmp_path / "exposures.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and all(r["path"].endswith(".fits.fz") for r in rows)
     assert "<h2>Exposures" in (tmp_path / "night.html").read_text()
 
 
