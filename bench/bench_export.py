@@ -77,7 +77,7 @@ COLS = "id, exposure_id, number, ra, dec, x, y, flux_auto, fluxerr_auto, mag_aut
 
 def main(n=1_000_000, all_formats=False):
     from catdb.db.engine import connect
-    from catdb.export.formats import export
+    from catdb.export.formats import export_table
 
     url, owned = _db()
     out = tempfile.mkdtemp(prefix="catdb-bench-out-")
@@ -101,7 +101,7 @@ def main(n=1_000_000, all_formats=False):
             path = os.path.join(out, f"x.{fmt}")
             rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             t = time.perf_counter()
-            res = export(conn, q, path, fmt)
+            res = export_table(conn, q, path, fmt)
             dt = time.perf_counter() - t
             rss = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
             size = os.path.getsize(path) / 2 ** 20

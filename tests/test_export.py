@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from catdb.cli.main import cli
 from catdb.errors import CatdbError
-from catdb.export.formats import export, export_catalog, ledger_table
+from catdb.export.formats import export_catalog, export_table, ledger_table
 from catdb.export.table import query_table
 from catdb.ingest.load import ingest_catalogs
 from catdb.stages.base import finish_run, start_run
@@ -58,7 +58,7 @@ def test_query_table_carries_units_and_descriptions(conn, loaded):
 
 def test_votable_fields_values_vectors_nulls(conn, loaded, tmp_path):
     out = tmp_path / "det.vot"
-    res = export(conn, "detection", out, where="exposure_id IS NOT NULL")
+    res = export_table(conn, "detection", out, where="exposure_id IS NOT NULL")
     assert res.format == "votable" and res.n_rows == 974 + 360
     xml = out.read_text()
     # units and descriptions really are in the XML
@@ -129,7 +129,7 @@ def test_fits_tunit_tcomm_tnull_and_iso_times(conn, loaded, tmp_path):
     from astropy.io import fits
 
     out = tmp_path / "det.fits"
-    export(conn, "detection", out, columns=["id", "ra", "dec", "flux_aper", "imaflags", "flags", "extra"],
+    export_table(conn, "detection", out, columns=["id", "ra", "dec", "flux_aper", "imaflags", "flags", "extra"],
            where="exposure_id = %d" % loaded[1])
     with fits.open(out) as h:
         hdr, data = h[1].header, h[1].data
@@ -147,7 +147,7 @@ def test_fits_tunit_tcomm_tnull_and_iso_times(conn, loaded, tmp_path):
         assert json.loads(data["extra"][0])  # JSON text, not truncated
     # exposure: timestamps as ISO-8601 strings, text header with newlines kept
     out2 = tmp_path / "exp.fits"
-    export(conn, "exposure", out2)
+    export_table(conn, "exposure", out2)
     with fits.open(out2) as h:
         d = h[1].data
         from datetime import datetime, timezone
@@ -162,7 +162,7 @@ def test_parquet_field_metadata_vectors_and_row_groups(conn, loaded, tmp_path):
 
     out = tmp_path / "det.parquet"
     # small CSV blocks from the server: many batches, one row group each (the streaming path)
-    res = export(conn, "detection", out, block_bytes=64 << 10)
+    res = export_table(conn, "detection", out, block_bytes=64 << 10)
     f = pq.ParquetFile(out)
     assert f.metadata.num_rows == res.n_rows == 1334
     assert f.metadata.num_row_groups > 3
@@ -185,7 +185,7 @@ def test_parquet_field_metadata_vectors_and_row_groups(conn, loaded, tmp_path):
     assert (t.column("mag_auto").null_count, t.column("snr").null_count) == n_null_db
     # same rows, same order as one big block
     one = tmp_path / "one.parquet"
-    export(conn, "detection", one)
+    export_table(conn, "detection", one)
     t1 = pq.read_table(one)
     assert t1.column_names == t.column_names
     for n in t.column_names:
@@ -198,7 +198,7 @@ def test_parquet_field_metadata_vectors_and_row_groups(conn, loaded, tmp_path):
 
 def test_csv_and_ecsv(conn, loaded, tmp_path):
     out = tmp_path / "det.csv"
-    export(conn, "SELECT id, ra, mag_aper, flux_aper, snr FROM detection ORDER BY id", out)
+    export_table(conn, "SELECT id, ra, mag_aper, flux_aper, snr FROM detection ORDER BY id", out)
     t = _read(out, "ascii.csv")
     assert len(t) == 1334
     assert t.colnames == ["id", "ra", "mag_aper_1", "flux_aper_1", "flux_aper_2", "flux_aper_3", "flux_aper_4", "snr"]
@@ -206,10 +206,10 @@ def test_csv_and_ecsv(conn, loaded, tmp_path):
     ra = np.array([r[0] for r in _db(conn, "SELECT ra FROM detection ORDER BY id")])
     np.testing.assert_allclose(np.asarray(t["ra"]), ra, rtol=0, atol=1e-12)
     nh = tmp_path / "nh.csv"
-    export(conn, "detection", nh, "csv", header=False, columns=["ra", "dec"])
+    export_table(conn, "detection", nh, "csv", header=False, columns=["ra", "dec"])
     assert nh.read_text().splitlines()[0][0].isdigit()
     e = tmp_path / "det.ecsv"
-    export(conn, "detection", e, columns=["id", "ra", "flux_aper", "extra", "mag_auto"])
+    export_table(conn, "detection", e, columns=["id", "ra", "flux_aper", "extra", "mag_auto"])
     te = _read(e, "ascii.ecsv")
     assert len(te) == 1334 and str(te["ra"].unit) == "deg" and te["flux_aper"].shape == (1334, 4)
     assert te["ra"].description.startswith("Right ascension")
@@ -252,7 +252,7 @@ def test_catalog_export_mag_cal(conn, loaded, tmp_path):
 @pytest.mark.parametrize("fmt", ["votable", "fits", "csv", "ecsv"])
 def test_stilts_reads_exports(conn, loaded, tmp_path, fmt):
     out = tmp_path / f"det.{ {'votable': 'vot'}.get(fmt, fmt)}"
-    export(conn, "SELECT id, ra, dec, flux_aper, mag_auto, extra FROM detection", out, fmt)
+    export_table(conn, "SELECT id, ra, dec, flux_aper, mag_auto, extra FROM detection", out, fmt)
     r = subprocess.run([STILTS, "tpipe", f"in={out}", "omode=meta"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     if fmt != "csv":  # CSV carries no units
@@ -267,17 +267,17 @@ def test_stilts_reads_exports(conn, loaded, tmp_path, fmt):
 def test_errors_leave_no_file(conn, loaded, tmp_path):
     out = tmp_path / "x.fits"
     with pytest.raises(CatdbError, match="no table or view named 'nosuch'"):
-        export(conn, "nosuch", out)
+        export_table(conn, "nosuch", out)
     conn.rollback()
     with pytest.raises(CatdbError, match='column "nosuch" does not exist'):
-        export(conn, "SELECT nosuch FROM detection", out)
+        export_table(conn, "SELECT nosuch FROM detection", out)
     conn.rollback()
     with pytest.raises(CatdbError, match="unknown export format"):
-        export(conn, "detection", out, "hdf5")
+        export_table(conn, "detection", out, "hdf5")
     with pytest.raises(CatdbError, match="cannot tell the format"):
-        export(conn, "detection", tmp_path / "x.dat")
+        export_table(conn, "detection", tmp_path / "x.dat")
     with pytest.raises(CatdbError, match="neither a table/view name nor a query"):
-        export(conn, "DELETE FROM detection", out)
+        export_table(conn, "DELETE FROM detection", out)
     assert not out.exists()
 
 

@@ -2,6 +2,7 @@
 on the real LCO catalogue calibrated against Gaia DR2 (with QA runs) the diagnostics figures are drawn."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import warnings
@@ -227,3 +228,68 @@ def test_calib_report_renders_in_chromium(calib_report, tmp_path):
     img = screenshot(calib_report["path"], tmp_path, height=3000)
     grey = (img[..., :3].mean(axis=2) * 255).astype(int)
     assert len(np.unique(grey)) > 100 and grey.std() > 20
+
+
+def test_report_keeps_the_callers_transaction(calib_report, tmp_path):
+    """write_report reads inside the caller's open transaction (a savepoint) and leaves it open: the
+    uncommitted row is in the page and still there after; a section that fails (its table renamed in
+    the same transaction) rolls back only its own savepoint; nothing is committed."""
+    from html import unescape
+
+    from psycopg.pq import TransactionStatus
+
+    from catdb.db.engine import connect
+
+    url = calib_report["url"]
+    with connect(url) as c:
+        c.execute("INSERT INTO exposure (path, image_type, mjd_mid) VALUES ('uncommitted-frame.fits', 'science', "
+                  "58568.5)")
+        c.execute("ALTER TABLE ledger RENAME TO ledger_renamed")
+        html = write_report(c, tmp_path / "r.html").read_text()
+        assert c.info.transaction_status == TransactionStatus.INTRANS
+        assert c.execute("SELECT count(*) FROM exposure WHERE path = 'uncommitted-frame.fits'").fetchone()[0] == 1
+        assert "<td>uncommitted-frame.fits</td>" in html
+        assert html.count("section failed") == 1 and 'relation "ledger" does not exist' in unescape(html)
+        assert "<h2>Stage runs (provenance)</h2>" in html and html.count("<table") >= 2  # later sections stand
+        c.rollback()
+    with connect(url) as c:
+        assert c.execute("SELECT count(*) FROM exposure WHERE path = 'uncommitted-frame.fits'").fetchone()[0] == 0
+        assert c.execute("SELECT to_regclass('ledger') IS NOT NULL").fetchone()[0]
+
+
+def test_report_json_is_the_pages_content(calib_report, tmp_path):
+    """catdb report --format json: the page's sections, tables and figure data, as JSON without NaN."""
+    import json
+
+    from click.testing import CliRunner
+
+    from catdb.cli.main import cli
+
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(cli, ["--db", calib_report["url"], "report", "--format", "json", "-o", str(out),
+                                   "--max-panels", "4"])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text)
+    html = calib_report["path"].read_text()
+    assert [s["title"] for s in data["sections"]] == re.findall(r"<h2>(.*?)</h2>", html)
+    assert data["summary"]["n_exposures"] == len(calib_report["ids"])
+    blocks = {s["key"]: s["blocks"] for s in data["sections"]}
+    exp = [b for b in blocks["exposures"] if b["type"] == "table"][0]
+    assert len(exp["rows"]) == len(calib_report["ids"]) and exp["columns"][0] == "id"
+    assert {r[0] for r in exp["rows"]} == set(calib_report["ids"])
+    # the residual figure's data: 4 panels (--max-panels) of used stars, ref - cal scattering about 0
+    fig = [b for b in blocks["residuals"] if b["type"] == "figure"][0]
+    panels = fig["data"]["panels"]
+    assert len(panels) == 4 and fig["data"]["n_total"] == len(calib_report["ids"]) - 1
+    y = np.array([v for p in panels for v in p["used"]["residual"]], dtype=float)
+    assert y.size > 20 and abs(np.nanmedian(y)) < 0.02
+    # the flagged exposures of qa-background are listed in its figure data as on the page
+    qa = [b for b in blocks["qa"] if b["type"] == "figure" and b["data"]["stage"] == "qa-background"][0]
+    assert qa["data"]["flagged"] == [calib_report["ids"][6]]
+    assert f"exposure {calib_report['ids'][6]}" in html
+    # --format from the suffix; --png-dir is refused with json
+    res = CliRunner().invoke(cli, ["--db", calib_report["url"], "report", "-o", str(tmp_path / "s.json"),
+                                   "--png-dir", str(tmp_path / "p")])
+    assert res.exit_code != 0 and "--format json" in res.output

@@ -80,11 +80,11 @@ def command():
 @click.pass_obj
 def source_cmd(obj, source, fmt, output, where, no_header, timeout, columns):
     """Export TABLE_OR_SQL (a table or view name, or a SELECT query)."""
-    from ..export.formats import export
+    from ..export.formats import export_table
 
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     with _reader(obj, timeout) as conn:
-        res = export(conn, source, output, fmt, where=where, columns=cols, header=not no_header)
+        res = export_table(conn, source, output, fmt, where=where, columns=cols, header=not no_header)
     _done(obj, res)
 
 

@@ -63,20 +63,42 @@ def target_track(conn) -> int | None:
 
 
 def export(conn, kind: str, path, **options) -> int:
-    """Write one export; returns the number of rows (observations for tracks).
+    """Write one export (what ``catdb run`` export steps and :func:`catdb.export` call).
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    kind : {'table', 'catalog', 'tracks-mpc', 'tracks-ades', 'lightcurve'}
+        What to write (see the module docstring).
+    path : str or os.PathLike
+        Output file; its extension picks the format (.csv, .vot/.xml, .fits, .parquet, .ecsv;
+        .alcdef for a light curve as ALCDEF).
+    **options
+        ``table``: ``source`` (table, view or SELECT; required), ``where``, ``columns``;
+        ``catalog``: ``where``, ``zp_band``; ``tracks-*``: ``status``, ``obscode``, ``all``
+        (also tracks not reviewed real/known); ``lightcurve``: ``track_id``, ``format``,
+        ``object_name``, ``exclude_flagged``, ``contact_name``, ``contact_info``, ``observers``,
+        ``source``.
+
+    Returns
+    -------
+    int
+        Rows written (observations for tracks, points for a light curve).
 
     Raises
     ------
     catdb.errors.CatdbError
-        Unknown kind or a failing query.
+        Unknown kind, a missing option, or a failing query.
     """
-    from .formats import export as export_source, export_catalog, export_query
+    from .formats import export_catalog, export_query, export_table
     from .tracks import export_tracks
 
     if kind == "catalog":
         return export_catalog(conn, path, where=options.get("where"), zp_band=options.get("zp_band")).n_rows
     if kind == "table":
-        return export_source(conn, options["source"], path, where=options.get("where"),
+        if "source" not in options:
+            raise CatdbError("export kind 'table' needs option source (a table, view or SELECT)")
+        return export_table(conn, options["source"], path, where=options.get("where"),
                              columns=options.get("columns")).n_rows
     if kind in ("tracks-mpc", "tracks-ades"):
         from ..schema.review_tables import EXPORTED_DECISIONS

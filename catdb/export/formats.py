@@ -836,7 +836,7 @@ def _empty_batch(cols):
     return pa.RecordBatch.from_arrays([pa.array([], type=types[n]) for n in names], names=names)
 
 
-def export(conn, source: str, path, fmt: str | None = None, *, where: str | None = None,
+def export_table(conn, source: str, path, fmt: str | None = None, *, where: str | None = None,
            columns: list[str] | None = None, header: bool = True, block_bytes: int = 8 << 20) -> ExportResult:
     """Export a table, view or query (``catdb export SOURCE``).
 
