@@ -33,10 +33,37 @@ def _alembic(url=None, spatial_backend="auto"):
 
 
 def upgrade(url=None, revision: str = "head", spatial_backend: str = "auto") -> str | None:
-    """Upgrade the database schema to ``revision`` (default head); returns the new revision."""
+    """Upgrade the database schema to ``revision`` (default head); returns the new revision.
+
+    Parameters
+    ----------
+    spatial_backend : {'auto', 'q3c', 'sql'}
+        Used by the first migration only (a database being initialised).
+
+    Raises
+    ------
+    catdb.db.revision.SchemaRevisionError
+        The database is at a revision this catdb does not know (a newer catdb migrated it).
+    catdb.errors.CatdbError
+        Unknown ``spatial_backend``, or ``'q3c'`` on a server without the extension.
+    """
     from alembic import command
 
+    from . import spatial_backend as sb
+    from .revision import SchemaRevisionError, known_revisions
+
+    if spatial_backend not in sb.BACKENDS:
+        raise CatdbError(f"spatial backend must be one of {sb.BACKENDS}, got {spatial_backend!r}")
+    cur = current(url)
+    revs, hd = known_revisions()
+    if cur is not None and cur not in revs:
+        raise SchemaRevisionError(
+            f"database is at schema revision {cur}, which this catdb (newest revision {hd}) does not know: "
+            f"a newer catdb migrated it; use that catdb", cur, hd)
     with _alembic(url, spatial_backend) as cfg:
+        if cur is None and spatial_backend == "q3c" and not sb.q3c_available(cfg.attributes["connection"]):
+            raise CatdbError("the q3c extension is not available on this server (Debian: apt-get install "
+                             "postgresql-15-q3c); use --spatial sql for catdb's SQL port of q3c")
         command.upgrade(cfg, revision)
     return current(url)
 
