@@ -9,12 +9,13 @@ NEED_BINS := /usr/lib/postgresql/15/bin/initdb /usr/share/postgresql/15/extensio
              /usr/bin/source-extractor /usr/bin/scamp /usr/bin/SWarp /usr/bin/stilts /usr/share/java/starlink-ecsv.jar \
              /usr/bin/chromium /usr/bin/chromedriver
 
-.PHONY: test demo system venv clean-demo bench help
+.PHONY: test demo system venv clean-demo bench docs help
 
 help:
 	@echo "make test   - install what is missing, then run the test suite"
 	@echo "make demo   - install what is missing, then run the main job on the bundled Lowell night"
 	@echo "make bench  - speed figures (ratios against baselines measured in the same run)"
+	@echo "make docs   - regenerate docs/cli.md from the commands' --help (tests/test_docs.py checks it)"
 
 system:
 	@missing=0; for f in $(NEED_BINS); do [ -e $$f ] || missing=1; done; \
@@ -41,3 +42,6 @@ demo: system venv
 
 bench: system venv
 	$(PY) bench/run_all.py
+
+docs: venv
+	$(VENV)/bin/cog -r docs/cli.md

@@ -10,9 +10,9 @@ from astropy.io import fits
 from astropy.table import Table
 import astropy.units as u
 
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 
 def lco_matched_pairs(max_flag=3):

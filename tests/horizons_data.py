@@ -10,7 +10,7 @@ of quantities 1, 3, 9, 19, 20, 24 and 36 in ``ceres_ephemerides_single.txt``).
 ``python -m tests.horizons_data`` writes ``tests/data/horizons/lowell42_5945_688.txt``: the
 "recorded" answer for target 5945 from Lowell's Anderson Mesa station (MPC 688, site from the
 frames' ``LONGITUD``/``LATITUDE``/``ALTITUDE``) at the mid-times of the 23 Lowell frames of
-``shared/data/lowell42-5945`` -- **not** a live Horizons call (the build machine is offline):
+``data/lowell42-5945`` -- **not** a live Horizons call (the build machine is offline):
 RA/Dec are the MANIFEST positions of mover 1 ((5945) Roachapproach, measured on these frames)
 interpolated linearly, the rates those of the two MANIFEST points; magnitude, distances, phase
 angle and uncertainties are ``n.a.`` (catdb cannot know Horizons' numbers offline).

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA
 
-LOWELL = SHARED_DATA / "lowell42-5945"
+LOWELL = REPO_DATA / "lowell42-5945"
 RAW = sorted((LOWELL / "science").glob("*.fits.fz"))
 BIASES = sorted((LOWELL / "zero").glob("*.fits.fz"))
 FLATS = sorted((LOWELL / "flat").glob("*.fits.fz"))
@@ -78,6 +78,28 @@ def _masters():
         bias = master_bias(BIASES)
         _MEMO["masters"] = (bias, master_flat(FLATS, bias, filter="VR"))
     return _MEMO["masters"]
+
+
+def ingest_raw(conn, paths) -> list[int]:
+    """Ingest raw frames (``ingest_images``); returns their exposure ids in the order given."""
+    from catdb.ingest.load import ingest_images
+
+    return [i for r in ingest_images(conn, paths) for i in r.exposure_ids]
+
+
+def ingest_and_reduce(conn, science, outdir, *, biases=None, flats=None):
+    """The reduced Lowell frames of a test module: raw ``science`` frames, biases and ``VR`` flats
+    ingested, then stage ``reduce`` writing to ``outdir``.
+
+    Two biases and two ``VR`` flats by default keep the masters quick (the reduce tests use all
+    frames).  Returns ``(science exposure ids, reduce StageResult)``.
+    """
+    from catdb.stages import run_stage
+
+    sci = ingest_raw(conn, science)
+    ingest_raw(conn, BIASES[:2] if biases is None else biases)
+    ingest_raw(conn, [f for f in FLATS if f.name != "20190326.0100.fits.fz"][:2] if flats is None else flats)
+    return sci, run_stage("reduce", conn=conn, params={"outdir": str(outdir)})
 
 
 def frames(n_frames: int | None = None):

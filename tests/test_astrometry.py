@@ -16,11 +16,11 @@ from catdb.algorithms.astrometry import (
     strip_wcs,
 )
 from catdb.wcsutil import wcs_from_header
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA, SHARED_DATA, TEST_DATA, requires_shared
 
-WALLACE = SHARED_DATA / "wallace2713-20181012" / "lux-180.000secs.Light.Open.00000015.fit"
-LOWELL = SHARED_DATA / "lowell42-5945" / "science" / "20190326.0129.fits.fz"
-LCO = SHARED_DATA / "lco"
+WALLACE = SHARED_DATA / "wallace2713-20181012" / "lux-180.000secs.Light.Open.00000015.fit"  # ../shared only
+LOWELL = REPO_DATA / "lowell42-5945" / "science" / "20190326.0129.fits.fz"
+LCO = TEST_DATA / "lco"
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
                                         "ignore::astropy.wcs.FITSFixedWarning")
@@ -35,7 +35,7 @@ def test_sexagesimal_angles():
     assert parse_angle("", hours=True) is None and parse_angle("12 75 00", hours=True) is None
 
 
-@pytest.mark.skipif(not WALLACE.is_file(), reason=f"Wallace frame not found at {WALLACE}")
+@requires_shared("wallace2713-20181012/lux-180.000secs.Light.Open.00000015.fit")
 def test_wallace_pointing_and_scale_from_the_sbig_header():
     h = fits.getheader(WALLACE)
     ra, dec, src = pointing_from_header(h)

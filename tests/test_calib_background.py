@@ -5,9 +5,9 @@ from astropy.stats import sigma_clipped_stats
 
 from catdb.algorithms.background import background_stats, overscan_trim, source_mask
 from catdb.errors import InputError
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA
 
-FRAME = SHARED_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
+FRAME = REPO_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
 
 
 @pytest.fixture(scope="module")

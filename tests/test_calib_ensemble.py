@@ -10,11 +10,11 @@ from catdb.errors import StageError
 from catdb.schema.tables import QUALITY_FLAGS
 from catdb.stages import run_stage
 from catdb.stages.calibrate import ensemble_solve
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 from tests.lowell_night import needs_lowell, night_db_url
 from tests.test_stage_calibrate import _copy, zp_row
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 
 def _simulate(seed, n_exp=20, n_star=1500, noise=0.03, n_var=15, coverage=0.8):

@@ -6,7 +6,7 @@ from astropy.table import Table
 
 from catdb.algorithms.transforms import (REGISTRY, available, get_transformation,
                                          normalise_catalog, transform)
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
 
 def one(x):
@@ -128,7 +128,7 @@ def test_tonry_and_chonis_gaskell_agree():
 
 def test_real_ucac4_apass_v_from_gri():
     """UCAC4 APASS V against V from APASS g, r, i (Chonis & Gaskell): median difference < 0.05 mag."""
-    path = SHARED_DATA / "lco" / "test_catalog_subs_UCAC4.dat"
+    path = TEST_DATA / "lco" / "test_catalog_subs_UCAC4.dat"
     if not path.exists():
         pytest.skip("real data missing")
     t = Table.read(path, format="ascii.csv")

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 
 from catdb.cli.main import cli
 from catdb.db.engine import connect
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA
 from tests.test_image_data import mover1_radec
 
-SCI = SHARED_DATA / "lowell42-5945" / "science"
+SCI = REPO_DATA / "lowell42-5945" / "science"
 FRAMES = [SCI / "20190326.0126.fits.fz", SCI / "20190326.0129.fits.fz"]
 
 pytestmark = [

@@ -12,14 +12,14 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from click.testing import CliRunner
 
 from catdb.cli.main import cli
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 from tests.lowell_night import needs_lowell
 from tests.track_db import AMP, P_TRUE_H, build
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
               pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
 
-SKYBOT_VOT = SHARED_DATA / "skybot" / "skybot_query.vot"
+SKYBOT_VOT = TEST_DATA / "skybot" / "skybot_query.vot"
 
 
 @pytest.fixture(scope="module")

@@ -80,9 +80,9 @@ def test_binary_copy_stores_the_same_rows_as_csv(conn):
     array, a NULL integer, a non-ASCII string and JSON metacharacters added.
     """
     from catdb.ingest.sextractor import detection_columns, read_catalog
-    from tests.helpers import SHARED_DATA
+    from tests.helpers import TEST_DATA
 
-    cat = read_catalog(SHARED_DATA / "lco" / "oracdr_test_catalog.fits")
+    cat = read_catalog(TEST_DATA / "lco" / "oracdr_test_catalog.fits")
     dc = detection_columns(cat)
     cols = {k: np.asarray(v) for k, v in dc.columns.items()}
     n = len(cols["number"])

@@ -21,7 +21,7 @@ from catdb.cli.main import cli
 from catdb.errors import InputError
 from catdb.ingest import horizons as hz
 from catdb.stages import run_stage
-from tests.helpers import REPO, SHARED_DATA
+from tests.helpers import REPO, TEST_DATA
 from tests.horizons_data import horizons_text, lowell_epochs, mover1_rates
 from tests.lowell_night import MOVERS, mover_radec, needs_lowell, night_db_url
 
@@ -143,7 +143,7 @@ def night(pg_server, template_db, tmp_path_factory):
     c = connect(url)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t = Table.read(SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
+        t = Table.read(TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
         near = (np.abs(t["dec_deg"] - 25.33) < 1) & (np.abs(t["ra_deg"] - 124.62) < 1.2)
         path = tmp_path_factory.mktemp("tycho") / "tycho2_lowell.csv"
         t[near].write(path, format="ascii.csv")

@@ -18,9 +18,9 @@ from catdb.export.formats import export_catalog, export_table, ledger_table
 from catdb.export.table import query_table
 from catdb.ingest.load import ingest_catalogs
 from catdb.stages.base import finish_run, start_run
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 STILTS = shutil.which("stilts")
 
 

@@ -5,9 +5,9 @@ dask.distributed LocalCluster (2 workers) and cross-matched: the same pairs as c
 import numpy as np
 import pytest
 
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 pytest.importorskip("hats_import", reason="hats-import not installed (pip install catdb[hats])")
 pytest.importorskip("lsdb", reason="lsdb not installed (pip install catdb[hats])")
 pytestmark = pytest.mark.skipif(not (LCO / "ldac_test_catalog.fits").exists() or not (LCO / "GAIA-DR2.cat").exists(),

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from catdb.cli.main import cli
 from catdb.ingest.load import ingest_catalogs
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 STILTS = shutil.which("stilts")
 pytestmark = pytest.mark.skipif(STILTS is None, reason="stilts not installed")
 

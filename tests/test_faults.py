@@ -1,6 +1,6 @@
 """Fault injection: kill -9 at random points, then the invariants a user relies on.
 
-Real data: the LCO SExtractor catalogues of ``SHARED_DATA/lco`` and FITS_LDAC replicas resampled
+Real data: the LCO SExtractor catalogues of ``tests/data/lco`` and FITS_LDAC replicas resampled
 from the real one (distinct content each, as ``tests/test_ingest_atomic.py`` builds them).  With a
 seeded random generator (``CATDB_FAULT_SEED``, default 14) the client is killed (SIGKILL) at a
 random moment of
@@ -32,9 +32,9 @@ from pathlib import Path
 import pytest
 
 from catdb.db.engine import connect
-from tests.helpers import REPO, SHARED_DATA
+from tests.helpers import REPO, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 pytestmark = [pytest.mark.faults,
               pytest.mark.skipif(not (LCO / "ldac_test_catalog.fits").exists(),
                                  reason=f"real data missing: {LCO / 'ldac_test_catalog.fits'}")]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA
 
-LOWELL = SHARED_DATA / "lowell42-5945"
+LOWELL = REPO_DATA / "lowell42-5945"
 BIASES = sorted((LOWELL / "zero").glob("*.fits.fz"))
 FLATS = sorted((LOWELL / "flat").glob("*.fits.fz"))
 SCIENCE = [LOWELL / "science" / f"20190326.{n:04d}.fits.fz" for n in (129, 132, 135)]

@@ -63,8 +63,8 @@ def test_ldac_has_hundreds_of_sources_on_the_field(ldac, frames):
 def test_brightest_sources_are_tycho2_stars(ldac):
     """The three Tycho-2 stars within 0.3 deg are the brightest detections, within 2"."""
     from astropy.coordinates import SkyCoord
-    from tests.helpers import SHARED_DATA
-    tyc = Table.read(SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
+    from tests.helpers import TEST_DATA
+    tyc = Table.read(TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
     t = Table.read(ldac, hdu="LDAC_OBJECTS")
     c = SkyCoord(tyc["ra_deg"], tyc["dec_deg"], unit="deg")
     near = c[c.separation(SkyCoord(124.6186, 25.3289, unit="deg")).deg < 0.3]

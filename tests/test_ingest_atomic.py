@@ -10,9 +10,9 @@ import re
 import numpy as np
 from astropy.io import fits
 
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 
 def _big_ldac(path, n, seed=1):
@@ -37,7 +37,7 @@ def test_kill_minus_9_during_copy_leaves_nothing_and_rerun_works(fresh_db_url, t
     import time
 
     from catdb.db.engine import connect
-    from tests.helpers import REPO
+    from tests.helpers import REPO, TEST_DATA
 
     n = 40_000
     big = tmp_path / "big.ldac"

@@ -1,6 +1,6 @@
 """Bad-input corpus for ``ingest catalog``: one clear error per file naming it, nothing written.
 
-The corpus is built from real LCO SExtractor catalogues (``SHARED_DATA/lco``): copies
+The corpus is built from real LCO SExtractor catalogues (``tests/data/lco``): copies
 modified with astropy to carry one defect each.  Also: a multi-file run with
 ``on_error='collect'`` keeps the good files, and the CLI's exit status and summary.
 """
@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from catdb.cli.main import cli
 from catdb.errors import InputError
 from catdb.ingest.load import ingest_catalogs
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 FITS10 = LCO / "oracdr_test_catalog.fits"  # FITS_1.0: image header in HDU 0, 360 sources in HDU 1
 
 
@@ -181,7 +181,7 @@ def test_cli_many_files_exit_status_and_summary(fresh_db_url, tmp_path):
 
 
 def test_cli_images_bad_file_does_not_stop_run(fresh_db_url, tmp_path):
-    sci = SHARED_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
+    sci = REPO_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
     bad = tmp_path / "broken.fits.fz"
     bad.write_bytes(sci.read_bytes()[:5000])
     r = CliRunner().invoke(cli, ["--db", fresh_db_url, "-q", "ingest", "image", str(bad), str(sci)])

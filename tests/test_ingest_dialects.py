@@ -16,10 +16,9 @@ from astropy.time import Time
 from catdb.errors import InputError
 from catdb.ingest.headers import (check_obscode, detect_instrument, exposure_metadata, gmst_deg, read_header,
                                   write_default_keymaps)
-from tests.helpers import SHARED_DATA
+from tests.helpers import WALLACE, requires_shared
 
-WALLACE = SHARED_DATA / "wallace2713-20181012"
-needs_wallace = pytest.mark.skipif(not WALLACE.is_dir(), reason=f"real data not found at {WALLACE}")
+needs_wallace = requires_shared("wallace2713-20181012")
 
 
 def _meta(path, **kw):

@@ -1,4 +1,4 @@
-"""Exposure metadata from every real header in shared data."""
+"""Exposure metadata from every real header in the repository data (tests/data/lco, data/) and, where present, the shared Wallace night."""
 from __future__ import annotations
 
 import math
@@ -14,10 +14,10 @@ from catdb.errors import InputError
 from catdb.ingest.headers import (EXPOSURE_COLUMNS, detect_instrument, exposure_metadata, inherit_header,
                                   load_keymap, read_header, read_text_header, write_default_keymaps)
 from catdb.ingest.sextractor import read_catalog
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
 
-LOWELL = SHARED_DATA / "lowell42-5945"
-LCO = SHARED_DATA / "lco"
+LOWELL = REPO_DATA / "lowell42-5945"
+LCO = TEST_DATA / "lco"
 SCIENCE = sorted((LOWELL / "science").glob("*.fits.fz"))
 
 

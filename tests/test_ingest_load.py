@@ -7,10 +7,10 @@ from click.testing import CliRunner
 from catdb.cli.main import cli
 from catdb.errors import InputError
 from catdb.ingest.load import ingest_catalogs, ingest_images, ingest_refcat
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
-LOWELL = SHARED_DATA / "lowell42-5945"
+LCO = TEST_DATA / "lco"
+LOWELL = REPO_DATA / "lowell42-5945"
 
 
 def count(conn, sql, *a):

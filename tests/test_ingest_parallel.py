@@ -1,6 +1,6 @@
 """``catdb ingest catalog|image -j N``: the same results as a serial run, safe under concurrency.
 
-Real LCO SExtractor catalogues (``SHARED_DATA/lco``), replicas of the real FITS_LDAC with other
+Real LCO SExtractor catalogues (``tests/data/lco``), replicas of the real FITS_LDAC with other
 rows (resampled with other seeds, as ``tests/test_ingest_atomic.py`` builds them), the bad-input
 corpus of ``tests/test_ingest_badinput.py`` and real Lowell frames.  Serial and ``-j 2`` runs load
 into two fresh databases and are compared row by row; two ``catdb ingest`` processes on
@@ -18,12 +18,12 @@ from catdb.cli.main import cli
 from catdb.db.engine import connect
 from catdb.errors import InputError
 from catdb.ingest.load import ingest_catalogs
-from tests.helpers import REPO, SHARED_DATA
+from tests.helpers import REPO, REPO_DATA, TEST_DATA
 from tests.test_ingest_atomic import _big_ldac
 from tests.test_ingest_badinput import _corpus
 
-LCO = SHARED_DATA / "lco"
-LOWELL = SHARED_DATA / "lowell42-5945"
+LCO = TEST_DATA / "lco"
+LOWELL = REPO_DATA / "lowell42-5945"
 
 
 def _mixed_dir(tmp_path):

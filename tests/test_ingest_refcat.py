@@ -11,9 +11,9 @@ from astropy.time import Time
 from catdb.errors import InputError
 from catdb.ingest.refcat import REFCAT_COLUMNS, read_refcat
 from catdb.ingest.sextractor import detection_columns, read_catalog
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 
 def _coords(r):
@@ -68,7 +68,7 @@ def test_ppmxl_and_ucac4_agree_on_common_stars():
 
 
 def test_tycho2_all_sky_positions_are_at_epoch_1991_25():
-    r = read_refcat(SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz")
+    r = read_refcat(TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz")
     assert r["catalog"][0] == "TYCHO2" and len(r["ra"]) == 362950 and list(r["mags"]) == ["VT"]
     assert np.all(r["epoch"] == 1991.25) and np.all(np.isnan(r["pmra"]))
     cat = _coords(r)
@@ -103,7 +103,7 @@ def test_generic_votable_with_units_and_column_options(tmp_path):
 
 
 def test_skybot_votable_sexagesimal():
-    r = read_refcat(SHARED_DATA / "skybot" / "skybot_query.vot", catalog="skybot")
+    r = read_refcat(TEST_DATA / "skybot" / "skybot_query.vot", catalog="skybot")
     centre = SkyCoord(81.2833, 4.4928, unit="deg")
     assert np.all(_coords(r).separation(centre).arcsec < 720)  # the cone radius of the query
     assert "V" in r["mags"]

@@ -10,9 +10,9 @@ from catdb.errors import InputError
 from catdb.ingest.headers import read_text_header
 from catdb.ingest.scamp import apply_scamp_head, read_scamp_head, read_scamp_heads, read_scamp_xml
 from catdb.wcsutil import wcs_from_header
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 
 def test_scamp_heads_parse_to_working_wcs():

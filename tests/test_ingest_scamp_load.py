@@ -17,9 +17,9 @@ from catdb.ingest.load import ingest_catalogs
 from catdb.ingest.scamp import read_scamp_head, read_scamp_xml
 from catdb.ingest.scamp_load import apply_scamp_solution, file_stem, ingest_scamp_full, read_scamp_table
 from catdb.ingest.sextractor import read_catalogs
-from tests.helpers import REPO_DATA, SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
                                         "ignore::astropy.wcs.FITSFixedWarning")
 

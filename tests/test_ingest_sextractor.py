@@ -13,10 +13,10 @@ from astropy.io import fits
 from catdb.errors import InputError
 from catdb.ingest.sextractor import DETECTION_COLUMNS, detection_columns, read_catalog
 from catdb.wcsutil import clean_wcs_header
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
-LOWELL_FRAME = SHARED_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
+LCO = TEST_DATA / "lco"
+LOWELL_FRAME = REPO_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
 SEX_SHARE = "/usr/share/source-extractor"
 
 

@@ -6,9 +6,9 @@ from catdb.algorithms.association import friends_of_friends, mover_candidate_mas
 from catdb.algorithms.movers import (MoverConfig, bright_star_distance, find_movers, read_mtds,
                                      trail_ratio)
 from catdb.errors import InputError
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-MTDS = SHARED_DATA / "lco" / "elp1m008-fl05-20160225-0095-e90.mtds"
+MTDS = TEST_DATA / "lco" / "elp1m008-fl05-20160225-0095-e90.mtds"
 DEC0 = 25.34
 
 
@@ -173,7 +173,7 @@ def test_mtds_reader_units_against_velocity_column():
     assert frames["mjd"][0] == pytest.approx(2457444.656045 - 2400000.5)
     assert 160 < det["ra"].min() and det["ra"].max() < 170  # hours x 15
     assert (~det["detected"]).sum() == (det["sext_number"] == 0).sum() > 0
-    frames0, det0 = read_mtds(SHARED_DATA / "lco" / "cpt1m013-kb76-20160505-0205-e11.mtds")
+    frames0, det0 = read_mtds(TEST_DATA / "lco" / "cpt1m013-kb76-20160505-0205-e11.mtds")
     assert len(frames0) == 6 and len(det0) == 0
 
 

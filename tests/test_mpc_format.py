@@ -6,9 +6,9 @@ from catdb.errors import InputError
 from catdb.export.mpc import (format_ades_psv, format_mpc80, pack_number, pack_provisional,
                               parse_ades_psv, parse_mpc80, table_to_mpc80, unpack_number,
                               unpack_provisional)
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-MPC_FILES = sorted((SHARED_DATA / "mpc").glob("*.dat"))
+MPC_FILES = sorted((TEST_DATA / "mpc").glob("*.dat"))
 
 
 def test_there_is_real_data():
@@ -25,7 +25,7 @@ def test_real_records_round_trip_byte_identical(path):
 
 
 def test_parsed_values_are_what_the_columns_say():
-    t = parse_mpc80(SHARED_DATA / "mpc" / "test_mpcobs_13553.dat")
+    t = parse_mpc80(TEST_DATA / "mpc" / "test_mpcobs_13553.dat")
     first = t[0]
     assert first["designation"] == "13553" and first["provid"] == "J92J00E"
     assert unpack_provisional(first["provid"]) == "1992 JE"
@@ -38,11 +38,11 @@ def test_parsed_values_are_what_the_columns_say():
     sat = t[t["note2"] == "S"][0]
     assert sat["sat_units"] == 1 and sat["sat_x"] == pytest.approx(6752.8346)
     assert sat["sat_z"] == pytest.approx(308.3567)
-    t2 = parse_mpc80(SHARED_DATA / "mpc" / "test_mpcobs_215426.dat")
+    t2 = parse_mpc80(TEST_DATA / "mpc" / "test_mpcobs_215426.dat")
     assert "215426" in set(t2["designation"])
     assert unpack_provisional("K02J45F") == "2002 JF45"
     # six-decimal times of K93 are kept
-    t3 = parse_mpc80(SHARED_DATA / "mpc" / "test_multiframe.dat")
+    t3 = parse_mpc80(TEST_DATA / "mpc" / "test_multiframe.dat")
     assert set(t3["time_decimals"]) == {5, 6}
 
 

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from catdb import spatial
 from catdb.db.server import EmbeddedServer, find_binaries, pgserver_bindir
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 pytestmark = pytest.mark.skipif(
     pgserver_bindir() is None,

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 from catdb.cli.main import cli
 from catdb.errors import InputError
 from catdb.pipeline import Pipeline
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 
 def write(tmp_path, text):
@@ -86,7 +86,7 @@ def test_default_pipeline_is_valid():
 
 
 def test_demo_pipeline_is_valid():
-    from tests.helpers import REPO
+    from tests.helpers import REPO, TEST_DATA
 
     p = Pipeline.load(REPO / "pipelines" / "lowell42-demo.toml")
     stages = [s.get("stage") for s in p.steps if "stage" in s]

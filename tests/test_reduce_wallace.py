@@ -13,16 +13,15 @@ from catdb.errors import StageError
 from catdb.schema.tables import QUALITY_FLAGS
 from catdb.stages import run_stage
 from catdb.stages.base import StageContext, get_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import WALLACE as W, requires_shared
 
-W = SHARED_DATA / "wallace2713-20181012"
 SCIENCE = sorted(W.glob("lux-180.000secs.Light.Open.*.fit"))
 FOCUS = sorted(W.glob("lux-10.000secs.Light.Open.*.fit"))
 BIAS = sorted(W.glob("lux-180.000secs.Bias.Open.*.fit"))
 DARK = sorted(W.glob("lux-180.000secs.Dark.Open.*.fit"))
 NOT_REDUCED = QUALITY_FLAGS["not_reduced"]
 
-pytestmark = pytest.mark.skipif(not W.is_dir(), reason=f"real data not found at {W}")
+pytestmark = requires_shared("wallace2713-20181012")
 
 
 def _connect(url):

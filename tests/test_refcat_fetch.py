@@ -15,7 +15,7 @@ from catdb.ingest import refcat_fetch
 from catdb.ingest.load import ingest_catalogs
 from catdb.ingest.refcat import read_table_any
 from catdb.ingest.refcat_fetch import OfflineError, covered, fetch_refcat, merge_circles
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
 RECORDED = Path(__file__).parent / "data" / "recorded"
 GAIA2 = RECORDED / "vizier_gaia2_I_345_lco.ecsv"
@@ -49,7 +49,7 @@ def lco_db(fresh_db_url, monkeypatch):
     fake = RecordedVizier()
     monkeypatch.setattr(refcat_fetch, "query_vizier", fake)
     with psycopg.connect(fresh_db_url) as conn:
-        ingest_catalogs(conn, [SHARED_DATA / "lco" / "ldac_test_catalog.fits"])
+        ingest_catalogs(conn, [TEST_DATA / "lco" / "ldac_test_catalog.fits"])
         yield conn, fake, fresh_db_url
 
 

@@ -12,9 +12,9 @@ from catdb.cli.main import cli
 from catdb.cli.refcat import parse_column_map
 from catdb.errors import InputError
 from catdb.ingest.refcat import read_refcat
-from tests.helpers import REPO_DATA, SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
 
-GAIA_LDAC = SHARED_DATA / "lco" / "GAIA-DR2.cat"
+GAIA_LDAC = TEST_DATA / "lco" / "GAIA-DR2.cat"
 TYCHO = REPO_DATA / "tycho2" / "tycho2_lowell_field.csv"
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")
 COLMAP = ["--ra", "XWIN_WORLD", "--dec", "YWIN_WORLD", "--id", "NUMBER", "--epoch", "OBSDATE",

@@ -12,7 +12,7 @@ import pytest
 
 from catdb.export.report import qa_boxplot_figure, residuals_figure, write_report
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 from tests.lowell_night import night_db_url
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -76,7 +76,7 @@ def screenshot(page, tmp_path, height=2400):
 
 
 # ------------------------------------------------------------------ calibration and QA diagnostics
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 # copies of the real LCO frame through one night: (zeropoint shift [mag], astrometric noise ["], background x)
 COPIES = [(0.00, 0.0, 1.00), (0.02, 0.0, 1.01), (0.05, 0.0, 0.99), (0.08, 0.0, 1.02), (0.10, 1.6, 1.00),
           (0.12, 0.0, 1.60), (0.15, 0.0, 1.00)]

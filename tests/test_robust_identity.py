@@ -1,6 +1,6 @@
 """One file, one exposure: identity is the content (SHA-256), not the path.
 
-Real LCO SExtractor catalogues and real Lowell raw frames (``SHARED_DATA``), copied under other
+Real LCO SExtractor catalogues and real Lowell raw frames (``tests/data/lco``, ``data/lowell42-5945``), copied under other
 paths: a byte-identical copy is never a second exposure (serial, ``-j 2``, two racing processes),
 a moved file is re-pointed, ``--relocate`` re-points a copy, and the per-file lock that makes two
 loads of the same content take turns cannot be taken by the read-only role.
@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from catdb.cli.main import cli
 from catdb.db.engine import connect
 from catdb.ingest.load import ingest_catalogs, ingest_images
-from tests.helpers import REPO, SHARED_DATA
+from tests.helpers import REPO, REPO_DATA, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
-RAW = SHARED_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
+LCO = TEST_DATA / "lco"
+RAW = REPO_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
 
 pytestmark = pytest.mark.skipif(not (LCO / "ldac_test_catalog.fits").exists() or not RAW.exists(),
                                 reason=f"real data missing: {LCO}/ldac_test_catalog.fits, {RAW}")

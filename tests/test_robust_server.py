@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from catdb.db.server import EmbeddedServer
-from tests.helpers import REPO, SHARED_DATA
+from tests.helpers import REPO, REPO_DATA
 
 
 def _env(data_dir, **kw):
@@ -60,9 +60,9 @@ def test_concurrent_commands_on_a_new_data_dir_all_succeed(base):
 def test_database_of_its_own(base, tmp_path):
     """--database / [pipeline] database: rows go to that database of the cluster, not to `catdb`."""
     pg = base / "pg"
-    frames = sorted((SHARED_DATA / "lowell42-5945" / "science").glob("*.fits.fz"))[:2]
+    frames = sorted((REPO_DATA / "lowell42-5945" / "science").glob("*.fits.fz"))[:2]
     if not frames:
-        pytest.skip(f"real data missing: {SHARED_DATA / 'lowell42-5945' / 'science'}")
+        pytest.skip(f"real data missing: {REPO_DATA / 'lowell42-5945' / 'science'}")
     pipe = tmp_path / "p.toml"
     paths = ", ".join(f'"{f}"' for f in frames)
     pipe.write_text(f'[pipeline]\nname = "t"\noutdir = "{tmp_path}/out"\ndatabase = "catdb_test_own"\n\n'

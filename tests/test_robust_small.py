@@ -5,9 +5,9 @@ from astropy.io import fits
 
 from catdb.errors import InputError
 from catdb.ingest.headers import load_keymap, mid_exposure_mjd
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA
 
-RAW = SHARED_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
+RAW = REPO_DATA / "lowell42-5945" / "science" / "20190326.0126.fits.fz"
 
 
 @pytest.mark.skipif(not RAW.exists(), reason=f"real data missing: {RAW}")

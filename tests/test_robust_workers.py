@@ -1,6 +1,6 @@
 """``ingest -j N``: workers die with their parent, and Ctrl-C stops everything.
 
-Catalogues resampled from the real LCO FITS_LDAC (``SHARED_DATA/lco``; distinct content per file,
+Catalogues resampled from the real LCO FITS_LDAC (``tests/data/lco``; distinct content per file,
 as ``tests/test_ingest_atomic.py`` builds them).  The parent is killed (SIGKILL, or SIGINT as
 Ctrl-C) once the first files are committed; then no session of the workers stays open, nothing is
 committed after the kill, and the run is not left ``running``.
@@ -14,10 +14,10 @@ import time
 import pytest
 
 from catdb.db.engine import connect
-from tests.helpers import REPO, SHARED_DATA
+from tests.helpers import REPO, TEST_DATA
 from tests.test_ingest_atomic import _big_ldac
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 pytestmark = pytest.mark.skipif(not (LCO / "ldac_test_catalog.fits").exists(),
                                 reason=f"real data missing: {LCO / 'ldac_test_catalog.fits'}")
 

@@ -21,9 +21,9 @@ from psycopg import sql
 
 from catdb.cli.main import cli
 from catdb.ingest.load import ingest_catalogs
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from astropy.io.votable import parse_single_table
 from catdb.errors import InputError
 from catdb.ingest.skybot import (SkybotUnavailable, match_skybot, query_skybot,
                                  read_skybot_votable)
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-VOT = SHARED_DATA / "skybot" / "skybot_query.vot"
+VOT = TEST_DATA / "skybot" / "skybot_query.vot"
 
 
 def test_read_recorded_response():

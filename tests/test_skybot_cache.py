@@ -3,7 +3,7 @@
 Real Lowell exposures (12 frames, MJDs, centres, observatory 688) with two tracks along the
 MANIFEST movers (tests/track_db.py); the SkyBoT service is replaced by functions returning
 known objects on the MANIFEST motion, or failing; the recorded SkyBoT response of
-shared/data/skybot is imported into the cache for a synthetic exposure at its field and epoch.
+tests/data/skybot is imported into the cache for a synthetic exposure at its field and epoch.
 """
 from __future__ import annotations
 
@@ -21,14 +21,14 @@ from catdb.errors import InputError
 from catdb.ingest import skybot as sb
 from catdb.stages import run_stage
 from catdb.stages.base import start_run
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 from tests.lowell_night import mover_radec, needs_lowell
 from tests.track_db import build
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
               pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
 
-VOT = SHARED_DATA / "skybot" / "skybot_query.vot"
+VOT = TEST_DATA / "skybot" / "skybot_query.vot"
 #: MANIFEST rates of mover 1 (dRA cos dec, dDec) ["/h]
 M1_RATE = (4.0, -8.4)
 
@@ -344,7 +344,7 @@ def _recorded_votable(conn, url, eids, monkeypatch):
     assert n2[4] == pytest.approx(1.594366842)
     conn.rollback()
     # a VOTable that is not one: clear error naming the file
-    bad = SHARED_DATA / "mpc" / next(p.name for p in (SHARED_DATA / "mpc").iterdir())
+    bad = TEST_DATA / "mpc" / next(p.name for p in (TEST_DATA / "mpc").iterdir())
     with pytest.raises(InputError, match=bad.name):
         sb.import_skybot_votable(conn, bad, eids[1])
     conn.rollback()

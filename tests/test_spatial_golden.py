@@ -17,10 +17,10 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky
 
 from catdb import spatial
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 from tests.spatial_pg import pg_conninfo  # noqa: F401  (session fixture)
 
-TYCHO = SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
+TYCHO = TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
 SCHEMAS = {"q3c": "q3c_ext", "sql": "q3c_sql"}
 
 

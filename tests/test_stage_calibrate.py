@@ -6,9 +6,9 @@ from catdb.algorithms import photometry
 from catdb.errors import CatdbError, StageError
 from catdb.schema.tables import QUALITY_FLAGS
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 BAD = QUALITY_FLAGS["bad_zeropoint"]
 
 

@@ -8,36 +8,23 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
+from catdb.db.engine import connect
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
+from tests.lowell_night import ingest_and_reduce
 
-LOWELL = SHARED_DATA / "lowell42-5945"
+LOWELL = REPO_DATA / "lowell42-5945"
 SCIENCE = [LOWELL / "science" / f"20190326.{n:04d}.fits.fz" for n in (129, 132, 135)]
-TYCHO2 = SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
+TYCHO2 = TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
 
 pytestmark = pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}")
-
-
-def _connect(url):
-    from catdb.db.engine import connect
-
-    return connect(url)
-
-
-def _ingest(conn, paths):
-    from catdb.ingest.load import ingest_images
-
-    return [i for r in ingest_images(conn, paths) for i in r.exposure_ids]
 
 
 @pytest.fixture(scope="module")
 def stacked(db_url, tmp_path_factory):
     outdir = tmp_path_factory.mktemp("products")
-    c = _connect(db_url)
-    sci = _ingest(c, SCIENCE)
-    _ingest(c, sorted((LOWELL / "zero").glob("*.fits.fz"))[:2])
-    _ingest(c, sorted((LOWELL / "flat").glob("*.fits.fz"))[1:3])
-    run_stage("reduce", conn=c, params={"outdir": str(outdir)})
+    c = connect(db_url)
+    sci, _ = ingest_and_reduce(c, SCIENCE, outdir)
     res = run_stage("coadd", conn=c, params={"outdir": str(outdir), "detect": "true"})
     yield dict(conn=c, sci=sci, res=res, outdir=outdir)
     c.close()

@@ -5,9 +5,9 @@ import pytest
 
 from catdb.errors import StageError
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA
 
-LOWELL = SHARED_DATA / "lowell42-5945"
+LOWELL = REPO_DATA / "lowell42-5945"
 SCIENCE = [LOWELL / "science" / f"20190326.{n:04d}.fits.fz" for n in (129, 132, 135)]
 
 pytestmark = pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}")

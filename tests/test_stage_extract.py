@@ -6,27 +6,17 @@ import gzip
 import numpy as np
 import pytest
 
+from catdb.db.engine import connect
 from catdb.errors import CatdbError, StageError
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
+from tests.lowell_night import ingest_and_reduce, ingest_raw
 
-LOWELL = SHARED_DATA / "lowell42-5945"
+LOWELL = REPO_DATA / "lowell42-5945"
 SCIENCE = [LOWELL / "science" / f"20190326.{n:04d}.fits.fz" for n in (129, 132)]
-TYCHO2 = SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
+TYCHO2 = TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
 
 pytestmark = pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}")
-
-
-def _connect(url):
-    from catdb.db.engine import connect
-
-    return connect(url)
-
-
-def _ingest(conn, paths):
-    from catdb.ingest.load import ingest_images
-
-    return [i for r in ingest_images(conn, paths) for i in r.exposure_ids]
 
 
 def _tycho_in(ra0, dec0, radius):
@@ -44,12 +34,8 @@ def _tycho_in(ra0, dec0, radius):
 @pytest.fixture(scope="module")
 def extracted(db_url, tmp_path_factory):
     outdir = tmp_path_factory.mktemp("products")
-    c = _connect(db_url)
-    sci = _ingest(c, SCIENCE)
-    # two bias and two VR flats keep the masters quick (the reduce tests use all frames)
-    _ingest(c, sorted((LOWELL / "zero").glob("*.fits.fz"))[:2])
-    _ingest(c, sorted((LOWELL / "flat").glob("*.fits.fz"))[1:3])
-    red = run_stage("reduce", conn=c, params={"outdir": str(outdir)})
+    c = connect(db_url)
+    sci, red = ingest_and_reduce(c, SCIENCE, outdir)
     res = run_stage("extract", conn=c, params={"outdir": str(outdir), "workers": 2,
                                                "phot_apertures": "6,10,16"})
     yield dict(conn=c, sci=sci, red=red, res=res, outdir=outdir)
@@ -136,9 +122,9 @@ def test_bad_inputs_are_clear_errors(fresh_db_url, tmp_path):
         parse_config("detect minarea=3")
     with pytest.raises(CatdbError, match="CATALOG_NAME is set by the extract stage"):
         parse_config("CATALOG_NAME=x.cat")
-    c = _connect(fresh_db_url)
+    c = connect(fresh_db_url)
     try:
-        sci = _ingest(c, SCIENCE[:1])
+        sci = ingest_raw(c, SCIENCE[:1])
         with pytest.raises(StageError, match=rf"exposure {sci[0]} .* has no reduced product: run 'catdb stage "
                                              r"reduce'"):
             run_stage("extract", conn=c, params={"outdir": str(tmp_path)})

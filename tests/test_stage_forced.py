@@ -5,30 +5,20 @@ import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
 
+from catdb.db.engine import connect
 from catdb.errors import StageError
 from catdb.stages import run_stage
 from catdb.stages.base import start_run
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA
+from tests.lowell_night import ingest_and_reduce
 
-LOWELL = SHARED_DATA / "lowell42-5945"
+LOWELL = REPO_DATA / "lowell42-5945"
 SCIENCE = [LOWELL / "science" / f"20190326.{n:04d}.fits.fz" for n in (129, 135)]
 N = len(SCIENCE)
 # known mover 1 of MANIFEST.md: (JD, RA, Dec) at two epochs
 MOVER1 = ((2458568.60418, 124.62662, 25.34294), (2458568.84034, 124.63359, 25.32967))
 
 pytestmark = pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}")
-
-
-def _connect(url):
-    from catdb.db.engine import connect
-
-    return connect(url)
-
-
-def _ingest(conn, paths):
-    from catdb.ingest.load import ingest_images
-
-    return [i for r in ingest_images(conn, paths) for i in r.exposure_ids]
 
 
 def mover1_at(mjd):
@@ -41,11 +31,8 @@ def mover1_at(mjd):
 @pytest.fixture(scope="module")
 def lowell(db_url, tmp_path_factory):
     outdir = tmp_path_factory.mktemp("products")
-    c = _connect(db_url)
-    sci = _ingest(c, SCIENCE)
-    _ingest(c, sorted((LOWELL / "zero").glob("*.fits.fz"))[:2])
-    _ingest(c, sorted((LOWELL / "flat").glob("*.fits.fz"))[1:3])
-    run_stage("reduce", conn=c, params={"outdir": str(outdir)})
+    c = connect(db_url)
+    sci, _ = ingest_and_reduce(c, SCIENCE, outdir)
     run_stage("extract", conn=c, params={"outdir": str(outdir), "phot_apertures": "6,10,16",
                                                "config": "SEEING_FWHM=2.5"})  # skips the seeing pass
     # the track of mover 1 as the movers stage would write it (rates in "/h, RA rate times cos dec)

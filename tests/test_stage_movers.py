@@ -14,7 +14,7 @@ from catdb.errors import StageError
 from catdb.export.mpc import parse_ades_psv, parse_mpc80
 from catdb.export.tracks import export_tracks
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 from tests.lowell_night import MOVERS, mover_radec, needs_lowell, night_db_url
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
@@ -34,7 +34,7 @@ def night(pg_server, template_db, tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # Tycho-2 stars within ~1 deg of the field, for the bright-star veto
-        t = Table.read(SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
+        t = Table.read(TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
         near = (np.abs(t["dec_deg"] - 25.33) < 1) & (np.abs(t["ra_deg"] - 124.62) < 1.2)
         path = tmp_path_factory.mktemp("tycho") / "tycho2_lowell.csv"
         t[near].write(path, format="ascii.csv")

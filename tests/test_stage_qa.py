@@ -5,10 +5,10 @@ import pytest
 from catdb.errors import StageError
 from catdb.schema.tables import QUALITY_FLAGS
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA, TEST_DATA
 
-LCO = SHARED_DATA / "lco"
-LOWELL = SHARED_DATA / "lowell42-5945" / "science"
+LCO = TEST_DATA / "lco"
+LOWELL = REPO_DATA / "lowell42-5945" / "science"
 BIT_ASTROM, BIT_UNSOLVED, BIT_BKG = (QUALITY_FLAGS[k] for k in ("astrometric_outlier", "not_solved",
                                                                   "background_outlier"))
 

@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from catdb.db.engine import connect
 from catdb.errors import StageError
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import REPO_DATA
+from tests.lowell_night import ingest_raw
 
-LOWELL = SHARED_DATA / "lowell42-5945"
+LOWELL = REPO_DATA / "lowell42-5945"
 BIASES = sorted((LOWELL / "zero").glob("*.fits.fz"))
 FLATS = sorted((LOWELL / "flat").glob("*.fits.fz"))
 V_FLAT = LOWELL / "flat" / "20190326.0100.fits.fz"
@@ -18,26 +20,14 @@ SCIENCE = [LOWELL / "science" / f"20190326.{n:04d}.fits.fz" for n in (129, 132)]
 pytestmark = pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}")
 
 
-def _connect(url):
-    from catdb.db.engine import connect
-
-    return connect(url)
-
-
-def _ingest(conn, paths):
-    from catdb.ingest.load import ingest_images
-
-    return [i for r in ingest_images(conn, paths) for i in r.exposure_ids]
-
-
 @pytest.fixture(scope="module")
 def reduced(db_url, tmp_path_factory):
     """Science (2 frames), bias and flats ingested; one reduce run over both science frames."""
     outdir = tmp_path_factory.mktemp("products")
-    c = _connect(db_url)
-    sci = _ingest(c, SCIENCE)
-    bias = _ingest(c, BIASES)
-    flats = _ingest(c, FLATS)
+    c = connect(db_url)
+    sci = ingest_raw(c, SCIENCE)
+    bias = ingest_raw(c, BIASES)
+    flats = ingest_raw(c, FLATS)
     res = run_stage("reduce", conn=c, params={"outdir": str(outdir)})
     yield dict(conn=c, sci=sci, bias=bias, flats=flats, res=res, outdir=outdir)
     c.close()
@@ -126,11 +116,11 @@ def test_rerun_replaces_products(reduced, tmp_path):
 
 
 def test_no_flat_in_filter_is_an_error_with_require_flat_then_reduced_by_default(fresh_db_url, tmp_path):
-    c = _connect(fresh_db_url)
+    c = connect(fresh_db_url)
     try:
-        sci = _ingest(c, SCIENCE[:1])
-        _ingest(c, BIASES[:2])
-        _ingest(c, [V_FLAT])
+        sci = ingest_raw(c, SCIENCE[:1])
+        ingest_raw(c, BIASES[:2])
+        ingest_raw(c, [V_FLAT])
         with pytest.raises(StageError) as ei:
             run_stage("reduce", conn=c, params={"outdir": str(tmp_path), "require_flat": "true"})
         msg = str(ei.value)
@@ -152,9 +142,9 @@ def test_no_flat_in_filter_is_an_error_with_require_flat_then_reduced_by_default
 
 
 def test_no_bias_is_a_clear_error(fresh_db_url, tmp_path):
-    c = _connect(fresh_db_url)
+    c = connect(fresh_db_url)
     try:
-        sci = _ingest(c, SCIENCE[:1])
+        sci = ingest_raw(c, SCIENCE[:1])
         with pytest.raises(StageError, match=rf"exposure {sci[0]} .*no bias frame in the database with "
                                              r"instrument='nasa42', binning='3x3'"):
             run_stage("reduce", conn=c, params={"outdir": str(tmp_path)})
@@ -177,12 +167,12 @@ def test_reducing_twice_gives_the_same_pixels_and_detections(fresh_db_url, tmp_p
     image; with a clock-based dither seed every run stored different pixels (one quantisation
     step, sigma_sky/16) and SExtractor found a few sources more or fewer.
     """
-    c = _connect(fresh_db_url)
+    c = connect(fresh_db_url)
     try:
-        sci = _ingest(c, SCIENCE[:1])
+        sci = ingest_raw(c, SCIENCE[:1])
         # two bias and two VR flats keep the masters quick
-        _ingest(c, BIASES[:2])
-        _ingest(c, [f for f in FLATS if f != V_FLAT][:2])
+        ingest_raw(c, BIASES[:2])
+        ingest_raw(c, [f for f in FLATS if f != V_FLAT][:2])
         runs = []
         for name in ("first", "second"):
             out = tmp_path / name

@@ -18,17 +18,16 @@ from astropy.io import fits
 
 from catdb.errors import StageError
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA, WALLACE, requires_shared
 
-WALLACE = SHARED_DATA / "wallace2713-20181012"
 WALLACE_SCI = sorted(WALLACE.glob("lux-180.000secs.Light.Open.*.fit"))
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 pytestmark = [pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
                                          "ignore::astropy.wcs.FITSFixedWarning"),
               pytest.mark.skipif(shutil.which("scamp") is None or shutil.which("source-extractor") is None,
                                  reason="scamp / source-extractor not installed")]
-needs_wallace = pytest.mark.skipif(len(WALLACE_SCI) < 20, reason=f"Wallace night not found at {WALLACE}")
+needs_wallace = requires_shared("wallace2713-20181012")
 needs_lco = pytest.mark.skipif(not (LCO / "GAIA-DR2.cat").is_file(), reason=f"LCO data not found at {LCO}")
 
 USABLE = "('header','solved','registered')"

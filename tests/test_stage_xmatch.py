@@ -6,9 +6,9 @@ from click.testing import CliRunner
 from catdb.errors import StageError
 from catdb.stages import run_stage
 from catdb.stages.xmatch import match_unit_vectors, spatial_order, unit_vectors
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA
 
-LCO = SHARED_DATA / "lco"
+LCO = TEST_DATA / "lco"
 
 
 @pytest.fixture(scope="module")

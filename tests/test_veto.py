@@ -11,11 +11,10 @@ from catdb.cli.main import cli
 from catdb.errors import CatdbError, InputError, StageError
 from catdb.ingest.load import ingest_catalogs, ingest_refcat
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA, VASCO, need_shared, requires_shared
 
-VASCO = SHARED_DATA / "vasco60"
-TYCHO = SHARED_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
-LCO = SHARED_DATA / "lco"
+TYCHO = TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
+LCO = TEST_DATA / "lco"
 VASCO_WHERE = "e.path LIKE 'vasco60:%'"
 CHAIN_FREE = "flags,edge,elongation,fwhm,duplicates"
 
@@ -47,6 +46,7 @@ def db(db_url, tmp_path_factory):
 
     from catdb.db.engine import connect
 
+    need_shared("vasco60")
     c = connect(db_url)
     info = load_vasco60(c, VASCO / "source_extractor_final_filtered.csv", VASCO / "survivors.csv")
     det = np.array(c.execute("SELECT ra, dec FROM detection").fetchall())
@@ -73,6 +73,7 @@ def _survivors(conn, set_name, step):
                                        (set_name, step))}
 
 
+@requires_shared("vasco60/survivors.csv")
 def test_overflowing_obs_dates_are_normalised():
     from astropy.table import Table
     from astropy.time import Time

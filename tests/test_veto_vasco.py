@@ -17,12 +17,11 @@ from catdb.errors import CatdbError, StageError
 from catdb.export.saved import saved_query
 from catdb.ingest.load import ingest_catalogs
 from catdb.stages import run_stage
-from tests.helpers import SHARED_DATA
+from tests.helpers import TEST_DATA, VASCO, requires_shared
 from tests.test_veto import _ledger, _survivors
 
-VASCO = SHARED_DATA / "vasco60"
-LCO = SHARED_DATA / "lco"
-VOT = SHARED_DATA / "skybot" / "skybot_query.vot"
+LCO = TEST_DATA / "lco"
+VOT = TEST_DATA / "skybot" / "skybot_query.vot"
 VASCO_WHERE = "e.path LIKE 'vasco60:%'"
 MORPHO = "flags,snr,fwhm_px,elongation,spread_model,clip"
 
@@ -32,7 +31,9 @@ def db(db_url):
     from catdb.db.engine import connect
 
     c = connect(db_url)
-    info = load_vasco60(c, VASCO / "source_extractor_final_filtered.csv", VASCO / "survivors.csv")
+    # VASCO60 (../shared only) for test_vasco60_positions_only_chain; the other tests use their own exposures
+    info = (load_vasco60(c, VASCO / "source_extractor_final_filtered.csv", VASCO / "survivors.csv")
+            if VASCO.is_dir() else None)
     lco = ingest_catalogs(c, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
     c.commit()
     yield c, info, lco
@@ -120,6 +121,7 @@ def test_morphology_gates_on_real_sextractor_catalogue(db):
     assert led[6][5]["clip_sigma"] == 2.0 and led[6][5]["n_untested"] == 0
 
 
+@requires_shared("vasco60")
 def test_vasco60_positions_only_chain(db):
     conn, info, _ = db
     steps = "flags,snr,fwhm_px,spread_model,clip,dec:30..90,duplicates"

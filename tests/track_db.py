@@ -5,7 +5,7 @@ Detections are placed exactly on the MANIFEST's linear motion of mover 1 and mov
 each frame's ``mjd_mid`` (with provenance: one ``test-movers`` stage_run), tracks made of
 them, a relative zeropoint of 25.0 per exposure, and forced photometry of track 1 carrying a
 1.25 h sinusoid (a 2.5 h double-peaked asteroid light curve).  Track 2 is identified as the
-SkyBoT object ``2019 RB21`` of the recorded SkyBoT response in ``shared/data/skybot``.
+SkyBoT object ``2019 RB21`` of the recorded SkyBoT response in ``tests/data/skybot``.
 """
 from __future__ import annotations
 

@@ -111,8 +111,7 @@ def _register():
         cli.add_command(ingest.command)
     except ImportError:
         pass
-    for name in ("export", "run", "report", "extract", "config", "reduce", "exposures", "refcat", "skybot", "ephemeris",
-                 "serve"):
+    for name in ("export", "run", "report", "extract", "config", "exposures", "refcat", "skybot", "ephemeris", "serve"):
         try:
             mod = __import__(f"catdb.cli.{name}", fromlist=["command"])
         except ImportError:

@@ -47,12 +47,12 @@ def command(obj, pipeline, write_default, force, outdir):
         os.environ["CATDB_DATABASE"] = check_database_name(p.database)
         echo(f"database: {p.database} (embedded server; [pipeline] database in {pipeline})")
     t0 = time.time()
-    with connect(obj["url"]) as conn:
+    with connect(obj["url"], check_schema=False) as conn:  # initialised or upgraded just below
         from ..db import migrate
 
         if migrate.current(obj["url"]) != migrate.head():
             echo("initialising the database (catdb db init)")
-            migrate.upgrade(obj["url"])
+            migrate.upgrade(obj["url"])  # refuses a database a newer catdb migrated
         results = p.run(conn, echo=echo, force=force)
         if "summary" in p.extra:
             from ..summary import print_summary

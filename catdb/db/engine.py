@@ -72,13 +72,23 @@ def embedded_database() -> str:
 
 
 def connect(url: str | None = None, *, autocommit: bool = False, read_only: bool = False,
-            statement_timeout_ms: int | None = None, **kw):
+            statement_timeout_ms: int | None = None, check_schema: bool = True, **kw):
     """Open a psycopg connection with catdb's session settings.
+
+    Parameters
+    ----------
+    check_schema : bool
+        Refuse a database that is not at this catdb's schema revision (one query,
+        :func:`catdb.db.revision.require_head`).  Only code that creates or migrates the schema
+        passes False.
 
     Raises
     ------
     catdb.errors.DatabaseUnavailable
         When the server cannot be reached; the message names the URL.
+    catdb.db.revision.SchemaRevisionError
+        The database is not initialised, behind (the message says ``run `catdb db upgrade```) or
+        migrated by a newer catdb; the connection is closed.
     """
     import psycopg
 
@@ -92,6 +102,14 @@ def connect(url: str | None = None, *, autocommit: bool = False, read_only: bool
         conn = psycopg.connect(url, autocommit=autocommit, options=opts, **kw)
     except psycopg.OperationalError as e:
         raise DatabaseUnavailable(f"cannot connect to {redact(url)}: {str(e).strip()}") from None
+    if check_schema:
+        from .revision import require_head
+
+        try:
+            require_head(conn)
+        except BaseException:
+            conn.close()
+            raise
     return conn
 
 

@@ -1,8 +1,8 @@
 """Light curves: the one place catdb assembles the magnitudes of an object or a track over time.
 
-Every light curve comes from the view ``lightcurve_point`` (``catdb/sql/science_views.sql``,
-migration 0008): the target's linked detections (calibrated with the exposure's latest ``ok``
-zeropoint, as ``detection_calibrated``) and its forced photometry.  Its users:
+Every light curve comes from the view ``lightcurve_point`` (migration 0008,
+``catdb/migrations/versions/0008_science_views.py``): the target's linked detections (calibrated
+with the exposure's latest ``ok`` zeropoint, as ``detection_calibrated``) and its forced photometry.  Its users:
 
 * :func:`lightcurve` (an astropy Table with units): ``catdb lightcurve``, ``catdb period``,
   the ``lightcurve`` stage and :func:`catdb.export.diagnostics.rms_vs_mag`;

@@ -1,6 +1,7 @@
 """Tables of migration 0003: named exposure sets (``catdb exposures select``).
 
-The view ``detection_calibrated`` of the same migration is SQL (``catdb/sql/views.sql``);
+The view ``detection_calibrated`` of the same migration is SQL, written in the migration
+(``catdb/migrations/versions/0003_calib_sets.py``);
 alembic's comparison (``catdb db check``) does not look at views.
 """
 from __future__ import annotations

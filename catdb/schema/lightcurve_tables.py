@@ -9,7 +9,7 @@ written in ``data_text``.  The import is a ``stage_run`` (stage ``lightcurve-imp
 row points to it; re-importing a file (same path or same content) replaces its sessions.
 Kept in its own module so that migration 0012 adds the tables without editing
 :mod:`catdb.schema.tables`.  (``lightcurve_point``, the view of catdb's own light curves, is
-another thing: see ``catdb/sql/science_views.sql``.)
+another thing: see migration 0008, ``catdb/migrations/versions/0008_science_views.py``.)
 """
 from __future__ import annotations
 

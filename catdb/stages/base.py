@@ -346,15 +346,20 @@ def run_stage(name: str, *, conn=None, url=None, where: str | None = None, param
         The stage failed; nothing it did is kept and its stage_run says why.
     catdb.errors.CatdbError
         Unknown stage, bad parameter, or unknown exposure set (nothing recorded).
+    catdb.db.revision.SchemaRevisionError
+        The database is not at this catdb's schema revision (``run `catdb db upgrade``` when
+        behind); nothing recorded.
     """
     from ..db.engine import connect
+    from ..db.revision import require_head
 
     stage = get_stage(name)
     p = stage.parse_params(params)
     own = conn is None
     if own:
-        conn = connect(url)
+        conn = connect(url)  # checks the schema revision
     try:
+        require_head(conn)  # a connection the caller opened (cached: one query per connection)
         recorded = p
         if exposures is not None:
             cond = exposure_set_condition(conn, exposures)

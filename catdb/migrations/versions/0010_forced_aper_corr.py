@@ -3,9 +3,11 @@
 Revision ID: 0010
 Revises: 0009
 
-The column is that of :data:`catdb.schema.tables.forced_source` (the source of truth), with its
-comment (unit mag); rows written before this migration keep NULL (no correction was applied).
+The DDL is written out here as it was at this revision (a migration does not import the live
+schema): the column with its comment (unit mag), and the new comment of ``mag``.  Rows written
+before this migration keep NULL (no correction was applied).
 """
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
@@ -13,15 +15,18 @@ down_revision = "0009"
 branch_labels = None
 depends_on = None
 
+MAG_BEFORE = "Calibrated magnitude (instrumental + zeropoint) [mag]"
+MAG_AFTER = "Calibrated total magnitude: -2.5 log10(flux) + aper_corr + zeropoint [mag]"
+
 
 def upgrade() -> None:
-    from catdb.schema.tables import forced_source
-
-    op.add_column("forced_source", forced_source.c["aper_corr"]._copy())
-    op.alter_column("forced_source", "mag", comment=forced_source.c["mag"].comment,
-                    existing_comment="Calibrated magnitude (instrumental + zeropoint) [mag]")
+    op.add_column("forced_source", sa.Column(
+        "aper_corr", sa.REAL(), nullable=True,
+        comment="Aperture correction to total flux: 2.5 log10 of the bright stars' median fraction of their flux "
+                "inside aperture_radius (growth curve; <= 0; 0 when not measured) [mag]"))
+    op.alter_column("forced_source", "mag", comment=MAG_AFTER, existing_comment=MAG_BEFORE)
 
 
 def downgrade() -> None:
-    op.alter_column("forced_source", "mag", comment="Calibrated magnitude (instrumental + zeropoint) [mag]")
+    op.alter_column("forced_source", "mag", comment=MAG_BEFORE, existing_comment=MAG_AFTER)
     op.drop_column("forced_source", "aper_corr")
