@@ -90,6 +90,11 @@ class Movers(Stage):
         Param("min_pixel_shift", float, 2.0, "Minimum fitted motion over the track [pix]"),
         Param("pos_err_floor", float, 0.3, "Floor of the per-axis position error [arcsec]"),
         Param("match_nsigma", float, 3.0, "Linking tolerance in units of the position error"),
+        Param("search", str, "tracklets", "tracklets (pairs of nearby exposures, tracklets, chains; linear in "
+              "exposures x detections) or seeds (long-baseline seed pairs, the earlier search)",
+              choices=("tracklets", "seeds")),
+        Param("tracklet_exposures", int, 3, "tracklets: pair each exposure with its next K exposures; chains "
+                                            "bridge up to K - 1 missed exposures"),
         Param("seed_baseline_frac", float, 0.5, "Seed pairs come from exposures at least this fraction of "
                                                 "the night's span apart"),
         Param("seed_check_exposures", int, 3, "Seed lines need a detection on one of this many intermediate "
@@ -201,6 +206,7 @@ class Movers(Stage):
                           min_rate_snr=p["min_rate_snr"], min_r2=p["min_r2"], max_rms_arcsec=p["max_rms"],
                           min_pixel_shift=p["min_pixel_shift"], min_sigma_arcsec=p["pos_err_floor"],
                           match_nsigma=p["match_nsigma"], seed_baseline_frac=p["seed_baseline_frac"],
+                          search=p["search"], tracklet_exposures=p["tracklet_exposures"],
                           seed_check_exposures=p["seed_check_exposures"],
                           max_seeds=p["max_seeds"], mad_threshold=p["mad_threshold"],
                           bright_star_radius_arcsec=p["bright_radius"], bright_star_mag=p["bright_mag"],
@@ -208,6 +214,9 @@ class Movers(Stage):
         if p["pos_err_floor"] < 0 or p["min_detections"] < 3:
             raise InputError("parameters pos_err_floor >= 0 and min_detections >= 3 expected, got "
                              f"{p['pos_err_floor']!r}, {p['min_detections']!r}", keyword="pos_err_floor")
+        if p["tracklet_exposures"] < 1:
+            raise InputError(f"parameter tracklet_exposures >= 1 expected, got {p['tracklet_exposures']!r}",
+                             keyword="tracklet_exposures")
         if p["max_seeds"] < 1 or p["seed_check_exposures"] < 0:
             raise InputError("parameters max_seeds >= 1 and seed_check_exposures >= 0 expected, got "
                              f"{p['max_seeds']!r}, {p['seed_check_exposures']!r}", keyword="max_seeds")
