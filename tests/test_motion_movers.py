@@ -309,3 +309,35 @@ def test_check_exposures_keep_every_mover_of_the_exhaustive_search():
                         if acc["n_detections"][acc["track_id"] == t][0] >= 8}
     assert len(out[0]) == 4
     assert out[1] == out[0] and out[3] == out[0]
+
+
+def test_tracklet_search_work_grows_linearly_and_finds_every_mover():
+    """Nights of 20 and 80 exposures (3 min apart) at the same density of random orphans (300 per
+    25' field and exposure) with 8 movers at 10-290"/h seen on 80% of the exposures: every mover
+    is found, pure, on (nearly) all its detections, and the search's work (pairs + k-d tree
+    predictions, counted by the algorithm) per exposure x detection does not grow with the
+    number of exposures (the long-baseline seed search's grows with it)."""
+    work, seeds = {}, {}
+    for n_exp in (20, 80):
+        d = orphan_night(np.random.default_rng(30), n_orphans=300, n_exp=n_exp, dt_h=0.05)
+        args = (d["ra"], d["dec"], d["mjd"], d["ra_err"], d["dec_err"], d["exposure_id"])
+        res = find_movers(*args, x=d["x"], y=d["y"], config=MoverConfig(min_sigma_arcsec=0.3,
+                                                                         min_detections=8))
+        st = res.stats
+        assert f"pairs {st['pairs']}, tracklets {st['tracklets']}" in res.ledger["parameters"][0]
+        work[n_exp] = (st["pairs"] + st["predictions"]) / d["ra"].size
+        truth = d["truth"]
+        acc = res.accepted
+        for k in range(len(d["vel"])):
+            want = set(np.flatnonzero(truth == k))
+            hits = [t for t in acc["track_id"] if set(res.members_of(t)["det_index"]) & want]
+            assert len(hits) == 1, (n_exp, k, hits)
+            got = set(res.members_of(hits[0])["det_index"])
+            assert got <= want and len(got) >= len(want) - 2, (n_exp, k, len(got), len(want))
+        assert len(acc) == len(d["vel"])  # no false candidates among 6,000 / 24,000 orphans
+        if n_exp == 20:
+            seeds[n_exp] = find_movers(*args, config=MoverConfig(
+                min_sigma_arcsec=0.3, min_detections=8, search="seeds")).stats["seeds"] / d["ra"].size
+    print("work per detection", work, "seed pairs per detection (20 exposures)", seeds)
+    assert work[80] <= 1.3 * work[20]
+    assert work[20] < seeds[20]

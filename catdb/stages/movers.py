@@ -17,11 +17,15 @@ Inputs (param ``source``):
   the filter chain then rejects the static sources (rate S/N, pixel shift).
 
 Per night (``exposure.night``, else the UTC date of ``mjd_mid``) the detections go to
-:func:`catdb.algorithms.movers.find_movers` (seed-and-predict linking plus the ssos filter
-chain of Mahlke et al. 2019, A&C 28, 100289).  Seed pairs are made, checked on
-``seed_check_exposures`` intermediate exposures and matched in blocks of at most ``max_seeds``,
-so the default 0-300"/h runs in bounded memory (on the 23-frame Lowell night: 3.4 million seed
-pairs, ~10,600 after the check).  Positional errors are floored at
+:func:`catdb.algorithms.movers.find_movers` (linking plus the ssos filter chain of Mahlke et
+al. 2019, A&C 28, 100289).  ``search = tracklets`` (default): pairs of each exposure with its
+next ``tracklet_exposures`` exposures, tracklets of three detections, chains of tracklets and
+their extension by prediction; the work grows linearly with exposures x detections (on the
+23-frame Lowell night ~170,000 pairs at 0-300"/h).  ``search = seeds``: the earlier
+long-baseline seed pairs, checked on ``seed_check_exposures`` intermediate exposures and
+matched on every exposure (3.4 million seed pairs on that night, growing as exposures^2 x
+detections^2).  Pairs are made in blocks of at most ``max_seeds``, so any rate range runs in
+bounded memory.  Positional errors are floored at
 ``pos_err_floor`` arcsec: SExtractor's ``ERRAWIN`` errors (~0.01-0.05") are far smaller
 than the real scatter of positions between exposures (0.3-1" for seeing-limited frames,
 WCS residuals included), and without the floor linking tolerances and rate errors are
