@@ -16,7 +16,9 @@ Inputs (param ``source``):
   its motion between frames is within ``CROSSID_RADIUS`` (ssos runs SCAMP with a large one);
   the filter chain then rejects the static sources (rate S/N, pixel shift).
 
-Per night (``exposure.night``, else the UTC date of ``mjd_mid``) the detections go to
+Per night (``exposure.night``, else the UTC date of ``mjd_mid``) and field (the connected
+groups of that night's exposures whose footprints, ``ra_center``/``dec_center``/``radius``,
+overlap; ledger ``params.field`` = the group's smallest exposure id) the detections go to
 :func:`catdb.algorithms.movers.find_movers` (linking plus the ssos filter chain of Mahlke et
 al. 2019, A&C 28, 100289).  ``search = tracklets`` (default): pairs of each exposure with its
 next ``tracklet_exposures`` exposures, tracklets of three detections, chains of tracklets and
@@ -238,8 +240,14 @@ class Movers(Stage):
         counts = {"source_used": source, "detections_in": int(d["id"].size), "track": 0,
                   "candidates": 0, "track_detection": 0, "ledger": 0, "nights": 0}
         step0 = 0
-        for night in sorted(set(d["night"].tolist()) - {None}):  # loop over nights, not rows
-            sel = np.flatnonzero(d["night"] == night)
+        group = self._sky_groups(ctx, d)
+        night_of = np.where(d["night"] == None, "", d["night"]).astype(str)  # noqa: E711 (object array)
+        keys = sorted({(n, int(g)) for n, g in zip(night_of.tolist(), group.tolist()) if n})
+        counts["fields"] = len(keys)
+        counts["nights"] = len({n for n, _ in keys})
+        key_of = np.char.add(np.char.add(night_of, "|"), group.astype(str))
+        for night, g in keys:  # one search per night and field (group of overlapping exposures), not per row
+            sel = np.flatnonzero(key_of == f"{night}|{g}")
             res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
                               d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
                               star_ra=None if stars is None else stars["ra"],
@@ -248,16 +256,62 @@ class Movers(Stage):
                               a_image=d["a_image"][sel] if p["trail"] else None,
                               b_image=d["b_image"][sel] if p["trail"] else None,
                               links=d["link"][sel] if "link" in d else None, config=cfg)
-            counts["nights"] += 1
-            step0 = self._write(ctx, res, d["id"][sel], night, step0, counts)
+            step0 = self._write(ctx, res, d["id"][sel], night, step0, counts, field=g)
         counts["ledger"] = step0
         return counts
 
-    def _write(self, ctx, res, det_ids, night, step0, counts):
+    def _sky_groups(self, ctx, d):
+        """Field of every detection: per night, the connected groups of exposures whose footprints
+        (``ra_center``, ``dec_center``, ``radius``) overlap, labelled by their smallest exposure id.
+
+        A night of several pointings is searched field by field (the search works in one tangent
+        plane and pairs exposures close in time).  Exposures without a centre or radius form one
+        group of their night (label -1).
+
+        Returns
+        -------
+        ndarray of int64, shape (N,)
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+        from scipy.spatial import cKDTree
+
+        eids, inv = np.unique(d["exposure_id"], return_inverse=True)
+        label = np.full(eids.size, -1, dtype=np.int64)
+        if eids.size == 0:
+            return label[inv.ravel()]
+        rows = ctx.execute("SELECT id, ra_center, dec_center, radius FROM exposure WHERE id = ANY(%s)",
+                           (eids.tolist(),)).fetchall()
+        geo = {r[0]: r[1:] for r in rows}
+        ra, dec, rad = (np.array([np.nan if geo.get(int(e), (None,) * 3)[i] is None else geo[int(e)][i]
+                                  for e in eids], dtype=float) for i in range(3))
+        night_e = np.empty(eids.size, dtype=object)
+        night_e[inv.ravel()] = d["night"]
+        ok = np.isfinite(ra) & np.isfinite(dec) & np.isfinite(rad)
+        for night in set(night_e.tolist()):
+            idx = np.flatnonzero((night_e == night) & ok)
+            if idx.size == 0:
+                continue
+            a, b = np.radians(ra[idx]), np.radians(dec[idx])
+            xyz = np.column_stack([np.cos(b) * np.cos(a), np.cos(b) * np.sin(a), np.sin(b)])
+            rmax = 2 * float(rad[idx].max())
+            pairs = cKDTree(xyz).query_pairs(2 * np.sin(np.radians(min(rmax, 180.0)) / 2), output_type="ndarray")
+            if pairs.size:
+                sep = np.degrees(np.arccos(np.clip((xyz[pairs[:, 0]] * xyz[pairs[:, 1]]).sum(1), -1, 1)))
+                pairs = pairs[sep <= rad[idx][pairs[:, 0]] + rad[idx][pairs[:, 1]]]
+            g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])) if len(pairs) else ([], ([], [])),
+                           shape=(idx.size, idx.size))
+            _, lab = connected_components(g, directed=False)
+            first = np.full(lab.max() + 1, np.iinfo(np.int64).max)
+            np.minimum.at(first, lab, eids[idx])
+            label[idx] = first[lab]
+        return label[inv.ravel()]
+
+    def _write(self, ctx, res, det_ids, night, step0, counts, field=-1):
         p = ctx.params
         t, m, led = res.tracks, res.members, res.ledger
-        led_params = np.array([json.dumps({"night": night, "parameters": str(s)}) for s in led["parameters"]],
-                              dtype=object)
+        led_params = np.array([json.dumps({"night": night, "field": int(field), "parameters": str(s)})
+                               for s in led["parameters"]], dtype=object)
         copy_table(ctx.conn, "ledger", {"step": np.asarray(led["step"]) + step0,
                                         "filter": np.asarray(led["filter"]).astype(object),
                                         "n_in": np.asarray(led["n_in"]), "n_rejected": np.asarray(led["n_rejected"]),
