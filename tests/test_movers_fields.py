@@ -1,10 +1,10 @@
-"""Stage ``movers`` on a night of two interleaved pointings: one search per field.
+"""Stage ``movers`` on a night of three interleaved pointings: one search per field.
 
-Small synthetic FITS_LDAC catalogues (the header and writer of ``bench/survey.py``): two fields
-1.3 deg apart observed alternately, 12 visits each, 150 random orphan detections per exposure and
-one asteroid per field.  The exposures of one field are the nearest in time to each other only
-every second exposure, and the two fields together span more than the search's tangent plane
-should hold, so the stage must split the night by field (overlapping footprints).
+Small synthetic FITS_LDAC catalogues (the header and writer of ``bench/survey.py``): three
+neighbouring tiles of a survey (0.52 deg apart, 0.73 deg footprints: their edges overlap)
+observed in turn, 12 visits each, 150 random orphan detections per exposure and one asteroid per
+tile.  The next exposures in time are of the other tiles, so the stage must split the night by
+pointing, not by footprint overlap (which joins all three).
 """
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ from catdb.stages import run_stage
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
                                         "ignore::astropy.wcs.FITSFixedWarning")
 
-FIELDS = ((150.0, 5.0), (151.3, 5.0))
-RATES = ((25.0, -10.0), (-40.0, 30.0))        # "/h (RA cos dec, Dec) of each field's asteroid
+FIELDS = tuple((150.0 + k * 0.52 / np.cos(np.radians(5.0)), 5.0) for k in range(3))
+RATES = ((25.0, -10.0), (-40.0, 30.0), (60.0, 5.0))   # "/h (RA cos dec, Dec) of each tile's asteroid
 
 
 def _night(tmp_path, rng, visits=12, n_orphans=150):
     paths = []
     for v in range(visits):
         for f, (ra_c, dec_c) in enumerate(FIELDS):
-            mjd0 = 61000.1 + (2 * v + f) * 240 / 86400
+            mjd0 = 61000.1 + (len(FIELDS) * v + f) * 150 / 86400
             hdr = survey._header(ra_c, dec_c, mjd0, f, 0, v, 1.2, 1.1)
             w = WCS(hdr)
             x, y = rng.uniform(1, survey.NAXIS, (2, n_orphans))
@@ -52,19 +52,19 @@ def _night(tmp_path, rng, visits=12, n_orphans=150):
     return paths
 
 
-def test_night_of_two_fields_searched_field_by_field(conn, tmp_path):
+def test_night_of_three_tiles_searched_tile_by_tile(conn, tmp_path):
     paths = _night(tmp_path, np.random.default_rng(5))
     ingest_catalogs(conn, paths)
     res = run_stage("movers", conn=conn, params={"source": "all", "min_detections": "8", "snr_min": "0"})
     conn.commit()
-    assert res.counts["nights"] == 1 and res.counts["fields"] == 2
+    assert res.counts["nights"] == 1 and res.counts["fields"] == 3
     cand = conn.execute("SELECT n_detections, rate_ra, rate_dec FROM track WHERE status = 'candidate' "
                         "ORDER BY rate_ra").fetchall()
     print(cand, res.counts)
-    assert len(cand) == 2
+    assert len(cand) == 3
     for (n_det, vra, vdec), want in zip(cand, sorted(RATES)):
         assert n_det >= 11 and vra == pytest.approx(want[0], abs=0.5) and vdec == pytest.approx(want[1], abs=0.5)
     # one ledger per field: the search rows name their field (smallest exposure id of the group)
     fields = conn.execute("SELECT DISTINCT params->>'field' FROM ledger WHERE stage_run_id = %s",
                           (res.run_id,)).fetchall()
-    assert len(fields) == 2
+    assert len(fields) == 3

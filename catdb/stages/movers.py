@@ -16,9 +16,9 @@ Inputs (param ``source``):
   its motion between frames is within ``CROSSID_RADIUS`` (ssos runs SCAMP with a large one);
   the filter chain then rejects the static sources (rate S/N, pixel shift).
 
-Per night (``exposure.night``, else the UTC date of ``mjd_mid``) and field (the connected
-groups of that night's exposures whose footprints, ``ra_center``/``dec_center``/``radius``,
-overlap; ledger ``params.field`` = the group's smallest exposure id) the detections go to
+Per night (``exposure.night``, else the UTC date of ``mjd_mid``) and field (the groups of that
+night's exposures of one pointing: centres closer than half the footprint ``radius``; ledger
+``params.field`` = the group's smallest exposure id) the detections go to
 :func:`catdb.algorithms.movers.find_movers` (linking plus the ssos filter chain of Mahlke et
 al. 2019, A&C 28, 100289).  ``search = tracklets`` (default): pairs of each exposure with its
 next ``tracklet_exposures`` exposures, tracklets of three detections, chains of tracklets and
@@ -261,12 +261,14 @@ class Movers(Stage):
         return counts
 
     def _sky_groups(self, ctx, d):
-        """Field of every detection: per night, the connected groups of exposures whose footprints
-        (``ra_center``, ``dec_center``, ``radius``) overlap, labelled by their smallest exposure id.
+        """Field of every detection: per night, the connected groups of exposures of one pointing
+        (centres, ``ra_center``/``dec_center``, closer than half the smaller ``radius``: dithers
+        of one field, not the edge overlap of neighbouring tiles of a survey), labelled by their
+        smallest exposure id.
 
-        A night of several pointings is searched field by field (the search works in one tangent
-        plane and pairs exposures close in time).  Exposures without a centre or radius form one
-        group of their night (label -1).
+        A night of several pointings is searched field by field: the search pairs each exposure
+        with the next exposures in time, which must be of the same field.  Exposures without a
+        centre or radius form one group of their night (label -1).
 
         Returns
         -------
@@ -294,11 +296,11 @@ class Movers(Stage):
                 continue
             a, b = np.radians(ra[idx]), np.radians(dec[idx])
             xyz = np.column_stack([np.cos(b) * np.cos(a), np.cos(b) * np.sin(a), np.sin(b)])
-            rmax = 2 * float(rad[idx].max())
+            rmax = 0.5 * float(rad[idx].max())
             pairs = cKDTree(xyz).query_pairs(2 * np.sin(np.radians(min(rmax, 180.0)) / 2), output_type="ndarray")
             if pairs.size:
                 sep = np.degrees(np.arccos(np.clip((xyz[pairs[:, 0]] * xyz[pairs[:, 1]]).sum(1), -1, 1)))
-                pairs = pairs[sep <= rad[idx][pairs[:, 0]] + rad[idx][pairs[:, 1]]]
+                pairs = pairs[sep <= 0.5 * np.minimum(rad[idx][pairs[:, 0]], rad[idx][pairs[:, 1]])]
             g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])) if len(pairs) else ([], ([], [])),
                            shape=(idx.size, idx.size))
             _, lab = connected_components(g, directed=False)
