@@ -137,37 +137,38 @@ class Movers(Stage):
         return n
 
     # ------------------------------------------------------------------ inputs
-    def _candidates(self, ctx):
+    def _candidates(self, ctx, ids):
+        """Candidate detections of exposures ``ids`` (one night) and the source used."""
         p = ctx.params
         source = p["source"]
         if source == "scamp":
-            return self._scamp_links(ctx)
+            return self._scamp_links(ctx, ids)
         if source == "orphans":
             assoc = ctx.execute(
                 """SELECT o.stage_run_id, max(r.params->>'min_epochs') FROM detection_object o
                    JOIN stage_run r ON r.id = o.stage_run_id
                    JOIN detection d ON d.id = o.detection_id WHERE d.exposure_id = ANY(%s)
-                   GROUP BY o.stage_run_id ORDER BY o.stage_run_id DESC""", (ctx.inputs,)).fetchall()
+                   GROUP BY o.stage_run_id ORDER BY o.stage_run_id DESC""", (ids,)).fetchall()
             if assoc:
                 min_epochs = max(int(r[1] or 4) for r in assoc)
                 q = _SELECT + """ JOIN detection_object l ON l.detection_id = d.id JOIN object o ON o.id = l.object_id
                     WHERE d.exposure_id = ANY(%(ids)s) AND (o.kind = 'moving' OR o.n_epochs < %(me)s)
                     ORDER BY d.exposure_id, d.id"""
-                return fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "me": min_epochs}, _TYPES), \
+                return fetch_arrays(ctx.conn, q, {"ids": ids, "me": min_epochs}, _TYPES), \
                     f"orphans (n_epochs < {min_epochs}) and moving objects of associate runs " \
                     f"{sorted(r[0] for r in assoc)}"
             source = "all (no association for these exposures)"
         q = _SELECT + """ WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s
                          AND (d.snr IS NULL OR d.snr >= %(snr)s) ORDER BY d.exposure_id, d.id"""
-        return fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "fmax": p["flags_max"], "snr": p["snr_min"]}, _TYPES), source
+        return fetch_arrays(ctx.conn, q, {"ids": ids, "fmax": p["flags_max"], "snr": p["snr_min"]}, _TYPES), source
 
-    def _scamp_links(self, ctx):
+    def _scamp_links(self, ctx, ids):
         """Detections linked to the SCAMP sources of the latest ``ingest-scamp`` full load, with ``link``."""
         runs = ctx.execute(
             """SELECT DISTINCT o.stage_run_id FROM detection_object l JOIN object o ON o.id = l.object_id
                JOIN detection d ON d.id = l.detection_id
                WHERE d.exposure_id = ANY(%s) AND o.scamp_source IS NOT NULL ORDER BY 1 DESC""",
-            (ctx.inputs,)).fetchall()
+            (ids,)).fetchall()
         if not runs:
             raise InputError("source=scamp: no SCAMP associations for the selected exposures; load SCAMP's full "
                              "catalogue first (catdb ingest scamp *.ldac --full full_1.cat)", keyword="source")
@@ -176,7 +177,7 @@ class Movers(Stage):
             WHERE d.exposure_id = ANY(%(ids)s) AND o.stage_run_id = %(run)s AND o.scamp_source IS NOT NULL
             ORDER BY d.exposure_id, d.id"""
         q = q.replace("SELECT d.id,", "SELECT o.id AS link, d.id,", 1)
-        d = fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "run": run}, {"link": "int64", **_TYPES})
+        d = fetch_arrays(ctx.conn, q, {"ids": ids, "run": run}, {"link": "int64", **_TYPES})
         return d, f"scamp associations of ingest-scamp run {run}"
 
     def _bright_stars(self, ctx, d):
@@ -226,37 +227,54 @@ class Movers(Stage):
         if p["max_seeds"] < 1 or p["seed_check_exposures"] < 0:
             raise InputError("parameters max_seeds >= 1 and seed_check_exposures >= 0 expected, got "
                              f"{p['max_seeds']!r}, {p['seed_check_exposures']!r}", keyword="max_seeds")
-        d, source = self._candidates(ctx)
-        bad = ~np.isfinite(d["mjd"])
-        if bad.any():
-            raise InputError(f"exposure {int(d['exposure_id'][bad][0])} has no mjd_mid: the mover search needs "
-                             "every exposure's epoch", keyword="mjd_mid")
-        floor = p["pos_err_floor"]
-        ra_err = np.where(np.isfinite(d["ra_err"]), np.maximum(d["ra_err"], floor), floor)
-        dec_err = np.where(np.isfinite(d["dec_err"]), np.maximum(d["dec_err"], floor), floor)
         pix = ctx.execute("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pixscale) FROM exposure "
                           "WHERE id = ANY(%s)", (ctx.inputs,)).fetchone()[0]
-        stars = self._bright_stars(ctx, d)
-        counts = {"source_used": source, "detections_in": int(d["id"].size), "track": 0,
-                  "candidates": 0, "track_detection": 0, "ledger": 0, "nights": 0}
+        # one night at a time (bounded memory: a night's candidates, not the survey's)
+        nights = ctx.execute(
+            """SELECT COALESCE(night::text, to_char(timestamp '1858-11-17' + mjd_mid * interval '1 day',
+                                                    'YYYY-MM-DD')) AS n, array_agg(id ORDER BY id)
+               FROM exposure WHERE id = ANY(%s) GROUP BY 1 ORDER BY 1""", (ctx.inputs,)).fetchall()
+        counts = {"source_used": None, "detections_in": 0, "track": 0, "candidates": 0, "track_detection": 0,
+                  "ledger": 0, "nights": 0, "fields": 0}
+        sources = []
         step0 = 0
-        group = self._sky_groups(ctx, d)
-        night_of = np.where(d["night"] == None, "", d["night"]).astype(str)  # noqa: E711 (object array)
-        keys = sorted({(n, int(g)) for n, g in zip(night_of.tolist(), group.tolist()) if n})
-        counts["fields"] = len(keys)
-        counts["nights"] = len({n for n, _ in keys})
-        key_of = np.char.add(np.char.add(night_of, "|"), group.astype(str))
-        for night, g in keys:  # one search per night and field (group of overlapping exposures), not per row
-            sel = np.flatnonzero(key_of == f"{night}|{g}")
-            res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
-                              d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
-                              star_ra=None if stars is None else stars["ra"],
-                              star_dec=None if stars is None else stars["dec"],
-                              star_mag=None if stars is None else stars["mag"],
-                              a_image=d["a_image"][sel] if p["trail"] else None,
-                              b_image=d["b_image"][sel] if p["trail"] else None,
-                              links=d["link"][sel] if "link" in d else None, config=cfg)
-            step0 = self._write(ctx, res, d["id"][sel], night, step0, counts, field=g)
+        floor = p["pos_err_floor"]
+        for night, ids in nights:
+            if night is None:
+                bad = ctx.execute("SELECT min(id) FROM exposure WHERE id = ANY(%s)", (ids,)).fetchone()[0]
+                raise InputError(f"exposure {bad} has no mjd_mid: the mover search needs every exposure's epoch",
+                                 keyword="mjd_mid")
+            d, source = self._candidates(ctx, list(ids))
+            if source not in sources:
+                sources.append(source)
+            counts["detections_in"] += int(d["id"].size)
+            if d["id"].size == 0:
+                continue
+            bad = ~np.isfinite(d["mjd"])
+            if bad.any():
+                raise InputError(f"exposure {int(d['exposure_id'][bad][0])} has no mjd_mid: the mover search "
+                                 "needs every exposure's epoch", keyword="mjd_mid")
+            ra_err = np.where(np.isfinite(d["ra_err"]), np.maximum(d["ra_err"], floor), floor)
+            dec_err = np.where(np.isfinite(d["dec_err"]), np.maximum(d["dec_err"], floor), floor)
+            stars = self._bright_stars(ctx, d)
+            group = self._sky_groups(ctx, d)
+            counts["nights"] += 1
+            labels, inv = np.unique(group, return_inverse=True)
+            order = np.argsort(inv.ravel(), kind="stable")
+            bounds = np.searchsorted(inv.ravel()[order], np.arange(labels.size + 1))
+            for k, g in enumerate(labels):  # one search per night and field (pointing), not per row
+                sel = order[bounds[k]:bounds[k + 1]]
+                counts["fields"] += 1
+                res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
+                                  d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
+                                  star_ra=None if stars is None else stars["ra"],
+                                  star_dec=None if stars is None else stars["dec"],
+                                  star_mag=None if stars is None else stars["mag"],
+                                  a_image=d["a_image"][sel] if p["trail"] else None,
+                                  b_image=d["b_image"][sel] if p["trail"] else None,
+                                  links=d["link"][sel] if "link" in d else None, config=cfg)
+                step0 = self._write(ctx, res, d["id"][sel], night, step0, counts, field=int(g))
+        counts["source_used"] = "; ".join(sources) if sources else p["source"]
         counts["ledger"] = step0
         return counts
 
