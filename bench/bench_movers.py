@@ -1,17 +1,18 @@
 """Benchmark: the mover search on synthetic nights of 20, 60 and 200 frames at a fixed density.
 
 Each night (:func:`synthetic_night`): a 1 x 1 deg field at Dec +10, one exposure every
-``cadence`` minutes (2.4 by default: 20 frames = 0.8 h, 200 frames = 8 h), ``per_frame``
-orphan detections per frame at random positions (new positions every frame: the worst case
-for chance alignments), and injected asteroids at a fixed density on the sky (``movers_per_deg2``
-inside the field at any time), rates uniform in 1-290"/h, random directions, true S/N uniform in
-3-30.  On each frame a mover is detected when its measured S/N (true + N(0, 1)) is >= 5 and it
-is inside the field; its position scatter is ``hypot(0.1", FWHM / (2.35 S/N))`` with the frame's
+``cadence`` minutes (2.4 by default: 20 frames = 0.8 h, 200 frames = 8 h), ``per_frame`` orphan
+detections per frame at random positions (new positions every frame: the worst case for chance
+alignments), and injected asteroids at a fixed density on the sky (``movers_per_deg2`` inside
+the field at any time), rates uniform in 1-290"/h, random directions, true S/N uniform in 3-30.
+On each frame a mover is detected when its measured S/N (true + N(0, 1)) is >= 5 and it is
+inside the field; its position scatter is ``hypot(0.1", FWHM / (2.35 S/N))`` with the frame's
 seeing FWHM (0.9-1.6").  A mover is *recoverable* when its true S/N is >= 5 and it is detected
 on >= 8 frames; movers of true S/N < 5 detected on >= 8 frames (by upward noise, a few frames
-scattered over the night) are counted apart (*sporadic*).  A mover is *recovered* when an accepted track holds >= half of its detections and >= 90% of
-the track's detections are its own.  Accepted tracks with no majority mover are false
-candidates.
+scattered over the night) are counted apart (*sporadic*).  A mover is *recovered* when an
+accepted track holds >= half of its detections and >= 90% of the track's detections are its own.
+Accepted tracks with no majority mover are false candidates.
+
 
 :func:`catdb.algorithms.movers.find_movers` runs with ``min_detections = 8`` and 0-300"/h (the
 demo's settings) with ``search='tracklets'`` (the default) and, on nights of at most

@@ -31,17 +31,21 @@ measures the survey's objects on those 20 exposures only (the same work at every
 figure is per exposure, not a scaling test).  The rest is ingested by one ``catdb ingest
 catalog -j 2`` (the figure used for the scaling).
 
-**Run** (:func:`run`): a throwaway embedded server (``bench.common``-style), then each step
-as a ``catdb`` subprocess: ``ingest`` (``-j 2``), ``ingest-images`` (the 20 with ``--image``),
+**Run** (:func:`run`): a throwaway embedded server (``bench.common``-style), then each step as a
+``catdb`` subprocess: ``ingest`` (``-j 2``), ``ingest-images`` (the 20 with ``--image``),
 ``refcat`` (``catdb refcat import``), ``calibrate`` (method pp against the synthetic refcat),
-``associate``, ``movers`` (``min_detections = 8``, 0-300"/h), ``forced`` (objects on >= 10
-epochs brighter than r = 18 and the candidate tracks, on the 20 images), ``export-objects`` (the object table to
-Parquet) and ``export-catalog`` (the calibrated detection catalogue to Parquet).  For each: wall
-time, peak RSS of the catdb process tree (sampled every 0.2 s) and peak proportional set size
-(PSS: shared pages split between processes) summed over the server's processes.  Then the
-recovery of the injected asteroids (>= 8 detections) among the movers candidates and the false
-candidates.  Results go to ``<cache>/<size>/results.json``; ``--compare A B`` prints the
-per-stage ratios of two result files against linear.
+``associate`` (once per field with ``--where "e.object = 'F00k'"``, summed: the stage reads all
+its input detections into memory at once, and on the whole 10^7 survey it was killed by the
+kernel at 20.5 GB RSS; ``--associate-by all`` runs it once), ``movers`` (``min_detections = 8``,
+0-300"/h), ``forced`` (objects on >= 10 epochs brighter than r = 18 and the candidate tracks, on
+the 20 images), ``export-objects`` (the object table to Parquet) and ``export-catalog`` (the
+calibrated detection catalogue to Parquet).  For each: wall time, peak RSS of the catdb process
+tree (sampled every 0.2 s) and peak proportional set size (PSS: shared pages split between
+processes) summed over the server's processes.  Then the recovery of the injected asteroids (>=
+8 detections) among the movers candidates and the false candidates.  Results go to
+``<cache>/<size>/results.json``; ``--compare A B`` prints the per-stage ratios of two result
+files against linear.
+
 
     python bench/survey.py --size 1e6                 # ~100 catalogues, ~10^6 detections
     python bench/survey.py --size 1e6 1e7             # both, then the ratios
@@ -473,7 +477,7 @@ def _recovery(url, truth_path):
                 candidates=int(len(cand)), false=int((~used).sum()))
 
 
-def run(man, workdir, log):
+def run(man, workdir, log, associate_by="field"):
     """Every step on a fresh server; returns {step: {seconds, client_rss, server_pss, ...}}."""
     out = {}
     with server() as (url, data):
@@ -498,7 +502,18 @@ def run(man, workdir, log):
                         "--id", "id", "--epoch", "2016.0", "--pmra", "pmra", "--pmdec", "pmdec",
                         "--mag", "r=rmag:e_rmag"])
         step("calibrate", ["stage", "calibrate", "-p", "refcat=SYNTH", "-p", "band=r"])
-        step("associate", ["stage", "associate"])
+        if associate_by == "all":
+            step("associate", ["stage", "associate"])
+        else:
+            # one run per field (pointing): the stage reads all its input detections at once (see README)
+            tot, cl, sv = 0.0, 0, 0
+            for f in range(man["fields"]):
+                dt, c1, s1 = _catdb(url, data, ["stage", "associate", "--where", f"e.object = 'F{f:03d}'"], log)
+                tot, cl, sv = tot + dt, max(cl, c1), max(sv, s1)
+            out["associate"] = dict(seconds=round(tot, 2), client_rss_mb=round(cl / 2**20, 1),
+                                    server_pss_mb=round(sv / 2**20, 1), runs=man["fields"])
+            print(f"  {'associate':16s} {tot:9.1f} s   catdb {cl / 2**20:8.0f} MB   server {sv / 2**20:8.0f} MB"
+                  f"   ({man['fields']} runs, one per field)", flush=True)
         step("movers", ["stage", "movers", "-p", "min_detections=8"])
         step("forced", ["stage", "forced", "--where", "e.path LIKE '%.fits'", "-p", "use_raw=true",
                         "-p", "objects=n_epochs >= 10 AND mean_mag < 18", "-p", "tracks=status = 'candidate'",
@@ -541,6 +556,8 @@ def main(argv=None):
     ap.add_argument("--size", type=float, nargs="+", default=[1e6, 1e7])
     ap.add_argument("--cache", default=os.environ.get("CATDB_BENCH_CACHE", "/tmp/catdb-bench-cache") + "/survey")
     ap.add_argument("--generate-only", action="store_true")
+    ap.add_argument("--associate-by", choices=("field", "all"), default="field",
+                    help="associate once per field (default) or once on everything (10^7: > 20 GB, see README)")
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"))
     a = ap.parse_args(argv)
     if a.compare:
@@ -559,9 +576,9 @@ def main(argv=None):
         if a.generate_only:
             continue
         log = d / "run.log"
-        steps = run(man, d, log)
+        steps = run(man, d, log, a.associate_by)
         res = dict(size=size, n_detections=man["n_detections"], fields=fields, nights=nights,
-                   data_bytes=man["bytes"], steps=steps, cores=os.cpu_count(),
+                   data_bytes=man["bytes"], steps=steps, associate_by=a.associate_by, cores=os.cpu_count(),
                    load=os.getloadavg(), when=time.strftime("%Y-%m-%d %H:%M:%S"))
         (d / "results.json").write_text(json.dumps(res, indent=1))
         print(f"  counts {steps['counts']}\n  movers {steps['movers_recovery']}\n  -> {d / 'results.json'}",

@@ -987,29 +987,25 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
                 star_ra=None, star_dec=None, star_mag=None, links=None, config=None):
     """Find moving-object (Solar System object) candidates among detections.
 
-    Search: positions are projected on the tangent plane of the field centre
-    (gnomonic, arcsec).  With ``config.search == 'tracklets'`` (the default)
-    the links come from :func:`_link_tracklets` (pairs of nearby exposures,
-    tracklets of three detections, chains, extension by prediction; work
-    linear in exposures x detections); with ``'seeds'``, as follows.  Seed pairs join detections of two exposures at least
-    ``seed_baseline_frac`` of the time span apart whose implied rate is within
-    ``[min_rate, max_rate]`` (k-d tree ``sparse_distance_matrix``), made in
-    blocks of at most ``max_seeds``.  Each seed line is first checked on
-    ``seed_check_exposures`` exposures between its two seed exposures: it is
-    kept only if one of them has a detection within the match tolerance (a
-    cheap cut of the chance pairs, which at 300"/h are almost all pairs of
-    the field).  Each kept line predicts a position in every exposure; the
-    nearest detection within ``match_nsigma`` x (positional error (+)
-    prediction error) is linked (at most one per exposure).  Lines with >=
-    ``min_detections`` links are refit and re-matched twice, duplicates
-    removed, and detections shared by several tracks given to the track with
-    most detections (then smallest RMS).  The filter chain of the module
-    docstring follows.  All steps are vectorised over detections and seeds;
-    the loops are over exposure pairs, seed blocks, exposures, refinement
-    iterations and conflict rounds.  The seed-and-predict scheme is the
-    pair-then-predict linking of e.g. Kubica et al. 2007 (Icarus 189, 151,
-    "Efficient intra- and inter-night linking of asteroid detections using
-    kd-trees"), restricted to one night and straight lines.
+    Search: positions are projected on the tangent plane of the field centre (gnomonic, arcsec).
+    With ``config.search == 'tracklets'`` (the default) the links come from
+    :func:`_link_tracklets` (pairs of nearby exposures, tracklets of three detections, chains,
+    extension by prediction; work linear in exposures x detections); with ``'seeds'``, as
+    follows.  Seed pairs join detections of two exposures at least ``seed_baseline_frac`` of the
+    time span apart whose implied rate is within ``[min_rate, max_rate]`` (k-d tree
+    ``sparse_distance_matrix``), made in blocks of at most ``max_seeds``.  Each seed line is
+    first checked on ``seed_check_exposures`` exposures between its two seed exposures: it is
+    kept only if one of them has a detection within the match tolerance (a cheap cut of the
+    chance pairs, which at 300"/h are almost all pairs of the field).  Each kept line predicts a
+    position in every exposure; the nearest detection within ``match_nsigma`` x (positional
+    error (+) prediction error) is linked (at most one per exposure).  Lines with >=
+    ``min_detections`` links are refit and re-matched twice, duplicates removed, and detections
+    shared by several tracks given to the track with most detections (then smallest RMS).  The
+    filter chain of the module docstring follows.  All steps are vectorised over detections and
+    seeds; the loops are over exposure pairs, seed blocks, exposures, refinement iterations and
+    conflict rounds.  The seed-and-predict scheme is the pair-then-predict linking of e.g.
+    Kubica et al. 2007 (Icarus 189, 151, "Efficient intra- and inter-night linking of asteroid
+    detections using kd-trees"), restricted to one night and straight lines.
 
     On the Lowell 42-inch night (23 exposures, ~6,400 orphan detections,
     field 25' across) 0-300"/h gives 3.4 million seed pairs; ~10,600 pass
