@@ -46,7 +46,6 @@ processes) summed over the server's processes.  Then the recovery of the injecte
 ``<cache>/<size>/results.json``; ``--compare A B`` prints the per-stage ratios of two result
 files against linear.
 
-
     python bench/survey.py --size 1e6                 # ~100 catalogues, ~10^6 detections
     python bench/survey.py --size 1e6 1e7             # both, then the ratios
     python bench/survey.py --generate-only --size 1e7
