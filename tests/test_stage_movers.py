@@ -194,7 +194,7 @@ def test_export_candidates_mpc80_and_ades(night, tmp_path):
 
 def test_movers_default_parameters_find_both_manifest_asteroids(night):
     """``catdb stage movers`` with the defaults (0-300\"/h, >= 4 detections) on the 23-frame night:
-    millions of seed pairs, searched in bounded blocks; both MANIFEST asteroids found with their rates."""
+    tracklets of nearby exposures; both MANIFEST asteroids found with their rates."""
     conn, info = night
     t0 = time.perf_counter()
     res = run_stage("movers", conn=conn, params={"bright_refcat": "TYCHO2"})
@@ -209,12 +209,34 @@ def test_movers_default_parameters_find_both_manifest_asteroids(night):
         assert t_rate == pytest.approx(MOVERS[name][1], rel=0.05)  # "/h, MANIFEST rate
         assert max_sep < 1.5
     led = _check_ledger(conn, res.run_id, len(cands))
-    # the search row records the seed counts: far above the old refusal at 3 million, a few 10^4 checked
+    # the search row records the tracklet search's work: pairs of nearby exposures only (the
+    # long-baseline seed search made 3.4 million seed pairs on this night)
     search = json.loads(led[0][5]) if isinstance(led[0][5], str) else led[0][5]
-    m = re.search(r"seeds (\d+), (\d+) after 3 check exposures, (\d+) lines", search["parameters"])
+    m = re.search(r"pairs (\d+), tracklets (\d+), chains (\d+), predictions (\d+), (\d+) lines",
+                  search["parameters"])
     assert m, search
-    n_seeds, n_checked, n_lines = map(int, m.groups())
-    assert n_seeds > 3_000_000 and n_checked < n_seeds / 100 and n_lines >= led[0][4]
+    n_pairs, n_tracklets, n_chains, n_pred, n_lines = map(int, m.groups())
+    assert n_pairs < 500_000 and n_tracklets < n_pairs / 5 and n_lines >= led[0][4]
     # every candidate has >= 4 detections at <= 300"/h
     assert all(r[1] >= 4 and r[2] <= 300 for r in cands)
+    conn.commit()
+
+
+def test_movers_demo_settings_no_more_candidates_than_the_seed_search(night):
+    """The demo's settings (0-300\"/h, >= 8 detections): both MANIFEST asteroids, no more
+    candidates from the tracklet search than from the long-baseline seed search (3 on this night:
+    the two asteroids and a faint ~18.7\"/h track, 9 detections with a 3-exposure gap), and every
+    one of those found again."""
+    conn, _ = night
+    got = {}
+    for search in ("seeds", "tracklets"):
+        run_stage("movers", conn=conn, params={"bright_refcat": "TYCHO2", "min_detections": "8", "search": search})
+        cands = got[search] = _candidates(conn)
+        print(search, cands)
+        assert set(_found(conn, cands)) == set(MOVERS)
+    assert len(got["tracklets"]) <= len(got["seeds"]) <= 3
+    # the seed search's candidates (the faint track included) are found again: same rate and position
+    for _, n_det, rate, _, _, ra, dec, _ in got["seeds"]:
+        assert any(abs(r[2] - rate) < 0.2 and abs(r[5] - ra) < 1e-3 and abs(r[6] - dec) < 1e-3
+                   for r in got["tracklets"]), (n_det, rate)
     conn.commit()

@@ -16,12 +16,18 @@ Inputs (param ``source``):
   its motion between frames is within ``CROSSID_RADIUS`` (ssos runs SCAMP with a large one);
   the filter chain then rejects the static sources (rate S/N, pixel shift).
 
-Per night (``exposure.night``, else the UTC date of ``mjd_mid``) the detections go to
-:func:`catdb.algorithms.movers.find_movers` (seed-and-predict linking plus the ssos filter
-chain of Mahlke et al. 2019, A&C 28, 100289).  Seed pairs are made, checked on
-``seed_check_exposures`` intermediate exposures and matched in blocks of at most ``max_seeds``,
-so the default 0-300"/h runs in bounded memory (on the 23-frame Lowell night: 3.4 million seed
-pairs, ~10,600 after the check).  Positional errors are floored at
+Per night (``exposure.night``, else the UTC date of ``mjd_mid``) and field (the groups of that
+night's exposures of one pointing: centres closer than half the footprint ``radius``; ledger
+``params.field`` = the group's smallest exposure id) the detections go to
+:func:`catdb.algorithms.movers.find_movers` (linking plus the ssos filter chain of Mahlke et
+al. 2019, A&C 28, 100289).  ``search = tracklets`` (default): pairs of each exposure with its
+next ``tracklet_exposures`` exposures, tracklets of three detections, chains of tracklets and
+their extension by prediction; the work grows linearly with exposures x detections (on the
+23-frame Lowell night ~170,000 pairs at 0-300"/h).  ``search = seeds``: the earlier
+long-baseline seed pairs, checked on ``seed_check_exposures`` intermediate exposures and
+matched on every exposure (3.4 million seed pairs on that night, growing as exposures^2 x
+detections^2).  Pairs are made in blocks of at most ``max_seeds``, so any rate range runs in
+bounded memory.  Positional errors are floored at
 ``pos_err_floor`` arcsec: SExtractor's ``ERRAWIN`` errors (~0.01-0.05") are far smaller
 than the real scatter of positions between exposures (0.3-1" for seeing-limited frames,
 WCS residuals included), and without the floor linking tolerances and rate errors are
@@ -93,6 +99,11 @@ class Movers(Stage):
         Param("min_pixel_shift", float, 2.0, "Minimum fitted motion over the track [pix]"),
         Param("pos_err_floor", float, 0.3, "Floor of the per-axis position error [arcsec]"),
         Param("match_nsigma", float, 3.0, "Linking tolerance in units of the position error"),
+        Param("search", str, "tracklets", "tracklets (pairs of nearby exposures, tracklets, chains; linear in "
+              "exposures x detections) or seeds (long-baseline seed pairs, the earlier search)",
+              choices=("tracklets", "seeds")),
+        Param("tracklet_exposures", int, 3, "tracklets: pair each exposure with its next K exposures; chains "
+                                            "bridge up to K - 1 missed exposures"),
         Param("seed_baseline_frac", float, 0.5, "Seed pairs come from exposures at least this fraction of "
                                                 "the night's span apart"),
         Param("seed_check_exposures", int, 3, "Seed lines need a detection on one of this many intermediate "
@@ -129,37 +140,38 @@ class Movers(Stage):
         return n
 
     # ------------------------------------------------------------------ inputs
-    def _candidates(self, ctx):
+    def _candidates(self, ctx, ids):
+        """Candidate detections of exposures ``ids`` (one night) and the source used."""
         p = ctx.params
         source = p["source"]
         if source == "scamp":
-            return self._scamp_links(ctx)
+            return self._scamp_links(ctx, ids)
         if source == "orphans":
             assoc = ctx.execute(
                 """SELECT o.stage_run_id, max(r.params->>'min_epochs') FROM detection_object o
                    JOIN stage_run r ON r.id = o.stage_run_id
                    JOIN detection d ON d.id = o.detection_id WHERE d.exposure_id = ANY(%s)
-                   GROUP BY o.stage_run_id ORDER BY o.stage_run_id DESC""", (ctx.inputs,)).fetchall()
+                   GROUP BY o.stage_run_id ORDER BY o.stage_run_id DESC""", (ids,)).fetchall()
             if assoc:
                 min_epochs = max(int(r[1] or 4) for r in assoc)
                 q = _SELECT + """ JOIN detection_object l ON l.detection_id = d.id JOIN object o ON o.id = l.object_id
                     WHERE d.exposure_id = ANY(%(ids)s) AND (o.kind = 'moving' OR o.n_epochs < %(me)s)
                     ORDER BY d.exposure_id, d.id"""
-                return fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "me": min_epochs}, _TYPES), \
+                return fetch_arrays(ctx.conn, q, {"ids": ids, "me": min_epochs}, _TYPES), \
                     f"orphans (n_epochs < {min_epochs}) and moving objects of associate runs " \
                     f"{sorted(r[0] for r in assoc)}"
             source = "all (no association for these exposures)"
         q = _SELECT + """ WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s
                          AND (d.snr IS NULL OR d.snr >= %(snr)s) ORDER BY d.exposure_id, d.id"""
-        return fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "fmax": p["flags_max"], "snr": p["snr_min"]}, _TYPES), source
+        return fetch_arrays(ctx.conn, q, {"ids": ids, "fmax": p["flags_max"], "snr": p["snr_min"]}, _TYPES), source
 
-    def _scamp_links(self, ctx):
+    def _scamp_links(self, ctx, ids):
         """Detections linked to the SCAMP sources of the latest ``ingest-scamp`` full load, with ``link``."""
         runs = ctx.execute(
             """SELECT DISTINCT o.stage_run_id FROM detection_object l JOIN object o ON o.id = l.object_id
                JOIN detection d ON d.id = l.detection_id
                WHERE d.exposure_id = ANY(%s) AND o.scamp_source IS NOT NULL ORDER BY 1 DESC""",
-            (ctx.inputs,)).fetchall()
+            (ids,)).fetchall()
         if not runs:
             raise InputError("source=scamp: no SCAMP associations for the selected exposures; load SCAMP's full "
                              "catalogue first (catdb ingest scamp *.ldac --full full_1.cat)", keyword="source")
@@ -168,7 +180,7 @@ class Movers(Stage):
             WHERE d.exposure_id = ANY(%(ids)s) AND o.stage_run_id = %(run)s AND o.scamp_source IS NOT NULL
             ORDER BY d.exposure_id, d.id"""
         q = q.replace("SELECT d.id,", "SELECT o.id AS link, d.id,", 1)
-        d = fetch_arrays(ctx.conn, q, {"ids": ctx.inputs, "run": run}, {"link": "int64", **_TYPES})
+        d = fetch_arrays(ctx.conn, q, {"ids": ids, "run": run}, {"link": "int64", **_TYPES})
         return d, f"scamp associations of ingest-scamp run {run}"
 
     def _bright_stars(self, ctx, d):
@@ -204,6 +216,7 @@ class Movers(Stage):
                           min_rate_snr=p["min_rate_snr"], min_r2=p["min_r2"], max_rms_arcsec=p["max_rms"],
                           min_pixel_shift=p["min_pixel_shift"], min_sigma_arcsec=p["pos_err_floor"],
                           match_nsigma=p["match_nsigma"], seed_baseline_frac=p["seed_baseline_frac"],
+                          search=p["search"], tracklet_exposures=p["tracklet_exposures"],
                           seed_check_exposures=p["seed_check_exposures"],
                           max_seeds=p["max_seeds"], mad_threshold=p["mad_threshold"],
                           bright_star_radius_arcsec=p["bright_radius"], bright_star_mag=p["bright_mag"],
@@ -211,44 +224,118 @@ class Movers(Stage):
         if p["pos_err_floor"] < 0 or p["min_detections"] < 3:
             raise InputError("parameters pos_err_floor >= 0 and min_detections >= 3 expected, got "
                              f"{p['pos_err_floor']!r}, {p['min_detections']!r}", keyword="pos_err_floor")
+        if p["tracklet_exposures"] < 1:
+            raise InputError(f"parameter tracklet_exposures >= 1 expected, got {p['tracklet_exposures']!r}",
+                             keyword="tracklet_exposures")
         if p["max_seeds"] < 1 or p["seed_check_exposures"] < 0:
             raise InputError("parameters max_seeds >= 1 and seed_check_exposures >= 0 expected, got "
                              f"{p['max_seeds']!r}, {p['seed_check_exposures']!r}", keyword="max_seeds")
-        d, source = self._candidates(ctx)
-        bad = ~np.isfinite(d["mjd"])
-        if bad.any():
-            raise InputError(f"exposure {int(d['exposure_id'][bad][0])} has no mjd_mid: the mover search needs "
-                             "every exposure's epoch", keyword="mjd_mid")
-        floor = p["pos_err_floor"]
-        ra_err = np.where(np.isfinite(d["ra_err"]), np.maximum(d["ra_err"], floor), floor)
-        dec_err = np.where(np.isfinite(d["dec_err"]), np.maximum(d["dec_err"], floor), floor)
         pix = ctx.execute("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pixscale) FROM exposure "
                           "WHERE id = ANY(%s)", (ctx.inputs,)).fetchone()[0]
-        stars = self._bright_stars(ctx, d)
-        counts = {"source_used": source, "detections_in": int(d["id"].size), "track": 0,
-                  "candidates": 0, "track_detection": 0, "ledger": 0, "nights": 0}
+        # one night at a time (bounded memory: a night's candidates, not the survey's)
+        nights = ctx.execute(
+            """SELECT COALESCE(night::text, to_char(timestamp '1858-11-17' + mjd_mid * interval '1 day',
+                                                    'YYYY-MM-DD')) AS n, array_agg(id ORDER BY id)
+               FROM exposure WHERE id = ANY(%s) GROUP BY 1 ORDER BY 1""", (ctx.inputs,)).fetchall()
+        counts = {"source_used": None, "detections_in": 0, "track": 0, "candidates": 0, "track_detection": 0,
+                  "ledger": 0, "nights": 0, "fields": 0}
+        sources = []
         step0 = 0
-        for night in sorted(set(d["night"].tolist()) - {None}):  # loop over nights, not rows
-            sel = np.flatnonzero(d["night"] == night)
-            res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
-                              d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
-                              x=d["x"][sel], y=d["y"][sel],
-                              star_ra=None if stars is None else stars["ra"],
-                              star_dec=None if stars is None else stars["dec"],
-                              star_mag=None if stars is None else stars["mag"],
-                              a_image=d["a_image"][sel] if p["trail"] else None,
-                              b_image=d["b_image"][sel] if p["trail"] else None,
-                              links=d["link"][sel] if "link" in d else None, config=cfg)
+        floor = p["pos_err_floor"]
+        for night, ids in nights:
+            if night is None:
+                bad = ctx.execute("SELECT min(id) FROM exposure WHERE id = ANY(%s)", (ids,)).fetchone()[0]
+                raise InputError(f"exposure {bad} has no mjd_mid: the mover search needs every exposure's epoch",
+                                 keyword="mjd_mid")
+            d, source = self._candidates(ctx, list(ids))
+            if source not in sources:
+                sources.append(source)
+            counts["detections_in"] += int(d["id"].size)
+            if d["id"].size == 0:
+                continue
+            bad = ~np.isfinite(d["mjd"])
+            if bad.any():
+                raise InputError(f"exposure {int(d['exposure_id'][bad][0])} has no mjd_mid: the mover search "
+                                 "needs every exposure's epoch", keyword="mjd_mid")
+            ra_err = np.where(np.isfinite(d["ra_err"]), np.maximum(d["ra_err"], floor), floor)
+            dec_err = np.where(np.isfinite(d["dec_err"]), np.maximum(d["dec_err"], floor), floor)
+            stars = self._bright_stars(ctx, d)
+            group = self._sky_groups(ctx, d)
             counts["nights"] += 1
-            step0 = self._write(ctx, res, d["id"][sel], night, step0, counts)
+            labels, inv = np.unique(group, return_inverse=True)
+            order = np.argsort(inv.ravel(), kind="stable")
+            bounds = np.searchsorted(inv.ravel()[order], np.arange(labels.size + 1))
+            for k, g in enumerate(labels):  # one search per night and field (pointing), not per row
+                sel = order[bounds[k]:bounds[k + 1]]
+                counts["fields"] += 1
+                res = find_movers(d["ra"][sel], d["dec"][sel], d["mjd"][sel], ra_err[sel], dec_err[sel],
+                                  d["exposure_id"][sel], mag=d["mag"][sel], pixscale=pix,
+                                  x=d["x"][sel], y=d["y"][sel],
+                                  star_ra=None if stars is None else stars["ra"],
+                                  star_dec=None if stars is None else stars["dec"],
+                                  star_mag=None if stars is None else stars["mag"],
+                                  a_image=d["a_image"][sel] if p["trail"] else None,
+                                  b_image=d["b_image"][sel] if p["trail"] else None,
+                                  links=d["link"][sel] if "link" in d else None, config=cfg)
+                step0 = self._write(ctx, res, d["id"][sel], night, step0, counts, field=int(g))
+        counts["source_used"] = "; ".join(sources) if sources else p["source"]
         counts["ledger"] = step0
         return counts
 
-    def _write(self, ctx, res, det_ids, night, step0, counts):
+    def _sky_groups(self, ctx, d):
+        """Field of every detection: per night, the connected groups of exposures of one pointing
+        (centres, ``ra_center``/``dec_center``, closer than half the smaller ``radius``: dithers
+        of one field, not the edge overlap of neighbouring tiles of a survey), labelled by their
+        smallest exposure id.
+
+        A night of several pointings is searched field by field: the search pairs each exposure
+        with the next exposures in time, which must be of the same field.  Exposures without a
+        centre or radius form one group of their night (label -1).
+
+        Returns
+        -------
+        ndarray of int64, shape (N,)
+        """
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+        from scipy.spatial import cKDTree
+
+        eids, inv = np.unique(d["exposure_id"], return_inverse=True)
+        label = np.full(eids.size, -1, dtype=np.int64)
+        if eids.size == 0:
+            return label[inv.ravel()]
+        rows = ctx.execute("SELECT id, ra_center, dec_center, radius FROM exposure WHERE id = ANY(%s)",
+                           (eids.tolist(),)).fetchall()
+        geo = {r[0]: r[1:] for r in rows}
+        ra, dec, rad = (np.array([np.nan if geo.get(int(e), (None,) * 3)[i] is None else geo[int(e)][i]
+                                  for e in eids], dtype=float) for i in range(3))
+        night_e = np.empty(eids.size, dtype=object)
+        night_e[inv.ravel()] = d["night"]
+        ok = np.isfinite(ra) & np.isfinite(dec) & np.isfinite(rad)
+        for night in set(night_e.tolist()):
+            idx = np.flatnonzero((night_e == night) & ok)
+            if idx.size == 0:
+                continue
+            a, b = np.radians(ra[idx]), np.radians(dec[idx])
+            xyz = np.column_stack([np.cos(b) * np.cos(a), np.cos(b) * np.sin(a), np.sin(b)])
+            rmax = 0.5 * float(rad[idx].max())
+            pairs = cKDTree(xyz).query_pairs(2 * np.sin(np.radians(min(rmax, 180.0)) / 2), output_type="ndarray")
+            if pairs.size:
+                sep = np.degrees(np.arccos(np.clip((xyz[pairs[:, 0]] * xyz[pairs[:, 1]]).sum(1), -1, 1)))
+                pairs = pairs[sep <= 0.5 * np.minimum(rad[idx][pairs[:, 0]], rad[idx][pairs[:, 1]])]
+            g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])) if len(pairs) else ([], ([], [])),
+                           shape=(idx.size, idx.size))
+            _, lab = connected_components(g, directed=False)
+            first = np.full(lab.max() + 1, np.iinfo(np.int64).max)
+            np.minimum.at(first, lab, eids[idx])
+            label[idx] = first[lab]
+        return label[inv.ravel()]
+
+    def _write(self, ctx, res, det_ids, night, step0, counts, field=-1):
         p = ctx.params
         t, m, led = res.tracks, res.members, res.ledger
-        led_params = np.array([json.dumps({"night": night, "parameters": str(s)}) for s in led["parameters"]],
-                              dtype=object)
+        led_params = np.array([json.dumps({"night": night, "field": int(field), "parameters": str(s)})
+                               for s in led["parameters"]], dtype=object)
         copy_table(ctx.conn, "ledger", {"step": np.asarray(led["step"]) + step0,
                                         "filter": np.asarray(led["filter"]).astype(object),
                                         "n_in": np.asarray(led["n_in"]), "n_rejected": np.asarray(led["n_rejected"]),

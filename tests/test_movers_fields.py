@@ -1,0 +1,70 @@
+"""Stage ``movers`` on a night of three interleaved pointings: one search per field.
+
+Small synthetic FITS_LDAC catalogues (the header and writer of ``bench/survey.py``): three
+neighbouring tiles of a survey (0.52 deg apart, 0.73 deg footprints: their edges overlap)
+observed in turn, 12 visits each, 150 random orphan detections per exposure and one asteroid per
+tile.  The next exposures in time are of the other tiles, so the stage must split the night by
+pointing, not by footprint overlap (which joins all three).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.wcs import WCS
+
+from bench import survey
+from catdb.ingest.load import ingest_catalogs
+from catdb.stages import run_stage
+
+pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
+                                        "ignore::astropy.wcs.FITSFixedWarning")
+
+FIELDS = tuple((150.0 + k * 0.52 / np.cos(np.radians(5.0)), 5.0) for k in range(3))
+RATES = ((25.0, -10.0), (-40.0, 30.0), (60.0, 5.0))   # "/h (RA cos dec, Dec) of each tile's asteroid
+
+
+def _night(tmp_path, rng, visits=12, n_orphans=150):
+    paths = []
+    for v in range(visits):
+        for f, (ra_c, dec_c) in enumerate(FIELDS):
+            mjd0 = 61000.1 + (len(FIELDS) * v + f) * 150 / 86400
+            hdr = survey._header(ra_c, dec_c, mjd0, f, 0, v, 1.2, 1.1)
+            w = WCS(hdr)
+            x, y = rng.uniform(1, survey.NAXIS, (2, n_orphans))
+            ra, dec = w.all_pix2world(x, y, 1)
+            t = (mjd0 + 30 / 86400 - 61000.1) * 24 - 1.0                  # hours from the reference
+            vra, vdec = RATES[f]
+            ra_a = ra_c + 0.05 + vra * t / 3600 / np.cos(np.radians(dec_c)) + rng.normal(0, 0.1) / 3600
+            dec_a = dec_c - 0.03 + vdec * t / 3600 + rng.normal(0, 0.1) / 3600
+            ra, dec = np.append(ra, ra_a), np.append(dec, dec_a)
+            x, y = w.all_world2pix(ra, dec, 1)
+            n = ra.size
+            cols = {"NUMBER": np.arange(1, n + 1, dtype=np.int32), "X_IMAGE": x, "Y_IMAGE": y,
+                    "ALPHA_J2000": ra, "DELTA_J2000": dec,
+                    "ERRAWIN_WORLD": np.full(n, 0.1 / 3600, np.float32),
+                    "ERRBWIN_WORLD": np.full(n, 0.1 / 3600, np.float32),
+                    "FLUX_AUTO": np.full(n, 1000.0, np.float32), "FLUXERR_AUTO": np.full(n, 20.0, np.float32),
+                    "MAG_AUTO": np.full(n, -7.5, np.float32), "MAGERR_AUTO": np.full(n, 0.02, np.float32),
+                    "FLAGS": np.zeros(n, np.int16)}
+            p = tmp_path / f"f{f}_v{v:02d}.ldac"
+            survey._write_ldac(p, hdr, cols)
+            paths.append(str(p))
+    return paths
+
+
+def test_night_of_three_tiles_searched_tile_by_tile(conn, tmp_path):
+    paths = _night(tmp_path, np.random.default_rng(5))
+    ingest_catalogs(conn, paths)
+    res = run_stage("movers", conn=conn, params={"source": "all", "min_detections": "8", "snr_min": "0"})
+    conn.commit()
+    assert res.counts["nights"] == 1 and res.counts["fields"] == 3
+    cand = conn.execute("SELECT n_detections, rate_ra, rate_dec FROM track WHERE status = 'candidate' "
+                        "ORDER BY rate_ra").fetchall()
+    print(cand, res.counts)
+    assert len(cand) == 3
+    for (n_det, vra, vdec), want in zip(cand, sorted(RATES)):
+        assert n_det >= 11 and vra == pytest.approx(want[0], abs=0.5) and vdec == pytest.approx(want[1], abs=0.5)
+    # one ledger per field: the search rows name their field (smallest exposure id of the group)
+    fields = conn.execute("SELECT DISTINCT params->>'field' FROM ledger WHERE stage_run_id = %s",
+                          (res.run_id,)).fetchall()
+    assert len(fields) == 3
