@@ -162,7 +162,10 @@ def test_focus_frames_left_out_with_a_note(night):
 
 def test_mpc_export_refused_registered_astrometry(night, tmp_path):
     out = tmp_path / "candidates.mpc"
+    # unreviewed candidates are refused first; --all (every candidate) still meets the astrometry refusal
     r = CliRunner().invoke(cli, ["--db", night["url"], "export", "mpc", "-o", str(out)])
+    assert r.exit_code != 0 and "none reviewed" in r.output and not out.exists()
+    r = CliRunner().invoke(cli, ["--db", night["url"], "export", "mpc", "-o", str(out), "--all"])
     assert r.exit_code != 0
     assert "wcs_status 'registered'" in r.output and "solve it against a reference catalogue" in r.output, r.output
     assert not out.exists()

@@ -35,8 +35,18 @@ def commands(root: click.Command | None = None, name: str = "catdb",
     if isinstance(root, click.Group):
         for sub in root.list_commands(ctx):
             cmd = root.get_command(ctx, sub)
-            if cmd is not None:  # hidden ones too: `catdb lightcurve TARGET` runs the hidden `show`
+            # hidden ones too (`catdb lightcurve TARGET` runs the hidden `show`); not the stages a
+            # test suite registers for itself
+            if cmd is not None and not (path == "catdb stage" and not _shipped_stage(sub)):
                 yield from commands(cmd, sub, ctx)
+
+
+def _shipped_stage(name: str) -> bool:
+    """False for a stage registered outside ``catdb.stages`` (a test's); True otherwise (list, history)."""
+    from ..stages import all_stages
+
+    cls = all_stages().get(name)
+    return cls is None or cls.__module__.startswith("catdb.stages.")
 
 
 def markdown() -> str:
