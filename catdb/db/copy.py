@@ -376,6 +376,34 @@ def copy_binary(conn, table: str, columns: dict, types: dict | None = None) -> i
     n = _n_rows(columns)
     if n == 0:
         return 0
+    data = encode_binary(columns, types)
+    if data is None:
+        return None
+    _copy_in(conn, binary_copy_query(table, columns), data)
+    return n
+
+
+def binary_copy_query(table: str, columns) -> sql.Composed:
+    """``COPY table (columns...) FROM STDIN WITH (FORMAT binary)``."""
+    return sql.SQL("COPY {t} ({cols}) FROM STDIN WITH (FORMAT binary)").format(
+        t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
+
+
+def encode_binary(columns: dict, types: dict) -> bytes | None:
+    """The binary COPY stream of ``columns`` (see :func:`copy_binary`); None when a type has no encoder.
+
+    Parameters
+    ----------
+    columns : dict of str -> numpy.ndarray or pyarrow.Array
+        Equally long columns, as for :func:`copy_binary`.
+    types : dict
+        From :func:`table_types`.
+
+    Returns
+    -------
+    bytes or None
+    """
+    n = _n_rows(columns)
     fields = []
     for name, v in columns.items():
         typ, elem = types.get(name, (None, None))
@@ -387,11 +415,7 @@ def copy_binary(conn, table: str, columns: dict, types: dict | None = None) -> i
             fields.append(("var", *_field_text(v, typ == "jsonb")))
         else:
             return None
-    data = binary_copy_data(fields, n)
-    q = sql.SQL("COPY {t} ({cols}) FROM STDIN WITH (FORMAT binary)").format(
-        t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
-    _copy_in(conn, q, data)
-    return n
+    return binary_copy_data(fields, n)
 
 
 def _copy_table_binary(conn, table, columns, constants, json_column, json_values):

@@ -439,8 +439,9 @@ def _unchanged_or_replace(conn, key: str, hdu: int, sha: str, sha_col: int, repl
     reported ``unchanged`` with ``same content as exposure N, PATH``.  The stored path is re-pointed
     to this file when ``relocate`` is given or the stored file no longer exists (a moved file);
     otherwise (a copy) it is left.  Then, under the same ``key``/``hdu`` with another SHA-256: an
-    error unless ``replace``, which deletes the old exposure (and, by cascade, everything derived
-    from it) in the caller's transaction.  The caller holds the locks of :func:`_claim`.
+    error unless ``replace``, which deletes the old exposure (and everything derived from it: its
+    detections through the statement trigger on ``exposure``, the rest by foreign-key cascades) in
+    the caller's transaction.  The caller holds the locks of :func:`_claim`.
     """
     same = _same_content(conn, sha, sha_col, content_hdu)
     if same is not None:
@@ -486,8 +487,12 @@ def _resolve(path) -> str:
 
 # --------------------------------------------------------------------------- catalogues
 def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = None,
-                    pixscale: float | None = None) -> tuple[int, dict]:
+                    pixscale: float | None = None, extra=None) -> tuple[int, dict]:
     """COPY the detections of one parsed SExtractor catalogue into ``detection``.
+
+    ``detection`` has no per-row foreign keys (docs/schema.md, "Ingest at the COPY limit"): the
+    caller guarantees that ``exposure_id`` exists in its transaction (an exposure row it inserted,
+    or one it locked ``FOR KEY SHARE``, as :func:`attach_catalog` does).
 
     Parameters
     ----------
@@ -498,6 +503,9 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
         Used when the catalogue has no ALPHA/DELTA columns.
     run_id : int
         stage_run of the ingest.
+    extra : None, 'all' or sequence of str
+        Catalogue columns without a ``detection`` column to keep in the ``extra`` jsonb (see
+        :func:`select_extra`); default none: parsing jsonb is most of the server's COPY cost.
 
     Returns
     -------
@@ -511,10 +519,79 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
     catdb.errors.InputError
         No usable position (no ALPHA/DELTA and no WCS), or NUMBER missing.
     """
-    cols, extra, source = detection_arrays(cat, wcs=wcs, pixscale=pixscale)
+    cols, unmapped, source = detection_arrays(cat, wcs=wcs, pixscale=pixscale)
+    extra = select_extra(unmapped, extra, cat.path)
     n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
                    json_column="extra" if extra else None, json_values=extra, binary=True)
     return n, source
+
+
+def check_extra(extra):
+    """Normalise the ``extra`` option: None (no column), ``'all'`` or a tuple of column names.
+
+    Parameters
+    ----------
+    extra : None, bool, str or sequence of str
+        ``None``/``False``/``''``/``'none'``: none; ``True``/``'all'``: every column without a home;
+        a comma-separated string or a sequence: those SExtractor column names.
+
+    Raises
+    ------
+    ValueError
+        Not one of these.
+    """
+    if extra is None or extra is False:
+        return None
+    if extra is True:
+        return "all"
+    if isinstance(extra, str):
+        low = extra.strip().lower()
+        if low in ("", "none"):
+            return None
+        if low == "all":
+            return "all"
+        extra = extra.split(",")
+    try:
+        names = tuple(str(x).strip() for x in extra if str(x).strip())
+    except TypeError:
+        raise ValueError(f"extra must be None, 'all' or column names, got {extra!r}") from None
+    return names or None
+
+
+def select_extra(unmapped: dict, extra, path=None) -> dict:
+    """The catalogue columns to store in ``detection.extra``.
+
+    Parameters
+    ----------
+    unmapped : dict of str -> numpy.ndarray
+        Columns without a ``detection`` column (:func:`detection_arrays`), SExtractor names.
+    extra : None, 'all' or sequence of str
+        As :func:`check_extra` takes it.
+    path : str, optional
+        The catalogue (for the message).
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        Empty by default (``extra`` NULL on every row).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        A named column is not among the catalogue's columns without a home (it is missing, or it
+        has a ``detection`` column already).
+    """
+    extra = check_extra(extra)
+    if extra is None:
+        return {}
+    if extra == "all":
+        return dict(unmapped)
+    missing = [k for k in extra if k not in unmapped]
+    if missing:
+        raise InputError(f"extra column(s) {', '.join(missing)} not in the catalogue's columns without a "
+                         f"detection column: expected some of {', '.join(sorted(unmapped)) or '(none)'}",
+                         path=path, keyword=missing[0])
+    return {k: unmapped[k] for k in extra}
 
 
 def detection_arrays(cat, wcs=None, pixscale: float | None = None) -> tuple[dict, dict, dict]:
@@ -636,7 +713,7 @@ def _fill_instrumental_mags(cols: dict, source: dict) -> None:
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
                     replace: bool = False, progress: bool = False,
                     on_error: str = "raise", image_hdu: int | None = None, jobs: int = 1,
-                    obscode: str | None = None, relocate: bool = False) -> list[IngestResult]:
+                    obscode: str | None = None, relocate: bool = False, extra=None) -> list[IngestResult]:
     """Ingest SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD): exposure + detection rows.
 
     Parameters
@@ -676,6 +753,10 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     obscode : str, optional
         MPC observatory code of every exposure (``--obscode``), winning over header and keymap;
         without it the code is read from the header/keymap or left NULL.
+    extra : None, 'all' or sequence of str
+        Catalogue columns without a ``detection`` column kept in ``detection.extra`` (jsonb, by
+        SExtractor name): ``'all'``, or the names given (``--extra``).  Default none (``extra``
+        NULL): the jsonb costs the server more than every other column together (docs/schema.md).
 
     Returns
     -------
@@ -690,7 +771,7 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         RA/Dec non-finite or out of range, duplicate NUMBER, required header keyword missing
         (keymap ``required``), unparsable time card.
     ValueError
-        ``on_error`` not one of ``'raise'``, ``'collect'``, or ``jobs`` < 1.
+        ``on_error`` not one of ``'raise'``, ``'collect'``, ``jobs`` < 1, or a bad ``extra``.
     psycopg.OperationalError
         The database connection failed (never collected).
     """
@@ -698,6 +779,7 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
     _check_on_error(on_error)
     jobs = _check_jobs(jobs)
+    extra = check_extra(extra)
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
     if obscode is not None:
@@ -705,9 +787,11 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
         obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-catalog", {"paths": paths, "instrument": instrument, "image": image,
-                                               "image_hdu": image_hdu, "replace": replace, "obscode": obscode, "relocate": relocate})
+                                               "image_hdu": image_hdu, "replace": replace, "obscode": obscode,
+                                               "relocate": relocate,
+                                               "extra": list(extra) if isinstance(extra, tuple) else extra})
     kwargs = {"run_id": run_id, "instrument": instrument, "image": image, "replace": replace,
-              "image_hdu": image_hdu, "obscode": obscode, "relocate": relocate}
+              "image_hdu": image_hdu, "obscode": obscode, "relocate": relocate, "extra": extra}
 
     def one(path):
         return _ingest_one_catalog(conn, path, **kwargs)
@@ -729,7 +813,7 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
 
 def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, replace=False, image_hdu=None,
-                        obscode=None, relocate=False):
+                        obscode=None, relocate=False, extra=None):
     """Load one catalogue file (every image extension of it) in the caller's transaction."""
     from ..wcsutil import wcs_from_header
     from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
@@ -779,8 +863,10 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
             row["wcs_status"] = "header"
             row["wcs_source"] = (f"catalogue sky columns {sky[0]}/{sky[1]} (the catalogue producer's WCS; "
                                  "no WCS cards in the catalogue header)")
+        # the exposure row is inserted in this transaction: exposure_id is checked once per file
         eid = insert_exposure(conn, row, run_id)
-        n, source = load_detections(conn, eid, cat, wcs=wcs, run_id=run_id, pixscale=row.get("pixscale"))
+        n, source = load_detections(conn, eid, cat, wcs=wcs, run_id=run_id, pixscale=row.get("pixscale"),
+                                    extra=extra)
         res.exposure_ids.append(eid)
         res.n_rows += n
         res.notes.append(f"positions from {source.get('ra')}")
@@ -823,18 +909,25 @@ def catalog_sky_columns(cat) -> tuple[str, str] | None:
     return None
 
 
-def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: bool = True) -> int:
+def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: bool = True, extra=None) -> int:
     """Load the detections of a catalogue extracted from an exposure already in the database.
 
     Used by ``catdb extract`` / the ``extract`` stage: positions from the
     catalogue's ALPHA/DELTA (SExtractor used the image WCS), or from X/Y with
     the exposure's stored WCS.  Earlier detections of the exposure are deleted
-    first when ``replace``.  Runs in the caller's transaction.
+    first when ``replace``.  Runs in the caller's transaction, which locks the exposure row
+    ``FOR KEY SHARE`` (the check a foreign key made per row, once): it cannot be deleted before
+    the detections commit.  ``extra``: as :func:`load_detections`.
 
     Returns
     -------
     int
         Rows loaded.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        No exposure ``exposure_id``; degenerate sky columns; an ``extra`` column not in the catalogue.
     """
     from astropy.io import fits
 
@@ -842,8 +935,11 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
     from .sextractor import read_catalog
 
     cat = read_catalog(catalog_path)
-    wcs_text, pixscale = conn.execute("SELECT wcs_header, pixscale FROM exposure WHERE id = %s",
-                                      (exposure_id,)).fetchone()
+    found = conn.execute("SELECT wcs_header, pixscale FROM exposure WHERE id = %s FOR KEY SHARE",
+                         (exposure_id,)).fetchone()
+    if found is None:
+        raise InputError(f"no exposure {exposure_id} to attach the catalogue to", path=catalog_path)
+    wcs_text, pixscale = found
     wcs = None
     if wcs_text:
         try:
@@ -860,7 +956,7 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
                          keyword="ALPHA_J2000")
     if replace:
         conn.execute("DELETE FROM detection WHERE exposure_id = %s", (exposure_id,))
-    n, _ = load_detections(conn, exposure_id, cat, wcs=wcs, run_id=run_id, pixscale=pixscale)
+    n, _ = load_detections(conn, exposure_id, cat, wcs=wcs, run_id=run_id, pixscale=pixscale, extra=extra)
     conn.execute("UPDATE exposure SET catalog_path = %s, catalog_sha256 = %s WHERE id = %s",
                  (_resolve(catalog_path), sha256_file(catalog_path), exposure_id))
     return n
