@@ -47,7 +47,10 @@ CREATE TRIGGER tg_exposure_delete_detection AFTER DELETE ON exposure
 
 CREATE FUNCTION catdb_exposure_truncate_detection() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  TRUNCATE detection CASCADE;
+  -- a TRUNCATE naming detection too has emptied it already (and holds it open: no second TRUNCATE)
+  IF EXISTS (SELECT 1 FROM detection) THEN
+    TRUNCATE detection CASCADE;
+  END IF;
   RETURN NULL;
 END $$;
 COMMENT ON FUNCTION catdb_exposure_truncate_detection() IS
