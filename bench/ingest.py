@@ -187,7 +187,9 @@ def _encode(conn, table, cols, extra, constants):
     from catdb.db import copy as cc
 
     types = cc.table_types(conn, table)
-    c = dict(cols)
+    # the columns catdb sends: an all-NaN (NULL) column is left out, the rows stored are the same
+    c = {k: v for k, v in cols.items() if not (np.asarray(v).dtype.kind == "f" and np.ndim(v) == 1
+                                               and not np.isfinite(v).any())}
     n = len(c["number"])
     if extra:
         c["extra"] = cc.json_text(extra, n)

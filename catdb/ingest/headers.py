@@ -101,7 +101,7 @@ def header_from_cards(text: str | bytes, path=None) -> fits.Header:
     if isinstance(text, bytes):
         text = text.decode("latin-1")
     text = text.replace("\x00", " ")
-    text = "".join(c if ord(c) < 128 else "?" for c in text)
+    text = text.encode("ascii", "replace").decode("ascii")  # each non-ASCII character -> "?"
     if "\n" in text:
         lines = [ln.rstrip("\r") for ln in text.split("\n")]
     else:

@@ -519,11 +519,25 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
     catdb.errors.InputError
         No usable position (no ALPHA/DELTA and no WCS), or NUMBER missing.
     """
+    cols, ex, source = _detection_copy_columns(cat, wcs, pixscale, extra)
+    return _copy_detections(conn, exposure_id, cols, ex, run_id), source
+
+
+def _detection_copy_columns(cat, wcs, pixscale, extra):
+    """The columns :func:`load_detections` sends: (columns, extra columns, source); no database work."""
     cols, unmapped, source = detection_arrays(cat, wcs=wcs, pixscale=pixscale)
-    extra = select_extra(unmapped, extra, cat.path)
-    n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
-                   json_column="extra" if extra else None, json_values=extra, binary=True)
-    return n, source
+    ex = select_extra(unmapped, extra, cat.path)
+    # a column the catalogue lacks (all NaN: NULL) is left out of the COPY: the rows are the same
+    # (no detection column but flags has a non-NULL default, and flags is never NaN), the stream shorter
+    cols = {k: v for k, v in cols.items()
+            if not (np.asarray(v).dtype.kind == "f" and np.asarray(v).ndim == 1 and len(v)
+                    and not np.isfinite(v).any())}
+    return cols, ex, source
+
+
+def _copy_detections(conn, exposure_id, cols, ex, run_id) -> int:
+    return copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
+                      json_column="extra" if ex else None, json_values=ex, binary=True)
 
 
 def check_extra(extra):
@@ -793,15 +807,25 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     kwargs = {"run_id": run_id, "instrument": instrument, "image": image, "replace": replace,
               "image_hdu": image_hdu, "obscode": obscode, "relocate": relocate, "extra": extra}
 
+    ahead = None
+    if jobs == 1 or len(paths) < 2:
+        ahead = _ReadAhead(paths, lambda p: _prepare_catalog(p, **kwargs))
+
     def one(path):
-        return _ingest_one_catalog(conn, path, **kwargs)
+        return _ingest_one_catalog(conn, path, **kwargs, prepared=ahead.get(path) if ahead else None)
 
     try:
-        results = _load_files(conn, paths, on_error, one, "catalogues", progress, jobs=jobs,
-                              task=("catalog", kwargs))
+        with conn.transaction():
+            before = _estimated_rows(conn, "detection")
+        try:
+            results = _load_files(conn, paths, on_error, one, "catalogues", progress, jobs=jobs,
+                                  task=("catalog", kwargs))
+        finally:
+            if ahead is not None:
+                ahead.close()
         n_total = sum(r.n_rows for r in results)
         with conn.transaction():
-            if n_total:
+            if n_total and (before is None or n_total >= ANALYZE_FRACTION * before):
                 conn.execute("ANALYZE detection")
             counts = _file_counts(paths, results, t0)
             counts["detection"] = n_total
@@ -812,9 +836,76 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     return results
 
 
+#: ``ingest_catalogs`` runs ``ANALYZE detection`` when it added at least this fraction of the rows the table
+#: had (autovacuum's default ``autovacuum_analyze_scale_factor``): a small load into a large table leaves
+#: the statistics as good as they were, and autovacuum analyses the table later
+ANALYZE_FRACTION = 0.1
+
+
+def _estimated_rows(conn, table: str) -> float | None:
+    """The planner's row count of ``table`` (``pg_class.reltuples``); None when never analysed."""
+    r = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (table,)).fetchone()
+    return None if r is None or r[0] is None or r[0] < 0 else float(r[0])
+
+
 def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, replace=False, image_hdu=None,
-                        obscode=None, relocate=False, extra=None):
-    """Load one catalogue file (every image extension of it) in the caller's transaction."""
+                        obscode=None, relocate=False, extra=None, prepared=None):
+    """Load one catalogue file (every image extension of it) in the caller's transaction.
+
+    ``prepared``: the file's :func:`_prepare_catalog` result when it was read ahead (serial
+    loading reads the next file while this one is written); read here otherwise.
+    """
+    if prepared is None:
+        prepared = _prepare_catalog(path, instrument=instrument, image=image, image_hdu=image_hdu,
+                                    obscode=obscode, extra=extra)
+    prep = prepared
+    res = IngestResult(path=path, status="loaded")
+    _claim(conn, [f"sha256:{prep.cat_sha}", f"path:{prep.key}"])
+    for i, (kind, hdu, part) in enumerate(prep.parts):
+        if kind == "no header":
+            raise part
+        if _unchanged_or_replace(conn, prep.key, hdu, prep.cat_sha, 2, replace, path, res,
+                                 content_hdu=None if len(prep.parts) == 1 else i, relocate=relocate):
+            continue
+        if kind == "error":  # found while reading ahead; raised where a file read here would raise it
+            raise part
+        row, cols, ex, source = part
+        # the exposure row is inserted in this transaction: exposure_id is checked once per file
+        eid = insert_exposure(conn, row, run_id)
+        n = _copy_detections(conn, eid, cols, ex, run_id)
+        res.exposure_ids.append(eid)
+        res.n_rows += n
+        res.notes.append(f"positions from {source.get('ra')}")
+    return res
+
+
+@dataclass
+class _PreparedCatalog:
+    """What :func:`_prepare_catalog` read from one catalogue file, before any database work."""
+
+    path: str
+    cat_sha: str
+    key: str
+    #: per catalogue: ``("ok", hdu, (exposure row, columns, extra columns, source))``, or
+    #: ``("error", hdu, exception)`` / ``("no header", None, exception)`` to raise when it is reached
+    parts: list
+
+
+def _prepare_catalog(path, *, instrument=None, image=None, image_hdu=None, obscode=None, extra=None,
+                     **_ignored) -> _PreparedCatalog:
+    """The database-free part of loading a catalogue file: read, checksum, metadata, detection columns.
+
+    Runs in a thread beside the database work of the previous file in a serial load.  An error of
+    one catalogue's metadata or columns is kept in ``parts`` and raised by
+    :func:`_ingest_one_catalog` only where a load without reading ahead raises it (after the
+    unchanged-content check: a file already ingested is reported unchanged, as before).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        No such file; not a readable catalogue (:func:`catdb.ingest.sextractor.read_catalogs`);
+        an unreadable ``image``.
+    """
     from ..wcsutil import wcs_from_header
     from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
     from .sextractor import read_catalogs
@@ -823,54 +914,87 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
         raise InputError("no such file", path=path)
     cats = read_catalogs(path)
     cat_sha = sha256_file(path)
-    res = IngestResult(path=path, status="loaded")
-    img_header = None
+    img_header = img_hdu = None
     if image:
         img_header, img_hdu = read_header(image, image_hdu)
     key = _resolve(image) if image else _resolve(path)
-    _claim(conn, [f"sha256:{cat_sha}", f"path:{key}"])
+    parts = []
     for i, cat in enumerate(cats):
         header = cat.header if len(cat.header) else img_header
         if header is None or not len(header):
-            raise InputError(f"{cat.format} catalogue carries no image header: give the image with --image",
-                             path=path)
-        hdu = (img_hdu if image else i) if len(cats) == 1 or not image else i
-        if _unchanged_or_replace(conn, key, hdu, cat_sha, 2, replace, path, res,
-                                 content_hdu=None if len(cats) == 1 else i, relocate=relocate):
+            parts.append(("no header", None, InputError(
+                f"{cat.format} catalogue carries no image header: give the image with --image", path=path)))
             continue
-        km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-        row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha,
-                                obscode=obscode)
-        row["path"] = key
-        row["catalog_path"] = _resolve(path)
-        row["catalog_sha256"] = cat_sha
-        if not image:
-            row["sha256"] = None  # the image itself was not read
+        hdu = (img_hdu if image else i) if len(cats) == 1 or not image else i
         try:
-            wcs = wcs_from_header(header, path=path)
-        except CatdbError:
-            wcs = None
-        if wcs is None:
-            sky = catalog_sky_columns(cat)
-            if sky is None:
-                raise InputError("no sky position: the catalogue's image header has no celestial WCS and its sky columns "
-                                 "(ALPHA_J2000/DELTA_J2000...) are missing or degenerate (all equal, or equal to "
-                                 "X/Y_IMAGE: SExtractor ran without a WCS), so every RA/Dec would be invented; "
-                                 "nothing written. Get a solution first: ingest the image (catdb ingest image), "
-                                 "plate-solve it (catdb stage solve, README 'Astrometry'), then catdb stage extract; "
-                                 "or solve the catalogue with SCAMP and give the image header with --image",
-                                 path=path, keyword="CTYPE1")
-            row["wcs_status"] = "header"
-            row["wcs_source"] = (f"catalogue sky columns {sky[0]}/{sky[1]} (the catalogue producer's WCS; "
-                                 "no WCS cards in the catalogue header)")
-        # the exposure row is inserted in this transaction: exposure_id is checked once per file
-        eid = insert_exposure(conn, row, run_id)
-        n, source = load_detections(conn, eid, cat, wcs=wcs, run_id=run_id, pixscale=row.get("pixscale"),
-                                    extra=extra)
-        res.exposure_ids.append(eid)
-        res.n_rows += n
-        res.notes.append(f"positions from {source.get('ra')}")
-    return res
+            km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
+            row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha,
+                                    obscode=obscode)
+            row["path"] = key
+            row["catalog_path"] = _resolve(path)
+            row["catalog_sha256"] = cat_sha
+            if not image:
+                row["sha256"] = None  # the image itself was not read
+            try:
+                wcs = wcs_from_header(header, path=path)
+            except CatdbError:
+                wcs = None
+            if wcs is None:
+                sky = catalog_sky_columns(cat)
+                if sky is None:
+                    raise InputError("no sky position: the catalogue's image header has no celestial WCS and its sky "
+                                     "columns (ALPHA_J2000/DELTA_J2000...) are missing or degenerate (all equal, or "
+                                     "equal to X/Y_IMAGE: SExtractor ran without a WCS), so every RA/Dec would be "
+                                     "invented; nothing written. Get a solution first: ingest the image (catdb ingest "
+                                     "image), plate-solve it (catdb stage solve, README 'Astrometry'), then catdb "
+                                     "stage extract; or solve the catalogue with SCAMP and give the image header "
+                                     "with --image", path=path, keyword="CTYPE1")
+                row["wcs_status"] = "header"
+                row["wcs_source"] = (f"catalogue sky columns {sky[0]}/{sky[1]} (the catalogue producer's WCS; "
+                                     "no WCS cards in the catalogue header)")
+            cols, ex, source = _detection_copy_columns(cat, wcs, row.get("pixscale"), extra)
+            parts.append(("ok", hdu, (row, cols, ex, source)))
+        except Exception as e:  # noqa: BLE001 - raised by _ingest_one_catalog at the same point as before
+            parts.append(("error", hdu, e))
+    return _PreparedCatalog(path=str(path), cat_sha=cat_sha, key=key, parts=parts)
+
+
+class _ReadAhead:
+    """Serial loading: prepare the next file (:func:`_prepare_catalog`) in a thread while this one is written.
+
+    The database work of a file (its transaction: locks, checks, INSERT, COPY) waits on the
+    server, releasing the GIL; reading and parsing the next FITS file then runs beside it, so a
+    serial load takes about the longer of the two per file rather than their sum.  Files are
+    handed out in ``paths`` order, one ahead.
+    """
+
+    def __init__(self, paths, prepare):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.paths, self.prepare = list(paths), prepare
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catdb-read-ahead")
+        self.futures: dict = {}
+        self.next = 0
+        self._submit(0)
+
+    def _submit(self, i):
+        if i < len(self.paths):
+            self.futures[i] = self.pool.submit(self.prepare, self.paths[i])
+
+    def get(self, path):
+        """The prepared file ``path`` (the next in order); raises its preparation's error."""
+        i = self.next
+        if i >= len(self.paths) or self.paths[i] != path:  # not the expected file: read it here
+            return self.prepare(path)
+        self.next += 1
+        fut = self.futures.pop(i)
+        self._submit(i + 1)
+        return fut.result()
+
+    def close(self):
+        for f in self.futures.values():
+            f.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def catalog_sky_columns(cat) -> tuple[str, str] | None:
