@@ -535,6 +535,18 @@ def _detection_copy_columns(cat, wcs, pixscale, extra):
     return cols, ex, source
 
 
+def _encode_detections(cols, ex, run_id, types):
+    """The binary COPY rows of :func:`_copy_detections`, ``exposure_id`` first and left to fill in."""
+    from ..db.copy import encode_rows, json_text
+
+    n = len(cols["number"])
+    c = {"exposure_id": np.zeros(n, dtype=np.int64), **cols}
+    if ex:
+        c["extra"] = json_text(ex, n)
+    c["stage_run_id"] = np.full(n, run_id, dtype=np.int64) if run_id is not None else np.full(n, None, dtype=object)
+    return encode_rows(c, types)
+
+
 def _copy_detections(conn, exposure_id, cols, ex, run_id) -> int:
     return copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
                       json_column="extra" if ex else None, json_values=ex, binary=True)
@@ -809,7 +821,11 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
     ahead = None
     if jobs == 1 or len(paths) < 2:
-        ahead = _ReadAhead(paths, lambda p: _prepare_catalog(p, **kwargs))
+        from ..db.copy import table_types
+
+        with conn.transaction():
+            types = table_types(conn, "detection")
+        ahead = _ReadAhead(paths, lambda p: _prepare_catalog(p, **kwargs, types=types))
 
     def one(path):
         return _ingest_one_catalog(conn, path, **kwargs, prepared=ahead.get(path) if ahead else None)
@@ -869,10 +885,15 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
             continue
         if kind == "error":  # found while reading ahead; raised where a file read here would raise it
             raise part
-        row, cols, ex, source = part
+        row, cols, ex, source, encoded = part
         # the exposure row is inserted in this transaction: exposure_id is checked once per file
         eid = insert_exposure(conn, row, run_id)
-        n = _copy_detections(conn, eid, cols, ex, run_id)
+        if encoded is not None:  # encoded while reading ahead: exposure_id goes in now
+            from ..db.copy import copy_encoded
+
+            n = copy_encoded(conn, "detection", encoded, eid)
+        else:
+            n = _copy_detections(conn, eid, cols, ex, run_id)
         res.exposure_ids.append(eid)
         res.n_rows += n
         res.notes.append(f"positions from {source.get('ra')}")
@@ -886,16 +907,18 @@ class _PreparedCatalog:
     path: str
     cat_sha: str
     key: str
-    #: per catalogue: ``("ok", hdu, (exposure row, columns, extra columns, source))``, or
+    #: per catalogue: ``("ok", hdu, (exposure row, columns, extra columns, source, encoded rows or None))``, or
     #: ``("error", hdu, exception)`` / ``("no header", None, exception)`` to raise when it is reached
     parts: list
 
 
 def _prepare_catalog(path, *, instrument=None, image=None, image_hdu=None, obscode=None, extra=None,
-                     **_ignored) -> _PreparedCatalog:
+                     run_id=None, types=None, **_ignored) -> _PreparedCatalog:
     """The database-free part of loading a catalogue file: read, checksum, metadata, detection columns.
 
-    Runs in a thread beside the database work of the previous file in a serial load.  An error of
+    Runs in a thread beside the database work of the previous file in a serial load; with
+    ``types`` (``catdb.db.copy.table_types`` of ``detection``) the rows are binary-encoded here too
+    (:func:`catdb.db.copy.encode_rows`, ``exposure_id`` filled in when they are sent).  An error of
     one catalogue's metadata or columns is kept in ``parts`` and raised by
     :func:`_ingest_one_catalog` only where a load without reading ahead raises it (after the
     unchanged-content check: a file already ingested is reported unchanged, as before).
@@ -953,7 +976,8 @@ def _prepare_catalog(path, *, instrument=None, image=None, image_hdu=None, obsco
                 row["wcs_source"] = (f"catalogue sky columns {sky[0]}/{sky[1]} (the catalogue producer's WCS; "
                                      "no WCS cards in the catalogue header)")
             cols, ex, source = _detection_copy_columns(cat, wcs, row.get("pixscale"), extra)
-            parts.append(("ok", hdu, (row, cols, ex, source)))
+            encoded = None if types is None else _encode_detections(cols, ex, run_id, types)
+            parts.append(("ok", hdu, (row, cols, ex, source, encoded)))
         except Exception as e:  # noqa: BLE001 - raised by _ingest_one_catalog at the same point as before
             parts.append(("error", hdu, e))
     return _PreparedCatalog(path=str(path), cat_sha=cat_sha, key=key, parts=parts)
