@@ -24,8 +24,10 @@ primary key, ``(exposure_id, number)``, q3c; same keys and triggers), each start
   writes, encoded beforehand, untimed, by catdb's numpy encoder: the timed part is the COPY and
   the commit, one per file) into an unindexed, constraint-free copy of ``detection``
   (``CREATE TABLE ... (LIKE detection INCLUDING DEFAULTS INCLUDING IDENTITY)``: no primary key,
-  index, key or trigger).  ``COPY limit +extra`` is the same with every catalogue column without a
-  ``detection`` column in ``extra`` (the jsonb catdb wrote before migration 0016), for scale.
+  index, key or trigger).  Like catdb, it leaves out the columns the catalogue lacks (all NULL).
+  ``COPY limit +extra`` is the same with every catalogue column without a ``detection`` column in
+  ``extra`` (the jsonb catdb wrote before migration 0016), and ``COPY limit +NULLs`` the same rows
+  with the absent columns sent as NULL (as catdb did before), for scale.
 
 ``--extra all`` (or column names) runs catdb with ``extra=...`` and puts the same ``extra`` in the
 rows of the raw COPY, ``to_sql`` and the COPY limit.  Prints rows/s and the ratios catdb / raw
@@ -182,14 +184,17 @@ def _insert_exposure(conn, row, run_id=None):
     return insert_exposure(conn, row, run_id)
 
 
-def _encode(conn, table, cols, extra, constants):
-    """(column names, binary COPY bytes) of the rows catdb writes, with catdb's encoder (untimed)."""
+def _encode(conn, table, cols, extra, constants, null_columns=False):
+    """(column names, binary COPY bytes) of the rows catdb writes, with catdb's encoder (untimed).
+
+    The columns catdb sends: an all-NaN (NULL) column is left out, the rows stored are the same;
+    ``null_columns`` sends them too (as NULL), as catdb did before issue #15.
+    """
     from catdb.db import copy as cc
 
     types = cc.table_types(conn, table)
-    # the columns catdb sends: an all-NaN (NULL) column is left out, the rows stored are the same
-    c = {k: v for k, v in cols.items() if not (np.asarray(v).dtype.kind == "f" and np.ndim(v) == 1
-                                               and not np.isfinite(v).any())}
+    c = {k: v for k, v in cols.items() if null_columns or not (np.asarray(v).dtype.kind == "f" and np.ndim(v) == 1
+                                                               and not np.isfinite(v).any())}
     n = len(c["number"])
     if extra:
         c["extra"] = cc.json_text(extra, n)
@@ -207,7 +212,7 @@ def _encode(conn, table, cols, extra, constants):
     return list(c), cc.binary_copy_data(fields, n)
 
 
-def bench_limit(url, paths, extra):
+def bench_limit(url, paths, extra, null_columns=False):
     """Seconds of binary COPY (pre-encoded, one COPY and commit per file) into a bare copy of detection."""
     from psycopg import sql
 
@@ -224,8 +229,8 @@ def bench_limit(url, paths, extra):
         for p in paths:
             cols, ex, row = catdb_arrays(p, extra)
             eid = _insert_exposure(conn, row, run)
-            payloads.append((*_encode(conn, "detection", cols, ex, {"exposure_id": eid, "stage_run_id": run}),
-                             len(cols["number"])))
+            payloads.append((*_encode(conn, "detection", cols, ex, {"exposure_id": eid, "stage_run_id": run},
+                                      null_columns), len(cols["number"])))
         conn.commit()
         for names, data, n in payloads:
             q = sql.SQL("COPY bench_detection_bare ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -354,7 +359,8 @@ def main(argv=None):
                 f"catdb -j {a.jobs}": lambda: bench_catdb(url, paths, a.jobs, a.extra),
                 "raw binary COPY": lambda: bench_raw_copy(url, paths, a.extra),
                 "pandas to_sql": lambda: bench_to_sql(url, paths, a.tosql_rows, a.extra),
-                "COPY limit +extra": lambda: bench_limit(url, paths, "all")}
+                "COPY limit +extra": lambda: bench_limit(url, paths, "all"),
+                "COPY limit +NULLs": lambda: bench_limit(url, paths, a.extra, null_columns=True)}
         for r in range(a.repeat):  # rounds of every method in turn: each sees the same load
             for k, fn in runs.items():
                 if r and k in ("raw binary COPY", "pandas to_sql"):
@@ -377,6 +383,8 @@ def main(argv=None):
     print("targets: catdb >= 0.5 x raw binary COPY, >= 10 x pandas to_sql (to_sql timed on a subset, per row), "
           ">= 0.5 x COPY limit")
     par = f"catdb -j {a.jobs}"
+    print(f"(COPY limit +NULLs: the catalogue's absent columns sent as NULL, as catdb did before issue #15: "
+          f"catdb / it {rate['catdb serial'] / rate['COPY limit +NULLs']:.2f} serial)")
     print(f"catdb / COPY limit: {rate['catdb serial'] / limit:.2f} serial, "
           + (f"{rate[par] / limit:.2f} -j {a.jobs}" if res[par][0] else f"-j {a.jobs} not supported"))
 

@@ -833,12 +833,18 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     try:
         with conn.transaction():
             before = _estimated_rows(conn, "detection")
+        import sys
+
+        switch = sys.getswitchinterval()
+        if ahead is not None:  # see _ReadAhead: the COPY thread gets the GIL back sooner
+            sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
         try:
             results = _load_files(conn, paths, on_error, one, "catalogues", progress, jobs=jobs,
                                   task=("catalog", kwargs))
         finally:
             if ahead is not None:
                 ahead.close()
+                sys.setswitchinterval(switch)
         n_total = sum(r.n_rows for r in results)
         with conn.transaction():
             if n_total and (before is None or n_total >= ANALYZE_FRACTION * before):
@@ -983,13 +989,20 @@ def _prepare_catalog(path, *, instrument=None, image=None, image_hdu=None, obsco
     return _PreparedCatalog(path=str(path), cat_sha=cat_sha, key=key, parts=parts)
 
 
+#: GIL switch interval (s) while a serial ingest reads ahead (Python's default is 0.005)
+_SWITCH_INTERVAL = 0.001
+
+
 class _ReadAhead:
     """Serial loading: prepare the next file (:func:`_prepare_catalog`) in a thread while this one is written.
 
     The database work of a file (its transaction: locks, checks, INSERT, COPY) waits on the
-    server, releasing the GIL; reading and parsing the next FITS file then runs beside it, so a
-    serial load takes about the longer of the two per file rather than their sum.  Files are
-    handed out in ``paths`` order, one ahead.
+    server, releasing the GIL; reading, parsing and encoding the next FITS file then runs beside
+    it, so a serial load takes about the longer of the two per file rather than their sum.  Files
+    are handed out in ``paths`` order, one ahead.  Each time the database thread wakes (a reply, a
+    128 kB piece of the COPY sent) it waits for the GIL held by the reading thread, up to the
+    interpreter's switch interval; :func:`ingest_catalogs` lowers it to ``_SWITCH_INTERVAL`` for
+    the load (and restores it).
     """
 
     def __init__(self, paths, prepare):
