@@ -820,7 +820,7 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
               "image_hdu": image_hdu, "obscode": obscode, "relocate": relocate, "extra": extra}
 
     ahead = None
-    if jobs == 1 or len(paths) < 2:
+    if jobs == 1 and len(paths) > 1:  # serial: read ahead (workers, or a single file, read inline)
         from ..db.copy import table_types
 
         with conn.transaction():
