@@ -212,6 +212,36 @@ def _worker_init(conninfo: str, parent_pid: int | None = None) -> None:
     if not _parent_alive():  # the parent died before prctl took effect
         os._exit(1)
     _WORKER["conn"] = connect(conninfo)
+    _watch_parent()
+
+
+#: seconds between two checks of the parent by a worker's watchdog thread
+_WATCH_INTERVAL = 0.5
+
+
+def _watch_parent() -> None:
+    """Exit this worker (``os._exit``: its open transaction, if any, is rolled back by the server) when
+    the ``catdb`` process that started it is gone.
+
+    A worker waiting for its next file blocks on the executor's call queue, and neither of the
+    other guards fires: with the forkserver start method the worker holds both ends of that
+    queue's pipe (no EOF when the parent dies) and the write end of the fork server's "alive"
+    pipe (so the fork server, the worker's real parent, lives on and ``PR_SET_PDEATHSIG`` never
+    fires).  Measured: a ``catdb ingest -j 2`` killed while one worker had finished its files and
+    the other was still loading left the idle worker and its database session for good
+    (``tests/test_faults.py``).  A daemon thread checking :func:`_parent_alive` twice a second
+    ends it.
+    """
+    import threading
+    import time
+
+    def watch():
+        while True:
+            time.sleep(_WATCH_INTERVAL)
+            if not _parent_alive():
+                os._exit(1)
+
+    threading.Thread(target=watch, name="catdb-parent-watch", daemon=True).start()
 
 
 def _worker_group(kind: str, items, kwargs: dict):
