@@ -26,11 +26,12 @@ STILTS = shutil.which("stilts")
 
 @pytest.fixture(scope="module")
 def loaded(db_url):
-    """The LDAC catalogue (974 rows, no apertures) and the FITS_1.0 one (360 rows, 4 apertures)."""
+    """The LDAC catalogue (974 rows, no apertures) and the FITS_1.0 one (360 rows, 4 apertures), with every
+    column without a detection column kept in ``extra`` (``--extra all``: the jsonb exports are tested)."""
     from catdb.db.engine import connect
 
     c = connect(db_url)
-    ingest_catalogs(c, [LCO / "ldac_test_catalog.fits", LCO / "oracdr_test_catalog.fits"])
+    ingest_catalogs(c, [LCO / "ldac_test_catalog.fits", LCO / "oracdr_test_catalog.fits"], extra="all")
     c.commit()
     ids = [r[0] for r in c.execute("SELECT id FROM exposure ORDER BY id")]
     c.close()

@@ -186,6 +186,22 @@ def _kill_in_run(cmd, url, stage, extra_delay):
         return "killed"
 
 
+def _load_window(url, files, jobs):
+    """Seconds from the start of ``catdb ingest catalog -j jobs`` to its first commit and to its end."""
+    p = subprocess.Popen(_catdb(url, "ingest", "catalog", "-j", jobs, *files), cwd=REPO, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    t0, first = time.perf_counter(), None
+    with connect(url) as c:
+        c.autocommit = True
+        while p.poll() is None:
+            if first is None and c.execute("SELECT count(*) FROM exposure").fetchone()[0]:
+                first = time.perf_counter() - t0
+            time.sleep(0.02)
+    end = time.perf_counter() - t0
+    assert p.returncode == 0, p.stderr.read()
+    return (first if first is not None else 0.5 * end), end
+
+
 def _landed(url, files):
     with connect(url) as c:
         n = c.execute("SELECT count(*) FROM exposure").fetchone()[0]
@@ -200,10 +216,13 @@ def test_kill_9_during_ingest(pg_server, template_db, files, reference, jobs):
     from tests.conftest import create_database
 
     rng = random.Random(SEED * 10 + jobs)
+    # the kills land within the load: between the first commit and the end of an uninterrupted run,
+    # measured here (ingest speed changes with the code and the machine's load; -j 2 starts workers)
+    first, end = _load_window(create_database(pg_server, template_db), files, jobs)
     outcomes = []
     for trial in range(5):
         url = create_database(pg_server, template_db)
-        delay = rng.uniform(1.0, 3.5) if jobs == 1 else rng.uniform(2.5, 5.5)  # -j 2: workers start first
+        delay = rng.uniform(0.8 * first, end)
         what = _kill_at(_catdb(url, "ingest", "catalog", "-j", jobs, *files), delay)
         time.sleep(0.2)  # (-j 2: the workers die with the parent)
         where = _landed(url, files) if what == "killed" else "after the end"

@@ -94,8 +94,10 @@ Exit status: 0 every image ok, 1 some failed (the others are done), 2 every imag
 @click.option("--instrument", help="Keyword map for the ingest (default: detected from the header).")
 @click.option("--replace/--no-replace", default=True, show_default=True,
               help="Replace the exposure of an image ingested before (a re-extraction gives a new catalogue).")
+@click.option("--extra", metavar="all|COL,COL", help="Catalogue columns without a detection column kept in "
+              "detection.extra (as for catdb ingest catalog; default none).")
 @click.pass_obj
-def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, flag, instrument, replace):
+def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, flag, instrument, replace, extra):
     """Run SExtractor on IMAGEs (FITS_LDAC catalogues) and ingest them."""
     import tempfile
     from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -145,7 +147,7 @@ def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, fl
                 for fut in as_completed(futs):  # loop over images: ingest in the main thread
                     i = futs[fut]
                     results.append(_finish_one(get_conn, images[i], cats[i], fut, instrument, replace, no_ingest,
-                                               hdu))
+                                               hdu, extra))
         finally:
             for c in conns:
                 c.close()
@@ -163,7 +165,7 @@ def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, fl
         raise SystemExit(status)
 
 
-def _finish_one(get_conn, image, cat, fut, instrument, replace, no_ingest, hdu=None):
+def _finish_one(get_conn, image, cat, fut, instrument, replace, no_ingest, hdu=None, extra=None):
     from ..errors import CatdbError, InputError
     from ..ingest.load import IngestResult, _one_line, ingest_catalogs
 
@@ -184,6 +186,6 @@ def _finish_one(get_conn, image, cat, fut, instrument, replace, no_ingest, hdu=N
         r.image, r.n_sources = str(image), n
         return r
     r = ingest_catalogs(get_conn(), [cat], image=str(image), image_hdu=hdu, instrument=instrument,
-                        replace=replace, on_error="collect")[0]
+                        replace=replace, on_error="collect", extra=extra)[0]
     r.image = str(image)
     return r

@@ -9,6 +9,7 @@ Examples:
   catdb ingest catalog night1/*.ldac
   catdb ingest catalog -j 2 night1/*.ldac     # two files at a time (worker processes)
   catdb ingest catalog --instrument lowell42 frame.cat --image frame.fits
+  catdb ingest catalog --extra ISOAREA_IMAGE,KRON_RADIUS night1/*.ldac   # keep two more columns
   catdb ingest image raw/*.fits.fz            # science, bias, dark and flat frames (IMAGETYP)
   catdb ingest image --obscode 810 night/*.fit # site code when the header has none
   catdb ingest image -j 2 raw/*.fits.fz
@@ -124,8 +125,11 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.option("--relocate", is_flag=True, help=_RELOCATE_HELP)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help=_JOBS_HELP)
 @click.option("--obscode", help=_OBSCODE_HELP)
+@click.option("--extra", metavar="all|COL,COL", help="Also keep these catalogue columns that have no detection "
+              "column (SExtractor names, or 'all') in detection.extra (jsonb); default none: the jsonb costs "
+              "more ingest time than every other column together.")
 @click.pass_obj
-def catalog(obj, paths, instrument, image, replace, relocate, jobs, obscode):
+def catalog(obj, paths, instrument, image, replace, relocate, jobs, obscode, extra):
     """SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD) -> exposure + detection rows."""
     import time
 
@@ -135,7 +139,7 @@ def catalog(obj, paths, instrument, image, replace, relocate, jobs, obscode):
     with _conn(obj) as conn:
         res = ingest_catalogs(conn, paths, instrument=instrument, image=image, replace=replace,
                               progress=not obj["quiet"], on_error="collect", jobs=jobs, obscode=obscode,
-                              relocate=relocate)
+                              relocate=relocate, extra=extra)
         notes = state_notes(conn, res)
     _report(res, time.perf_counter() - t0, "detections", lambda r: (
         f"{r.path}: {_status(r)}, exposure {','.join(map(str, r.exposure_ids))}, {r.n_rows} detections"

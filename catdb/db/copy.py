@@ -305,7 +305,19 @@ def binary_copy_data(fields: list, n: int) -> bytes:
     -------
     bytes
     """
+    body, _ = _binary_body(fields, n)
+    return _HEADER + body.tobytes() + _TRAILER
+
+
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_TRAILER = b"\xff\xff"
+
+
+def _binary_body(fields: list, n: int):
+    """(tuples as one uint8 array, start of each tuple in it) of :func:`binary_copy_data`."""
     nf = len(fields)
+    if all(f[0] == "fixed" for f in fields):
+        return _fixed_rows(fields, n)
     plen = np.zeros((n, nf), dtype=np.int64)  # payload bytes of each field of each row
     for j, f in enumerate(fields):
         if f[0] == "fixed":
@@ -316,7 +328,6 @@ def binary_copy_data(fields: list, n: int) -> bytes:
     row_len = 2 + seg.sum(axis=1)
     row_start = np.zeros(n, dtype=np.int64)
     np.cumsum(row_len[:-1], out=row_start[1:])
-    header = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
     body = np.empty(int(row_len.sum()), dtype=np.uint8)
     counts = np.full(n, nf, dtype=">i2").view(np.uint8).reshape(n, 2)
     body[row_start[:, None] + np.arange(2)] = counts
@@ -339,7 +350,110 @@ def binary_copy_data(fields: list, n: int) -> bytes:
                 np.cumsum(ln[:-1], out=src_start[1:])
                 dest = np.repeat(start - src_start, ln) + np.arange(total)
                 body[dest] = flat if valid.all() else _take_valid(flat, lengths, valid)
-    return header + body.tobytes() + b"\xff\xff"
+    return body, row_start
+
+
+def _fixed_rows(fields: list, n: int):
+    """The tuples of fixed-width fields only: one (n, row width) byte matrix, NULL payloads cut out.
+
+    Every field sits at the same offset of every row of the matrix (field count, then per field its
+    length word and payload); a NULL field's length word is -1 and its payload bytes are dropped by
+    one boolean selection in row order.  Same bytes as the general path of
+    :func:`binary_copy_data`, about ten times faster (slices of whole columns, no scatter).
+    """
+    widths = [f[1].shape[1] for f in fields]
+    width = 2 + sum(4 + w for w in widths)
+    m = np.empty((n, width), dtype=np.uint8)
+    m[:, :2] = np.frombuffer(np.array(len(fields), dtype=">i2").tobytes(), dtype=np.uint8)
+    keep = None
+    off = 2
+    for (_, payload, valid), w in zip(fields, widths):  # loop over the columns, not the rows
+        word = np.frombuffer(np.array(w, dtype=">i4").tobytes(), dtype=np.uint8)
+        m[:, off:off + 4] = word
+        m[:, off + 4:off + 4 + w] = payload
+        if not valid.all():
+            m[~valid, off:off + 4] = 0xFF  # -1: NULL
+            if keep is None:
+                keep = np.ones((n, width), dtype=bool)
+            keep[~valid, off + 4:off + 4 + w] = False
+        off += 4 + w
+    if keep is None:
+        return m.reshape(-1), np.arange(n, dtype=np.int64) * width
+    row_len = keep.sum(axis=1)
+    row_start = np.zeros(n, dtype=np.int64)
+    np.cumsum(row_len[:-1], out=row_start[1:])
+    return m[keep], row_start
+
+
+class EncodedRows:
+    """A binary COPY stream encoded ahead of time whose first column is filled in when it is sent.
+
+    For rows whose key is not known while they are encoded (``detection.exposure_id``: the
+    exposure row is inserted in the file's transaction, after its columns were read and encoded
+    in a thread beside the previous file's COPY).  The first column is a non-NULL ``int8`` at the
+    same place in every tuple (after the field count and its length word).
+
+    Attributes
+    ----------
+    names : list of str
+        The columns, in stream order.
+    n : int
+        Rows.
+    """
+
+    def __init__(self, names, body, row_start, n):
+        self.names, self.n = list(names), n
+        self._body, self._start = body, row_start
+
+    def with_first(self, value: int) -> bytes:
+        """The stream with ``value`` in the first column of every row."""
+        b = np.frombuffer(np.array(value, dtype=">i8").tobytes(), dtype=np.uint8)
+        self._body[self._start[:, None] + 6 + np.arange(8)] = b
+        return _HEADER + self._body.tobytes() + _TRAILER
+
+
+def encode_rows(columns: dict, types: dict) -> EncodedRows | None:
+    """Encode ``columns`` (the first an ``int8`` column, filled later) for :meth:`EncodedRows.with_first`.
+
+    Parameters
+    ----------
+    columns : dict of str -> numpy.ndarray
+        As :func:`copy_binary`; the first column's values are placeholders (any integers).
+    types : dict
+        From :func:`table_types`.
+
+    Returns
+    -------
+    EncodedRows or None
+        None when a column's type has no binary encoder, or the first column is not ``int8``.
+    """
+    first = next(iter(columns), None)
+    if first is None or types.get(first, (None, None))[0] != "int8":
+        return None
+    n = _n_rows(columns)
+    fields = []
+    for name, v in columns.items():
+        typ, elem = types.get(name, (None, None))
+        if (elem is not None) != (np.ndim(v) == 2):  # an array column takes a 2-D array, a scalar one 1-D
+            return None
+        if typ in _BIN_FIXED:
+            fields.append(("fixed", *_field_fixed(v, typ, name)))
+        elif elem in _BIN_FIXED:
+            fields.append(("fixed", *_field_array(v, elem, name)))
+        elif typ in _BIN_TEXT:
+            fields.append(("var", *_field_text(v, typ == "jsonb")))
+        else:
+            return None
+    body, start = _binary_body(fields, n)
+    return EncodedRows(columns, body, start, n)
+
+
+def copy_encoded(conn, table: str, rows: EncodedRows, first: int) -> int:
+    """COPY rows encoded by :func:`encode_rows` into ``table``, ``first`` in their first column; rows sent."""
+    if rows.n == 0:
+        return 0
+    _copy_in(conn, binary_copy_query(table, rows.names), rows.with_first(first))
+    return rows.n
 
 
 def _take_valid(flat, lengths, valid):
@@ -376,6 +490,34 @@ def copy_binary(conn, table: str, columns: dict, types: dict | None = None) -> i
     n = _n_rows(columns)
     if n == 0:
         return 0
+    data = encode_binary(columns, types)
+    if data is None:
+        return None
+    _copy_in(conn, binary_copy_query(table, columns), data)
+    return n
+
+
+def binary_copy_query(table: str, columns) -> sql.Composed:
+    """``COPY table (columns...) FROM STDIN WITH (FORMAT binary)``."""
+    return sql.SQL("COPY {t} ({cols}) FROM STDIN WITH (FORMAT binary)").format(
+        t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
+
+
+def encode_binary(columns: dict, types: dict) -> bytes | None:
+    """The binary COPY stream of ``columns`` (see :func:`copy_binary`); None when a type has no encoder.
+
+    Parameters
+    ----------
+    columns : dict of str -> numpy.ndarray or pyarrow.Array
+        Equally long columns, as for :func:`copy_binary`.
+    types : dict
+        From :func:`table_types`.
+
+    Returns
+    -------
+    bytes or None
+    """
+    n = _n_rows(columns)
     fields = []
     for name, v in columns.items():
         typ, elem = types.get(name, (None, None))
@@ -387,11 +529,7 @@ def copy_binary(conn, table: str, columns: dict, types: dict | None = None) -> i
             fields.append(("var", *_field_text(v, typ == "jsonb")))
         else:
             return None
-    data = binary_copy_data(fields, n)
-    q = sql.SQL("COPY {t} ({cols}) FROM STDIN WITH (FORMAT binary)").format(
-        t=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns)))
-    _copy_in(conn, q, data)
-    return n
+    return binary_copy_data(fields, n)
 
 
 def _copy_table_binary(conn, table, columns, constants, json_column, json_values):

@@ -212,6 +212,36 @@ def _worker_init(conninfo: str, parent_pid: int | None = None) -> None:
     if not _parent_alive():  # the parent died before prctl took effect
         os._exit(1)
     _WORKER["conn"] = connect(conninfo)
+    _watch_parent()
+
+
+#: seconds between two checks of the parent by a worker's watchdog thread
+_WATCH_INTERVAL = 0.5
+
+
+def _watch_parent() -> None:
+    """Exit this worker (``os._exit``: its open transaction, if any, is rolled back by the server) when
+    the ``catdb`` process that started it is gone.
+
+    A worker waiting for its next file blocks on the executor's call queue, and neither of the
+    other guards fires: with the forkserver start method the worker holds both ends of that
+    queue's pipe (no EOF when the parent dies) and the write end of the fork server's "alive"
+    pipe (so the fork server, the worker's real parent, lives on and ``PR_SET_PDEATHSIG`` never
+    fires).  Measured: a ``catdb ingest -j 2`` killed while one worker had finished its files and
+    the other was still loading left the idle worker and its database session for good
+    (``tests/test_faults.py``).  A daemon thread checking :func:`_parent_alive` twice a second
+    ends it.
+    """
+    import threading
+    import time
+
+    def watch():
+        while True:
+            time.sleep(_WATCH_INTERVAL)
+            if not _parent_alive():
+                os._exit(1)
+
+    threading.Thread(target=watch, name="catdb-parent-watch", daemon=True).start()
 
 
 def _worker_group(kind: str, items, kwargs: dict):
@@ -439,8 +469,9 @@ def _unchanged_or_replace(conn, key: str, hdu: int, sha: str, sha_col: int, repl
     reported ``unchanged`` with ``same content as exposure N, PATH``.  The stored path is re-pointed
     to this file when ``relocate`` is given or the stored file no longer exists (a moved file);
     otherwise (a copy) it is left.  Then, under the same ``key``/``hdu`` with another SHA-256: an
-    error unless ``replace``, which deletes the old exposure (and, by cascade, everything derived
-    from it) in the caller's transaction.  The caller holds the locks of :func:`_claim`.
+    error unless ``replace``, which deletes the old exposure (and everything derived from it: its
+    detections through the statement trigger on ``exposure``, the rest by foreign-key cascades) in
+    the caller's transaction.  The caller holds the locks of :func:`_claim`.
     """
     same = _same_content(conn, sha, sha_col, content_hdu)
     if same is not None:
@@ -486,8 +517,12 @@ def _resolve(path) -> str:
 
 # --------------------------------------------------------------------------- catalogues
 def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = None,
-                    pixscale: float | None = None) -> tuple[int, dict]:
+                    pixscale: float | None = None, extra=None) -> tuple[int, dict]:
     """COPY the detections of one parsed SExtractor catalogue into ``detection``.
+
+    ``detection`` has no per-row foreign keys (docs/schema.md, "Ingest at the COPY limit"): the
+    caller guarantees that ``exposure_id`` exists in its transaction (an exposure row it inserted,
+    or one it locked ``FOR KEY SHARE``, as :func:`attach_catalog` does).
 
     Parameters
     ----------
@@ -498,6 +533,9 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
         Used when the catalogue has no ALPHA/DELTA columns.
     run_id : int
         stage_run of the ingest.
+    extra : None, 'all' or sequence of str
+        Catalogue columns without a ``detection`` column to keep in the ``extra`` jsonb (see
+        :func:`select_extra`); default none: parsing jsonb is most of the server's COPY cost.
 
     Returns
     -------
@@ -511,10 +549,105 @@ def load_detections(conn, exposure_id: int, cat, wcs=None, run_id: int | None = 
     catdb.errors.InputError
         No usable position (no ALPHA/DELTA and no WCS), or NUMBER missing.
     """
-    cols, extra, source = detection_arrays(cat, wcs=wcs, pixscale=pixscale)
-    n = copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
-                   json_column="extra" if extra else None, json_values=extra, binary=True)
-    return n, source
+    cols, ex, source = _detection_copy_columns(cat, wcs, pixscale, extra)
+    return _copy_detections(conn, exposure_id, cols, ex, run_id), source
+
+
+def _detection_copy_columns(cat, wcs, pixscale, extra):
+    """The columns :func:`load_detections` sends: (columns, extra columns, source); no database work."""
+    cols, unmapped, source = detection_arrays(cat, wcs=wcs, pixscale=pixscale)
+    ex = select_extra(unmapped, extra, cat.path)
+    # a column the catalogue lacks (all NaN: NULL) is left out of the COPY: the rows are the same
+    # (no detection column but flags has a non-NULL default, and flags is never NaN), the stream shorter
+    cols = {k: v for k, v in cols.items()
+            if not (np.asarray(v).dtype.kind == "f" and np.asarray(v).ndim == 1 and len(v)
+                    and not np.isfinite(v).any())}
+    return cols, ex, source
+
+
+def _encode_detections(cols, ex, run_id, types):
+    """The binary COPY rows of :func:`_copy_detections`, ``exposure_id`` first and left to fill in."""
+    from ..db.copy import encode_rows, json_text
+
+    n = len(cols["number"])
+    c = {"exposure_id": np.zeros(n, dtype=np.int64), **cols}
+    if ex:
+        c["extra"] = json_text(ex, n)
+    c["stage_run_id"] = np.full(n, run_id, dtype=np.int64) if run_id is not None else np.full(n, None, dtype=object)
+    return encode_rows(c, types)
+
+
+def _copy_detections(conn, exposure_id, cols, ex, run_id) -> int:
+    return copy_table(conn, "detection", cols, constants={"exposure_id": exposure_id, "stage_run_id": run_id},
+                      json_column="extra" if ex else None, json_values=ex, binary=True)
+
+
+def check_extra(extra):
+    """Normalise the ``extra`` option: None (no column), ``'all'`` or a tuple of column names.
+
+    Parameters
+    ----------
+    extra : None, bool, str or sequence of str
+        ``None``/``False``/``''``/``'none'``: none; ``True``/``'all'``: every column without a home;
+        a comma-separated string or a sequence: those SExtractor column names.
+
+    Raises
+    ------
+    ValueError
+        Not one of these.
+    """
+    if extra is None or extra is False:
+        return None
+    if extra is True:
+        return "all"
+    if isinstance(extra, str):
+        low = extra.strip().lower()
+        if low in ("", "none"):
+            return None
+        if low == "all":
+            return "all"
+        extra = extra.split(",")
+    try:
+        names = tuple(str(x).strip() for x in extra if str(x).strip())
+    except TypeError:
+        raise ValueError(f"extra must be None, 'all' or column names, got {extra!r}") from None
+    return names or None
+
+
+def select_extra(unmapped: dict, extra, path=None) -> dict:
+    """The catalogue columns to store in ``detection.extra``.
+
+    Parameters
+    ----------
+    unmapped : dict of str -> numpy.ndarray
+        Columns without a ``detection`` column (:func:`detection_arrays`), SExtractor names.
+    extra : None, 'all' or sequence of str
+        As :func:`check_extra` takes it.
+    path : str, optional
+        The catalogue (for the message).
+
+    Returns
+    -------
+    dict of str -> numpy.ndarray
+        Empty by default (``extra`` NULL on every row).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        A named column is not among the catalogue's columns without a home (it is missing, or it
+        has a ``detection`` column already).
+    """
+    extra = check_extra(extra)
+    if extra is None:
+        return {}
+    if extra == "all":
+        return dict(unmapped)
+    missing = [k for k in extra if k not in unmapped]
+    if missing:
+        raise InputError(f"extra column(s) {', '.join(missing)} not in the catalogue's columns without a "
+                         f"detection column: expected some of {', '.join(sorted(unmapped)) or '(none)'}",
+                         path=path, keyword=missing[0])
+    return {k: unmapped[k] for k in extra}
 
 
 def detection_arrays(cat, wcs=None, pixscale: float | None = None) -> tuple[dict, dict, dict]:
@@ -636,7 +769,7 @@ def _fill_instrumental_mags(cols: dict, source: dict) -> None:
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
                     replace: bool = False, progress: bool = False,
                     on_error: str = "raise", image_hdu: int | None = None, jobs: int = 1,
-                    obscode: str | None = None, relocate: bool = False) -> list[IngestResult]:
+                    obscode: str | None = None, relocate: bool = False, extra=None) -> list[IngestResult]:
     """Ingest SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD): exposure + detection rows.
 
     Parameters
@@ -676,6 +809,10 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     obscode : str, optional
         MPC observatory code of every exposure (``--obscode``), winning over header and keymap;
         without it the code is read from the header/keymap or left NULL.
+    extra : None, 'all' or sequence of str
+        Catalogue columns without a ``detection`` column kept in ``detection.extra`` (jsonb, by
+        SExtractor name): ``'all'``, or the names given (``--extra``).  Default none (``extra``
+        NULL): the jsonb costs the server more than every other column together (docs/schema.md).
 
     Returns
     -------
@@ -690,7 +827,7 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         RA/Dec non-finite or out of range, duplicate NUMBER, required header keyword missing
         (keymap ``required``), unparsable time card.
     ValueError
-        ``on_error`` not one of ``'raise'``, ``'collect'``, or ``jobs`` < 1.
+        ``on_error`` not one of ``'raise'``, ``'collect'``, ``jobs`` < 1, or a bad ``extra``.
     psycopg.OperationalError
         The database connection failed (never collected).
     """
@@ -698,6 +835,7 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
     _check_on_error(on_error)
     jobs = _check_jobs(jobs)
+    extra = check_extra(extra)
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
     if obscode is not None:
@@ -705,19 +843,41 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
         obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-catalog", {"paths": paths, "instrument": instrument, "image": image,
-                                               "image_hdu": image_hdu, "replace": replace, "obscode": obscode, "relocate": relocate})
+                                               "image_hdu": image_hdu, "replace": replace, "obscode": obscode,
+                                               "relocate": relocate,
+                                               "extra": list(extra) if isinstance(extra, tuple) else extra})
     kwargs = {"run_id": run_id, "instrument": instrument, "image": image, "replace": replace,
-              "image_hdu": image_hdu, "obscode": obscode, "relocate": relocate}
+              "image_hdu": image_hdu, "obscode": obscode, "relocate": relocate, "extra": extra}
+
+    ahead = None
+    if jobs == 1 and len(paths) > 1:  # serial: read ahead (workers, or a single file, read inline)
+        from ..db.copy import table_types
+
+        with conn.transaction():
+            types = table_types(conn, "detection")
+        ahead = _ReadAhead(paths, lambda p: _prepare_catalog(p, **kwargs, types=types))
 
     def one(path):
-        return _ingest_one_catalog(conn, path, **kwargs)
+        return _ingest_one_catalog(conn, path, **kwargs, prepared=ahead.get(path) if ahead else None)
 
     try:
-        results = _load_files(conn, paths, on_error, one, "catalogues", progress, jobs=jobs,
-                              task=("catalog", kwargs))
+        with conn.transaction():
+            before = _estimated_rows(conn, "detection")
+        import sys
+
+        switch = sys.getswitchinterval()
+        if ahead is not None:  # see _ReadAhead: the COPY thread gets the GIL back sooner
+            sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
+        try:
+            results = _load_files(conn, paths, on_error, one, "catalogues", progress, jobs=jobs,
+                                  task=("catalog", kwargs))
+        finally:
+            if ahead is not None:
+                ahead.close()
+                sys.setswitchinterval(switch)
         n_total = sum(r.n_rows for r in results)
         with conn.transaction():
-            if n_total:
+            if n_total and (before is None or n_total >= ANALYZE_FRACTION * before):
                 conn.execute("ANALYZE detection")
             counts = _file_counts(paths, results, t0)
             counts["detection"] = n_total
@@ -728,9 +888,83 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     return results
 
 
+#: ``ingest_catalogs`` runs ``ANALYZE detection`` when it added at least this fraction of the rows the table
+#: had (autovacuum's default ``autovacuum_analyze_scale_factor``): a small load into a large table leaves
+#: the statistics as good as they were, and autovacuum analyses the table later
+ANALYZE_FRACTION = 0.1
+
+
+def _estimated_rows(conn, table: str) -> float | None:
+    """The planner's row count of ``table`` (``pg_class.reltuples``); None when never analysed."""
+    r = conn.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)", (table,)).fetchone()
+    return None if r is None or r[0] is None or r[0] < 0 else float(r[0])
+
+
 def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, replace=False, image_hdu=None,
-                        obscode=None, relocate=False):
-    """Load one catalogue file (every image extension of it) in the caller's transaction."""
+                        obscode=None, relocate=False, extra=None, prepared=None):
+    """Load one catalogue file (every image extension of it) in the caller's transaction.
+
+    ``prepared``: the file's :func:`_prepare_catalog` result when it was read ahead (serial
+    loading reads the next file while this one is written); read here otherwise.
+    """
+    if prepared is None:
+        prepared = _prepare_catalog(path, instrument=instrument, image=image, image_hdu=image_hdu,
+                                    obscode=obscode, extra=extra)
+    prep = prepared
+    res = IngestResult(path=path, status="loaded")
+    _claim(conn, [f"sha256:{prep.cat_sha}", f"path:{prep.key}"])
+    for i, (kind, hdu, part) in enumerate(prep.parts):
+        if kind == "no header":
+            raise part
+        if _unchanged_or_replace(conn, prep.key, hdu, prep.cat_sha, 2, replace, path, res,
+                                 content_hdu=None if len(prep.parts) == 1 else i, relocate=relocate):
+            continue
+        if kind == "error":  # found while reading ahead; raised where a file read here would raise it
+            raise part
+        row, cols, ex, source, encoded = part
+        # the exposure row is inserted in this transaction: exposure_id is checked once per file
+        eid = insert_exposure(conn, row, run_id)
+        if encoded is not None:  # encoded while reading ahead: exposure_id goes in now
+            from ..db.copy import copy_encoded
+
+            n = copy_encoded(conn, "detection", encoded, eid)
+        else:
+            n = _copy_detections(conn, eid, cols, ex, run_id)
+        res.exposure_ids.append(eid)
+        res.n_rows += n
+        res.notes.append(f"positions from {source.get('ra')}")
+    return res
+
+
+@dataclass
+class _PreparedCatalog:
+    """What :func:`_prepare_catalog` read from one catalogue file, before any database work."""
+
+    path: str
+    cat_sha: str
+    key: str
+    #: per catalogue: ``("ok", hdu, (exposure row, columns, extra columns, source, encoded rows or None))``, or
+    #: ``("error", hdu, exception)`` / ``("no header", None, exception)`` to raise when it is reached
+    parts: list
+
+
+def _prepare_catalog(path, *, instrument=None, image=None, image_hdu=None, obscode=None, extra=None,
+                     run_id=None, types=None, **_ignored) -> _PreparedCatalog:
+    """The database-free part of loading a catalogue file: read, checksum, metadata, detection columns.
+
+    Runs in a thread beside the database work of the previous file in a serial load; with
+    ``types`` (``catdb.db.copy.table_types`` of ``detection``) the rows are binary-encoded here too
+    (:func:`catdb.db.copy.encode_rows`, ``exposure_id`` filled in when they are sent).  An error of
+    one catalogue's metadata or columns is kept in ``parts`` and raised by
+    :func:`_ingest_one_catalog` only where a load without reading ahead raises it (after the
+    unchanged-content check: a file already ingested is reported unchanged, as before).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        No such file; not a readable catalogue (:func:`catdb.ingest.sextractor.read_catalogs`);
+        an unreadable ``image``.
+    """
     from ..wcsutil import wcs_from_header
     from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
     from .sextractor import read_catalogs
@@ -739,52 +973,95 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
         raise InputError("no such file", path=path)
     cats = read_catalogs(path)
     cat_sha = sha256_file(path)
-    res = IngestResult(path=path, status="loaded")
-    img_header = None
+    img_header = img_hdu = None
     if image:
         img_header, img_hdu = read_header(image, image_hdu)
     key = _resolve(image) if image else _resolve(path)
-    _claim(conn, [f"sha256:{cat_sha}", f"path:{key}"])
+    parts = []
     for i, cat in enumerate(cats):
         header = cat.header if len(cat.header) else img_header
         if header is None or not len(header):
-            raise InputError(f"{cat.format} catalogue carries no image header: give the image with --image",
-                             path=path)
-        hdu = (img_hdu if image else i) if len(cats) == 1 or not image else i
-        if _unchanged_or_replace(conn, key, hdu, cat_sha, 2, replace, path, res,
-                                 content_hdu=None if len(cats) == 1 else i, relocate=relocate):
+            parts.append(("no header", None, InputError(
+                f"{cat.format} catalogue carries no image header: give the image with --image", path=path)))
             continue
-        km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-        row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha,
-                                obscode=obscode)
-        row["path"] = key
-        row["catalog_path"] = _resolve(path)
-        row["catalog_sha256"] = cat_sha
-        if not image:
-            row["sha256"] = None  # the image itself was not read
+        hdu = (img_hdu if image else i) if len(cats) == 1 or not image else i
         try:
-            wcs = wcs_from_header(header, path=path)
-        except CatdbError:
-            wcs = None
-        if wcs is None:
-            sky = catalog_sky_columns(cat)
-            if sky is None:
-                raise InputError("no sky position: the catalogue's image header has no celestial WCS and its sky columns "
-                                 "(ALPHA_J2000/DELTA_J2000...) are missing or degenerate (all equal, or equal to "
-                                 "X/Y_IMAGE: SExtractor ran without a WCS), so every RA/Dec would be invented; "
-                                 "nothing written. Get a solution first: ingest the image (catdb ingest image), "
-                                 "plate-solve it (catdb stage solve, README 'Astrometry'), then catdb stage extract; "
-                                 "or solve the catalogue with SCAMP and give the image header with --image",
-                                 path=path, keyword="CTYPE1")
-            row["wcs_status"] = "header"
-            row["wcs_source"] = (f"catalogue sky columns {sky[0]}/{sky[1]} (the catalogue producer's WCS; "
-                                 "no WCS cards in the catalogue header)")
-        eid = insert_exposure(conn, row, run_id)
-        n, source = load_detections(conn, eid, cat, wcs=wcs, run_id=run_id, pixscale=row.get("pixscale"))
-        res.exposure_ids.append(eid)
-        res.n_rows += n
-        res.notes.append(f"positions from {source.get('ra')}")
-    return res
+            km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
+            row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha,
+                                    obscode=obscode)
+            row["path"] = key
+            row["catalog_path"] = _resolve(path)
+            row["catalog_sha256"] = cat_sha
+            if not image:
+                row["sha256"] = None  # the image itself was not read
+            try:
+                wcs = wcs_from_header(header, path=path)
+            except CatdbError:
+                wcs = None
+            if wcs is None:
+                sky = catalog_sky_columns(cat)
+                if sky is None:
+                    raise InputError("no sky position: the catalogue's image header has no celestial WCS and its sky "
+                                     "columns (ALPHA_J2000/DELTA_J2000...) are missing or degenerate (all equal, or "
+                                     "equal to X/Y_IMAGE: SExtractor ran without a WCS), so every RA/Dec would be "
+                                     "invented; nothing written. Get a solution first: ingest the image (catdb ingest "
+                                     "image), plate-solve it (catdb stage solve, README 'Astrometry'), then catdb "
+                                     "stage extract; or solve the catalogue with SCAMP and give the image header "
+                                     "with --image", path=path, keyword="CTYPE1")
+                row["wcs_status"] = "header"
+                row["wcs_source"] = (f"catalogue sky columns {sky[0]}/{sky[1]} (the catalogue producer's WCS; "
+                                     "no WCS cards in the catalogue header)")
+            cols, ex, source = _detection_copy_columns(cat, wcs, row.get("pixscale"), extra)
+            encoded = None if types is None else _encode_detections(cols, ex, run_id, types)
+            parts.append(("ok", hdu, (row, cols, ex, source, encoded)))
+        except Exception as e:  # noqa: BLE001 - raised by _ingest_one_catalog at the same point as before
+            parts.append(("error", hdu, e))
+    return _PreparedCatalog(path=str(path), cat_sha=cat_sha, key=key, parts=parts)
+
+
+#: GIL switch interval (s) while a serial ingest reads ahead (Python's default is 0.005)
+_SWITCH_INTERVAL = 0.001
+
+
+class _ReadAhead:
+    """Serial loading: prepare the next file (:func:`_prepare_catalog`) in a thread while this one is written.
+
+    The database work of a file (its transaction: locks, checks, INSERT, COPY) waits on the
+    server, releasing the GIL; reading, parsing and encoding the next FITS file then runs beside
+    it, so a serial load takes about the longer of the two per file rather than their sum.  Files
+    are handed out in ``paths`` order, one ahead.  Each time the database thread wakes (a reply, a
+    128 kB piece of the COPY sent) it waits for the GIL held by the reading thread, up to the
+    interpreter's switch interval; :func:`ingest_catalogs` lowers it to ``_SWITCH_INTERVAL`` for
+    the load (and restores it).
+    """
+
+    def __init__(self, paths, prepare):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.paths, self.prepare = list(paths), prepare
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catdb-read-ahead")
+        self.futures: dict = {}
+        self.next = 0
+        self._submit(0)
+
+    def _submit(self, i):
+        if i < len(self.paths):
+            self.futures[i] = self.pool.submit(self.prepare, self.paths[i])
+
+    def get(self, path):
+        """The prepared file ``path`` (the next in order); raises its preparation's error."""
+        i = self.next
+        if i >= len(self.paths) or self.paths[i] != path:  # not the expected file: read it here
+            return self.prepare(path)
+        self.next += 1
+        fut = self.futures.pop(i)
+        self._submit(i + 1)
+        return fut.result()
+
+    def close(self):
+        for f in self.futures.values():
+            f.cancel()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def catalog_sky_columns(cat) -> tuple[str, str] | None:
@@ -823,18 +1100,25 @@ def catalog_sky_columns(cat) -> tuple[str, str] | None:
     return None
 
 
-def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: bool = True) -> int:
+def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: bool = True, extra=None) -> int:
     """Load the detections of a catalogue extracted from an exposure already in the database.
 
     Used by ``catdb extract`` / the ``extract`` stage: positions from the
     catalogue's ALPHA/DELTA (SExtractor used the image WCS), or from X/Y with
     the exposure's stored WCS.  Earlier detections of the exposure are deleted
-    first when ``replace``.  Runs in the caller's transaction.
+    first when ``replace``.  Runs in the caller's transaction, which locks the exposure row
+    ``FOR KEY SHARE`` (the check a foreign key made per row, once): it cannot be deleted before
+    the detections commit.  ``extra``: as :func:`load_detections`.
 
     Returns
     -------
     int
         Rows loaded.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        No exposure ``exposure_id``; degenerate sky columns; an ``extra`` column not in the catalogue.
     """
     from astropy.io import fits
 
@@ -842,8 +1126,11 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
     from .sextractor import read_catalog
 
     cat = read_catalog(catalog_path)
-    wcs_text, pixscale = conn.execute("SELECT wcs_header, pixscale FROM exposure WHERE id = %s",
-                                      (exposure_id,)).fetchone()
+    found = conn.execute("SELECT wcs_header, pixscale FROM exposure WHERE id = %s FOR KEY SHARE",
+                         (exposure_id,)).fetchone()
+    if found is None:
+        raise InputError(f"no exposure {exposure_id} to attach the catalogue to", path=catalog_path)
+    wcs_text, pixscale = found
     wcs = None
     if wcs_text:
         try:
@@ -860,7 +1147,7 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
                          keyword="ALPHA_J2000")
     if replace:
         conn.execute("DELETE FROM detection WHERE exposure_id = %s", (exposure_id,))
-    n, _ = load_detections(conn, exposure_id, cat, wcs=wcs, run_id=run_id, pixscale=pixscale)
+    n, _ = load_detections(conn, exposure_id, cat, wcs=wcs, run_id=run_id, pixscale=pixscale, extra=extra)
     conn.execute("UPDATE exposure SET catalog_path = %s, catalog_sha256 = %s WHERE id = %s",
                  (_resolve(catalog_path), sha256_file(catalog_path), exposure_id))
     return n

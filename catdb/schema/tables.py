@@ -210,8 +210,10 @@ WCS_ABSOLUTE = ("header", "solved")
 detection = Table(
     "detection", metadata,
     pk(),
-    C("exposure_id", BigInteger, "Exposure the source was extracted from",
-      ForeignKey("exposure.id", ondelete="CASCADE"), nullable=False),
+    # no per-row foreign keys (migration 0016, docs/schema.md "Ingest at the COPY limit"): exposure_id is
+    # checked once per file by the code that writes detections, and deleting (truncating) exposures deletes
+    # their detections through a statement trigger on exposure
+    C("exposure_id", BigInteger, "Exposure the source was extracted from", nullable=False),
     C("number", Integer, "SExtractor NUMBER (running object number)", nullable=False),
     C("ra", Double, "Right ascension (ICRS; ALPHAWIN_J2000 or ALPHA_J2000)", "deg", nullable=False),
     C("dec", Double, "Declination (ICRS; DELTAWIN_J2000 or DELTA_J2000)", "deg", nullable=False),
@@ -258,7 +260,8 @@ detection = Table(
     C("spreaderr_model", Real, "SPREADERR_MODEL"),
     C("snr", Real, "Signal-to-noise ratio FLUX_AUTO / FLUXERR_AUTO"),
     C("extra", JSONB, "Other catalogue columns, by SExtractor name"),
-    run_fk(),
+    # a plain column: deleting a stage_run sets it NULL through a statement trigger (migration 0016)
+    C("stage_run_id", BigInteger, "Stage run that wrote this row (provenance)"),
     comment="One row per extracted source",
 )
 Index("ix_detection_exposure_id", detection.c.exposure_id, detection.c.number)

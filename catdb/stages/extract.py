@@ -110,6 +110,8 @@ class Extract(Stage):
         Param("config", str, None, "Other SExtractor overrides KEY=VALUE,KEY=VALUE (sex_ prefix optional)"),
         Param("workers", int, 2, "SExtractor processes run at once"),
         Param("update_fwhm", bool, True, "Set exposure.fwhm to the median FWHM_WORLD of good point sources"),
+        Param("extra", str, None, "Catalogue columns without a detection column kept in detection.extra "
+                                  "(comma-separated SExtractor names, or 'all'; default none)"),
     ]
     outputs = ["image_product"]
 
@@ -173,7 +175,7 @@ class Extract(Stage):
         old = ctx.execute("SELECT count(*) FROM detection WHERE exposure_id = ANY(%s)", (ids,)).fetchone()[0]
         n_det = []
         for j in jobs:  # loop over exposures: COPY of each catalogue in this transaction
-            n_det.append(attach_catalog(ctx.conn, j["id"], j["cat"], ctx.run_id))
+            n_det.append(attach_catalog(ctx.conn, j["id"], j["cat"], ctx.run_id, extra=p["extra"]))
         fwhm = {}
         if p["update_fwhm"]:
             fwhm = dict(ctx.execute(
