@@ -211,9 +211,15 @@ def test_database_behind_is_refused_with_the_command_that_fixes_it(fresh_db_url)
     assert run_stage("exposure-summary", url=fresh_db_url).status == "ok"
 
 
-def test_database_not_initialised_is_refused(empty_db_url):
-    with pytest.raises(SchemaRevisionError, match="never initialised.*run `catdb db init`"):
-        connect(empty_db_url)
+def test_database_not_initialised_stage_refused_query_allowed(empty_db_url):
+    """No catdb schema: a stage says `catdb db init`; a plain query still runs (any database)."""
+    with connect(empty_db_url) as c:
+        with pytest.raises(SchemaRevisionError, match="never initialised.*run `catdb db init`"):
+            run_stage("exposure-summary", conn=c)
+    r = CliRunner().invoke(cli, ["--db", empty_db_url, "stage", "exposure-summary"])
+    assert r.exit_code == 1 and "run `catdb db init`" in r.output, r.output
+    r = CliRunner().invoke(cli, ["--db", empty_db_url, "query", "-f", "csv", "SELECT 41 + 1 AS answer"])
+    assert r.exit_code == 0 and r.output.splitlines() == ["answer", "42"], r.output
 
 
 def test_database_migrated_by_a_newer_catdb_is_refused(fresh_db_url, tmp_path):

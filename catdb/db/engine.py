@@ -78,17 +78,17 @@ def connect(url: str | None = None, *, autocommit: bool = False, read_only: bool
     Parameters
     ----------
     check_schema : bool
-        Refuse a database that is not at this catdb's schema revision (one query,
-        :func:`catdb.db.revision.require_head`).  Only code that creates or migrates the schema
-        passes False.
+        Refuse a catdb database that is not at this catdb's schema revision (one query,
+        :func:`catdb.db.revision.require_head`); a database with no catdb schema at all passes
+        (``catdb query`` works on any database).  Only code that migrates the schema passes False.
 
     Raises
     ------
     catdb.errors.DatabaseUnavailable
         When the server cannot be reached; the message names the URL.
     catdb.db.revision.SchemaRevisionError
-        The database is not initialised, behind (the message says ``run `catdb db upgrade```) or
-        migrated by a newer catdb; the connection is closed.
+        The database is behind (the message says ``run `catdb db upgrade```) or was migrated by a
+        newer catdb; the connection is closed.
     """
     import psycopg
 
@@ -106,7 +106,7 @@ def connect(url: str | None = None, *, autocommit: bool = False, read_only: bool
         from .revision import require_head
 
         try:
-            require_head(conn)
+            require_head(conn, allow_uninitialised=True)
         except BaseException:
             conn.close()
             raise

@@ -6,7 +6,9 @@ that lacks them (or on one a newer catdb migrated further), and the user is told
 fixes it instead of a ``relation does not exist`` halfway through a stage.
 
 The check is one query (``SELECT version_num FROM alembic_version``) per connection: a
-connection that passed is remembered (weakly) and not asked again.  The revisions this catdb
+connection that passed is remembered (weakly) and not asked again.  :func:`connect` lets a
+database with no catdb schema at all through (``catdb query`` works on any database);
+:func:`run_stage` does not.  The revisions this catdb
 knows are read once per process from the migrations shipped in the package.
 
 Commands that create or migrate the schema (``catdb db init|upgrade|downgrade``, ``catdb run``
@@ -92,13 +94,18 @@ def _read_revision(conn) -> tuple[bool, str | None]:
     return True, (rows[0][0] if rows else None)
 
 
-def require_head(conn) -> None:
+def require_head(conn, *, allow_uninitialised: bool = False) -> None:
     """Refuse a database that is not at this catdb's head revision.
 
     Parameters
     ----------
     conn : psycopg.Connection
         Open connection to the catdb database.  Left in the transaction state it was in.
+    allow_uninitialised : bool
+        Let a database without any catdb schema through (:func:`catdb.db.engine.connect`: ``catdb
+        query`` and the server commands work on any database; a command that needs catdb's tables
+        then fails naming the table).  A catdb schema at another revision is refused regardless:
+        there the code and the tables disagree.
 
     Raises
     ------
@@ -116,6 +123,8 @@ def require_head(conn) -> None:
         _CHECKED.add(conn)
         return
     db = conn.info.dbname
+    if cur is None and allow_uninitialised:
+        return
     if cur is None:
         raise SchemaRevisionError(
             f"database {db!r} has no catdb schema (never initialised): run `catdb db init`", cur, head)
