@@ -94,6 +94,9 @@ def run_adql(url, adql: str, *, maxrec: int, timeout_s: float, serialization: st
                 batches = [assemble(b, d.columns) for b in iter_batches(conn, d)]
             except (psycopg.Error, CatdbError) as e:
                 raise QueryError(_message(e, timeout_s, cancel)) from None
+            finally:  # before reader_session closes the connection: an ABORT never cancels a closed one
+                if cancel is not None:
+                    cancel.set(None)
     finally:
         if cancel is not None:
             cancel.set(None)

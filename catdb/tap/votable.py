@@ -17,11 +17,16 @@ after it (DALI 1.1 section 4.4.1); an error document has one RESOURCE with
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
+
+#: warnings.catch_warnings() swaps the process-wide filter list: not thread-safe, and the service builds
+#: VOTables in several request threads at once
+_WARNINGS_LOCK = threading.Lock()
 
 _VOTABLE_NS = "http://www.ivoa.net/xml/VOTable/v1.3"
 
@@ -106,7 +111,7 @@ def write_result(fields: list[ResultField], columns: list, overflow: bool, seria
     res.tables.append(tab)
     n = len(columns[0]) if columns else 0
     names = _unique([f.name for f in fields])
-    with warnings.catch_warnings():
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for f, name, col in zip(fields, names, columns):
             arraysize = f.arraysize
