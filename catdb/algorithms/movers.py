@@ -443,26 +443,6 @@ def _link(xi, eta, t_exp, e_idx, sigma, cfg):
             M[ok, k] = members[k][j[ok]]
         return M
 
-    def seed_blocks(a_, b_):
-        """Seed pairs (ia, ib) of exposures a_, b_ in blocks of at most ``chunk`` pairs."""
-        ma, mb = members[a_], members[b_]
-        dtp = t_exp[b_] - t_exp[a_]
-        rmax = cfg.max_rate * dtp + tol
-        step = max(1, chunk // mb.size)
-        for s in range(0, ma.size, step):
-            blk = ma[s:s + step]
-            tree = trees[a_] if blk.size == ma.size else cKDTree(pos[blk])
-            sdm = tree.sparse_distance_matrix(trees[b_], rmax, output_type="ndarray")
-            # zero distances are handled below (whether scipy returns them has varied)
-            dist = sdm["v"]
-            keep = (dist > 0) & (dist + tol >= cfg.min_rate * dtp) & (dist - tol <= cfg.max_rate * dtp)
-            ia, ib = blk[sdm["i"][keep]], mb[sdm["j"][keep]]
-            if tol >= cfg.min_rate * dtp:  # same-position pairs (static sources) are in the rate range
-                d0, j0 = trees[b_].query(pos[blk], k=1, distance_upper_bound=1e-9)
-                z = np.isfinite(d0)
-                ia, ib = np.concatenate([ia, blk[z]]), np.concatenate([ib, mb[j0[z]]])
-            yield ia, ib
-
     def check(ia, ib, a_, b_):
         """Seeds whose line has a detection within the match tolerance on a check exposure."""
         checks = _check_exposures(a_, b_, nonempty, cfg.seed_check_exposures)
@@ -510,7 +490,7 @@ def _link(xi, eta, t_exp, e_idx, sigma, cfg):
     for a_, b_ in zip(ka, kb):
         if trees[a_] is None or trees[b_] is None:
             continue
-        for ia, ib in seed_blocks(a_, b_):
+        for ia, ib in _rate_pairs(pos, members, trees, t_exp, a_, b_, cfg, tol, chunk):
             stats["chunks"] += 1
             stats["seeds"] += ia.size
             ok = check(ia, ib, a_, b_)
@@ -781,24 +761,6 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
         """Prediction error at tk of the line through two points (errors sigma) at ta, tb."""
         return sigma * np.sqrt((tb - tk) ** 2 + (tk - ta) ** 2) / (tb - ta)
 
-    def pairs(a, b):
-        ma, mb = members[a], members[b]
-        dtp = t_exp[b] - t_exp[a]
-        rmax = cfg.max_rate * dtp + tol
-        step = max(1, chunk // mb.size)
-        for s in range(0, ma.size, step):
-            blk = ma[s:s + step]
-            tree = trees[a] if blk.size == ma.size else cKDTree(pos[blk])
-            sdm = tree.sparse_distance_matrix(trees[b], rmax, output_type="ndarray")
-            dist = sdm["v"]
-            keep = (dist > 0) & (dist + tol >= cfg.min_rate * dtp) & (dist - tol <= cfg.max_rate * dtp)
-            ia, ib = blk[sdm["i"][keep]], mb[sdm["j"][keep]]
-            if tol >= cfg.min_rate * dtp:  # coincident pairs (scipy may omit zero distances)
-                d0, j0 = trees[b].query(pos[blk], k=1, distance_upper_bound=1e-9)
-                z = np.isfinite(d0)
-                ia, ib = np.concatenate([ia, blk[z]]), np.concatenate([ib, mb[j0[z]]])
-            yield ia, ib
-
     # 1-2. pairs and tracklets
     trip = []
     for a in range(n_exp - 1):
@@ -806,7 +768,7 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
             if trees[a] is None or trees[b] is None or t_exp[b] <= t_exp[a]:
                 continue
             ta, tb = t_exp[a], t_exp[b]
-            for ia, ib in pairs(a, b):
+            for ia, ib in _rate_pairs(pos, members, trees, t_exp, a, b, cfg, tol, chunk):
                 stats["pairs"] += ia.size
                 if ia.size == 0:
                     continue
@@ -986,6 +948,30 @@ def _given_links(links, e_idx, xi, eta):
     first = np.ones(track.size, dtype=bool)
     first[1:] = (track[1:] != track[:-1]) | (ex[1:] != ex[:-1])
     return track[first], det[first], int((~first).sum())
+
+
+def _rate_pairs(pos, members, trees, t_exp, a, b, cfg, tol, chunk):
+    """Pairs (ia, ib) of detections of exposures ``a`` and ``b`` whose separation is within the rate
+    range (``cfg.min_rate``-``cfg.max_rate`` over their time difference, +- ``tol``), in blocks of at
+    most ``chunk`` pairs.  Indices into ``pos``; ``members[k]`` are exposure k's detections and
+    ``trees[k]`` their k-d tree.  Coincident pairs are added explicitly when a zero rate is in range
+    (whether scipy's ``sparse_distance_matrix`` returns zero distances has varied)."""
+    ma, mb = members[a], members[b]
+    dtp = t_exp[b] - t_exp[a]
+    rmax = cfg.max_rate * dtp + tol
+    step = max(1, chunk // mb.size)
+    for s in range(0, ma.size, step):
+        blk = ma[s:s + step]
+        tree = trees[a] if blk.size == ma.size else cKDTree(pos[blk])
+        sdm = tree.sparse_distance_matrix(trees[b], rmax, output_type="ndarray")
+        dist = sdm["v"]
+        keep = (dist > 0) & (dist + tol >= cfg.min_rate * dtp) & (dist - tol <= cfg.max_rate * dtp)
+        ia, ib = blk[sdm["i"][keep]], mb[sdm["j"][keep]]
+        if tol >= cfg.min_rate * dtp:
+            d0, j0 = trees[b].query(pos[blk], k=1, distance_upper_bound=1e-9)
+            z = np.isfinite(d0)
+            ia, ib = np.concatenate([ia, blk[z]]), np.concatenate([ib, mb[j0[z]]])
+        yield ia, ib
 
 
 def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image=None,
