@@ -60,3 +60,15 @@ def test_query_read_only_with_units(fresh_db_url, tmp_path):
     assert r.output.splitlines()[0] == "n"
     r = run(["query", "--timeout", "0.2", "SELECT pg_sleep(2)"], db_url, ok=False)
     assert r.exit_code == 1 and "timeout" in r.output
+
+
+def test_command_on_uninitialised_database_says_init(empty_db_url):
+    """A command that needs catdb's tables, on a database never initialised: one line saying what to
+    run, exit status 1, no traceback."""
+    from pathlib import Path
+
+    cat = Path(__file__).parent / "data" / "lco" / "ldac_test_catalog.fits"
+    r = CliRunner().invoke(cli, ["--db", empty_db_url, "ingest", "catalog", str(cat)])
+    assert r.exit_code == 1
+    assert "has no catdb schema" in r.output and "catdb db init" in r.output
+    assert "Traceback" not in r.output

@@ -50,6 +50,16 @@ def _connection_error(e, url=None):
     except ImportError:  # pragma: no cover
         SAOperationalError = ()
     orig = getattr(e, "orig", e)
+    if isinstance(orig, psycopg.errors.UndefinedTable):
+        # a command that needs catdb's tables, on a database never initialised (or the wrong one)
+        from ..db.engine import redact, resolve_url
+
+        try:
+            where = redact(resolve_url(url, start=False))
+        except Exception:  # noqa: BLE001
+            where = "the database"
+        return (f"{str(orig).strip().splitlines()[0]} in {where}: this database has no catdb schema "
+                f"(or not this catdb's); run `catdb db init` first, or check --database / CATDB_URL")
     if isinstance(e, SAOperationalError) or isinstance(orig, psycopg.OperationalError):
         from ..db.engine import redact, resolve_url
 
