@@ -240,8 +240,9 @@ def _fmt_counts(counts: dict) -> str:
 def _up_to_date(conn, stage: str, params: dict, where: str | None) -> int | None:
     """Id of the last successful run of ``stage`` if it is still up to date, else None.
 
-    Up to date: same parameters and ``--where``, the same inputs selected now, and no ingest
-    that changed data since.  (Within a pipeline, every stage step after a step that ran is
+    Up to date: same parameters and ``--where``, the same inputs selected now, no ingest
+    that changed data since, and the run did not report itself incomplete (``counts.incomplete``,
+    e.g. ``ephemeris`` when calls to the service failed: a later run retries them).  (Within a pipeline, every stage step after a step that ran is
     re-run regardless: see :meth:`Pipeline.run`.)
     """
     from .stages.base import StageContext, get_stage
@@ -252,13 +253,14 @@ def _up_to_date(conn, stage: str, params: dict, where: str | None) -> int | None
     # targets (forced photometry of tracks, then of coadd objects), and a run whose results a
     # later run replaced is marked 'replaced', not 'ok'
     row = conn.execute(
-        "SELECT id, status, input_ids FROM stage_run WHERE stage = %s AND status IN ('ok', 'replaced') "
+        "SELECT id, status, input_ids, coalesce((counts->>'incomplete')::boolean, false) FROM stage_run "
+        "WHERE stage = %s AND status IN ('ok', 'replaced') "
         "AND params = %s::jsonb AND coalesce(input_where, '') = %s ORDER BY id DESC LIMIT 1",
         (stage, json.dumps(full, default=str), where or "")).fetchone()
-    if not row or row[1] != "ok":
+    if not row or row[1] != "ok" or row[3]:
         conn.commit()
         return None
-    rid, _, ids = row
+    rid, _, ids, _ = row
     inputs = st.select(StageContext(conn=conn, run_id=0, params=full, where=where))
     changed = conn.execute(
         "SELECT count(*) FROM stage_run WHERE id > %s AND status IN ('ok', 'running') AND stage LIKE 'ingest-%%' "

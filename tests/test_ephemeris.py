@@ -353,6 +353,11 @@ class TestStage:
         assert rows == [("failed", "5945", "smallbody", "688", "code", 1, "JPL Horizons", True, res.run_id)]
         assert conn.execute("SELECT count(*) FROM ephemeris WHERE message LIKE 'HorizonsUnavailable: cannot reach%%'"
                             ).fetchone()[0] == n_exp
+        # a run whose calls failed is not "up to date" for `catdb run`: the next pipeline run retries it
+        from catdb.pipeline import _up_to_date
+
+        assert c["incomplete"] is True
+        assert _up_to_date(conn, "ephemeris", {"retries": "0"}, None) is None
         # batches of 5 epochs: after 2 failed calls the service is taken to be down, the rest not attempted
         c = run_stage("ephemeris", conn=conn, params={"retries": "0", "batch": "5", "max_failures": "2"}).counts
         assert c["service_calls"] == 2 and c["not_attempted"] == n_exp - 10 and c["failed"] == n_exp

@@ -312,6 +312,8 @@ class Ephemeris(Stage):
                         "WHERE q.exposure_id = w.eid AND q.target = w.target",
                         ([r[0] for r in todo], [r[2].id for r in todo]))
             counts.update(self._fetch(ctx, todo))
+            if counts.get("failed") or counts.get("not_attempted"):
+                counts["incomplete"] = True  # `catdb run` re-runs it instead of calling it up to date
             if counts.get("ok", 0) == 0 and counts.get("failed"):
                 counts["offline_or_failed"] = ("no ephemeris obtained from JPL Horizons: every call failed "
                                                "(see last_error); targets not linked from these exposures")
