@@ -46,7 +46,8 @@ from catdb.db.copy import copy_table
 from catdb.db.engine import connect
 from catdb.stages import run_stage
 from catdb.stages.base import all_stages
-from catdb.stages.xmatch import match_unit_vectors, unit_vectors
+from catdb.algorithms.crossmatch import match_unit_vectors
+from catdb.algorithms.sphere import unit_vectors
 
 RA0, DEC0, SIDE = 150.0, 20.0, 10.0
 RADIUS = 1.0  # arcsec
@@ -258,7 +259,8 @@ def run_backend(url, label, n, seed, n_cones, repeat=1):
 
         ref = res["stage"]
         ast = times["astropy match_to_catalog_sky"]
-        print(f"  {'method':34s} {'time s':>8s} {'det/s':>10s} {'/ stage':>8s} {'/ astropy':>9s} matches  same as stage")
+        print(f"  {'method':34s} {'time s':>8s} {'det/s':>10s} {'/ stage':>8s} {'/ astropy':>9s} "
+              "matches  same as stage")
         for k, tk in times.items():
             print(f"  {k:34s} {tk:8.2f} {n / tk:10.0f} {tk / times['stage']:8.2f} "
                   f"{tk / ast:9.2f} {len(res[k]):7d}  {res[k] == ref}")
@@ -281,7 +283,8 @@ def run_backend(url, label, n, seed, n_cones, repeat=1):
                 tt.append(t), ta.append(t_a), nn.append(len(rows))
                 same &= {r[0] for r in rows} == set(ids[inside].tolist())
             print(f"  cone {rad:4.1f} deg on detection ({n_cones} centres, median {int(statistics.median(nn))} rows): "
-                  f"SQL {1e3 * statistics.median(tt):7.1f} ms, astropy separation {1e3 * statistics.median(ta):7.1f} ms "
+                  f"SQL {1e3 * statistics.median(tt):7.1f} ms, "
+                  f"astropy separation {1e3 * statistics.median(ta):7.1f} ms "
                   f"(SQL / astropy {statistics.median(tt) / statistics.median(ta):5.2f}), same rows: {same}")
         conn.rollback()
     return times

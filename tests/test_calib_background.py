@@ -3,7 +3,10 @@ import pytest
 from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
 
-from catdb.algorithms.background import background_stats, overscan_trim, source_mask
+from astropy.nddata import CCDData
+
+from catdb.algorithms.background import background_stats, source_mask
+from catdb.algorithms.reduce import overscan_trim
 from catdb.errors import InputError
 from tests.helpers import REPO_DATA
 
@@ -17,7 +20,7 @@ def lowell():
     with fits.open(FRAME) as h:
         raw = np.asarray(h[1].data)
         header = h[1].header
-    img = overscan_trim(raw, header, path=FRAME)
+    img = overscan_trim(CCDData(raw.astype(np.float32), unit="adu", meta=header), path=FRAME).data
     return raw, header, img, background_stats(img)
 
 
@@ -67,11 +70,12 @@ def test_recovers_known_background_with_stars():
 
 
 def test_bad_input():
-    hdr = fits.Header({"TRIMSEC": "[18:2000,1:10]"})
+    hdr = fits.Header({"BIASSEC": "[19:20,1:10]", "TRIMSEC": "[1:2000,1:10]"})
     with pytest.raises(InputError, match="TRIMSEC"):
-        overscan_trim(np.zeros((10, 20)), hdr, path="x.fits")
+        overscan_trim(CCDData(np.zeros((10, 20)), unit="adu", meta=hdr), path="x.fits")
+    hdr = fits.Header({"BIASSEC": "1:2,3:4", "TRIMSEC": "[1:18,1:10]"})
     with pytest.raises(InputError, match="BIASSEC"):
-        overscan_trim(np.zeros((10, 20)), fits.Header({"BIASSEC": "1:2,3:4"}))
+        overscan_trim(CCDData(np.zeros((10, 20)), unit="adu", meta=hdr))
     with pytest.raises(ValueError):
         background_stats(np.zeros(10))
     with pytest.raises(ValueError):

@@ -9,7 +9,7 @@ import pytest
 from catdb.errors import StageError
 from catdb.schema.tables import QUALITY_FLAGS
 from catdb.stages import run_stage
-from catdb.stages.calibrate import ensemble_solve
+from catdb.algorithms.ensemble import ensemble_solve
 from tests.helpers import TEST_DATA
 from tests.lowell_night import needs_lowell, night_db_url
 from tests.test_stage_calibrate import _copy, zp_row

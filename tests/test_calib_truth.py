@@ -18,7 +18,7 @@ from catdb.algorithms.photometry import (
     zeropoint_pp,
     zeropoint_regression,
 )
-from catdb.stages.calibrate import ensemble_solve
+from catdb.algorithms.ensemble import ensemble_solve
 
 SEEDS = [11, 12, 13, 14, 15]
 N_STARS, NOISE, REF_ERR = 100, 0.03, 0.01
@@ -144,7 +144,8 @@ def test_ensemble_recovers_offsets_with_variables_and_bad_measurements(seed):
     sol = ensemble_solve(e, s, inst, err, offsets.size, 600, ref_exp=0, zp_ref=offsets[0])
     dev = np.abs(sol.zp - offsets)
     print(f"ensemble seed {seed}: max |zp - injected| {dev.max():.4f} mag, {int((~sol.star_ok).sum())} stars "
-          f"rejected ({variables.size} variables), {int((bad & sol.used).sum())}/{int(bad.sum())} bad measurements used")
+          f"rejected"
+          f" ({variables.size} variables), {int((bad & sol.used).sum())}/{int(bad.sum())} bad measurements used")
     assert dev.max() < 0.005
     assert np.all(np.isfinite(sol.zp_err)) and np.all(dev < 4 * np.maximum(sol.zp_err, 1e-4))
     # every variable (amplitude 0.1..0.5 mag, 3..17 x the noise) is rejected; few constant stars go

@@ -152,7 +152,10 @@ def test_astrometry_bad_refcat_writes_nothing(conn, ldac):
 def test_background_from_raw_lowell_pixels(conn):
     from astropy.io import fits
 
-    from catdb.algorithms.background import background_stats, overscan_trim
+    from astropy.nddata import CCDData
+
+    from catdb.algorithms.background import background_stats
+    from catdb.algorithms.reduce import overscan_trim
     from catdb.ingest.load import ingest_images
 
     paths = sorted(LOWELL.glob("*.fits.fz"))[1:4]
@@ -162,7 +165,7 @@ def test_background_from_raw_lowell_pixels(conn):
     # the first frame measured directly: overscan removed, trimmed to TRIMSEC, sources masked
     path, hdu = conn.execute("SELECT path, hdu FROM exposure WHERE id = %s", (ids[0],)).fetchone()
     with fits.open(path) as hl:
-        img = overscan_trim(hl[hdu].data, hl[hdu].header)
+        img = overscan_trim(CCDData(hl[hdu].data.astype(np.float32), unit="adu", meta=hl[hdu].header)).data
     assert img.shape == (1370, 1365)
     direct = background_stats(img)
     m = qa(conn, ids[0], "bkg_")
@@ -211,7 +214,10 @@ def test_background_prefers_reduced_product(conn, tmp_path):
     """A 'reduced' image_product of the exposure is measured instead of the raw file (no overscan step)."""
     from astropy.io import fits
 
-    from catdb.algorithms.background import background_stats, overscan_trim
+    from astropy.nddata import CCDData
+
+    from catdb.algorithms.background import background_stats
+    from catdb.algorithms.reduce import overscan_trim
     from catdb.ingest.load import ingest_images
     from catdb.stages.base import finish_run, start_run
 
@@ -220,7 +226,7 @@ def test_background_prefers_reduced_product(conn, tmp_path):
     hdu = conn.execute("SELECT hdu FROM exposure WHERE id = %s", (eid,)).fetchone()[0]
     with fits.open(raw) as hl:
         # a stand-in for a reduced frame: the real frame trimmed, with a flat 30% sensitivity change
-        img = overscan_trim(hl[hdu].data, hl[hdu].header) / 1.3
+        img = overscan_trim(CCDData(hl[hdu].data.astype(np.float32), unit="adu", meta=hl[hdu].header)).data / 1.3
     out = tmp_path / "reduced.fits"
     fits.PrimaryHDU(img.astype(np.float32)).writeto(out)
     run = start_run(conn, "test-reduce", {})

@@ -5,7 +5,8 @@ from click.testing import CliRunner
 
 from catdb.errors import StageError
 from catdb.stages import run_stage
-from catdb.stages.xmatch import match_unit_vectors, spatial_order, unit_vectors
+from catdb.algorithms.crossmatch import match_unit_vectors, spatial_order
+from catdb.algorithms.sphere import unit_vectors
 from tests.helpers import TEST_DATA
 
 LCO = TEST_DATA / "lco"

@@ -39,20 +39,9 @@ from scipy.spatial import cKDTree
 
 from catdb.errors import InputError
 
+from .sphere import chord, chord_to_arcsec, unit_vectors
+
 ARCSEC = 1.0 / 3600.0
-
-
-def _unit_vectors(ra, dec):
-    """(N, 3) unit vectors for RA, Dec in degrees."""
-    ra_r = np.radians(ra)
-    dec_r = np.radians(dec)
-    cd = np.cos(dec_r)
-    return np.column_stack([cd * np.cos(ra_r), cd * np.sin(ra_r), np.sin(dec_r)])
-
-
-def _chord(radius_deg):
-    """Chord length on the unit sphere for an angular radius in degrees."""
-    return 2.0 * np.sin(np.radians(radius_deg) / 2.0)
 
 
 def _check_radec(ra, dec, name="ra/dec"):
@@ -115,12 +104,12 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     r_deg = radius_arcsec * ARCSEC
-    chord = _chord(r_deg)
-    xyz = _unit_vectors(ra, dec)
+    r_chord = chord(r_deg)
+    xyz = unit_vectors(ra, dec)
 
     edges = []
     if partition_deg is None or partition_deg >= 180:
-        edges.append(cKDTree(xyz).query_pairs(chord, output_type="ndarray"))
+        edges.append(cKDTree(xyz).query_pairs(r_chord, output_type="ndarray"))
     else:
         if partition_deg <= 2 * r_deg:
             raise InputError(f"partition_deg={partition_deg} must exceed twice the linking radius",
@@ -136,7 +125,7 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
             core = np.searchsorted(dec_sorted, [lo, hi], side="left")
             if core[1] > core[0] and i1 - i0 > 1:
                 idx = order[i0:i1]
-                p = cKDTree(xyz[idx]).query_pairs(chord, output_type="ndarray")
+                p = cKDTree(xyz[idx]).query_pairs(r_chord, output_type="ndarray")
                 if p.size:
                     edges.append(idx[p])
             lo = hi
@@ -435,12 +424,11 @@ def associate_to_objects(obj_ra, obj_dec, det_ra, det_dec, radius_arcsec, exposu
     sep = np.full(n, np.nan)
     if n == 0 or obj_ra.size == 0:
         return idx, sep
-    chord = _chord(radius_arcsec * ARCSEC)
-    d, j = cKDTree(_unit_vectors(obj_ra, obj_dec)).query(
-        _unit_vectors(det_ra, det_dec), k=1, distance_upper_bound=chord)
+    d, j = cKDTree(unit_vectors(obj_ra, obj_dec)).query(
+        unit_vectors(det_ra, det_dec), k=1, distance_upper_bound=chord(radius_arcsec * ARCSEC))
     ok = np.isfinite(d)
     idx[ok] = j[ok]
-    sep[ok] = np.degrees(2 * np.arcsin(d[ok] / 2)) * 3600.0
+    sep[ok] = chord_to_arcsec(d[ok])
     if exposure_id is not None and ok.any():
         expo = np.unique(np.asarray(exposure_id), return_inverse=True)[1].ravel()
         m = np.flatnonzero(ok)

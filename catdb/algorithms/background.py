@@ -10,78 +10,15 @@ the same mask is built here from :func:`photutils.segmentation.detect_threshold`
 :func:`~photutils.segmentation.detect_sources` and
 :meth:`~photutils.segmentation.SegmentationImage.make_source_mask`.
 
-Raw frames (e.g. Lowell 42-inch) still carry their overscan:
-:func:`overscan_trim` subtracts the overscan level (``BIASSEC``) row by row and
-trims to ``TRIMSEC`` with ccdproc first.
+Raw frames (e.g. Lowell 42-inch) still carry their overscan: the stage removes it first
+with :func:`catdb.algorithms.reduce.overscan_trim` (the one overscan/trim of catdb).
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
-from astropy.nddata import CCDData
 from astropy.stats import SigmaClip, sigma_clipped_stats
 
-from ..errors import InputError
-
-__all__ = ["overscan_trim", "source_mask", "background_stats"]
-
-_SECTION = re.compile(r"^\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]$")
-
-
-def _check_section(header, key, shape, path):
-    text = header.get(key)
-    if text is None:
-        return None
-    m = _SECTION.match(str(text).strip())
-    if not m:
-        raise InputError(f"{text!r} is not a FITS section like '[x1:x2,y1:y2]'", path=path, keyword=key)
-    x1, x2, y1, y2 = map(int, m.groups())
-    ny, nx = shape
-    if not (1 <= x1 <= x2 <= nx and 1 <= y1 <= y2 <= ny):
-        raise InputError(f"section {text} lies outside the {nx} x {ny} image", path=path, keyword=key)
-    return str(text).strip()
-
-
-def overscan_trim(data, header, path=None, trimsec="TRIMSEC", biassec="BIASSEC"):
-    """Subtract the overscan and trim a raw CCD frame.
-
-    Parameters
-    ----------
-    data : numpy.ndarray, shape (ny, nx)
-        Raw pixel values (ADU).
-    header : astropy.io.fits.Header
-        Header with the ``BIASSEC`` and ``TRIMSEC`` keywords (FITS 1-based,
-        inclusive ``[x1:x2,y1:y2]``).
-    path : str, optional
-        File name for error messages.
-    trimsec, biassec : str
-        Keyword names.
-
-    Returns
-    -------
-    numpy.ndarray of float, shape (y2-y1+1, x2-x1+1)
-        Overscan-subtracted (median of every overscan row,
-        :func:`ccdproc.subtract_overscan` with ``overscan_axis=1``) and
-        trimmed image (:func:`ccdproc.trim_image`).  Without ``BIASSEC`` only
-        the trim is applied; without ``TRIMSEC`` the full frame is kept.
-
-    Raises
-    ------
-    catdb.errors.InputError
-        If a section keyword is malformed or outside the image.
-    """
-    import ccdproc
-
-    data = np.asarray(data)
-    tsec = _check_section(header, trimsec, data.shape, path)
-    bsec = _check_section(header, biassec, data.shape, path)
-    ccd = CCDData(data.astype(float), unit="adu")
-    if bsec is not None:
-        ccd = ccdproc.subtract_overscan(ccd, fits_section=bsec, overscan_axis=1, median=True)
-    if tsec is not None:
-        ccd = ccdproc.trim_image(ccd, fits_section=tsec)
-    return np.asarray(ccd.data, dtype=float)
+__all__ = ["source_mask", "background_stats"]
 
 
 def source_mask(image, mask=None, nsigma=2.0, npixels=5, dilate_size=11):
@@ -130,7 +67,7 @@ def background_stats(image, mask=None, sigma=3.0, maxiters=10, nsigma=2.0, npixe
     ----------
     image : array_like, shape (ny, nx)
         Image in ADU, already overscan-subtracted and trimmed (see
-        :func:`overscan_trim`); NaN pixels are ignored.
+        :func:`catdb.algorithms.reduce.overscan_trim`); NaN pixels are ignored.
     mask : array_like of bool, shape (ny, nx), optional
         Extra pixels to ignore (True = bad).
     sigma : float

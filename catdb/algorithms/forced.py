@@ -26,7 +26,8 @@ from ..errors import InputError
 from ..wcsutil import wcs_from_header
 
 __all__ = ["FLAG_EDGE", "FLAG_SATURATED", "FLAG_MASKED", "FLAG_BAD_BACKGROUND",
-           "forced_photometry", "CurveOfGrowth", "curve_of_growth_radius", "aperture_sums"]
+           "forced_photometry", "GrowthCurve", "curve_of_growth_radius", "growth_fractions",
+           "aperture_correction", "aperture_sums"]
 
 #: the largest aperture reaches beyond the image (flux partial or NaN)
 FLAG_EDGE = 1
@@ -232,9 +233,38 @@ def forced_photometry(image, wcs, ra, dec, radii, annulus, gain, readnoise, mask
     return t
 
 
+def growth_fractions(net):
+    """Median growth curve of several sources, normalised to its maximum.
+
+    Each source's curve (its flux in each aperture over the curve's maximum, as the Photometry
+    Pipeline's diagnostic defines it: noise makes a faint source's curve peak before the largest
+    aperture) is normalised, the median is taken over the sources and renormalised to a maximum
+    of 1.  With one source this is that source's normalised curve.
+
+    Parameters
+    ----------
+    net : ndarray, shape (k, m)
+        Background-subtracted aperture fluxes of ``k`` sources in ``m`` increasing apertures
+        (``aperture_sums(...)["net"]``).
+
+    Returns
+    -------
+    (ndarray of shape (m,), int) or (None, 0)
+        The curve and the number of sources used (finite fluxes and a positive flux in the
+        largest aperture); ``(None, 0)`` when no source qualifies.
+    """
+    net = np.atleast_2d(np.asarray(net, dtype=float))
+    ok = np.isfinite(net).all(axis=1) & (net[:, -1] > 0)
+    if not ok.any():
+        return None, 0
+    curve = np.median(net[ok] / np.max(net[ok], axis=1)[:, None], axis=0)
+    return curve / curve.max(), int(ok.sum())
+
+
 @dataclass
-class CurveOfGrowth:
-    """Result of :func:`curve_of_growth_radius`.
+class GrowthCurve:
+    """Result of :func:`curve_of_growth_radius` (named so as not to shadow
+    :class:`photutils.profiles.CurveOfGrowth`).
 
     Attributes
     ----------
@@ -244,11 +274,15 @@ class CurveOfGrowth:
         False if no radius met the criteria (``radius`` is then the largest radius).
     radii : ndarray, shape (m,)
     target_fraction : ndarray, shape (m,)
-        Target flux in each aperture / maximum of the target's curve.
+        Median over the targets of their flux in each aperture / the maximum of their curve
+        (renormalised to a maximum of 1; :func:`growth_fractions`); the stars' curve when no
+        target has a positive flux (``n_targets`` 0).
     star_fraction : ndarray, shape (m,)
-        Median over field stars of the same ratio (renormalised to a maximum of 1).
+        The same for the field stars.
     n_stars : int
-        Field stars used (positive flux in the largest aperture).
+        Field stars used (finite fluxes, positive flux in the largest aperture).
+    n_targets : int
+        Targets used (the same rule).
     """
 
     radius: float
@@ -257,26 +291,28 @@ class CurveOfGrowth:
     target_fraction: np.ndarray
     star_fraction: np.ndarray
     n_stars: int
+    n_targets: int = 1
 
 
 def curve_of_growth_radius(image, target_xy, star_xy, radii, *, annulus=None, mask=None,
-                           flux_limit=0.7, flux_margin=0.05) -> CurveOfGrowth:
+                           flux_limit=0.7, flux_margin=0.05) -> GrowthCurve:
     """Choose the photometric aperture radius as the Photometry Pipeline does.
 
-    Growth curves (flux in each aperture over the curve's maximum, as PP's diagnostic plot
-    defines them) are measured for the target and for field stars (median of their
-    normalised curves, renormalised to a maximum of 1); the chosen radius is the smallest one where
-    both fractions exceed ``flux_limit`` and differ by less than ``flux_margin`` - the
-    criteria of the Photometry Pipeline (Mommert 2017, A&C 18, 47, sec. 3.5;
-    ``pp_photometry.py``, ``fluxlimit_aprad = 0.7``, ``fluxmargin_aprad = 0.05`` in
-    ``_pp_conf.py``).  They keep most of the flux while guarding against a trailed target.
+    Growth curves (:func:`growth_fractions`) are measured for the targets and for field stars;
+    the chosen radius is the smallest one where both curves exceed ``flux_limit`` and differ by
+    less than ``flux_margin`` - the criteria of the Photometry Pipeline (Mommert 2017, A&C 18,
+    47, sec. 3.5; ``pp_photometry.py``, ``fluxlimit_aprad = 0.7``, ``fluxmargin_aprad = 0.05``
+    in ``_pp_conf.py``).  They keep most of the flux while guarding against a trailed target.
+    With several targets (all the targets of one exposure, so that they share one radius) the
+    median of their curves is used; when no target has a positive flux in the largest aperture
+    the stars' curve stands for both (``n_targets`` 0 in the result).
 
     Parameters
     ----------
     image : ndarray, shape (ny, nx)
         ADU.
-    target_xy : (float, float)
-        1-based pixel position of the target.
+    target_xy : (float, float) or ndarray, shape (n, 2)
+        1-based pixel position(s) of the target(s).
     star_xy : ndarray, shape (k, 2)
         1-based pixel positions of field stars (unsaturated, isolated).
     radii : sequence of float, length m
@@ -290,13 +326,13 @@ def curve_of_growth_radius(image, target_xy, star_xy, radii, *, annulus=None, ma
 
     Returns
     -------
-    CurveOfGrowth
+    GrowthCurve
 
     Raises
     ------
     catdb.errors.InputError
-        Radii not increasing, no field star, or no positive target flux in the largest
-        aperture.
+        Radii not increasing, no field star, or no field star with a positive flux in the
+        largest aperture.
     """
     radii = np.asarray(radii, dtype=float)
     if radii.ndim != 1 or radii.size < 2 or np.any(np.diff(radii) <= 0):
@@ -306,24 +342,49 @@ def curve_of_growth_radius(image, target_xy, star_xy, radii, *, annulus=None, ma
         raise InputError("no field star given for the curve of growth", keyword="star_xy")
     if annulus is None:
         annulus = (radii[-1] + 2.0, radii[-1] + 8.0)
-    xy = np.vstack([np.asarray(target_xy, dtype=float).reshape(1, 2), star_xy])
-    net = aperture_sums(image, xy, radii, annulus, mask=mask)["net"]
-    tot = net[:, -1]
-    if not tot[0] > 0:
-        raise InputError(f"target at {tuple(target_xy)} has no positive flux in the largest "
-                         "aperture", keyword="target_xy")
-    good = tot[1:] > 0
-    if not good.any():
-        raise InputError("no field star has positive flux in the largest aperture",
-                         keyword="star_xy")
-    # PP normalises each growth curve by its maximum (noise makes a faint target's curve
-    # peak before the largest aperture)
-    target_frac = net[0] / np.max(net[0])
-    star_curves = net[1:][good]
-    star_frac = np.median(star_curves / np.max(star_curves, axis=1)[:, None], axis=0)
-    star_frac = star_frac / np.max(star_frac)
+    target_xy = np.asarray(target_xy, dtype=float).reshape(-1, 2)
+    nt = len(target_xy)
+    net = aperture_sums(image, np.vstack([target_xy, star_xy]), radii, annulus, mask=mask)["net"]
+    star_frac, n_stars = growth_fractions(net[nt:])
+    if star_frac is None:
+        raise InputError("no field star has positive flux in the largest aperture", keyword="star_xy")
+    target_frac, n_targets = growth_fractions(net[:nt])
+    if target_frac is None:
+        target_frac = star_frac
     ok = ((target_frac > flux_limit) & (star_frac > flux_limit)
           & (np.abs(target_frac - star_frac) < flux_margin))
     found = bool(ok.any())
     radius = float(radii[np.argmax(ok)] if found else radii[-1])
-    return CurveOfGrowth(radius, found, radii, target_frac, star_frac, int(good.sum()))
+    return GrowthCurve(radius, found, radii, target_frac, star_frac, n_stars, n_targets)
+
+
+def aperture_correction(image, star_xy, radius, radius_total, annulus, *, mask=None) -> tuple[float, int]:
+    """Aperture correction of ``radius`` to total flux from the growth curves of bright stars.
+
+    Parameters
+    ----------
+    image : ndarray, shape (ny, nx)
+    star_xy : ndarray, shape (k, 2)
+        1-based pixel positions of unsaturated point sources.
+    radius, radius_total : float
+        Aperture radius and the radius taken as total flux, pixels.
+    annulus : (float, float)
+        Background annulus, pixels (outside ``radius_total``).
+    mask : ndarray of bool, optional
+        True = bad pixel.
+
+    Returns
+    -------
+    (float, int)
+        ``aper_corr = 2.5 log10(f)`` [mag] (<= 0; add it to the aperture magnitude), f the
+        median fraction of the stars' flux inside ``radius`` (:func:`growth_fractions`), and the
+        number of stars used; (0.0, 0) without a usable star or when ``radius >= radius_total``.
+        Stetson 1990, PASP 102, 932 (growth curves); Howell 1989, PASP 101, 616.
+    """
+    if radius >= radius_total or len(star_xy) == 0:
+        return 0.0, 0
+    net = aperture_sums(image, np.atleast_2d(star_xy), [radius, radius_total], annulus, mask=mask)["net"]
+    star, n = growth_fractions(net)
+    if star is None:
+        return 0.0, 0
+    return float(2.5 * np.log10(star[0])), n

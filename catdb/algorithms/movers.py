@@ -62,6 +62,7 @@ from scipy.spatial import cKDTree
 from catdb.errors import InputError
 
 from .robust import group_median
+from .sphere import chord_to_arcsec, group_mean_direction, radec, unit_vectors
 
 __all__ = ["MoverConfig", "MoverResult", "find_movers", "fit_tracks", "read_mtds"]
 
@@ -234,13 +235,6 @@ def _from_tangent_plane(xi, eta, ra0, dec0):
     return np.degrees(ra) % 360.0, np.degrees(dec)
 
 
-def _mean_direction(ra, dec):
-    a, d = np.radians(ra), np.radians(dec)
-    v = np.array([np.sum(np.cos(d) * np.cos(a)), np.sum(np.cos(d) * np.sin(a)), np.sum(np.sin(d))])
-    v /= np.linalg.norm(v)
-    return np.degrees(np.arctan2(v[1], v[0])) % 360.0, np.degrees(np.arcsin(v[2]))
-
-
 def _wline(g, n, t, x, w):
     """Weighted straight line x = a + v t per group; closed-form sums."""
     S = np.bincount(g, w, minlength=n)
@@ -303,12 +297,7 @@ def fit_tracks(track, ra, dec, mjd, ra_err, dec_err, n_tracks=None, min_sigma_ar
     wx, wy = 1.0 / sx**2, 1.0 / sy**2
     cnt = np.bincount(track, minlength=n)
     # per-track tangent point: mean direction of its members
-    a, d = np.radians(ra), np.radians(dec)
-    vx = np.bincount(track, np.cos(d) * np.cos(a), minlength=n)
-    vy = np.bincount(track, np.cos(d) * np.sin(a), minlength=n)
-    vz = np.bincount(track, np.sin(d), minlength=n)
-    ra0 = np.degrees(np.arctan2(vy, vx)) % 360.0
-    dec0 = np.degrees(np.arctan2(vz, np.hypot(vx, vy)))
+    ra0, dec0 = group_mean_direction(ra, dec, track, n)
     xi, eta = _tangent_plane(ra, dec, ra0[track], dec0[track])
     w_t = np.bincount(track, wx + wy, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -1080,7 +1069,7 @@ def find_movers(ra, dec, mjd, ra_err, dec_err, exposure_id, *, mag=None, a_image
     if n == 0:
         return MoverResult(empty_tracks, empty_members, _ledger_table(ledger), cfg)
 
-    ra_c, dec_c = _mean_direction(ra, dec)
+    ra_c, dec_c = radec(unit_vectors(ra, dec).sum(axis=0))
     xi, eta = _tangent_plane(ra, dec, ra_c, dec_c)
     if np.max(np.hypot(xi, eta)) > 5 * 3600:
         raise InputError("detections span more than 10 deg: run the mover search per field",
@@ -1324,8 +1313,6 @@ def bright_star_distance(ra, dec, star_ra, star_dec, star_mag=None, mag_limit=No
     ndarray, shape (K,)
         Distance in arcsec (inf when no star qualifies).
     """
-    from catdb.algorithms.association import _unit_vectors
-
     sra = np.asarray(star_ra, dtype=float)
     sdec = np.asarray(star_dec, dtype=float)
     if star_mag is not None and mag_limit is not None:
@@ -1334,8 +1321,8 @@ def bright_star_distance(ra, dec, star_ra, star_dec, star_mag=None, mag_limit=No
     ra = np.asarray(ra, dtype=float)
     if sra.size == 0:
         return np.full(ra.size, np.inf)
-    d, _ = cKDTree(_unit_vectors(sra, sdec)).query(_unit_vectors(ra, np.asarray(dec, float)), k=1)
-    return np.degrees(2 * np.arcsin(np.clip(d / 2, 0, 1))) * 3600.0
+    d, _ = cKDTree(unit_vectors(sra, sdec)).query(unit_vectors(ra, np.asarray(dec, float)), k=1)
+    return chord_to_arcsec(d)
 
 
 # ----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import numpy as np
 from psycopg import sql
 
 from ..errors import CatdbError, InputError
+from .sphere import separation_deg
 
 #: veto names understood in a ``steps`` list, with what their argument overrides
 VETOES = {
@@ -155,7 +156,8 @@ def _number(s, raw, signed=False):
     return v
 
 
-def rejected_sql(step: Step, params: dict, catalogs: list[str] | None = None) -> tuple[sql.Composable, dict, sql.Composable | None]:
+def rejected_sql(step: Step, params: dict,
+                 catalogs: list[str] | None = None) -> tuple[sql.Composable, dict, sql.Composable | None]:
     """SQL selecting the ``detection_id`` of the current survivors that ``step`` rejects.
 
     The current survivors are the temporary table ``_veto_cur(detection_id, exposure_id, ra, dec,
@@ -242,7 +244,8 @@ def rejected_sql(step: Step, params: dict, catalogs: list[str] | None = None) ->
         frm = cur_d + sql.SQL("LEFT JOIN med ON med.exposure_id = c.exposure_id ")
         q = med + sql.SQL("SELECT c.detection_id ") + frm + sql.SQL(
             "WHERE {c} < %(fwhm_lo)s * med.fwhm_med OR {c} > %(fwhm_hi)s * med.fwhm_med").format(c=col)
-        unt = med + sql.SQL("SELECT count(*) ") + frm + sql.SQL("WHERE {c} IS NULL OR med.fwhm_med IS NULL").format(c=col)
+        unt = med + sql.SQL("SELECT count(*) ") + frm + sql.SQL(
+            "WHERE {c} IS NULL OR med.fwhm_med IS NULL").format(c=col)
         return q, v, unt
     if kind == "duplicates":
         r = float(arg) if arg else float(params["dup_radius"])
@@ -304,7 +307,8 @@ def rejected_sql(step: Step, params: dict, catalogs: list[str] | None = None) ->
             "FROM v JOIN m ON m.exposure_id = v.exposure_id GROUP BY v.exposure_id) ").format(fw=fw)
         frm = sql.SQL("FROM v JOIN m ON m.exposure_id = v.exposure_id JOIN s ON s.exposure_id = v.exposure_id ")
         q = stats + sql.SQL("SELECT v.detection_id ") + frm + sql.SQL(
-            "WHERE abs(v.fw - m.fw_med) > %(clip_sigma)s * s.fw_std OR abs(v.el - m.el_med) > %(clip_sigma)s * s.el_std")
+            "WHERE abs(v.fw - m.fw_med) > %(clip_sigma)s * s.fw_std "
+            "OR abs(v.el - m.el_med) > %(clip_sigma)s * s.el_std")
         unt = stats + sql.SQL("SELECT count(*) ") + frm + sql.SQL("WHERE v.fw IS NULL OR v.el IS NULL")
         return q, v, unt
     if kind == "spikes":
@@ -338,7 +342,8 @@ def rejected_sql(step: Step, params: dict, catalogs: list[str] | None = None) ->
                           columns1=[sql.SQL("a.detection_id AS id1"), sql.SQL("a.exposure_id AS e1")],
                           columns2=[sql.SQL("b.exposure_id AS e2")])
         q = sql.SQL("SELECT DISTINCT p.id1 AS detection_id FROM ({pj}) p WHERE p.e1 = p.e2").format(pj=pj.sql)
-        unt = sql.SQL("SELECT count(*) FROM _veto_cur c WHERE c.exposure_id NOT IN (SELECT exposure_id FROM _veto_cone)")
+        unt = sql.SQL("SELECT count(*) FROM _veto_cur c "
+                      "WHERE c.exposure_id NOT IN (SELECT exposure_id FROM _veto_cone)")
         return q, dict(pj.params), unt
     raise CatdbError(f"unknown veto {kind!r}")  # pragma: no cover - parse_steps refuses it
 
@@ -623,9 +628,7 @@ def load_vasco60(conn, detections_csv, survivors_csv=None, *, replace: bool = Fa
         for j, a in ((0, ra), (1, dec)):
             s = np.bincount(inv, a, minlength=len(tiles)) / np.bincount(inv, minlength=len(tiles))
             centre[nocentre, j] = s[nocentre]
-    r1, d1, r2, d2 = (np.radians(v) for v in (ra, dec, centre[inv, 0], centre[inv, 1]))
-    hav = np.sin((d1 - d2) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((r1 - r2) / 2) ** 2
-    dist = np.degrees(2 * np.arcsin(np.sqrt(np.clip(hav, 0, 1))))  # great-circle (haversine)
+    dist = separation_deg(ra, dec, centre[inv, 0], centre[inv, 1])  # great-circle distance (deg)
     radius = np.zeros(len(tiles))
     np.maximum.at(radius, inv, dist)
     mjd = np.full(len(tiles), np.nan)

@@ -12,6 +12,8 @@ import io
 
 import numpy as np
 
+from ..algorithms.lightcurve import fourier_power
+
 
 def _fig(figsize=(7.5, 3.2)):
     from matplotlib.figure import Figure
@@ -306,12 +308,16 @@ def cutout_strip(d):
 
 
 def lightcurve(d):
-    """The light curve (calibrated magnitude against time) and its Lomb-Scargle periodogram
-    (astropy's :class:`~astropy.timeseries.LombScargle`, VanderPlas 2018, ApJS 236, 16) with the
-    stored period marked."""
-    from astropy.timeseries import LombScargle
+    """The light curve (calibrated magnitude against time) and its periodogram with the period the
+    ``lightcurve`` stage stored (``lightcurve_period.period``, h) marked; nothing is re-fitted.
 
+    The periodogram is :func:`catdb.algorithms.lightcurve.fourier_power` with one harmonic and one
+    session: the generalised, error-weighted Lomb-Scargle power (Zechmeister & Kuerster 2009,
+    A&A 496, 577; astropy's ``standard`` normalisation, VanderPlas 2018, ApJS 236, 16), unweighted
+    when an error is missing."""
     t, mag, err = _a(d["mjd"]), _a(d["mag"]), _a(d["mag_err"])
+    ok = np.isfinite(t) & np.isfinite(mag)
+    t, mag, err = t[ok], mag[ok], err[ok]
     fig = _fig()
     ax1, ax2 = fig.subplots(1, 2)
     t0 = t.min()
@@ -320,9 +326,10 @@ def lightcurve(d):
     ax1.set_xlabel(f"hours since MJD {t0:.4f}")
     ax1.set_ylabel("calibrated mag")
     freq = np.linspace(0.5 / (np.ptp(t) or 1), 200, 4000)  # cycles/day
-    power = LombScargle(t, mag, err).power(freq)
+    w = 1.0 / err ** 2 if np.all(np.isfinite(err) & (err > 0)) else np.ones(t.size)
+    power, _ = fourier_power(t, mag, w, np.zeros(t.size, dtype=np.int64), freq)
     ax2.plot(24 / freq, power)
-    ax2.axvline(d["period"], color="r", ls="--", label=f"P = {d['period']:.2f} h")
+    ax2.axvline(d["period"], color="r", ls="--", label=f"P = {d['period']:.2f} h (stored)")
     ax2.set_xscale("log")
     ax2.set_xlabel("period [h]")
     ax2.set_ylabel("Lomb-Scargle power")

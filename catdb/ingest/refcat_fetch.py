@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from psycopg import sql
 
+from ..algorithms.sphere import chord, radec, separation_deg, unit_vectors
 from ..errors import CatdbError, InputError
 
 log = logging.getLogger("catdb.refcat")
@@ -172,20 +173,6 @@ def _query_with_retries(catalog_id, center, radius, columns, row_limit, filters,
 
 
 # --------------------------------------------------------------------------- geometry
-def _unit(ra, dec):
-    ra, dec = np.radians(ra), np.radians(dec)
-    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=-1)
-
-
-def _sep_deg(ra1, dec1, ra2, dec2):
-    """Great-circle separation (deg), Vincenty formula (exact at all separations); broadcasts."""
-    ra1, dec1, ra2, dec2 = map(np.radians, (ra1, dec1, ra2, dec2))
-    dra = ra2 - ra1
-    num = np.hypot(np.cos(dec2) * np.sin(dra), np.cos(dec1) * np.sin(dec2) - np.sin(dec1) * np.cos(dec2) * np.cos(dra))
-    den = np.sin(dec1) * np.sin(dec2) + np.cos(dec1) * np.cos(dec2) * np.cos(dra)
-    return np.degrees(np.arctan2(num, den))
-
-
 def merge_circles(ra, dec, radius, *, max_radius: float = 3.0):
     """Merge overlapping sky circles into enclosing circles.
 
@@ -222,12 +209,11 @@ def merge_circles(ra, dec, radius, *, max_radius: float = 3.0):
     n = len(ra)
     if n == 0:
         return []
-    xyz = _unit(ra, dec)
-    chord = 2 * np.sin(np.radians(min(2 * radius.max(), 180.0)) / 2)
-    pairs = cKDTree(xyz).query_pairs(chord, output_type="ndarray")
+    xyz = unit_vectors(ra, dec)
+    pairs = cKDTree(xyz).query_pairs(chord(2 * radius.max()), output_type="ndarray")
     if len(pairs):
         i, j = pairs[:, 0], pairs[:, 1]
-        ok = _sep_deg(ra[i], dec[i], ra[j], dec[j]) < radius[i] + radius[j]
+        ok = separation_deg(ra[i], dec[i], ra[j], dec[j]) < radius[i] + radius[j]
         i, j = i[ok], j[ok]
     else:
         i = j = np.zeros(0, dtype=int)
@@ -239,9 +225,8 @@ def merge_circles(ra, dec, radius, *, max_radius: float = 3.0):
         norm = np.linalg.norm(c)
         if len(m) > 1 and norm > 1e-9:
             c /= norm
-            cra = float(np.degrees(np.arctan2(c[1], c[0])) % 360.0)
-            cdec = float(np.degrees(np.arcsin(np.clip(c[2], -1, 1))))
-            r = float(np.max(_sep_deg(cra, cdec, ra[m], dec[m]) + radius[m]))
+            cra, cdec = (float(v) for v in radec(c))
+            r = float(np.max(separation_deg(cra, cdec, ra[m], dec[m]) + radius[m]))
             if r <= max_radius:
                 out.append((cra, cdec, r, m))
                 continue
@@ -272,7 +257,7 @@ def covered(ra: float, dec: float, radius: float, regions, *, mag_limit: float |
     reg = np.asarray([[r[0], r[1], r[2]] for r in regions], dtype=float)
     lim = np.asarray([np.inf if r[3] is None else r[3] for r in regions], dtype=float)
     deep = lim >= (np.inf if mag_limit is None else mag_limit)
-    inside = _sep_deg(ra, dec, reg[:, 0], reg[:, 1]) + radius <= reg[:, 2] + 1e-3 / 3600 / 1000
+    inside = separation_deg(ra, dec, reg[:, 0], reg[:, 1]) + radius <= reg[:, 2] + 1e-3 / 3600 / 1000
     k = np.flatnonzero(inside & deep)
     return int(k[0]) if len(k) else None
 
@@ -281,7 +266,7 @@ def _already_stored(ra, dec, mag, regions):
     """Rows (N,) inside an earlier region whose magnitude limit admitted them: already in refcat_source."""
     stored = np.zeros(len(ra), dtype=bool)
     for r_ra, r_dec, r_rad, r_lim in regions:  # loop over regions (few), vectorised over rows
-        inside = _sep_deg(r_ra, r_dec, ra, dec) < r_rad
+        inside = separation_deg(r_ra, r_dec, ra, dec) < r_rad
         if r_lim is not None:
             inside &= mag <= r_lim
         stored |= inside
@@ -406,7 +391,7 @@ def fetch_refcat(conn, catalog: str, *, where: str | None = None, exposures: str
     mag_band = next((b for b, (mc, _, _) in VIZIER_PROFILES[spec.profile]["mags"].items() if mc == spec.mag_column),
                     None)
     try:
-        for cra, cdec, crad, members in circles:
+        for cra, cdec, crad, _members in circles:
             with conn.transaction():
                 regions = conn.execute("SELECT ra, dec, radius_deg, mag_limit FROM refcat_region WHERE catalog = %s "
                                        "ORDER BY id", (catalog,)).fetchall()

@@ -1,4 +1,5 @@
-"""SCAMP results into the database: astrometric solutions (``.head``), associations (full catalogue), proper motions (merged catalogue).
+"""SCAMP results into the database: astrometric solutions (``.head``), associations (full catalogue), proper
+motions (merged catalogue).
 
 Three entry points, each recording one ``stage_run`` of stage ``ingest-scamp``
 (``params.kind`` is ``head``, ``full`` or ``merged``) and writing in one transaction:
@@ -65,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..algorithms.sphere import group_mean_direction
 from ..db.copy import copy_table
 from ..errors import InputError
 from ..stages.base import fail_run, finish_run, start_run
@@ -327,7 +329,7 @@ def apply_scamp_solution(conn, head_path, exposure_id: int | None = None, catalo
             refcat = None
             if report is not None and len(report.fgroups) and "AstRef_Catalog" in report.fgroups.colnames:
                 refcat = str(report.fgroups[0]["AstRef_Catalog"]).strip() or None
-            for (eid, path, hdu, cat_path), head in zip(rows, heads):
+            for (eid, path, _hdu, cat_path), head in zip(rows, heads):
                 vals = {}
                 if report is not None:
                     names = {file_stem(head_path), file_stem(path)} | ({file_stem(cat_path)} if cat_path else set())
@@ -828,16 +830,12 @@ def _write_objects(conn, run_id, t, ours, src, det_id, merged, merged_path):
         m = merged.rows_for(sources, merged_path, what="the full catalogue")
         cols.update({k: v[m] for k, v in merged.object_columns().items()})
     else:
-        a = np.radians(np.asarray(t["ALPHA_J2000"], dtype=float)[ours])
-        d = np.radians(np.asarray(t["DELTA_J2000"], dtype=float)[ours])
-        vx = np.bincount(inv, np.cos(d) * np.cos(a), n)
-        vy = np.bincount(inv, np.cos(d) * np.sin(a), n)
-        vz = np.bincount(inv, np.sin(d), n)
-        ra = np.mod(np.degrees(np.arctan2(vy, vx)), 360.0)
-        dec = np.degrees(np.arctan2(vz, np.hypot(vx, vy)))
+        a = np.asarray(t["ALPHA_J2000"], dtype=float)[ours]
+        d = np.asarray(t["DELTA_J2000"], dtype=float)[ours]
+        ra, dec = group_mean_direction(a, d, inv, n)
         # residuals about the mean in the tangent plane (arcsec), standard error of the mean per axis
-        dra = ((np.degrees(a) - ra[inv] + 180.0) % 360.0 - 180.0) * np.cos(d) * 3600.0
-        ddec = (np.degrees(d) - dec[inv]) * 3600.0
+        dra = ((a - ra[inv] + 180.0) % 360.0 - 180.0) * np.cos(np.radians(d)) * 3600.0
+        ddec = (d - dec[inv]) * 3600.0
         with np.errstate(invalid="ignore", divide="ignore"):
             sra = np.sqrt(np.bincount(inv, dra ** 2, n) / np.maximum(cnt - 1, 1)) / np.sqrt(cnt)
             sdec = np.sqrt(np.bincount(inv, ddec ** 2, n) / np.maximum(cnt - 1, 1)) / np.sqrt(cnt)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from astropy.io import fits
 
+from ..algorithms.sphere import separation_deg
 from ..db.copy import copy_table
 from ..errors import InputError
 from ..schema import WCS_ABSOLUTE, WCS_USABLE
@@ -111,12 +112,6 @@ def detection_frame_ltv(conn, eid) -> tuple[float, float]:
             if red and red[0]:
                 return float(red[0].get("ltv1") or 0.0), float(red[0].get("ltv2") or 0.0)
     return header_ltv(exposure_header(conn, eid))
-
-
-def _sep_arcsec(ra1, dec1, ra2, dec2):
-    r1, d1, r2, d2 = map(np.radians, (ra1, dec1, ra2, dec2))
-    h = np.sin((d2 - d1) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
-    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))) * 3600.0
 
 
 def replace_exposure_wcs(conn, eid: int, wcs_header: fits.Header, *, status: str, source: str,
@@ -223,7 +218,7 @@ def replace_exposure_wcs(conn, eid: int, wcs_header: fits.Header, *, status: str
     copy_table(conn, "_wcs_radec", {"id": det[:, 0].astype(np.int64), "ra": ra, "dec": dec})
     conn.execute("UPDATE detection d SET ra = t.ra, dec = t.dec FROM _wcs_radec t WHERE d.id = t.id")
     conn.execute("DROP TABLE _wcs_radec")
-    sep = _sep_arcsec(det[:, 3], det[:, 4], ra, dec)
+    sep = separation_deg(det[:, 3], det[:, 4], ra, dec) * 3600.0
     out.update(n=len(det), shift_median=float(np.median(sep)), shift_max=float(np.max(sep)), sep=sep)
     return out
 

@@ -8,7 +8,8 @@ Targets (any combination):
   track is measured at its predicted position at the exposure's mid-time,
   ``ra + rate_ra dt / cos(dec)``, ``dec + rate_dec dt`` (``rate_ra`` in "/h includes cos dec,
   ``dt = mjd_mid - mjd_ref``);
-* ``positions``: a CSV file with columns ``ra,dec`` (deg, ICRS) and optionally ``label``.
+* ``positions``: a CSV file with columns ``ra,dec`` (deg, ICRS) and optionally ``label``
+  (:func:`catdb.ingest.positions.read_positions`).
 
 For every selected exposure, the targets inside its footprint are found with the spatial
 layer (:func:`catdb.spatial.cone_condition` around ``ra_center``/``dec_center`` with the
@@ -22,9 +23,9 @@ image with ``use_raw=true``), gain and read noise from ``exposure``; exposures a
 Aperture radius: a number (pixels) or ``auto``: per exposure, the Photometry Pipeline's
 curve-of-growth rule (Mommert 2017, A&C 18, 47, sec. 3.5): the smallest candidate radius at
 which both the targets' median growth curve and the bright stars' median growth curve
-exceed 70 % of their maximum and differ by less than 5 % (the criteria of
-:func:`catdb.algorithms.forced.curve_of_growth_radius`, applied to the median curve of the
-targets so that all targets of an exposure share one radius).  Bright stars are the
+exceed 70 % of their maximum and differ by less than 5 %
+(:func:`catdb.algorithms.forced.curve_of_growth_radius` with all the exposure's targets, so that
+they share one radius).  Bright stars are the
 exposure's 50 highest-S/N detections with ``FLAGS = 0`` (so not saturated), ``CLASS_STAR >= 0.8``
 and S/N >= 50.
 
@@ -32,7 +33,8 @@ Calibration: with an ``ok`` zeropoint of the exposure (the exposure's band prefe
 the latest), ``mag = -2.5 log10(flux) + aper_corr + zp`` and ``mag_err`` adds ``zp_err`` in
 quadrature; without one, ``mag`` is NULL and flag 8 is set.  The zeropoints are fitted on total
 magnitudes (MAG_AUTO, or reference catalogues), so an aperture flux is first corrected to total
-(``aperture_correction``, default on): ``aper_corr = 2.5 log10(f)``, f the median over the
+(``aperture_correction``, default on; :func:`catdb.algorithms.forced.aperture_correction`):
+``aper_corr = 2.5 log10(f)``, f the median over the
 exposure's bright stars (below) of the fraction of their flux inside the aperture relative to
 the largest ``auto_radii`` radius, from their growth curves (the classical aperture correction,
 Stetson 1990, PASP 102, 932; Howell 1989, PASP 101, 616).  Without it a light curve measured
@@ -51,8 +53,10 @@ from pathlib import Path
 import numpy as np
 from psycopg import sql
 
+from ..algorithms.forced import aperture_correction, curve_of_growth_radius
 from ..db.copy import copy_table
 from ..errors import InputError
+from ..ingest.positions import read_positions
 from .base import Param, Stage, StageContext, register
 
 #: forced_source.flags bits (column comment: 1 edge, 2 saturated, 4 masked pixels, 8 no zeropoint)
@@ -61,66 +65,6 @@ FLAG_NO_ZEROPOINT = 8
 FLAG_BAD_BACKGROUND = 16
 
 _TARGETS = "forced_target"
-
-
-def read_positions(path) -> dict:
-    """Read a user position list: CSV with ``ra``, ``dec`` (deg) and optional ``label`` columns.
-
-    Column names are matched case-insensitively; other columns are ignored.
-
-    Returns
-    -------
-    dict
-        ``ra``, ``dec`` float arrays (n,), ``label`` object array (n,) (None where absent).
-
-    Raises
-    ------
-    catdb.errors.InputError
-        Missing file, unreadable CSV, missing ``ra``/``dec`` column (the columns found are
-        listed), or a value that is not a number in range (the first bad row is named,
-        1-based data row).
-    """
-    from astropy.io import ascii
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise InputError("positions file not found (expected a CSV with columns ra,dec[,label])", path=path)
-    try:
-        t = ascii.read(str(path), format="csv", fast_reader=False)
-    except Exception as exc:  # astropy raises several types for malformed CSV
-        raise InputError(f"not a readable CSV file ({exc}); expected columns ra,dec[,label]", path=path) from None
-    names = {c.lower().strip(): c for c in t.colnames}
-    missing = [c for c in ("ra", "dec") if c not in names]
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(missing)}: expected ra,dec[,label] (degrees, ICRS); "
-                         f"found {', '.join(t.colnames) or 'none'}", path=path, keyword=missing[0])
-    out = {}
-    for c in ("ra", "dec"):
-        col = t[names[c]]
-        try:
-            a = np.asarray(np.ma.filled(col.astype(float), np.nan), dtype=float)
-        except (TypeError, ValueError):
-            a = np.array([_num(v) for v in np.asarray(col, dtype=str)], dtype=float)  # names the bad row below
-        lim = (0.0, 360.0) if c == "ra" else (-90.0, 90.0)
-        bad = ~np.isfinite(a) | (a < lim[0]) | (a > lim[1])
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise InputError(f"{c} = {str(np.asarray(col)[i])!r} is not a number in [{lim[0]:g}, {lim[1]:g}] deg",
-                             path=path, row=i + 1, keyword=names[c])
-        out[c] = a
-    if "label" in names:
-        lab = np.ma.filled(t[names["label"]].astype(str), "")
-        out["label"] = np.where(np.asarray(lab) == "", None, np.asarray(lab)).astype(object)
-    else:
-        out["label"] = np.full(len(t), None, dtype=object)
-    return out
-
-
-def _num(v):
-    try:
-        return float(v)
-    except ValueError:
-        return np.nan
 
 
 def _parse_radius(text):
@@ -144,104 +88,6 @@ def _parse_radii(text):
     if r.size < 2 or np.any(np.diff(r) <= 0) or np.any(r <= 0):
         raise InputError(f"parameter auto_radii: expected >= 2 increasing radii > 0 pixels, got {text!r}")
     return r
-
-
-def _star_growth(net):
-    """Median growth curve of stars (aperture fluxes ``net``, shape (k, m)), normalised to its maximum.
-
-    Returns (curve of shape (m,), number of stars used) or (None, 0) when no star has finite
-    fluxes and a positive flux in the largest aperture.
-    """
-    sg = np.isfinite(net).all(axis=1) & (net[:, -1] > 0)
-    if not sg.any():
-        return None, 0
-    star = np.median(net[sg] / np.max(net[sg], axis=1)[:, None], axis=0)
-    return star / star.max(), int(sg.sum())
-
-
-def aperture_correction(image, star_xy, radius, radius_total, annulus) -> tuple[float, int]:
-    """Aperture correction of ``radius`` to total flux from the growth curves of bright stars.
-
-    Parameters
-    ----------
-    image : ndarray, shape (ny, nx)
-    star_xy : ndarray, shape (k, 2)
-        1-based pixel positions of unsaturated point sources.
-    radius, radius_total : float
-        Aperture radius and the radius taken as total flux, pixels.
-    annulus : (float, float)
-        Background annulus, pixels (outside ``radius_total``).
-
-    Returns
-    -------
-    (float, int)
-        ``aper_corr = 2.5 log10(f)`` [mag] (<= 0; add it to the aperture magnitude), f the
-        median fraction of the stars' flux inside ``radius``, and the number of stars used;
-        (0.0, 0) without a usable star or when ``radius >= radius_total``.  Stetson 1990,
-        PASP 102, 932 (growth curves); Howell 1989, PASP 101, 616.
-    """
-    from ..algorithms.forced import aperture_sums
-
-    if radius >= radius_total or len(star_xy) == 0:
-        return 0.0, 0
-    star, n = _star_growth(aperture_sums(image, np.atleast_2d(star_xy), [radius, radius_total], annulus)["net"])
-    if star is None:
-        return 0.0, 0
-    return float(2.5 * np.log10(star[0])), n
-
-
-def auto_radius(image, target_xy, star_xy, radii, annulus, *, flux_limit=0.7, flux_margin=0.05) -> dict:
-    """Photometry Pipeline aperture radius for several targets on one image.
-
-    Growth curves (aperture flux / the curve's maximum) of the targets and of field stars are
-    each reduced to their median (renormalised to a maximum of 1); the radius is the smallest
-    one where both exceed ``flux_limit`` and differ by less than ``flux_margin`` (Mommert 2017,
-    A&C 18, 47, sec. 3.5; with one target this is
-    :func:`catdb.algorithms.forced.curve_of_growth_radius`).
-
-    Parameters
-    ----------
-    image : ndarray, shape (ny, nx)
-    target_xy, star_xy : ndarray, shape (n, 2) and (k, 2)
-        1-based pixel positions.
-    radii : ndarray, shape (m,)
-        Increasing candidate radii, pixels.
-    annulus : (float, float)
-        Background annulus, pixels.
-
-    Returns
-    -------
-    dict
-        ``radius`` (pix), ``found`` (bool), ``n_targets`` and ``n_stars`` used, ``target_fraction``
-        and ``star_fraction`` (lists, length m).  With no target of positive flux the stars'
-        curve stands for both (``n_targets`` 0).
-
-    Raises
-    ------
-    catdb.errors.InputError
-        No field star with positive flux.
-    """
-    from ..algorithms.forced import aperture_sums
-
-    xy = np.vstack([np.atleast_2d(target_xy), np.atleast_2d(star_xy)])
-    nt = len(np.atleast_2d(target_xy))
-    net = aperture_sums(image, xy, radii, annulus)["net"]
-    t = net[:nt]
-    star, n_stars = _star_growth(net[nt:])
-    if star is None:
-        raise InputError("radius=auto: no field star with positive flux in the largest aperture")
-    tg = np.isfinite(t).all(axis=1) & (t[:, -1] > 0)
-    if tg.any():
-        targ = np.median(t[tg] / np.max(t[tg], axis=1)[:, None], axis=0)
-        targ = targ / targ.max()
-    else:
-        targ = star
-    ok = (targ > flux_limit) & (star > flux_limit) & (np.abs(targ - star) < flux_margin)
-    found = bool(ok.any())
-    return dict(radius=float(radii[np.argmax(ok)] if found else radii[-1]), found=found,
-                n_targets=int(tg.sum()), n_stars=n_stars,
-                target_fraction=[round(float(v), 4) for v in targ],
-                star_fraction=[round(float(v), 4) for v in star])
 
 
 @register
@@ -375,7 +221,8 @@ class Forced(Stage):
                     raise InputError(f"exposure {eid} ({raw}): radius=auto needs unflagged point-like detections "
                                      f"with S/N >= 50 (run 'catdb stage extract' first) or give radius=<pixels>")
             cols = list(zip(*rows))
-            jobs.append(dict(id=eid, image=image, hdu=hdu, wcs=header_from_cards(wcs_text), gain=gain, readnoise=rn or 0.0, saturation=sat,
+            jobs.append(dict(id=eid, image=image, hdu=hdu, wcs=header_from_cards(wcs_text), gain=gain,
+                             readnoise=rn or 0.0, saturation=sat,
                              band=zp_band if zp is not None else band, zp=zp, zp_err=zp_err, stars=stars,
                              object_id=np.array(cols[0], dtype=object), track_id=np.array(cols[1], dtype=object),
                              label=np.array(cols[2], dtype=object), ra=np.array(cols[3], dtype=float),
@@ -448,7 +295,11 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
         sx, sy = wcs.all_world2pix(j["stars"][:, 0], j["stars"][:, 1], 0)
         star_xy = np.column_stack([sx + 1, sy + 1])
     if radius == "auto":
-        auto = auto_radius(image, np.column_stack([x0[on] + 1, y0[on] + 1]), star_xy, radii, annulus)
+        cog = curve_of_growth_radius(image, np.column_stack([x0[on] + 1, y0[on] + 1]), star_xy, radii,
+                                     annulus=annulus)
+        auto = dict(radius=cog.radius, found=cog.found, n_targets=cog.n_targets, n_stars=cog.n_stars,
+                    target_fraction=[round(float(v), 4) for v in cog.target_fraction],
+                    star_fraction=[round(float(v), 4) for v in cog.star_fraction])
         r = auto["radius"]
     ac, n_corr = aperture_correction(image, star_xy, r, r_total, annulus) if r_total is not None else (0.0, 0)
     zp = j["zp"]

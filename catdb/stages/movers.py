@@ -59,6 +59,7 @@ import numpy as np
 from psycopg import sql
 
 from ..algorithms.movers import MoverConfig, find_movers
+from ..algorithms.sphere import angular_sep_arcsec, chord, radec, unit_vectors
 from ..db.copy import copy_table, fetch_arrays
 from ..errors import InputError
 from ..spatial.sql import cone_condition
@@ -193,12 +194,10 @@ class Movers(Stage):
             raise InputError(f"parameter bright_refcat: no reference catalogue {p['bright_refcat']!r} in the "
                              f"database (have {known or 'none'}; ingest one with catdb ingest refcat)",
                              keyword="bright_refcat")
-        xyz = np.column_stack([np.cos(np.radians(d["dec"])) * np.cos(np.radians(d["ra"])),
-                               np.cos(np.radians(d["dec"])) * np.sin(np.radians(d["ra"])),
-                               np.sin(np.radians(d["dec"]))])
+        xyz = unit_vectors(d["ra"], d["dec"])
         c = xyz.mean(0)
         c /= np.linalg.norm(c)
-        ra_c, dec_c = np.degrees(np.arctan2(c[1], c[0])) % 360, np.degrees(np.arcsin(c[2]))
+        ra_c, dec_c = radec(c)
         rad = float(np.degrees(np.arccos(np.clip(xyz @ c, -1, 1))).max()) + p["bright_radius"] / 3600.0
         cond = cone_condition("s.ra", "s.dec", ra_c, dec_c, rad)
         mag = (sql.SQL("(s.mags->>{})::float8").format(sql.Literal(p["bright_band"])) if p["bright_band"] else
@@ -316,12 +315,11 @@ class Movers(Stage):
             idx = np.flatnonzero((night_e == night) & ok)
             if idx.size == 0:
                 continue
-            a, b = np.radians(ra[idx]), np.radians(dec[idx])
-            xyz = np.column_stack([np.cos(b) * np.cos(a), np.cos(b) * np.sin(a), np.sin(b)])
+            xyz = unit_vectors(ra[idx], dec[idx])
             rmax = 0.5 * float(rad[idx].max())
-            pairs = cKDTree(xyz).query_pairs(2 * np.sin(np.radians(min(rmax, 180.0)) / 2), output_type="ndarray")
+            pairs = cKDTree(xyz).query_pairs(chord(rmax), output_type="ndarray")
             if pairs.size:
-                sep = np.degrees(np.arccos(np.clip((xyz[pairs[:, 0]] * xyz[pairs[:, 1]]).sum(1), -1, 1)))
+                sep = angular_sep_arcsec(xyz[pairs[:, 0]], xyz[pairs[:, 1]]) / 3600.0
                 pairs = pairs[sep <= 0.5 * np.minimum(rad[idx][pairs[:, 0]], rad[idx][pairs[:, 1]])]
             g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])) if len(pairs) else ([], ([], [])),
                            shape=(idx.size, idx.size))

@@ -5,9 +5,10 @@ the catalogue:
 
 * **pixels** -- the newest ``image_product`` of kind ``reduced`` for the exposure
   when there is one, else the exposure's own file (``exposure.path``, HDU
-  ``exposure.hdu``).  A raw frame of the exposure itself whose header has
-  ``BIASSEC``/``TRIMSEC`` is overscan-subtracted and trimmed first
-  (:func:`catdb.algorithms.background.overscan_trim`).  Statistics:
+  ``exposure.hdu``).  A raw frame of the exposure itself whose header declares an
+  overscan (``BIASSEC``) is overscan-subtracted and trimmed to ``TRIMSEC`` first, as the
+  ``reduce`` stage does (:func:`catdb.algorithms.reduce.overscan_trim`); a frame without
+  ``BIASSEC`` is measured whole.  Statistics:
   :func:`catdb.algorithms.background.background_stats` (sources masked by
   segmentation at 2 sigma, 5 pixels, dilated 11 x 11; sigma-clipped mean, median,
   std at 3 sigma; raw MAD), as Automatic-SSOs ``magcalib.py:imgstats``.
@@ -37,7 +38,10 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from astropy.nddata import CCDData
 
+from ..algorithms.background import background_stats
+from ..algorithms.reduce import has_overscan, overscan_trim
 from ..algorithms.robust import iqr_outliers, robust_stats
 from ..db.copy import copy_table
 from ..errors import CatdbError
@@ -60,8 +64,8 @@ def pixel_background(path, hdu, raw, nsigma=2.0, npixels=5, dilate_size=11, sigm
     hdu : int
         HDU index (0-based) of the image.
     raw : bool
-        Apply :func:`~catdb.algorithms.background.overscan_trim` (``BIASSEC``/``TRIMSEC``)
-        when the header has those keywords.
+        Apply :func:`catdb.algorithms.reduce.overscan_trim` (``BIASSEC``, then ``TRIMSEC``)
+        when the header declares an overscan (``BIASSEC``).
     nsigma, npixels, dilate_size, sigma
         See :func:`catdb.algorithms.background.background_stats`.
 
@@ -75,11 +79,10 @@ def pixel_background(path, hdu, raw, nsigma=2.0, npixels=5, dilate_size=11, sigm
     Raises
     ------
     catdb.errors.InputError
-        Malformed ``BIASSEC``/``TRIMSEC``.
+        Malformed or missing ``TRIMSEC`` with a ``BIASSEC``, a section outside the image, or a
+        frame already trimmed (``TRIM`` card) that still declares ``BIASSEC``.
     """
     from astropy.io import fits
-
-    from ..algorithms.background import background_stats, overscan_trim
 
     if not path or not os.path.isfile(path):
         return f"file {path} not reachable"
@@ -94,8 +97,8 @@ def pixel_background(path, hdu, raw, nsigma=2.0, npixels=5, dilate_size=11, sigm
     except OSError as e:  # not a FITS image (e.g. a text catalogue)
         return f"{path}: not readable as FITS ({e})"
     trimmed = False
-    if raw and ("BIASSEC" in header or "TRIMSEC" in header):
-        data = overscan_trim(data, header, path=path)
+    if raw and has_overscan(header):
+        data = overscan_trim(CCDData(data.astype(np.float32), unit="adu", meta=header), path=path).data
         trimmed = True
     out = background_stats(data, sigma=sigma, nsigma=nsigma, npixels=npixels, dilate_size=dilate_size)
     out["trimmed"] = trimmed

@@ -16,11 +16,13 @@ How (measured in ``bench/xmatch.py``, which prints these phases): the selected d
 split into declination bands of at most ``band_rows`` rows (edges at dec quantiles); for each
 band the counterparts inside the band widened by the radius (and the largest proper-motion
 displacement) are fetched (:func:`catdb.db.copy.fetch_arrays`: one row of binary aggregates
-read by numpy, no row objects), their k-d tree on unit vectors (:func:`kd_tree`) is built in a
-thread while the band's detections are fetched, and the detections are matched in blocks of
-``_BLOCK`` rows (:func:`match_unit_vectors`; chord distance 2 sin(theta/2) is monotonic in the
-angle, so the nearest neighbour is the angular nearest neighbour and the radius test is exact).
-The queries of a block go to the tree in Z-order (:func:`spatial_order`), neighbours one after
+read by numpy, no row objects), their k-d tree on unit vectors
+(:func:`catdb.algorithms.crossmatch.kd_tree`) is built in a thread while the band's detections
+are fetched, and the detections are matched in blocks of ``_BLOCK`` rows
+(:func:`~catdb.algorithms.crossmatch.match_unit_vectors`; chord distance 2 sin(theta/2) is
+monotonic in the angle, so the nearest neighbour is the angular nearest neighbour and the radius
+test is exact).  The queries of a block go to the tree in Z-order
+(:func:`~catdb.algorithms.crossmatch.spatial_order`), neighbours one after
 another, so the tree's nodes stay in the CPU caches (4x faster than in table order).  Each
 block's pairs go to the server as PostgreSQL binary COPY tuples built by numpy
 (:func:`xmatch_copy_rows`) through a writer thread, so the server stores one block while the
@@ -28,9 +30,10 @@ next is matched.
 
 With ``bulk_load`` (auto: when ``xmatch`` holds at most ``_BULK_RATIO`` rows per detection
 matched, no other client session is connected to the database and the run's transaction is the
-connection's outermost, so it commits when the stage ends) the table's primary key, foreign keys and indexes are dropped before the load and
-re-created after it (PostgreSQL manual 14.4, "Populating a Database"): one sorted index build
-and one join checking the keys instead of a foreign-key query and index insertions per row; this
+connection's outermost, so it commits when the stage ends) the table's primary key, foreign keys
+and indexes are dropped before the load and re-created after it (PostgreSQL manual 14.4,
+"Populating a Database"): one sorted index build and one join checking the keys instead of a
+foreign-key query and index insertions per row; this
 takes ACCESS EXCLUSIVE locks on ``xmatch``, ``detection`` and ``stage_run`` until the stage
 commits (``bulk_load=no`` for concurrent work).  A run whose replaced rows are all the rows of
 ``xmatch`` (or that finds it empty) empties it with ``TRUNCATE``, and the rows are then written
@@ -115,6 +118,8 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
+from ..algorithms.crossmatch import kd_tree, match_unit_vectors
+from ..algorithms.sphere import angular_sep_arcsec, unit_vectors
 from ..db.copy import fetch_arrays
 from ..errors import CatdbError
 from ..spatial import cone_condition
@@ -127,140 +132,6 @@ _DET_PREFIX = "detections:"
 _BLOCK = 200_000
 #: bulk_load=auto drops and rebuilds constraints when xmatch holds at most this many rows per matched detection
 _BULK_RATIO = 2
-
-
-def unit_vectors(ra_deg, dec_deg):
-    """Unit vectors of ICRS positions.
-
-    Parameters
-    ----------
-    ra_deg, dec_deg : array_like, shape (N,)
-        Right ascension and declination (deg).
-
-    Returns
-    -------
-    numpy.ndarray, shape (N, 3)
-    """
-    ra, dec = np.radians(ra_deg), np.radians(dec_deg)
-    cd = np.cos(dec)
-    return np.column_stack([cd * np.cos(ra), cd * np.sin(ra), np.sin(dec)])
-
-
-def angular_sep_arcsec(a, b):
-    """Angle between unit vectors, atan2(|a x b|, a . b), accurate from 0 to 180 deg.
-
-    Parameters
-    ----------
-    a, b : numpy.ndarray, shape (N, 3)
-
-    Returns
-    -------
-    numpy.ndarray, shape (N,)
-        Separation (arcsec).
-    """
-    cr = np.linalg.norm(np.cross(a, b), axis=1)
-    return np.degrees(np.arctan2(cr, np.einsum("ij,ij->i", a, b))) * 3600.0
-
-
-def kd_tree(vectors):
-    """k-d tree of unit vectors, built for speed (sliding-midpoint splits, no node shrinking).
-
-    Parameters
-    ----------
-    vectors : numpy.ndarray, shape (M, 3)
-
-    Returns
-    -------
-    scipy.spatial.cKDTree
-    """
-    from scipy.spatial import cKDTree
-
-    return cKDTree(vectors, balanced_tree=False, compact_nodes=False)
-
-
-#: bits per axis of the Morton (Z-order) key of :func:`spatial_order` (cells of 2/2^21 ~ 0.2")
-_MORTON_BITS = 21
-#: masks spreading 21 bits of an axis to every third bit of a 63-bit key (magic-number interleave)
-_MORTON_STEPS = ((32, 0x1F00000000FFFF), (16, 0x1F0000FF0000FF), (8, 0x100F00F00F00F00F),
-                 (4, 0x10C30C30C30C30C3), (2, 0x1249249249249249))
-
-
-def spatial_order(vectors):
-    """Permutation putting unit vectors in Z-order (Morton order of a 3-D grid), i.e. neighbours together.
-
-    Queries of a k-d tree in this order visit the same nodes one after another, which keeps
-    them in the CPU caches: at 10^6 random queries against 10^6 points this makes the 1"
-    nearest-neighbour query about 4 times faster than in random order.
-
-    Parameters
-    ----------
-    vectors : numpy.ndarray, shape (N, 3)
-        Unit vectors (coordinates in [-1, 1]).
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (N,)
-        Indices sorting ``vectors`` by their Morton key.
-    """
-    top = (1 << _MORTON_BITS) - 1
-    q = np.clip(((np.asarray(vectors, float) + 1.0) * (0.5 * (top + 1))).astype(np.int64), 0, top).astype(np.uint64)
-    for shift, mask in _MORTON_STEPS:  # loop over the 5 interleave steps, on all rows at once
-        q = (q | (q << np.uint64(shift))) & np.uint64(mask)
-    return np.argsort(q[:, 0] | (q[:, 1] << np.uint64(1)) | (q[:, 2] << np.uint64(2)))
-
-
-def match_unit_vectors(det, ref, radius_arcsec, mode="nearest", *, tree=None, workers=-1):
-    """Pairs (detection, reference) within a radius, by a k-d tree on unit vectors.
-
-    Parameters
-    ----------
-    det : numpy.ndarray, shape (N, 3)
-        Unit vectors of the detections.
-    ref : numpy.ndarray, shape (M, 3), or None
-        Unit vectors of the counterparts (may be None when ``tree`` is given).
-    radius_arcsec : float
-        Match radius (arcsec); pairs strictly closer are kept (as ``q3c_join``).
-    mode : {'nearest', 'all'}
-        Nearest counterpart of each detection, or every counterpart within the radius.
-    tree : scipy.spatial.cKDTree, optional
-        :func:`kd_tree` of ``ref``, when already built (e.g. to match detections in blocks).
-    workers : int
-        Threads of the nearest-neighbour query (-1: all cores).
-
-    Returns
-    -------
-    i, j : numpy.ndarray of int64, shape (K,)
-        Indices into ``det`` and ``ref``, sorted by ``i`` then separation.
-    rank : numpy.ndarray of int64, shape (K,)
-        1 for the nearest counterpart of a detection, 2 for the next, ...
-
-    Notes
-    -----
-    Chord length 2 sin(theta/2) is monotonic in the angle theta, so the Euclidean nearest
-    neighbour on the unit sphere is the angular one (Bentley 1975, CACM 18, 509 for the
-    k-d tree; scipy.spatial.cKDTree).
-    """
-    e = np.zeros(0, np.int64)
-    if len(det) == 0 or (tree is None and (ref is None or len(ref) == 0)) or (tree is not None and tree.n == 0):
-        return e, e, e
-    chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
-    if tree is None:
-        tree = kd_tree(ref)
-    if mode == "nearest":
-        # queried in Z-order (cache locality), answers put back in the order of det
-        order = spatial_order(det)
-        d, j = np.empty(len(det)), np.empty(len(det), np.int64)
-        d[order], j[order] = tree.query(det[order], k=1, distance_upper_bound=chord, workers=workers)
-        ok = d < chord
-        i = np.flatnonzero(ok).astype(np.int64)
-        return i, j[ok].astype(np.int64), np.ones(len(i), np.int64)
-    pairs = kd_tree(det).sparse_distance_matrix(tree, chord, output_type="ndarray")
-    pairs = pairs[pairs["v"] < chord]
-    order = np.lexsort((pairs["v"], pairs["i"]))
-    i, j = pairs["i"][order].astype(np.int64), pairs["j"][order].astype(np.int64)
-    first = np.r_[True, i[1:] != i[:-1]]
-    start = np.maximum.accumulate(np.where(first, np.arange(len(i)), 0))
-    return i, j, np.arange(len(i)) - start + 1
 
 
 #: PostgreSQL binary COPY signature, flags and header-extension length (PostgreSQL manual, COPY, "Binary Format")
@@ -361,7 +232,8 @@ class Xmatch(Stage):
         if not ctx.execute("SELECT EXISTS (SELECT 1 FROM refcat_source WHERE catalog = %s)", (ref,)).fetchone()[0]:
             cats = [r[0] for r in ctx.execute("SELECT DISTINCT catalog FROM refcat_source ORDER BY 1").fetchall()]
             raise CatdbError(f"parameter refcat: no reference catalogue named {ref!r} in refcat_source; "
-                             f"catalogues present: {', '.join(cats) or 'none (catdb ingest refcat FILE --catalog NAME)'}"
+                             "catalogues present: "
+                             f"{', '.join(cats) or 'none (catdb ingest refcat FILE --catalog NAME)'}"
                              f"; or use 'detections:<SQL on exposure e>'")
         return "refcat", ref
 
