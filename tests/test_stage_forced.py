@@ -170,6 +170,14 @@ def test_user_positions(lowell, tmp_path):
     # re-running with the same file replaces exactly these rows
     res2 = run_stage("forced", conn=c, params={"positions": str(csv), "radius": "4"})
     assert res2.counts["replaced_rows"] == 2 * N
+    # without an aperture correction: aper_corr is NULL (not a 0 that looks measured), flag 32 says mag is
+    # the aperture magnitude; with one, the flag is clear and aper_corr measured
+    sql_ac = ("SELECT count(*), count(aper_corr), count(*) FILTER (WHERE flags & 32 = 32) FROM forced_source "
+              "WHERE stage_run_id = %s")
+    assert c.execute(sql_ac, (res2.run_id,)).fetchone() == (2 * N, 2 * N, 0)
+    res3 = run_stage("forced", conn=c, params={"positions": str(csv), "radius": "4",
+                                               "aperture_correction": "false"})
+    assert c.execute(sql_ac, (res3.run_id,)).fetchone() == (2 * N, 0, 2 * N)
     c.commit()
 
 

@@ -367,12 +367,15 @@ forced_source = Table(
     C("flux", Double, "Background-subtracted aperture flux", "adu"),
     C("flux_err", Double, "Flux error (Poisson, background, read noise)", "adu"),
     C("background", Double, "Local background per pixel (annulus median)", "adu"),
-    C("mag", Double, "Calibrated total magnitude: -2.5 log10(flux) + aper_corr + zeropoint", "mag"),
+    C("mag", Double, "Calibrated total magnitude: -2.5 log10(flux) + aper_corr + zeropoint (the aperture magnitude "
+                     "when aper_corr is NULL, flag 32)", "mag"),
     C("mag_err", Double, "Magnitude error including the zeropoint error", "mag"),
     C("aper_corr", Real, "Aperture correction to total flux: 2.5 log10 of the bright stars' median fraction of "
-                         "their flux inside aperture_radius (growth curve; <= 0; 0 when not measured)", "mag"),
+                         "their flux inside aperture_radius (growth curve; <= 0; NULL when not measured, flag 32)",
+      "mag"),
     C("band", Text, "Band of the calibrated magnitude"),
-    C("flags", Integer, "1 edge, 2 saturated, 4 masked pixels, 8 no zeropoint", nullable=False,
+    C("flags", Integer, "1 edge, 2 saturated, 4 masked pixels, 8 no zeropoint, 16 bad background annulus, "
+                        "32 no aperture correction", nullable=False,
       server_default=text("0")),
     C("label", Text, "User label for user-list positions"),
     run_fk(nullable=False),

@@ -39,8 +39,10 @@ exposure's bright stars (below) of the fraction of their flux inside the apertur
 the largest ``auto_radii`` radius, from their growth curves (the classical aperture correction,
 Stetson 1990, PASP 102, 932; Howell 1989, PASP 101, 616).  Without it a light curve measured
 with a small aperture changes with the seeing from frame to frame, and ``radius=auto`` picks a
-different radius on every exposure.  Flags: 1 edge, 2 saturated, 4 masked pixels,
-8 no zeropoint, 16 bad background annulus.
+different radius on every exposure.  Where no correction is measured (option off, no usable
+bright star, or the aperture as large as the total radius) ``aper_corr`` is NULL, ``mag`` is the
+aperture magnitude and flag 32 is set.  Flags: 1 edge, 2 saturated, 4 masked pixels,
+8 no zeropoint, 16 bad background annulus, 32 no aperture correction.
 
 Re-running replaces the rows earlier ``forced`` runs wrote for the same exposures *and the
 same targets* (same object ids, track ids, or user positions with the same label and position).
@@ -59,10 +61,14 @@ from ..errors import InputError
 from ..ingest.positions import read_positions
 from .base import Param, Stage, StageContext, register
 
-#: forced_source.flags bits (column comment: 1 edge, 2 saturated, 4 masked pixels, 8 no zeropoint)
+#: forced_source.flags bits (column comment: 1 edge, 2 saturated, 4 masked pixels, 8 no zeropoint,
+#: 16 bad background annulus, 32 no aperture correction)
 FLAG_NO_ZEROPOINT = 8
 #: background annulus mostly unusable (catdb.algorithms.forced.FLAG_BAD_BACKGROUND moved to 16)
 FLAG_BAD_BACKGROUND = 16
+#: no aperture correction measured (option off, or no usable bright star): aper_corr is NULL and
+#: mag the aperture magnitude
+FLAG_NO_APER_CORR = 32
 
 _TARGETS = "forced_target"
 
@@ -245,7 +251,8 @@ class Forced(Stage):
         if radius == "auto":
             counts["radius_auto"] = {str(r["exposure_id"]): r["auto"] for r in results}
         if r_total is not None:
-            counts["aper_corr"] = {str(r["exposure_id"]): {"mag": round(float(r["aper_corr"][0]), 4),
+            counts["aper_corr"] = {str(r["exposure_id"]): {"mag": (None if r["n_corr"][0] == 0
+                                                                   else round(float(r["aper_corr"][0]), 4)),
                                                           "n_stars": int(r["n_corr"][0])} for r in results}
             counts["no_aperture_correction"] = sorted(int(r["exposure_id"]) for r in results if r["n_corr"][0] == 0)
         if not results:
@@ -302,6 +309,8 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
                     star_fraction=[round(float(v), 4) for v in cog.star_fraction])
         r = auto["radius"]
     ac, n_corr = aperture_correction(image, star_xy, r, r_total, annulus) if r_total is not None else (0.0, 0)
+    # not measured (option off, no usable star, r >= r_total): NULL and flag 32, never a 0 that looks measured
+    ac_stored = ac if n_corr > 0 else np.nan
     zp = j["zp"]
     t = forced_photometry(image, wcs, sel["ra"], sel["dec"], [r], annulus, j["gain"], j["readnoise"],
                           saturation=None if sat is None else float(sat), zeropoint=0.0 if zp is None else zp)
@@ -315,10 +324,12 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
     else:
         mag = np.asarray(t["mag_aper"][:, 0], dtype=float) + ac
         magerr = np.hypot(np.asarray(t["magerr_aper"][:, 0], dtype=float), j["zp_err"] or 0.0)
+    if n_corr == 0:
+        flags = flags | FLAG_NO_APER_CORR
     n = len(flags)
     return dict(exposure_id=j["id"], object_id=sel["object_id"], track_id=sel["track_id"], label=sel["label"],
                 ra=sel["ra"], dec=sel["dec"], x=np.asarray(t["x"], float), y=np.asarray(t["y"], float),
-                aperture_radius=np.full(n, r, dtype=float), aper_corr=np.full(n, ac, dtype=float),
+                aperture_radius=np.full(n, r, dtype=float), aper_corr=np.full(n, ac_stored, dtype=float),
                 n_corr=np.array([n_corr]),
                 flux=np.asarray(t["flux_aper"][:, 0], float), flux_err=np.asarray(t["fluxerr_aper"][:, 0], float),
                 background=np.asarray(t["background"], float), mag=mag, mag_err=magerr,
