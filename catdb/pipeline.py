@@ -242,8 +242,8 @@ def _up_to_date(conn, stage: str, params: dict, where: str | None) -> int | None
 
     Up to date: same parameters and ``--where``, the same inputs selected now, no ingest
     that changed data since, and the run did not report itself incomplete (``counts.incomplete``,
-    e.g. ``ephemeris`` when calls to the service failed: a later run retries them).  (Within a pipeline, every stage step after a step that ran is
-    re-run regardless: see :meth:`Pipeline.run`.)
+    e.g. ``ephemeris`` when calls to the service failed: a later run retries them).  (Within a
+    pipeline, every stage step after a step that ran is re-run regardless: see :meth:`Pipeline.run`.)
     """
     from .stages.base import StageContext, get_stage
 
