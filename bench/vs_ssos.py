@@ -35,6 +35,7 @@ import argparse
 import hashlib
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -139,6 +140,43 @@ def prepare_frames(cache: Path, n_frames: int | None) -> tuple[list[Path], float
     return paths, time.perf_counter() - t0, False
 
 
+# ---------------------------------------------------------------------------- CPU time
+
+def _self_cpu() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of the waited-for subprocesses (ssos and its SExtractor/SCAMP; catdb's
+    SExtractor runs)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _server_cpu(conn) -> float | None:
+    """CPU seconds of the PostgreSQL server so far: the postmaster and its live children (this
+    session's backend, checkpointer, writers, autovacuum), via psutil; None without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    try:
+        post = psutil.Process(pid).parent()
+        tot = 0.0
+        for pr in [post, *post.children()]:
+            try:
+                t = pr.cpu_times()
+                tot += t.user + t.system
+            except psutil.Error:
+                continue
+        return tot
+    except psutil.Error:
+        return None
+
+
 # ---------------------------------------------------------------------------- ssos
 
 def _tycho_rows():
@@ -176,7 +214,7 @@ def _set_config(path: Path, values: dict) -> None:
         pat = re.compile(rf"^{re.escape(k)}[ \t]+\S+", re.M)
         if not pat.search(text):
             raise SystemExit(f"vs_ssos: {path}: no line for {k}; the ssos version changed its config")
-        text = pat.sub(lambda m: f"{k} {v}", text, count=1)
+        text = pat.sub(lambda m, k=k, v=v: f"{k} {v}", text, count=1)
     path.write_text(text)
 
 
@@ -243,9 +281,11 @@ def run_ssos(python: str, frames: list[Path], work: Path, scamp_mode: str, cutou
     target = work / "out"
     shutil.rmtree(target, ignore_errors=True)
     cmd = [python, "-m", "ssos", str(fields), "-c", str(cfg), "-t", str(target), "--sex", "--scamp", "--swarp"]
-    t0 = time.perf_counter()
+    t0, c0, l0 = time.perf_counter(), _children_cpu(), os.getloadavg()[0]
     p = subprocess.run(cmd, cwd=work, env={**env, "COLUMNS": "100"}, capture_output=True, text=True)
     res["seconds"] = time.perf_counter() - t0
+    res["cpu"] = {"ssos + SExtractor + SCAMP": _children_cpu() - c0}
+    res["load"] = (l0, os.getloadavg()[0])
     log = p.stdout + p.stderr
     (work / "ssos_stdout.log").write_text(log)
     res["cmd"] = " ".join(cmd)
@@ -329,23 +369,40 @@ def run_catdb(workdir: Path, n_frames: int | None, detect_thresh: float) -> dict
         raw = [raw[i] for i in np.unique(np.round(np.linspace(0, len(raw) - 1, n_frames)).astype(int))]
     calib = sorted((LOWELL / "zero").glob("*.fits.fz")) + sorted((LOWELL / "flat").glob("*.fits.fz"))
     sec = res["seconds"]
+    cpu = res["cpu"] = {"catdb (Python)": 0.0, "SExtractor": 0.0, "PostgreSQL": 0.0}
+    loads = []
     with bench_server() as url:
         conn = connect(url)
+
+        def snap():
+            return time.perf_counter(), _self_cpu(), _children_cpu(), _server_cpu(conn)
+
+        def account(name, a, b):  # wall per step; CPU summed over the timed steps (not reduce)
+            sec[name] = b[0] - a[0]
+            if name != "reduce":
+                cpu["catdb (Python)"] += b[1] - a[1]
+                cpu["SExtractor"] += b[2] - a[2]
+                cpu["PostgreSQL"] = None if a[3] is None or cpu["PostgreSQL"] is None \
+                    else cpu["PostgreSQL"] + b[3] - a[3]
+                loads.append(os.getloadavg()[0])
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            t = time.perf_counter()
+            loads.append(os.getloadavg()[0])
+            a = snap()
             ingest_images(conn, raw + calib)
             ingest_refcat(conn, TYCHO, catalog="TYCHO2")
             conn.commit()
-            sec["ingest"] = time.perf_counter() - t
+            account("ingest", a, snap())
             for name, params in (("reduce", {"outdir": str(workdir)}),
                                  ("extract", {"outdir": str(workdir), "detect_thresh": str(detect_thresh)}),
                                  ("associate", {}), ("movers", CATDB_MOVERS)):
-                t = time.perf_counter()
+                a = snap()
                 r = run_stage(name, conn=conn, params=params, progress=False)
                 conn.commit()
-                sec[name] = time.perf_counter() - t
+                account(name, a, snap())
                 res.setdefault("counts", {})[name] = r.counts
+        res["load"] = (loads[0], loads[-1])
         rows = conn.execute("SELECT id, n_detections, rate, ra, dec, mjd_ref, rate_ra, rate_dec FROM track "
                             "WHERE status = 'candidate' ORDER BY id").fetchall()
         res["n_detections"] = conn.execute("SELECT count(*) FROM detection").fetchone()[0]
@@ -401,6 +458,9 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=None, help="use N frames spread over the night (default all 23)")
     ap.add_argument("--radius", type=float, default=3.0, help="recovery radius at both MANIFEST JDs [arcsec]")
     ap.add_argument("--detect-thresh", type=float, default=3.0, help="catdb extract DETECT_THRESH (sigma)")
+    ap.add_argument("--catdb-first", action="store_true",
+                    help="run catdb before ssos (default after): on a shared machine whose load drifts, "
+                         "run the bench both ways")
     ap.add_argument("--skip-ssos", action="store_true")
     ap.add_argument("--skip-catdb", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (printed)")
@@ -412,11 +472,13 @@ def main(argv=None):
         print(f"reduced frames for ssos: {len(frames)} in {frames[0].parent} "
               f"({'cached' if cached else f'{t_red:.1f} s with catdb.algorithms.reduce'})")
         ss = {"status": "skipped", "detail": "--skip-ssos", "seconds": None, "candidates": None}
-        if not args.skip_ssos:
-            ss = run_ssos(args.ssos_python, frames, work / "ssos", args.scamp_mode, args.ssos_cutouts)
         cd = {"status": "skipped", "detail": "--skip-catdb", "seconds": {}, "candidates": None}
-        if not args.skip_catdb:
-            cd = run_catdb(work / "catdb", args.frames, args.detect_thresh)
+        order = ["catdb", "ssos"] if args.catdb_first else ["ssos", "catdb"]
+        for tool in order:
+            if tool == "ssos" and not args.skip_ssos:
+                ss = run_ssos(args.ssos_python, frames, work / "ssos", args.scamp_mode, args.ssos_cutouts)
+            if tool == "catdb" and not args.skip_catdb:
+                cd = run_catdb(work / "catdb", args.frames, args.detect_thresh)
         report(ss, cd, args, len(frames))
     finally:
         if args.keep:
@@ -437,6 +499,14 @@ def report(ss: dict, cd: dict, args, n_frames: int) -> None:
           f"{(fmt(c_total) + ' (ingest+extract+assoc+movers)') if cs else '-':<{w}}")
     if cs:
         print(f"{'  catdb by step':<22}{'':<{w}}" + ", ".join(f"{k} {v:.1f}" for k, v in cs.items()))
+    cpu_s, cpu_c = ss.get("cpu") or {}, cd.get("cpu") or {}
+    tot = lambda d: None if not d or any(v is None for v in d.values()) else sum(d.values())  # noqa: E731
+    print(f"{'CPU time':<22}{fmt(tot(cpu_s)):<{w}}{fmt(tot(cpu_c)):<{w}}")
+    if cpu_c:
+        print(f"{'  catdb CPU by part':<22}{'':<{w}}" + ", ".join(
+            f"{k} {'-' if v is None else f'{v:.1f}'}" for k, v in cpu_c.items()))
+    ld = lambda r: "-" if not r.get("load") else f"{r['load'][0]:.1f} -> {r['load'][1]:.1f}"  # noqa: E731
+    print(f"{'load average (1 min)':<22}{ld(ss):<{w}}{ld(cd):<{w}}")
     nc = lambda r: "-" if r.get("candidates") is None else str(len(r["candidates"]["name"]))  # noqa: E731
     print(f"{'candidates':<22}{nc(ss):<{w}}{nc(cd):<{w}}")
     rs, rc = recovered(ss.get("candidates"), args.radius), recovered(cd.get("candidates"), args.radius)
@@ -451,6 +521,13 @@ def report(ss: dict, cd: dict, args, n_frames: int) -> None:
         if r.get("detail"):
             print(f"{name}: {r['detail']}")
     print(f"recovery: predicted position at both MANIFEST JDs within {args.radius}\"; {n_frames} frames")
+    if ss.get("seconds") and c_total:
+        both = all(x is not None for x in rc.values())
+        ratio_cpu = (f"; CPU time {tot(cpu_c) / tot(cpu_s):.2f}" if tot(cpu_c) is not None and tot(cpu_s)
+                     else "")
+        print(f"catdb / ssos wall time: {c_total / ss['seconds']:.2f} (target <= 0.5){ratio_cpu}; "
+              f"catdb recovers {'both' if both else 'not both'} MANIFEST movers, ssos "
+              f"{sum(x is not None for x in rs.values())} of {len(rs)}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -251,7 +252,7 @@ def _estimate_seeing(sex, img, workdir, base_args, pixscale) -> float | None:
 def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None = None,
             catalog_type: str = "FITS_LDAC", *, param_file=None, config_file=None,
             estimate_seeing: bool = True, keep_temp: bool = False, wcs_header: fits.Header | None = None,
-            require_wcs: bool = True) -> Path:
+            require_wcs: bool = True, info: dict | None = None) -> Path:
     """Run SExtractor on one image HDU and write its catalogue.
 
     Parameters
@@ -290,6 +291,12 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
         True (default): refuse an image (with ``wcs_header`` merged) without a celestial WCS,
         as SExtractor would write meaningless ``ALPHA``/``DELTA``.  False: pixel positions only
         (stage ``solve`` extracts to plate-solve).
+    info : dict, optional
+        Filled in place (for callers that need what the run used without reading the image
+        again): ``header`` (the image header SExtractor ran with: cleaned WCS cards, the
+        ``wcs_header`` merged), ``seeing_fwhm`` (arcsec given to SExtractor: from ``config``, the
+        header, the first pass, or None for ``catdb.sex``'s default), ``weight_map`` (True when
+        NaN pixels got weight 0), ``seconds`` (wall time of ``copy``, ``seeing`` and ``sextractor``).
 
     Returns
     -------
@@ -314,8 +321,13 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
     user = {str(k).upper(): v for k, v in (config or {}).items()}
     tmp = tempfile.mkdtemp(prefix="catdb_sex_")
     workdir = Path(tmp)
+    info = {} if info is None else info
+    seconds = info.setdefault("seconds", {})
     try:
+        t0 = time.perf_counter()
         img, weight, header = _write_plain_copy(image_path, hdu, workdir, wcs_header)
+        seconds["copy"] = time.perf_counter() - t0
+        info.update(header=header, weight_map=weight is not None, seeing_fwhm=None)
         if require_wcs:
             from ..algorithms.astrometry import has_celestial_wcs
 
@@ -342,14 +354,21 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
             if k in ("CATALOG_NAME", "CATALOG_TYPE", "PARAMETERS_NAME"):
                 continue
             args += [f"-{k}", _fmt(v)]
-        if "SEEING_FWHM" not in merged and estimate_seeing and "PIXEL_SCALE" in merged:
+        if "SEEING_FWHM" in merged:
+            info["seeing_fwhm"] = float(merged["SEEING_FWHM"])
+        elif estimate_seeing and "PIXEL_SCALE" in merged:
+            t0 = time.perf_counter()
             see = _estimate_seeing(sex, img, workdir, args, float(merged["PIXEL_SCALE"]))
+            seconds["seeing"] = time.perf_counter() - t0
             if see is not None:
                 args += ["-SEEING_FWHM", _fmt(see)]
+                info["seeing_fwhm"] = see
         cmd = [sex, str(img), *args, "-CATALOG_NAME", str(out_catalog),
                "-CATALOG_TYPE", str(user.get("CATALOG_TYPE", catalog_type)),
                "-PARAMETERS_NAME", str(user.get("PARAMETERS_NAME", params))]
+        t0 = time.perf_counter()
         _run(cmd, workdir, image_path)
+        seconds["sextractor"] = time.perf_counter() - t0
         if not out_catalog.is_file():
             raise SExtractorError(f"SExtractor wrote no catalogue for {image_path}: {' '.join(cmd)}")
         return out_catalog

@@ -461,7 +461,7 @@ def _same_content(conn, sha: str, sha_col: int, hdu: int | None):
 
 
 def _unchanged_or_replace(conn, key: str, hdu: int, sha: str, sha_col: int, replace: bool, path,
-                          res: "IngestResult", *, content_hdu: int | None = None, relocate: bool = False) -> bool:
+                          res: IngestResult, *, content_hdu: int | None = None, relocate: bool = False) -> bool:
     """True when this content (or this key with this content) is already ingested: nothing to do.
 
     Identity is the content: an exposure whose image (``sha_col`` 1) or catalogue (2) SHA-256
@@ -1100,7 +1100,8 @@ def catalog_sky_columns(cat) -> tuple[str, str] | None:
     return None
 
 
-def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: bool = True, extra=None) -> int:
+def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: bool = True, extra=None,
+                   catalog=None, sha256: str | None = None) -> int:
     """Load the detections of a catalogue extracted from an exposure already in the database.
 
     Used by ``catdb extract`` / the ``extract`` stage: positions from the
@@ -1108,7 +1109,10 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
     the exposure's stored WCS.  Earlier detections of the exposure are deleted
     first when ``replace``.  Runs in the caller's transaction, which locks the exposure row
     ``FOR KEY SHARE`` (the check a foreign key made per row, once): it cannot be deleted before
-    the detections commit.  ``extra``: as :func:`load_detections`.
+    the detections commit.  ``extra``: as :func:`load_detections`.  ``catalog``: the
+    :class:`~catdb.ingest.sextractor.SExCatalog` of ``catalog_path`` when the caller has read it
+    already (the ``extract`` stage reads it in its SExtractor worker); ``sha256``: the file's
+    digest when known.
 
     Returns
     -------
@@ -1125,7 +1129,7 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
     from ..wcsutil import wcs_from_header
     from .sextractor import read_catalog
 
-    cat = read_catalog(catalog_path)
+    cat = read_catalog(catalog_path) if catalog is None else catalog
     found = conn.execute("SELECT wcs_header, pixscale FROM exposure WHERE id = %s FOR KEY SHARE",
                          (exposure_id,)).fetchone()
     if found is None:
@@ -1149,7 +1153,7 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
         conn.execute("DELETE FROM detection WHERE exposure_id = %s", (exposure_id,))
     n, _ = load_detections(conn, exposure_id, cat, wcs=wcs, run_id=run_id, pixscale=pixscale, extra=extra)
     conn.execute("UPDATE exposure SET catalog_path = %s, catalog_sha256 = %s WHERE id = %s",
-                 (_resolve(catalog_path), sha256_file(catalog_path), exposure_id))
+                 (_resolve(catalog_path), sha256 or sha256_file(catalog_path), exposure_id))
     return n
 
 
@@ -1233,7 +1237,8 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
 
         obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-image", {"paths": paths, "instrument": instrument, "hdu": hdu,
-                                             "image_type": image_type, "replace": replace, "obscode": obscode, "relocate": relocate})
+                                             "image_type": image_type, "replace": replace, "obscode": obscode,
+                                             "relocate": relocate})
     kwargs = {"run_id": run_id, "instrument": instrument, "hdu": hdu, "image_type": image_type, "replace": replace,
               "obscode": obscode, "relocate": relocate}
 

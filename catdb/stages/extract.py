@@ -8,8 +8,9 @@ exposure whose ``wcs_status`` is not in :data:`catdb.schema.WCS_USABLE` (``heade
 ``solved``, ``registered``) is refused with the command that gives it a WCS
 (``catdb stage solve``): no detection is stored with an invented position (Bertin &
 Arnouts 1996, A&AS 117, 393; configuration precedence: ``catdb.sex`` < image header <
-parameters).  SExtractor runs in ``workers`` threads (one process each); the database
-writes happen afterwards in the stage's transaction, in the main thread:
+parameters).  SExtractor runs in ``workers`` threads (one process each, which also parse the
+catalogue); the database writes happen in the stage's transaction, in the main thread, while the
+workers extract the next exposures (catalogues loaded in exposure order):
 
 * the FITS_LDAC catalogue ``<outdir>/catalogs/e<id>_<name>.cat`` becomes an
   ``image_product`` row (kind ``catalog``, HDU 2 = ``LDAC_OBJECTS``);
@@ -29,8 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..algorithms.astrometry import header_ltv
 from ..db.copy import copy_table
 from ..errors import InputError
+from ..ingest.extract import extract
+from ..ingest.headers import header_from_cards
+from ..ingest.sextractor import read_catalog
 from .base import Param, Stage, StageContext, register
 
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -116,8 +121,6 @@ class Extract(Stage):
     outputs = ["image_product"]
 
     def run(self, ctx: StageContext) -> dict:
-        from ..ingest.extract import extract
-        from ..ingest.headers import header_from_cards
         from ..ingest.load import attach_catalog, sha256_file
         from ..ingest.wcs_state import solve_hint
 
@@ -160,22 +163,27 @@ class Extract(Stage):
             return {"catalog": 0, "detection": 0}
         cdir.mkdir(parents=True, exist_ok=True)
 
-        def _one(j):
-            return extract(j["image"], j["cat"], hdu=j["hdu"], config=cfg, wcs_header=j["wcs"])
-
-        with ThreadPoolExecutor(max_workers=p["workers"]) as pool:  # SExtractor subprocesses
-            list(pool.map(_one, jobs))  # re-raises the first failure
-        for j in jobs:  # the pixel frame of the catalogue (IRAF LTV of the extracted image)
-            from ..algorithms.astrometry import header_ltv
-            from ..ingest.headers import read_header
-
-            j["ltv"] = header_ltv(read_header(j["image"], j["hdu"])[0])
+        def _one(j):  # worker thread: SExtractor subprocess(es), then the catalogue parsed and hashed
+            info = {}
+            extract(j["image"], j["cat"], hdu=j["hdu"], config=cfg, wcs_header=j["wcs"], info=info)
+            # the pixel frame of the catalogue: IRAF LTV of the extracted image (merge_wcs keeps it)
+            j["ltv"] = header_ltv(info["header"])
+            j["catalog"] = read_catalog(j["cat"])
+            j["sha256"] = sha256_file(j["cat"])
+            return j
 
         ids = [j["id"] for j in jobs]
         old = ctx.execute("SELECT count(*) FROM detection WHERE exposure_id = ANY(%s)", (ids,)).fetchone()[0]
         n_det = []
-        for j in jobs:  # loop over exposures: COPY of each catalogue in this transaction
-            n_det.append(attach_catalog(ctx.conn, j["id"], j["cat"], ctx.run_id, extra=p["extra"]))
+        # SExtractor runs in the pool while this thread COPYs the catalogues already done, in job
+        # order (detection ids do not depend on which worker finishes first)
+        pool = ThreadPoolExecutor(max_workers=p["workers"])
+        try:
+            for j in pool.map(_one, jobs):  # re-raises the first failure
+                n_det.append(attach_catalog(ctx.conn, j["id"], j["cat"], ctx.run_id, extra=p["extra"],
+                                            catalog=j.pop("catalog"), sha256=j["sha256"]))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         fwhm = {}
         if p["update_fwhm"]:
             fwhm = dict(ctx.execute(
@@ -187,7 +195,7 @@ class Extract(Stage):
         copy_table(ctx.conn, "image_product", {
             "exposure_id": np.array(ids, dtype=np.int64),
             "path": np.array([str(j["cat"]) for j in jobs], dtype=object),
-            "sha256": np.array([sha256_file(j["cat"]) for j in jobs], dtype=object),
+            "sha256": np.array([j["sha256"] for j in jobs], dtype=object),
             "band": np.array([j["band"] for j in jobs], dtype=object),
             "meta": np.array([json.dumps({"image": j["image"], "image_hdu": j["hdu"], "image_kind": j["kind"],
                                           "ltv1": j["ltv"][0], "ltv2": j["ltv"][1],
