@@ -601,7 +601,7 @@ def load_vasco60(conn, detections_csv, survivors_csv=None, *, replace: bool = Fa
     """
 
     from ..db.copy import copy_table
-    from ..stages.base import fail_run, finish_run, start_run
+    from ..db.provenance import fail_run, finish_run, start_run
 
     det = _read_csv(detections_csv, ("src_id", "tile_id", "object_id", "ra", "dec", "plate_id"))
     ra, dec = np.asarray(det["ra"], float), np.asarray(det["dec"], float)

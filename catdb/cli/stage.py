@@ -87,7 +87,7 @@ def history(obj, limit, stage_name):
     import psycopg
 
     from ..db.engine import connect
-    from ..stages.base import reap_dead_runs
+    from ..db.provenance import reap_dead_runs
 
     with connect(obj["url"]) as conn:
         try:

@@ -386,7 +386,7 @@ def import_alcdef(conn, paths, *, progress=None) -> dict:
         ``session_ids``, ``warnings``, or ``error``), ``sessions``, ``points``, ``failed``.
     """
     from ..db.copy import copy_table
-    from ..stages.base import fail_run, finish_run, start_run
+    from ..db.provenance import fail_run, finish_run, start_run
 
     paths = [str(Path(p).resolve()) for p in paths]
     run_id = start_run(conn, "lightcurve-import", {"files": paths})

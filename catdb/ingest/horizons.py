@@ -510,7 +510,7 @@ def import_horizons(conn, path, *, target: str | None = None, id_type: str | Non
     """
     from psycopg import sql
 
-    from ..stages.base import fail_run, finish_run, start_run
+    from ..db.provenance import fail_run, finish_run, start_run
 
     path = Path(path)
     table = read_horizons(path)

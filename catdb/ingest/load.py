@@ -28,7 +28,7 @@ import numpy as np
 
 from ..db.copy import copy_table
 from ..errors import CatdbError, InputError
-from ..stages.base import fail_run, finish_run, start_run
+from ..db.provenance import fail_run, finish_run, start_run
 
 log = logging.getLogger("catdb.ingest")
 

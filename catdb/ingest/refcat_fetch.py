@@ -308,7 +308,7 @@ class FetchResult:
 
 
 def _footprints(conn, where, exposures):
-    from ..stages.base import exposure_set_condition
+    from ..db.provenance import exposure_set_condition
 
     cond = sql.SQL("e.image_type = 'science'")
     if where:
@@ -379,7 +379,7 @@ def fetch_refcat(conn, catalog: str, *, where: str | None = None, exposures: str
         Unknown catalogue, no exposures selected, none with a footprint, truncated response.
     """
     from ..db.copy import copy_table, json_text
-    from ..stages.base import fail_run, finish_run, start_run
+    from ..db.provenance import fail_run, finish_run, start_run
     from .refcat import VIZIER_PROFILES, refcat_from_table
 
     if catalog not in CATALOGS:

@@ -67,7 +67,7 @@ import numpy as np
 
 from ..db.copy import copy_table
 from ..errors import InputError
-from ..stages.base import fail_run, finish_run, start_run
+from ..db.provenance import fail_run, finish_run, start_run
 
 __all__ = ["MERGED_REQUIRED", "QA_METRICS", "MergedCatalog", "ScampApplyResult", "ScampFullResult",
            "ScampMergedResult", "apply_scamp_solution", "file_stem", "ingest_scamp_full", "ingest_scamp_merged",

@@ -361,7 +361,7 @@ def import_skybot_votable(conn, path, exposure_id, *, max_epoch_diff=1.0):
         Unreadable file, no epoch or cone in it, no such exposure, epoch too far from the
         exposure's mid-time, or the exposure centre outside the response's cone.
     """
-    from ..stages.base import fail_run, finish_run, start_run
+    from ..db.provenance import fail_run, finish_run, start_run
 
     path = Path(path)
     table = read_skybot_votable(path)
