@@ -202,6 +202,23 @@ def strip_wcs(header: fits.Header) -> fits.Header:
     return out
 
 
+def merge_wcs(header: fits.Header, wcs_header: fits.Header) -> fits.Header:
+    """``header`` with its WCS replaced by ``wcs_header`` moved into ``header``'s pixel frame.
+
+    Every WCS card of ``header`` is removed (no stale SIP/TPV term survives), then the cards of
+    ``wcs_header`` are set with ``CRPIX`` shifted from the frame of its ``LTV1``/``LTV2`` to the
+    frame of ``header``'s (:func:`shift_wcs_frame`): the stored WCS of an
+    exposure (``exposure.wcs_header``, in the ingested file's frame) applies to its trimmed products.
+    """
+    out = strip_wcs(header)
+    moved = shift_wcs_frame(wcs_header, header_ltv(header))
+    for card in moved.cards:
+        if card.keyword in ("COMMENT", "HISTORY", "", "NAXIS", "NAXIS1", "NAXIS2"):
+            continue
+        out[card.keyword] = (card.value, card.comment)
+    return out
+
+
 def initial_wcs_header(ra: float, dec: float, pixscale: float, naxis1: int, naxis2: int,
                        rotation: float = 0.0, flip: bool = False) -> fits.Header:
     """TAN WCS centred on the pointing: the starting point of a plate solution.

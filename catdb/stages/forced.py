@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 from psycopg import sql
 
+from ..algorithms.astrometry import merge_wcs
 from ..db.copy import copy_table
 from ..errors import InputError
 from .base import Param, Stage, StageContext, register
@@ -429,8 +430,6 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
         image = np.asarray(h.data, dtype=np.float32)
         header = h.header.copy()
     if j.get("wcs") is not None:  # the exposure's stored WCS (solve may have replaced it), in this image's frame
-        from ..ingest.extract import merge_wcs
-
         header = merge_wcs(clean_wcs_header(header, path=path), j["wcs"])
     wcs = wcs_from_header(header, path=path)
     ny, nx = image.shape
