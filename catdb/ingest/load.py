@@ -17,7 +17,6 @@ the same content (or path) take turns on row locks of ``ingest_lock``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..db.copy import copy_table
 from ..errors import CatdbError, InputError
+from .headers import sha256_file
 from ..db.provenance import fail_run, finish_run, start_run
 
 log = logging.getLogger("catdb.ingest")
@@ -410,14 +410,6 @@ def _finish(conn, run_id, paths, results, counts):
         status = "failed"
         error = f"all {len(paths)} files failed; first: {results[0].error}"
     finish_run(conn, run_id, inputs=exp_ids, counts=counts, status=status, error=error)
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _EXPOSURE_JSON = {"corners"}
