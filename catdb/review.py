@@ -18,7 +18,7 @@ import getpass
 import json
 import os
 
-from . import __version__
+from ._version import __version__
 from .errors import InputError
 from .schema.review_tables import DECISIONS, EXPORTED_DECISIONS
 

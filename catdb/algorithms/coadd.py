@@ -28,7 +28,7 @@ from photutils.background import Background2D
 from reproject import reproject_interp
 from reproject.mosaicking import find_optimal_celestial_wcs
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError
 from ..wcsutil import clean_wcs_header, wcs_from_header
 from .astrometry import merge_wcs

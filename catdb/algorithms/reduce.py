@@ -40,7 +40,7 @@ from astropy.io import fits
 from astropy.nddata import CCDData
 from astropy.utils.exceptions import AstropyWarning
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError
 from ..imagetypes import normalise_image_type
 from ..wcsutil import clean_wcs_header

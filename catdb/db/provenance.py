@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from .. import __version__
+from .._version import __version__
 from ..errors import CatdbError
 
 #: ``stage_run.error`` of a run whose database session ended before it finished

@@ -325,7 +325,7 @@ def export_hats(conn, out_dir, table: str, *, where: str | None = None, name: st
         fails, or hats-import fails (its message included).  Nothing is left at ``out_dir/NAME``
         and the temporary files are removed.
     """
-    from .. import __version__
+    from .._version import __version__
     from .formats import compose_source
 
     if table not in TABLES:

@@ -535,7 +535,7 @@ def report_data(conn, *, title: str | None = None, max_residual_panels: int = MA
     psycopg.errors.InFailedSqlTransaction
         The caller's transaction has already failed.
     """
-    from .. import __version__
+    from .._version import __version__
 
     with conn.transaction():
         n = conn.execute("SELECT (SELECT count(*) FROM exposure WHERE image_type = 'science'), "
