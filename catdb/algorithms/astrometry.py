@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
+from scipy.spatial import cKDTree
 
 from ..errors import InputError
 
@@ -303,8 +304,6 @@ def match_points(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarra
     ia, ib : ndarray of int, shape (k,)
         Indices of the pairs.
     """
-    from scipy.spatial import cKDTree
-
     if len(a) == 0 or len(b) == 0:
         return np.empty(0, int), np.empty(0, int)
     db, jb = cKDTree(b).query(a, distance_upper_bound=radius)

@@ -56,8 +56,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from astropy.table import Table
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from catdb.algorithms.association import _unit_vectors
 from catdb.errors import InputError
 
 from .robust import group_median
@@ -608,9 +611,6 @@ def _merge_shared(trk, det, xi, eta, t_exp, e_idx, sigma, nsigma, min_members=4,
     a mover's detections does not fit either's line.  Linear in the members."""
     if trk.size == 0:
         return trk, det
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = int(trk.max()) + 1
     size = np.bincount(trk, minlength=n)
     sel = np.flatnonzero(size[trk] >= min_members)
@@ -791,9 +791,6 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
     # 3. chains: tracklet t = (i, j, l) continues as u = (j, l, m); each t keeps its best
     # successor and each u its best predecessor (smallest residual of the four-point line);
     # mutual choices with an acceptable fit are linked, and the links form disjoint paths
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     head = T[:, 0] * N + T[:, 1]
     tail = T[:, 1] * N + T[:, 2]
     oh = np.argsort(head, kind="stable")
@@ -1323,8 +1320,6 @@ def bright_star_distance(ra, dec, star_ra, star_dec, star_mag=None, mag_limit=No
     ndarray, shape (K,)
         Distance in arcsec (inf when no star qualifies).
     """
-    from catdb.algorithms.association import _unit_vectors
-
     sra = np.asarray(star_ra, dtype=float)
     sdec = np.asarray(star_dec, dtype=float)
     if star_mag is not None and mag_limit is not None:

@@ -33,11 +33,12 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import ccdproc
+import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData
+from astropy.stats import mad_std
 from astropy.utils.exceptions import AstropyWarning
 
 from .._version import __version__
@@ -373,7 +374,6 @@ def _combine(ccds, sigma, scale=None) -> CCDData:
 
 
 def _mad_std(a, axis=None, **kw):
-    from astropy.stats import mad_std
     return mad_std(a, axis=axis, ignore_nan=True)
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import click
+import psycopg
 
 from .._version import __version__
+from ..db.engine import redact, resolve_url
+from ..db.server import check_database_name
 from ..errors import CatdbError
+from . import db, query, server, stage
 
 EPILOG = """\b
 Examples:
@@ -43,16 +48,12 @@ class CatdbGroup(click.Group):
 
 
 def _connection_error(e, url=None):
-    import psycopg
-
     try:
         from sqlalchemy.exc import OperationalError as SAOperationalError
     except ImportError:  # pragma: no cover
         SAOperationalError = ()
     orig = getattr(e, "orig", e)
     if isinstance(e, SAOperationalError) or isinstance(orig, psycopg.OperationalError):
-        from ..db.engine import redact, resolve_url
-
         try:
             url = redact(resolve_url(url, start=False))
         except Exception:  # noqa: BLE001
@@ -87,23 +88,17 @@ def cli(ctx, db_url, data_dir, database, log_level, quiet):
     if log_level.lower() != "debug":
         # real headers trip astropy's WCS fixers on every frame (RADECSYS, SIP+PV, DATE-OBS without
         # time): catdb handles those cards itself, the repeated warnings only hide the progress
-        import warnings
-
         from astropy.wcs import FITSFixedWarning
 
         warnings.filterwarnings("ignore", category=FITSFixedWarning)
     if data_dir:
         os.environ["CATDB_DATA_DIR"] = os.path.abspath(data_dir)
     if database:
-        from ..db.server import check_database_name
-
         os.environ["CATDB_DATABASE"] = check_database_name(database)
     ctx.obj = {"url": db_url, "quiet": quiet, "database": database}
 
 
 def _register():
-    from . import db, query, server, stage
-
     for mod in (server, db, stage, query):
         cli.add_command(mod.command)
     try:

@@ -8,8 +8,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import text
+
 from ..errors import CatdbError
-from .revision import MIGRATIONS_DIR, alembic_config, head, history
+from ..schema import metadata
+from .engine import engine
+from .revision import MIGRATIONS_DIR, SchemaRevisionError, alembic_config, head, history, known_revisions
 
 # the shipped migrations are read in catdb.db.revision (connect() checks the revision with them);
 # these names stay importable from here
@@ -19,8 +23,6 @@ __all__ = ["MIGRATIONS_DIR", "alembic_config", "check", "current", "downgrade", 
 
 @contextmanager
 def _alembic(url=None, spatial_backend="auto"):
-    from .engine import engine
-
     eng = engine(url)
     with eng.begin() as conn:
         yield alembic_config(conn, spatial_backend)
@@ -44,8 +46,6 @@ def upgrade(url=None, revision: str = "head", spatial_backend: str = "auto") -> 
     from alembic import command
 
     from . import spatial_backend as sb
-    from .revision import SchemaRevisionError, known_revisions
-
     if spatial_backend not in sb.BACKENDS:
         raise CatdbError(f"spatial backend must be one of {sb.BACKENDS}, got {spatial_backend!r}")
     cur = current(url)
@@ -110,10 +110,6 @@ def downgrade_losses(url=None, revision: str = "-1") -> list[tuple[str, str | No
         Only entries with rows > 0, tables first, by name.
     """
     from alembic import command
-    from sqlalchemy import text
-
-    from .engine import engine
-
     eng = engine(url)
     with eng.connect() as conn:
         trans = conn.begin()
@@ -145,8 +141,6 @@ def current(url=None) -> str | None:
     """Revision the database is at (None when catdb was never initialised)."""
     from alembic.runtime.migration import MigrationContext
 
-    from .engine import engine
-
     with engine(url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -171,8 +165,6 @@ def new_revision(message: str, url=None) -> Path:
     """
     from alembic import command
 
-    from .revision import SchemaRevisionError
-
     cur, hd = current(url), head()
     if cur != hd:
         raise SchemaRevisionError(f"database is at revision {cur}, expected head {hd}: run `catdb db upgrade` "
@@ -192,9 +184,6 @@ def check(url=None) -> list:
     """
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
-
-    from ..schema import metadata
-    from .engine import engine
 
     cur, hd = current(url), head()
     if cur != hd:

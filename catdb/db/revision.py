@@ -21,6 +21,9 @@ import weakref
 from functools import lru_cache
 from pathlib import Path
 
+import psycopg
+from psycopg.pq import TransactionStatus
+
 from ..errors import CatdbError
 
 log = logging.getLogger(__name__)
@@ -94,9 +97,6 @@ def _read_revision(conn) -> tuple[bool, str | None]:
     ``checked`` is False when the role may not read the table (a restricted reader role): the
     check is then skipped rather than refusing a read-only session.
     """
-    import psycopg
-    from psycopg.pq import TransactionStatus
-
     status = conn.info.transaction_status
     query = "SELECT version_num FROM alembic_version"
     try:

@@ -30,7 +30,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs.utils import proj_plane_pixel_scales
 
-from ..algorithms.astrometry import merge_wcs
+from ..algorithms.astrometry import has_celestial_wcs, merge_wcs
 from ..errors import CatdbError, InputError
 from ..wcsutil import clean_wcs_header, wcs_from_header
 
@@ -299,8 +299,6 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
     try:
         img, weight, header = _write_plain_copy(image_path, hdu, workdir, wcs_header)
         if require_wcs:
-            from ..algorithms.astrometry import has_celestial_wcs
-
             if not has_celestial_wcs(header):
                 raise InputError("no celestial WCS (CTYPE1/CTYPE2): SExtractor's ALPHA/DELTA would be "
                                  "invented; plate-solve the exposure first (catdb stage solve), or extract "

@@ -17,6 +17,7 @@ Wiring (for the ingest stage)::
 from __future__ import annotations
 
 import copy
+import datetime
 import fnmatch
 import hashlib
 import importlib.resources
@@ -701,8 +702,6 @@ def observing_night(mjd_mid: float, site_lon: float):
     datetime.date
         ``MJD 0 (1858-11-17) + floor(mjd_mid + site_lon/360 - 0.5)`` days.
     """
-    import datetime
-
     return datetime.date(1858, 11, 17) + datetime.timedelta(days=int(np.floor(mjd_mid + site_lon / 360.0 - 0.5)))
 
 

@@ -80,11 +80,15 @@ regression method ``z.zp`` holds at the pivot magnitude, the full relation is in
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 
 import numpy as np
+from astropy.stats import sigma_clip
 from psycopg import sql
+from scipy.sparse import coo_matrix, diags
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import lsqr
 
 from ..algorithms import photometry, transforms
 from ..db.copy import copy_table, fetch_arrays
@@ -374,8 +378,6 @@ class Calibrate(Stage):
 
     # ------------------------------------------------------------------ relative (ensemble)
     def _relative(self, ctx, bands, det):
-        from astropy.stats import sigma_clip
-
         p = ctx.params
         radius = (p["radius"] or 1.5) / 3600.0
         by_band = _exposures_by_band(bands, "relative")
@@ -612,8 +614,6 @@ def _zp_variance(e, s, w2, n_exp, n_star, ref_exp, tied):
     ``S = D_zp - B D_star^-1 B^T``, a dense ``(n_exp - 1)^2`` matrix); ``diag(S^-1)`` is the
     unscaled variance of each zeropoint.  Exposures not tied to the reference get NaN.
     """
-    from scipy.sparse import coo_matrix
-
     d_star = np.bincount(s, weights=w2, minlength=n_star)
     B = coo_matrix((w2, (e, s)), shape=(n_exp, n_star)).tocsr()
     inv = np.divide(1.0, d_star, out=np.zeros(n_star), where=d_star > 0)
@@ -674,10 +674,6 @@ def ensemble_solve(exp_idx, star_idx, mag, err, n_exp, n_star, *, ref_exp=0, zp_
     ValueError
         Arrays of different shapes, indices out of range, or ``ref_exp`` outside 0..n_exp-1.
     """
-    from scipy.sparse import coo_matrix, diags
-    from scipy.sparse.csgraph import connected_components
-    from scipy.sparse.linalg import lsqr
-
     e = np.asarray(exp_idx, dtype=np.int64)
     s = np.asarray(star_idx, dtype=np.int64)
     m = np.asarray(mag, dtype=float)

@@ -29,8 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..algorithms.astrometry import header_ltv
 from ..db.copy import copy_table
 from ..errors import InputError
+from ..ingest.extract import extract
+from ..ingest.headers import header_from_cards, read_header
+from ..ingest.load import attach_catalog, sha256_file
+from ..ingest.wcs_state import refuse_unusable, solve_hint
 from .base import Param, Stage, StageContext, register
 
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -116,11 +121,6 @@ class Extract(Stage):
     outputs = ["image_product"]
 
     def run(self, ctx: StageContext) -> dict:
-        from ..ingest.extract import extract
-        from ..ingest.headers import header_from_cards
-        from ..ingest.load import attach_catalog, sha256_file
-        from ..ingest.wcs_state import solve_hint
-
         p = ctx.params
         if p["workers"] < 1:
             raise InputError(f"parameter workers: expected >= 1, got {p['workers']}")
@@ -131,8 +131,6 @@ class Extract(Stage):
             cfg["PHOT_APERTURES"] = apers
         outdir = Path(p["outdir"]).expanduser().resolve()
         cdir = outdir / "catalogs"
-
-        from ..ingest.wcs_state import refuse_unusable
 
         refuse_unusable(ctx.conn, ctx.inputs, "extract")
         exps = ctx.execute(
@@ -166,9 +164,6 @@ class Extract(Stage):
         with ThreadPoolExecutor(max_workers=p["workers"]) as pool:  # SExtractor subprocesses
             list(pool.map(_one, jobs))  # re-raises the first failure
         for j in jobs:  # the pixel frame of the catalogue (IRAF LTV of the extracted image)
-            from ..algorithms.astrometry import header_ltv
-            from ..ingest.headers import read_header
-
             j["ltv"] = header_ltv(read_header(j["image"], j["hdu"])[0])
 
         ids = [j["id"] for j in jobs]

@@ -49,11 +49,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from astropy.io import ascii, fits
 from psycopg import sql
 
 from ..algorithms.astrometry import merge_wcs
 from ..db.copy import copy_table
 from ..errors import InputError
+from ..ingest.headers import header_from_cards
+from ..schema import WCS_USABLE
+from ..spatial import cone_condition
+from ..wcsutil import clean_wcs_header, wcs_from_header
 from .base import Param, Stage, StageContext, register
 
 #: forced_source.flags bits (column comment: 1 edge, 2 saturated, 4 masked pixels, 8 no zeropoint)
@@ -81,8 +86,6 @@ def read_positions(path) -> dict:
         listed), or a value that is not a number in range (the first bad row is named,
         1-based data row).
     """
-    from astropy.io import ascii
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError("positions file not found (expected a CSV with columns ra,dec[,label])", path=path)
@@ -314,8 +317,6 @@ class Forced(Stage):
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: StageContext) -> dict:
-        from ..spatial import cone_condition
-
         p = ctx.params
         radius = _parse_radius(p["radius"])
         radii = _parse_radii(p["auto_radii"]) if radius == "auto" else None
@@ -343,9 +344,6 @@ class Forced(Stage):
             " CASE WHEN track_id IS NULL THEN dec ELSE dec + rate_dec * {dt} END AS dec_t FROM {t}").format(
             dt=dt, t=t)
         jobs, no_wcs = [], []
-        from ..ingest.headers import header_from_cards
-        from ..schema import WCS_USABLE
-
         for (eid, raw, raw_hdu, mjd, ra0, dec0, rad, gain, rn, sat, band, red, red_hdu,
              zp, zp_err, zp_band, wcs_status, wcs_text) in exps:  # loop over exposures
             if ra0 is None or dec0 is None or rad is None or wcs_status not in WCS_USABLE or not wcs_text:
@@ -416,12 +414,8 @@ class Forced(Stage):
 
 def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | None:
     """Read one exposure's image and measure all its targets (runs in a worker thread)."""
-    from astropy.io import fits
-
     from ..algorithms.forced import FLAG_BAD_BACKGROUND as ALG_BAD_BKG
     from ..algorithms.forced import forced_photometry
-    from ..wcsutil import clean_wcs_header, wcs_from_header
-
     path = j["image"]
     if not Path(path).is_file():
         raise InputError(f"exposure {j['id']}: image not found", path=path)

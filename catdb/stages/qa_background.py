@@ -37,7 +37,9 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from astropy.io import fits
 
+from ..algorithms.background import background_stats, overscan_trim
 from ..algorithms.robust import iqr_outliers, robust_stats
 from ..db.copy import copy_table
 from ..errors import CatdbError
@@ -77,10 +79,6 @@ def pixel_background(path, hdu, raw, nsigma=2.0, npixels=5, dilate_size=11, sigm
     catdb.errors.InputError
         Malformed ``BIASSEC``/``TRIMSEC``.
     """
-    from astropy.io import fits
-
-    from ..algorithms.background import background_stats, overscan_trim
-
     if not path or not os.path.isfile(path):
         return f"file {path} not reachable"
     try:

@@ -114,6 +114,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
+from scipy.spatial import cKDTree
 
 from ..db.copy import fetch_arrays
 from ..errors import CatdbError
@@ -173,8 +174,6 @@ def kd_tree(vectors):
     -------
     scipy.spatial.cKDTree
     """
-    from scipy.spatial import cKDTree
-
     return cKDTree(vectors, balanced_tree=False, compact_nodes=False)
 
 
