@@ -26,7 +26,8 @@ def _lint_imports():
 
 def test_import_contracts_kept():
     """`lint-imports`: the layers (cli -> pipeline -> stages -> export -> ingest -> {algorithms, db}
-    -> {schema, spatial}), no stage importing another, no import cycle in any package."""
+    -> {schema, spatial}), algorithms without a database, no stage importing another, no import
+    cycle in any package."""
     exe = _lint_imports()
     if exe is None:
         pytest.skip("lint-imports is not installed (import-linter, in catdb's test extra: pip install -e '.[test]')")

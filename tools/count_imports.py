@@ -49,37 +49,32 @@ def _resolve(mod: str, is_pkg: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _visit(node, in_func, mod, is_pkg, path, modules, local, targets):
+    for child in ast.iter_child_nodes(node):
+        nested = in_func or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
+        if isinstance(child, (ast.Import, ast.ImportFrom)):
+            if in_func:
+                local.append((path.relative_to(ROOT), child.lineno, ast.unparse(child)))
+            if isinstance(child, ast.Import):
+                names = [a.name for a in child.names]
+            else:
+                base = _resolve(mod, is_pkg, child)
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in child.names]
+            for name in names:
+                while name and name not in modules:  # import a.b.c where a.b.c is a name in a.b
+                    name = name.rpartition(".")[0]
+                if name and name != mod and not mod.startswith(name + "."):
+                    targets.add(name)
+        _visit(child, nested, mod, is_pkg, path, modules, local, targets)
+
+
 def scan(modules: set[str]):
     """Return (local imports [(file, line, text)], edges {mod: set(mod)})."""
     local, edges = [], {}
     for path in source_files():
         mod = module_name(path)
-        is_pkg = path.name == "__init__.py"
         tree = ast.parse(path.read_text(), filename=str(path))
-        targets = edges.setdefault(mod, set())
-
-        def visit(node, in_func):
-            for child in ast.iter_child_nodes(node):
-                nested = in_func or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
-                                                       ast.Lambda))
-                if isinstance(child, (ast.Import, ast.ImportFrom)):
-                    if in_func:
-                        text = ast.unparse(child)
-                        local.append((path.relative_to(ROOT), child.lineno, text))
-                    if isinstance(child, ast.Import):
-                        names = [a.name for a in child.names]
-                    else:
-                        base = _resolve(mod, is_pkg, child)
-                        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
-                                 for a in child.names]
-                    for name in names:
-                        while name and name not in modules:  # import a.b.c where a.b.c is a name in a.b
-                            name = name.rpartition(".")[0]
-                        if name and name != mod and not mod.startswith(name + "."):
-                            targets.add(name)
-                visit(child, nested)
-
-        visit(tree, False)
+        _visit(tree, False, mod, path.name == "__init__.py", path, modules, local, edges.setdefault(mod, set()))
     return local, edges
 
 
