@@ -22,12 +22,8 @@ Deeper modules: :mod:`catdb.db` (connections, the embedded server, migrations),
 :mod:`catdb.export` (formats).
 """
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version as _version
 
-try:
-    __version__ = _version("catdb")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.1.0"
+from ._version import __version__
 
 #: public name -> (module, attribute), imported on first access
 _API = {

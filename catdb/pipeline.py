@@ -44,6 +44,10 @@ from pathlib import Path
 from psycopg.pq import TransactionStatus
 
 from .errors import CatdbError, InputError
+from .export import api
+from .export.report import write_report
+from .ingest.load import ingest_catalogs, ingest_images, ingest_refcat
+from .stages.base import StageContext, all_stages, get_stage, run_stage
 
 
 @dataclass
@@ -88,8 +92,6 @@ class Pipeline:
 
     @classmethod
     def from_dict(cls, doc: dict, base: Path, path=None) -> "Pipeline":
-        from .stages.base import all_stages
-
         meta = doc.get("pipeline", {})
         outdir = Path(meta.get("outdir", "catdb-out"))
         outdir = outdir if outdir.is_absolute() else (Path.cwd() / outdir)
@@ -150,8 +152,6 @@ class Pipeline:
         catdb.errors.CatdbError
             The first failing step, named ``step N (label)``.
         """
-        from .stages.base import run_stage
-
         self.outdir.mkdir(parents=True, exist_ok=True)
         results = []
         n = len(self.steps)
@@ -192,8 +192,6 @@ class Pipeline:
         return results
 
     def _ingest(self, conn, st, i) -> StepResult:
-        from .ingest.load import ingest_catalogs, ingest_images, ingest_refcat
-
         kind = st["ingest"]
         if kind == "refcat":
             path = self._paths([st["path"]], i)[0]
@@ -212,16 +210,12 @@ class Pipeline:
                           f"{len(res)} files, {loaded} new, {len(res) - loaded} unchanged")
 
     def _export(self, conn, st, i) -> StepResult:
-        from .export import api
-
         path = Path(self._expand(st["path"]))
         path.parent.mkdir(parents=True, exist_ok=True)
         n = api.export(conn, st["export"], path, **self._expand(st.get("options", {})))
         return StepResult(i, "", "ran", 0, f"{n} rows -> {path}")
 
     def _report(self, conn, st, i) -> StepResult:
-        from .export.report import write_report
-
         path = Path(self._expand(st.get("path", "{outdir}/report.html")))
         write_report(conn, path, **self._expand(st.get("options", {})))
         return StepResult(i, "", "ran", 0, f"-> {path}")
@@ -245,8 +239,6 @@ def _up_to_date(conn, stage: str, params: dict, where: str | None) -> int | None
     e.g. ``ephemeris`` when calls to the service failed: a later run retries them).  (Within a
     pipeline, every stage step after a step that ran is re-run regardless: see :meth:`Pipeline.run`.)
     """
-    from .stages.base import StageContext, get_stage
-
     st = get_stage(stage)
     full = st.parse_params(params)
     # the latest run with these parameters: a pipeline may run a stage twice with different

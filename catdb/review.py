@@ -17,8 +17,9 @@ from __future__ import annotations
 import getpass
 import json
 import os
+from datetime import timezone
 
-from . import __version__
+from ._version import __version__
 from .errors import InputError
 from .schema.review_tables import DECISIONS, EXPORTED_DECISIONS
 
@@ -94,8 +95,6 @@ def record_decision(conn, track_id: int, decision: str, *, reviewer: str, commen
 
 
 def _iso(t):
-    from datetime import timezone
-
     return None if t is None else t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

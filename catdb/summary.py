@@ -30,6 +30,12 @@ pixels; the offset, rate and direction are compared there.
 from __future__ import annotations
 
 import numpy as np
+from astropy.coordinates import SkyCoord
+
+from .errors import InputError
+from .export.diagnostics import latest_coadd
+from .ingest.headers import header_from_cards
+from .wcsutil import wcs_from_header
 
 
 def _track_positions(conn):
@@ -59,8 +65,6 @@ def match_known(tracks, known: list[dict], tol_arcsec: float = 3.0, conn=None) -
         the exposure [px]; pixel-form entries that cannot be checked (``conn`` missing, no or several
         exposures matching, no stored WCS) map to ``(None, None, why)``.
     """
-    from astropy.coordinates import SkyCoord
-
     out = {}
     for k in known:
         if "x" in k:
@@ -128,10 +132,6 @@ def match_known_pixels(conn, tracks, k: dict):
         A ``[[summary.known_mover]]`` without ``exposure``, ``y`` or ``rate_px_h``, or with an
         unknown direction.
     """
-    from .errors import InputError
-    from .ingest.headers import header_from_cards
-    from .wcsutil import wcs_from_header
-
     missing = [key for key in ("exposure", "y", "rate_px_h") if key not in k]
     if missing:
         raise InputError(f"[[summary.known_mover]] {k.get('name')!r}: a mover given in pixels needs "
@@ -252,8 +252,6 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
 
 def _coadd_summary(conn) -> str | None:
     """One line on the latest coadd: inputs, coadd objects, and how flat their forced light curves are."""
-    from .export.diagnostics import latest_coadd
-
     co = latest_coadd(conn)
     if co is None:
         return None

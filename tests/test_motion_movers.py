@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from catdb.algorithms.association import friends_of_friends, mover_candidate_mask, object_summary
-from catdb.algorithms.movers import (MoverConfig, bright_star_distance, find_movers, read_mtds,
-                                     trail_ratio)
+from catdb.algorithms.movers import MoverConfig, bright_star_distance, find_movers, trail_ratio
 from catdb.errors import InputError
+from catdb.ingest.mtds import read_mtds
 from tests.helpers import TEST_DATA
 
 MTDS = TEST_DATA / "lco" / "elp1m008-fl05-20160225-0095-e90.mtds"

@@ -315,20 +315,17 @@ def test_stage_where_cannot_run_second_statement(loaded, victim):
 def test_query_without_reader_login_sets_role(loaded, victim, monkeypatch):
     """When the server refuses a catdb_reader login, catdb query logs in as the user and SET ROLEs:
     still read-only, one statement, rolled back."""
-    import sys
-
+    from catdb.db import safety
     from catdb.errors import DatabaseUnavailable
 
-    engine = sys.modules["catdb.db.engine"]  # (catdb.db.engine the attribute is the engine() function)
-
-    real = engine.connect
+    real = safety.connect  # catdb.db.engine.connect, as reader_connection calls it
 
     def no_reader_login(url=None, **kw):
         if kw.get("user") == "catdb_reader":
             raise DatabaseUnavailable("password authentication failed for user catdb_reader")
         return real(url, **kw)
 
-    monkeypatch.setattr(engine, "connect", no_reader_login)
+    monkeypatch.setattr(safety, "connect", no_reader_login)
     r = cli_run(loaded, "query", "-f", "csv", "SELECT current_user AS u, session_user AS s")
     assert r.exit_code == 0, r.output
     current, session = r.output.splitlines()[1].split(",")

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from catdb.algorithms.veto import load_vasco60, parse_overflow_isot, parse_steps
+from catdb.algorithms.veto import parse_steps
 from catdb.cli.main import cli
 from catdb.errors import CatdbError, InputError, StageError
 from catdb.ingest.load import ingest_catalogs, ingest_refcat
+from catdb.ingest.vasco60 import load_vasco60, parse_overflow_isot
 from catdb.stages import run_stage
 from tests.helpers import TEST_DATA, VASCO, need_shared, requires_shared
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from catdb.algorithms.veto import load_vasco60, parse_steps
+from catdb.algorithms.veto import parse_steps
 from catdb.cli.main import cli
 from catdb.errors import CatdbError, StageError
 from catdb.export.saved import saved_query
 from catdb.ingest.load import ingest_catalogs
+from catdb.ingest.vasco60 import load_vasco60
 from catdb.stages import run_stage
 from tests.helpers import TEST_DATA, VASCO, requires_shared
 from tests.test_veto import _ledger, _survivors

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
+from scipy.spatial import cKDTree
 
 from ..errors import InputError
 
@@ -202,6 +203,23 @@ def strip_wcs(header: fits.Header) -> fits.Header:
     return out
 
 
+def merge_wcs(header: fits.Header, wcs_header: fits.Header) -> fits.Header:
+    """``header`` with its WCS replaced by ``wcs_header`` moved into ``header``'s pixel frame.
+
+    Every WCS card of ``header`` is removed (no stale SIP/TPV term survives), then the cards of
+    ``wcs_header`` are set with ``CRPIX`` shifted from the frame of its ``LTV1``/``LTV2`` to the
+    frame of ``header``'s (:func:`shift_wcs_frame`): the stored WCS of an
+    exposure (``exposure.wcs_header``, in the ingested file's frame) applies to its trimmed products.
+    """
+    out = strip_wcs(header)
+    moved = shift_wcs_frame(wcs_header, header_ltv(header))
+    for card in moved.cards:
+        if card.keyword in ("COMMENT", "HISTORY", "", "NAXIS", "NAXIS1", "NAXIS2"):
+            continue
+        out[card.keyword] = (card.value, card.comment)
+    return out
+
+
 def initial_wcs_header(ra: float, dec: float, pixscale: float, naxis1: int, naxis2: int,
                        rotation: float = 0.0, flip: bool = False) -> fits.Header:
     """TAN WCS centred on the pointing: the starting point of a plate solution.
@@ -286,8 +304,6 @@ def match_points(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarra
     ia, ib : ndarray of int, shape (k,)
         Indices of the pairs.
     """
-    from scipy.spatial import cKDTree
-
     if len(a) == 0 or len(b) == 0:
         return np.empty(0, int), np.empty(0, int)
     db, jb = cKDTree(b).query(a, distance_upper_bound=radius)

@@ -28,9 +28,10 @@ from photutils.background import Background2D
 from reproject import reproject_interp
 from reproject.mosaicking import find_optimal_celestial_wcs
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError
 from ..wcsutil import clean_wcs_header, wcs_from_header
+from .astrometry import merge_wcs
 
 __all__ = ["coadd", "frame_mjd_mid"]
 
@@ -67,8 +68,6 @@ def frame_mjd_mid(header: fits.Header) -> float | None:
 
 def _read(path, hdu, wcs_header=None):
     if wcs_header is not None:
-        from ..ingest.extract import merge_wcs
-
         data, header = _read(path, hdu)
         return data, merge_wcs(header, clean_wcs_header(wcs_header, path=path))
     with fits.open(path) as hdul:
@@ -112,7 +111,7 @@ def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigm
     wcs_headers : sequence of astropy.io.fits.Header or None, length n, optional
         WCS of each image to use instead of its own (the exposures' stored WCS, e.g. from
         stage ``solve``; moved to each image's pixel frame, see
-        :func:`catdb.ingest.extract.merge_wcs`).
+        :func:`catdb.algorithms.astrometry.merge_wcs`).
 
     Returns
     -------

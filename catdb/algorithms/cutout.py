@@ -17,7 +17,8 @@ from astropy.visualization import ImageNormalize, LinearStretch, ZScaleInterval
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..errors import InputError
-from ..wcsutil import wcs_from_header
+from ..wcsutil import clean_wcs_header, wcs_from_header
+from .astrometry import merge_wcs
 
 __all__ = ["cutout_hdus", "cutout_strip_png", "cutouts"]
 
@@ -76,9 +77,6 @@ def cutouts(path, ra, dec, size_arcsec, *, hdu: int | None = None, return_cutout
         raise InputError(f"size_arcsec must be > 0, got {size_arcsec!r}", keyword="size_arcsec")
     data, header = _image(path, hdu)
     if wcs_header is not None:  # the exposure's stored WCS (e.g. from stage solve), in this image's frame
-        from ..ingest.extract import merge_wcs
-        from ..wcsutil import clean_wcs_header
-
         header = merge_wcs(clean_wcs_header(header, path=path), clean_wcs_header(wcs_header, path=path))
     w = wcs_from_header(header, path=path)
     scale = float(np.mean(proj_plane_pixel_scales(w))) * 3600.0
@@ -194,7 +192,8 @@ def cutout_strip_png(images, out_png, *, labels=None, title=None, marker=True,
         im = np.asarray(im, dtype=float)
         if im.ndim != 2:
             raise InputError(f"image {i} is not 2-D (shape {im.shape})", keyword="images")
-        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_yticks([])
         finite = np.isfinite(im)
         if finite.sum() > 10:
             vmin, vmax = ZScaleInterval().get_limits(im[finite])

@@ -60,9 +60,12 @@ and the PNGs.  Imported ALCDEF sessions: ``catdb lightcurve period --session N``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from astropy.timeseries import LombScargle
+from scipy.optimize import minimize_scalar
+from scipy.stats import f as f_dist
 
 from catdb.errors import InputError
 
@@ -349,8 +352,6 @@ def period_search(mjd, mag, magerr=None, *, min_period=None, max_period=None,
     df = float(freq[1] - freq[0])
     power, chi0 = fourier_power(t, y, w, sidx, freq, nterms)
     # refinement of the highest distinct peaks: dense local grid, then a bounded optimiser
-    from scipy.optimize import minimize_scalar
-
     def pw(f):
         return fourier_power(t, y, w, sidx, np.atleast_1d(f), nterms)[0]
 
@@ -374,8 +375,6 @@ def period_search(mjd, mag, magerr=None, *, min_period=None, max_period=None,
         # 1989).  Keep f only if its odd harmonics are significant: nested F-test of the full
         # model against its even harmonics alone (= base 2f, nterms // 2 harmonics), 1 % level
         # (Bevington & Robinson 2003 sect. 11.4).
-        from scipy.stats import f as f_dist
-
         p_even = float(fourier_power(t, y, w, sidx, np.array([2 * f_best]), nterms // 2)[0][0])
         nu1 = 2 * (nterms - nterms // 2)
         nu2 = max(t.size - n_par, 1)
@@ -511,8 +510,6 @@ def plot_lightcurve(result, path, title=None):
     -------
     pathlib.Path
     """
-    from pathlib import Path
-
     fig = _figure()
     ax = fig.add_subplot()
     mag = result.mag if result.mag_offset is None else result.mag - result.mag_offset  # sessions on one scale
@@ -543,8 +540,6 @@ def plot_periodogram(result, path, title=None):
     -------
     pathlib.Path
     """
-    from pathlib import Path
-
     fig = _figure()
     ax = fig.add_subplot()
     ax.plot(24.0 / result.frequency, result.power, "k-", lw=0.8)

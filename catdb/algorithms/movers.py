@@ -53,18 +53,20 @@ night with the exposure's ``mjd_mid``; call :func:`find_movers`; store
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from catdb.algorithms.association import _unit_vectors
 from catdb.errors import InputError
 
 from .robust import group_median
 from .sphere import chord_to_arcsec, group_mean_direction, radec, unit_vectors
 
-__all__ = ["MoverConfig", "MoverResult", "find_movers", "fit_tracks", "read_mtds"]
+__all__ = ["MoverConfig", "MoverResult", "find_movers", "fit_tracks"]
 
 
 @dataclass
@@ -598,9 +600,6 @@ def _merge_shared(trk, det, xi, eta, t_exp, e_idx, sigma, nsigma, min_members=4,
     a mover's detections does not fit either's line.  Linear in the members."""
     if trk.size == 0:
         return trk, det
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = int(trk.max()) + 1
     size = np.bincount(trk, minlength=n)
     sel = np.flatnonzero(size[trk] >= min_members)
@@ -781,9 +780,6 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
     # 3. chains: tracklet t = (i, j, l) continues as u = (j, l, m); each t keeps its best
     # successor and each u its best predecessor (smallest residual of the four-point line);
     # mutual choices with an acceptable fit are linked, and the links form disjoint paths
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     head = T[:, 0] * N + T[:, 1]
     tail = T[:, 1] * N + T[:, 2]
     oh = np.argsort(head, kind="stable")
@@ -1323,99 +1319,6 @@ def bright_star_distance(ra, dec, star_ra, star_dec, star_mag=None, mag_limit=No
         return np.full(ra.size, np.inf)
     d, _ = cKDTree(unit_vectors(sra, sdec)).query(unit_vectors(ra, np.asarray(dec, float)), k=1)
     return chord_to_arcsec(d)
-
-
-# ----------------------------------------------------------------------------
-# reader for LCO's moving-target detector output
-
-_MTDS_COLS = ("det_number", "frame_number", "sext_number", "jd_obs", "ra", "dec", "x", "y", "mag",
-              "fwhm", "elong", "theta", "rmserr", "deltamu", "area", "score", "velocity",
-              "sky_pos_angle", "pixels_frame", "streak_length")
-
-
-def read_mtds(path):
-    """Read a ``.mtds`` file of LCO's moving-target detector (mtdlink).
-
-    Format (``DETSV2.0``, as read by LCOGT neoexchange
-    ``photometrics/external_codes.py:read_mtds_file``): a version line, a
-    line ``n / n`` with the number of frames, one ``filename JD`` line per
-    frame, then one line of 20 columns per candidate and frame (``det_number
-    frame_number sext_number jd_obs ra dec x y mag fwhm elong theta rmserr
-    deltamu area score velocity sky_pos_angle pixels_frame streak_length``).
-    RA is in **hours** (the motion recomputed from ``ra x 15`` matches the
-    ``velocity`` column, deg/day); rows with ``sext_number == 0`` are frames
-    where the candidate was not detected (mtdlink fills in its prediction).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    frames : astropy.table.Table
-        ``frame_number`` (1-based), ``filename``, ``jd``, ``mjd``.
-    detections : astropy.table.Table
-        The 20 columns with ``ra`` converted to degrees, plus ``mjd`` and
-        ``detected`` (``sext_number > 0``).
-
-    Raises
-    ------
-    InputError
-        On a wrong version line, a malformed frame line, a detection line
-        without 20 numeric columns, or a row count that is not a multiple of
-        the number of frames (the message names the file and line).
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read mtds file: {exc}", path=path) from exc
-    if not lines or not lines[0].startswith("DETSV"):
-        raise InputError("expected a DETSV version line (mtdlink .mtds file)", path=path, row=1)
-    try:
-        n_frames = int(lines[1].split("/")[0])
-    except (IndexError, ValueError):
-        raise InputError("expected 'n / n' frame count", path=path, row=2) from None
-    names, jds = [], []
-    for i in range(n_frames):
-        parts = lines[2 + i].split() if 2 + i < len(lines) else []
-        try:
-            names.append(parts[0])
-            jds.append(float(parts[1]))
-        except (IndexError, ValueError):
-            raise InputError("expected 'filename JD' frame line", path=path, row=3 + i) from None
-    frames = Table(dict(frame_number=np.arange(1, n_frames + 1), filename=names, jd=jds,
-                        mjd=np.asarray(jds) - 2400000.5))
-    body = [ln for ln in lines[2 + n_frames:]]
-    rows = []
-    for k, ln in enumerate(body):
-        if not ln.strip():
-            continue
-        parts = ln.split()
-        if len(parts) != 20:
-            raise InputError(f"expected 20 columns, found {len(parts)}", path=path,
-                             row=3 + n_frames + k)
-        rows.append(parts)
-    if rows:
-        try:
-            arr = np.array(rows, dtype=float)
-        except ValueError as exc:
-            raise InputError(f"non-numeric detection value ({exc})", path=path) from None
-    else:
-        arr = np.zeros((0, 20))
-    if arr.shape[0] % max(n_frames, 1):
-        raise InputError(f"{arr.shape[0]} detection lines is not a multiple of {n_frames} frames",
-                         path=path)
-    det = Table()
-    for j, c in enumerate(_MTDS_COLS):
-        det[c] = arr[:, j].astype(np.int64) if c in ("det_number", "frame_number", "sext_number",
-                                                    "area") else arr[:, j]
-    det["ra"] = det["ra"] * 15.0
-    det["ra"].unit = det["dec"].unit = "deg"
-    det["velocity"].unit = "deg / d"
-    det["mjd"] = det["jd_obs"] - 2400000.5
-    det["detected"] = det["sext_number"] > 0
-    return frames, det
 
 
 def config_dict(config):

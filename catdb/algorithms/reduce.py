@@ -33,14 +33,15 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import ccdproc
+import numpy as np
 from astropy import units as u
 from astropy.io import fits
 from astropy.nddata import CCDData
+from astropy.stats import mad_std
 from astropy.utils.exceptions import AstropyWarning
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError
 from ..imagetypes import normalise_image_type
 from ..wcsutil import clean_wcs_header
@@ -373,7 +374,6 @@ def _combine(ccds, sigma, scale=None) -> CCDData:
 
 
 def _mad_std(a, axis=None, **kw):
-    from astropy.stats import mad_std
     return mad_std(a, axis=axis, ignore_nan=True)
 
 

@@ -1,6 +1,9 @@
 """catdb config defaults DIR: write the default keyword maps and SExtractor files for editing."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import click
 
 
@@ -21,9 +24,6 @@ def defaults(directory):
     ``source-extractor -c catdb.sex -PARAMETERS_NAME catdb.param`` or as a start for
     ``catdb extract --config KEY=VALUE`` overrides.
     """
-    import shutil
-    from pathlib import Path
-
     from ..ingest.extract import default_config_dir
     from ..ingest.headers import write_default_keymaps
 

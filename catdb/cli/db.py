@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ..db import migrate
+from ..db.engine import engine
 from ..errors import CatdbError
 
 
@@ -24,8 +25,6 @@ def command():
 def init(obj, spatial):
     """Create all catdb objects (up to the newest revision)."""
     rev = migrate.upgrade(obj["url"], "head", spatial_backend=spatial)
-    from ..db.engine import engine
-
     with engine(obj["url"]).connect() as conn:
         backend = conn.exec_driver_sql("SELECT value FROM catdb_info WHERE key = 'spatial_backend'").scalar()
     click.echo(f"database at revision {rev} (spatial backend: {backend})")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from ..db.engine import connect
+
 
 @click.group("ephemeris", epilog="""\b
 Examples:
@@ -33,7 +35,6 @@ def import_(obj, path, target, where, max_epoch_diff):
     Ask Horizons with format=text, EPHEM_TYPE=OBSERVER, CSV_FORMAT=YES, CAL_FORMAT=BOTH, ANG_FORMAT=DEG and
     QUANTITIES='1,3,9,19,20,24,36' at the exposures' mid-times (TLIST) or over the night (START/STOP/STEP).
     """
-    from ..db.engine import connect
     from ..ingest.horizons import import_horizons
 
     with connect(obj["url"]) as conn:
@@ -52,8 +53,6 @@ def import_(obj, path, target, where, max_epoch_diff):
 @click.pass_obj
 def list_(obj, target):
     """Cached ephemeris rows per target (status, observer, source) and the linked tracks."""
-    from ..db.engine import connect
-
     with connect(obj["url"]) as conn:
         rows = conn.execute(
             "SELECT target, max(target_name), status, location, count(*), min(mjd_epoch), max(mjd_epoch), "

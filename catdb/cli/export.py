@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from ..db.engine import connect
+from ..db.safety import reader_connection, reader_session
 from ..errors import CatdbError
 from ..schema.review_tables import EXPORTED_DECISIONS as EXPORTED
 
@@ -25,8 +27,6 @@ class ExportGroup(click.Group):
 
 
 def _reader(obj, timeout):
-    from ..db.safety import reader_connection, reader_session
-
     # logged in as catdb_reader when possible (see catdb query); rolled back and closed, never committed
     return reader_session(reader_connection(obj["url"], timeout))
 
@@ -196,7 +196,6 @@ def lightcurve_cmd(obj, fmt, output, track_id, object_id, session_ids, object_na
       catdb export lightcurve -f alcdef -o zachia.txt --session 1 --session 2
     """
     if fmt == "alcdef" or (fmt is None and output.lower().endswith(".alcdef")):
-        from ..db.engine import connect
         from ..export.alcdef import export_lightcurve_alcdef
 
         if track_id is None and object_id is None and not session_ids:

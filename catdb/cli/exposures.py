@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 
 import click
+import psycopg
 from psycopg import sql
 
+from ..db.engine import connect
 from ..errors import CatdbError
 
 _SEEING = "COALESCE(e.fwhm, (SELECT s.fwhm_median FROM exposure_summary s WHERE s.exposure_id = e.id))"
@@ -81,8 +83,6 @@ def select_exposures(conn, criteria: dict, name: str | None = None) -> list[tupl
     catdb.errors.CatdbError
         A bad ``--where`` condition, an empty name, or a criterion of the wrong sign.
     """
-    import psycopg
-
     for k in ("max_seeing", "max_airmass"):
         if criteria.get(k) is not None and not criteria[k] > 0:
             raise CatdbError(f"--{k.replace('_', '-')}: expected a positive number, got {criteria[k]}")
@@ -139,8 +139,6 @@ def command():
 @click.pass_obj
 def select_(obj, max_seeing, max_airmass, require_zeropoint, not_flagged, band, where, image_type, name):
     """Select exposures by quality criteria; print them, and save them with --name."""
-    from ..db.engine import connect
-
     crit = {"max_seeing": max_seeing, "max_airmass": max_airmass, "require_zeropoint": require_zeropoint,
             "not_flagged": not_flagged, "band": band, "where": where, "image_type": image_type}
     crit = {k: v for k, v in crit.items() if v not in (None, False)}
@@ -154,8 +152,6 @@ def select_(obj, max_seeing, max_airmass, require_zeropoint, not_flagged, band, 
 @click.pass_obj
 def list_(obj):
     """Show the saved sets: name, number of exposures, when saved, criteria."""
-    from ..db.engine import connect
-
     with connect(obj["url"]) as conn:
         rows = list_sets(conn)
     click.echo(f"{'name':20s} {'n':>5} {'saved':19s}  criteria")
@@ -168,8 +164,6 @@ def list_(obj):
 @click.pass_obj
 def delete(obj, name):
     """Delete a saved set (the exposures stay)."""
-    from ..db.engine import connect
-
     with connect(obj["url"]) as conn, conn.transaction():
         n = conn.execute("DELETE FROM exposure_set WHERE name = %s", (name,)).rowcount
     if n == 0:

@@ -11,10 +11,16 @@ is reported on one line and the others go on; exit status 0 all ok, 1 some faile
 from __future__ import annotations
 
 import re
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import click
+
+from ..db.engine import connect
+from ..errors import CatdbError, InputError
+from .ingest import summarize
 
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 #: keys the command sets itself
@@ -99,12 +105,7 @@ Exit status: 0 every image ok, 1 some failed (the others are done), 2 every imag
 @click.pass_obj
 def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, flag, instrument, replace, extra):
     """Run SExtractor on IMAGEs (FITS_LDAC catalogues) and ingest them."""
-    import tempfile
-    from concurrent.futures import ThreadPoolExecutor, as_completed
-
     from ..ingest.extract import extract
-    from .ingest import summarize
-
     config = parse_config_items(config_items)
     if (weight or flag) and len(images) > 1:
         raise click.BadParameter("a weight or flag map belongs to one image; give one IMAGE with it",
@@ -136,8 +137,6 @@ def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, fl
             if no_ingest:
                 return None
             if not conns:
-                from ..db.engine import connect
-
                 conns.append(connect(obj["url"]))
             return conns[0]
 
@@ -166,7 +165,6 @@ def command(obj, images, out_dir, no_ingest, jobs, hdu, config_items, weight, fl
 
 
 def _finish_one(get_conn, image, cat, fut, instrument, replace, no_ingest, hdu=None, extra=None):
-    from ..errors import CatdbError, InputError
     from ..ingest.load import IngestResult, _one_line, ingest_catalogs
 
     try:

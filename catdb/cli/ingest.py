@@ -1,7 +1,12 @@
 """catdb ingest catalog|image|refcat: load SExtractor catalogues, images and reference catalogues."""
 from __future__ import annotations
 
+import time
+
 import click
+
+from ..db.engine import connect
+from .ingest_scamp import scamp_command
 
 
 @click.group("ingest", epilog="""\b
@@ -21,8 +26,6 @@ def command():
 
 
 def _conn(obj):
-    from ..db.engine import connect
-
     return connect(obj["url"])
 
 
@@ -131,8 +134,6 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.pass_obj
 def catalog(obj, paths, instrument, image, replace, relocate, jobs, obscode, extra):
     """SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD) -> exposure + detection rows."""
-    import time
-
     from ..ingest.load import ingest_catalogs
 
     t0 = time.perf_counter()
@@ -166,8 +167,6 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.pass_obj
 def image(obj, paths, instrument, hdu, image_type, replace, relocate, jobs, obscode):
     """FITS images (also .fits.fz, multi-extension) -> exposure rows."""
-    import time
-
     from ..ingest.load import ingest_images
 
     t0 = time.perf_counter()
@@ -196,8 +195,6 @@ def refcat(obj, path, catalog, band, epoch):
 
 
 def _register_scamp():
-    from .ingest_scamp import scamp_command
-
     command.add_command(scamp_command, "scamp")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ..db.engine import connect
 from ..errors import InputError
 
 
@@ -53,7 +54,6 @@ def scamp_command(obj, paths, xml_path, full_path, merged_path, heads, exposure_
     PATHS are SCAMP .head files, or the SExtractor catalogues given to SCAMP (then the .head
     beside each is applied). One transaction (and one ingest-scamp stage_run) per .head file.
     """
-    from ..db.engine import connect
     from ..ingest.scamp_load import apply_scamp_solution, ingest_scamp_full, ingest_scamp_merged, read_scamp_merged
 
     paths = [Path(p) for p in paths]

@@ -13,14 +13,13 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..db.engine import connect
 from ..errors import InputError
 
 TARGET_HELP = "TARGET is 'track:ID', 'object:ID' or a bare track id."
 
 
 def _reader(obj):
-    from ..db.engine import connect
-
     return connect(obj["url"], read_only=True)
 
 
@@ -243,7 +242,6 @@ def import_command(obj, files):
     imported before (same path or same content) has its sessions replaced.  Exit status 1
     when a file could not be imported.
     """
-    from ..db.engine import connect
     from ..ingest.alcdef import import_alcdef
 
     def report(path, res):

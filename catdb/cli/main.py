@@ -4,11 +4,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import click
+import psycopg
 
-from .. import __version__
+from .._version import __version__
+from ..db.engine import redact, resolve_url
+from ..db.server import check_database_name
 from ..errors import CatdbError
+from . import db, query, server, stage
 
 EPILOG = """\b
 Examples:
@@ -43,8 +48,6 @@ class CatdbGroup(click.Group):
 
 
 def _connection_error(e, url=None):
-    import psycopg
-
     try:
         from sqlalchemy.exc import OperationalError as SAOperationalError
     except ImportError:  # pragma: no cover
@@ -52,8 +55,6 @@ def _connection_error(e, url=None):
     orig = getattr(e, "orig", e)
     if isinstance(orig, psycopg.errors.UndefinedTable):
         # a command that needs catdb's tables, on a database never initialised (or the wrong one)
-        from ..db.engine import redact, resolve_url
-
         try:
             where = redact(resolve_url(url, start=False))
         except Exception:  # noqa: BLE001
@@ -61,8 +62,6 @@ def _connection_error(e, url=None):
         return (f"{str(orig).strip().splitlines()[0]} in {where}: this database has no catdb schema "
                 f"(or not this catdb's); run `catdb db init` first, or check --database / CATDB_URL")
     if isinstance(e, SAOperationalError) or isinstance(orig, psycopg.OperationalError):
-        from ..db.engine import redact, resolve_url
-
         try:
             url = redact(resolve_url(url, start=False))
         except Exception:  # noqa: BLE001
@@ -97,23 +96,17 @@ def cli(ctx, db_url, data_dir, database, log_level, quiet):
     if log_level.lower() != "debug":
         # real headers trip astropy's WCS fixers on every frame (RADECSYS, SIP+PV, DATE-OBS without
         # time): catdb handles those cards itself, the repeated warnings only hide the progress
-        import warnings
-
         from astropy.wcs import FITSFixedWarning
 
         warnings.filterwarnings("ignore", category=FITSFixedWarning)
     if data_dir:
         os.environ["CATDB_DATA_DIR"] = os.path.abspath(data_dir)
     if database:
-        from ..db.server import check_database_name
-
         os.environ["CATDB_DATABASE"] = check_database_name(database)
     ctx.obj = {"url": db_url, "quiet": quiet, "database": database}
 
 
 def _register():
-    from . import db, query, server, stage
-
     for mod in (server, db, stage, query):
         cli.add_command(mod.command)
     try:

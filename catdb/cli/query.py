@@ -17,11 +17,20 @@ How the query is kept read-only, in order:
 """
 from __future__ import annotations
 
+import io
+import json
+import math
 import os
 import re
+import shutil
 import sys
+import tempfile
+import warnings
 
 import click
+import numpy as np
+import psycopg
+from psycopg import sql
 
 from ..db.safety import check_query, reader_connection
 from ..errors import CatdbError
@@ -45,8 +54,6 @@ class Seconds(click.ParamType):
     name = "seconds"
 
     def convert(self, value, param, ctx):
-        import math
-
         try:
             v = float(value)
         except (TypeError, ValueError):
@@ -68,8 +75,6 @@ def _parse_params(pairs):
 
 def _translate(e, timeout):
     """A psycopg error (or catdb's wrapping of one) as a CatdbError with a clear message."""
-    import psycopg
-
     if isinstance(e, psycopg.errors.QueryCanceled) or "statement timeout" in str(e):
         return CatdbError(f"query cancelled after the {timeout:g} s statement timeout (--timeout)")
     if "data-modifying statement" in str(e):  # WITH ... DELETE/INSERT/UPDATE: refused as a subquery/cursor
@@ -127,7 +132,8 @@ def command(obj, sql_text, fmt, output, timeout, limit, max_rows, saved, params,
     block by block, and table output on stdout stops at --max-rows (default
     1000) with a message saying how to get every row.
     """
-    from ..export.saved import list_saved as _list, saved_query
+    from ..export.saved import list_saved as _list
+    from ..export.saved import saved_query
 
     if list_saved:
         click.echo(_saved_listing(_list()))
@@ -158,8 +164,6 @@ def command(obj, sql_text, fmt, output, timeout, limit, max_rows, saved, params,
 
             t = query_table(conn, query, bind, single_statement=True)
         except Exception as e:  # noqa: BLE001 - psycopg errors and catdb's wrapping of them
-            import psycopg
-
             if isinstance(e, (psycopg.Error, CatdbError)):
                 raise _translate(e, timeout) from None
             raise
@@ -177,8 +181,6 @@ def command(obj, sql_text, fmt, output, timeout, limit, max_rows, saved, params,
 
 def _bounded(query, n):
     """``SELECT * FROM (query) AS _catdb_query LIMIT n``: the limit applied by the server."""
-    from psycopg import sql
-
     q = sql.SQL(query) if isinstance(query, str) else query
     return sql.SQL("SELECT * FROM ({}) AS _catdb_query LIMIT {}").format(q, sql.Literal(int(n)))
 
@@ -201,9 +203,6 @@ def _stream(conn, query, bind, overrides, label, fmt, output, limit, max_rows, o
         if output:
             _export(conn, q, bind, overrides, label, fmt, output, obj)
             return
-        import shutil
-        import tempfile
-
         from ..export.formats import export_query
 
         with tempfile.TemporaryDirectory(prefix="catdb-query-") as d:
@@ -264,10 +263,7 @@ def _names(description):
 
 def _table(rows, names, meta):
     """An astropy Table of one block of rows, with units and descriptions."""
-    import warnings
-
     import astropy.units as u
-    import numpy as np
     from astropy.table import MaskedColumn, Table
 
     from ..export.table import _column
@@ -295,9 +291,6 @@ def _table(rows, names, meta):
 
 def _write_blocks(cur, names, meta, fmt, fh) -> int:
     """Write the rows of the server-side cursor ``cur`` to ``fh`` block by block; returns the count."""
-    import io
-    import json
-
     n = 0
     first = True
     if fmt == "json":
@@ -369,8 +362,6 @@ def _format(fmt, output):
 def _apply_overrides(t, overrides):
     if not overrides:
         return
-    import warnings
-
     import astropy.units as u
 
     for name, (unit, desc) in overrides.items():
@@ -436,15 +427,11 @@ def _flatten_vectors(t):
 
 
 def _terminal_rows() -> int:
-    import shutil
-
     return shutil.get_terminal_size((80, 24)).lines
 
 
 def _to_json(t) -> str:
     """``{"columns": [{name, unit, description}], "rows": [{name: value}]}``; NULL/NaN -> null."""
-    import json
-
     cols = [{"name": c, "unit": str(t[c].unit) if t[c].unit is not None else None,
              "description": t[c].description} for c in t.colnames]
     if len(t) == 0:
@@ -452,8 +439,6 @@ def _to_json(t) -> str:
     else:
         df = t.to_pandas() if all(t[c].ndim == 1 for c in t.colnames) else None
         if df is None:  # vector columns: pandas cannot hold them; lists per cell
-            import numpy as np
-
             def cells(col):
                 a = np.ma.asarray(col)
                 if a.dtype.kind == "f":

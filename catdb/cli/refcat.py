@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from ..db.engine import connect
 from ..errors import CatdbError
 
 
@@ -20,8 +21,6 @@ def command():
 
 
 def _conn(obj):
-    from ..db.engine import connect
-
     return connect(obj["url"])
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import click
 
+from ..stages import all_stages
+
 #: help is formatted for this width, whatever the terminal: the file must not depend on who made it
 WIDTH = 100
 
@@ -43,8 +45,6 @@ def commands(root: click.Command | None = None, name: str = "catdb",
 
 def _shipped_stage(name: str) -> bool:
     """False for a stage registered outside ``catdb.stages`` (a test's); True otherwise (list, history)."""
-    from ..stages import all_stages
-
     cls = all_stages().get(name)
     return cls is None or cls.__module__.startswith("catdb.stages.")
 

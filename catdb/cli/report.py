@@ -1,7 +1,11 @@
 """catdb report: the HTML night report, or its content as JSON."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from ..db.engine import connect
 
 
 @click.command("report", epilog="""\b
@@ -26,10 +30,6 @@ def command(obj, output, fmt, title, png_dir, max_panels):
     band and method with errors, calibration residuals per exposure, IQR box plots of the QA stages, sky
     plot of objects and candidate tracks, candidate cutouts, light curve and periodogram, coadd, ledger,
     stage runs.  --format json writes the same content as data."""
-    from pathlib import Path
-
-    from ..db.engine import connect
-
     if fmt is None:
         fmt = "json" if output and output.lower().endswith(".json") else "html"
     if fmt == "json" and png_dir:

@@ -1,11 +1,16 @@
 """catdb run PIPELINE.toml: one command for the whole chain."""
 from __future__ import annotations
 
+import os
 import time
 from importlib import resources
 from pathlib import Path
 
 import click
+
+from ..db import migrate
+from ..db.engine import connect
+from ..db.server import check_database_name
 
 
 @click.command("run", epilog="""\b
@@ -31,7 +36,6 @@ def command(obj, pipeline, write_default, force, outdir):
         return
     if not pipeline:
         raise click.UsageError("give a PIPELINE.toml (or --default to print one)")
-    from ..db.engine import connect
     from ..pipeline import Pipeline
 
     p = Pipeline.load(pipeline)
@@ -39,17 +43,11 @@ def command(obj, pipeline, write_default, force, outdir):
         p.outdir = Path(outdir).resolve()
     echo = (lambda s: None) if obj["quiet"] else click.echo
     if p.database and not obj["url"] and not obj.get("database"):
-        import os
-
-        from ..db.server import check_database_name
-
         # the pipeline's own database in the embedded server: its rows never mix with others
         os.environ["CATDB_DATABASE"] = check_database_name(p.database)
         echo(f"database: {p.database} (embedded server; [pipeline] database in {pipeline})")
     t0 = time.time()
     with connect(obj["url"], check_schema=False) as conn:  # initialised or upgraded just below
-        from ..db import migrate
-
         if migrate.current(obj["url"]) != migrate.head():
             echo("initialising the database (catdb db init)")
             migrate.upgrade(obj["url"])  # refuses a database a newer catdb migrated

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import click
 
+from ..db.engine import connect
+
 
 @click.group("skybot", epilog="""\b
 Examples:
@@ -28,7 +30,6 @@ def command():
 @click.pass_obj
 def import_(obj, path, exposure_id, max_epoch_diff):
     """Load a saved SkyBoT VOTable into the cache for one exposure (replaces its cached cones)."""
-    from ..db.engine import connect
     from ..ingest.skybot import import_skybot_votable
 
     with connect(obj["url"]) as conn:
@@ -47,8 +48,6 @@ def import_(obj, path, exposure_id, max_epoch_diff):
 @click.pass_obj
 def list_(obj, exposure_id):
     """Cached SkyBoT cones: exposure, epoch, status, objects, attempts, source or error."""
-    from ..db.engine import connect
-
     with connect(obj["url"]) as conn:
         rows = conn.execute(
             "SELECT exposure_id, mjd_epoch, observatory_code, radius, status, n_rows, attempts, "

@@ -4,7 +4,10 @@ from __future__ import annotations
 import json
 
 import click
+import psycopg
 
+from ..db.engine import connect
+from ..db.provenance import reap_dead_runs
 from ..stages.base import all_stages, run_stage
 
 
@@ -84,11 +87,6 @@ def history(obj, limit, stage_name):
     A run still marked running whose database session is gone (a killed client, a restarted
     server) is marked failed ("interrupted: ...") first, so a dead run never shows as running.
     """
-    import psycopg
-
-    from ..db.engine import connect
-    from ..stages.base import reap_dead_runs
-
     with connect(obj["url"]) as conn:
         try:
             reap_dead_runs(conn)

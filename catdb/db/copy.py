@@ -14,9 +14,13 @@ float tables.  Columns of a type the encoder does not know fall back to CSV.
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
+import psycopg
 from psycopg import sql
+
+from ..errors import CatdbError
 
 
 def _arrow_array(values):
@@ -123,8 +127,6 @@ def pg_array_text(a2d: np.ndarray):
 
 def json_text(values: dict[str, np.ndarray], n: int):
     """Rows of JSON objects built from columns (non-finite floats -> null; strings escaped by json)."""
-    import json
-
     import pyarrow as pa
 
     parts = ["{"]
@@ -635,10 +637,6 @@ def fetch_arrays(conn, query, params, types: dict) -> dict:
         8-byte values): select fewer rows per call; or an int64 column holds both NULL and
         -2**63 (the value standing in for NULL).
     """
-    import psycopg
-
-    from ..errors import CatdbError
-
     q = query if isinstance(query, sql.Composable) else sql.SQL(query)
     stmt = sql.SQL("SELECT count(*), {} FROM ({}) q").format(sql.SQL(", ").join(_fetch_aggregates(types)), q)
     try:

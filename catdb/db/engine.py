@@ -8,9 +8,15 @@ costs 0.2-0.4 s a query.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 
+import psycopg
+from sqlalchemy import create_engine
+
 from ..errors import DatabaseUnavailable
+from .revision import require_head
+from .server import DB_NAME, EmbeddedServer, check_database_name
 
 SESSION_OPTIONS = "-c jit=off"
 
@@ -37,8 +43,6 @@ def resolve_url(url: str | None = None, *, start: bool = True, data_dir=None) ->
         if url.startswith("postgresql+psycopg://"):
             url = "postgresql://" + url[len("postgresql+psycopg://"):]
         return url
-    from .server import EmbeddedServer
-
     srv = EmbeddedServer(data_dir)
     dbname = embedded_database()
     key = (str(srv.data_dir), dbname)
@@ -66,8 +70,6 @@ def embedded_database() -> str:
     catdb.errors.CatdbError
         A name that is not letters, digits, ``_`` or ``-``.
     """
-    from .server import DB_NAME, check_database_name
-
     return check_database_name(os.environ.get(DATABASE_ENV) or DB_NAME)
 
 
@@ -90,8 +92,6 @@ def connect(url: str | None = None, *, autocommit: bool = False, read_only: bool
         The database is behind (the message says ``run `catdb db upgrade```) or was migrated by a
         newer catdb; the connection is closed.
     """
-    import psycopg
-
     url = resolve_url(url)
     opts = SESSION_OPTIONS
     if statement_timeout_ms:
@@ -103,8 +103,6 @@ def connect(url: str | None = None, *, autocommit: bool = False, read_only: bool
     except psycopg.OperationalError as e:
         raise DatabaseUnavailable(f"cannot connect to {redact(url)}: {str(e).strip()}") from None
     if check_schema:
-        from .revision import require_head
-
         try:
             require_head(conn, allow_uninitialised=True)
         except BaseException:
@@ -128,14 +126,10 @@ def engine(url: str | None = None):
 
 @lru_cache(maxsize=8)
 def _engine(url: str):
-    from sqlalchemy import create_engine
-
     return create_engine(sqlalchemy_url(url), connect_args={"options": SESSION_OPTIONS},
                          pool_pre_ping=True, future=True)
 
 
 def redact(url: str) -> str:
     """URL with any password replaced by ``***``."""
-    import re
-
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

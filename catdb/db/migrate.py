@@ -8,28 +8,24 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import text
+
 from ..errors import CatdbError
+from ..schema import metadata
+from .engine import engine
+from .revision import MIGRATIONS_DIR, SchemaRevisionError, alembic_config, head, history, known_revisions
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
-
-
-def _config(connection, spatial_backend: str = "auto"):
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["connection"] = connection
-    cfg.attributes["spatial_backend"] = spatial_backend
-    return cfg
+# the shipped migrations are read in catdb.db.revision (connect() checks the revision with them);
+# these names stay importable from here
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "check", "current", "downgrade", "downgrade_losses", "head", "history",
+           "new_revision", "upgrade"]
 
 
 @contextmanager
 def _alembic(url=None, spatial_backend="auto"):
-    from .engine import engine
-
     eng = engine(url)
     with eng.begin() as conn:
-        yield _config(conn, spatial_backend)
+        yield alembic_config(conn, spatial_backend)
 
 
 def upgrade(url=None, revision: str = "head", spatial_backend: str = "auto") -> str | None:
@@ -50,8 +46,6 @@ def upgrade(url=None, revision: str = "head", spatial_backend: str = "auto") -> 
     from alembic import command
 
     from . import spatial_backend as sb
-    from .revision import SchemaRevisionError, known_revisions
-
     if spatial_backend not in sb.BACKENDS:
         raise CatdbError(f"spatial backend must be one of {sb.BACKENDS}, got {spatial_backend!r}")
     cur = current(url)
@@ -116,16 +110,12 @@ def downgrade_losses(url=None, revision: str = "-1") -> list[tuple[str, str | No
         Only entries with rows > 0, tables first, by name.
     """
     from alembic import command
-    from sqlalchemy import text
-
-    from .engine import engine
-
     eng = engine(url)
     with eng.connect() as conn:
         trans = conn.begin()
         try:
             before = {tuple(r) for r in conn.execute(text(_COLUMNS))}
-            command.downgrade(_config(conn), revision)
+            command.downgrade(alembic_config(conn), revision)
             after = {tuple(r) for r in conn.execute(text(_COLUMNS))}
         finally:
             trans.rollback()
@@ -151,17 +141,8 @@ def current(url=None) -> str | None:
     """Revision the database is at (None when catdb was never initialised)."""
     from alembic.runtime.migration import MigrationContext
 
-    from .engine import engine
-
     with engine(url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
-
-
-def head() -> str:
-    """Newest revision shipped with this catdb."""
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(_config(None)).get_current_head()
 
 
 def new_revision(message: str, url=None) -> Path:
@@ -184,8 +165,6 @@ def new_revision(message: str, url=None) -> Path:
     """
     from alembic import command
 
-    from .revision import SchemaRevisionError
-
     cur, hd = current(url), head()
     if cur != hd:
         raise SchemaRevisionError(f"database is at revision {cur}, expected head {hd}: run `catdb db upgrade` "
@@ -193,14 +172,6 @@ def new_revision(message: str, url=None) -> Path:
     with _alembic(url) as cfg:
         script = command.revision(cfg, message, autogenerate=True, rev_id=f"{int(hd) + 1:04d}")
     return Path(script.path)
-
-
-def history() -> list[tuple[str, str]]:
-    """(revision, message) of every shipped migration, oldest first."""
-    from alembic.script import ScriptDirectory
-
-    sd = ScriptDirectory.from_config(_config(None))
-    return [(s.revision, s.doc) for s in reversed(list(sd.walk_revisions()))]
 
 
 def check(url=None) -> list:
@@ -213,9 +184,6 @@ def check(url=None) -> list:
     """
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
-
-    from ..schema import metadata
-    from .engine import engine
 
     cur, hd = current(url), head()
     if cur != hd:

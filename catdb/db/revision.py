@@ -19,10 +19,17 @@ from __future__ import annotations
 import logging
 import weakref
 from functools import lru_cache
+from pathlib import Path
+
+import psycopg
+from psycopg.pq import TransactionStatus
 
 from ..errors import CatdbError
 
 log = logging.getLogger(__name__)
+
+#: the alembic migrations shipped in the package
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 #: connections that passed the check (weak: a closed, collected connection drops out)
 _CHECKED: weakref.WeakSet = weakref.WeakSet()
@@ -45,6 +52,32 @@ class SchemaRevisionError(CatdbError):
         self.head = head
 
 
+def alembic_config(connection, spatial_backend: str = "auto"):
+    """alembic configuration of the migrations shipped in the package (``connection``: for commands)."""
+    from alembic.config import Config  # lazy: alembic costs 0.2 s, and `catdb --help` imports this module
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    cfg.attributes["spatial_backend"] = spatial_backend
+    return cfg
+
+
+def head() -> str:
+    """Newest revision shipped with this catdb."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+
+
+def history() -> list[tuple[str, str]]:
+    """(revision, message) of every shipped migration, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    sd = ScriptDirectory.from_config(alembic_config(None))
+    return [(s.revision, s.doc) for s in reversed(list(sd.walk_revisions()))]
+
+
 @lru_cache(maxsize=1)
 def known_revisions() -> tuple[tuple[str, ...], str]:
     """The revisions shipped with this catdb, oldest first, and the head.
@@ -54,10 +87,8 @@ def known_revisions() -> tuple[tuple[str, ...], str]:
     revisions : tuple of str
     head : str
     """
-    from . import migrate
-
-    revs = tuple(r for r, _ in migrate.history())
-    return revs, migrate.head()
+    revs = tuple(r for r, _ in history())
+    return revs, head()
 
 
 def _read_revision(conn) -> tuple[bool, str | None]:
@@ -66,9 +97,6 @@ def _read_revision(conn) -> tuple[bool, str | None]:
     ``checked`` is False when the role may not read the table (a restricted reader role): the
     check is then skipped rather than refusing a read-only session.
     """
-    import psycopg
-    from psycopg.pq import TransactionStatus
-
     status = conn.info.transaction_status
     query = "SELECT version_num FROM alembic_version"
     try:

@@ -1,10 +1,15 @@
 """Guards for user-written SQL: one statement that returns rows, sessions that never commit."""
 from __future__ import annotations
 
+import math
 import os
 from contextlib import contextmanager
 
-from ..errors import CatdbError
+import psycopg
+from psycopg import pq
+
+from ..db.engine import connect, resolve_url
+from ..errors import CatdbError, DatabaseUnavailable
 
 #: the SELECT-only role user SQL runs as (created by the first migration)
 READER = "catdb_reader"
@@ -30,9 +35,6 @@ def check_query(conn, query, params=None) -> None:
     catdb.errors.CatdbError
         Several statements, a syntax or name error, or a statement that returns no rows.
     """
-    import psycopg
-    from psycopg import pq
-
     # the text the server parses; values are quoted by psycopg here only for the check
     # (the query itself runs with the values bound)
     text = psycopg.ClientCursor(conn).mogrify(query, params)
@@ -87,11 +89,6 @@ def reader_connection(url, timeout_s: float):
     catdb.errors.CatdbError
         ``timeout_s`` given but not positive; the server cannot be reached.
     """
-    from ..db.engine import connect, resolve_url
-    from ..errors import DatabaseUnavailable
-
-    import math
-
     if timeout_s is not None and not (timeout_s > 0 and math.isfinite(timeout_s)):
         raise CatdbError(f"--timeout {timeout_s!r}: expected a finite number of seconds > 0")
     ms = None if timeout_s is None else max(1, int(round(timeout_s * 1000)))

@@ -21,15 +21,21 @@ Example
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
 
 from ..errors import CatdbError
 
@@ -49,8 +55,6 @@ def check_database_name(name: str) -> str:
     catdb.errors.CatdbError
         Any other name.
     """
-    import re
-
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]{0,62}", name):
         raise CatdbError(f"database name {name!r}: expected letters, digits, '_' or '-' (at most 63, "
                          f"starting with a letter or '_')")
@@ -113,9 +117,7 @@ class Binaries:
         what = self.version or "postgres --version failed"
         if self.source == "pgserver":
             try:
-                from importlib.metadata import version
-
-                what += f", bundled in pgserver {version('pgserver')}"
+                what += f", bundled in pgserver {metadata.version('pgserver')}"
             except Exception:  # noqa: BLE001 (metadata missing: still describe the binaries)
                 what += ", bundled in pgserver"
         return f"{self.bindir} ({what})"
@@ -386,8 +388,6 @@ class EmbeddedServer:
     def _locked(self, timeout: float = 300.0):
         """Exclusive ``flock`` on :attr:`lock_file`: one process at a time initialises or starts
         the cluster; the others wait, then find it initialised and running."""
-        import fcntl
-
         try:
             self.data_dir.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
@@ -541,9 +541,6 @@ class EmbeddedServer:
 
     def _ensure_database(self, dbname: str = DB_NAME) -> None:
         """Create the database ``dbname`` when it is not there (two processes at once: one creates it)."""
-        import psycopg
-        from psycopg import sql
-
         check_database_name(dbname)
         deadline = time.time() + 30
         while True:
@@ -581,8 +578,6 @@ class EmbeddedServer:
             except OSError:
                 pass
         if st.running:
-            import psycopg
-
             with psycopg.connect(self.url(), autocommit=True) as conn:
                 st.version = conn.execute("SELECT version()").fetchone()[0]
                 st.q3c_available = conn.execute(

@@ -17,6 +17,8 @@ it (with its own frozen copy of the SQL port, ``catdb/migrations/frozen/q3c_comp
 """
 from __future__ import annotations
 
+from .. import spatial
+
 BACKENDS = ("auto", "q3c", "sql")
 
 
@@ -33,8 +35,6 @@ def q3c_available(conn) -> bool:
 
 def installed_backend(conn) -> str | None:
     """'q3c' if the extension is installed, 'sql' if catdb's SQL port is, else None."""
-    from .. import spatial
-
     try:
         return spatial.backend(_raw(conn))
     except LookupError:

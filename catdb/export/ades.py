@@ -23,9 +23,12 @@ unknown catalogue (the MPC's conversion of a blank 80-column catalogue code), ne
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
+from importlib.resources import files
 from xml.sax.saxutils import escape
 
 from ..errors import InputError
+from .mpc import parse_ades_psv
 
 ADES_VERSION = "2022"
 
@@ -104,8 +107,6 @@ def psv_to_xml(text: str) -> bytes:
     catdb.errors.InputError
         The PSV does not parse (:func:`catdb.export.mpc.parse_ades_psv`).
     """
-    from .mpc import parse_ades_psv
-
     header, t = parse_ades_psv(text)
     version = header.get("version") or ADES_VERSION
     names = [n for n in OPTICAL_ORDER if n in t.colnames]
@@ -145,8 +146,6 @@ def schema_file(kind: str):
     if kind not in ("general", "submit"):
         raise InputError(f"schema {kind!r}: expected general or submit", keyword="schema")
     try:
-        from importlib.resources import files
-
         p = files("ades") / "data" / "xsd" / f"{kind}.xsd"
         return p if p.is_file() else None
     except (ImportError, ModuleNotFoundError, TypeError):
@@ -198,8 +197,6 @@ _SCHEMAS: dict = {}
 
 def _field_rules(data: bytes, kind: str) -> list[str]:
     """The documented rules of :data:`FIELD_RULES` / :data:`REQUIRED_CONTEXT`, checked with the standard library."""
-    import xml.etree.ElementTree as ET
-
     try:
         root = ET.fromstring(data)
     except ET.ParseError as e:

@@ -32,9 +32,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+from astropy.time import Time
 
 from ..errors import InputError
-from ..ingest.alcdef import AlcdefSession, parse_alcdef
+from ..ingest.alcdef import AlcdefSession, load_sessions, parse_alcdef
+from .lightcurve import choose_points, lightcurve
 
 __all__ = ["format_alcdef", "write_alcdef", "lightcurve_sessions", "export_lightcurve_alcdef"]
 
@@ -165,8 +167,6 @@ def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, cont
     catdb.errors.InputError
         No such target, no points, or no name for the object.
     """
-    from .lightcurve import choose_points, lightcurve
-
     kind, tid = ("track", track) if track is not None else ("object", object)
     t = lightcurve(conn, **{kind: tid})
     pts, used = choose_points(t, source)
@@ -220,8 +220,6 @@ def lightcurve_sessions(conn, track=None, object=None, *, object_name=None, cont
         am = np.array([np.nan if x[6] is None else x[6] for x in info], float)
         cal = bool(np.all(np.asarray(pts["calibrated"])[m]))
         mid = 0.5 * (mjd[0] + mjd[-1])
-        from astropy.time import Time
-
         iso = Time(mid, format="mjd", scale="utc").isot
         meta = [("OBJECTNUMBER", str(number)), ("OBJECTNAME", oname), ("MPCDESIG", desig),
                 ("SESSIONDATE", iso[:10]), ("SESSIONTIME", iso[11:19])]
@@ -276,8 +274,6 @@ def export_lightcurve_alcdef(conn, path, *, track=None, object=None, session_ids
         As read back from the written file.
     """
     if session_ids:
-        from ..ingest.alcdef import load_sessions
-
         _, sessions = load_sessions(conn, session_ids=session_ids)
     else:
         sessions = lightcurve_sessions(conn, track=track, object=object, object_name=object_name, contact=contact,

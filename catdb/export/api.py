@@ -10,7 +10,14 @@ The format follows the file extension (.csv, .vot/.xml, .fits, .parquet, .ecsv).
 """
 from __future__ import annotations
 
+from psycopg import sql
+
 from ..errors import CatdbError
+from ..schema.review_tables import EXPORTED_DECISIONS
+from .alcdef import export_lightcurve_alcdef
+from .formats import export_catalog, export_query, export_table
+from .lightcurve import lightcurve_sql
+from .tracks import export_tracks
 
 
 def lightcurve_query(track_id: int | None = None):
@@ -32,10 +39,6 @@ def lightcurve_query(track_id: int | None = None):
         ``mag_err`` [mag], ``band``, ``flux``, ``flux_err`` [adu], ``ra``, ``dec`` [deg], ``flags``,
         ``exposure_id``, ordered by time.
     """
-    from psycopg import sql
-
-    from .lightcurve import lightcurve_sql
-
     select = sql.SQL("p.target_id AS track_id, p.mjd_mid, p.mag_cal AS mag, p.magerr_cal AS mag_err, p.band, "
                      "p.flux, p.flux_err, p.ra, p.dec, p.flags, p.exposure_id")
     target = sql.Literal(int(track_id)) if track_id is not None else _target_sql()
@@ -52,8 +55,6 @@ _TARGET_SQL = ("COALESCE((SELECT et.track_id FROM ephemeris_target et JOIN track
 
 
 def _target_sql():
-    from psycopg import sql
-
     return sql.SQL(_TARGET_SQL)
 
 
@@ -90,9 +91,6 @@ def export(conn, kind: str, path, **options) -> int:
     catdb.errors.CatdbError
         Unknown kind, a missing option, or a failing query.
     """
-    from .formats import export_catalog, export_query, export_table
-    from .tracks import export_tracks
-
     if kind == "catalog":
         return export_catalog(conn, path, where=options.get("where"), zp_band=options.get("zp_band")).n_rows
     if kind == "table":
@@ -101,16 +99,12 @@ def export(conn, kind: str, path, **options) -> int:
         return export_table(conn, options["source"], path, where=options.get("where"),
                              columns=options.get("columns")).n_rows
     if kind in ("tracks-mpc", "tracks-ades"):
-        from ..schema.review_tables import EXPORTED_DECISIONS
-
         # only tracks reviewed real/known (catdb serve /review) unless the step says all = true
         res = export_tracks(conn, path, "mpc80" if kind == "tracks-mpc" else "ades",
                             status=options.get("status", "candidate"), obscode=options.get("obscode"),
                             decisions=None if _truthy(options.get("all", False)) else EXPORTED_DECISIONS)
         return int(res.get("observations", 0))
     if kind == "lightcurve" and (options.get("format") == "alcdef" or str(path).lower().endswith(".alcdef")):
-        from .alcdef import export_lightcurve_alcdef
-
         track = options.get("track_id")
         track = track if track is not None else target_track(conn)
         if track is None:

@@ -16,10 +16,14 @@ The light curves come from :func:`catdb.export.lightcurve.lightcurve` (view
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from astropy.table import Table
 
 from ..algorithms.robust import group_median
 from ..errors import InputError
+from .lightcurve import lightcurve
 
 
 def light_curve_stats(object_id, mag, mag_err):
@@ -46,8 +50,6 @@ def light_curve_stats(object_id, mag, mag_err):
     InputError
         Arrays of different lengths.
     """
-    from astropy.table import Table
-
     oid = np.asarray(object_id, dtype=np.int64)
     m = np.asarray(mag, dtype=float)
     e = np.asarray(mag_err, dtype=float)
@@ -108,8 +110,6 @@ def rms_vs_mag(conn, object_ids=None, *, min_points: int = 5, clean_exposures: b
     InputError
         No object with forced photometry, an unknown object id, or ``min_points`` < 2.
     """
-    from .lightcurve import lightcurve
-
     if min_points < 2:
         raise InputError(f"min_points: an RMS needs at least 2 points, got {min_points}", keyword="min_points")
     if object_ids is None:
@@ -152,8 +152,6 @@ def binned_rms(stats, width: float = 0.5, min_objects: int = 3):
     InputError
         ``width`` <= 0.
     """
-    from astropy.table import Table
-
     if not width > 0:
         raise InputError(f"width: expected a bin width > 0 mag, got {width}", keyword="width")
     m = np.asarray(stats["mean_mag"], dtype=float)
@@ -192,8 +190,6 @@ def plot_rms_vs_mag(stats, path, *, width: float = 0.5, title: str | None = None
     pathlib.Path
         ``path``.
     """
-    from pathlib import Path
-
     rms_vs_mag_figure(stats, width=width, title=title).savefig(path, dpi=100)
     return Path(path)
 

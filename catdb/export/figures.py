@@ -9,8 +9,19 @@ image files the data names).  One function per ``kind``: ``timeseries``, ``zerop
 from __future__ import annotations
 
 import io
+import tempfile
+from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from astropy.timeseries import LombScargle
+from astropy.visualization import ZScaleInterval
+from astropy.wcs import WCS
+
+from ..algorithms.cutout import cutout_strip_png, cutouts
+from ..algorithms.robust import iqr_bounds
+from .diagnostics import rms_vs_mag_figure
 
 from ..algorithms.lightcurve import fourier_power
 
@@ -180,8 +191,6 @@ def qa_boxplots(d):
     """
     from matplotlib.figure import Figure
 
-    from ..algorithms.robust import iqr_bounds
-
     stage = d["stage"]
     eid = np.array(d["exposure_id"], dtype=np.int64)
     metric = np.array(d["metric"], dtype=object)
@@ -272,10 +281,6 @@ def stamps(epochs, size_arcsec: float = 30.0, centre=None):
     labels : list of str
         The epochs' MJD (4 decimals).
     """
-    from pathlib import Path
-
-    from ..algorithms.cutout import cutouts
-
     out, labels = [], []
     for e in epochs:  # loop over epochs (image files)
         if not e["path"] or not Path(e["path"]).exists():
@@ -291,11 +296,6 @@ def stamps(epochs, size_arcsec: float = 30.0, centre=None):
 
 def strip_png_bytes(images, labels, title) -> bytes:
     """:func:`catdb.algorithms.cutout.cutout_strip_png` of the stamps, as PNG bytes."""
-    import tempfile
-    from pathlib import Path
-
-    from ..algorithms.cutout import cutout_strip_png
-
     with tempfile.NamedTemporaryFile(suffix=".png") as f:
         cutout_strip_png(images, f.name, labels=labels, title=title)
         return Path(f.name).read_bytes()
@@ -339,10 +339,6 @@ def lightcurve(d):
 
 def coadd(d):
     """A zscale thumbnail (at most ~800 pixels a side) of the coadd with its objects circled."""
-    from astropy.io import fits
-    from astropy.visualization import ZScaleInterval
-    from astropy.wcs import WCS
-
     data, header = fits.getdata(d["path"], header=True)
     step = max(1, max(data.shape) // 800)
     img = data[::step, ::step].astype(float)
@@ -361,10 +357,6 @@ def coadd(d):
 
 def rms_vs_mag(d):
     """:func:`catdb.export.diagnostics.rms_vs_mag_figure` of the stats columns."""
-    from astropy.table import Table
-
-    from .diagnostics import rms_vs_mag_figure
-
     st = Table({k: _a(v) for k, v in d["columns"].items()})
     st.meta["n_exposures"] = d.get("n_exposures")
     return rms_vs_mag_figure(st)

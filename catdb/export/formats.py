@@ -40,14 +40,26 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import warnings
 from dataclasses import dataclass, field
 
+import astropy.units as u
 import numpy as np
+import psycopg
+from astropy.io import fits
+from astropy.io.votable import from_table
+from astropy.io.votable.exceptions import VOTableSpecWarning
+from astropy.io.votable.tree import Info, TimeSys
+from astropy.table import Column, MaskedColumn, Table
+from astropy.table import meta as table_meta
 from psycopg import sql
 
+from ..db.safety import check_query
 from ..errors import CatdbError
-from .table import _comments
+from ..schema.ucd import result_ucds
+from .table import _comments, query_table
 
 FORMATS = ("csv", "votable", "fits", "parquet", "ecsv")
 _EXT = {".csv": "csv", ".vot": "votable", ".xml": "votable", ".votable": "votable", ".fits": "fits",
@@ -118,8 +130,6 @@ def format_from_path(path, fmt: str | None = None) -> str:
         if fmt not in FORMATS:
             raise CatdbError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
         return fmt
-    import os
-
     ext = os.path.splitext(str(path))[1].lower()
     if ext not in _EXT:
         raise CatdbError(f"cannot tell the format of {path!r} from its extension; give -f "
@@ -198,15 +208,11 @@ def describe(conn, query, params=None, *, overrides: dict | None = None,
     catdb.errors.CatdbError
         The query fails (the server's message is included).
     """
-    import psycopg
-
     try:
         cur = conn.execute(sql.SQL("SELECT * FROM ({}) AS _src LIMIT 0").format(query), params)
     except psycopg.Error as e:
         raise CatdbError(f"export query failed: {str(e).strip()}") from None
     meta = _comments(conn, cur)
-    from ..schema.ucd import result_ucds
-
     ucds = result_ucds(conn, cur, by_name=set(overrides or ()))
     oids = [c.type_code for c in cur.description]
     types = dict(conn.execute(
@@ -402,11 +408,6 @@ def assemble(batch, cols):
 # --------------------------------------------------------------------------- writers
 def _astropy_table(batch, cols):
     """astropy Table (masked where NULL) with units and descriptions from an assembled batch."""
-    import warnings
-
-    import astropy.units as u
-    from astropy.table import Column, MaskedColumn, Table
-
     t = Table()
     for c in cols:
         arr = batch.column(c.name)
@@ -448,8 +449,6 @@ class _ParquetWriter(_Writer):
 
         md = {b"catdb.query": info.encode()}
         try:  # astropy's own header, so Table.read(parquet) restores units and descriptions
-            from astropy.table import meta as table_meta
-
             yaml_lines = table_meta.get_yaml_from_table(_astropy_table(empty, cols))
             md[b"table_meta_yaml"] = "\n".join(yaml_lines).encode()
         except Exception:  # noqa: BLE001 - the file stays valid Parquet without it
@@ -569,12 +568,6 @@ class _SplicedWriter(_Writer):
 
 class _VOTableWriter(_SplicedWriter):
     def _frame(self, empty):
-        import warnings
-
-        from astropy.io.votable import from_table
-        from astropy.io.votable.exceptions import VOTableSpecWarning
-        from astropy.io.votable.tree import Info
-
         t = _astropy_table(empty, self.cols)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", VOTableSpecWarning)  # units outside VOUnits are kept as written
@@ -629,8 +622,6 @@ def time_kind(col) -> str | None:
 
 def _time_systems(vot, tab, cols):
     """Add the TIMESYS elements the time columns of ``cols`` need and point their FIELDs at them."""
-    from astropy.io.votable.tree import TimeSys
-
     kinds = [time_kind(c) for c in cols]
     made = {}
     for f, kind in zip(tab.fields, kinds):
@@ -671,8 +662,6 @@ class _FitsWriter(_Writer):
 
     def __init__(self, path, cols, info, empty):
         super().__init__(path, cols, info)
-        from astropy.io import fits
-
         fcols, dtype = [], []
         for i, c in enumerate(cols):
             kw = {"name": c.name, "unit": c.unit}
@@ -736,8 +725,6 @@ class _FitsWriter(_Writer):
         self.nbytes += len(data)
 
     def close(self, n_rows):
-        from astropy.io import fits
-
         pad = (-self.nbytes) % 2880
         self.f.write(b"\x00" * pad)
         self.f.seek(self.naxis2_offset)
@@ -781,14 +768,10 @@ def export_query(conn, query, path, fmt: str | None = None, *, params=None, over
         Unknown format, or the query fails (nothing is left at ``path``).
     """
 
-    import psycopg
-
     fmt = format_from_path(path, fmt)
     if isinstance(query, str):
         query = sql.SQL(query.strip().rstrip(";"))
     info = label or query.as_string(conn)
-    from ..db.safety import check_query
-
     check_query(conn, query, params)  # one statement returning rows: refuses "...; COMMIT; ..."
     described = describe(conn, query, params, overrides=overrides, text_lengths=(fmt == "fits"))
     cols = described.columns
@@ -817,8 +800,6 @@ def export_query(conn, query, path, fmt: str | None = None, *, params=None, over
 
 
 def _abandon(writer, path):
-    import os
-
     for attr in ("f", "w"):
         obj = getattr(writer, attr, None)
         try:
@@ -942,8 +923,6 @@ def ledger_table(conn, run_id: int | None = None, set_name: str | None = None):
     catdb.errors.CatdbError
         Neither or both of ``run_id``/``set_name``, or no such run / set.
     """
-    from .table import query_table
-
     if (run_id is None) == (set_name is None):
         raise CatdbError("give a stage run id or a survivor set name (--set), not both")
     if set_name is not None:

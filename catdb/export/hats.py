@@ -58,14 +58,21 @@ from __future__ import annotations
 import logging
 import os
 import re
+import resource
 import shutil
+import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
+import psycopg
 from psycopg import sql
 
+from .._version import __version__
 from ..errors import CatdbError
+from .formats import _empty_batch, assemble, compose_source, describe, iter_batches
 
 #: ``--table`` value -> (database table, HATS catalogue type)
 TABLES = {
@@ -139,9 +146,6 @@ def _maxrss_mb():
                     return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
-    import resource
-    import sys
-
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / (1 << 20) if sys.platform == "darwin" else r / 1024  # bytes on macOS, KiB elsewhere
 
@@ -152,7 +156,6 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- 1. stream to chunk files
 def _position_check(batch, cols, table):
     """Raise when a batch holds rows HATS cannot place (non-finite ra, |dec| > 90 or NULL)."""
-    import numpy as np
     import pyarrow.compute as pc
 
     names = [c.name for c in cols]
@@ -205,10 +208,7 @@ def stream_to_chunks(conn, query, chunk_dir, *, table: str = "", chunk_rows: int
     catdb.errors.CatdbError
         The query fails, has no ``ra``/``dec`` column, or a row has no valid position.
     """
-    import psycopg
     import pyarrow.parquet as pq
-
-    from .formats import _empty_batch, assemble, describe, iter_batches
 
     described = describe(conn, query, params, overrides=overrides)
     cols = described.columns
@@ -325,9 +325,6 @@ def export_hats(conn, out_dir, table: str, *, where: str | None = None, name: st
         fails, or hats-import fails (its message included).  Nothing is left at ``out_dir/NAME``
         and the temporary files are removed.
     """
-    from .. import __version__
-    from .formats import compose_source
-
     if table not in TABLES:
         raise CatdbError(f"unknown table {table!r} for a HATS export; expected one of {', '.join(TABLES)}")
     db_table, cat_type = TABLES[table]
@@ -429,8 +426,6 @@ def _run_import(client, *, coll_path, out_dir, name, files, schema_file, cat_typ
 
 
 def _result(coll_path, name, margin_path, n, cols, seconds) -> HatsResult:
-    import warnings
-
     import hats
 
     cat = hats.read_hats(os.path.join(coll_path, name))

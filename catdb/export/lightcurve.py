@@ -20,9 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from astropy.table import Table
+from astropy.time import Time
 from psycopg import sql
 
 from ..errors import InputError
+from ..ingest import skybot as sb
 
 #: light travel time for 1 au, in days (IAU 2012 au / c = 499.004784 s)
 AU_LIGHT_DAYS = 499.00478383615643 / 86400.0
@@ -196,8 +199,6 @@ def lightcurve(conn, track=None, object=None, *, source: str = "both", outliers:
         ``source``, a light-time correction of an object or of several tracks, or no distance
         for it (see :func:`geocentric_distance`).
     """
-    from astropy.table import Table
-
     kind, ids = _kind_ids(track, object)
     _check_targets(conn, kind, ids)
     if (light_time or delta_au is not None) and (kind != "track" or len(ids) != 1):
@@ -296,15 +297,11 @@ def geocentric_distance(conn, track_id: int, *, delta_au: float | None = None, s
         raise InputError(f"light-time correction needs the geocentric distance of track {track_id}, and the track "
                          "has no SkyBoT identification: run 'catdb stage skybot' (online or with votable=FILE) "
                          "or pass --delta AU", keyword="light_time")
-    from ..ingest import skybot as sb
-
     if skybot_votable is not None:
         table = sb.read_skybot_votable(skybot_votable)
         ep = str(table.meta.get("epoch", "")).strip()
         if not ep:
             raise InputError("SkyBoT VOTable has no epoch parameter", path=skybot_votable, keyword="epoch")
-        from astropy.time import Time
-
         try:
             ep_mjd = Time(float(ep), format="jd", scale="utc").mjd
         except ValueError:

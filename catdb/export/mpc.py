@@ -47,6 +47,8 @@ from astropy.table import Table
 from astropy.time import Time
 
 from catdb.errors import InputError
+from catdb.ingest.wcs_state import refuse_unusable
+from catdb.schema import WCS_ABSOLUTE
 
 __all__ = ["pack_number", "unpack_number", "pack_provisional", "unpack_provisional",
            "format_mpc80", "parse_mpc80", "format_ades_psv", "parse_ades_psv", "check_absolute_astrometry"]
@@ -72,9 +74,6 @@ def check_absolute_astrometry(conn, exposure_ids) -> None:
         Naming the exposures (id, path, status, why) and what to do (solve against a reference
         catalogue: ``catdb stage solve --param refcat=NAME``).
     """
-    from catdb.ingest.wcs_state import refuse_unusable
-    from catdb.schema import WCS_ABSOLUTE
-
     refuse_unusable(conn, sorted({int(i) for i in exposure_ids}),
                     "MPC/ADES astrometry needs absolute positions (a WCS from the header or solved against a "
                     "reference catalogue)", allowed=WCS_ABSOLUTE)

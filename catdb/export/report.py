@@ -21,6 +21,9 @@ import json
 import re
 from pathlib import Path
 
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from ..errors import CatdbError
 from . import figures
 from . import report_data as rd
 from .report_data import MAX_RESIDUAL_PANELS, report_data
@@ -41,8 +44,6 @@ def _cell(v) -> str:
 
 
 def _environment():
-    from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-
     env = Environment(loader=PackageLoader("catdb.export", "templates"),
                       autoescape=select_autoescape(["html", "j2"], default_for_string=True),
                       undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
@@ -127,8 +128,6 @@ def write_report(conn, path, title: str | None = None, png_dir=None,
     catdb.errors.CatdbError
         If ``png_dir`` exists and is not a directory.
     """
-    from ..errors import CatdbError
-
     path = Path(path)
     if png_dir is not None:
         png_dir = Path(png_dir)

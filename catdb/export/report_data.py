@@ -35,8 +35,12 @@ import math
 from pathlib import Path
 
 import numpy as np
+from psycopg import sql
 
+from .._version import __version__
+from ..review import LATEST_SQL, review_counts
 from ..schema.tables import QUALITY_FLAGS
+from .diagnostics import latest_coadd
 
 #: Most residual panels drawn (one per calibrated exposure); more exposures are sampled evenly in time
 MAX_RESIDUAL_PANELS = 48
@@ -384,8 +388,6 @@ def track_epochs(conn, track_id: int, max_epochs: int = 8) -> list[dict]:
 
 
 def candidates(conn, max_epochs: int = 8, size_arcsec: float = 30.0, report_dir=None):
-    from ..review import LATEST_SQL, review_counts
-
     tracks = conn.execute(
         f"""SELECT t.id, t.n_detections, t.rate, t.rate_ra, t.rate_dec, t.pa, t.rms, t.mean_mag, t.designation,
                   t.skybot_name, r.decision, r.reviewer, to_char(r.decided_at AT TIME ZONE 'UTC',
@@ -426,8 +428,6 @@ def lightcurve(conn):
     lc = rows[0]
     key = "track_id" if lc[1] is not None else "object_id"
     val = lc[1] if lc[1] is not None else lc[2]
-    from psycopg import sql
-
     pts = conn.execute(
         sql.SQL("""SELECT e.mjd_mid, f.mag, f.mag_err FROM forced_source f JOIN exposure e ON e.id = f.exposure_id
                    WHERE f.{} = %s AND f.mag IS NOT NULL ORDER BY e.mjd_mid""").format(sql.Identifier(key)),
@@ -442,8 +442,6 @@ def lightcurve(conn):
 def coadd(conn):
     """The latest coadd (a thumbnail, its inputs) and the RMS-vs-magnitude diagram of the forced
     photometry of its objects on the single exposures."""
-    from .diagnostics import latest_coadd
-
     co = latest_coadd(conn)
     if co is None:
         return [note("No coadd in this database (catdb stage coadd --param detect=true stacks the unflagged "
@@ -535,8 +533,6 @@ def report_data(conn, *, title: str | None = None, max_residual_panels: int = MA
     psycopg.errors.InFailedSqlTransaction
         The caller's transaction has already failed.
     """
-    from .. import __version__
-
     with conn.transaction():
         n = conn.execute("SELECT (SELECT count(*) FROM exposure WHERE image_type = 'science'), "
                          "(SELECT count(*) FROM detection), (SELECT count(*) FROM object), "

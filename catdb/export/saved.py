@@ -33,6 +33,9 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from ..errors import CatdbError
+from ..spatial.sql import cone
+from .formats import CATALOG_UNITS, catalog_query
+from .lightcurve import lightcurve_sql
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,6 @@ _LC_UNITS = {
 
 
 def _lightcurve(p):
-    from .lightcurve import lightcurve_sql
-
     if (p.get("object_id") is None) == (p.get("track_id") is None):
         raise CatdbError("saved query lightcurve: give exactly one of --param object_id=N or --param track_id=N")
     kind = "object" if p.get("object_id") is not None else "track"
@@ -140,8 +141,6 @@ CONE_TABLES = {"object": ("ra", "dec"), "detection": ("ra", "dec"), "refcat_sour
 
 
 def _cone(p):
-    from ..spatial.sql import cone
-
     if not 0 < p["radius_arcsec"] <= 3600:
         raise CatdbError(f"saved query cone: radius_arcsec={p['radius_arcsec']:g} must be in (0, 3600] arcsec")
     if not (-90 <= p["dec"] <= 90):
@@ -154,8 +153,6 @@ def _cone(p):
 
 
 def _calibrated_catalog(p):
-    from .formats import catalog_query
-
     q, params = catalog_query("d.exposure_id = %(exposure_id)s", p.get("zp_band"))
     return q, {**(params or {}), "exposure_id": p["exposure_id"]}
 
@@ -214,8 +211,6 @@ SAVED: dict[str, SavedQuery] = {q.name: q for q in [
 
 
 def _catalog_units():
-    from .formats import CATALOG_UNITS
-
     return CATALOG_UNITS
 
 

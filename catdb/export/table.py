@@ -7,9 +7,13 @@ carries ``deg``, ``deg``, ``mag`` without the user saying so.
 """
 from __future__ import annotations
 
+import json
 import warnings
 
+import astropy.units as u
 import numpy as np
+import numpy.ma as ma
+from astropy.table import MaskedColumn, Table
 
 from ..schema.tables import column_description, column_unit
 
@@ -43,8 +47,6 @@ def _comments(conn, cur):
 
 def _column(values):
     """numpy array from a list of Python values (None -> masked / NaN)."""
-    import numpy.ma as ma
-
     nonnull = [v for v in values if v is not None]
     if not nonnull:
         return ma.masked_all(len(values), dtype=float)
@@ -65,8 +67,6 @@ def _column(values):
             if v:
                 arr[i, :len(v)] = [np.nan if x is None else x for x in v]
         return arr
-    import json
-
     return np.array(["" if v is None else (json.dumps(v) if isinstance(v, (dict, list)) else str(v))
                      for v in values], dtype=str)
 
@@ -89,9 +89,6 @@ def query_table(conn, query, params=None, *, single_statement=False):
     -------
     astropy.table.Table
     """
-    from astropy.table import MaskedColumn, Table
-    import astropy.units as u
-
     cur = conn.execute(query, params, prepare=True if single_statement else None)
     if cur.description is None:
         return Table()

@@ -23,13 +23,20 @@ Light curves are :mod:`catdb.export.lightcurve` (``lightcurve_points`` here call
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
+from astropy.time import Time
 
+from ..algorithms.cutout import cutout_hdus, cutout_strip_png
 from ..errors import InputError
+from ..ingest.headers import header_from_cards
+from ..review import LATEST_SQL
 from ..schema.review_tables import EXPORTED_DECISIONS
-from .mpc import format_ades_psv, format_mpc80
+from .ades import ADES_VERSION, ast_cat_code, psv_to_xml, validate_ades_xml
+from .lightcurve import lightcurve
+from .mpc import check_absolute_astrometry, format_ades_psv, format_mpc80, parse_ades_psv, parse_mpc80
 
 _PROV = re.compile(r"^\d{4} [A-HJ-Y][A-HJ-Z]\d*$")
 
@@ -97,8 +104,6 @@ def mpc_header_lines(header: dict | None, obscode: str) -> list[str]:
         An unknown keyword, a bad observatory code, or an ``ACK``/``AC2``/``TEL``/``NET``
         value longer than 76 characters.
     """
-    import textwrap
-
     if not isinstance(obscode, str) or len(obscode) != 3:
         raise InputError(f"COD needs one 3-character MPC observatory code, got {obscode!r}", keyword="COD")
     lines = [f"COD {obscode}"]
@@ -124,8 +129,6 @@ def mpc_header_lines(header: dict | None, obscode: str) -> list[str]:
 
 def _validate_mpc80(lines, n_header, expect, path):
     """Parse the written records back and compare with what was meant; raise on any difference."""
-    from .mpc import parse_mpc80
-
     for i, line in enumerate(lines[:n_header], 1):
         if len(line) > 80 or not (line[:3].isalpha() and line[:3].isupper() and line[3:4] == " "):
             raise InputError(f"MPC header line is not 'KEY value' within 80 characters: {line!r}", path=path, row=i)
@@ -149,12 +152,6 @@ def _validate_mpc80(lines, n_header, expect, path):
 
 
 def _validate_ades(text, stn, expect, path):
-    from astropy.time import Time
-
-    from .mpc import parse_ades_psv
-
-    from .ades import ADES_VERSION, psv_to_xml, validate_ades_xml
-
     header, t = parse_ades_psv(text)
     if header.get("version") != ADES_VERSION or header.get("observatory", {}).get("mpcCode") != stn:
         raise InputError(f"ADES header does not parse back (version {ADES_VERSION}, mpcCode {stn})", path=path)
@@ -268,8 +265,6 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
             raise InputError(f"tracks {track_ids} have no (non-outlier) detections", keyword="track_id")
         raise InputError(f"no tracks with status {status!r} (run the movers stage; candidates have "
                          "status 'candidate')", keyword="status")
-    from .mpc import check_absolute_astrometry
-
     check_absolute_astrometry(conn, d["exposure_id"])
     if obscode:
         code = np.full(n, str(obscode), dtype=object)
@@ -333,8 +328,6 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
         rms_dec = np.fmax(d["dec_err"], floor)
         rms_ra = np.where(np.isfinite(d["ra_err"]) | (floor > 0), rms_ra, np.nan)
         rms_dec = np.where(np.isfinite(d["dec_err"]) | (floor > 0), rms_dec, np.nan)
-        from .ades import ast_cat_code
-
         if ast_cat:
             cats = np.full(n, str(ast_cat), dtype=object)
         else:   # the catalogue the exposure's WCS was solved against; UNK (ADES: unknown) when catdb has none
@@ -363,8 +356,6 @@ def _reviewed(conn, status, track_ids, decisions):
     """
     if decisions is None:
         return track_ids, {}
-    from ..review import LATEST_SQL
-
     decisions = list(decisions)
     cond, params = "t.status = %s", [status]
     if track_ids:
@@ -425,8 +416,6 @@ def lightcurve_points(conn, kind: str, target_id: int):
     InputError
         No such track/object.
     """
-    from .lightcurve import lightcurve
-
     return lightcurve(conn, **{kind: int(target_id)})
 
 
@@ -464,8 +453,6 @@ def track_cutouts(conn, track_id: int, outdir, size_arcsec: float = 30.0) -> dic
     InputError
         No such track, a track without detections, or no image of the track could be read.
     """
-    from ..algorithms.cutout import cutout_hdus, cutout_strip_png
-
     _check_target(conn, "track", track_id)
     rows = conn.execute(
         """SELECT d.id, d.ra, d.dec, e.id, e.mjd_mid, COALESCE(p.path, e.path),
@@ -480,8 +467,6 @@ def track_cutouts(conn, track_id: int, outdir, size_arcsec: float = 30.0) -> dic
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     written, stamps, labels, missing = [], [], [], []
-    from ..ingest.headers import header_from_cards
-
     for k, (det, ra, dec, eid, mjd, img, hdu, outlier, wcs_text) in enumerate(rows, 1):  # loop over epochs (files)
         if not img or not Path(img).is_file():
             missing.append(int(eid))

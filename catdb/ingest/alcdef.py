@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ from pathlib import Path
 import numpy as np
 from psycopg import sql
 
+from ..db.copy import copy_table
+from ..db.provenance import fail_run, finish_run, start_run
 from ..errors import InputError
 
 __all__ = ["AlcdefSession", "REQUIRED", "NUMERIC", "ENUMS", "parse_alcdef", "read_alcdef", "import_alcdef",
@@ -339,8 +342,6 @@ _SESSION_TYPES = {
 
 
 def _session_row(s: AlcdefSession, block: int) -> dict:
-    import json
-
     num = s.get("OBJECTNUMBER")
     dm = s.get("DIFFERMAGS")
     tm = s.get("SESSIONTIME")
@@ -385,9 +386,6 @@ def import_alcdef(conn, paths, *, progress=None) -> dict:
         ``run_id``, ``files`` (per file: ``sessions``, ``points``, ``replaced`` sessions,
         ``session_ids``, ``warnings``, or ``error``), ``sessions``, ``points``, ``failed``.
     """
-    from ..db.copy import copy_table
-    from ..stages.base import fail_run, finish_run, start_run
-
     paths = [str(Path(p).resolve()) for p in paths]
     run_id = start_run(conn, "lightcurve-import", {"files": paths})
     files, n_s, n_p, failed = {}, 0, 0, 0

@@ -31,6 +31,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from ..algorithms.astrometry import has_celestial_wcs, merge_wcs
 from ..errors import CatdbError, InputError
 from ..wcsutil import clean_wcs_header, wcs_from_header
 
@@ -168,25 +169,6 @@ def _image_hdu(hdul, hdu, path):
     raise InputError("no 2-D image HDU in file", path=path)
 
 
-def merge_wcs(header: fits.Header, wcs_header: fits.Header) -> fits.Header:
-    """``header`` with its WCS replaced by ``wcs_header`` moved into ``header``'s pixel frame.
-
-    Every WCS card of ``header`` is removed (no stale SIP/TPV term survives), then the cards of
-    ``wcs_header`` are set with ``CRPIX`` shifted from the frame of its ``LTV1``/``LTV2`` to the
-    frame of ``header``'s (:func:`catdb.algorithms.astrometry.shift_wcs_frame`): the stored WCS of an
-    exposure (``exposure.wcs_header``, in the ingested file's frame) applies to its trimmed products.
-    """
-    from ..algorithms.astrometry import header_ltv, shift_wcs_frame, strip_wcs
-
-    out = strip_wcs(header)
-    moved = shift_wcs_frame(wcs_header, header_ltv(header))
-    for card in moved.cards:
-        if card.keyword in ("COMMENT", "HISTORY", "", "NAXIS", "NAXIS1", "NAXIS2"):
-            continue
-        out[card.keyword] = (card.value, card.comment)
-    return out
-
-
 def _write_plain_copy(image_path, hdu, workdir: Path, wcs_header=None):
     """Plain float32 primary-HDU copy with cleaned WCS; returns (image, weight or None, header)."""
     with fits.open(image_path) as hdul:
@@ -286,7 +268,7 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
     wcs_header : astropy.io.fits.Header, optional
         The WCS to run with (e.g. the exposure's stored ``exposure.wcs_header``, which stage
         ``solve`` may have replaced): it replaces the image's own WCS cards (see
-        :func:`merge_wcs`), so ``ALPHA_J2000``/``DELTA_J2000`` come from it.
+        :func:`catdb.algorithms.astrometry.merge_wcs`), so ``ALPHA_J2000``/``DELTA_J2000`` come from it.
     require_wcs : bool
         True (default): refuse an image (with ``wcs_header`` merged) without a celestial WCS,
         as SExtractor would write meaningless ``ALPHA``/``DELTA``.  False: pixel positions only
@@ -329,8 +311,6 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
         seconds["copy"] = time.perf_counter() - t0
         info.update(header=header, weight_map=weight is not None, seeing_fwhm=None)
         if require_wcs:
-            from ..algorithms.astrometry import has_celestial_wcs
-
             if not has_celestial_wcs(header):
                 raise InputError("no celestial WCS (CTYPE1/CTYPE2): SExtractor's ALPHA/DELTA would be "
                                  "invented; plate-solve the exposure first (catdb stage solve), or extract "

@@ -17,7 +17,9 @@ Wiring (for the ingest stage)::
 from __future__ import annotations
 
 import copy
+import datetime
 import fnmatch
+import hashlib
 import importlib.resources
 import os
 import re
@@ -75,6 +77,15 @@ _KNOWN_BANDS = {"U", "B", "V", "R", "I", "u", "g", "r", "i", "z", "y", "Y", "J",
 
 
 # --------------------------------------------------------------------------- reading headers
+def sha256_file(path) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks: the identity of an ingested file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def header_from_cards(text: str | bytes, path=None) -> fits.Header:
     """Build a header from card images, tolerant of the ways real files store them.
 
@@ -691,8 +702,6 @@ def observing_night(mjd_mid: float, site_lon: float):
     datetime.date
         ``MJD 0 (1858-11-17) + floor(mjd_mid + site_lon/360 - 0.5)`` days.
     """
-    import datetime
-
     return datetime.date(1858, 11, 17) + datetime.timedelta(days=int(np.floor(mjd_mid + site_lon / 360.0 - 0.5)))
 
 
@@ -948,8 +957,6 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
         if sha256 is not None:
             row["sha256"] = sha256
         elif Path(path).is_file():
-            from .load import sha256_file
-
             row["sha256"] = sha256_file(path)
     missing = [c for c in keymap.get("required", []) if row.get(c) is None]
     if missing:

@@ -34,8 +34,12 @@ from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
+from psycopg import sql
 
 from catdb.errors import CatdbError, InputError
+
+from ..db.copy import copy_table
+from ..db.provenance import fail_run, finish_run, start_run
 
 __all__ = [
     "GEOCENTRE", "PARALLAX_1AU", "QUANTITIES", "SERVICE", "HorizonsAnswerError", "HorizonsTarget",
@@ -441,8 +445,6 @@ def store_ephemeris(conn, *, target: HorizonsTarget, exposure_ids, mjd_epoch, lo
     dict
         ``ok`` and ``failed`` row counts.
     """
-    from ..db.copy import copy_table
-
     eids = np.atleast_1d(np.asarray(exposure_ids, dtype=np.int64))
     mjd = np.atleast_1d(np.asarray(mjd_epoch, dtype=float))
     n = eids.size
@@ -508,10 +510,6 @@ def import_horizons(conn, path, *, target: str | None = None, id_type: str | Non
     InputError
         Unreadable answer, no target, or no exposure within ``max_epoch_diff`` of its rows.
     """
-    from psycopg import sql
-
-    from ..stages.base import fail_run, finish_run, start_run
-
     path = Path(path)
     table = read_horizons(path)
     tgt = horizons_target(target or table.meta.get("target_name") or "", id_type)

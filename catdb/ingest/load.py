@@ -17,18 +17,44 @@ the same content (or path) take turns on row locks of ``ingest_lock``.
 """
 from __future__ import annotations
 
-import hashlib
+import ctypes
 import json
 import logging
+import multiprocessing as mp
 import os
+import pickle
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psycopg
+from astropy.io import fits
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from tqdm import tqdm
 
-from ..db.copy import copy_table
+from ..db.copy import copy_encoded, copy_table, encode_rows, json_text, table_types
+from ..db.engine import connect
+from ..db.provenance import fail_run, finish_run, start_run
 from ..errors import CatdbError, InputError
-from ..stages.base import fail_run, finish_run, start_run
+from ..schema import exposure
+from ..wcsutil import wcs_from_header
+from .headers import (
+    check_obscode,
+    detect_instrument,
+    exposure_metadata,
+    inherit_header,
+    load_keymap,
+    read_header,
+    sha256_file,
+)
+from .refcat import read_refcat
+from .sextractor import _RADEC, detection_columns, read_catalog, read_catalogs
 
 log = logging.getLogger("catdb.ingest")
 
@@ -88,8 +114,6 @@ def _one_line(exc: BaseException, path) -> CatdbError:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    import psycopg
-
     return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
 
 
@@ -138,8 +162,6 @@ _WORKER = {}
 
 def _conninfo(conn) -> str:
     """A connection string to the database of ``conn`` (with its password), for worker processes."""
-    from psycopg.conninfo import make_conninfo
-
     pw = conn.info.password
     return make_conninfo(conn.info.dsn, **({"password": pw} if pw else {}))
 
@@ -156,13 +178,8 @@ def _die_with_parent() -> None:
     so a worker never outlives the command.  Elsewhere :func:`_parent_alive` alone guards the
     commits.
     """
-    import signal
-    import sys
-
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -201,10 +218,6 @@ def _worker_init(conninfo: str, parent_pid: int | None = None) -> None:
     the workers (their open transactions are rolled back by the server), see
     :func:`_load_parallel`.
     """
-    import signal
-
-    from ..db.engine import connect
-
     _WORKER["ppid"] = os.getppid()
     _WORKER["parent"] = parent_pid
     _die_with_parent()
@@ -232,9 +245,6 @@ def _watch_parent() -> None:
     (``tests/test_faults.py``).  A daemon thread checking :func:`_parent_alive` twice a second
     ends it.
     """
-    import threading
-    import time
-
     def watch():
         while True:
             time.sleep(_WATCH_INTERVAL)
@@ -252,8 +262,6 @@ def _worker_group(kind: str, items, kwargs: dict):
     ``[(index, result or None, error or None)]``; an error is the one-line exception
     (picklable) of a failed file.
     """
-    import pickle
-
     conn = _WORKER["conn"]
     fn = {"catalog": _ingest_one_catalog, "image": _ingest_one_image}[kind]
 
@@ -284,8 +292,6 @@ def _worker_group(kind: str, items, kwargs: dict):
 
 
 def _mp_context():
-    import multiprocessing as mp
-
     # forkserver: workers do not inherit the parent's open libpq connection (fork would share its
     # socket) and start fast from a server process that has imported astropy and catdb once
     ctx = mp.get_context("forkserver")
@@ -304,8 +310,6 @@ def _load_parallel(conn, paths, on_error, task, what, progress, jobs):
     ``raise`` mode the first failure in ``paths`` order is raised once the files in flight are
     done (files queued behind it are not started; files already committed stay loaded).
     """
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
     kind, kwargs = task
     groups: dict[str, list] = {}
     for i, p in enumerate(paths):
@@ -391,8 +395,6 @@ def _claim(conn, keys) -> None:
 
 
 def _file_counts(paths, results, t0) -> dict:
-    import time
-
     failed = [r for r in results if r.status == "failed"]
     return {"files": len(paths),
             "loaded": sum(r.status in ("loaded", "replaced") for r in results),
@@ -412,23 +414,11 @@ def _finish(conn, run_id, paths, results, counts):
     finish_run(conn, run_id, inputs=exp_ids, counts=counts, status=status, error=error)
 
 
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 _EXPOSURE_JSON = {"corners"}
 
 
 def insert_exposure(conn, row: dict, run_id: int) -> int:
     """INSERT one exposure row (dict keyed by exposure columns); returns its id."""
-    from psycopg import sql
-
-    from ..schema import exposure
-
     cols = [k for k in row if k in exposure.c and k != "id"]
     vals = [row[k] for k in cols]
     q = sql.SQL("INSERT INTO exposure ({c}, stage_run_id) VALUES ({v}, %s) RETURNING id").format(
@@ -437,8 +427,6 @@ def insert_exposure(conn, row: dict, run_id: int) -> int:
 
 
 def _existing(conn, path: str, hdu: int, column: str = "path"):
-    from psycopg import sql
-
     return conn.execute(
         sql.SQL("SELECT id, sha256, catalog_sha256 FROM exposure WHERE {c} = %s AND hdu = %s").format(
             c=sql.Identifier(column)), (path, hdu)).fetchone()
@@ -567,8 +555,6 @@ def _detection_copy_columns(cat, wcs, pixscale, extra):
 
 def _encode_detections(cols, ex, run_id, types):
     """The binary COPY rows of :func:`_copy_detections`, ``exposure_id`` first and left to fill in."""
-    from ..db.copy import encode_rows, json_text
-
     n = len(cols["number"])
     c = {"exposure_id": np.zeros(n, dtype=np.int64), **cols}
     if ex:
@@ -668,8 +654,6 @@ def detection_arrays(cat, wcs=None, pixscale: float | None = None) -> tuple[dict
     catdb.errors.InputError
         As :func:`check_detections`.
     """
-    from .sextractor import detection_columns
-
     dc = detection_columns(cat, wcs=wcs, pixscale=pixscale)
     cols = dict(dc.columns)
     check_detections(cols, dc.source, cat.path)
@@ -831,16 +815,12 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     psycopg.OperationalError
         The database connection failed (never collected).
     """
-    import time
-
     _check_on_error(on_error)
     jobs = _check_jobs(jobs)
     extra = check_extra(extra)
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
     if obscode is not None:
-        from .headers import check_obscode
-
         obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-catalog", {"paths": paths, "instrument": instrument, "image": image,
                                                "image_hdu": image_hdu, "replace": replace, "obscode": obscode,
@@ -851,8 +831,6 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
 
     ahead = None
     if jobs == 1 and len(paths) > 1:  # serial: read ahead (workers, or a single file, read inline)
-        from ..db.copy import table_types
-
         with conn.transaction():
             types = table_types(conn, "detection")
         ahead = _ReadAhead(paths, lambda p: _prepare_catalog(p, **kwargs, types=types))
@@ -863,8 +841,6 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
     try:
         with conn.transaction():
             before = _estimated_rows(conn, "detection")
-        import sys
-
         switch = sys.getswitchinterval()
         if ahead is not None:  # see _ReadAhead: the COPY thread gets the GIL back sooner
             sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
@@ -925,8 +901,6 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
         # the exposure row is inserted in this transaction: exposure_id is checked once per file
         eid = insert_exposure(conn, row, run_id)
         if encoded is not None:  # encoded while reading ahead: exposure_id goes in now
-            from ..db.copy import copy_encoded
-
             n = copy_encoded(conn, "detection", encoded, eid)
         else:
             n = _copy_detections(conn, eid, cols, ex, run_id)
@@ -965,10 +939,6 @@ def _prepare_catalog(path, *, instrument=None, image=None, image_hdu=None, obsco
         No such file; not a readable catalogue (:func:`catdb.ingest.sextractor.read_catalogs`);
         an unreadable ``image``.
     """
-    from ..wcsutil import wcs_from_header
-    from .headers import detect_instrument, exposure_metadata, load_keymap, read_header
-    from .sextractor import read_catalogs
-
     if not os.path.exists(path):
         raise InputError("no such file", path=path)
     cats = read_catalogs(path)
@@ -1036,8 +1006,6 @@ class _ReadAhead:
     """
 
     def __init__(self, paths, prepare):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.paths, self.prepare = list(paths), prepare
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catdb-read-ahead")
         self.futures: dict = {}
@@ -1080,8 +1048,6 @@ def catalog_sky_columns(cat) -> tuple[str, str] | None:
         The RA and Dec column names, or None when absent, all equal, not finite, or equal to the
         pixel position columns.
     """
-    from .sextractor import _RADEC
-
     t = cat.table
     for ca, cd in _RADEC:
         if ca in t.colnames and cd in t.colnames:
@@ -1124,11 +1090,6 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
     catdb.errors.InputError
         No exposure ``exposure_id``; degenerate sky columns; an ``extra`` column not in the catalogue.
     """
-    from astropy.io import fits
-
-    from ..wcsutil import wcs_from_header
-    from .sextractor import read_catalog
-
     cat = read_catalog(catalog_path) if catalog is None else catalog
     found = conn.execute("SELECT wcs_header, pixscale FROM exposure WHERE id = %s FOR KEY SHARE",
                          (exposure_id,)).fetchone()
@@ -1141,8 +1102,6 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
             wcs = wcs_from_header(fits.Header.fromstring(wcs_text, sep="\n"))
         except CatdbError:
             wcs = None
-    from .sextractor import _RADEC
-
     if any(a in cat.table.colnames and d in cat.table.colnames for a, d in _RADEC) \
             and catalog_sky_columns(cat) is None:
         raise InputError(f"the catalogue's sky columns are degenerate (all equal, or equal to X/Y_IMAGE: "
@@ -1160,8 +1119,6 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
 # --------------------------------------------------------------------------- images
 def _image_hdus(path, hdu):
     """0-based indices of the HDUs holding a 2-D image (compressed or not) with pixels."""
-    from astropy.io import fits
-
     if hdu is not None:
         return [hdu]
     try:
@@ -1226,15 +1183,11 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
     ValueError
         Bad ``on_error``.
     """
-    import time
-
     _check_on_error(on_error)
     jobs = _check_jobs(jobs)
     paths = [str(p) for p in paths]
     t0 = time.perf_counter()
     if obscode is not None:
-        from .headers import check_obscode
-
         obscode = check_obscode(obscode)
     run_id = start_run(conn, "ingest-image", {"paths": paths, "instrument": instrument, "hdu": hdu,
                                              "image_type": image_type, "replace": replace, "obscode": obscode,
@@ -1259,8 +1212,6 @@ def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None
 def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_type=None, replace=False,
                       obscode=None, relocate=False):
     """Load the exposures of one image file (one per image HDU) in the caller's transaction."""
-    from .headers import detect_instrument, exposure_metadata, inherit_header, load_keymap, read_header
-
     if not os.path.exists(path):
         raise InputError("no such file", path=path)
     sha = sha256_file(path)
@@ -1302,8 +1253,6 @@ def ingest_refcat(conn, path, *, catalog: str | None = None, band: str | None = 
     IngestResult
         ``n_rows`` stars loaded.
     """
-    from .refcat import read_refcat
-
     path = str(path)
     if not os.path.exists(path):
         raise InputError("no such file", path=path)
@@ -1346,8 +1295,6 @@ def ingest_refcat(conn, path, *, catalog: str | None = None, band: str | None = 
 
 
 def _json_dicts(values: dict, n: int) -> np.ndarray:
-    from ..db.copy import json_text
-
     if not values:
         return np.full(n, None, dtype=object)
     return json_text({k: np.asarray(v, dtype=float) for k, v in values.items()}, n)
@@ -1356,8 +1303,6 @@ def _json_dicts(values: dict, n: int) -> np.ndarray:
 def _progress(items, what, enabled):
     if not enabled or len(items) < 2:
         return items
-    from tqdm import tqdm
-
     return tqdm(items, desc=f"ingest {what}", unit="file")
 
 
@@ -1365,6 +1310,4 @@ def _bar(n, what, enabled):
     """The same tqdm bar as :func:`_progress`, updated by hand (parallel loading); None when off."""
     if not enabled or n < 2:
         return None
-    from tqdm import tqdm
-
     return tqdm(total=n, desc=f"ingest {what}", unit="file")

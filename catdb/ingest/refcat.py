@@ -17,10 +17,13 @@ from __future__ import annotations
 import gzip
 import re
 import warnings
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from astropy import units as u
+from astropy.coordinates import SkyCoord
+from astropy.io import ascii as asc
 from astropy.io import fits
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyWarning
@@ -143,7 +146,6 @@ def _vizier_text(path, text: str) -> Table:
         units, body = (body[0].split(delim) if delim else body[0].split()), body[2:]
     elif body and re.fullmatch(r"[-\s" + (delim or "") + r"]+", body[0]):
         body = body[1:]
-    from astropy.io import ascii as asc
     lines = [delim.join(header) if delim else " ".join(header)] + body
     fmt = "csv" if delim == "," else ("tab" if delim == "\t" else "basic")
     try:
@@ -192,8 +194,6 @@ def read_table_any(path) -> Table:
         raw = gzip.decompress(raw)
     if raw[:4] == b"PAR1":  # Apache Parquet (magic bytes at both ends of the file)
         try:
-            from io import BytesIO
-
             return Table.read(BytesIO(raw), format="parquet")
         except ImportError:
             raise InputError("reading Parquet needs pyarrow (pip install pyarrow)", path=path) from None
@@ -223,7 +223,6 @@ def read_table_any(path) -> Table:
                     return t
             head = raw[:1000].lstrip()
             if head.startswith(b"<?xml") or b"<VOTABLE" in head:
-                from io import BytesIO
                 return Table.read(BytesIO(raw), format="votable")
             return _vizier_text(path, raw.decode("latin-1"))
     except InputError:
@@ -472,7 +471,6 @@ def refcat_from_table(t: Table, *, catalog: str | None = None, profile: str | No
                              f"columns are {t.colnames}; give them with --ra COL --dec COL (columns={{'ra': ..., "
                              f"'dec': ...}})", path=p, keyword="ra")
         if t[cols["ra"]].dtype.kind in "US":  # sexagesimal text: 'hh mm ss.s', '+dd mm ss'
-            from astropy.coordinates import SkyCoord
             try:
                 sc = SkyCoord(np.asarray(t[cols["ra"]]), np.asarray(t[cols["dec"]]), unit=(u.hourangle, u.deg))
             except ValueError as exc:

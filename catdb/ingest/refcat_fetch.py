@@ -26,11 +26,20 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import astropy.units as u
 import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
 from psycopg import sql
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from ..algorithms.sphere import chord, radec, separation_deg, unit_vectors
+from ..db.copy import copy_table, json_text
+from ..db.provenance import exposure_set_condition, fail_run, finish_run, start_run
 from ..errors import CatdbError, InputError
+from .refcat import VIZIER_PROFILES, refcat_from_table
 
 log = logging.getLogger("catdb.refcat")
 
@@ -135,10 +144,6 @@ def query_vizier(catalog_id: str, center: tuple[float, float], radius: float, co
     astroquery documentation, "VizieR Queries (astroquery.vizier)":
     ``Vizier(columns=..., column_filters=..., row_limit=...).query_region(coord, radius=..., catalog=...)``.
     """
-    import astropy.units as u
-    from astropy.coordinates import SkyCoord
-    from astropy.table import Table
-
     try:
         from astroquery.vizier import Vizier
     except ImportError:
@@ -201,10 +206,6 @@ def merge_circles(ra, dec, radius, *, max_radius: float = 3.0):
     candidate pairs come from a k-d tree on unit vectors (chord of the largest overlap
     distance), so the cost is O(N log N), not O(N^2).
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
     ra, dec, radius = (np.atleast_1d(np.asarray(a, dtype=float)) for a in (ra, dec, radius))
     n = len(ra)
     if n == 0:
@@ -293,8 +294,6 @@ class FetchResult:
 
 
 def _footprints(conn, where, exposures):
-    from ..stages.base import exposure_set_condition
-
     cond = sql.SQL("e.image_type = 'science'")
     if where:
         cond = cond + sql.SQL(" AND ({})").format(sql.SQL(where))
@@ -363,10 +362,6 @@ def fetch_refcat(conn, catalog: str, *, where: str | None = None, exposures: str
     catdb.errors.CatdbError
         Unknown catalogue, no exposures selected, none with a footprint, truncated response.
     """
-    from ..db.copy import copy_table, json_text
-    from ..stages.base import fail_run, finish_run, start_run
-    from .refcat import VIZIER_PROFILES, refcat_from_table
-
     if catalog not in CATALOGS:
         raise CatdbError(f"unknown catalogue {catalog!r}; expected one of {', '.join(CATALOGS)}")
     if retries < 0 or backoff < 0 or margin_arcmin < 0:

@@ -61,15 +61,23 @@ with a local FITS_LDAC reference catalogue; ``-CHECKPLOT_DEV NULL``;
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import astropy.units as u
 import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from scipy.spatial import cKDTree
 
 from ..algorithms.sphere import group_mean_direction
 from ..db.copy import copy_table
+from ..db.provenance import fail_run, finish_run, start_run
 from ..errors import InputError
-from ..stages.base import fail_run, finish_run, start_run
+from .load import sha256_file
+from .scamp import read_scamp_heads, read_scamp_xml
+from .wcs_state import detection_frame_ltv, replace_exposure_wcs
 
 __all__ = ["MERGED_REQUIRED", "QA_METRICS", "MergedCatalog", "ScampApplyResult", "ScampFullResult",
            "ScampMergedResult", "apply_scamp_solution", "file_stem", "ingest_scamp_full", "ingest_scamp_merged",
@@ -132,8 +140,6 @@ def _resolve(path) -> str:
 
 
 def _sha256(path) -> str:
-    from .load import sha256_file
-
     return sha256_file(path)
 
 
@@ -311,9 +317,6 @@ def apply_scamp_solution(conn, head_path, exposure_id: int | None = None, catalo
     values SExtractor computed with the old WCS.  Objects' mean positions
     computed earlier are not updated.
     """
-    from .scamp import read_scamp_heads, read_scamp_xml
-    from .wcs_state import detection_frame_ltv, replace_exposure_wcs
-
     head_path = str(head_path)
     heads = read_scamp_heads(head_path)
     report = read_scamp_xml(xml_path) if xml_path is not None else None
@@ -437,12 +440,6 @@ def read_scamp_table(path, required=_FULL_REQUIRED, what: str = "SCAMP full/merg
     catdb.errors.InputError
         Unreadable file, neither format, or a required column missing (named).
     """
-    import warnings
-
-    import astropy.units as u
-    from astropy.io import fits
-    from astropy.table import Table
-
     p = Path(path)
     try:
         with open(p, "rb") as fh:
@@ -497,8 +494,6 @@ def _column_in(t, name, scamp_unit, to, path):
 
     From the file's unit, or ``scamp_unit`` (what SCAMP writes) when the column has none.
     """
-    import astropy.units as u
-
     col = t[name]
     have = getattr(col, "unit", None)
     try:
@@ -656,8 +651,6 @@ def _input_exposures(conn, path, catalogs, exposure_ids):
 
 def _match_rows(conn, eid, xs, ys, tolerance):
     """Detection ids of exposure ``eid`` at pixel positions (xs, ys), and the centroid used (vectorised KD-tree)."""
-    from scipy.spatial import cKDTree
-
     det = np.array(conn.execute("SELECT id, xwin, ywin, x, y FROM detection WHERE exposure_id = %s ORDER BY id",
                                 (eid,)).fetchall(), dtype=float).reshape(-1, 5)
     best = None

@@ -29,7 +29,11 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from ..algorithms.astrometry import strip_wcs
 from ..errors import CatdbError, InputError
+from .headers import header_from_cards
+from .scamp import read_scamp_heads, read_scamp_xml
+from .sextractor import read_catalogs
 
 __all__ = ["ScampError", "ScampSolution", "scamp_binary", "write_ldac", "write_reference_ldac",
            "write_scamp_input", "solve_catalog"]
@@ -128,9 +132,6 @@ def write_scamp_input(catalog_path, out_path, naxis: tuple[int, int] | None = No
     catdb.errors.InputError
         Not a FITS_LDAC catalogue.
     """
-    from ..algorithms.astrometry import strip_wcs
-    from .sextractor import read_catalogs
-
     cats = read_catalogs(catalog_path)
     if len(cats) != 1 or cats[0].format != "FITS_LDAC":
         raise InputError("SCAMP needs a single-extension FITS_LDAC catalogue (LDAC_IMHEAD + LDAC_OBJECTS)",
@@ -226,9 +227,6 @@ def solve_catalog(catalog_path, reference_ldac, initial_header: fits.Header, wor
     catdb.errors.InputError
         Catalogue not FITS_LDAC.
     """
-    from .headers import header_from_cards
-    from .scamp import read_scamp_heads, read_scamp_xml
-
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     stem = "solve"

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from astropy.io import ascii as asc
 from astropy.io import fits
+from astropy.io.ascii.core import InconsistentTableError
 from astropy.table import Table
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
@@ -265,9 +267,6 @@ def read_ascii_head(path) -> SExCatalog:
     catdb.errors.InputError
         No ``#   1 NUMBER ...`` header, or data rows that do not match it.
     """
-    from astropy.io import ascii as asc
-    from astropy.io.ascii.core import InconsistentTableError
-
     try:
         raw = asc.read(str(path), format="sextractor", guess=False)
     except (InconsistentTableError, ValueError, IndexError) as exc:

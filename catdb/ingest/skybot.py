@@ -18,15 +18,20 @@ cached cone, and matches tracks to the known objects.
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 from astropy.coordinates import SkyCoord
+from astropy.io.votable import parse
 from astropy.table import Table
 from astropy.time import Time
 
 from catdb.errors import CatdbError, InputError
+
+from ..db.copy import copy_table
+from ..db.provenance import fail_run, finish_run, start_run
 
 __all__ = [
     "SkybotUnavailable",
@@ -111,8 +116,6 @@ def read_skybot_votable(path):
         If the file is not a readable VOTable, the query status is an
         error, or a column is missing.
     """
-    from astropy.io.votable import parse
-
     path = Path(path)
     try:
         vot = parse(str(path))
@@ -209,8 +212,6 @@ def query_skybot(ra, dec, radius_arcsec, epoch, location="500", timeout=None):
         raise SkybotUnavailable("astroquery is not installed (pip install 'catdb[net]')") from exc
     t = epoch if isinstance(epoch, Time) else Time(float(epoch), format="mjd", scale="utc")
     centre = SkyCoord(ra * u.deg, dec * u.deg)
-    from contextlib import nullcontext
-
     from astroquery.imcce import conf
 
     try:
@@ -305,8 +306,6 @@ def store_skybot(conn, *, exposure_id, epoch, ra, dec, radius_arcsec, observator
     int
         ``skybot_query.id``.
     """
-    from ..db.copy import copy_table
-
     n = 0 if table is None else len(table)
     status = "failed" if table is None else ("ok" if n else "empty")
     qid = conn.execute(
@@ -361,8 +360,6 @@ def import_skybot_votable(conn, path, exposure_id, *, max_epoch_diff=1.0):
         Unreadable file, no epoch or cone in it, no such exposure, epoch too far from the
         exposure's mid-time, or the exposure centre outside the response's cone.
     """
-    from ..stages.base import fail_run, finish_run, start_run
-
     path = Path(path)
     table = read_skybot_votable(path)
     for k in ("epoch", "ra", "dec", "radius"):

@@ -17,9 +17,13 @@ import numpy as np
 from astropy.io import fits
 
 from ..algorithms.sphere import separation_deg
+from ..algorithms.astrometry import header_ltv, pixscale_from_header, pointing_from_header, shift_wcs_frame
 from ..db.copy import copy_table
 from ..errors import InputError
-from ..schema import WCS_ABSOLUTE, WCS_USABLE
+from ..schema import WCS_ABSOLUTE, WCS_STATUS, WCS_USABLE
+from ..wcsutil import wcs_from_header
+from .headers import footprint, header_from_cards, wcs_cards
+from .scamp import apply_scamp_head
 
 __all__ = ["exposure_header", "stored_wcs_header", "exposure_pointing", "detection_frame_ltv",
            "replace_exposure_wcs", "unusable_exposures", "refuse_unusable", "solve_hint"]
@@ -33,8 +37,6 @@ def solve_hint(eid) -> str:
 
 def exposure_header(conn, eid) -> fits.Header:
     """The stored full header of exposure ``eid`` (``exposure.header``; empty when none)."""
-    from .headers import header_from_cards
-
     row = conn.execute("SELECT header FROM exposure WHERE id = %s", (eid,)).fetchone()
     if row is None:
         raise InputError(f"exposure {eid} does not exist")
@@ -43,8 +45,6 @@ def exposure_header(conn, eid) -> fits.Header:
 
 def stored_wcs_header(conn, eid) -> tuple[fits.Header | None, str]:
     """``(WCS header or None, wcs_status)`` of exposure ``eid`` from ``exposure.wcs_header``."""
-    from .headers import header_from_cards
-
     text, status = conn.execute("SELECT wcs_header, wcs_status FROM exposure WHERE id = %s", (eid,)).fetchone()
     if not text or not text.strip():
         return None, status
@@ -64,8 +64,6 @@ def exposure_pointing(conn, eid) -> dict:
         ``ra``, ``dec`` (deg), ``pixscale`` (arcsec/pixel), ``naxis1``, ``naxis2``, each None when
         unknown, and ``source`` (where each came from, text).
     """
-    from ..algorithms.astrometry import pixscale_from_header, pointing_from_header
-
     ra, dec, scale, n1, n2 = conn.execute(
         "SELECT pointing_ra, pointing_dec, pixscale, naxis1, naxis2 FROM exposure WHERE id = %s", (eid,)).fetchone()
     src = []
@@ -98,8 +96,6 @@ def detection_frame_ltv(conn, eid) -> tuple[float, float]:
     The image of the latest ``catalog`` product (stage ``extract``: ``meta.ltv1/ltv2``, or the
     ``reduced`` product it names); without one, the frame of the ingested file.
     """
-    from ..algorithms.astrometry import header_ltv
-
     row = conn.execute("SELECT meta FROM image_product WHERE exposure_id = %s AND kind = 'catalog' "
                        "ORDER BY id DESC LIMIT 1", (eid,)).fetchone()
     meta = (row[0] or {}) if row else None
@@ -157,12 +153,6 @@ def replace_exposure_wcs(conn, eid: int, wcs_header: fits.Header, *, status: str
         No image size (NAXIS1/NAXIS2), no celestial WCS in ``wcs_header``, or detections without a
         pixel position.
     """
-    from ..algorithms.astrometry import header_ltv, shift_wcs_frame
-    from ..schema import WCS_STATUS
-    from ..wcsutil import wcs_from_header
-    from .headers import footprint, header_from_cards, wcs_cards
-    from .scamp import apply_scamp_head
-
     if status not in WCS_STATUS:
         raise ValueError(f"status must be one of {list(WCS_STATUS)}, got {status!r}")
     where = path_for_errors

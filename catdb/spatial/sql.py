@@ -16,10 +16,12 @@ on ``q3c_ang2ipix(ra, dec)``; :func:`ipix_index` writes that statement.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any, NamedTuple
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
@@ -184,7 +186,6 @@ def _select_list(columns: Sequence[str | sql.Composable] | None, alias: str) -> 
 
 
 def _check_finite(**values: float) -> None:
-    import math
     for k, v in values.items():
         if v is None or not math.isfinite(float(v)):
             raise ValueError(f"{k} must be a finite number, got {v!r}")
@@ -341,7 +342,6 @@ def polygon_condition(ra_col, dec_col, vertices, *, schema: str | None = None,
     ValueError
         Fewer than 3 vertices, wrong shape or non-finite values.
     """
-    import numpy as np
     v = np.asarray(vertices, dtype=float)
     if v.ndim != 2 or v.shape[1] != 2 or v.shape[0] < 3:
         raise ValueError(f"vertices must have shape (n >= 3, 2), got {v.shape}")

@@ -81,9 +81,14 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 import numpy as np
+from astropy.stats import sigma_clip
 from psycopg import sql
+from scipy.sparse import coo_matrix, diags
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse.linalg import lsqr
 
 from ..algorithms import photometry, transforms
 from ..algorithms.ensemble import ensemble_solve
@@ -375,8 +380,6 @@ class Calibrate(Stage):
 
     # ------------------------------------------------------------------ relative (ensemble)
     def _relative(self, ctx, bands, det):
-        from astropy.stats import sigma_clip
-
         p = ctx.params
         radius = (p["radius"] or 1.5) / 3600.0
         by_band = _exposures_by_band(bands, "relative")

@@ -29,10 +29,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from psycopg import sql
 
 from ..db.copy import copy_table
 from ..errors import InputError
+from ..ingest.extract import extract
+from ..ingest.headers import header_from_cards
+from ..ingest.load import sha256_file
+from ..ingest.sextractor import detection_columns, read_catalog
+from ..ingest.wcs_state import refuse_unusable
 from .base import Param, Stage, StageContext, register
 
 #: SExtractor FLAGS bits that drop a coadd source: truncated (8), memory/extraction overflow (64, 128)
@@ -87,15 +93,8 @@ class Coadd(Stage):
         return n
 
     def run(self, ctx: StageContext) -> dict:
-        from astropy.io import fits
-
         from ..algorithms.coadd import coadd
-        from ..ingest.load import sha256_file
-
         p = ctx.params
-        from ..ingest.headers import header_from_cards
-        from ..ingest.wcs_state import refuse_unusable
-
         refuse_unusable(ctx.conn, ctx.inputs, "coadd")  # reprojection needs each exposure's sky frame
         rows = ctx.execute(
             "SELECT e.id, e.path, e.band, r.path, e.wcs_header FROM exposure e "
@@ -148,11 +147,6 @@ class Coadd(Stage):
 
     def _detect(self, ctx: StageContext, image: Path, band, header) -> tuple[int, Path, int]:
         """SExtractor on the coadd; its sources as ``object`` rows of kind 'coadd' (one COPY)."""
-        from astropy.io import fits
-
-        from ..ingest.extract import extract
-        from ..ingest.sextractor import detection_columns, read_catalog
-
         p = ctx.params
         cat_path = image.with_suffix(".cat")
         extract(image, cat_path, hdu=0, config={"DETECT_THRESH": p["detect_thresh"],

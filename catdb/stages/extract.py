@@ -34,7 +34,9 @@ from ..algorithms.astrometry import header_ltv
 from ..db.copy import copy_table
 from ..errors import InputError
 from ..ingest.extract import extract
-from ..ingest.headers import header_from_cards
+from ..ingest.headers import header_from_cards, read_header
+from ..ingest.load import attach_catalog, sha256_file
+from ..ingest.wcs_state import refuse_unusable, solve_hint
 from ..ingest.sextractor import read_catalog
 from .base import Param, Stage, StageContext, register
 
@@ -121,9 +123,6 @@ class Extract(Stage):
     outputs = ["image_product"]
 
     def run(self, ctx: StageContext) -> dict:
-        from ..ingest.load import attach_catalog, sha256_file
-        from ..ingest.wcs_state import solve_hint
-
         p = ctx.params
         if p["workers"] < 1:
             raise InputError(f"parameter workers: expected >= 1, got {p['workers']}")
@@ -134,8 +133,6 @@ class Extract(Stage):
             cfg["PHOT_APERTURES"] = apers
         outdir = Path(p["outdir"]).expanduser().resolve()
         cdir = outdir / "catalogs"
-
-        from ..ingest.wcs_state import refuse_unusable
 
         refuse_unusable(ctx.conn, ctx.inputs, "extract")
         exps = ctx.execute(

@@ -53,11 +53,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from astropy.io import ascii, fits
 from psycopg import sql
 
-from ..algorithms.forced import aperture_correction, curve_of_growth_radius
+from ..algorithms.astrometry import merge_wcs
 from ..db.copy import copy_table
 from ..errors import InputError
+from ..ingest.headers import header_from_cards
+from ..schema import WCS_USABLE
+from ..spatial import cone_condition
+from ..wcsutil import clean_wcs_header, wcs_from_header
+from ..algorithms.forced import aperture_correction, curve_of_growth_radius
 from ..ingest.positions import read_positions
 from .base import Param, Stage, StageContext, register
 
@@ -165,8 +171,6 @@ class Forced(Stage):
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: StageContext) -> dict:
-        from ..spatial import cone_condition
-
         p = ctx.params
         radius = _parse_radius(p["radius"])
         radii = _parse_radii(p["auto_radii"]) if radius == "auto" else None
@@ -194,9 +198,6 @@ class Forced(Stage):
             " CASE WHEN track_id IS NULL THEN dec ELSE dec + rate_dec * {dt} END AS dec_t FROM {t}").format(
             dt=dt, t=t)
         jobs, no_wcs = [], []
-        from ..ingest.headers import header_from_cards
-        from ..schema import WCS_USABLE
-
         for (eid, raw, raw_hdu, mjd, ra0, dec0, rad, gain, rn, sat, band, red, red_hdu,
              zp, zp_err, zp_band, wcs_status, wcs_text) in exps:  # loop over exposures
             if ra0 is None or dec0 is None or rad is None or wcs_status not in WCS_USABLE or not wcs_text:
@@ -269,12 +270,8 @@ class Forced(Stage):
 
 def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | None:
     """Read one exposure's image and measure all its targets (runs in a worker thread)."""
-    from astropy.io import fits
-
     from ..algorithms.forced import FLAG_BAD_BACKGROUND as ALG_BAD_BKG
     from ..algorithms.forced import forced_photometry
-    from ..wcsutil import clean_wcs_header, wcs_from_header
-
     path = j["image"]
     if not Path(path).is_file():
         raise InputError(f"exposure {j['id']}: image not found", path=path)
@@ -283,8 +280,6 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
         image = np.asarray(h.data, dtype=np.float32)
         header = h.header.copy()
     if j.get("wcs") is not None:  # the exposure's stored WCS (solve may have replaced it), in this image's frame
-        from ..ingest.extract import merge_wcs
-
         header = merge_wcs(clean_wcs_header(header, path=path), j["wcs"])
     wcs = wcs_from_header(header, path=path)
     ny, nx = image.shape

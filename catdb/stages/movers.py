@@ -57,6 +57,9 @@ import json
 
 import numpy as np
 from psycopg import sql
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from ..algorithms.movers import MoverConfig, find_movers
 from ..algorithms.sphere import angular_sep_arcsec, chord, radec, unit_vectors
@@ -295,10 +298,6 @@ class Movers(Stage):
         -------
         ndarray of int64, shape (N,)
         """
-        from scipy.sparse import coo_matrix
-        from scipy.sparse.csgraph import connected_components
-        from scipy.spatial import cKDTree
-
         eids, inv = np.unique(d["exposure_id"], return_inverse=True)
         label = np.full(eids.size, -1, dtype=np.int64)
         if eids.size == 0:

@@ -38,6 +38,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from astropy.io import fits
 from astropy.nddata import CCDData
 
 from ..algorithms.background import background_stats
@@ -82,8 +83,6 @@ def pixel_background(path, hdu, raw, nsigma=2.0, npixels=5, dilate_size=11, sigm
         Malformed or missing ``TRIMSEC`` with a ``BIASSEC``, a section outside the image, or a
         frame already trimmed (``TRIM`` card) that still declares ``BIASSEC``.
     """
-    from astropy.io import fits
-
     if not path or not os.path.isfile(path):
         return f"file {path} not reachable"
     try:

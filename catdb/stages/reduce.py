@@ -50,6 +50,7 @@ from astropy.io import fits
 
 from ..db.copy import copy_table
 from ..errors import InputError
+from ..ingest.load import sha256_file
 from ..schema.tables import QUALITY_FLAGS
 from .base import Param, Stage, StageContext, register
 
@@ -80,8 +81,6 @@ def _geom(e: dict) -> str:
 
 
 def _sha256(path) -> str:
-    from ..ingest.load import sha256_file
-
     return sha256_file(path)
 
 

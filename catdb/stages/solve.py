@@ -51,8 +51,23 @@ from pathlib import Path
 
 import numpy as np
 
+from ..algorithms.astrometry import (
+    header_ltv,
+    initial_wcs_header,
+    register_points,
+    registered_wcs_header,
+    shift_wcs_frame,
+)
 from ..errors import InputError
+from ..ingest import astrometry_net
+from ..ingest.extract import extract
+from ..ingest.headers import read_header
+from ..ingest.scamp_run import ScampError, solve_catalog, write_reference_ldac
+from ..ingest.sextractor import read_catalogs
+from ..ingest.wcs_state import detection_frame_ltv, exposure_pointing, replace_exposure_wcs, stored_wcs_header
 from ..schema.tables import QUALITY_FLAGS, WCS_USABLE
+from ..wcsutil import wcs_from_header
+from ._common import reference_filter
 from .base import Param, Stage, StageContext, register
 
 log = logging.getLogger("catdb.stages.solve")
@@ -74,8 +89,6 @@ def _stars(cat_path, min_snr: float):
 
     Unflagged, S/N >= ``min_snr``, not sharper than the PSF (FWHM_IMAGE >= max(0.5 median, 1.5 px)).
     """
-    from ..ingest.sextractor import read_catalogs
-
     t = read_catalogs(cat_path)[0].table
     x = np.asarray(t["XWIN_IMAGE"] if "XWIN_IMAGE" in t.colnames else t["X_IMAGE"], float)
     y = np.asarray(t["YWIN_IMAGE"] if "YWIN_IMAGE" in t.colnames else t["Y_IMAGE"], float)
@@ -160,14 +173,6 @@ class Solve(Stage):
 
     # ------------------------------------------------------------------ run
     def run(self, ctx: StageContext) -> dict:
-        from ..algorithms.astrometry import header_ltv, initial_wcs_header, shift_wcs_frame
-        from ..ingest import astrometry_net
-        from ..ingest.extract import extract
-        from ..ingest.headers import read_header
-        from ..ingest.scamp_run import solve_catalog, write_reference_ldac
-        from ..ingest.wcs_state import exposure_pointing, replace_exposure_wcs, stored_wcs_header
-        from ._common import reference_filter
-
         p = ctx.params
         if p["workers"] < 1 or p["min_stars"] < 3:
             raise InputError("parameters workers >= 1 and min_stars >= 3 expected")
@@ -233,8 +238,6 @@ class Solve(Stage):
             hdr = read_header(e["image"], e["image_hdu"])[0] if e["image"] else None
             e["ltv"] = header_ltv(hdr) if hdr is not None else None
             if e["ltv"] is None:
-                from ..ingest.wcs_state import detection_frame_ltv
-
                 e["ltv"] = detection_frame_ltv(ctx.conn, e["id"])
             if hdr is not None:
                 e["naxis"] = (int(hdr.get("ZNAXIS1", hdr.get("NAXIS1"))), int(hdr.get("ZNAXIS2", hdr.get("NAXIS2"))))
@@ -318,8 +321,6 @@ class Solve(Stage):
     def _n_in_field(self, ctx, e):
         n1, n2 = e["naxis"]
         scale = e["pointing"]["pixscale"] or 1.0
-        from ..wcsutil import wcs_from_header
-
         w = wcs_from_header(e["init"])
         ra, dec = w.all_pix2world([(n1 + 1) / 2], [(n2 + 1) / 2], 1)
         radius = np.hypot(n1, n2) / 2 * scale / 3600.0
@@ -342,8 +343,6 @@ class Solve(Stage):
                                        np.full(len(ref), np.nan),
                                        np.where(np.isfinite(ref[:, 3]), ref[:, 3], 2000.0))
         blind = e["init_from"].startswith("pointing") and p["rotation"] is None
-        from ..ingest.scamp_run import ScampError
-
         try:
             sol = solve_catalog(e["cat"], refpath, e["init"], work, naxis=e["naxis"],
                                 position_maxerr=p["position_maxerr"], posangle_maxerr=180.0 if blind else 5.0,
@@ -363,8 +362,6 @@ class Solve(Stage):
         counts.setdefault("rms_arcsec", {})[str(e["id"])] = round(sol.rms, 4)
 
     def _register(self, ctx, exps, p, failed, counts, replace_exposure_wcs):
-        from ..algorithms.astrometry import initial_wcs_header, register_points, registered_wcs_header
-
         # groups: one night, one pointing (within a quarter of the field)
         groups: list[list] = []
         for e in sorted(exps, key=lambda e: (e["night"] or "", e["mjd"] or 0)):

@@ -32,7 +32,272 @@ from psycopg import sql
 
 from ..algorithms import veto as V
 from ..errors import CatdbError
+from ..spatial import sql as sp
 from .base import Param, Stage, StageContext, register
+
+
+def rejected_sql(step: V.Step, params: dict, catalogs: list[str] | None = None
+                 ) -> tuple[sql.Composable, dict, sql.Composable | None]:
+    """SQL selecting the ``detection_id`` of the current survivors that ``step`` rejects.
+
+    The current survivors are the temporary table ``_veto_cur(detection_id, exposure_id, ra, dec,
+    epoch)``.  For the flag and shape vetoes a detection whose tested column (or the exposure's
+    size) is NULL is *kept* (nothing shows it is bad) and counted as untested.
+
+    Parameters
+    ----------
+    step : catdb.algorithms.veto.Step
+    params : dict
+        Stage parameters (``flags_max``, ``edge_pix``, ``elongation_max``, ``fwhm_min``,
+        ``fwhm_max``, ``fwhm_column``, ``dup_radius``, ``radius``, ``use_pm``, ``snr_min``,
+        ``fwhm_px_min``, ``fwhm_px_max``, ``spread_model_min``, ``clip_sigma``, ``spike_*``,
+        ``sso_radius``, ``dec_min``, ``dec_max``).
+    catalogs : list of str
+        Resolved catalogue names (``refcat`` step; ``spikes`` uses them in :func:`setup_sql`).
+
+    Returns
+    -------
+    rejected : psycopg.sql.Composable
+        ``SELECT detection_id ...``.
+    values : dict
+        Values bound to its placeholders.
+    untested : psycopg.sql.Composable or None
+        ``SELECT count(*) ...`` of survivors the step could not test.
+
+    Notes
+    -----
+    Edge: SExtractor pixel centres are 1-based, the image spans 0.5 .. naxis + 0.5; a
+    detection is rejected when ``min(x - 0.5, naxis1 + 0.5 - x, y - 0.5, naxis2 + 0.5 - y)
+    < edge_pix`` (``XWIN_IMAGE`` preferred over ``X_IMAGE``).
+    Duplicates: of detections closer than ``dup_radius`` on the same exposure the one with the
+    largest FLUX_AUTO (then the lowest id) is kept.
+
+    VASCO morphology gates (Solano, Villarroel & Rodrigo 2022, MNRAS 515, 1380; their values are
+    the defaults): ``snr`` rejects ``snr <= snr_min`` (30; ``snr`` = FLUX_AUTO / FLUXERR_AUTO);
+    ``fwhm_px`` rejects FWHM_IMAGE outside [``fwhm_px_min``, ``fwhm_px_max``] (2, 7 pix, bounds
+    kept); ``spread_model`` rejects ``SPREAD_MODEL <= spread_model_min`` (-0.002; NULL, i.e. a
+    catalogue without PSF model fitting, is kept and counted untested); ``dec`` rejects Dec outside
+    [``dec_min``, ``dec_max``] (deg).
+
+    Clip: per exposure, over the *current survivors* (the set entering the step), the median and
+    the normalised MAD (``1.482602218505602 x median |x - median|``, astropy ``mad_std``) of
+    FWHM (``fwhm_column``) and of ELONGATION; a detection is rejected when either value lies
+    farther than ``clip_sigma`` of them from the median.  One iteration, as
+    ``astropy.stats.sigma_clip(x, sigma=clip_sigma, maxiters=1, cenfunc='median',
+    stdfunc='mad_std')`` on each column, the two masks OR-ed.  NULLs are kept, counted untested,
+    and not used in the statistics.
+
+    Spikes: see :func:`catdb.algorithms.veto.spike_geometry`; needs the temporary table ``_veto_stars`` of
+    :func:`setup_sql`.  SSO: pairs with the SkyBoT predictions of the same exposure (temporary
+    table ``_veto_sso`` of :func:`setup_sql`) closer than ``sso_radius``; detections on exposures
+    without a usable cached cone are kept and counted untested.
+    """
+    kind, arg = step.kind, step.arg
+    cur_d = sql.SQL("FROM _veto_cur c JOIN detection d ON d.id = c.detection_id ")
+    if kind == "flags":
+        v = {"flags_max": int(float(arg)) if arg else int(params["flags_max"])}
+        return (sql.SQL("SELECT c.detection_id ") + cur_d + sql.SQL("WHERE d.flags > %(flags_max)s"), v, None)
+    if kind == "elongation":
+        v = {"elong_max": float(arg) if arg else float(params["elongation_max"])}
+        return (sql.SQL("SELECT c.detection_id ") + cur_d + sql.SQL("WHERE d.elongation > %(elong_max)s"), v,
+                sql.SQL("SELECT count(*) ") + cur_d + sql.SQL("WHERE d.elongation IS NULL"))
+    if kind == "edge":
+        v = {"edge": float(arg) if arg else float(params["edge_pix"])}
+        x, y = sql.SQL("coalesce(d.xwin, d.x)"), sql.SQL("coalesce(d.ywin, d.y)")
+        frm = cur_d + sql.SQL("JOIN exposure e ON e.id = c.exposure_id ")
+        q = sql.SQL("SELECT c.detection_id ") + frm + sql.SQL(
+            "WHERE least({x} - 0.5, e.naxis1 + 0.5 - {x}, {y} - 0.5, e.naxis2 + 0.5 - {y}) < %(edge)s").format(x=x, y=y)
+        unt = sql.SQL("SELECT count(*) ") + frm + sql.SQL(
+            "WHERE {x} IS NULL OR {y} IS NULL OR e.naxis1 IS NULL OR e.naxis2 IS NULL").format(x=x, y=y)
+        return q, v, unt
+    if kind == "fwhm":
+        lo, hi = (arg.split("..") if arg else (params["fwhm_min"], params["fwhm_max"]))
+        v = {"fwhm_lo": float(lo), "fwhm_hi": float(hi)}
+        col = sql.Identifier("d", params.get("fwhm_column") or "fwhm_image")
+        col_m = sql.Identifier("m", params.get("fwhm_column") or "fwhm_image")
+        med = sql.SQL(
+            "WITH med AS (SELECT m.exposure_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY {cm}) AS fwhm_med "
+            "FROM detection m WHERE m.exposure_id IN (SELECT DISTINCT exposure_id FROM _veto_cur) "
+            "AND m.flags = 0 AND {cm} > 0 GROUP BY m.exposure_id) ").format(cm=col_m)
+        frm = cur_d + sql.SQL("LEFT JOIN med ON med.exposure_id = c.exposure_id ")
+        q = med + sql.SQL("SELECT c.detection_id ") + frm + sql.SQL(
+            "WHERE {c} < %(fwhm_lo)s * med.fwhm_med OR {c} > %(fwhm_hi)s * med.fwhm_med").format(c=col)
+        unt = med + sql.SQL("SELECT count(*) ") + frm + sql.SQL(
+            "WHERE {c} IS NULL OR med.fwhm_med IS NULL").format(c=col)
+        return q, v, unt
+    if kind == "duplicates":
+        r = float(arg) if arg else float(params["dup_radius"])
+        pj = sp.pair_join("_veto_cur", "_veto_cur", r / 3600.0,
+                          columns1=[sql.SQL("a.detection_id AS id1"), sql.SQL("a.exposure_id AS e1")],
+                          columns2=[sql.SQL("b.detection_id AS id2"), sql.SQL("b.exposure_id AS e2")])
+        q = sql.SQL(
+            "SELECT DISTINCT p.id1 AS detection_id FROM ({pj}) p "
+            "JOIN detection d1 ON d1.id = p.id1 JOIN detection d2 ON d2.id = p.id2 "
+            "WHERE p.e1 = p.e2 AND p.id1 <> p.id2 AND "
+            "(coalesce(d2.flux_auto, '-infinity'), -d2.id) > (coalesce(d1.flux_auto, '-infinity'), -d1.id)").format(
+            pj=pj.sql)
+        return q, dict(pj.params), None
+    if kind == "refcat":
+        r = float(arg.split("@", 1)[1]) if arg and "@" in arg else float(params["radius"])
+        if params.get("use_pm"):
+            pj = sp.pm_join("refcat_source", "_veto_cur", r / 3600.0, epoch1="epoch", epoch2="epoch",
+                            columns1=[sql.SQL("a.catalog AS cat")], columns2=[sql.SQL("b.detection_id AS id1")],
+                            max_epoch_delta=float(params.get("max_epoch_delta", 100.0)))
+        else:
+            pj = sp.pair_join("_veto_cur", "refcat_source", r / 3600.0,
+                              columns1=[sql.SQL("a.detection_id AS id1")], columns2=[sql.SQL("b.catalog AS cat")])
+        # OFFSET 0 keeps the catalogue filter out of the join: pushed into it, it makes the planner
+        # scan refcat_source by catalog and test every pair instead of probing the q3c index
+        fence = sql.SQL("") if params.get("use_pm") else sql.SQL(" OFFSET 0")
+        q = sql.SQL("SELECT DISTINCT p.id1 AS detection_id FROM ({pj}{fence}) p WHERE p.cat = ANY(%(cats)s)").format(
+            pj=pj.sql, fence=fence)
+        return q, {**pj.params, "cats": list(catalogs or [])}, None
+    if kind == "snr":
+        v = {"snr_min": float(arg) if arg else float(params["snr_min"])}
+        return (sql.SQL("SELECT c.detection_id ") + cur_d + sql.SQL("WHERE d.snr <= %(snr_min)s"), v,
+                sql.SQL("SELECT count(*) ") + cur_d + sql.SQL("WHERE d.snr IS NULL"))
+    if kind == "fwhm_px":
+        lo, hi = (arg.split("..") if arg else (params["fwhm_px_min"], params["fwhm_px_max"]))
+        v = {"fwhm_px_min": float(lo), "fwhm_px_max": float(hi)}
+        return (sql.SQL("SELECT c.detection_id ") + cur_d + sql.SQL(
+            "WHERE d.fwhm_image < %(fwhm_px_min)s OR d.fwhm_image > %(fwhm_px_max)s"), v,
+            sql.SQL("SELECT count(*) ") + cur_d + sql.SQL("WHERE d.fwhm_image IS NULL"))
+    if kind == "spread_model":
+        v = {"spread_model_min": float(arg) if arg else float(params["spread_model_min"])}
+        return (sql.SQL("SELECT c.detection_id ") + cur_d + sql.SQL("WHERE d.spread_model <= %(spread_model_min)s"),
+                v, sql.SQL("SELECT count(*) ") + cur_d + sql.SQL("WHERE d.spread_model IS NULL"))
+    if kind == "dec":
+        lo, hi = (arg.split("..") if arg else (params["dec_min"], params["dec_max"]))
+        v = {"dec_min": float(lo), "dec_max": float(hi)}
+        return (sql.SQL("SELECT c.detection_id FROM _veto_cur c WHERE c.dec < %(dec_min)s OR c.dec > %(dec_max)s"),
+                v, None)
+    if kind == "clip":
+        v = {"clip_sigma": float(arg) if arg else float(params["clip_sigma"]), "mad_to_std": V.MAD_TO_STD}
+        fw = sql.Identifier("d", params.get("fwhm_column") or "fwhm_image")
+        stats = sql.SQL(
+            "WITH v AS (SELECT c.detection_id, c.exposure_id, {fw}::double precision AS fw, "
+            "d.elongation::double precision AS el " + "FROM _veto_cur c JOIN detection d ON d.id = c.detection_id), "
+            "m AS (SELECT exposure_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY fw) AS fw_med, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY el) AS el_med FROM v GROUP BY exposure_id), "
+            "s AS (SELECT v.exposure_id, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.fw - m.fw_med)) * %(mad_to_std)s AS fw_std, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(v.el - m.el_med)) * %(mad_to_std)s AS el_std "
+            "FROM v JOIN m ON m.exposure_id = v.exposure_id GROUP BY v.exposure_id) ").format(fw=fw)
+        frm = sql.SQL("FROM v JOIN m ON m.exposure_id = v.exposure_id JOIN s ON s.exposure_id = v.exposure_id ")
+        q = stats + sql.SQL("SELECT v.detection_id ") + frm + sql.SQL(
+            "WHERE abs(v.fw - m.fw_med) > %(clip_sigma)s * s.fw_std "
+            "OR abs(v.el - m.el_med) > %(clip_sigma)s * s.el_std")
+        unt = stats + sql.SQL("SELECT count(*) ") + frm + sql.SQL("WHERE v.fw IS NULL OR v.el IS NULL")
+        return q, v, unt
+    if kind == "spikes":
+        geo = V.spike_geometry(step, params)
+        pj = sp.pair_join("_veto_cur", "_veto_stars", geo["search_arcsec"] / 3600.0,
+                          columns1=[sql.SQL("a.detection_id AS id1"), sql.SQL("a.exposure_id AS e1"),
+                                    sql.SQL("a.ra AS dra"), sql.SQL("a.dec AS ddec")],
+                          columns2=[sql.SQL("b.ra AS sra"), sql.SQL("b.dec AS sdec"), sql.SQL("b.length AS len")])
+        # offsets of the detection from the star on the tangent plane, arcsec: east (RA, wrapped to
+        # +-180 deg, times cos Dec of the star) and north (Dec); with spike_axes=pixel rotated onto
+        # the exposure's pixel axes (u along x, v along y; _veto_pa.pa: position angle of +y, east of north)
+        off = sql.SQL(
+            "SELECT p0.id1, p0.e1, ((p0.dra - p0.sra) - 360 * floor((p0.dra - p0.sra + 180) / 360)) "
+            "* cos(radians(p0.sdec)) * 3600 AS de, (p0.ddec - p0.sdec) * 3600 AS dn, p0.len FROM ({pj}) p0").format(
+            pj=pj.sql)
+        if geo["spike_axes"] == "pixel":
+            uv = sql.SQL(
+                "SELECT o.id1, abs(o.de * cos(radians(coalesce(a.pa, 0))) - o.dn * sin(radians(coalesce(a.pa, 0)))) "
+                "AS u, abs(o.de * sin(radians(coalesce(a.pa, 0))) + o.dn * cos(radians(coalesce(a.pa, 0)))) AS v, "
+                "o.len FROM ({off}) o LEFT JOIN _veto_pa a ON a.exposure_id = o.e1").format(off=off)
+        else:
+            uv = sql.SQL("SELECT o.id1, abs(o.de) AS u, abs(o.dn) AS v, o.len FROM ({off}) o").format(off=off)
+        q = sql.SQL(
+            "SELECT DISTINCT p.id1 AS detection_id FROM ({uv}) p "
+            "WHERE (p.v <= %(spike_width)s AND p.u <= p.len) OR (p.u <= %(spike_width)s AND p.v <= p.len)").format(
+            uv=uv)
+        return q, {**pj.params, "spike_width": geo["spike_width"]}, None
+    if kind == "sso":
+        r = float(arg) if arg else float(params["sso_radius"])
+        pj = sp.pair_join("_veto_cur", "_veto_sso", r / 3600.0,
+                          columns1=[sql.SQL("a.detection_id AS id1"), sql.SQL("a.exposure_id AS e1")],
+                          columns2=[sql.SQL("b.exposure_id AS e2")])
+        q = sql.SQL("SELECT DISTINCT p.id1 AS detection_id FROM ({pj}) p WHERE p.e1 = p.e2").format(pj=pj.sql)
+        unt = sql.SQL("SELECT count(*) FROM _veto_cur c "
+                      "WHERE c.exposure_id NOT IN (SELECT exposure_id FROM _veto_cone)")
+        return q, dict(pj.params), unt
+    raise CatdbError(f"unknown veto {kind!r}")  # pragma: no cover - parse_steps refuses it
+
+
+def setup_sql(step: V.Step, params: dict, catalogs: list[str] | None = None) -> list[tuple[sql.Composable, dict]]:
+    """Statements to run before :func:`rejected_sql` of ``step`` (temporary tables, q3c index).
+
+    ``spikes``: ``_veto_stars(ra, dec, mag, length)``, the stars of ``catalogs`` brighter than
+    ``spike_mag`` with their spike half-length (arcsec, :func:`catdb.algorithms.veto.spike_geometry`).
+    ``sso``: ``_veto_cone(exposure_id, query_id)``, the newest usable cached SkyBoT cone of
+    each input exposure (status ``ok`` or ``empty``, epoch within ``sso_max_epoch_diff``
+    hours of the exposure's ``mjd_mid``, as the ``skybot`` stage requires), and
+    ``_veto_sso(exposure_id, ra, dec)``, its predicted positions moved linearly to
+    mid-exposure with the predicted rates (as the ``skybot`` stage does).
+
+    Returns
+    -------
+    list of (psycopg.sql.Composable, dict)
+        Empty for the other vetoes.
+    """
+    if step.kind == "spikes":
+        geo = V.spike_geometry(step, params)
+        mag = (sql.SQL("(r.mags ->> %(spike_band)s)::double precision") if geo["spike_band"] else
+               sql.SQL("(SELECT min(j.value::double precision) FROM jsonb_each_text(r.mags) j)"))
+        length = (sql.SQL("least(%(spike_length)s * power(10, 0.2 * (%(spike_mag)s - s.mag)), %(spike_length_max)s)")
+                  if geo["spike_scale"] else sql.SQL("%(spike_length)s::double precision"))
+        v = {k: geo[k] for k in ("spike_mag", "spike_length", "spike_length_max", "spike_band")}
+        v["cats"] = list(catalogs or [])
+        create = sql.SQL(
+            "CREATE TEMP TABLE _veto_stars ON COMMIT DROP AS SELECT s.ra, s.dec, s.mag, {length} AS length "
+            "FROM (SELECT r.ra, r.dec, {mag} AS mag FROM refcat_source r WHERE r.catalog = ANY(%(cats)s)) s "
+            "WHERE s.mag <= %(spike_mag)s").format(length=length, mag=mag)
+        idx = sp.ipix_index("_veto_stars", name="_veto_stars_q3c")
+        return [(sql.SQL("DROP TABLE IF EXISTS _veto_stars"), {}), (create, v), (idx.sql, dict(idx.params)),
+                (sql.SQL("ANALYZE _veto_stars"), {})]
+    if step.kind == "sso":
+        cone = sql.SQL(
+            "CREATE TEMP TABLE _veto_cone ON COMMIT DROP AS "
+            "SELECT DISTINCT ON (q.exposure_id) q.exposure_id, q.id AS query_id "
+            "FROM skybot_query q JOIN exposure e ON e.id = q.exposure_id "
+            "WHERE q.exposure_id IN (SELECT DISTINCT exposure_id FROM _veto_cur) AND q.status IN ('ok', 'empty') "
+            "AND abs(q.mjd_epoch - e.mjd_mid) * 24 <= %(dt)s ORDER BY q.exposure_id, q.id DESC")
+        pred = sql.SQL(
+            "CREATE TEMP TABLE _veto_sso ON COMMIT DROP AS SELECT o.exposure_id, "
+            "mod((o.ra + coalesce(o.rate_ra, 0) * (e.mjd_mid - o.mjd_epoch) * 24 / 3600 "
+            "/ cos(radians(o.dec)))::numeric + 360, 360)::double precision AS ra, "
+            "o.dec + coalesce(o.rate_dec, 0) * (e.mjd_mid - o.mjd_epoch) * 24 / 3600 AS dec "
+            "FROM skybot_object o JOIN _veto_cone c ON c.query_id = o.query_id JOIN exposure e ON e.id = o.exposure_id")
+        idx = sp.ipix_index("_veto_sso", name="_veto_sso_q3c")
+        return [(sql.SQL("DROP TABLE IF EXISTS _veto_cone, _veto_sso"), {}),
+                (cone, {"dt": float(params.get("sso_max_epoch_diff", 1.0))}), (pred, {}),
+                (idx.sql, dict(idx.params)), (sql.SQL("ANALYZE _veto_sso"), {})]
+    return []
+
+
+def resolve_catalogs(conn, names: str) -> list[str]:
+    """Catalogue names as stored in ``refcat_source`` (case-insensitive), for ``a+b`` text.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        A name with no stars in ``refcat_source`` (lists the catalogues that are there).
+    """
+    known = [r[0] for r in conn.execute(
+        "SELECT DISTINCT params->>'catalog' FROM stage_run WHERE stage = 'ingest-refcat' AND status = 'ok' "
+        "AND params->>'catalog' IS NOT NULL")]
+    out = []
+    for n in (x.strip() for x in names.split("@")[0].split("+")):
+        hit = [k for k in known if k.lower() == n.lower()]
+        cand = hit[0] if hit else n
+        if conn.execute("SELECT EXISTS (SELECT 1 FROM refcat_source WHERE catalog = %s)", (cand,)).fetchone()[0]:
+            out.append(cand)
+            continue
+        raise CatdbError(f"refcat {n!r}: no stars of that catalogue in refcat_source "
+                         f"(ingested: {', '.join(sorted(known)) or 'none'}; catdb ingest refcat FILE --catalog NAME)")
+    return out
 
 
 @register
@@ -146,7 +411,6 @@ class Veto(Stage):
             label = f"input:{name}:{step}"
         ctx.execute("ALTER TABLE _veto_cur RENAME COLUMN id TO detection_id")
         ctx.execute("ALTER TABLE _veto_cur ADD PRIMARY KEY (detection_id)")
-        from ..spatial import sql as sp
 
         ctx.execute(*sp.ipix_index("_veto_cur", name="_veto_cur_q3c"))
         ctx.execute("ANALYZE _veto_cur")
@@ -170,8 +434,9 @@ class Veto(Stage):
         pa = V.pixel_axis_angles([r[1] for r in rows])
         ids = [r[0] for r in rows]
         ctx.execute("DROP TABLE IF EXISTS _veto_pa")
+        # no WCS: NaN (equal to itself in SQL)
         ctx.execute("CREATE TEMP TABLE _veto_pa ON COMMIT DROP AS SELECT * FROM unnest(%s::bigint[], "
-                    "%s::double precision[]) AS t(exposure_id, pa) WHERE pa <> 'NaN'",  # no WCS: NaN (equal to itself in SQL)
+                    "%s::double precision[]) AS t(exposure_id, pa) WHERE pa <> 'NaN'",
                     (ids, [float(x) for x in pa]))
 
     def _notes(self, ctx, step, info, cats) -> dict:
@@ -227,12 +492,12 @@ class Veto(Stage):
         total = n
         ledger = [(0, label, n, 0, n)]
         for k, step in enumerate(steps, start=1):
-            cats = V.resolve_catalogs(ctx.conn, step.arg) if step.kind in V.CATALOG_VETOES else None
-            for stmt, vals in V.setup_sql(step, p, cats):
+            cats = resolve_catalogs(ctx.conn, step.arg) if step.kind in V.CATALOG_VETOES else None
+            for stmt, vals in setup_sql(step, p, cats):
                 ctx.execute(stmt, vals or None)
             if step.kind == "spikes" and p["spike_axes"] == "pixel":
                 self._pixel_angles(ctx)
-            rej, values, untested = V.rejected_sql(step, p, cats)
+            rej, values, untested = rejected_sql(step, p, cats)
             info = {"veto": step.kind, "arg": step.arg, "n_untested": None, "note": None,
                     **{k2: v for k2, v in values.items() if k2 != "radius"}}
             if step.kind in ("refcat", "duplicates", "sso"):

@@ -7,6 +7,15 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
+
+from ..db.engine import connect
+from ..errors import CatdbError
+from ..review import default_reviewer
+from .review import ReviewApp
+from .service import TapService
+from .tap_schema import install, read_metadata
+
 log = logging.getLogger(__name__)
 
 
@@ -28,12 +37,6 @@ def prepare(url):
     catdb.errors.CatdbError
         The database is not a catdb database, or TAP_SCHEMA can be neither written nor found.
     """
-    import psycopg
-
-    from ..db.engine import connect
-    from ..errors import CatdbError
-    from .tap_schema import install, read_metadata
-
     conn = connect(url)
     try:
         meta = read_metadata(conn)
@@ -81,14 +84,9 @@ def create_server(url, host: str = "127.0.0.1", port: int = 8080, *, threads: in
     """
     from waitress import create_server as _create
 
-    from .service import TapService
-
     meta = prepare(url)
     rev = None
     if review:
-        from ..review import default_reviewer
-        from .review import ReviewApp
-
         loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
         rev = ReviewApp(url, reviewer or default_reviewer(),
                         allowed_hosts={host, "127.0.0.1", "localhost", "::1"} if loopback else None)

@@ -42,6 +42,7 @@ Calabretta & Greisen 2002, A&A 395, 1077, section 5.1.3.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -636,8 +637,6 @@ def _box_corners(ra0: str, dec0: str, w: str, h: str) -> list[str]:
     except ValueError:
         c = None
     if c is not None:  # numbers: the corners computed here, readable in the SQL
-        import math
-
         out = []
         for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
             xi, eta = sx * math.tan(math.radians(c[2]) / 2), sy * math.tan(math.radians(c[3]) / 2)

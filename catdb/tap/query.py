@@ -12,8 +12,13 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+import psycopg
+from psycopg import sql
 
+from ..db.safety import check_query, reader_connection, reader_session
 from ..errors import CatdbError
+from ..export.formats import assemble, describe, iter_batches
+from ..schema.ucd import result_ucds
 from .adql import AdqlError, translate
 from .votable import ResultField, votable_type, write_result
 
@@ -63,12 +68,6 @@ def run_adql(url, adql: str, *, maxrec: int, timeout_s: float, serialization: st
     QueryError
         Untranslatable ADQL, a refused statement, a database error or the timeout.
     """
-    import psycopg
-    from psycopg import sql
-
-    from ..db.safety import check_query, reader_connection, reader_session
-    from ..export.formats import assemble, describe, iter_batches
-
     try:
         tr = translate(adql)
     except AdqlError as e:
@@ -146,14 +145,10 @@ def _column(batches, c, maxrec):
 
 def _origins(conn, cur) -> list:
     """UCD of each result column, from the table column it comes from (None for computed ones)."""
-    from ..schema.ucd import result_ucds
-
     return result_ucds(conn, cur)
 
 
 def _message(e, timeout_s, cancel) -> str:
-    import psycopg
-
     if cancel is not None and cancel.aborted:
         return "query aborted"
     if isinstance(e, psycopg.errors.QueryCanceled) or "statement timeout" in str(e):

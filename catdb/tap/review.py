@@ -38,6 +38,13 @@ import secrets
 import threading
 
 import numpy as np
+from astropy.visualization import ZScaleInterval
+
+from ..db.engine import connect
+from ..errors import InputError
+from ..export.lightcurve import lightcurve
+from ..export.report import strip_png_bytes, track_stamps
+from ..review import LATEST_SQL, record_decision
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +127,6 @@ class ReviewApp:
         raise ReviewError("404 Not Found", f"no resource /review/{rest}")
 
     def _conn(self):
-        from ..db.engine import connect
-
         return connect(self.url)
 
     def _cached(self, key, fn, tid):
@@ -140,9 +145,6 @@ class ReviewApp:
 
     # ---------------------------------------------------------------- decisions
     def post_decision(self, environ) -> dict:
-        from ..errors import InputError
-        from ..review import record_decision
-
         sent = environ.get(TOKEN_HEADER, "")
         if not sent or not hmac.compare_digest(sent.encode(), self.token.encode()):
             raise ReviewError("403 Forbidden", "missing or wrong review token: reload the review page")
@@ -169,8 +171,6 @@ class ReviewApp:
     # ---------------------------------------------------------------- data
     def candidates(self) -> list[dict]:
         """The tracks to review with their facts, identification and decisions (newest first)."""
-        from ..review import LATEST_SQL
-
         with self._conn() as c:
             rows = c.execute(
                 f"""SELECT t.id, t.n_detections, t.mjd_first, t.mjd_last, t.ra, t.dec, t.rate, t.rate_ra,
@@ -202,8 +202,6 @@ class ReviewApp:
 
     # ---------------------------------------------------------------- figures
     def _strip(self, conn, tid):
-        from ..export.report import strip_png_bytes, track_stamps
-
         stamps, labels = track_stamps(conn, tid)
         if not stamps:
             return None
@@ -211,10 +209,7 @@ class ReviewApp:
 
     def _blink(self, conn, tid):
         """Animated GIF of stamps on the track's reference position, one zscale for all frames."""
-        from astropy.visualization import ZScaleInterval
         from PIL import Image, ImageDraw
-
-        from ..export.report import track_stamps
 
         ra, dec, rate, t0, t1 = conn.execute("SELECT ra, dec, rate, mjd_first, mjd_last FROM track WHERE id = %s",
                                              (tid,)).fetchone()
@@ -288,8 +283,6 @@ class ReviewApp:
 
     def _lightcurve(self, conn, tid):
         from matplotlib.figure import Figure
-
-        from ..export.lightcurve import lightcurve
 
         t = lightcurve(conn, track=tid, outliers=True)
         ok = np.isfinite(np.asarray(t["mag"], dtype=float))

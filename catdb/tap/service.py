@@ -19,11 +19,15 @@ from __future__ import annotations
 import logging
 import re
 import urllib.parse
+from email.parser import BytesParser
+from email.policy import HTTP
 from wsgiref.util import application_uri
 from xml.sax.saxutils import escape, quoteattr
 
+from ..db.safety import reader_connection, reader_session
 from .adql import GEOMETRY_FORMS, UDF_FORMS
 from .query import Cancel, QueryError, run_adql
+from .review import ReviewError
 from .tap_schema import Metadata
 from .uws import PHASES, JobStore, iso, parse_iso
 from .votable import error_document
@@ -102,8 +106,6 @@ class TapService:
         if path in ("/", ""):
             return _redirect(base)
         if self.review is not None and (path == "/review" or path.startswith("/review/")):
-            from .review import ReviewError
-
             try:
                 return self.review.dispatch(environ, method, path[7:].strip("/"))
             except ReviewError as e:
@@ -307,8 +309,6 @@ class TapService:
 
     # ---------------------------------------------------------------- VOSI
     def availability(self) -> str:
-        from ..db.safety import reader_connection, reader_session
-
         try:
             with reader_session(reader_connection(self.url, 10.0)) as c:
                 c.execute("SELECT 1").fetchone()
@@ -460,9 +460,6 @@ def _params(environ, method):
 
 def _multipart(ctype, body):
     """Form fields of a multipart/form-data body (RFC 7578)."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
     msg = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + body)
     out = []
     for part in msg.iter_parts():

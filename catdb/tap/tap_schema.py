@@ -18,6 +18,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+from psycopg import sql
+
+from ..db.copy import copy_table
 from ..schema.tables import column_description, column_unit
 from ..schema.ucd import column_ucd
 from .adql import adql_name
@@ -259,11 +263,6 @@ def install(conn, meta: Metadata) -> dict:
     psycopg.errors.InsufficientPrivilege
         The login may not create the schema.
     """
-    import numpy as np
-    from psycopg import sql
-
-    from ..db.copy import copy_table
-
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
     conn.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(

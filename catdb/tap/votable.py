@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
+from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
 
 #: warnings.catch_warnings() swaps the process-wide filter list: not thread-safe, and the service builds
 #: VOTables in several request threads at once
@@ -98,8 +99,6 @@ def write_result(fields: list[ResultField], columns: list, overflow: bool, seria
     bytes
         The VOTable document (UTF-8).
     """
-    from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
-
     vot = VOTableFile(version="1.4")
     res = Resource()
     res.type = "results"
