@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
-from astropy.timeseries import LombScargle
 from astropy.visualization import ZScaleInterval
 from astropy.wcs import WCS
 

@@ -81,14 +81,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 import numpy as np
 from astropy.stats import sigma_clip
 from psycopg import sql
-from scipy.sparse import coo_matrix, diags
-from scipy.sparse.csgraph import connected_components
-from scipy.sparse.linalg import lsqr
 
 from ..algorithms import photometry, transforms
 from ..algorithms.ensemble import ensemble_solve

@@ -34,7 +34,7 @@ from ..algorithms.astrometry import header_ltv
 from ..db.copy import copy_table
 from ..errors import InputError
 from ..ingest.extract import extract
-from ..ingest.headers import header_from_cards, read_header
+from ..ingest.headers import header_from_cards
 from ..ingest.load import attach_catalog, sha256_file
 from ..ingest.wcs_state import refuse_unusable, solve_hint
 from ..ingest.sextractor import read_catalog

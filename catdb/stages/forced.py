@@ -53,7 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from astropy.io import ascii, fits
+from astropy.io import fits
 from psycopg import sql
 
 from ..algorithms.astrometry import merge_wcs

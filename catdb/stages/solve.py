@@ -45,7 +45,6 @@ Exposures whose WCS came with their header (``wcs_status = 'header'``) are skipp
 from __future__ import annotations
 
 import logging
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
