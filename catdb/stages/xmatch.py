@@ -117,7 +117,6 @@ import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
-from scipy.spatial import cKDTree
 
 from ..algorithms.crossmatch import kd_tree, match_unit_vectors
 from ..algorithms.sphere import angular_sep_arcsec, unit_vectors
