@@ -853,7 +853,10 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
         kmax = np.full(n, -1)
         np.minimum.at(kmin, trk, k_of)
         np.maximum.at(kmax, trk, k_of)
-        lo, hi = np.maximum(kmin - 2 * K, 0), np.minimum(kmax + 2 * K, n_exp - 1)
+        # reach: 2K exposures, or the chain's own span in exposures when longer (its fitted line
+        # predicts as far as it spans: a long chain bridges a long gap, a short one stays local)
+        reach = np.maximum(2 * K, kmax - kmin)
+        lo, hi = np.maximum(kmin - reach, 0), np.minimum(kmax + reach, n_exp - 1)
         L = hi - lo + 1
         rt = np.repeat(np.arange(n), L)
         rk = lo[rt] + np.arange(L.sum()) - np.repeat(np.cumsum(L) - L, L)
