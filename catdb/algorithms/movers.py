@@ -40,8 +40,11 @@ telescope tracks non-sidereally stays fixed on the detector and is rejected by
 the detector-frame shift, as in ssos.)
 
 Linking (:func:`find_movers`): by default tracklets of nearby exposures chained
-and extended by prediction (:func:`_link_tracklets`; MOPS-style tracklets, Kubica et
-al. 2007), whose work grows linearly with exposures x detections; ``search='seeds'``
+and extended by prediction (:func:`_link_tracklets`: the intra-night tracklets
+found with k-d trees within the rate limits of Kubica et al. 2007, Icarus 189,
+151, the attribution of detections to predicted positions of MOPS, Denneau et al.
+2013, PASP 125, 357, with straight lines in place of orbits), whose work grows
+linearly with exposures x detections; ``search='seeds'``
 keeps the earlier long-baseline seed-and-predict search (:func:`_link`).
 
 Wiring (database stage ``movers``): select the detections flagged by
@@ -129,7 +132,8 @@ class MoverConfig:
         ``K`` exposures in time and the third detection is looked for on the
         ``K`` exposures after the pair's second one, so a mover is found when
         it misses at most ``K - 1`` exposures in a row somewhere on >= 3 of
-        them; chains are extended up to ``2 K`` exposures beyond their ends.
+        them; chains are extended by ``2 K`` exposures beyond their ends, or by
+        their own span in exposures when that is longer.
     link_iterations : int
         Fit-predict-match rounds of the chains [3] (tracklets).
     """
@@ -720,18 +724,29 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
        its chain.  A mover seen on every exposure, or missing up to ``K - 1`` in
        a row, forms one chain; others form several, joined by the extension.
     4. **Extension**: each chain's straight-line fit predicts its position on the
-       exposures of its time span widened by ``2 K`` exposures each side; the
-       nearest detection within the tolerance on each is its member there (so a
-       chain picks up detections the tracklets missed and bridges gaps of up to
-       ``2 K - 1`` missed exposures per iteration);
-       ``link_iterations`` times, duplicates removed each time.  The linking of
-       tracklets by agreement of their fitted lines is the idea of HelioLinC
-       (Holman et al. 2018, AJ 156, 135) restricted to one night's straight
-       lines, where agreement is found through shared detections and local
-       prediction instead of a global (position, velocity) clustering.
+       exposures of its span widened on each side by its reach, ``max(2 K, span)``
+       exposures (``span`` = last - first exposure index of the chain); the
+       nearest detection within ``match_nsigma`` x (positional (+) prediction
+       error of the fit) on each is its member there.  A chain so picks up the
+       detections the tracklets missed and bridges gaps of up to ``reach - 1``
+       missed exposures per iteration: a short (chance) chain stays local, a long
+       one predicts as far as it spans, where its prediction error is still about
+       its positional error (a mover seen on exposure 0 and then from exposure 7
+       on, with 7 detections there, needs a reach of 7; with ``2 K`` alone it was
+       lost, survey 10^6 of ``bench/survey.py``).  ``link_iterations`` times,
+       duplicates removed each time.  This is the attribution of MOPS
+       (Denneau et al. 2013, PASP 125, 357: a linked object's orbit predicts
+       where to look for further detections) with straight lines in
+       place of orbits, and the k-d tree range queries of Kubica et al. 2007 at
+       the predicted positions.  The linking of tracklets by agreement of their
+       fitted lines is the idea of HelioLinC (Holman et al. 2018, AJ 156, 135)
+       restricted to one night's straight lines, where agreement is found
+       through shared detections and local prediction instead of a global
+       (position, velocity) clustering.
 
     Every step works on a fixed number of exposures around each exposure or
-    each chain's own span: the work grows linearly with exposures x detections
+    within a fixed multiple of each chain's own span (chance chains are short,
+    and a mover's chain spans at most its time in the field): the work grows linearly with exposures x detections
     at a fixed density and rate range (``stats`` counts it), whereas long-
     baseline seed pairs (:func:`_link`) grow with exposures^2 x detections^2.
 
