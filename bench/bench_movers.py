@@ -48,6 +48,19 @@ DEC0 = 10.0
 HALF = 1800.0  # arcsec: a 1 x 1 deg field
 
 
+def tangent_to_sky(xi, eta, ra0, dec0):
+    """Inverse gnomonic projection: tangent-plane offsets (arcsec) about ``ra0``, ``dec0`` (deg) to
+    RA, Dec (deg).  A mover at constant velocity in this plane moves along a great circle, a
+    straight line for the search's own projection; offsets taken as ``ra0 + xi / cos(dec0)`` would
+    bend a 2,000" track by ~3" at Dec +10 and split it."""
+    x, y = np.radians(xi / 3600.0), np.radians(eta / 3600.0)
+    d0 = np.radians(dec0)
+    den = np.cos(d0) - y * np.sin(d0)
+    ra = ra0 + np.degrees(np.arctan2(x, den))
+    dec = np.degrees(np.arctan2(np.sin(d0) + y * np.cos(d0), np.hypot(x, den)))
+    return ra % 360.0, dec
+
+
 def synthetic_night(rng, n_frames, per_frame=2000, cadence_min=2.4, movers_per_deg2=60.0,
                     max_rate=290.0):
     """Detections of one synthetic night (see the module docstring).
@@ -65,7 +78,6 @@ def synthetic_night(rng, n_frames, per_frame=2000, cadence_min=2.4, movers_per_d
     n_eligible : int
         Movers with ``n_above >= 8``.
     """
-    cosd = np.cos(np.radians(DEC0))
     t = np.arange(n_frames) * cadence_min / 60.0          # hours
     tc = t - t.mean()
     fwhm = rng.uniform(0.9, 1.6, n_frames)
@@ -104,7 +116,8 @@ def synthetic_night(rng, n_frames, per_frame=2000, cadence_min=2.4, movers_per_d
         g = np.diff(np.flatnonzero(fr[i] >= 0))
         max_gap[i] = g.max() - 1
     edge = np.where(seen, HALF - np.maximum(np.abs(mx), np.abs(my)), np.inf).min(1)
-    d = dict(ra=120.0 + xi / 3600 / cosd, dec=DEC0 + eta / 3600, mjd=60000.1 + t[expo] / 24,
+    ra, dec = tangent_to_sky(xi, eta, 120.0, DEC0)
+    d = dict(ra=ra, dec=dec, mjd=60000.1 + t[expo] / 24,
              ra_err=err, dec_err=err, exposure_id=expo, truth=truth, mover_snr=snr, mover_rate=rate,
              n_det=seen.sum(1), n_above=n_above, n_snr5=np.sum(inside & (true_snr >= 5.0), axis=1),
              max_gap=max_gap, edge=edge)
@@ -180,10 +193,14 @@ def main(argv=None):
             if search == "seeds" and n_frames > a.seeds_max:
                 continue
             cfg = MoverConfig(min_detections=8, search=search)
-            t0, c0 = time.perf_counter(), time.process_time()
-            res = find_movers(d["ra"], d["dec"], d["mjd"], d["ra_err"], d["dec_err"], d["exposure_id"],
-                              pixscale=0.5, config=cfg)
-            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+            cpu = np.inf
+            for _ in range(3):    # short nights: the least CPU time of 3 runs (ms-level noise)
+                t0, c0 = time.perf_counter(), time.process_time()
+                res = find_movers(d["ra"], d["dec"], d["mjd"], d["ra_err"], d["dec_err"], d["exposure_id"],
+                                  pixscale=0.5, config=cfg)
+                dt, cpu = time.perf_counter() - t0, min(cpu, time.process_time() - c0)
+                if cpu > 1.0:
+                    break
             st = res.stats
             work = st.get("pairs", st.get("seeds", 0)) + st.get("predictions", 0)
             per = cpu / n * 1e6           # n = frames x detections per frame; CPU: other jobs' load aside
