@@ -55,6 +55,7 @@ night with the exposure's ``mjd_mid``; call :func:`find_movers`; store
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -728,9 +729,13 @@ def _link_states(trk, det, xi, eta, t_exp, e_idx, sigma, nsigma, min_members=4):
     if ln.sum() == 0:
         return trk, det, 0
     ia = np.repeat(np.arange(sel.size), ln)
-    ib = np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])
+    ib = np.fromiter(itertools.chain.from_iterable(hits), dtype=np.int64, count=int(ln.sum()))
+    # the radii differ: a pair may be found from one side only; each unordered pair once
+    ia, ib = np.minimum(ia, ib), np.maximum(ia, ib)
     m = ia < ib
     ia, ib = ia[m], ib[m]
+    k = _unique_rows(ia, ib)
+    ia, ib = ia[k], ib[k]
     a, b = sel[ia], sel[ib]
     apart = (kmax[a] < kmin[b]) | (kmax[b] < kmin[a])
     d2 = ((pts[ia, :2] - pts[ib, :2]) ** 2).sum(1) / (ep[ia] ** 2 + ep[ib] ** 2) + \
