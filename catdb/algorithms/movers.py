@@ -40,8 +40,11 @@ telescope tracks non-sidereally stays fixed on the detector and is rejected by
 the detector-frame shift, as in ssos.)
 
 Linking (:func:`find_movers`): by default tracklets of nearby exposures chained
-and extended by prediction (:func:`_link_tracklets`; MOPS-style tracklets, Kubica et
-al. 2007), whose work grows linearly with exposures x detections; ``search='seeds'``
+and extended by prediction (:func:`_link_tracklets`: the intra-night tracklets
+found with k-d trees within the rate limits of Kubica et al. 2007, Icarus 189,
+151, the attribution of detections to predicted positions of MOPS, Denneau et al.
+2013, PASP 125, 357, with straight lines in place of orbits), whose work grows
+linearly with exposures x detections; ``search='seeds'``
 keeps the earlier long-baseline seed-and-predict search (:func:`_link`).
 
 Wiring (database stage ``movers``): select the detections flagged by
@@ -52,6 +55,7 @@ night with the exposure's ``mjd_mid``; call :func:`find_movers`; store
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -131,7 +135,8 @@ class MoverConfig:
         ``K`` exposures in time and the third detection is looked for on the
         ``K`` exposures after the pair's second one, so a mover is found when
         it misses at most ``K - 1`` exposures in a row somewhere on >= 3 of
-        them; chains are extended up to ``2 K`` exposures beyond their ends.
+        them; chains are extended by ``2 K`` exposures beyond their ends, or by
+        their own span in exposures when that is longer.
     link_iterations : int
         Fit-predict-match rounds of the chains [3] (tracklets).
     """
@@ -647,6 +652,131 @@ def _merge_shared(trk, det, xi, eta, t_exp, e_idx, sigma, nsigma, min_members=4,
     return _relabel(lt[k])[0], det[k]
 
 
+def _link_states(trk, det, xi, eta, t_exp, e_idx, sigma, nsigma, min_members=4):
+    """Join tracks that are pieces of one straight line apart in time: k-d tree in (position, velocity).
+
+    Each track of >= ``min_members`` detections is a point of its fitted state at the night's
+    middle epoch ``T``: position ``(x(T), y(T))`` (arcsec) and velocity scaled by ``tau`` (half
+    the night, hours) to arcsec, ``tau (vx, vy)`` (the clustering of tracklets in position at a
+    common epoch of HelioLinC, Holman et al. 2018, AJ 156, 135, and the k-d trees over tracklets'
+    positions and velocities of the inter-night linking of Kubica et al. 2007, Icarus 189, 151,
+    here with straight lines within one night).  Candidate partners are found by a k-d tree ball
+    query of radius ``sqrt(2 C) max(e_p, tau e_v)`` around each track (``e_p``, ``e_v``: the position error at
+    ``T`` and the velocity error of its unit-weight fit, per axis; ``C = 2 nsigma^2``, the bound
+    of the four-point test), so a pair within ``C`` of the chi^2-like distance
+    ``sum dp^2 / (e_p,a^2 + e_p,b^2) + dv^2 / (e_v,a^2 + e_v,b^2)`` is found from the track with
+    the larger error.  A pair is kept when the tracks do not overlap in time (pieces of one mover
+    are separated by a gap; two tracks on the same exposures are two objects), passes that test,
+    and every detection of both lies within ``nsigma`` x (``sigma`` (+) the prediction error) of
+    the straight line through all of them.  Each track keeps its best such partner after it and
+    its best before it (smallest residual sum of squares per detection of the joint line) and
+    mutual choices are joined (``connected_components``), so pieces chain in time order.
+
+    Only tracks whose line is defined by >= ``min_members`` detections take part (chance tracks
+    are mostly tracklets of three), and the expected number of chance neighbours per point is
+    fixed at a fixed density of such tracks: the k-d tree work grows as ``n log n`` in them.
+
+    Returns
+    -------
+    trk, det : ndarray of int64
+        Relabelled members (tracks renumbered from 0).
+    n_joined : int
+        Pairs of tracks joined.
+    """
+    if trk.size == 0:
+        return trk, det, 0
+    n = int(trk.max()) + 1
+    cnt = np.bincount(trk, minlength=n)
+    k_of = e_idx[det]
+    tt = t_exp[k_of]
+    tm = np.bincount(trk, tt, minlength=n) / np.maximum(cnt, 1)
+    one = np.ones(det.size)
+    x0, vx, *_ = _wline(trk, n, tt - tm[trk], xi[det], one)
+    y0, vy, *_ = _wline(trk, n, tt - tm[trk], eta[det], one)
+    sxx = np.bincount(trk, (tt - tm[trk]) ** 2, minlength=n)
+    kmin = np.full(n, np.iinfo(np.int64).max)
+    kmax = np.full(n, -1)
+    np.minimum.at(kmin, trk, k_of)
+    np.maximum.at(kmax, trk, k_of)
+    sel = np.flatnonzero((cnt >= min_members) & (sxx > 0))
+    if sel.size < 2:
+        return trk, det, 0
+    T = 0.5 * (t_exp[0] + t_exp[-1])
+    tau = max(0.5 * (t_exp[-1] - t_exp[0]), 1e-6)
+    dT = T - tm[sel]
+    ep = sigma * np.sqrt(1.0 / cnt[sel] + dT**2 / sxx[sel])
+    ev = sigma / np.sqrt(sxx[sel])
+    pts = np.column_stack([x0[sel] + vx[sel] * dT, y0[sel] + vy[sel] * dT, tau * vx[sel], tau * vy[sel]])
+    C = 2.0 * nsigma**2
+    radius = np.sqrt(2.0 * C) * np.maximum(ep, tau * ev)
+    hits = cKDTree(pts).query_ball_point(pts, radius, return_sorted=False)
+    ln = np.fromiter((len(h) for h in hits), dtype=np.int64, count=sel.size)
+    if ln.sum() == 0:
+        return trk, det, 0
+    ia = np.repeat(np.arange(sel.size), ln)
+    ib = np.fromiter(itertools.chain.from_iterable(hits), dtype=np.int64, count=int(ln.sum()))
+    # the radii differ: a pair may be found from one side only; each unordered pair once
+    ia, ib = np.minimum(ia, ib), np.maximum(ia, ib)
+    m = ia < ib
+    ia, ib = ia[m], ib[m]
+    k = _unique_rows(ia, ib)
+    ia, ib = ia[k], ib[k]
+    a, b = sel[ia], sel[ib]
+    apart = (kmax[a] < kmin[b]) | (kmax[b] < kmin[a])
+    d2 = ((pts[ia, :2] - pts[ib, :2]) ** 2).sum(1) / (ep[ia] ** 2 + ep[ib] ** 2) + \
+        ((pts[ia, 2:] - pts[ib, 2:]) ** 2).sum(1) / (tau**2 * (ev[ia] ** 2 + ev[ib] ** 2))
+    m = apart & (d2 <= C)
+    a, b = a[m], b[m]
+    if a.size == 0:
+        return trk, det, 0
+    # every detection of both tracks on the straight line through all of them
+    o = np.argsort(trk, kind="stable")
+    start = np.searchsorted(trk[o], np.arange(n))
+    na, nb = cnt[a], cnt[b]
+    npair = na + nb
+    pid = np.repeat(np.arange(a.size), npair)
+    pos_in = np.arange(pid.size) - np.repeat(np.cumsum(npair) - npair, npair)
+    first = pos_in < na[pid]
+    src = np.where(first, a[pid], b[pid])
+    off = np.where(first, pos_in, pos_in - na[pid])
+    dj = det[o][start[src] + off]
+    tj = t_exp[e_idx[dj]]
+    S = npair.astype(float)
+    tmj = np.bincount(pid, tj, minlength=a.size) / S
+    tc = tj - tmj[pid]
+    xa, vxa, *_ = _wline(pid, a.size, tc, xi[dj], np.ones(dj.size))
+    ya, vya, *_ = _wline(pid, a.size, tc, eta[dj], np.ones(dj.size))
+    sxj = np.bincount(pid, tc**2, minlength=a.size)
+    res2 = (xi[dj] - xa[pid] - vxa[pid] * tc) ** 2 + (eta[dj] - ya[pid] - vya[pid] * tc) ** 2
+    perr = sigma * np.sqrt(1.0 / S[pid] + tc**2 / sxj[pid])
+    bad = np.bincount(pid, ~(res2 <= (nsigma * np.hypot(sigma, perr)) ** 2), minlength=a.size) > 0
+    rss = np.bincount(pid, res2, minlength=a.size) / S
+    keep = ~bad
+    a, b, rss = a[keep], b[keep], rss[keep]
+    if a.size == 0:
+        return trk, det, 0
+    early = np.where(kmax[a] < kmin[b], a, b)             # the pair in time order
+    late = np.where(kmax[a] < kmin[b], b, a)
+    o = np.lexsort((rss, early))                          # each track's best later partner
+    f = np.r_[True, early[o][1:] != early[o][:-1]]
+    next_of = np.full(n, -1)
+    next_of[early[o][f]] = late[o][f]
+    o = np.lexsort((rss, late))                           # and its best earlier partner
+    f = np.r_[True, late[o][1:] != late[o][:-1]]
+    prev_of = np.full(n, -1)
+    prev_of[late[o][f]] = early[o][f]
+    src = np.flatnonzero(next_of >= 0)
+    mutual = prev_of[next_of[src]] == src
+    ea, eb = src[mutual], next_of[src][mutual]
+    if ea.size == 0:
+        return trk, det, 0
+    g = coo_matrix((np.ones(ea.size, np.int8), (ea, eb)), shape=(n, n))
+    _, lab = connected_components(g, directed=False)
+    lt = lab[trk]
+    k = _unique_rows(lt, det)
+    return _relabel(lt[k])[0], det[k], int(ea.size)
+
+
 def _one_per_exposure(trk, det, xi, eta, t_exp, e_idx, min_keep):
     """Keep each track's detection nearest its straight-line fit on every exposure; drop
     tracks with fewer than ``min_keep`` exposures.  Returns ``trk``, ``det`` and the
@@ -707,20 +837,37 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
        its chain.  A mover seen on every exposure, or missing up to ``K - 1`` in
        a row, forms one chain; others form several, joined by the extension.
     4. **Extension**: each chain's straight-line fit predicts its position on the
-       exposures of its time span widened by ``2 K`` exposures each side; the
-       nearest detection within the tolerance on each is its member there (so a
-       chain picks up detections the tracklets missed and bridges gaps of up to
-       ``2 K - 1`` missed exposures per iteration);
-       ``link_iterations`` times, duplicates removed each time.  The linking of
-       tracklets by agreement of their fitted lines is the idea of HelioLinC
-       (Holman et al. 2018, AJ 156, 135) restricted to one night's straight
-       lines, where agreement is found through shared detections and local
-       prediction instead of a global (position, velocity) clustering.
+       exposures of its span widened on each side by its reach, ``max(2 K, span)``
+       exposures (``span`` = last - first exposure index of the chain); the
+       nearest detection within ``match_nsigma`` x (positional (+) prediction
+       error of the fit) on each is its member there.  A chain so picks up the
+       detections the tracklets missed and bridges gaps of up to ``reach - 1``
+       missed exposures per iteration: a short (chance) chain stays local, a long
+       one predicts as far as it spans, where its prediction error is still about
+       its positional error (a mover seen on exposure 0 and then from exposure 7
+       on, with 7 detections there, needs a reach of 7; with ``2 K`` alone it was
+       lost, survey 10^6 of ``bench/survey.py``).  ``link_iterations`` times,
+       duplicates removed each time.  This is the attribution of MOPS
+       (Denneau et al. 2013, PASP 125, 357: a linked object's orbit predicts
+       where to look for further detections) with straight lines in
+       place of orbits, and the k-d tree range queries of Kubica et al. 2007 at
+       the predicted positions.
+    5. **Linking by (position, velocity)**: before the last extension, tracks that
+       are pieces of one line apart in time (a gap longer than either's reach: a
+       chip gap, a bright star's halo, a stretch below 5 sigma) are joined through
+       a k-d tree over their fitted states at the night's middle epoch
+       (:func:`_link_states`; as Kubica et al. 2007 link tracklets between nights), and the last
+       extension fills the gap.  Steps 3-5 link tracklets by the agreement of
+       their fitted lines, the idea of HelioLinC (Holman et al. 2018, AJ 156,
+       135) restricted to one night's straight lines: through shared detections
+       and local prediction first, then by their (position, velocity).
 
     Every step works on a fixed number of exposures around each exposure or
-    each chain's own span: the work grows linearly with exposures x detections
-    at a fixed density and rate range (``stats`` counts it), whereas long-
-    baseline seed pairs (:func:`_link`) grow with exposures^2 x detections^2.
+    within a fixed multiple of each chain's own span (chance chains are short,
+    and a mover's chain spans at most its time in the field), and step 5 on
+    the tracks of >= 4 detections: the work grows linearly with exposures x
+    detections at a fixed density and rate range (``stats`` counts it), whereas
+    long-baseline seed pairs (:func:`_link`) grow with exposures^2 x detections^2.
 
     Returns
     -------
@@ -730,6 +877,7 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
     stats : dict
         ``pairs``, ``tracklets``, ``chains`` (components with >= 3 exposures),
         ``predictions`` (k-d tree queries of tracklet checks and extensions),
+        ``joined`` (pairs of tracks joined by :func:`_link_states`),
         ``lines`` (distinct tracks with >= min_detections before the conflicts).
     """
     n_exp = t_exp.size
@@ -742,7 +890,7 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
     K = max(int(cfg.tracklet_exposures), 1)
     tol = cfg.match_nsigma * np.sqrt(2.0) * sigma
     chunk = max(int(cfg.max_seeds), 1)
-    stats = dict(pairs=0, tracklets=0, chains=0, predictions=0, lines=0)
+    stats = dict(pairs=0, tracklets=0, chains=0, predictions=0, joined=0, lines=0)
 
     def perr2(tk, ta, tb):
         """Prediction error at tk of the line through two points (errors sigma) at ta, tb."""
@@ -821,6 +969,11 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
     n_iter = max(int(cfg.link_iterations), 1)
     for it in range(n_iter + 1):
         trk, det = _merge_shared(trk, det, xi, eta, t_exp, e_idx, sigma, cfg.match_nsigma)
+        if it == n_iter - 1:
+            # pieces the extensions did not bring together (a gap longer than both reach); after
+            # the join one more extension fills the gap and a merge takes in what it shares
+            trk, det, nj = _link_states(trk, det, xi, eta, t_exp, e_idx, sigma, cfg.match_nsigma)
+            stats["joined"] += nj
         trk, det, fitp = _one_per_exposure(trk, det, xi, eta, t_exp, e_idx, 3)
         if it == 0:
             stats["chains"] = int(trk.max()) + 1 if trk.size else 0
@@ -837,7 +990,10 @@ def _link_tracklets(xi, eta, t_exp, e_idx, sigma, cfg):
         kmax = np.full(n, -1)
         np.minimum.at(kmin, trk, k_of)
         np.maximum.at(kmax, trk, k_of)
-        lo, hi = np.maximum(kmin - 2 * K, 0), np.minimum(kmax + 2 * K, n_exp - 1)
+        # reach: 2K exposures, or the chain's own span in exposures when longer (its fitted line
+        # predicts as far as it spans: a long chain bridges a long gap, a short one stays local)
+        reach = np.maximum(2 * K, kmax - kmin)
+        lo, hi = np.maximum(kmin - reach, 0), np.minimum(kmax + reach, n_exp - 1)
         L = hi - lo + 1
         rt = np.repeat(np.arange(n), L)
         rk = lo[rt] + np.arange(L.sum()) - np.repeat(np.cumsum(L) - L, L)

@@ -22,8 +22,12 @@ night's exposures of one pointing: centres closer than half the footprint ``radi
 :func:`catdb.algorithms.movers.find_movers` (linking plus the ssos filter chain of Mahlke et
 al. 2019, A&C 28, 100289).  ``search = tracklets`` (default): pairs of each exposure with its
 next ``tracklet_exposures`` exposures, tracklets of three detections, chains of tracklets and
-their extension by prediction; the work grows linearly with exposures x detections (on the
-23-frame Lowell night ~170,000 pairs at 0-300"/h).  ``search = seeds``: the earlier
+their extension by prediction over ``2 tracklet_exposures`` exposures or their own span when longer,
+pieces of one line apart in time joined by a k-d tree over their (position, velocity) (MOPS-style
+tracklets and attribution: Kubica et al. 2007, Icarus 189, 151; Denneau et al. 2013, PASP 125,
+357; HelioLinC's linking of tracklets at a common epoch: Holman et al. 2018, AJ 156, 135); the
+work grows linearly with exposures x detections (on the 23-frame Lowell night ~170,000 pairs at
+0-300"/h).  ``search = seeds``: the earlier
 long-baseline seed pairs, checked on ``seed_check_exposures`` intermediate exposures and
 matched on every exposure (3.4 million seed pairs on that night, growing as exposures^2 x
 detections^2).  Pairs are made in blocks of at most ``max_seeds``, so any rate range runs in
