@@ -2,8 +2,21 @@
 
 One throwaway cluster per test session (in a fresh directory under /tmp,
 traversable by the ``postgres`` user when running as root), a database
-initialised to head once and used as a template, and one fresh database per
-test module (``db_url``) or per test (``fresh_db_url``).
+initialised to head once per spatial backend and used as a template, and one
+fresh database per test module (``db_url``) or per test (``fresh_db_url``).
+
+Spatial backends
+----------------
+catdb's spatial SQL runs on the q3c C extension or on catdb's SQL port of it
+(:mod:`catdb.db.spatial_backend`).  Every database fixture here (``template_db``,
+``db_url``, ``fresh_db_url``, ``conn``, and the Lowell night of
+:func:`tests.lowell_night.night_db_url`) follows the module-scoped
+``spatial_backend`` fixture: ``q3c`` unless the test, its class or its module is
+marked ``@pytest.mark.spatial_backends``, which runs it once per backend, with test
+ids ``[q3c]`` and ``[sqlport]`` (the one mechanism; as lsst/dax_apdb runs one
+``ApdbTest`` class per backend).  ``@pytest.mark.spatial_backends("q3c")`` on a test of
+such a module keeps that test on q3c only (a slow test whose spatial SQL the module's
+other tests already run on the port).
 """
 from __future__ import annotations
 
@@ -13,8 +26,10 @@ import shutil
 import tempfile
 import uuid
 
+import psycopg
 import pytest
 
+from catdb import spatial
 from catdb.db.server import EmbeddedServer
 
 _counter = itertools.count()
@@ -33,8 +48,6 @@ def pg_server():
 
 
 def _admin(srv):
-    import psycopg
-
     return psycopg.connect(srv.url("postgres"), autocommit=True)
 
 
@@ -46,17 +59,62 @@ def create_database(srv, template: str | None = None) -> str:
     return srv.url(name)
 
 
-@pytest.fixture(scope="session")
-def template_db(pg_server):
-    """Name of a database initialised to head (spatial backend q3c) used as template."""
-    from catdb.db import migrate
+#: test id -> catdb's name of the spatial backend (``catdb db init --spatial-backend``)
+SPATIAL_BACKENDS = {"q3c": "q3c", "sqlport": "sql"}
 
-    url = create_database(pg_server)
-    migrate.upgrade(url)
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "spatial_backends(*ids): run the test's database fixtures on each listed spatial backend "
+                   "(ids 'q3c', 'sqlport'; no argument: both); unmarked tests use q3c")
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrise ``spatial_backend`` (module scope) for tests marked ``spatial_backends``."""
+    if "spatial_backend" not in metafunc.fixturenames:
+        return
+    mark = metafunc.definition.get_closest_marker("spatial_backends")
+    if mark is None:
+        return
+    ids = list(mark.args or SPATIAL_BACKENDS)
+    unknown = [i for i in ids if i not in SPATIAL_BACKENDS]
+    if unknown:
+        raise pytest.UsageError(f"spatial_backends: unknown id(s) {unknown}; expected {list(SPATIAL_BACKENDS)}")
+    metafunc.parametrize("spatial_backend", ids, ids=ids, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def spatial_backend(request):
+    """Test id of the spatial backend of this module's databases: ``'q3c'`` or ``'sqlport'``."""
+    return getattr(request, "param", "q3c")
+
+
+@pytest.fixture(scope="session")
+def template_dbs(pg_server):
+    """``get(backend_id)``: name of a database at head on that spatial backend, made on first use."""
+    from catdb.db import migrate
     from catdb.db.engine import engine
 
-    engine(url).dispose()  # close pooled connections so the database can serve as a template
-    return url.split("@/", 1)[1].split("?")[0]
+    made: dict[str, str] = {}
+
+    def get(backend_id: str) -> str:
+        if backend_id not in made:
+            url = create_database(pg_server)
+            migrate.upgrade(url, spatial_backend=SPATIAL_BACKENDS[backend_id])
+            with psycopg.connect(url) as c:  # the functions are the backend asked for, not a fallback
+                got = spatial.backend(c)
+            assert got == SPATIAL_BACKENDS[backend_id], f"template for {backend_id!r} has spatial backend {got!r}"
+            engine(url).dispose()  # close pooled connections so the database can serve as a template
+            made[backend_id] = url.split("@/", 1)[1].split("?")[0]
+        return made[backend_id]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def template_db(template_dbs, spatial_backend):
+    """Name of a database initialised to head (on the module's spatial backend) used as template."""
+    return template_dbs(spatial_backend)
 
 
 @pytest.fixture(scope="module")

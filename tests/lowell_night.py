@@ -206,7 +206,7 @@ def night_db_url(pg_server, template_db, n_frames: int | None = None) -> tuple[s
     from catdb.db.engine import connect, engine
     from tests.conftest import create_database
 
-    key = ("night_template", n_frames)
+    key = ("night_template", template_db, n_frames)
     if key not in _MEMO:
         url = create_database(pg_server, template_db)
         c = connect(url)

@@ -20,7 +20,7 @@ from catdb.cli.main import cli
 from tests.lowell_night import mover_radec, needs_lowell, night_db_url
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
-              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
+              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning"), pytest.mark.spatial_backends]
 
 
 @pytest.fixture(scope="module")

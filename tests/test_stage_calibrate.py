@@ -8,6 +8,9 @@ from catdb.schema.tables import QUALITY_FLAGS
 from catdb.stages import run_stage
 from tests.helpers import TEST_DATA
 
+#: stage suite: runs on the q3c extension and on catdb's SQL port (tests/conftest.py)
+pytestmark = pytest.mark.spatial_backends
+
 LCO = TEST_DATA / "lco"
 BAD = QUALITY_FLAGS["bad_zeropoint"]
 

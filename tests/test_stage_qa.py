@@ -7,6 +7,9 @@ from catdb.schema.tables import QUALITY_FLAGS
 from catdb.stages import run_stage
 from tests.helpers import REPO_DATA, TEST_DATA
 
+#: stage suite: runs on the q3c extension and on catdb's SQL port (tests/conftest.py)
+pytestmark = pytest.mark.spatial_backends
+
 LCO = TEST_DATA / "lco"
 LOWELL = REPO_DATA / "lowell42-5945" / "science"
 BIT_ASTROM, BIT_UNSOLVED, BIT_BKG = (QUALITY_FLAGS[k] for k in ("astrometric_outlier", "not_solved",
