@@ -30,7 +30,11 @@ import psycopg
 import pytest
 
 from catdb import spatial
+from catdb.db import migrate
+from catdb.db.engine import connect, engine
 from catdb.db.server import EmbeddedServer
+from catdb.ingest.load import ingest_catalogs, ingest_refcat
+from tests.helpers import LCO
 
 _counter = itertools.count()
 
@@ -89,12 +93,72 @@ def spatial_backend(request):
     return getattr(request, "param", "q3c")
 
 
+def db_name(url: str) -> str:
+    """The database name in one of the test server's URLs."""
+    return url.split("@/", 1)[1].split("?")[0]
+
+
+_DERIVED: dict = {}
+
+
+def derived_db_url(pg_server, template: str, key, build):
+    """A fresh database copied from one built once per test session: ``template`` plus ``build(url)``.
+
+    The first call for ``(template, key)`` creates a database from ``template``, runs
+    ``build(url)`` on it (ingests, stages; it commits what it writes) and keeps it as a template;
+    every call returns a new database created from that one (``CREATE DATABASE ... TEMPLATE``, a
+    file copy), so test modules that need the same loaded database share one build and still
+    start from the same clean state.
+
+    Parameters
+    ----------
+    pg_server : EmbeddedServer
+    template : str
+        Name of the database to start from (``template_db``, or a name this function made).
+    key : hashable
+        What ``build`` makes; one build per ``(template, key)`` in a session.
+    build : callable
+        ``build(url) -> info``, run once.
+
+    Returns
+    -------
+    url : str
+        A new database.
+    info
+        What ``build`` returned.
+    name : str
+        Name of the kept template (to derive further databases from).
+    """
+    k = (template, key)
+    if k not in _DERIVED:
+        url = create_database(pg_server, template)
+        info = build(url)
+        engine(url).dispose()
+        _DERIVED[k] = (db_name(url), info)
+    name, info = _DERIVED[k]
+    return create_database(pg_server, name), info, name
+
+
+def _load_lco_gaia(url: str) -> int:
+    with connect(url) as c:
+        eid = ingest_catalogs(c, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
+        ingest_refcat(c, LCO / "GAIA-DR2.cat", catalog="gaia-dr2", band="G")
+        c.commit()
+    return eid
+
+
+@pytest.fixture(scope="module")
+def lco_gaia(pg_server, template_db):
+    """``(url, exposure id)``: a fresh database holding the real LCO LDAC frame (band 'w') and the Gaia DR2
+    stars of its field (``tests/data/lco/GAIA-DR2.cat``) loaded as refcat 'gaia-dr2', band G; built once per
+    session and spatial backend (:func:`derived_db_url`)."""
+    url, eid, _ = derived_db_url(pg_server, template_db, "lco+gaia-dr2", _load_lco_gaia)
+    return url, eid
+
+
 @pytest.fixture(scope="session")
 def template_dbs(pg_server):
     """``get(backend_id)``: name of a database at head on that spatial backend, made on first use."""
-    from catdb.db import migrate
-    from catdb.db.engine import engine
-
     made: dict[str, str] = {}
 
     def get(backend_id: str) -> str:
@@ -105,7 +169,7 @@ def template_dbs(pg_server):
                 got = spatial.backend(c)
             assert got == SPATIAL_BACKENDS[backend_id], f"template for {backend_id!r} has spatial backend {got!r}"
             engine(url).dispose()  # close pooled connections so the database can serve as a template
-            made[backend_id] = url.split("@/", 1)[1].split("?")[0]
+            made[backend_id] = db_name(url)
         return made[backend_id]
 
     return get
@@ -138,8 +202,6 @@ def empty_db_url(pg_server):
 @pytest.fixture
 def conn(db_url):
     """psycopg connection (catdb session settings) to the module's database."""
-    from catdb.db.engine import connect
-
     c = connect(db_url)
     yield c
     c.close()

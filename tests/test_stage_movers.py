@@ -4,17 +4,14 @@ from __future__ import annotations
 import json
 import re
 import time
-import warnings
 
 import numpy as np
 import pytest
-from astropy.table import Table
 
 from catdb.errors import StageError
 from catdb.export.mpc import parse_ades_psv, parse_mpc80
 from catdb.export.tracks import export_tracks
 from catdb.stages import run_stage
-from tests.helpers import TEST_DATA
 from tests.lowell_night import MOVERS, mover_radec, needs_lowell, night_db_url
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
@@ -25,22 +22,12 @@ PARAMS = {"max_rate": "100", "min_detections": "8", "bright_refcat": "TYCHO2"}
 
 
 @pytest.fixture(scope="module")
-def night(pg_server, template_db, tmp_path_factory):
+def night(pg_server, template_db):
+    """The night with the Tycho-2 stars of the field (for the bright-star veto), associated."""
     from catdb.db.engine import connect
-    from catdb.ingest.load import ingest_refcat
 
-    url, info = night_db_url(pg_server, template_db)
+    url, info = night_db_url(pg_server, template_db, steps=("tycho2", "associate"))
     c = connect(url)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # Tycho-2 stars within ~1 deg of the field, for the bright-star veto
-        t = Table.read(TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
-        near = (np.abs(t["dec_deg"] - 25.33) < 1) & (np.abs(t["ra_deg"] - 124.62) < 1.2)
-        path = tmp_path_factory.mktemp("tycho") / "tycho2_lowell.csv"
-        t[near].write(path, format="ascii.csv")
-        ingest_refcat(c, path)
-    run_stage("associate", conn=c)
-    c.commit()
     yield c, info
     c.close()
 

@@ -107,12 +107,9 @@ def night(pg_server, template_db):
     if needs_lowell.args[0]:
         pytest.skip(needs_lowell.kwargs["reason"])
     from catdb.db.engine import connect
-    from catdb.stages import run_stage
 
-    url, info = night_db_url(pg_server, template_db, n_frames=8)
+    url, info = night_db_url(pg_server, template_db, n_frames=8, steps=("associate",))
     c = connect(url)
-    run_stage("associate", conn=c, progress=False)
-    c.commit()
     yield url, c, info
     c.close()
 
