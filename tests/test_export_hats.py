@@ -12,7 +12,7 @@ pytest.importorskip("hats_import", reason="hats-import not installed (pip instal
 pytest.importorskip("lsdb", reason="lsdb not installed (pip install catdb[hats])")
 pytestmark = pytest.mark.skipif(not (LCO / "ldac_test_catalog.fits").exists() or not (LCO / "GAIA-DR2.cat").exists(),
                                 reason=f"real data missing: {LCO}/ldac_test_catalog.fits and GAIA-DR2.cat "
-                                       "(../shared/data/lco)")
+                                       "(tests/data/lco)")
 
 RADIUS = 1.5  # arcsec: the xmatch stage's radius and LSDB's
 
