@@ -20,13 +20,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.table import Table
 
-from tests.helpers import REPO_DATA
+from catdb.db.engine import connect
+from catdb.ingest.load import ingest_refcat
+from catdb.stages import run_stage
+from tests.conftest import create_database, derived_db_url
+from tests.helpers import REPO_DATA, TYCHO2_CSV
 
 LOWELL = REPO_DATA / "lowell42-5945"
 RAW = sorted((LOWELL / "science").glob("*.fits.fz"))
@@ -180,13 +187,61 @@ def load_night(conn, n_frames: int | None = None) -> dict:
     return dict(exposure_ids=[r[0] for r in order], n_detections=n, seconds=seconds, run_id=run_id)
 
 
-def night_db_url(pg_server, template_db, n_frames: int | None = None) -> tuple[str, dict]:
+def _tycho2_near_field(conn) -> None:
+    """Tycho-2 stars within ~1 deg of the field (the shipped all-sky file), for the bright-star veto."""
+    t = Table.read(TYCHO2_CSV, format="ascii.csv")
+    near = (np.abs(t["dec_deg"] - 25.33) < 1) & (np.abs(t["ra_deg"] - 124.62) < 1.2)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "tycho2_lowell.csv"
+        t[near].write(path, format="ascii.csv")
+        ingest_refcat(conn, path)
+
+
+#: what a test module may ask :func:`night_db_url` to have run on the night, by name
+NIGHT_STEPS = {
+    "tycho2": _tycho2_near_field,
+    "associate": lambda c: run_stage("associate", conn=c, progress=False),
+    "movers8": lambda c: run_stage("movers", conn=c, params={"max_rate": "100", "min_detections": "8"},
+                                   progress=False),
+    "movers5": lambda c: run_stage("movers", conn=c, params={"max_rate": "100", "min_detections": "5"},
+                                   progress=False),
+    "calibrate-relative": lambda c: run_stage("calibrate", conn=c, params={"method": "relative"}, progress=False),
+}
+
+
+def _night_template(pg_server, template_db, n_frames, steps) -> tuple[str, dict]:
+    """Name and load info of the session's template: the night, then ``steps`` in order."""
+    if not steps:
+        def build(url):
+            with connect(url) as c, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                info = load_night(c, n_frames)
+                c.commit()
+            return info
+
+        _, info, name = derived_db_url(pg_server, template_db, ("lowell-night", n_frames), build)
+        return name, info
+    base, info = _night_template(pg_server, template_db, n_frames, steps[:-1])
+
+    def step(url):
+        with connect(url) as c, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            NIGHT_STEPS[steps[-1]](c)
+            c.commit()
+
+    _, _, name = derived_db_url(pg_server, base, ("lowell-step", steps[-1]), step)
+    return name, info
+
+
+def night_db_url(pg_server, template_db, n_frames: int | None = None, steps=()) -> tuple[str, dict]:
     """URL of a fresh database holding the loaded night (a copy of a per-session template).
 
-    The night is loaded (:func:`load_night`) once per test session into a database made from
-    the conftest's ``template_db``; every call returns a new database created from that one
-    with ``CREATE DATABASE ... TEMPLATE`` (a file copy, ~1 s), so each test module starts from
-    the same clean state without re-ingesting.
+    The night is loaded (:func:`load_night`) once per test session and spatial backend into a
+    database made from the conftest's ``template_db``, and each prefix of ``steps`` is run once on
+    a copy of the template before it (:func:`tests.conftest.derived_db_url`); every call returns a
+    new database created from the last one with ``CREATE DATABASE ... TEMPLATE`` (a file copy,
+    ~1 s), so test modules that need the same night share one build, and each starts from the same
+    clean state.
 
     Parameters
     ----------
@@ -194,6 +249,8 @@ def night_db_url(pg_server, template_db, n_frames: int | None = None) -> tuple[s
         The conftest fixtures.
     n_frames : int, optional
         As in :func:`load_night`.
+    steps : sequence of str
+        Keys of :data:`NIGHT_STEPS`, run in this order (e.g. ``("associate", "movers8")``).
 
     Returns
     -------
@@ -201,21 +258,8 @@ def night_db_url(pg_server, template_db, n_frames: int | None = None) -> tuple[s
     info : dict
         What :func:`load_night` returned when the template was made.
     """
-    import warnings
-
-    from catdb.db.engine import connect, engine
-    from tests.conftest import create_database
-
-    key = ("night_template", n_frames)
-    if key not in _MEMO:
-        url = create_database(pg_server, template_db)
-        c = connect(url)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            info = load_night(c, n_frames)
-        c.commit()
-        c.close()
-        engine(url).dispose()
-        _MEMO[key] = (url.split("@/", 1)[1].split("?")[0], info)
-    name, info = _MEMO[key]
+    unknown = [k for k in steps if k not in NIGHT_STEPS]
+    if unknown:
+        raise KeyError(f"night_db_url: unknown step(s) {unknown}; known: {sorted(NIGHT_STEPS)}")
+    name, info = _night_template(pg_server, template_db, n_frames, tuple(steps))
     return create_database(pg_server, name), info

@@ -1,5 +1,8 @@
 """The catdb command line against a real server."""
 
+import json
+import re
+
 from click.testing import CliRunner
 
 from catdb import __version__
@@ -52,6 +55,20 @@ def test_query_read_only_with_units(fresh_db_url, tmp_path):
     # a computed column has no source column: no unit rather than a guessed one
     run(["query", "-f", "votable", "-o", str(out), "SELECT exptime * 2 AS twice FROM exposure"], db_url)
     assert Table.read(out)["twice"].unit is None
+
+    # positions and magnitudes: the units row of the table printed on stdout, and JSON's column list
+    with psycopg.connect(db_url) as c:
+        c.execute("INSERT INTO detection (exposure_id, number, ra, dec, mag_auto, fwhm) "
+                  "SELECT id, 1, 124.62662, 25.34294, -9.5, 2.5 FROM exposure")
+    sql = "SELECT ra, dec AS de, mag_auto, fwhm, number FROM detection"
+    lines = run(["query", sql], db_url).output.splitlines()
+    spans = [m.span() for m in re.finditer(r"-+", lines[2])]  # the dashes under each column
+    assert [lines[0][a:b].strip() for a, b in spans] == ["ra", "de", "mag_auto", "fwhm", "number"]
+    assert [lines[1][a:b].strip() for a, b in spans] == ["deg", "deg", "mag", "arcsec", ""]  # number: no unit
+    assert lines[3].split() == ["124.62662", "25.34294", "-9.5", "2.5", "1"]
+    cols = json.loads(run(["query", "-f", "json", sql], db_url).output)["columns"]
+    assert [(c["name"], c["unit"]) for c in cols] == [
+        ("ra", "deg"), ("de", "deg"), ("mag_auto", "mag"), ("fwhm", "arcsec"), ("number", None)]
     r = run(["query", "DELETE FROM stage_run"], db_url, ok=False)
     assert r.exit_code == 1 and "read-only" in r.output
     r = run(["query", "SET TRANSACTION READ WRITE; DELETE FROM stage_run"], db_url, ok=False)

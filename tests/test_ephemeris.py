@@ -10,8 +10,6 @@ that and go on.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from astropy.table import Table
@@ -21,7 +19,7 @@ from catdb.cli.main import cli
 from catdb.errors import InputError
 from catdb.ingest import horizons as hz
 from catdb.stages import run_stage
-from tests.helpers import REPO, TEST_DATA
+from tests.helpers import REPO
 from tests.horizons_data import horizons_text, lowell_epochs, mover1_rates
 from tests.lowell_night import MOVERS, mover_radec, needs_lowell, night_db_url
 
@@ -132,23 +130,14 @@ pytestmark_db = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fi
 
 
 @pytest.fixture(scope="module")
-def night(pg_server, template_db, tmp_path_factory):
+def night(pg_server, template_db):
     """The real night with real candidate tracks (associate + movers as in tests/test_stage_movers.py)."""
     if not LOWELL_ANSWER.is_file():
         pytest.skip(f"recorded answer missing: {LOWELL_ANSWER}")
     from catdb.db.engine import connect
-    from catdb.ingest.load import ingest_refcat
 
-    url, info = night_db_url(pg_server, template_db)
+    url, info = night_db_url(pg_server, template_db, steps=("tycho2", "associate"))
     c = connect(url)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t = Table.read(TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
-        near = (np.abs(t["dec_deg"] - 25.33) < 1) & (np.abs(t["ra_deg"] - 124.62) < 1.2)
-        path = tmp_path_factory.mktemp("tycho") / "tycho2_lowell.csv"
-        t[near].write(path, format="ascii.csv")
-        ingest_refcat(c, path)
-    run_stage("associate", conn=c)
     run_stage("movers", conn=c, params={"max_rate": "100", "min_detections": "8", "bright_refcat": "TYCHO2"})
     c.commit()
     yield c, url, _mover_tracks(c)

@@ -12,7 +12,7 @@ pytest.importorskip("hats_import", reason="hats-import not installed (pip instal
 pytest.importorskip("lsdb", reason="lsdb not installed (pip install catdb[hats])")
 pytestmark = pytest.mark.skipif(not (LCO / "ldac_test_catalog.fits").exists() or not (LCO / "GAIA-DR2.cat").exists(),
                                 reason=f"real data missing: {LCO}/ldac_test_catalog.fits and GAIA-DR2.cat "
-                                       "(../shared/data/lco)")
+                                       "(tests/data/lco)")
 
 RADIUS = 1.5  # arcsec: the xmatch stage's radius and LSDB's
 
@@ -33,15 +33,19 @@ def client(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def lco(db_url):
-    """The LDAC frame ingested, Gaia DR2 loaded as 'gaia-dr2', and the xmatch stage run (radius RADIUS)."""
+def db_url(lco_gaia):
+    """The module's database: a copy of conftest's ``lco_gaia`` (the LCO frame and Gaia DR2 as 'gaia-dr2')."""
+    return lco_gaia[0]
+
+
+@pytest.fixture(scope="module")
+def lco(db_url, lco_gaia):
+    """The LDAC frame and Gaia DR2 (``lco_gaia``), and the xmatch stage run (radius RADIUS)."""
     from catdb.db.engine import connect
-    from catdb.ingest.load import ingest_catalogs, ingest_refcat
     from catdb.stages import run_stage
 
+    eid = lco_gaia[1]
     with connect(db_url) as c:
-        eid = ingest_catalogs(c, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
-        ingest_refcat(c, LCO / "GAIA-DR2.cat", catalog="gaia-dr2", band="G")
         res = run_stage("xmatch", conn=c, where=f"e.id = {eid}", params={"refcat": "gaia-dr2",
                                                                           "radius": str(RADIUS)})
         c.commit()

@@ -22,11 +22,8 @@ pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.
 def night(pg_server, template_db):
     from catdb.db.engine import connect
 
-    url, info = night_db_url(pg_server, template_db)
+    url, info = night_db_url(pg_server, template_db, steps=("associate", "calibrate-relative"))
     c = connect(url)
-    run_stage("associate", conn=c, progress=False)
-    run_stage("calibrate", conn=c, params={"method": "relative"}, progress=False)
-    c.commit()
     yield c, info
     c.close()
 

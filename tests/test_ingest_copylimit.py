@@ -8,14 +8,13 @@ import pytest
 
 from catdb.db import migrate
 from catdb.errors import InputError
-from tests.helpers import SHARED_DATA
+from tests.helpers import LCO
 
-LCO = SHARED_DATA / "lco"
 LDAC = LCO / "ldac_test_catalog.fits"
 ORACDR = LCO / "oracdr_test_catalog.fits"
 CORRUPT = LCO / "ldac_test_catalog_corrupt.fits"
 
-need_lco = pytest.mark.skipif(not LDAC.exists(), reason=f"shared data missing: {LDAC}")
+need_lco = pytest.mark.skipif(not LDAC.exists(), reason=f"LCO test data missing: {LDAC}")
 
 
 def _before_0016() -> str:

@@ -16,8 +16,9 @@ from bench import survey
 from catdb.ingest.load import ingest_catalogs
 from catdb.stages import run_stage
 
-pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
-                                        "ignore::astropy.wcs.FITSFixedWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
+                                        "ignore::astropy.wcs.FITSFixedWarning"),
+              pytest.mark.spatial_backends]
 
 FIELDS = tuple((150.0 + k * 0.52 / np.cos(np.radians(5.0)), 5.0) for k in range(3))
 RATES = ((25.0, -10.0), (-40.0, 30.0), (60.0, 5.0))   # "/h (RA cos dec, Dec) of each tile's asteroid

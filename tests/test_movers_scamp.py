@@ -17,8 +17,9 @@ from catdb.ingest.scamp_load import ingest_scamp_full
 from catdb.stages import run_stage
 from tests.test_ingest_scamp_merged import _mover, pm_run  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
-                                        "ignore::astropy.wcs.FITSFixedWarning", "ignore::astropy.units.UnitsWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
+                                        "ignore::astropy.wcs.FITSFixedWarning", "ignore::astropy.units.UnitsWarning"),
+              pytest.mark.spatial_backends]
 
 
 def test_scamp_links_give_the_asteroid_and_reject_the_stars(conn, pm_run):  # noqa: F811

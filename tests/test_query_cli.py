@@ -20,19 +20,15 @@ from catdb.cli.main import cli
 from tests.lowell_night import mover_radec, needs_lowell, night_db_url
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
-              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
+              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning"), pytest.mark.spatial_backends]
 
 
 @pytest.fixture(scope="module")
 def night(pg_server, template_db):
     from catdb.db.engine import connect
-    from catdb.stages import run_stage
 
-    url, info = night_db_url(pg_server, template_db, n_frames=8)
+    url, info = night_db_url(pg_server, template_db, n_frames=8, steps=("associate", "movers5"))
     c = connect(url)
-    run_stage("associate", conn=c, progress=False)
-    run_stage("movers", conn=c, params={"max_rate": "100", "min_detections": "5"}, progress=False)
-    c.commit()
     yield url, c, info
     c.close()
 

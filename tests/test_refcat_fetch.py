@@ -17,6 +17,9 @@ from catdb.ingest.refcat import read_table_any
 from catdb.ingest.refcat_fetch import OfflineError, covered, fetch_refcat, merge_circles
 from tests.helpers import TEST_DATA
 
+#: stage suite: runs on the q3c extension and on catdb's SQL port (tests/conftest.py)
+pytestmark = pytest.mark.spatial_backends
+
 RECORDED = Path(__file__).parent / "data" / "recorded"
 GAIA2 = RECORDED / "vizier_gaia2_I_345_lco.ecsv"
 UCAC4 = RECORDED / "vizier_ucac4_I_322A_299.3+35.0.csv"

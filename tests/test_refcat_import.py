@@ -16,7 +16,8 @@ from tests.helpers import REPO_DATA, TEST_DATA
 
 GAIA_LDAC = TEST_DATA / "lco" / "GAIA-DR2.cat"
 TYCHO = REPO_DATA / "tycho2" / "tycho2_lowell_field.csv"
-pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
+              pytest.mark.spatial_backends]
 COLMAP = ["--ra", "XWIN_WORLD", "--dec", "YWIN_WORLD", "--id", "NUMBER", "--epoch", "OBSDATE",
           "--mag", "G=MAG:MAGERR"]
 
@@ -47,7 +48,8 @@ def _rows(conn, catalog):
 def test_every_format_gives_identical_rows(db_url, tmp_path):
     files = {"ldac": GAIA_LDAC}
     t = _gaia_table()
-    for fmt, name, kw in (("fits", "g.fits", {}), ("votable", "g.vot", {}), ("ecsv", "g.ecsv", {"format": "ascii.ecsv"}),
+    for fmt, name, kw in (("fits", "g.fits", {}), ("votable", "g.vot", {}),
+                          ("ecsv", "g.ecsv", {"format": "ascii.ecsv"}),
                           ("parquet", "g.parquet", {"format": "parquet"})):
         p = tmp_path / name
         t.write(p, **({"format": fmt} if not kw else kw))

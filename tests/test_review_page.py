@@ -16,7 +16,6 @@ import shutil
 import threading
 import urllib.error
 import urllib.request
-import warnings
 
 import numpy as np
 import pytest
@@ -34,15 +33,9 @@ pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.
 @pytest.fixture(scope="module")
 def night(pg_server, template_db):
     from catdb.db.engine import connect
-    from catdb.stages import run_stage
 
-    url, _ = night_db_url(pg_server, template_db)
+    url, _ = night_db_url(pg_server, template_db, steps=("associate", "movers8"))
     c = connect(url)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run_stage("associate", conn=c, progress=False)
-        run_stage("movers", conn=c, params={"max_rate": "100", "min_detections": "8"})
-    c.commit()
     n = c.execute("SELECT count(*) FROM track WHERE status = 'candidate'").fetchone()[0]
     assert n >= 2, "the movers stage should find the two MANIFEST movers"
     yield url, c

@@ -26,14 +26,9 @@ pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.
 @pytest.fixture(scope="module")
 def night(pg_server, template_db):
     from catdb.db.engine import connect
-    from catdb.stages import run_stage
 
-    url, info = night_db_url(pg_server, template_db, n_frames=8)
+    url, info = night_db_url(pg_server, template_db, n_frames=8, steps=("associate", "movers5", "calibrate-relative"))
     c = connect(url)
-    run_stage("associate", conn=c, progress=False)
-    run_stage("movers", conn=c, params={"max_rate": "100", "min_detections": "5"}, progress=False)
-    run_stage("calibrate", conn=c, params={"method": "relative"}, progress=False)
-    c.commit()
     yield url, c, info
     c.close()
 

@@ -26,7 +26,7 @@ from tests.lowell_night import mover_radec, needs_lowell
 from tests.track_db import build
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
-              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
+              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning"), pytest.mark.spatial_backends]
 
 VOT = TEST_DATA / "skybot" / "skybot_query.vot"
 #: MANIFEST rates of mover 1 (dRA cos dec, dDec) ["/h]

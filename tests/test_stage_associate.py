@@ -11,7 +11,7 @@ from catdb.stages import run_stage
 from tests.lowell_night import mover_radec, needs_lowell, night_db_url
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
-              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
+              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning"), pytest.mark.spatial_backends]
 
 #: the Tycho-2 star (VT 9.1) on the field, see tests/test_ingest_sextractor.py: saturated (FLAGS 6)
 TYC = (124.5690, 25.4079)

@@ -18,7 +18,8 @@ N = len(SCIENCE)
 # known mover 1 of MANIFEST.md: (JD, RA, Dec) at two epochs
 MOVER1 = ((2458568.60418, 124.62662, 25.34294), (2458568.84034, 124.63359, 25.32967))
 
-pytestmark = pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}")
+pytestmark = [pytest.mark.skipif(not (LOWELL / "science").is_dir(), reason=f"real data not found at {LOWELL}"),
+              pytest.mark.spatial_backends]
 
 
 def mover1_at(mjd):

@@ -16,11 +16,8 @@ pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.
 def night(pg_server, template_db):
     from catdb.db.engine import connect
 
-    url, info = night_db_url(pg_server, template_db)
+    url, info = night_db_url(pg_server, template_db, steps=("associate", "movers8"))
     c = connect(url)
-    run_stage("associate", conn=c)
-    run_stage("movers", conn=c, params={"max_rate": "100", "min_detections": "8"})
-    c.commit()
     yield c, info
     c.close()
 

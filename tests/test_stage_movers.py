@@ -4,43 +4,30 @@ from __future__ import annotations
 import json
 import re
 import time
-import warnings
 
 import numpy as np
 import pytest
-from astropy.table import Table
 
 from catdb.errors import StageError
 from catdb.export.mpc import parse_ades_psv, parse_mpc80
 from catdb.export.tracks import export_tracks
 from catdb.stages import run_stage
-from tests.helpers import TEST_DATA
 from tests.lowell_night import MOVERS, mover_radec, needs_lowell, night_db_url
 
 pytestmark = [needs_lowell, pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning"),
-              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")]
+              pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning"), pytest.mark.spatial_backends]
 
 #: search parameters of the demo on this night: max_rate 100"/h, tracks on at least 8 of the 23 frames
 PARAMS = {"max_rate": "100", "min_detections": "8", "bright_refcat": "TYCHO2"}
 
 
 @pytest.fixture(scope="module")
-def night(pg_server, template_db, tmp_path_factory):
+def night(pg_server, template_db):
+    """The night with the Tycho-2 stars of the field (for the bright-star veto), associated."""
     from catdb.db.engine import connect
-    from catdb.ingest.load import ingest_refcat
 
-    url, info = night_db_url(pg_server, template_db)
+    url, info = night_db_url(pg_server, template_db, steps=("tycho2", "associate"))
     c = connect(url)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        # Tycho-2 stars within ~1 deg of the field, for the bright-star veto
-        t = Table.read(TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz", format="ascii.csv")
-        near = (np.abs(t["dec_deg"] - 25.33) < 1) & (np.abs(t["ra_deg"] - 124.62) < 1.2)
-        path = tmp_path_factory.mktemp("tycho") / "tycho2_lowell.csv"
-        t[near].write(path, format="ascii.csv")
-        ingest_refcat(c, path)
-    run_stage("associate", conn=c)
-    c.commit()
     yield c, info
     c.close()
 
@@ -56,7 +43,7 @@ def _candidates(conn):
 def _found(conn, cands):
     """MANIFEST movers among the candidates: name -> (track id, n_det, rate, max sep ", n epochs)."""
     found = {}
-    for name, (_, rate) in MOVERS.items():
+    for name in MOVERS:
         for tid, n_det, t_rate, *_ in cands:
             # the track's detections follow the MANIFEST positions (linear between the two JDs) within 1.5"
             dets = conn.execute(
@@ -102,7 +89,7 @@ def test_movers_find_both_manifest_asteroids(night):
     print("found", found)
     assert set(found) == set(MOVERS)
     n_exp = len(info["exposure_ids"])
-    for name, (tid, n_det, t_rate, max_sep, n_epochs) in found.items():
+    for name, (_, n_det, t_rate, max_sep, n_epochs) in found.items():
         assert n_det >= n_exp - 2 and n_epochs == n_det          # on (nearly) every frame, one per frame
         assert t_rate == pytest.approx(MOVERS[name][1], abs=0.3)  # "/h, MANIFEST rate
         assert max_sep < 1.5
@@ -137,6 +124,7 @@ def test_movers_rerun_replaces_and_bad_parameters(night):
     conn.commit()
 
 
+@pytest.mark.spatial_backends("q3c")  # SkyBoT's offline retries; the movers tests above run on the port
 def test_skybot_offline_keeps_the_run_and_the_tracks(night, monkeypatch):
     """SkyBoT unreachable: every cone is recorded failed, the run still ends ok, tracks keep their state.
 
@@ -204,7 +192,7 @@ def test_movers_default_parameters_find_both_manifest_asteroids(night):
     print("found", found)
     assert set(found) == set(MOVERS)
     n_exp = len(info["exposure_ids"])
-    for name, (tid, n_det, t_rate, max_sep, n_epochs) in found.items():
+    for name, (_, n_det, t_rate, max_sep, n_epochs) in found.items():
         assert n_det >= n_exp - 2 and n_epochs == n_det
         assert t_rate == pytest.approx(MOVERS[name][1], rel=0.05)  # "/h, MANIFEST rate
         assert max_sep < 1.5

@@ -7,6 +7,9 @@ from catdb.schema.tables import QUALITY_FLAGS
 from catdb.stages import run_stage
 from tests.helpers import REPO_DATA, TEST_DATA
 
+#: stage suite: runs on the q3c extension and on catdb's SQL port (tests/conftest.py)
+pytestmark = pytest.mark.spatial_backends
+
 LCO = TEST_DATA / "lco"
 LOWELL = REPO_DATA / "lowell42-5945" / "science"
 BIT_ASTROM, BIT_UNSOLVED, BIT_BKG = (QUALITY_FLAGS[k] for k in ("astrometric_outlier", "not_solved",
@@ -14,15 +17,15 @@ BIT_ASTROM, BIT_UNSOLVED, BIT_BKG = (QUALITY_FLAGS[k] for k in ("astrometric_out
 
 
 @pytest.fixture(scope="module")
-def ldac(db_url):
-    """Id of the exposure of the real LDAC catalogue, with Gaia DR2 loaded as 'gaia-dr2'."""
-    from catdb.db.engine import connect
-    from catdb.ingest.load import ingest_catalogs, ingest_refcat
+def db_url(lco_gaia):
+    """The module's database: a copy of conftest's ``lco_gaia`` (the LCO frame and Gaia DR2 as 'gaia-dr2')."""
+    return lco_gaia[0]
 
-    with connect(db_url) as c:
-        eid = ingest_catalogs(c, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
-        ingest_refcat(c, LCO / "GAIA-DR2.cat", catalog="gaia-dr2", band="G")
-    return eid
+
+@pytest.fixture(scope="module")
+def ldac(lco_gaia):
+    """Id of the exposure of the real LDAC catalogue (band 'w')."""
+    return lco_gaia[1]
 
 
 def copy_exposure(conn, eid, path, dra_arcsec="0", ddec_arcsec="0", background="background", where="true"):
@@ -149,6 +152,7 @@ def test_astrometry_bad_refcat_writes_nothing(conn, ldac):
 
 
 # ----------------------------------------------------------------------------------- background
+@pytest.mark.spatial_backends("q3c")  # qa-background: pixels and catalogues, no spatial SQL
 def test_background_from_raw_lowell_pixels(conn):
     from astropy.io import fits
 
@@ -182,6 +186,7 @@ def test_background_from_raw_lowell_pixels(conn):
     conn.commit()
 
 
+@pytest.mark.spatial_backends("q3c")  # qa-background: pixels and catalogues, no spatial SQL
 def test_background_catalogue_fallback_and_two_sided_outliers(conn, ldac):
     from catdb.algorithms.robust import robust_stats
 
@@ -210,6 +215,7 @@ def test_background_catalogue_fallback_and_two_sided_outliers(conn, ldac):
     conn.commit()
 
 
+@pytest.mark.spatial_backends("q3c")  # qa-background: pixels and catalogues, no spatial SQL
 def test_background_prefers_reduced_product(conn, tmp_path):
     """A 'reduced' image_product of the exposure is measured instead of the raw file (no overscan step)."""
     from astropy.io import fits

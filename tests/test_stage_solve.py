@@ -26,7 +26,8 @@ LCO = TEST_DATA / "lco"
 pytestmark = [pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
                                          "ignore::astropy.wcs.FITSFixedWarning"),
               pytest.mark.skipif(shutil.which("scamp") is None or shutil.which("source-extractor") is None,
-                                 reason="scamp / source-extractor not installed")]
+                                 reason="scamp / source-extractor not installed"),
+              pytest.mark.spatial_backends]
 needs_wallace = requires_shared("wallace2713-20181012")
 needs_lco = pytest.mark.skipif(not (LCO / "GAIA-DR2.cat").is_file(), reason=f"LCO data not found at {LCO}")
 
@@ -69,6 +70,7 @@ def test_extract_refuses_an_exposure_without_wcs(wallace):
     assert c.execute("SELECT count(*) FROM detection WHERE exposure_id = ANY(%s)", (ids,)).fetchone()[0] == 0
 
 
+@pytest.mark.spatial_backends("q3c")  # registration: no spatial SQL; the LCO test runs solve's refcat cone on the port
 @needs_wallace
 def test_register_the_night_then_extract(wallace):
     """Registration of the 25 frames: the clear ones agree to <= 0.2" RMS, the clouded ones are named."""
@@ -138,6 +140,7 @@ def test_register_the_night_then_extract(wallace):
     c.commit()
 
 
+@pytest.mark.spatial_backends("q3c")  # follows the q3c registration test
 @needs_wallace
 def test_rerun_replaces_the_solution(wallace):
     c, ids = wallace["conn"], wallace["ids"]
@@ -235,6 +238,7 @@ def test_solve_refuses_unknown_refcat_and_method(conn):
 
 
 # --------------------------------------------------------------------------- Lowell: WCS cards removed
+@pytest.mark.spatial_backends("q3c")  # 60 s of SCAMP; the LCO test runs solve's refcat cone on the port
 def test_lowell_frames_without_wcs_solved_against_another_frames_stars(fresh_db_url, tmp_path):
     """Two reduced Lowell frames with every WCS card removed, solved with SCAMP (rotation and parity unknown:
     initial WCS from the RA/DEC pointing keywords and SECPIXX) against the stars of a third frame placed

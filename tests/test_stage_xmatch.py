@@ -9,19 +9,22 @@ from catdb.algorithms.crossmatch import match_unit_vectors, spatial_order
 from catdb.algorithms.sphere import unit_vectors
 from tests.helpers import TEST_DATA
 
+#: stage suite: runs on the q3c extension and on catdb's SQL port (tests/conftest.py)
+pytestmark = pytest.mark.spatial_backends
+
 LCO = TEST_DATA / "lco"
 
 
 @pytest.fixture(scope="module")
-def ldac(db_url):
-    """Id of the exposure of the real LDAC catalogue, with Gaia DR2 loaded as 'gaia-dr2' (band G)."""
-    from catdb.db.engine import connect
-    from catdb.ingest.load import ingest_catalogs, ingest_refcat
+def db_url(lco_gaia):
+    """The module's database: a copy of conftest's ``lco_gaia`` (the LCO frame and Gaia DR2 as 'gaia-dr2')."""
+    return lco_gaia[0]
 
-    with connect(db_url) as c:
-        eid = ingest_catalogs(c, [LCO / "ldac_test_catalog.fits"])[0].exposure_ids[0]
-        ingest_refcat(c, LCO / "GAIA-DR2.cat", catalog="gaia-dr2", band="G")
-    return eid
+
+@pytest.fixture(scope="module")
+def ldac(lco_gaia):
+    """Id of the exposure of the real LDAC catalogue (band 'w')."""
+    return lco_gaia[1]
 
 
 def pairs(conn, run_id):

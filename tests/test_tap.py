@@ -28,6 +28,9 @@ pytest.importorskip("waitress", reason="waitress (the serve extra) is not instal
 
 from tests.lowell_night import needs_lowell, night_db_url  # noqa: E402
 
+#: stage suite: runs on the q3c extension and on catdb's SQL port (tests/conftest.py)
+pytestmark = pytest.mark.spatial_backends
+
 warnings.filterwarnings("ignore", module="astropy.io.votable")
 warnings.filterwarnings("ignore", module="pyvo")
 
@@ -104,12 +107,9 @@ def night(pg_server, template_db):
     if needs_lowell.args[0]:
         pytest.skip(needs_lowell.kwargs["reason"])
     from catdb.db.engine import connect
-    from catdb.stages import run_stage
 
-    url, info = night_db_url(pg_server, template_db, n_frames=8)
+    url, info = night_db_url(pg_server, template_db, n_frames=8, steps=("associate",))
     c = connect(url)
-    run_stage("associate", conn=c, progress=False)
-    c.commit()
     yield url, c, info
     c.close()
 
@@ -228,7 +228,8 @@ def test_pyvo_maxrec_overflow_and_binary2(night, tap):
         warnings.simplefilter("ignore")
         res = svc.search("SELECT id, mag_aper FROM detection ORDER BY id", maxrec=7)
     assert len(res) == 7 and res.query_status == "OVERFLOW"
-    status, body = _get(f"{base}/sync", {"LANG": "ADQL", "QUERY": "SELECT TOP 7 id, mag_aper FROM detection ORDER BY id",
+    status, body = _get(f"{base}/sync", {"LANG": "ADQL",
+                                         "QUERY": "SELECT TOP 7 id, mag_aper FROM detection ORDER BY id",
                                          "RESPONSEFORMAT": "votable/b2"})
     assert status == 200 and b"<BINARY2>" in body
     b2 = _votable(body)
@@ -328,6 +329,7 @@ def test_stilts_tapquery(night, tap, tmp_path):
     assert str(t["mjd_mid"].unit) == "d"
 
 
+@pytest.mark.spatial_backends("q3c")  # protocol checks, no spatial query; CONTAINS runs on the port above
 @needs_stilts
 def test_taplint_no_errors(tap):
     base, _ = tap
@@ -338,6 +340,7 @@ def test_taplint_no_errors(tap):
     assert "Errors: 0;" in totals[0], r.stdout
 
 
+@pytest.mark.spatial_backends("q3c")  # the command's start and stop; CONTAINS runs on the port above
 def test_catdb_serve_command(night):
     """`catdb serve --port 0` starts, prints its URL, answers VOSI availability, and stops on SIGINT."""
     import os

@@ -14,6 +14,9 @@ from catdb.ingest.vasco60 import load_vasco60, parse_overflow_isot
 from catdb.stages import run_stage
 from tests.helpers import TEST_DATA, VASCO, need_shared, requires_shared
 
+#: stage suite: runs on the q3c extension and on catdb's SQL port (tests/conftest.py)
+pytestmark = pytest.mark.spatial_backends
+
 TYCHO = TEST_DATA / "tycho2" / "tycho2_index10_radec_vt.csv.gz"
 LCO = TEST_DATA / "lco"
 VASCO_WHERE = "e.path LIKE 'vasco60:%'"
@@ -169,7 +172,8 @@ def test_star_vetoed_offset_survives_and_rerun_replaces(db):
     eid = conn.execute("INSERT INTO exposure (path, hdu, image_type, mjd_mid) VALUES ('synthetic-on-star', 0, "
                        "'science', 51544.5) RETURNING id").fetchone()[0]
     ids = [conn.execute("INSERT INTO detection (exposure_id, number, ra, dec) VALUES (%s, %s, %s, %s) RETURNING id",
-                        (eid, k + 1, float(c.ra.deg), float(c.dec.deg))).fetchone()[0] for k, c in enumerate([star, off])]
+                        (eid, k + 1, float(c.ra.deg), float(c.dec.deg))).fetchone()[0]
+           for k, c in enumerate([star, off])]
     conn.commit()
     where = f"e.id = {eid}"
     r1 = run_stage("veto", conn=conn, where=where, params={"set": "onstar", "steps": "refcat:tycho2", "radius": 5})
@@ -188,6 +192,7 @@ def test_star_vetoed_offset_survives_and_rerun_replaces(db):
     assert r2.counts["replaced_rows"] > 0
 
 
+@pytest.mark.spatial_backends("q3c")  # the refcat veto runs on the port in the published-survivors chain
 def test_chain_from_a_previous_set(db):
     conn, _, _ = db
     run_stage("veto", conn=conn, where=VASCO_WHERE, params={"set": "base", "steps": "flags,duplicates:5"})
@@ -293,6 +298,7 @@ def test_cli_veto_and_ledger_export(db, db_url, tmp_path):
     assert str(tv["ra"].unit) == "deg" and len(tv) == sum(t["n_kept"])
 
 
+@pytest.mark.spatial_backends("q3c")  # the refcat veto runs on the port in the published-survivors chain
 def test_vasco60_spikes_around_tycho2_stars(db):
     """spikes:tycho2 on the real VASCO60 detections: the rejected set is the cross computed in numpy."""
     conn, _, _ = db
@@ -312,8 +318,8 @@ def test_vasco60_spikes_around_tycho2_stars(db):
     assert sso["n_exposures_no_cone"] <= n_exp and "no usable cached SkyBoT cone" in sso["note"]
     det = np.array(conn.execute("SELECT d.id, d.ra, d.dec FROM detection d JOIN exposure e ON e.id = d.exposure_id "
                                 "WHERE " + VASCO_WHERE + " ORDER BY d.id").fetchall())
-    st = np.array(conn.execute("SELECT ra, dec FROM refcat_source WHERE lower(catalog) = 'tycho2' AND (mags->>'VT')::float "
-                               "<= %s", (mag,)).fetchall())
+    st = np.array(conn.execute("SELECT ra, dec FROM refcat_source WHERE lower(catalog) = 'tycho2' "
+                               "AND (mags->>'VT')::float <= %s", (mag,)).fetchall())
     # independent check: offsets of every detection from every bright star near it (astropy + numpy, no q3c)
     import astropy.units as u
     from astropy.coordinates import SkyCoord

@@ -21,6 +21,9 @@ from catdb.stages import run_stage
 from tests.helpers import TEST_DATA, VASCO, requires_shared
 from tests.test_veto import _ledger, _survivors
 
+#: stage suite: runs on the q3c extension and on catdb's SQL port (tests/conftest.py)
+pytestmark = pytest.mark.spatial_backends
+
 LCO = TEST_DATA / "lco"
 VOT = TEST_DATA / "skybot" / "skybot_query.vot"
 VASCO_WHERE = "e.path LIKE 'vasco60:%'"
@@ -75,7 +78,8 @@ def _detections(conn, eid, rows):
     for k, r in enumerate(rows):
         cols = ["exposure_id", "number", *r]
         ids.append(conn.execute(
-            "INSERT INTO detection ({}) VALUES ({}) RETURNING id".format(", ".join(cols), ", ".join(["%s"] * len(cols))),
+            "INSERT INTO detection ({}) VALUES ({}) RETURNING id".format(", ".join(cols),
+                                                                         ", ".join(["%s"] * len(cols))),
             (eid, k + 1, *r.values())).fetchone()[0])
     return ids
 
