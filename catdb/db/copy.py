@@ -407,9 +407,18 @@ class EncodedRows:
 
     def with_first(self, value: int) -> bytes:
         """The stream with ``value`` in the first column of every row."""
+        return _HEADER + self.set_first(value).tobytes() + _TRAILER
+
+    def set_first(self, value: int) -> np.ndarray:
+        """Write ``value`` into the first column of every row; returns the tuples (uint8, no header/trailer)."""
         b = np.frombuffer(np.array(value, dtype=">i8").tobytes(), dtype=np.uint8)
-        self._body[self._start[:, None] + 6 + np.arange(8)] = b
-        return _HEADER + self._body.tobytes() + _TRAILER
+        n = self.n
+        width = len(self._body) // n if n else 0
+        if n and width * n == len(self._body) and self._start[-1] == width * (n - 1):  # fixed-width rows
+            self._body.reshape(n, width)[:, 6:14] = b
+        else:
+            self._body[self._start[:, None] + 6 + np.arange(8)] = b
+        return self._body
 
 
 def encode_rows(columns: dict, types: dict) -> EncodedRows | None:
@@ -452,7 +461,13 @@ def copy_encoded(conn, table: str, rows: EncodedRows, first: int) -> int:
     """COPY rows encoded by :func:`encode_rows` into ``table``, ``first`` in their first column; rows sent."""
     if rows.n == 0:
         return 0
-    _copy_in(conn, binary_copy_query(table, rows.names), rows.with_first(first))
+    body = memoryview(rows.set_first(first))
+    with conn.cursor().copy(binary_copy_query(table, rows.names)) as cp:  # no copy of the tuples
+        cp.write(_HEADER)
+        step = 1 << 24
+        for i in range(0, len(body), step):
+            cp.write(body[i:i + step])
+        cp.write(_TRAILER)
     return rows.n
 
 
