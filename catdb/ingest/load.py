@@ -1080,17 +1080,22 @@ def _prepare_catalog(path, *, instrument=None, image=None, image_hdu=None, obsco
         hdu = (img_hdu if image else i) if len(cats) == 1 or not image else i
         try:
             km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
+            wcs_err = None
+            try:  # built once, for the footprint and the positions
+                wcs = wcs_from_header(header, path=path)
+            except CatdbError:
+                wcs = None
+            except Exception as e:  # noqa: BLE001 - raised below, where it was raised before
+                wcs, wcs_err = None, e
             row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha,
-                                    obscode=obscode)
+                                    obscode=obscode, wcs=wcs)
             row["path"] = key
             row["catalog_path"] = _resolve(path)
             row["catalog_sha256"] = cat_sha
             if not image:
                 row["sha256"] = None  # the image itself was not read
-            try:
-                wcs = wcs_from_header(header, path=path)
-            except CatdbError:
-                wcs = None
+            if wcs_err is not None:
+                raise wcs_err
             if wcs is None:
                 sky = catalog_sky_columns(cat)
                 if sky is None:
