@@ -152,3 +152,25 @@ def test_migration_0017_downgrade_recreates_detached_indexes(fresh_db_url):
         assert SECONDARY <= _indexes(c)
     migrate.upgrade(fresh_db_url)
     assert migrate.check(fresh_db_url) == []
+
+
+def test_cli_bulk_flag_check_hint_and_restore_indexes(fresh_db_url):
+    from click.testing import CliRunner
+
+    from catdb.cli.main import cli
+
+    run = CliRunner()
+    r = run.invoke(cli, ["--db", fresh_db_url, "-q", "ingest", "catalog", "--bulk", str(LDAC)])
+    assert r.exit_code == 0, r.output
+    with connect(fresh_db_url) as c:
+        assert c.execute("SELECT counts->'bulk' FROM stage_run ORDER BY id DESC LIMIT 1").fetchone()[0] is True
+        assert SECONDARY <= _indexes(c)
+    loader = psycopg.connect(fresh_db_url)  # a bulk load killed after detaching
+    bulk.detach_indexes(loader, "detection", None)
+    loader.close()
+    r = run.invoke(cli, ["--db", fresh_db_url, "db", "check"])
+    assert r.exit_code != 0 and "catdb db restore-indexes" in r.output
+    r = run.invoke(cli, ["--db", fresh_db_url, "db", "restore-indexes"])
+    assert r.exit_code == 0 and "re-created" in r.output and "ix_detection_q3c" in r.output
+    r = run.invoke(cli, ["--db", fresh_db_url, "db", "check"])
+    assert r.exit_code == 0, r.output
