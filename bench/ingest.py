@@ -13,7 +13,9 @@ primary key, ``(exposure_id, number)``, q3c; same keys and triggers), each start
 
 - ``catdb serial`` / ``catdb -j 2``: :func:`catdb.ingest.load.ingest_catalogs` (what ``catdb ingest
   catalog`` calls), end to end: FITS read, checks, exposure metadata, WCS, encoding, COPY, one
-  transaction per file, stage_run bookkeeping, the final ANALYZE.
+  transaction per file, stage_run bookkeeping, the final ANALYZE; into an empty table it runs in
+  bulk mode (automatic: the secondary indexes dropped first and rebuilt at the end, the rebuild
+  counted), which the output says.
 - ``raw binary COPY``: psycopg ``COPY detection (...) FROM STDIN (FORMAT BINARY)`` with
   ``set_types`` + ``write_row``, one COPY and one commit per file, of the very column arrays catdb
   writes (prepared untimed: no FITS read, no checks, no bookkeeping; the exposure rows are
@@ -325,7 +327,13 @@ def bench_catdb(url, paths, jobs, extra=None):
         t = time.perf_counter() - t0
         assert all(r.status == "loaded" for r in res), [r.error for r in res if r.status != "loaded"][:3]
         n = conn.execute("SELECT count(*) FROM detection").fetchone()[0]
+        MODES[jobs] = conn.execute("SELECT counts->'bulk' FROM stage_run WHERE stage = 'ingest-catalog' "
+                                   "ORDER BY id DESC LIMIT 1").fetchone()[0]
     return t, n
+
+
+#: jobs -> whether catdb's last run of the bench loaded in bulk mode (stage_run.counts; None before issue #15)
+MODES: dict = {}
 
 
 def main(argv=None):
@@ -385,6 +393,10 @@ def main(argv=None):
     par = f"catdb -j {a.jobs}"
     print(f"(COPY limit +NULLs: the catalogue's absent columns sent as NULL, as catdb did before issue #15: "
           f"catdb / it {rate['catdb serial'] / rate['COPY limit +NULLs']:.2f} serial)")
+    if MODES:
+        what = {True: "bulk (secondary indexes rebuilt at the end, in its time)", False: "indexes kept", None: "-"}
+        print("catdb's load mode (automatic): " + ", ".join(
+            f"{'serial' if j == 1 else f'-j {j}'} {what[m]}" for j, m in sorted(MODES.items())))
     print(f"catdb / COPY limit: {rate['catdb serial'] / limit:.2f} serial, "
           + (f"{rate[par] / limit:.2f} -j {a.jobs}" if res[par][0] else f"-j {a.jobs} not supported"))
 
