@@ -26,7 +26,8 @@ primary key, ``(exposure_id, number)``, q3c; same keys and triggers), each start
   writes, encoded beforehand, untimed, by catdb's numpy encoder: the timed part is the COPY and
   the commit, one per file) into an unindexed, constraint-free copy of ``detection``
   (``CREATE TABLE ... (LIKE detection INCLUDING DEFAULTS INCLUDING IDENTITY)``: no primary key,
-  index, key or trigger).  Like catdb, it leaves out the columns the catalogue lacks (all NULL).
+  index, key or trigger), on a connection with the socket send buffer catdb's COPY asks for
+  (``catdb.db.copy.widen_send_buffer``).  Like catdb, it leaves out the columns the catalogue lacks (all NULL).
   ``COPY limit +extra`` is the same with every catalogue column without a ``detection`` column in
   ``extra`` (the jsonb catdb wrote before migration 0016), and ``COPY limit +NULLs`` the same rows
   with the absent columns sent as NULL (as catdb did before), for scale.
@@ -222,6 +223,10 @@ def bench_limit(url, paths, extra, null_columns=False):
 
     total, n_rows = 0.0, 0
     with connect(url) as conn:
+        from catdb.db import copy as cc
+
+        if hasattr(cc, "widen_send_buffer"):  # the socket send buffer catdb's COPY asks for
+            cc.widen_send_buffer(conn)
         _reset(conn)
         conn.execute("DROP TABLE IF EXISTS bench_detection_bare")
         conn.execute("CREATE TABLE bench_detection_bare (LIKE detection INCLUDING DEFAULTS INCLUDING IDENTITY)")
