@@ -139,9 +139,18 @@ def restore_indexes(conn, table: str | None = None, force: bool = False) -> list
     Returns
     -------
     list of str
-        Names re-created; empty when nothing was detached or another catdb ingest is bulk loading
-        (it re-creates them when it ends).
+        Names re-created; empty when nothing was detached, another catdb ingest is bulk loading
+        (it re-creates them when it ends), or this role does not own the table (a warning is logged).
     """
+    try:
+        return _restore(conn, table, force)
+    except pg_errors.InsufficientPrivilege as e:  # a role that does not own the table (catdb_writer)
+        log.warning("indexes listed in detached_index cannot be re-created by this role (%s): run catdb db "
+                    "restore-indexes as the owner of the tables", str(e).splitlines()[0])
+        return []
+
+
+def _restore(conn, table, force):
     with conn.transaction():
         q = "SELECT index_name, definition FROM detached_index"
         q += "" if table is None else " WHERE table_name = %s"
