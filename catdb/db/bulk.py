@@ -81,8 +81,8 @@ def detach_indexes(conn, table: str, run_id: int | None) -> list[str] | None:
     list of str or None
         Names of the indexes now detached (dropped here or by an earlier, unfinished bulk load);
         None when the table's lock could not be had within :data:`DROP_LOCK_TIMEOUT_MS` (running
-        queries) or another session holds the bulk lock exclusively: nothing changed, the load goes
-        on with its indexes.
+        queries), this role does not own the table, or another session holds the bulk lock
+        exclusively: nothing changed, the load goes on with its indexes.
     """
     with conn.transaction():
         if not conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (BULK_LOCK,)).fetchone()[0]:
@@ -100,8 +100,10 @@ def detach_indexes(conn, table: str, run_id: int | None) -> list[str] | None:
                                     "VALUES (%s, %s, %s, %s) ON CONFLICT (index_name) DO NOTHING",
                                     [(n, table, d, run_id) for n, d in idx])
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.SQL(", ").join(sql.Identifier(n) for n, _ in idx)))
-    except pg_errors.LockNotAvailable:
-        log.info("bulk load of %s: the table is in use (lock timeout); loading with its indexes", table)
+    except (pg_errors.LockNotAvailable, pg_errors.InsufficientPrivilege) as e:
+        log.info("bulk load of %s: %s; loading with its indexes", table,
+                 "the table is in use (lock timeout)" if isinstance(e, pg_errors.LockNotAvailable)
+                 else "this role does not own the table")
         with conn.transaction():
             conn.execute("SELECT pg_advisory_unlock_shared(%s)", (BULK_LOCK,))
         return None
