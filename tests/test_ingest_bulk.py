@@ -14,6 +14,7 @@ ORACDR = LCO / "oracdr_test_catalog.fits"
 FILES = [LDAC, ORACDR, *sorted((LCO / "CatalogFiles").glob("*_cat.fits"))]
 pytestmark = pytest.mark.skipif(not LDAC.exists(), reason=f"real data missing: {LDAC}")
 SECONDARY = {"ix_detection_exposure_id", "ix_detection_q3c"}
+DETACHED = SECONDARY  # a bulk load detaches every secondary index
 
 
 def _indexes(c):
@@ -38,7 +39,7 @@ def test_bulk_load_same_rows_indexes_rebuilt(fresh_db_url):
             counts = c.execute("SELECT counts FROM stage_run WHERE stage = 'ingest-catalog' ORDER BY id DESC "
                                "LIMIT 1").fetchone()[0]
             assert counts["bulk"] is mode
-            assert sorted(counts["indexes_rebuilt"]) == (sorted(SECONDARY) if mode else [])
+            assert sorted(counts["indexes_rebuilt"]) == (sorted(DETACHED) if mode else [])
             assert SECONDARY <= _indexes(c)
             assert c.execute("SELECT count(*) FROM detached_index").fetchone()[0] == 0
             # the rebuilt q3c index answers a cone search (and the planner uses it)
@@ -74,16 +75,15 @@ def test_killed_bulk_load_leaves_indexes_listed_and_next_ingest_rebuilds(fresh_d
     run = dead.execute("INSERT INTO stage_run (stage, code_version, status, backend_pid) VALUES "
                        "('ingest-catalog', 't', 'running', pg_backend_pid()) RETURNING id").fetchone()[0]
     dead.commit()
-    assert sorted(bulk.detach_indexes(dead, "detection", run)) == sorted(SECONDARY)
+    assert sorted(bulk.detach_indexes(dead, "detection", run)) == sorted(DETACHED)
     with connect(fresh_db_url) as c:
-        assert not (SECONDARY & _indexes(c))
-        assert {r[0] for r in bulk.detached(c)} == SECONDARY
+        assert not (DETACHED & _indexes(c))
+        assert {r[0] for r in bulk.detached(c)} == DETACHED
         defs = dict((n, d) for n, _, d in bulk.detached(c))
         assert "q3c_ang2ipix" in defs["ix_detection_q3c"]
         # while the loader lives, another session does not rebuild behind its back
         assert bulk.other_bulk_loads(c) == [run]
         assert bulk.restore_indexes(c, "detection") == []
-        assert migrate.check(fresh_db_url) != []  # the indexes are missing (listed in detached_index)
     dead.close()  # killed: its session (and its shared lock) ends
     with connect(fresh_db_url) as c:
         ingest_catalogs(c, [LDAC], bulk=False)
@@ -99,12 +99,13 @@ def test_two_bulk_loads_the_last_rebuilds(fresh_db_url):
         runs.append(c.execute("INSERT INTO stage_run (stage, code_version, status, backend_pid) VALUES "
                               "('ingest-catalog', 't', 'running', pg_backend_pid()) RETURNING id").fetchone()[0])
         c.commit()
-    assert sorted(bulk.detach_indexes(a, "detection", runs[0])) == sorted(SECONDARY)
-    assert sorted(bulk.detach_indexes(b, "detection", runs[1])) == sorted(SECONDARY)  # already detached
+    # (keep_leading: the exposure index stays, only q3c is detached)
+    assert bulk.detach_indexes(a, "detection", runs[0], keep_leading="exposure_id") == ["ix_detection_q3c"]
+    assert bulk.detach_indexes(b, "detection", runs[1], keep_leading="exposure_id") == ["ix_detection_q3c"]
     assert bulk.end_bulk(a, "detection") == []  # b still loads
     with connect(fresh_db_url) as c:
-        assert not (SECONDARY & _indexes(c))
-    assert sorted(bulk.end_bulk(b, "detection")) == sorted(SECONDARY)
+        assert "ix_detection_q3c" not in _indexes(c) and "ix_detection_exposure_id" in _indexes(c)
+    assert bulk.end_bulk(b, "detection") == ["ix_detection_q3c"]
     with connect(fresh_db_url) as c:
         assert SECONDARY <= _indexes(c) and not bulk.detached(c)
     a.close()
@@ -141,7 +142,7 @@ def test_detach_gives_up_when_the_table_is_busy(fresh_db_url, monkeypatch):
 
 def test_migration_0017_downgrade_recreates_detached_indexes(fresh_db_url):
     loader = psycopg.connect(fresh_db_url)
-    bulk.detach_indexes(loader, "detection", None)
+    assert sorted(bulk.detach_indexes(loader, "detection", None)) == sorted(SECONDARY)
     loader.close()
     from catdb.errors import CatdbError
 

@@ -66,21 +66,18 @@ def current(obj):
 @command.command()
 @click.pass_obj
 def check(obj):
-    """Check that the table definitions and the database agree."""
+    """Check that the table definitions and the database agree (and no index waits to be re-created)."""
+    from ..db.engine import connect
+
     diffs = migrate.check(obj["url"])
+    with connect(obj["url"], check_schema=False) as conn:
+        if conn.execute("SELECT to_regclass('detached_index') IS NOT NULL").fetchone()[0]:
+            diffs += [f"index {n} on {t} dropped by a bulk load and not yet re-created (catdb db restore-indexes)"
+                      for n, t in conn.execute("SELECT index_name, table_name FROM detached_index ORDER BY 1")]
     if diffs:
         for d in diffs:
             click.echo(f"  {d}", err=True)
-        from ..db.engine import connect
-
-        hint = ""
-        with connect(obj["url"], check_schema=False) as conn:
-            if conn.execute("SELECT to_regclass('detached_index') IS NOT NULL").fetchone()[0]:
-                n = conn.execute("SELECT count(*) FROM detached_index").fetchone()[0]
-                if n:
-                    hint = (f"; {n} index(es) were dropped by a bulk load and not yet re-created: "
-                            "catdb db restore-indexes")
-        raise CatdbError(f"{len(diffs)} difference(s) between catdb's tables and the database{hint}")
+        raise CatdbError(f"{len(diffs)} difference(s) between catdb's tables and the database")
     click.echo("database and table definitions agree")
 
 

@@ -41,12 +41,22 @@ BULK_LOCK = 0x63617464625F6275  # 'catdb_bu'
 DROP_LOCK_TIMEOUT_MS = 5000
 
 
-def secondary_indexes(conn, table: str) -> list[tuple[str, str]]:
-    """(name, CREATE INDEX statement) of the valid, non-unique indexes of ``table`` that back no constraint."""
+def secondary_indexes(conn, table: str, keep_leading: str | None = None) -> list[tuple[str, str]]:
+    """(name, CREATE INDEX statement) of the valid, non-unique indexes of ``table`` that back no constraint,
+    except those whose first column is ``keep_leading``.
+
+    ``keep_leading='exposure_id'`` would keep ``(exposure_id, number)``, whose insertions a load
+    makes at the right edge of the B-tree (new exposures have the highest ids): measured 5 %
+    slower end to end than detaching it too (1.37 s against 1.29 s for 10^5 rows, 5.44 s against
+    5.13 s for 5 x 10^5, best of 6 and 3), so catdb detaches every secondary index.
+    """
     return [tuple(r) for r in conn.execute(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
         "WHERE i.indrelid = to_regclass(%s) AND i.indisvalid AND NOT i.indisunique AND NOT EXISTS "
-        "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) ORDER BY 1", (table,)).fetchall()]
+        "(SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+        "AND (%s::text IS NULL OR a.attname IS NULL OR a.attname <> %s) ORDER BY 1",
+        (table, keep_leading, keep_leading)).fetchall()]
 
 
 def detached(conn, table: str | None = None) -> list[tuple[str, str, str]]:
@@ -70,7 +80,7 @@ def other_bulk_loads(conn) -> list[int]:
         "AND l.granted AND l.pid <> pg_backend_pid() ORDER BY 1", (hi, lo)).fetchall()]
 
 
-def detach_indexes(conn, table: str, run_id: int | None) -> list[str] | None:
+def detach_indexes(conn, table: str, run_id: int | None, keep_leading: str | None = None) -> list[str] | None:
     """Start a bulk load of ``table``: take the bulk lock (shared) and drop its secondary indexes.
 
     Runs its own transactions (the connection must not be inside one).  The session keeps the
@@ -93,7 +103,7 @@ def detach_indexes(conn, table: str, run_id: int | None) -> list[str] | None:
         with conn.transaction():
             conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{DROP_LOCK_TIMEOUT_MS}ms")))
             conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(table)))
-            idx = secondary_indexes(conn, table)
+            idx = secondary_indexes(conn, table, keep_leading)
             if idx:
                 with conn.cursor() as cur:
                     cur.executemany("INSERT INTO detached_index (index_name, table_name, definition, stage_run_id) "
