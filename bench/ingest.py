@@ -13,7 +13,9 @@ primary key, ``(exposure_id, number)``, q3c; same keys and triggers), each start
 
 - ``catdb serial`` / ``catdb -j 2``: :func:`catdb.ingest.load.ingest_catalogs` (what ``catdb ingest
   catalog`` calls), end to end: FITS read, checks, exposure metadata, WCS, encoding, COPY, one
-  transaction per file, stage_run bookkeeping, the final ANALYZE.
+  transaction per file, stage_run bookkeeping, the final ANALYZE; into an empty table it runs in
+  bulk mode (automatic: the secondary indexes dropped first and rebuilt at the end, the rebuild
+  counted), which the output says.
 - ``raw binary COPY``: psycopg ``COPY detection (...) FROM STDIN (FORMAT BINARY)`` with
   ``set_types`` + ``write_row``, one COPY and one commit per file, of the very column arrays catdb
   writes (prepared untimed: no FITS read, no checks, no bookkeeping; the exposure rows are
@@ -24,7 +26,8 @@ primary key, ``(exposure_id, number)``, q3c; same keys and triggers), each start
   writes, encoded beforehand, untimed, by catdb's numpy encoder: the timed part is the COPY and
   the commit, one per file) into an unindexed, constraint-free copy of ``detection``
   (``CREATE TABLE ... (LIKE detection INCLUDING DEFAULTS INCLUDING IDENTITY)``: no primary key,
-  index, key or trigger).  Like catdb, it leaves out the columns the catalogue lacks (all NULL).
+  index, key or trigger), on a connection with the socket send buffer catdb's COPY asks for
+  (``catdb.db.copy.widen_send_buffer``).  Like catdb, it leaves out the columns the catalogue lacks (all NULL).
   ``COPY limit +extra`` is the same with every catalogue column without a ``detection`` column in
   ``extra`` (the jsonb catdb wrote before migration 0016), and ``COPY limit +NULLs`` the same rows
   with the absent columns sent as NULL (as catdb did before), for scale.
@@ -220,6 +223,10 @@ def bench_limit(url, paths, extra, null_columns=False):
 
     total, n_rows = 0.0, 0
     with connect(url) as conn:
+        from catdb.db import copy as cc
+
+        if hasattr(cc, "widen_send_buffer"):  # the socket send buffer catdb's COPY asks for
+            cc.widen_send_buffer(conn)
         _reset(conn)
         conn.execute("DROP TABLE IF EXISTS bench_detection_bare")
         conn.execute("CREATE TABLE bench_detection_bare (LIKE detection INCLUDING DEFAULTS INCLUDING IDENTITY)")
@@ -325,7 +332,13 @@ def bench_catdb(url, paths, jobs, extra=None):
         t = time.perf_counter() - t0
         assert all(r.status == "loaded" for r in res), [r.error for r in res if r.status != "loaded"][:3]
         n = conn.execute("SELECT count(*) FROM detection").fetchone()[0]
+        MODES[jobs] = conn.execute("SELECT counts->'bulk' FROM stage_run WHERE stage = 'ingest-catalog' "
+                                   "ORDER BY id DESC LIMIT 1").fetchone()[0]
     return t, n
+
+
+#: jobs -> whether catdb's last run of the bench loaded in bulk mode (stage_run.counts; None before issue #15)
+MODES: dict = {}
 
 
 def main(argv=None):
@@ -385,6 +398,10 @@ def main(argv=None):
     par = f"catdb -j {a.jobs}"
     print(f"(COPY limit +NULLs: the catalogue's absent columns sent as NULL, as catdb did before issue #15: "
           f"catdb / it {rate['catdb serial'] / rate['COPY limit +NULLs']:.2f} serial)")
+    if MODES:
+        what = {True: "bulk (secondary indexes rebuilt at the end, in its time)", False: "indexes kept", None: "-"}
+        print("catdb's load mode (automatic): " + ", ".join(
+            f"{'serial' if j == 1 else f'-j {j}'} {what[m]}" for j, m in sorted(MODES.items())))
     print(f"catdb / COPY limit: {rate['catdb serial'] / limit:.2f} serial, "
           + (f"{rate[par] / limit:.2f} -j {a.jobs}" if res[par][0] else f"-j {a.jobs} not supported"))
 

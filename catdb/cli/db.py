@@ -1,4 +1,4 @@
-"""catdb db init|upgrade|downgrade|current|check: schema migrations."""
+"""catdb db init|upgrade|downgrade|current|check|restore-indexes: schema migrations and their state."""
 from __future__ import annotations
 
 import click
@@ -65,10 +65,38 @@ def current(obj):
 @command.command()
 @click.pass_obj
 def check(obj):
-    """Check that the table definitions and the database agree."""
+    """Check that the table definitions and the database agree (and no index waits to be re-created)."""
+    from ..db.engine import connect
+
     diffs = migrate.check(obj["url"])
+    with connect(obj["url"], check_schema=False) as conn:
+        if conn.execute("SELECT to_regclass('detached_index') IS NOT NULL").fetchone()[0]:
+            diffs += [f"index {n} on {t} dropped by a bulk load and not yet re-created (catdb db restore-indexes)"
+                      for n, t in conn.execute("SELECT index_name, table_name FROM detached_index ORDER BY 1")]
     if diffs:
         for d in diffs:
             click.echo(f"  {d}", err=True)
         raise CatdbError(f"{len(diffs)} difference(s) between catdb's tables and the database")
     click.echo("database and table definitions agree")
+
+
+@command.command("restore-indexes")
+@click.option("--force", is_flag=True, help="Rebuild even while a catdb ingest is bulk loading (it then goes on "
+              "maintaining the indexes row by row).")
+@click.pass_obj
+def restore_indexes(obj, force):
+    """Re-create the indexes a bulk load detached (listed in detached_index), e.g. after it was killed."""
+    from ..db.bulk import restore_indexes as restore
+    from ..db.engine import connect
+
+    with connect(obj["url"]) as conn:
+        left = conn.execute("SELECT count(*) FROM detached_index").fetchone()[0]
+        conn.commit()
+        done = restore(conn, force=force)
+    if done:
+        click.echo(f"re-created {', '.join(done)}")
+    elif left:
+        raise CatdbError(f"{left} index(es) stay detached: a catdb ingest is bulk loading and re-creates them when "
+                         "it ends (--force to rebuild now)")
+    else:
+        click.echo("no detached index")

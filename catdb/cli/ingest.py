@@ -115,6 +115,7 @@ Examples:
   catdb ingest catalog night1/*.ldac
   catdb ingest catalog -j 2 night1/*.ldac night2/*.ldac   # 2 files at a time
   catdb ingest catalog --instrument lowell42 frame.cat --image frame.fits
+  catdb ingest catalog --bulk season/*.ldac              # indexes rebuilt once at the end
 
 \b
 Exit status: 0 every file loaded or unchanged, 1 some files failed (the others are loaded),
@@ -131,8 +132,12 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 @click.option("--extra", metavar="all|COL,COL", help="Also keep these catalogue columns that have no detection "
               "column (SExtractor names, or 'all') in detection.extra (jsonb); default none: the jsonb costs "
               "more ingest time than every other column together.")
+@click.option("--bulk/--no-bulk", default=None, help="Drop the secondary indexes of detection (exposure, q3c) for "
+              "the load and rebuild them once at the end; still one transaction per file, and a killed load's "
+              "indexes are rebuilt by the next ingest. Default: automatic, for a load large next to the table "
+              "with nobody else connected (docs/schema.md).")
 @click.pass_obj
-def catalog(obj, paths, instrument, image, replace, relocate, jobs, obscode, extra):
+def catalog(obj, paths, instrument, image, replace, relocate, jobs, obscode, extra, bulk):
     """SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD) -> exposure + detection rows."""
     from ..ingest.load import ingest_catalogs
 
@@ -140,7 +145,7 @@ def catalog(obj, paths, instrument, image, replace, relocate, jobs, obscode, ext
     with _conn(obj) as conn:
         res = ingest_catalogs(conn, paths, instrument=instrument, image=image, replace=replace,
                               progress=not obj["quiet"], on_error="collect", jobs=jobs, obscode=obscode,
-                              relocate=relocate, extra=extra)
+                              relocate=relocate, extra=extra, bulk=bulk)
         notes = state_notes(conn, res)
     _report(res, time.perf_counter() - t0, "detections", lambda r: (
         f"{r.path}: {_status(r)}, exposure {','.join(map(str, r.exposure_ids))}, {r.n_rows} detections"

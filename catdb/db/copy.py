@@ -51,8 +51,41 @@ def _n_rows(columns: dict) -> int:
     return lengths.pop() if lengths else 0
 
 
+#: socket send buffer asked for before a COPY (bytes; Linux doubles it and caps it at ``net.core.wmem_max``)
+COPY_SEND_BUFFER = 4 << 20
+
+
+def widen_send_buffer(conn) -> None:
+    """Ask for a :data:`COPY_SEND_BUFFER` socket send buffer on ``conn`` (once; errors ignored).
+
+    A COPY of a few MB through the default buffer (~200 kB) blocks the client a dozen times per
+    statement, and each time the server waits until the client process is scheduled again to
+    write the next piece: on a machine shared with other work, where the client also reads the
+    next file, that waiting measured ~0.3 s of 1.5 s for 10^5 rows (bench/ingest.py; 1.48 s
+    against 1.15 s, best of 6).  With a buffer as large as a file's rows the kernel holds them and
+    the server reads at its own pace.  Where the system caps the buffer lower nothing changes.
+    """
+    import os
+    import socket
+
+    if getattr(conn, "_catdb_sndbuf", False):
+        return
+    try:
+        s = socket.socket(fileno=os.dup(conn.pgconn.socket))
+    except (OSError, AttributeError, ValueError):
+        return
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, COPY_SEND_BUFFER)
+        conn._catdb_sndbuf = True
+    except OSError:
+        pass
+    finally:
+        s.close()  # the duplicate only
+
+
 def _copy_in(conn, query, data: bytes) -> None:
     """Send ``data`` to ``COPY ... FROM STDIN`` in 16 MiB pieces."""
+    widen_send_buffer(conn)
     with conn.cursor().copy(query) as cp:
         step = 1 << 24
         for i in range(0, len(data), step):
@@ -364,21 +397,29 @@ def _fixed_rows(fields: list, n: int):
     :func:`binary_copy_data`, about ten times faster (slices of whole columns, no scatter).
     """
     widths = [f[1].shape[1] for f in fields]
-    width = 2 + sum(4 + w for w in widths)
-    m = np.empty((n, width), dtype=np.uint8)
-    m[:, :2] = np.frombuffer(np.array(len(fields), dtype=">i2").tobytes(), dtype=np.uint8)
+    # one structured record per row: the field count, then per field its length word and its payload as
+    # an opaque w-byte value; whole-column typed copies instead of strided byte slices (2.5x faster)
+    names, formats, offsets, off = ["n"], [">i2"], [0], 2
+    for j, w in enumerate(widths):
+        names += [f"l{j}", f"p{j}"]
+        formats += [">i4", f"V{w}"]
+        offsets += [off, off + 4]
+        off += 4 + w
+    width = off
+    rec = np.empty(n, dtype=np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": width}))
+    rec["n"] = len(fields)
     keep = None
     off = 2
-    for (_, payload, valid), w in zip(fields, widths):  # loop over the columns, not the rows
-        word = np.frombuffer(np.array(w, dtype=">i4").tobytes(), dtype=np.uint8)
-        m[:, off:off + 4] = word
-        m[:, off + 4:off + 4 + w] = payload
+    for j, ((_, payload, valid), w) in enumerate(zip(fields, widths)):  # loop over the columns, not the rows
+        rec[f"l{j}"] = w
+        rec[f"p{j}"] = np.ascontiguousarray(payload).view(f"V{w}").reshape(n)
         if not valid.all():
-            m[~valid, off:off + 4] = 0xFF  # -1: NULL
+            rec[f"l{j}"][~valid] = -1  # NULL
             if keep is None:
                 keep = np.ones((n, width), dtype=bool)
             keep[~valid, off + 4:off + 4 + w] = False
         off += 4 + w
+    m = rec.view(np.uint8).reshape(n, width)
     if keep is None:
         return m.reshape(-1), np.arange(n, dtype=np.int64) * width
     row_len = keep.sum(axis=1)
@@ -409,9 +450,18 @@ class EncodedRows:
 
     def with_first(self, value: int) -> bytes:
         """The stream with ``value`` in the first column of every row."""
+        return _HEADER + self.set_first(value).tobytes() + _TRAILER
+
+    def set_first(self, value: int) -> np.ndarray:
+        """Write ``value`` into the first column of every row; returns the tuples (uint8, no header/trailer)."""
         b = np.frombuffer(np.array(value, dtype=">i8").tobytes(), dtype=np.uint8)
-        self._body[self._start[:, None] + 6 + np.arange(8)] = b
-        return _HEADER + self._body.tobytes() + _TRAILER
+        n = self.n
+        width = len(self._body) // n if n else 0
+        if n and width * n == len(self._body) and self._start[-1] == width * (n - 1):  # fixed-width rows
+            self._body.reshape(n, width)[:, 6:14] = b
+        else:
+            self._body[self._start[:, None] + 6 + np.arange(8)] = b
+        return self._body
 
 
 def encode_rows(columns: dict, types: dict) -> EncodedRows | None:
@@ -454,7 +504,14 @@ def copy_encoded(conn, table: str, rows: EncodedRows, first: int) -> int:
     """COPY rows encoded by :func:`encode_rows` into ``table``, ``first`` in their first column; rows sent."""
     if rows.n == 0:
         return 0
-    _copy_in(conn, binary_copy_query(table, rows.names), rows.with_first(first))
+    body = memoryview(rows.set_first(first))
+    widen_send_buffer(conn)
+    with conn.cursor().copy(binary_copy_query(table, rows.names)) as cp:  # no copy of the tuples
+        cp.write(_HEADER)
+        step = 1 << 24
+        for i in range(0, len(body), step):
+            cp.write(body[i:i + step])
+        cp.write(_TRAILER)
     return rows.n
 
 

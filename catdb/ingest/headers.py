@@ -712,7 +712,7 @@ def wcs_cards(header: fits.Header) -> str:
     return "\n".join(str(c) for c in h.cards)
 
 
-def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None) -> dict:
+def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None, wcs=None) -> dict:
     """Sky footprint of an image from its WCS.
 
     Parameters
@@ -722,6 +722,8 @@ def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None) -> dict:
     naxis1, naxis2 : int
         Image size (pixels).
     path : str, optional
+    wcs : astropy.wcs.WCS, optional
+        ``catdb.wcsutil.wcs_from_header(header)`` when the caller has it already.
 
     Returns
     -------
@@ -738,7 +740,7 @@ def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None) -> dict:
     catdb.errors.InputError
         No celestial WCS.
     """
-    w = wcs_from_header(header, path=path)
+    w = wcs_from_header(header, path=path) if wcs is None else wcs
     xs = np.array([(naxis1 + 1) / 2.0, 0.5, naxis1 + 0.5, naxis1 + 0.5, 0.5])
     ys = np.array([(naxis2 + 1) / 2.0, 0.5, 0.5, naxis2 + 0.5, naxis2 + 0.5])
     ra, dec = w.all_pix2world(xs, ys, 1)
@@ -752,7 +754,8 @@ def footprint(header: fits.Header, naxis1: int, naxis2: int, path=None) -> dict:
 
 # --------------------------------------------------------------------------- main entry
 def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, path=None, hdu: int = 0,
-                      *, return_sources: bool = False, sha256: str | None = None, obscode: str | None = None):
+                      *, return_sources: bool = False, sha256: str | None = None, obscode: str | None = None,
+                      wcs=None):
     """One ``exposure`` row from an image (or catalogue image) header.
 
     Parameters
@@ -776,6 +779,8 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
         MPC observatory code given by the user (``--obscode``); it wins over the header and
         the keymap.  Without it and without a header card or keymap constant the code is
         ``None`` (never guessed).
+    wcs : astropy.wcs.WCS, optional
+        ``catdb.wcsutil.wcs_from_header(header)`` when the caller has built it (for the footprint).
 
     Returns
     -------
@@ -890,7 +895,7 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
     # footprint
     has_wcs = any(str(header.get(f"CTYPE{i}", "")).startswith(("RA", "DEC")) for i in (1, 2))
     if has_wcs and row["naxis1"] and row["naxis2"]:
-        fp = footprint(header, row["naxis1"], row["naxis2"], path=path)
+        fp = footprint(header, row["naxis1"], row["naxis2"], path=path, wcs=wcs)
         for k in ("ra_center", "dec_center", "radius", "corners"):
             row[k], src[k] = fp[k], "WCS"
         row["pixscale"], src["pixscale"] = fp["pixscale"], "WCS (CD matrix)"

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from ..db.copy import copy_encoded, copy_table, encode_rows, json_text, table_types
 from ..db.engine import connect
 from ..db.provenance import fail_run, finish_run, start_run
+from ..db.bulk import detach_indexes, end_bulk, restore_indexes
 from ..errors import CatdbError, InputError
 from ..schema import exposure
 from ..wcsutil import wcs_from_header
@@ -753,7 +754,8 @@ def _fill_instrumental_mags(cols: dict, source: dict) -> None:
 def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | None = None,
                     replace: bool = False, progress: bool = False,
                     on_error: str = "raise", image_hdu: int | None = None, jobs: int = 1,
-                    obscode: str | None = None, relocate: bool = False, extra=None) -> list[IngestResult]:
+                    obscode: str | None = None, relocate: bool = False, extra=None,
+                    bulk: bool | None = None) -> list[IngestResult]:
     """Ingest SExtractor catalogues (FITS_LDAC, FITS_1.0, ASCII_HEAD): exposure + detection rows.
 
     Parameters
@@ -797,6 +799,13 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         Catalogue columns without a ``detection`` column kept in ``detection.extra`` (jsonb, by
         SExtractor name): ``'all'``, or the names given (``--extra``).  Default none (``extra``
         NULL): the jsonb costs the server more than every other column together (docs/schema.md).
+    bulk : bool or None
+        Bulk mode (:mod:`catdb.db.bulk`): drop the secondary indexes of ``detection`` (``(exposure_id,
+        number)``, q3c) for the load and rebuild them once at the end, still one transaction per
+        file; readers meanwhile get the same rows by sequential scans.  None (default): when
+        :func:`bulk_decision` finds the load large next to the table and nobody else connected.
+        Indexes a killed bulk load left detached are rebuilt when the next ingest starts (or ends,
+        for a bulk one).  ``stage_run.counts`` has ``bulk`` and ``indexes_rebuilt``.
 
     Returns
     -------
@@ -836,11 +845,18 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
         ahead = _ReadAhead(paths, lambda p: _prepare_catalog(p, **kwargs, types=types))
 
     def one(path):
-        return _ingest_one_catalog(conn, path, **kwargs, prepared=ahead.get(path) if ahead else None)
+        return _ingest_one_catalog(conn, path, **kwargs, prepared=ahead.get(path) if ahead else None,
+                                   before_copy=ahead.advance if ahead else None)
 
+    detached = None
     try:
         with conn.transaction():
             before = _estimated_rows(conn, "detection")
+            use_bulk = bulk_decision(conn, paths, bulk, replace)
+        if use_bulk:
+            detached = detach_indexes(conn, "detection", run_id)
+        else:  # indexes a killed bulk load left detached (none while another bulk load runs)
+            restore_indexes(conn, "detection")
         switch = sys.getswitchinterval()
         if ahead is not None:  # see _ReadAhead: the COPY thread gets the GIL back sooner
             sys.setswitchinterval(min(switch, _SWITCH_INTERVAL))
@@ -851,17 +867,88 @@ def ingest_catalogs(conn, paths, *, instrument: str | None = None, image: str | 
             if ahead is not None:
                 ahead.close()
                 sys.setswitchinterval(switch)
+        rebuilt = []
+        if detached is not None:
+            rebuilt, detached = end_bulk(conn, "detection"), None
         n_total = sum(r.n_rows for r in results)
         with conn.transaction():
             if n_total and (before is None or n_total >= ANALYZE_FRACTION * before):
-                conn.execute("ANALYZE detection")
+                analyze_detection(conn)
             counts = _file_counts(paths, results, t0)
             counts["detection"] = n_total
+            counts["bulk"] = use_bulk
+            counts["indexes_rebuilt"] = rebuilt
             _finish(conn, run_id, paths, results, counts)
     except BaseException as e:  # KeyboardInterrupt too: the run says it was interrupted
+        if detached is not None and not conn.closed:
+            try:  # rebuild now what can be; else the next ingest does (detached_index)
+                conn.rollback()
+                end_bulk(conn, "detection")
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                log.warning("indexes of detection left detached after an interrupted bulk load: the next "
+                            "catdb ingest re-creates them (or catdb db restore-indexes)")
         fail_run(conn, run_id, e)
         raise
     return results
+
+
+#: auto bulk mode (:func:`bulk_decision`): the files hold at least this many bytes ...
+BULK_MIN_BYTES = 8 << 20
+#: ... and at least this fraction of the bytes of the ``detection`` table (heap)
+BULK_FRACTION = 0.5
+
+
+def bulk_decision(conn, paths, bulk, replace) -> bool:
+    """Whether to load with the secondary indexes of ``detection`` detached (:mod:`catdb.db.bulk`).
+
+    ``bulk`` True or False decides.  None (auto): yes when the catalogue files hold at least
+    :data:`BULK_MIN_BYTES` and at least :data:`BULK_FRACTION` of the bytes of ``detection``'s
+    heap (a rebuild reads the whole table: it pays off when the load is large next to it,
+    docs/schema.md), the load replaces nothing (deleting a replaced exposure's detections needs
+    the ``exposure_id`` index), this role owns ``detection`` (DROP/CREATE INDEX need it), and no
+    other client session is connected to the database (nobody's cone search turns into a scan
+    of the table).
+    """
+    if bulk is not None:
+        return bool(bulk)
+    if replace:
+        return False
+    size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
+    if size < BULK_MIN_BYTES:
+        return False
+    table, own = conn.execute("SELECT pg_relation_size(c.oid), pg_has_role(c.relowner, 'USAGE') FROM pg_class c "
+                              "WHERE c.oid = 'detection'::regclass").fetchone()
+    if not own or size < BULK_FRACTION * table:
+        return False
+    conn.execute("SELECT pg_stat_clear_snapshot()")  # the activity view is snapshotted per transaction
+    others = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND pid <> pg_backend_pid() AND backend_type = 'client backend'").fetchone()[0]
+    return others == 0
+
+
+#: the columns ``ingest_catalogs`` analyses when it ends: what catdb's stages filter and join on
+#: (``grep 'd\.'`` in catdb/stages); autovacuum analyses every column later (docs/schema.md)
+ANALYZE_COLUMNS = ("id", "exposure_id", "number", "ra", "dec", "flags", "imaflags", "snr", "mag_auto", "fwhm",
+                   "fwhm_image", "elongation", "class_star", "spread_model", "stage_run_id")
+
+
+#: statistics target of that ANALYZE: a sample of 300 x 30 = 9,000 rows (PostgreSQL's default target 100 samples
+#: 30,000), histograms and most-common-value lists of 30 entries; autovacuum's ANALYZE uses the full target
+ANALYZE_TARGET = 30
+
+
+def analyze_detection(conn) -> None:
+    """``ANALYZE detection (ANALYZE_COLUMNS)``: fresh row counts and the statistics the stages plan with.
+
+    A provisional sample (:data:`ANALYZE_TARGET`) of the columns catdb's stages filter and join on.
+    A column list leaves the table's count of changed rows as it was, so autovacuum's own
+    ANALYZE of every column (and of the q3c index expression) still follows the load, in the
+    background (docs/schema.md, "Ingest at the COPY limit").
+    """
+    old = conn.execute("SELECT current_setting('default_statistics_target')").fetchone()[0]
+    conn.execute("SELECT set_config('default_statistics_target', %s, true)", (str(ANALYZE_TARGET),))
+    conn.execute(sql.SQL("ANALYZE detection ({})").format(sql.SQL(", ").join(map(sql.Identifier, ANALYZE_COLUMNS))))
+    conn.execute("SELECT set_config('default_statistics_target', %s, true)", (old,))
 
 
 #: ``ingest_catalogs`` runs ``ANALYZE detection`` when it added at least this fraction of the rows the table
@@ -877,11 +964,13 @@ def _estimated_rows(conn, table: str) -> float | None:
 
 
 def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, replace=False, image_hdu=None,
-                        obscode=None, relocate=False, extra=None, prepared=None):
+                        obscode=None, relocate=False, extra=None, prepared=None, before_copy=None):
     """Load one catalogue file (every image extension of it) in the caller's transaction.
 
     ``prepared``: the file's :func:`_prepare_catalog` result when it was read ahead (serial
     loading reads the next file while this one is written); read here otherwise.
+    ``before_copy``: called before the first COPY (the read-ahead of the next file starts there,
+    so that it runs beside the COPY rather than beside this file's short statements).
     """
     if prepared is None:
         prepared = _prepare_catalog(path, instrument=instrument, image=image, image_hdu=image_hdu,
@@ -900,6 +989,8 @@ def _ingest_one_catalog(conn, path, *, run_id, instrument=None, image=None, repl
         row, cols, ex, source, encoded = part
         # the exposure row is inserted in this transaction: exposure_id is checked once per file
         eid = insert_exposure(conn, row, run_id)
+        if before_copy is not None:
+            before_copy()
         if encoded is not None:  # encoded while reading ahead: exposure_id goes in now
             n = copy_encoded(conn, "detection", encoded, eid)
         else:
@@ -957,17 +1048,22 @@ def _prepare_catalog(path, *, instrument=None, image=None, image_hdu=None, obsco
         hdu = (img_hdu if image else i) if len(cats) == 1 or not image else i
         try:
             km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
+            wcs_err = None
+            try:  # built once, for the footprint and the positions
+                wcs = wcs_from_header(header, path=path)
+            except CatdbError:
+                wcs = None
+            except Exception as e:  # noqa: BLE001 - raised below, where it was raised before
+                wcs, wcs_err = None, e
             row = exposure_metadata(header, km, path=image or path, hdu=hdu, sha256=None if image else cat_sha,
-                                    obscode=obscode)
+                                    obscode=obscode, wcs=wcs)
             row["path"] = key
             row["catalog_path"] = _resolve(path)
             row["catalog_sha256"] = cat_sha
             if not image:
                 row["sha256"] = None  # the image itself was not read
-            try:
-                wcs = wcs_from_header(header, path=path)
-            except CatdbError:
-                wcs = None
+            if wcs_err is not None:
+                raise wcs_err
             if wcs is None:
                 sky = catalog_sky_columns(cat)
                 if sky is None:
@@ -1017,14 +1113,23 @@ class _ReadAhead:
             self.futures[i] = self.pool.submit(self.prepare, self.paths[i])
 
     def get(self, path):
-        """The prepared file ``path`` (the next in order); raises its preparation's error."""
+        """The prepared file ``path`` (the next in order); raises its preparation's error.
+
+        The file after it is prepared from :meth:`advance` (called before this file's COPY), or
+        from the next ``get`` when this file had none.
+        """
         i = self.next
         if i >= len(self.paths) or self.paths[i] != path:  # not the expected file: read it here
             return self.prepare(path)
         self.next += 1
-        fut = self.futures.pop(i)
-        self._submit(i + 1)
-        return fut.result()
+        if i not in self.futures:
+            self._submit(i)
+        return self.futures.pop(i).result()
+
+    def advance(self):
+        """Start preparing the file after the one last handed out (once)."""
+        if self.next not in self.futures:
+            self._submit(self.next)
 
     def close(self):
         for f in self.futures.values():

@@ -36,6 +36,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..errors import InputError
 from ..wcsutil import wcs_from_header
+from .fitsbin import read_bintable, scan_hdus
 from .headers import header_from_cards
 
 __all__ = ["SExCatalog", "DetectionColumns", "read_catalog", "read_catalogs", "read_ascii_head",
@@ -132,7 +133,11 @@ def _check_fits_size(path, hl):
 
 def _ldac_header(hdu, path) -> fits.Header:
     """Rebuild the image header from an LDAC_IMHEAD table (raw bytes, 80-char cards)."""
-    raw = hdu.data.tobytes()
+    return _ldac_header_bytes(hdu.data.tobytes(), path)
+
+
+def _ldac_header_bytes(raw: bytes, path) -> fits.Header:
+    """The image header held in the raw data of an LDAC_IMHEAD table."""
     txt = raw.decode("latin-1").replace("\x00", " ")
     if "=" not in txt[:80] and not txt.startswith(("SIMPLE", "XTENSION")):
         # e.g. SCAMP reference catalogues: 'obtained through Vizier' then NULs
@@ -187,6 +192,9 @@ def read_catalogs(path) -> list[SExCatalog]:
             return [read_ascii_head(p)]
         raise InputError("not a SExtractor catalogue: expected FITS (SIMPLE card) or ASCII_HEAD "
                          "('#   1 NUMBER ...' lines)", path=path)
+    fast = _read_plain_fits(p)
+    if fast is not None:
+        return fast
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
@@ -218,6 +226,53 @@ def read_catalogs(path) -> list[SExCatalog]:
         raise
     except (OSError, ValueError, TypeError, IndexError) as exc:
         raise InputError(f"corrupt or truncated FITS catalogue: {exc}", path=path) from None
+
+
+def _read_plain_fits(p: Path) -> list[SExCatalog] | None:
+    """:func:`read_catalogs` of a FITS file by :mod:`catdb.ingest.fitsbin` (numpy views, no astropy
+    table machinery); None when the file is not plain (then astropy reads it and reports what is wrong).
+
+    The same catalogues as the astropy path: same columns (names, shapes, values), units, TTYPE
+    comments and image header (``tests/test_fitsbin.py`` compares the two on real catalogues).
+    """
+    try:
+        with open(p, "rb") as fh:
+            buf = bytearray(fh.read())
+    except OSError:
+        return None
+    hdus = scan_hdus(buf)
+    if hdus is None:
+        return None
+    names = [h.name for h in hdus]
+    out = []
+    if "LDAC_OBJECTS" in names:
+        imhead = None
+        for i, h in enumerate(hdus):
+            if h.name == "LDAC_IMHEAD":
+                if h.get("XTENSION") != "BINTABLE":
+                    return None
+                raw = bytes(buf[h.data_start:h.data_start + h.get("NAXIS1", 0) * h.get("NAXIS2", 0)])
+                imhead = _ldac_header_bytes(raw, p)
+            elif h.name == "LDAC_OBJECTS":
+                if imhead is None:
+                    return None  # astropy's path raises the error
+                bt = read_bintable(buf, h)
+                if bt is None:
+                    return None
+                out.append(SExCatalog(str(p), "FITS_LDAC", imhead, Table(bt.data, copy=False), i, bt.units,
+                                      bt.descriptions))
+                imhead = None
+        return out
+    if len(hdus) >= 2 and hdus[1].get("XTENSION") == "BINTABLE":
+        bt = read_bintable(buf, hdus[1])
+        if bt is None:
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+            warnings.simplefilter("ignore", AstropyUserWarning)
+            header = fits.Header.fromstring(hdus[0].header_text)
+        return [SExCatalog(str(p), "FITS_1.0", header, Table(bt.data, copy=False), 1, bt.units, bt.descriptions)]
+    return None
 
 
 def read_catalog(path, index: int = 0) -> SExCatalog:

@@ -106,6 +106,18 @@ ingest_lock = Table(
             "until it commits, so two loads of the same content take turns; only writers can lock a row",
 )
 
+detached_index = Table(
+    "detached_index", metadata,
+    C("index_name", Text, "Name of the dropped index", primary_key=True),
+    C("table_name", Text, "Table the index belongs to", nullable=False),
+    C("definition", Text, "CREATE INDEX statement that re-creates it (pg_get_indexdef)", nullable=False),
+    run_fk(),
+    C("detached_at", DateTime(timezone=True), "When the bulk load dropped it", nullable=False,
+      server_default=func.now()),
+    comment="Indexes dropped by a bulk load (catdb ingest catalog --bulk) and not yet re-created; catdb re-creates "
+            "them when the load ends, at the next ingest after a crash, or on catdb db restore-indexes",
+)
+
 catdb_info = Table(
     "catdb_info", metadata,
     C("key", Text, "Setting name", primary_key=True),
@@ -127,7 +139,8 @@ exposure = Table(
     C("object", Text, "Target name (OBJECT)"),
     C("filter", Text, "Filter name as in the header"),
     C("band", Text, "Normalised photometric band"),
-    C("image_type", Text, "science, bias, flat, dark, ... (IMAGETYP)", nullable=False, server_default=text("'science'")),
+    C("image_type", Text, "science, bias, flat, dark, ... (IMAGETYP)", nullable=False,
+      server_default=text("'science'")),
     C("date_obs", Text, "DATE-OBS as written in the header"),
     C("mjd_mid", Double, "Modified Julian Date of mid-exposure (UTC)", "d"),
     C("night", Date, "Observing night (local date at start of night)"),
@@ -356,7 +369,8 @@ Index("ix_detection_object_object_id", detection_object.c.object_id)
 forced_source = Table(
     "forced_source", metadata,
     pk(),
-    C("object_id", BigInteger, "Object measured (null for user positions)", ForeignKey("object.id", ondelete="CASCADE")),
+    C("object_id", BigInteger, "Object measured (null for user positions)",
+      ForeignKey("object.id", ondelete="CASCADE")),
     C("track_id", BigInteger, "Moving-object track measured", ForeignKey("track.id", ondelete="CASCADE")),
     C("exposure_id", BigInteger, "Exposure measured", ForeignKey("exposure.id", ondelete="CASCADE"), nullable=False),
     C("ra", Double, "Position measured (ICRS)", "deg", nullable=False),

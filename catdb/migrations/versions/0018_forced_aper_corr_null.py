@@ -1,7 +1,7 @@
 """forced_source.aper_corr is NULL when no aperture correction was measured (was 0), flag 32
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 
 The DDL is written out here as it was at this revision (a migration does not import the live
 schema).  A correction of 0 mag looked like a measurement ("the aperture holds all the light")
@@ -15,8 +15,8 @@ saying it).  Downgrade writes 0 back where the flag is set and clears the flag.
 """
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
