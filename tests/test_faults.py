@@ -220,7 +220,7 @@ def test_kill_9_during_ingest(pg_server, template_db, files, reference, jobs):
     # measured here (ingest speed changes with the code and the machine's load; -j 2 starts workers)
     first, end = _load_window(create_database(pg_server, template_db), files, jobs)
     outcomes = []
-    for trial in range(5):
+    for _trial in range(5):
         url = create_database(pg_server, template_db)
         delay = rng.uniform(0.8 * first, end)
         what = _kill_at(_catdb(url, "ingest", "catalog", "-j", jobs, *files), delay)
@@ -245,7 +245,7 @@ def test_kill_9_during_stages(pg_server, template_db, files, reference):
     _ingest_all(base, files)
     outcomes = []
     for name, args in STAGES:
-        for trial in range(3):
+        for _trial in range(3):
             url = base
             what = _kill_in_run(_catdb(url, "stage", name, *args), url, name, rng.uniform(0.0, 0.3))
             outcomes.append((name, what))
