@@ -111,12 +111,12 @@ def run(args):
           f"median of {args.repeat}")
     results, times = {}, {}
     for b, s in schemas.items():
-        _, t_idx = timed(lambda: conn.execute(*spatial.ipix_index(
+        _, t_idx = timed(lambda s=s: conn.execute(*spatial.ipix_index(
             "bench_tyc", name=f"bench_tyc_{s}", schema=s)), 1)
         conn.execute("ANALYZE bench_tyc; ANALYZE bench_det")
         frag = spatial.nearest_join("bench_det", "bench_tyc", RADIUS, columns1=["did"],
                                     columns2=["id"], schema=s)
-        res, t = timed(lambda: conn.execute(*frag).fetchall(), args.repeat)
+        res, t = timed(lambda frag=frag: conn.execute(*frag).fetchall(), args.repeat)
         results[b] = {(d, i) for d, i, _ in res}
         times[b] = t
         print(f"  SQL ({b:3s} backend): index build {t_idx:7.2f} s, cross-match {t:7.3f} s, "

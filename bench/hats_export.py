@@ -109,9 +109,9 @@ def sample_tree(proc, stop, out):
 
 def export_measured(url, out_dir, table, name, where, args):
     """Run ``catdb export hats`` as a subprocess; return (wall s, peaks dict, the command's summary line)."""
-    cmd = [sys.executable, "-m", "catdb.cli.main", "--db", url, "--log-level", "info", "export", "hats", str(out_dir), "--table", table,
-           "--name", name, "--pixel-threshold", str(args.pixel_threshold), "--chunk-rows", str(args.chunk_rows),
-           "--margin", "5", "--workers", "2"]
+    cmd = [sys.executable, "-m", "catdb.cli.main", "--db", url, "--log-level", "info", "export", "hats", str(out_dir),
+           "--table", table, "--name", name, "--pixel-threshold", str(args.pixel_threshold),
+           "--chunk-rows", str(args.chunk_rows), "--margin", "5", "--workers", "2"]
     if where:
         cmd += ["--where", where]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -73,7 +73,7 @@ class Pipeline:
     database: str | None = None
 
     @classmethod
-    def load(cls, path) -> "Pipeline":
+    def load(cls, path) -> Pipeline:
         """Read and validate a pipeline TOML file.
 
         Raises
@@ -91,7 +91,7 @@ class Pipeline:
         return cls.from_dict(doc, base=path.parent.resolve(), path=path)
 
     @classmethod
-    def from_dict(cls, doc: dict, base: Path, path=None) -> "Pipeline":
+    def from_dict(cls, doc: dict, base: Path, path=None) -> Pipeline:
         meta = doc.get("pipeline", {})
         outdir = Path(meta.get("outdir", "catdb-out"))
         outdir = outdir if outdir.is_absolute() else (Path.cwd() / outdir)

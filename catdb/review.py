@@ -17,7 +17,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from datetime import timezone
+from datetime import UTC
 
 from ._version import __version__
 from .errors import InputError
@@ -95,7 +95,7 @@ def record_decision(conn, track_id: int, decision: str, *, reviewer: str, commen
 
 
 def _iso(t):
-    return None if t is None else t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if t is None else t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def latest_decisions(conn, track_ids=None) -> dict:

@@ -217,7 +217,7 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
             echo(f"  known mover {name}: {v[2]}")
         else:
             echo(f"  known mover {name}: " + (f"FOUND as track {v[0]} ({v[2]})" if v else "NOT found"))
-    for tgt, tid, name, mode, sep, spread, n in targets:
+    for tgt, tid, name, _mode, sep, spread, n in targets:
         fig = f"median offset {sep:.2f}\"" if sep is not None else f"motion only, offset spread {spread:.2f}\""
         echo(f"  target {name or tgt} (JPL Horizons ephemeris): track {tid}, {n} exposures, {fig}")
     if per:

@@ -64,7 +64,7 @@ def horizons_text(target_name, mjd, ra, dec, rate_ra, rate_dec, *, site_name, ge
     jd = np.asarray(mjd, dtype=float) + 2400000.5
     stars = "*" * 79
     lines = ["API VERSION: 1.2", "API SOURCE: NASA/JPL Horizons API", "", stars,
-             f"Ephemeris / API_USER                                              / Horizons", stars,
+             "Ephemeris / API_USER                                              / Horizons", stars,
              f"Target body name: {target_name:<32}{{source: recorded for catdb tests}}",
              "Center body name: Earth (399)                     {source: DE441}",
              f"Center-site name: {site_name}", stars,

@@ -43,7 +43,8 @@ def test_import_is_idempotent_and_keeps_provenance(fresh_db_url, tmp_path):
                            "WHERE s.object_number = 999 ORDER BY s.jd_first LIMIT 1").fetchone()
         assert row == (999, "Zachia", "1923 NW", "1999-09-04", "C", "R", "INTERNAL", False, -1.8189, 35,
                        "lightcurve-import", "ok")
-        pt = conn.execute("SELECT p.jd, p.mjd, p.mag, p.mag_err, p.airmass, p.data_text FROM lightcurve_session_point p "
+        pt = conn.execute("SELECT p.jd, p.mjd, p.mag, p.mag_err, p.airmass, p.data_text "
+                          "FROM lightcurve_session_point p "
                           "JOIN lightcurve_session s ON s.id = p.session_id WHERE s.object_number = 1 "
                           "ORDER BY s.jd_first, p.seq LIMIT 1").fetchone()
         assert pt == (2455817.735937, pytest.approx(55817.235937), 7.328, 0.004, None, "2455817.735937|7.328|0.004")
@@ -93,7 +94,8 @@ def test_period_of_imported_sessions_and_export_back(fresh_db_url, tmp_path):
     with connect(fresh_db_url) as conn:
         ids = [str(r[0]) for r in conn.execute("SELECT id FROM lightcurve_session ORDER BY jd_first").fetchall()]
     dest = tmp_path / "zachia_out.alcdef"
-    run(fresh_db_url, "export", "lightcurve", "-f", "alcdef", "-o", str(dest), *sum((["--session", i] for i in ids), []))
+    run(fresh_db_url, "export", "lightcurve", "-f", "alcdef", "-o", str(dest),
+        *sum((["--session", i] for i in ids), []))
     assert dest.read_bytes() == ZACHIA.read_bytes().replace(b"\r\n", b"\n")
     # nothing selected / nothing found: clear errors
     r = run(fresh_db_url, "lightcurve", "period", code=1)

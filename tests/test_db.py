@@ -38,7 +38,8 @@ def test_public_columns_and_comments(conn):
         for c in cols:
             assert c in have, f"{table}.{c} missing"
         # every column has a description
-        assert all(v for v in have.values()), f"{table}: columns without comment: {[k for k, v in have.items() if not v]}"
+        assert all(v for v in have.values()), (
+            f"{table}: columns without comment: {[k for k, v in have.items() if not v]}")
     unit = conn.execute("SELECT col_description('exposure'::regclass, "
                         "(SELECT attnum FROM pg_attribute WHERE attrelid='exposure'::regclass AND attname='mjd_mid'))"
                         ).fetchone()[0]

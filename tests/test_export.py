@@ -70,7 +70,7 @@ def test_votable_fields_values_vectors_nulls(conn, loaded, tmp_path):
     assert len(t) == res.n_rows
     assert str(t["ra"].unit) == "deg" and str(t["flux_auto"].unit) == "adu"
     assert t["ra"].description.startswith("Right ascension")
-    db = dict(((r[0], r[1:]) for r in _db(conn, "SELECT id, ra, dec, flux_aper, extra, mag_auto FROM detection")))
+    db = dict((r[0], r[1:]) for r in _db(conn, "SELECT id, ra, dec, flux_aper, extra, mag_auto FROM detection"))
     ids = np.asarray(t["id"])
     ra_db = np.array([db[i][0] for i in ids])
     assert np.array_equal(np.asarray(t["ra"]), ra_db)  # doubles survive exactly
@@ -131,7 +131,7 @@ def test_fits_tunit_tcomm_tnull_and_iso_times(conn, loaded, tmp_path):
 
     out = tmp_path / "det.fits"
     export_table(conn, "detection", out, columns=["id", "ra", "dec", "flux_aper", "imaflags", "flags", "extra"],
-           where="exposure_id = %d" % loaded[1])
+           where=f"exposure_id = {loaded[1]:d}")
     with fits.open(out) as h:
         hdr, data = h[1].header, h[1].data
         assert hdr["NAXIS2"] == 360 and len(data) == 360
@@ -151,10 +151,10 @@ def test_fits_tunit_tcomm_tnull_and_iso_times(conn, loaded, tmp_path):
     export_table(conn, "exposure", out2)
     with fits.open(out2) as h:
         d = h[1].data
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
         stamps = [datetime.fromisoformat(s) for s in d["ingested_at"]]  # ISO 8601 with offset
-        assert all(s.tzinfo is not None and abs((datetime.now(timezone.utc) - s).days) < 1 for s in stamps)
+        assert all(s.tzinfo is not None and abs((datetime.now(UTC) - s).days) < 1 for s in stamps)
         assert d["header"][0].count("\n") > 10
 
 

@@ -85,8 +85,10 @@ def test_wcs_follows_the_trim(frames):
     red_h = fits.getheader(frames["paths"][0], 1)
     w_raw, w_red = wcs_from_header(raw_h), wcs_from_header(red_h)
     # pure geometry: reduced pixel (x, y) is raw pixel (x + 17, y)
-    x = np.array([10.0, 700.0, 1300.0]); y = np.array([20.0, 600.0, 1350.0])
-    a = w_raw.pixel_to_world(x + 17, y); b = w_red.pixel_to_world(x, y)
+    x = np.array([10.0, 700.0, 1300.0])
+    y = np.array([20.0, 600.0, 1350.0])
+    a = w_raw.pixel_to_world(x + 17, y)
+    b = w_red.pixel_to_world(x, y)
     assert np.all(a.separation(b).arcsec < 1e-6)
     # a real star, centroided independently in raw and reduced pixels
     raw = fits.getdata(SCIENCE[0], 1).astype(float)
@@ -94,7 +96,8 @@ def test_wcs_follows_the_trim(frames):
     core = raw[400:1000, 417:1017]
     yy, xx = np.unravel_index(np.argmax(np.where(core < 30000, core, 0)), core.shape)
     yr, xr = yy + 400, xx + 417          # 0-based raw pixel of a bright unsaturated star
-    cut_raw = raw[yr - 7:yr + 8, xr - 7:xr + 8]; cut_red = red[yr - 7:yr + 8, xr - 17 - 7:xr - 17 + 8]
+    cut_raw = raw[yr - 7:yr + 8, xr - 7:xr + 8]
+    cut_red = red[yr - 7:yr + 8, xr - 17 - 7:xr - 17 + 8]
     cr = centroid_2dg(cut_raw - np.median(raw[yr - 30:yr + 30, xr - 30:xr + 30]))
     cd = centroid_2dg(cut_red - np.nanmedian(red[yr - 30:yr + 30, xr - 47:xr + 13]))
     s_raw = w_raw.pixel_to_world(xr - 7 + cr[0], yr - 7 + cr[1])

@@ -94,8 +94,8 @@ def _populate_0001(url):
             "INSERT INTO exposure (path, mjd_mid, site_lon, ra_center, dec_center, wcs_header, band, stage_run_id) "
             "VALUES ('n1/a.fits', 58568.2, -111.42, 124.6, 25.3, 'CTYPE1  = ''RA---TAN''', 'V', %s) RETURNING id",
             (run,)).fetchone()[0]
-        e2 = c.execute("INSERT INTO exposure (path, mjd_mid, band, stage_run_id) VALUES ('n1/b.fits', 58568.3, 'V', %s) "
-                       "RETURNING id", (run,)).fetchone()[0]
+        e2 = c.execute("INSERT INTO exposure (path, mjd_mid, band, stage_run_id) "
+                       "VALUES ('n1/b.fits', 58568.3, 'V', %s) RETURNING id", (run,)).fetchone()[0]
         c.execute("INSERT INTO detection (exposure_id, number, ra, dec, mag_auto, magerr_auto, flags, stage_run_id) "
                   "SELECT e, g, 124.6 + g * 1e-4, 25.3, 15 + g * 0.1, 0.01, 0, %s "
                   "FROM unnest(ARRAY[%s, %s]::bigint[]) e, generate_series(1, 5) g", (run, e1, e2))

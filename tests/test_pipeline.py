@@ -86,8 +86,6 @@ def test_default_pipeline_is_valid():
 
 
 def test_demo_pipeline_is_valid():
-    from tests.helpers import REPO, TEST_DATA
-
     p = Pipeline.load(REPO / "pipelines" / "lowell42-demo.toml")
     stages = [s.get("stage") for s in p.steps if "stage" in s]
     assert stages[:2] == ["reduce", "extract"] and "movers" in stages and "forced" in stages

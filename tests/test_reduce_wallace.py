@@ -67,7 +67,7 @@ def test_products_say_what_was_applied(night):
     rows = c.execute("SELECT exposure_id, path, input_ids, meta FROM image_product WHERE kind = 'reduced' "
                      "ORDER BY exposure_id").fetchall()
     assert [r[0] for r in rows] == sorted(night["sci"])
-    for eid, path, inputs, meta in rows:
+    for _eid, path, inputs, meta in rows:
         assert meta["overscan"].startswith("none: no BIASSEC")
         assert meta["dark"]["mode"] == "matched" and meta["dark"]["dark_exptime"] == 180.0
         assert meta["flat_fielded"] is False and meta["flat"].startswith("none: not flat-fielded")

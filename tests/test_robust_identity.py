@@ -1,7 +1,7 @@
 """One file, one exposure: identity is the content (SHA-256), not the path.
 
-Real LCO SExtractor catalogues and real Lowell raw frames (``tests/data/lco``, ``data/lowell42-5945``), copied under other
-paths: a byte-identical copy is never a second exposure (serial, ``-j 2``, two racing processes),
+Real LCO SExtractor catalogues and real Lowell raw frames (``tests/data/lco``, ``data/lowell42-5945``), copied under
+other paths: a byte-identical copy is never a second exposure (serial, ``-j 2``, two racing processes),
 a moved file is re-pointed, ``--relocate`` re-points a copy, and the per-file lock that makes two
 loads of the same content take turns cannot be taken by the read-only role.
 """

@@ -1,6 +1,5 @@
 """``catdb query`` with bounded client memory: --limit in the SQL, blocks through a server-side
 cursor, files streamed, stdout table output capped with a message."""
-import io
 import json
 import subprocess
 import sys

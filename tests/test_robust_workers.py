@@ -5,7 +5,6 @@ as ``tests/test_ingest_atomic.py`` builds them).  The parent is killed (SIGKILL,
 Ctrl-C) once the first files are committed; then no session of the workers stays open, nothing is
 committed after the kill, and the run is not left ``running``.
 """
-import os
 import signal
 import subprocess
 import sys

@@ -55,7 +55,7 @@ def test_products_recorded_with_provenance(reduced):
     rows = c.execute("SELECT exposure_id, path, sha256, hdu, band, input_ids, stage_run_id FROM image_product "
                      "WHERE kind = 'reduced' ORDER BY exposure_id").fetchall()
     assert [r[0] for r in rows] == sorted(reduced["sci"])
-    for eid, path, sha, hdu, band, inputs, run in rows:
+    for _eid, path, sha, hdu, band, inputs, run in rows:
         assert path.endswith(".fits.fz") and str(reduced["outdir"]) in path
         assert sha == sha256_file(path) and hdu == 1 and band == "VR" and run == res.run_id
         assert set(reduced["bias"]) <= set(inputs)

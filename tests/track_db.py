@@ -1,7 +1,7 @@
 """A database with the real Lowell exposures and two tracks along the MANIFEST movers.
 
-``n_frames`` raw Lowell frames spread over the night (default 12 of 23) are ingested (headers only: real MJDs, WCS, observatory code 688).
-Detections are placed exactly on the MANIFEST's linear motion of mover 1 and mover 2 at
+``n_frames`` raw Lowell frames spread over the night (default 12 of 23) are ingested (headers only: real MJDs, WCS,
+observatory code 688).  Detections are placed exactly on the MANIFEST's linear motion of mover 1 and mover 2 at
 each frame's ``mjd_mid`` (with provenance: one ``test-movers`` stage_run), tracks made of
 them, a relative zeropoint of 25.0 per exposure, and forced photometry of track 1 carrying a
 1.25 h sinusoid (a 2.5 h double-peaked asteroid light curve).  Track 2 is identified as the

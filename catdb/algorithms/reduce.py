@@ -21,8 +21,8 @@ Cameras without an overscan strip (no ``BIASSEC``, e.g. SBIG under TheSkyX) are 
 
 Wiring: a reduction stage calls :func:`master_bias`, :func:`master_dark` (when darks exist)
 and :func:`master_flat` (when flats exist) once per calibration group (their
-``used``/``skipped`` lists go to the stage log) and :func:`reduce_science` per exposure; the output ``.fits.fz`` is then an ``exposure``
-row (``hdu=1``) like any other image.
+``used``/``skipped`` lists go to the stage log) and :func:`reduce_science` per exposure; the output ``.fits.fz``
+is then an ``exposure`` row (``hdu=1``) like any other image.
 """
 from __future__ import annotations
 

@@ -180,10 +180,14 @@ _ALL = [
     Transformation("PS1", "R", _JC, "r", ("g", "r"), (-0.138, -0.131), 1, 0.015, _PS1_LIM, _TONRY, variant="linear"),
     Transformation("PS1", "I", _JC, "i", ("g", "r"), (-0.367, -0.149), 1, 0.016, _PS1_LIM, _TONRY, variant="linear"),
     # SDSS -> Johnson-Cousins (Chonis & Gaskell 2008): coefficient errors, no rms
-    Transformation("SDSS", "B", _JC, "g", ("g", "r"), (0.216, 0.327), 1, 0.0, _CG_LIM, _CG, coeff_errs=(0.027, 0.047)),
-    Transformation("SDSS", "V", _JC, "g", ("g", "r"), (-0.011, -0.587), 1, 0.0, _CG_LIM, _CG, coeff_errs=(0.011, 0.022)),
-    Transformation("SDSS", "R", _JC, "r", ("r", "i"), (-0.159, -0.272), 1, 0.0, _CG_LIM, _CG, coeff_errs=(0.022, 0.092)),
-    Transformation("SDSS", "I", _JC, "i", ("r", "i"), (-0.370, -0.337), 1, 0.0, _CG_LIM, _CG, coeff_errs=(0.041, 0.191)),
+    Transformation("SDSS", "B", _JC, "g", ("g", "r"), (0.216, 0.327), 1, 0.0, _CG_LIM, _CG,
+                   coeff_errs=(0.027, 0.047)),
+    Transformation("SDSS", "V", _JC, "g", ("g", "r"), (-0.011, -0.587), 1, 0.0, _CG_LIM, _CG,
+                   coeff_errs=(0.011, 0.022)),
+    Transformation("SDSS", "R", _JC, "r", ("r", "i"), (-0.159, -0.272), 1, 0.0, _CG_LIM, _CG,
+                   coeff_errs=(0.022, 0.092)),
+    Transformation("SDSS", "I", _JC, "i", ("r", "i"), (-0.370, -0.337), 1, 0.0, _CG_LIM, _CG,
+                   coeff_errs=(0.041, 0.191)),
     # Gaia DR3 (= EDR3) G - X polynomials in BP-RP
     Transformation("GaiaDR3", "V", _JC, "G", ("BP", "RP"), (-0.02704, 0.01424, -0.2156, 0.01426), -1, 0.03017,
                    (("BP", "RP", -0.5, 5.0),), _GAIA),

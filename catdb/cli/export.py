@@ -243,8 +243,8 @@ def lightcurve_cmd(obj, fmt, output, track_id, object_id, session_ids, object_na
 @click.option("--progress", is_flag=True, help="Show hats-import's progress bars.")
 @click.option("--timeout", type=float, default=None, help="Statement timeout in seconds (default none).")
 @click.pass_obj
-def hats_cmd(obj, out_dir, table, where, name, origin, pixel_threshold, highest_order, margin_arcsec, chunk_rows, workers,
-             threads, scheduler, overwrite, progress, timeout):
+def hats_cmd(obj, out_dir, table, where, name, origin, pixel_threshold, highest_order, margin_arcsec, chunk_rows,
+             workers, threads, scheduler, overwrite, progress, timeout):
     """Write a table as a HATS catalogue (HEALPix-partitioned Parquet + margin cache) for LSDB.
 
     The rows are streamed from the database (COPY) into Parquet chunks at constant memory, then
@@ -259,7 +259,7 @@ def hats_cmd(obj, out_dir, table, where, name, origin, pixel_threshold, highest_
       catdb export hats hats/ --table refcat --where "catalog = 'gaia-dr2'" --name gaia-dr2
       python -c "import lsdb; d = lsdb.open_catalog('hats/detection'); g = lsdb.open_catalog('hats/gaia-dr2');
                  print(d.crossmatch(g, radius_arcsec=1).compute())"
-    """
+    """  # noqa: E501 - the example is a shell command the user copies whole
     try:
         from ..export.hats import export_hats
     except ImportError as e:  # pragma: no cover - depends on the installation

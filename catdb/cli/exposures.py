@@ -111,8 +111,10 @@ def list_sets(conn) -> list[tuple]:
 
 def _print_rows(rows):
     click.echo(f"{'id':>6} {'mjd_mid':>13} {'band':6} {'seeing':>6} {'airmass':>7} {'zp':>8} {'flags':>5}  path")
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
     for eid, mjd, band, see, am, zp, fl, path in rows:
-        f = lambda v, fmt: "-" if v is None else format(v, fmt)
         click.echo(f"{eid:>6} {f(mjd, '13.6f')} {band or '-':6} {f(see, '6.2f')} {f(am, '7.3f')} {f(zp, '8.4f')} "
                    f"{fl:>5}  {path}")
 

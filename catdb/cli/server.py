@@ -52,7 +52,7 @@ def status():
     """Print binaries, version, data directory, socket, size and the spatial backend."""
     srv = EmbeddedServer()
     st = srv.status()
-    click.echo(f"running:     {'yes (pid %s)' % st.pid if st.running else 'no'}")
+    click.echo(f"running:     {f'yes (pid {st.pid})' if st.running else 'no'}")
     click.echo(f"data dir:    {st.data_dir}{'' if st.initialised else ' (not initialised)'}")
     click.echo(f"socket:      {st.socket_dir}/.s.PGSQL.{st.port}")
     click.echo(f"url:         {srv.url()}")

@@ -1,7 +1,7 @@
 """Table definitions (SQLAlchemy Core): the one source of truth of catdb's schema."""
-from .tables import (QUALITY_FLAGS, WCS_ABSOLUTE, WCS_STATUS, WCS_USABLE, catdb_info, column_description, column_unit, detection,
-                     detection_object, exposure, exposure_qa, exposure_summary, forced_source, image_product, ledger,
-                     lightcurve_period, metadata, object_, refcat_source, stage_run, survivor, track,
+from .tables import (QUALITY_FLAGS, WCS_ABSOLUTE, WCS_STATUS, WCS_USABLE, catdb_info, column_description, column_unit,
+                     detection, detection_object, exposure, exposure_qa, exposure_summary, forced_source, image_product,
+                     ledger, lightcurve_period, metadata, object_, refcat_source, stage_run, survivor, track,
                      track_detection, zeropoint)
 from .calib_tables import exposure_set
 from .xmatch_tables import xmatch

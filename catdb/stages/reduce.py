@@ -245,7 +245,7 @@ class Reduce(Stage):
         mdir = outdir / "masters"
         mdir.mkdir(parents=True, exist_ok=True)
         products: list[dict] = []
-        for bkey, g in bias_groups.items():  # loop over calibration groups
+        for _bkey, g in bias_groups.items():  # loop over calibration groups
             k = g["key"]
             fname = mdir / (f"master_bias_{_safe(k['instrument'])}_{_safe(k['binning'])}_"
                             f"{k['naxis1']}x{k['naxis2']}_hdu{k['hdu']}.fits")
@@ -260,7 +260,7 @@ class Reduce(Stage):
                                        "overscan": g["overscan"] or None,
                                        "sigma": p["sigma"], "used": m.used,
                                        "skipped": [{"path": s, "reason": why} for s, why in m.skipped]}))
-        for dkey, g in dark_groups.items():
+        for _dkey, g in dark_groups.items():
             k = g["key"]
             bias = bias_groups[g["bias"]]
             fname = mdir / (f"master_dark_{_safe(k['instrument'])}_{_safe(k['binning'])}_"
@@ -276,7 +276,7 @@ class Reduce(Stage):
                                  meta={**k, "method": "bias-subtracted, sigma-clipped average (ccdproc.combine)",
                                        "master_bias": str(bias["path"]), "used": m.used,
                                        "skipped": [{"path": s, "reason": why} for s, why in m.skipped]}))
-        for fkey, g in flat_groups.items():
+        for _fkey, g in flat_groups.items():
             k = g["key"]
             bias = bias_groups[g["bias"]]
             if not g["frames"]:
