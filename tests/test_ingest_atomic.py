@@ -37,7 +37,6 @@ def test_kill_minus_9_during_copy_leaves_nothing_and_rerun_works(fresh_db_url, t
     import time
 
     from catdb.db.engine import connect
-    from tests.helpers import REPO, TEST_DATA
 
     n = 40_000
     big = tmp_path / "big.ldac"

@@ -1,4 +1,5 @@
-"""Exposure metadata from every real header in the repository data (tests/data/lco, data/) and, where present, the shared Wallace night."""
+"""Exposure metadata from every real header in the repository data (tests/data/lco, data/) and, where
+present, the shared Wallace night."""
 from __future__ import annotations
 
 import math
@@ -49,7 +50,7 @@ def test_lowell_time_is_start_plus_half_exposure_and_matches_midtimjd(lowell_row
 
 
 def test_lowell_footprint_not_at_origin_and_site(lowell_rows):
-    for row, hdr in lowell_rows:
+    for row, _hdr in lowell_rows:
         assert row["ra_center"] == pytest.approx(124.62, abs=0.05)
         assert row["dec_center"] == pytest.approx(25.33, abs=0.05)
         # radius = half diagonal of 1432 x 1370 pixels at the WCS scale

@@ -260,7 +260,8 @@ def test_scamp_full_catalogue_links_the_same_star_across_exposures(conn, scamp_r
     sep = np.hypot((members[:, 1] - obj[4]) * np.cos(np.radians(obj[5])), members[:, 2] - obj[5]) * 3600
     assert sep.max() < 1.0
     # most bright stars of the field are seen on all three frames
-    n3 = conn.execute("SELECT count(*) FROM object WHERE stage_run_id = %s AND n_epochs = 3", (res.run_id,)).fetchone()[0]
+    n3 = conn.execute("SELECT count(*) FROM object WHERE stage_run_id = %s AND n_epochs = 3",
+                      (res.run_id,)).fetchone()[0]
     assert n3 > 200
     # no object links two detections of the same exposure
     assert conn.execute("SELECT count(*) FROM object WHERE stage_run_id = %s AND n_epochs <> n_detections",

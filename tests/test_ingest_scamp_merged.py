@@ -152,7 +152,7 @@ def test_scamp_merged_proper_motions_on_objects(conn, pm_run):
     # every object carries its merged source's values (SOURCE_NUMBER key), in the file's units
     errs = _errors(conn, res.run_id)
     n_pm = 0
-    for oid, src, ra, dec, epoch, pmra, pmdec, pmra_err, pmdec_err, n_ep in objs:
+    for _oid, src, ra, dec, epoch, pmra, pmdec, pmra_err, pmdec_err, _n_ep in objs:
         r = rows[src]
         assert ra == pytest.approx(r["ALPHA_J2000"], abs=1e-12) and dec == pytest.approx(r["DELTA_J2000"], abs=1e-12)
         assert epoch == pytest.approx(r["EPOCH"], abs=1e-9)

@@ -1,7 +1,7 @@
 """initial schema: spatial backend, all tables with column comments, roles
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 02:14:49.778256
 
 Like every migration, this one carries its own DDL and imports no catdb module: the spatial
