@@ -201,12 +201,14 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
         and the fitted shift over its time span is >= ``min_shift_arcsec``
         (the ssos pipeline's proper-motion S/N and pixel-shift criteria,
         Mahlke et al. 2019, A&C 28, 100289).
-    scatter_factor : float, optional
+    scatter_factor : float or None, optional
         An object is also ``moving`` when its positional reduced chi^2 about
         the mean exceeds ``scatter_factor`` x the median over all objects
         (robust to SExtractor errors that are underestimated by a common
         factor); this catches short mover fragments and stars merged with a
-        passing mover.
+        passing mover.  ``None`` leaves this criterion out (a caller that sees
+        the objects in parts applies it once it knows the median of all, see
+        :func:`scatter_moving`).
     err_floor_arcsec, magerr_floor : float, optional
         Floors applied to the errors before weighting.
 
@@ -311,10 +313,12 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
         chi2p = np.bincount(labels, np.where(okp, rx**2 * wr + ry**2 * wd, 0.0), minlength=n)
         npos = np.bincount(labels, okp.astype(float), minlength=n)
         out["pos_chi2_red"] = chi2p / (2 * npos - 2)
-    multi = out["n_epochs"] >= 3
-    ref_chi2 = np.nanmedian(out["pos_chi2_red"][multi]) if multi.any() else np.nan
-    moving = np.nan_to_num(out["pos_chi2_red"]) > scatter_factor * max(np.nan_to_num(ref_chi2, nan=1.0), 1e-3)
-    moving &= out["n_detections"] >= 2
+    if scatter_factor is None:
+        moving = np.zeros(n, dtype=bool)
+    else:
+        multi = out["n_epochs"] >= 3
+        ref_chi2 = np.nanmedian(out["pos_chi2_red"][multi]) if multi.any() else np.nan
+        moving = scatter_moving(out["pos_chi2_red"], out["n_detections"], ref_chi2, scatter_factor)
     if mjd is not None:
         mjd = np.asarray(mjd, dtype=float)
         t_first = np.full(n, np.inf)
@@ -341,6 +345,84 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
         out["moving"] = moving
     out["mover_candidate"] = out["orphan"] | moving
     return out
+
+
+def scatter_moving(pos_chi2_red, n_detections, ref_chi2, scatter_factor):
+    """The positional-scatter criterion of :func:`object_summary`.
+
+    Parameters
+    ----------
+    pos_chi2_red : array_like, shape (n,)
+        Positional reduced chi^2 of the objects (NaN when undefined, +inf possible).
+    n_detections : array_like of int, shape (n,)
+    ref_chi2 : float
+        Median ``pos_chi2_red`` of the objects on >= 3 epochs, NaNs left out (NaN if none:
+        then 1 is used).
+    scatter_factor : float
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        ``pos_chi2_red > scatter_factor * max(ref_chi2, 1e-3)`` (NaN counting as 0) for
+        objects of >= 2 detections.
+    """
+    thr = scatter_threshold(ref_chi2, scatter_factor)
+    return (np.nan_to_num(np.asarray(pos_chi2_red, dtype=float)) > thr) & (np.asarray(n_detections) >= 2)
+
+
+def scatter_threshold(ref_chi2, scatter_factor):
+    """``scatter_factor * max(ref_chi2, 1e-3)`` with NaN as 1 and +inf as the largest float
+    (the product may be +inf): the threshold of :func:`scatter_moving`."""
+    with np.errstate(over="ignore"):
+        return float(scatter_factor * max(np.nan_to_num(ref_chi2, nan=1.0), 1e-3))
+
+
+def partition_components(labels, core, interior):
+    """Which friends-of-friends groups of one sky partition are final, and which to defer.
+
+    A partition is processed with the detections of its own cell (``core``) and those of a
+    margin around it.  A group is *complete* when all its members are ``interior`` (every
+    detection within the linking radius of them was in the partition's input): it is then
+    a whole group of the full sky, with the same members, whatever the other partitions
+    hold.  It is written by the one partition whose cell holds its first detection (in input
+    order).  The core detections of every other group (not complete here, or first seen in
+    another cell) are deferred; the caller groups them again at the end, without the
+    detections already written (they are whole groups of other partitions), which gives the
+    remaining full-sky groups exactly (the zones algorithm of Gray, Nieto-Santisteban &
+    Szalay 2007, arXiv:cs/0701171, with an owner rule instead of a global merge).
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+        :func:`friends_of_friends` labels of the partition's detections (input order).
+    core : array_like of bool, shape (N,)
+        Detection lies in the partition's own cell (each detection is core in exactly one
+        partition).
+    interior : array_like of bool, shape (N,)
+        Every detection within the linking radius of this one is in the input.
+
+    Returns
+    -------
+    write : ndarray of bool, shape (N,)
+        Members of complete groups whose first detection is core.
+    defer : ndarray of bool, shape (N,)
+        Core detections not in ``write``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    core = np.asarray(core, dtype=bool)
+    interior = np.asarray(interior, dtype=bool)
+    if not (labels.shape == core.shape == interior.shape):
+        raise InputError(f"labels, core and interior differ in shape: {labels.shape}, {core.shape}, "
+                         f"{interior.shape}", keyword="labels")
+    if labels.size == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    n = int(labels.max()) + 1
+    complete = np.bincount(labels, (~interior).astype(np.int64), minlength=n) == 0
+    _, first = np.unique(labels, return_index=True)
+    owned = np.zeros(n, dtype=bool)
+    owned[labels[first]] = core[first]
+    write = (complete & owned)[labels]
+    return write, core & ~write
 
 
 def _ref_dec_of(labels, dec, first, n):
