@@ -34,9 +34,9 @@ catalog -j 2`` (the figure used for the scaling).
 **Run** (:func:`run`): a throwaway embedded server (``bench.common``-style), then each step as a
 ``catdb`` subprocess: ``ingest`` (``-j 2``), ``ingest-images`` (the 20 with ``--image``),
 ``refcat`` (``catdb refcat import``), ``calibrate`` (method pp against the synthetic refcat),
-``associate`` (once per field with ``--where "e.object = 'F00k'"``, summed: the stage reads all
-its input detections into memory at once, and on the whole 10^7 survey it was killed by the
-kernel at 20.5 GB RSS; ``--associate-by all`` runs it once), ``movers`` (``min_detections = 8``,
+``associate`` (once on the whole survey, by sky partitions of at most 200,000 detections;
+``--associate-by field`` runs it once per field with ``--where "e.object = 'F00k'"`` instead,
+summed, which duplicates the objects of the overlaps between fields), ``movers`` (``min_detections = 8``,
 0-300"/h), ``forced`` (objects on >= 10 epochs brighter than r = 18 and the candidate tracks, on
 the 20 images), ``export-objects`` (the object table to Parquet) and ``export-catalog`` (the
 calibrated detection catalogue to Parquet).  For each: wall time, peak RSS of the catdb process
@@ -476,7 +476,7 @@ def _recovery(url, truth_path):
                 candidates=int(len(cand)), false=int((~used).sum()))
 
 
-def run(man, workdir, log, associate_by="field"):
+def run(man, workdir, log, associate_by="all"):
     """Every step on a fresh server; returns {step: {seconds, client_rss, server_pss, ...}}."""
     out = {}
     with server() as (url, data):
@@ -504,7 +504,7 @@ def run(man, workdir, log, associate_by="field"):
         if associate_by == "all":
             step("associate", ["stage", "associate"])
         else:
-            # one run per field (pointing): the stage reads all its input detections at once (see README)
+            # one run per field (pointing), summed (objects in the overlaps of fields are duplicated)
             tot, cl, sv = 0.0, 0, 0
             for f in range(man["fields"]):
                 dt, c1, s1 = _catdb(url, data, ["stage", "associate", "--where", f"e.object = 'F{f:03d}'"], log)
@@ -555,8 +555,8 @@ def main(argv=None):
     ap.add_argument("--size", type=float, nargs="+", default=[1e6, 1e7])
     ap.add_argument("--cache", default=os.environ.get("CATDB_BENCH_CACHE", "/tmp/catdb-bench-cache") + "/survey")
     ap.add_argument("--generate-only", action="store_true")
-    ap.add_argument("--associate-by", choices=("field", "all"), default="field",
-                    help="associate once per field (default) or once on everything (10^7: > 20 GB, see README)")
+    ap.add_argument("--associate-by", choices=("field", "all"), default="all",
+                    help="associate once on the whole survey (default, by sky partitions) or once per field")
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"))
     a = ap.parse_args(argv)
     if a.compare:

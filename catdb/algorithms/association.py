@@ -70,16 +70,19 @@ def _check_radec(ra, dec, name="ra/dec"):
     return ra, dec
 
 
-def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
+def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0, zone_size=20_000, max_edges=1_000_000):
     """Group positions into objects by friends-of-friends linking.
 
     Two detections are friends when their great-circle separation is at most
     ``radius_arcsec``; an object is a connected component of the friendship
     graph (Huchra & Geller 1982).  Pairs are found with a k-d tree on unit
     vectors (``scipy.spatial.cKDTree.query_pairs`` with the chord length) one
-    declination zone at a time (zones of ``partition_deg`` with a margin of
-    one linking radius, Gray et al. 2007); components are found once for the
-    whole sky with ``scipy.sparse.csgraph.connected_components``.
+    declination zone at a time (zones of at most ``partition_deg`` and
+    ``zone_size`` detections, with a margin of one linking radius, Gray et al.
+    2007); the components are found with
+    ``scipy.sparse.csgraph.connected_components``, merged every ``max_edges``
+    pairs into one representative per detection, so the pairs of a field seen
+    on many epochs (~n_epochs / 2 per detection) are never all held at once.
 
     Parameters
     ----------
@@ -88,9 +91,14 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
     radius_arcsec : float
         Linking radius in arcsec (typically 1-3 x the astrometric scatter).
     partition_deg : float or None, optional
-        Height of a declination zone in degrees.  Memory of the tree is bounded
-        by the number of detections in one zone plus its margins.  ``None``
-        processes all detections in one tree.
+        Greatest height of a declination zone in degrees.  ``None`` processes
+        all detections in one tree.
+    zone_size : int, optional
+        Most detections whose pairs are searched in one tree (a zone is split
+        further at the declinations of every ``zone_size``-th detection).
+    max_edges : int, optional
+        Pairs held before they are merged into the components (memory ~16
+        bytes per pair, plus ~10 bytes per detection for each merge).
 
     Returns
     -------
@@ -118,7 +126,8 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
     chord = _chord(r_deg)
     xyz = _unit_vectors(ra, dec)
 
-    edges = []
+    comp = np.arange(n, dtype=np.int64)  # a representative detection of each one's component so far
+    edges, held = [], 0
     if partition_deg is None or partition_deg >= 180:
         edges.append(cKDTree(xyz).query_pairs(chord, output_type="ndarray"))
     else:
@@ -128,9 +137,10 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
         order = np.argsort(dec, kind="stable")
         dec_sorted = dec[order]
         margin = r_deg * (1 + 1e-9) + 1e-12
-        lo = np.floor((dec_sorted[0] + 90.0) / partition_deg) * partition_deg - 90.0
-        while lo <= dec_sorted[-1]:
-            hi = lo + partition_deg
+        lo0 = np.floor((dec_sorted[0] + 90.0) / partition_deg) * partition_deg - 90.0
+        grid = lo0 + partition_deg * np.arange(int((dec_sorted[-1] - lo0) // partition_deg) + 2)
+        bounds = np.unique(np.concatenate([grid, dec_sorted[zone_size::max(int(zone_size), 1)]]))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):  # loop over zones
             i0 = np.searchsorted(dec_sorted, lo - margin, side="left")
             i1 = np.searchsorted(dec_sorted, hi + margin, side="left")
             core = np.searchsorted(dec_sorted, [lo, hi], side="left")
@@ -139,16 +149,31 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
                 p = cKDTree(xyz[idx]).query_pairs(chord, output_type="ndarray")
                 if p.size:
                     edges.append(idx[p])
-            lo = hi
+                    held += len(p)
+            if held > max_edges:
+                comp = _merge_components(comp, edges)
+                edges, held = [], 0
+    comp = _merge_components(comp, edges)
+    # comp is the first (lowest) index of each component: ranks number them by first appearance
+    return np.unique(comp, return_inverse=True)[1].ravel().astype(np.int64)
+
+
+def _merge_components(comp, edges):
+    """Representatives after adding ``edges`` (list of (k, 2) index arrays) to the forest ``comp``.
+
+    ``comp[i]`` is a detection of i's component so far; the result is the lowest index of
+    every detection's component in the graph of those links and the new pairs.
+    """
+    n = comp.size
     pairs = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=np.int64)
-    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])),
+    idx = np.arange(n, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(pairs) + n, dtype=np.int8),
+                        (np.concatenate([pairs[:, 0], idx]), np.concatenate([pairs[:, 1], comp]))),
                        shape=(n, n)).tocsr()
-    _, comp = connected_components(graph, directed=False)
-    # renumber in order of first appearance (stable, independent of the zones)
-    _, first, inverse = np.unique(comp, return_index=True, return_inverse=True)
-    rank = np.empty_like(first)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse].astype(np.int64)
+    n_comp, lab = connected_components(graph, directed=False)
+    rep = np.empty(n_comp, dtype=np.int64)
+    rep[lab[::-1]] = idx[::-1]  # the last write is the first index of each label
+    return rep[lab]
 
 
 def _group_wmean(labels, n, values, weights):

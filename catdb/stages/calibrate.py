@@ -239,6 +239,7 @@ class Calibrate(Stage):
         for chunk in chunks:
             n += self._write(ctx, chunk)
             bad += [r["exposure_id"] for r in chunk if not r["ok"]]
+            del chunk  # not held while the next chunk is matched
         ctx.execute("UPDATE exposure SET quality_flags = quality_flags | %s::int WHERE id = ANY(%s)",
                     (QUALITY_FLAGS["bad_zeropoint"], bad))
         return {"zeropoint": n, "ok": n - len(bad), "bad_zeropoint": len(bad)}
