@@ -476,11 +476,17 @@ def _recovery(url, truth_path):
                 candidates=int(len(cand)), false=int((~used).sum()))
 
 
-def run(man, workdir, log, associate_by="all"):
-    """Every step on a fresh server; returns {step: {seconds, client_rss, server_pss, ...}}."""
+STEPS = ("ingest", "ingest-images", "refcat", "calibrate", "associate", "movers", "forced", "export-objects",
+         "export-catalog")
+
+
+def run(man, workdir, log, associate_by="all", skip=()):
+    """Every step (but ``skip``) on a fresh server; returns {step: {seconds, client_rss, server_pss, ...}}."""
     out = {}
     with server() as (url, data):
         def step(name, args, rows=None):
+            if name in skip:
+                return
             dt, cl, sv = _catdb(url, data, args, log)
             out[name] = dict(seconds=round(dt, 2), client_rss_mb=round(cl / 2**20, 1),
                              server_pss_mb=round(sv / 2**20, 1))
@@ -490,18 +496,19 @@ def run(man, workdir, log, associate_by="all"):
         step("ingest", ["ingest", "catalog", "-j", "2", *man["catalogs"]])
         t0 = time.perf_counter()
         cl = sv = 0
-        for cat, img in man["imaged"]:
+        for cat, img in ([] if "ingest-images" in skip else man["imaged"]):
             _, c1, s1 = _catdb(url, data, ["ingest", "catalog", cat, "--image", img], log)
             cl, sv = max(cl, c1), max(sv, s1)
-        out["ingest-images"] = dict(seconds=round(time.perf_counter() - t0, 2), client_rss_mb=round(cl / 2**20, 1),
-                                    server_pss_mb=round(sv / 2**20, 1))
-        print(f"  {'ingest-images':16s} {out['ingest-images']['seconds']:9.1f} s   ({len(man['imaged'])} "
-              "catalogues with --image, one process each)", flush=True)
+        if "ingest-images" not in skip:
+            out["ingest-images"] = dict(seconds=round(time.perf_counter() - t0, 2), client_rss_mb=round(cl / 2**20, 1),
+                                        server_pss_mb=round(sv / 2**20, 1))
+            print(f"  {'ingest-images':16s} {out['ingest-images']['seconds']:9.1f} s   ({len(man['imaged'])} "
+                  "catalogues with --image, one process each)", flush=True)
         step("refcat", ["refcat", "import", man["refcat"], "--catalog", "SYNTH", "--ra", "ra", "--dec", "dec",
                         "--id", "id", "--epoch", "2016.0", "--pmra", "pmra", "--pmdec", "pmdec",
                         "--mag", "r=rmag:e_rmag"])
         step("calibrate", ["stage", "calibrate", "-p", "refcat=SYNTH", "-p", "band=r"])
-        if associate_by == "all":
+        if associate_by == "all" or "associate" in skip:
             step("associate", ["stage", "associate"])
         else:
             # one run per field (pointing), summed (objects in the overlaps of fields are duplicated)
@@ -527,7 +534,8 @@ def run(man, workdir, log, associate_by="all"):
             counts["db_bytes"] = c.execute("SELECT pg_database_size(current_database())").fetchone()[0]
             counts["zeropoints_ok"] = c.execute("SELECT count(*) FROM zeropoint WHERE ok").fetchone()[0]
         out["counts"] = counts
-        out["movers_recovery"] = _recovery(url, man["truth"])
+        if "movers" not in skip:
+            out["movers_recovery"] = _recovery(url, man["truth"])
     return out
 
 
@@ -558,6 +566,8 @@ def main(argv=None):
     ap.add_argument("--associate-by", choices=("field", "all"), default="all",
                     help="associate once on the whole survey (default, by sky partitions) or once per field")
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"))
+    ap.add_argument("--skip", nargs="+", default=[], choices=STEPS[1:], metavar="STEP",
+                    help=f"steps not run ({', '.join(STEPS[1:])}; ingest always runs)")
     a = ap.parse_args(argv)
     if a.compare:
         compare(*a.compare)
@@ -575,12 +585,12 @@ def main(argv=None):
         if a.generate_only:
             continue
         log = d / "run.log"
-        steps = run(man, d, log, a.associate_by)
+        steps = run(man, d, log, a.associate_by, skip=set(a.skip))
         res = dict(size=size, n_detections=man["n_detections"], fields=fields, nights=nights,
                    data_bytes=man["bytes"], steps=steps, associate_by=a.associate_by, cores=os.cpu_count(),
                    load=os.getloadavg(), when=time.strftime("%Y-%m-%d %H:%M:%S"))
         (d / "results.json").write_text(json.dumps(res, indent=1))
-        print(f"  counts {steps['counts']}\n  movers {steps['movers_recovery']}\n  -> {d / 'results.json'}",
+        print(f"  counts {steps['counts']}\n  movers {steps.get('movers_recovery')}\n  -> {d / 'results.json'}",
               flush=True)
         results.append(d / "results.json")
     if len(results) >= 2:
