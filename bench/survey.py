@@ -34,9 +34,9 @@ catalog -j 2`` (the figure used for the scaling).
 **Run** (:func:`run`): a throwaway embedded server (``bench.common``-style), then each step as a
 ``catdb`` subprocess: ``ingest`` (``-j 2``), ``ingest-images`` (the 20 with ``--image``),
 ``refcat`` (``catdb refcat import``), ``calibrate`` (method pp against the synthetic refcat),
-``associate`` (once per field with ``--where "e.object = 'F00k'"``, summed: the stage reads all
-its input detections into memory at once, and on the whole 10^7 survey it was killed by the
-kernel at 20.5 GB RSS; ``--associate-by all`` runs it once), ``movers`` (``min_detections = 8``,
+``associate`` (once on the whole survey, by sky partitions of at most 200,000 detections;
+``--associate-by field`` runs it once per field with ``--where "e.object = 'F00k'"`` instead,
+summed, which duplicates the objects of the overlaps between fields), ``movers`` (``min_detections = 8``,
 0-300"/h), ``forced`` (objects on >= 10 epochs brighter than r = 18 and the candidate tracks, on
 the 20 images), ``export-objects`` (the object table to Parquet) and ``export-catalog`` (the
 calibrated detection catalogue to Parquet).  For each: wall time, peak RSS of the catdb process
@@ -499,11 +499,17 @@ def _recovery(url, truth_path):
                              n_above=int(m["n_above"]), n_det=int(m["n_det"])) for m in missed])
 
 
-def run(man, workdir, log, associate_by="field", port=5498):
-    """Every step on a fresh server; returns {step: {seconds, client_rss, server_pss, ...}}."""
+STEPS = ("ingest", "ingest-images", "refcat", "calibrate", "associate", "movers", "forced", "export-objects",
+         "export-catalog")
+
+
+def run(man, workdir, log, associate_by="all", skip=(), port=5498):
+    """Every step (but ``skip``) on a fresh server; returns {step: {seconds, client_rss, server_pss, ...}}."""
     out = {}
     with server(port) as (url, data):
         def step(name, args, rows=None):
+            if name in skip:
+                return
             dt, cl, sv = _catdb(url, data, args, log)
             out[name] = dict(seconds=round(dt, 2), client_rss_mb=round(cl / 2**20, 1),
                              server_pss_mb=round(sv / 2**20, 1))
@@ -513,21 +519,22 @@ def run(man, workdir, log, associate_by="field", port=5498):
         step("ingest", ["ingest", "catalog", "-j", "2", *man["catalogs"]])
         t0 = time.perf_counter()
         cl = sv = 0
-        for cat, img in man["imaged"]:
+        for cat, img in ([] if "ingest-images" in skip else man["imaged"]):
             _, c1, s1 = _catdb(url, data, ["ingest", "catalog", cat, "--image", img], log)
             cl, sv = max(cl, c1), max(sv, s1)
-        out["ingest-images"] = dict(seconds=round(time.perf_counter() - t0, 2), client_rss_mb=round(cl / 2**20, 1),
-                                    server_pss_mb=round(sv / 2**20, 1))
-        print(f"  {'ingest-images':16s} {out['ingest-images']['seconds']:9.1f} s   ({len(man['imaged'])} "
-              "catalogues with --image, one process each)", flush=True)
+        if "ingest-images" not in skip:
+            out["ingest-images"] = dict(seconds=round(time.perf_counter() - t0, 2), client_rss_mb=round(cl / 2**20, 1),
+                                        server_pss_mb=round(sv / 2**20, 1))
+            print(f"  {'ingest-images':16s} {out['ingest-images']['seconds']:9.1f} s   ({len(man['imaged'])} "
+                  "catalogues with --image, one process each)", flush=True)
         step("refcat", ["refcat", "import", man["refcat"], "--catalog", "SYNTH", "--ra", "ra", "--dec", "dec",
                         "--id", "id", "--epoch", "2016.0", "--pmra", "pmra", "--pmdec", "pmdec",
                         "--mag", "r=rmag:e_rmag"])
         step("calibrate", ["stage", "calibrate", "-p", "refcat=SYNTH", "-p", "band=r"])
-        if associate_by == "all":
+        if associate_by == "all" or "associate" in skip:
             step("associate", ["stage", "associate"])
         else:
-            # one run per field (pointing): the stage reads all its input detections at once (see README)
+            # one run per field (pointing), summed (objects in the overlaps of fields are duplicated)
             tot, cl, sv = 0.0, 0, 0
             for f in range(man["fields"]):
                 dt, c1, s1 = _catdb(url, data, ["stage", "associate", "--where", f"e.object = 'F{f:03d}'"], log)
@@ -550,7 +557,8 @@ def run(man, workdir, log, associate_by="field", port=5498):
             counts["db_bytes"] = c.execute("SELECT pg_database_size(current_database())").fetchone()[0]
             counts["zeropoints_ok"] = c.execute("SELECT count(*) FROM zeropoint WHERE ok").fetchone()[0]
         out["counts"] = counts
-        out["movers_recovery"] = _recovery(url, man["truth"])
+        if "movers" not in skip:
+            out["movers_recovery"] = _recovery(url, man["truth"])
     return out
 
 
@@ -579,9 +587,11 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=5498, help="port of the throwaway server")
     ap.add_argument("--cache", default=os.environ.get("CATDB_BENCH_CACHE", "/tmp/catdb-bench-cache") + "/survey")
     ap.add_argument("--generate-only", action="store_true")
-    ap.add_argument("--associate-by", choices=("field", "all"), default="field",
-                    help="associate once per field (default) or once on everything (10^7: > 20 GB, see README)")
+    ap.add_argument("--associate-by", choices=("field", "all"), default="all",
+                    help="associate once on the whole survey (default, by sky partitions) or once per field")
     ap.add_argument("--compare", nargs=2, metavar=("A.json", "B.json"))
+    ap.add_argument("--skip", nargs="+", default=[], choices=STEPS[1:], metavar="STEP",
+                    help=f"steps not run ({', '.join(STEPS[1:])}; ingest always runs)")
     a = ap.parse_args(argv)
     if a.compare:
         compare(*a.compare)
@@ -599,12 +609,12 @@ def main(argv=None):
         if a.generate_only:
             continue
         log = d / "run.log"
-        steps = run(man, d, log, a.associate_by, a.port)
+        steps = run(man, d, log, a.associate_by, skip=set(a.skip), port=a.port)
         res = dict(size=size, n_detections=man["n_detections"], fields=fields, nights=nights,
                    data_bytes=man["bytes"], steps=steps, associate_by=a.associate_by, cores=os.cpu_count(),
                    load=os.getloadavg(), when=time.strftime("%Y-%m-%d %H:%M:%S"))
         (d / "results.json").write_text(json.dumps(res, indent=1))
-        print(f"  counts {steps['counts']}\n  movers {steps['movers_recovery']}\n  -> {d / 'results.json'}",
+        print(f"  counts {steps['counts']}\n  movers {steps.get('movers_recovery')}\n  -> {d / 'results.json'}",
               flush=True)
         results.append(d / "results.json")
     if len(results) >= 2:

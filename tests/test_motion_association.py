@@ -52,6 +52,9 @@ def test_fof_partitions_consistent_across_zone_edges():
     lab_zone = friends_of_friends(d["ra"], d["dec"], 1.5, partition_deg=0.01)
     lab_one = friends_of_friends(d["ra"], d["dec"], 1.5, partition_deg=None)
     assert np.array_equal(lab_zone, lab_one)
+    # zones of 50 detections, the pairs merged into the components every 30 pairs
+    lab_small = friends_of_friends(d["ra"], d["dec"], 1.5, zone_size=50, max_edges=30)
+    assert np.array_equal(lab_small, lab_one)
     # isolated stars recover the truth grouping
     assert same_partition(lab_one, d["star"]) or len(np.unique(lab_one)) <= 400
 

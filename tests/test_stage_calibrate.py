@@ -214,3 +214,36 @@ def test_relative_recovers_injected_offsets(conn, ldac):
     with pytest.raises(StageError, match="no exposure with id 999999"):
         run_stage("calibrate", conn=conn, where=where, params={"method": "relative", "reference": "999999"})
     conn.commit()
+
+
+def test_pp_in_chunks_of_exposures_equals_one_query(conn, ldac, monkeypatch):
+    """pp matches and writes EXPOSURES_PER_QUERY exposures at a time: the rows are those of one query."""
+    from catdb.stages import calibrate
+
+    conn.execute("SELECT setseed(0.3)")
+    copies = [_copy(conn, ldac, f"chunk-{i}", d) for i, d in enumerate([0.3, -0.2, 0.7, 0.1])]
+    copies.append(_copy(conn, ldac, "chunk-few", 0.0, keep="number <= 2"))  # too few stars: flagged
+    conn.commit()
+    ids = [ldac] + copies
+    where = f"e.id = ANY(ARRAY[{', '.join(map(str, ids))}])"
+    cols = ("exposure_id, zp, zp_err, n_matched, n_used, slope, chi2_red, r2, scatter, ok, residuals, band, "
+            "refcat, method")
+
+    def rows():
+        return conn.execute(f"SELECT {cols} FROM zeropoint WHERE exposure_id = ANY(%s) ORDER BY exposure_id",
+                            (ids,)).fetchall()
+
+    def flagged():
+        return conn.execute("SELECT id FROM exposure WHERE id = ANY(%s) AND quality_flags & %s <> 0 ORDER BY id",
+                            (ids, BAD)).fetchall()
+
+    params = {"refcat": "gaia-dr2", "band": "G"}
+    one = run_stage("calibrate", conn=conn, where=where, params=params)
+    whole, whole_flags = rows(), flagged()
+    monkeypatch.setattr(calibrate, "EXPOSURES_PER_QUERY", 2)
+    three = run_stage("calibrate", conn=conn, where=where, params=params)  # 3 chunks: 2 + 2 + 2
+    counts = {k: one.counts[k] for k in ("zeropoint", "ok", "bad_zeropoint")}
+    assert counts == {k: three.counts[k] for k in counts} == {"zeropoint": 6, "ok": 5, "bad_zeropoint": 1}
+    assert rows() == whole and flagged() == whole_flags == [(copies[-1],)]
+    assert sum(r[9] for r in whole) == 5 and all(len(r[10]["ref_id"]) == r[4] for r in whole if r[9])
+    conn.commit()

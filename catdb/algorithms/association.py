@@ -59,16 +59,19 @@ def _check_radec(ra, dec, name="ra/dec"):
     return ra, dec
 
 
-def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
+def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0, zone_size=20_000, max_edges=1_000_000):
     """Group positions into objects by friends-of-friends linking.
 
     Two detections are friends when their great-circle separation is at most
     ``radius_arcsec``; an object is a connected component of the friendship
     graph (Huchra & Geller 1982).  Pairs are found with a k-d tree on unit
     vectors (``scipy.spatial.cKDTree.query_pairs`` with the chord length) one
-    declination zone at a time (zones of ``partition_deg`` with a margin of
-    one linking radius, Gray et al. 2007); components are found once for the
-    whole sky with ``scipy.sparse.csgraph.connected_components``.
+    declination zone at a time (zones of at most ``partition_deg`` and
+    ``zone_size`` detections, with a margin of one linking radius, Gray et al.
+    2007); the components are found with
+    ``scipy.sparse.csgraph.connected_components``, merged every ``max_edges``
+    pairs into one representative per detection, so the pairs of a field seen
+    on many epochs (~n_epochs / 2 per detection) are never all held at once.
 
     Parameters
     ----------
@@ -77,9 +80,14 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
     radius_arcsec : float
         Linking radius in arcsec (typically 1-3 x the astrometric scatter).
     partition_deg : float or None, optional
-        Height of a declination zone in degrees.  Memory of the tree is bounded
-        by the number of detections in one zone plus its margins.  ``None``
-        processes all detections in one tree.
+        Greatest height of a declination zone in degrees.  ``None`` processes
+        all detections in one tree.
+    zone_size : int, optional
+        Most detections whose pairs are searched in one tree (a zone is split
+        further at the declinations of every ``zone_size``-th detection).
+    max_edges : int, optional
+        Pairs held before they are merged into the components (memory ~16
+        bytes per pair, plus ~10 bytes per detection for each merge).
 
     Returns
     -------
@@ -107,7 +115,8 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
     r_chord = chord(r_deg)
     xyz = unit_vectors(ra, dec)
 
-    edges = []
+    comp = np.arange(n, dtype=np.int64)  # a representative detection of each one's component so far
+    edges, held = [], 0
     if partition_deg is None or partition_deg >= 180:
         edges.append(cKDTree(xyz).query_pairs(r_chord, output_type="ndarray"))
     else:
@@ -117,9 +126,10 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
         order = np.argsort(dec, kind="stable")
         dec_sorted = dec[order]
         margin = r_deg * (1 + 1e-9) + 1e-12
-        lo = np.floor((dec_sorted[0] + 90.0) / partition_deg) * partition_deg - 90.0
-        while lo <= dec_sorted[-1]:
-            hi = lo + partition_deg
+        lo0 = np.floor((dec_sorted[0] + 90.0) / partition_deg) * partition_deg - 90.0
+        grid = lo0 + partition_deg * np.arange(int((dec_sorted[-1] - lo0) // partition_deg) + 2)
+        bounds = np.unique(np.concatenate([grid, dec_sorted[zone_size::max(int(zone_size), 1)]]))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):  # loop over zones
             i0 = np.searchsorted(dec_sorted, lo - margin, side="left")
             i1 = np.searchsorted(dec_sorted, hi + margin, side="left")
             core = np.searchsorted(dec_sorted, [lo, hi], side="left")
@@ -128,16 +138,31 @@ def friends_of_friends(ra, dec, radius_arcsec, partition_deg=1.0):
                 p = cKDTree(xyz[idx]).query_pairs(r_chord, output_type="ndarray")
                 if p.size:
                     edges.append(idx[p])
-            lo = hi
+                    held += len(p)
+            if held > max_edges:
+                comp = _merge_components(comp, edges)
+                edges, held = [], 0
+    comp = _merge_components(comp, edges)
+    # comp is the first (lowest) index of each component: ranks number them by first appearance
+    return np.unique(comp, return_inverse=True)[1].ravel().astype(np.int64)
+
+
+def _merge_components(comp, edges):
+    """Representatives after adding ``edges`` (list of (k, 2) index arrays) to the forest ``comp``.
+
+    ``comp[i]`` is a detection of i's component so far; the result is the lowest index of
+    every detection's component in the graph of those links and the new pairs.
+    """
+    n = comp.size
     pairs = np.concatenate(edges) if edges else np.zeros((0, 2), dtype=np.int64)
-    graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])),
+    idx = np.arange(n, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(pairs) + n, dtype=np.int8),
+                        (np.concatenate([pairs[:, 0], idx]), np.concatenate([pairs[:, 1], comp]))),
                        shape=(n, n)).tocsr()
-    _, comp = connected_components(graph, directed=False)
-    # renumber in order of first appearance (stable, independent of the zones)
-    _, first, inverse = np.unique(comp, return_index=True, return_inverse=True)
-    rank = np.empty_like(first)
-    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
-    return rank[inverse].astype(np.int64)
+    n_comp, lab = connected_components(graph, directed=False)
+    rep = np.empty(n_comp, dtype=np.int64)
+    rep[lab[::-1]] = idx[::-1]  # the last write is the first index of each label
+    return rep[lab]
 
 
 def _group_wmean(labels, n, values, weights):
@@ -190,12 +215,14 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
         and the fitted shift over its time span is >= ``min_shift_arcsec``
         (the ssos pipeline's proper-motion S/N and pixel-shift criteria,
         Mahlke et al. 2019, A&C 28, 100289).
-    scatter_factor : float, optional
+    scatter_factor : float or None, optional
         An object is also ``moving`` when its positional reduced chi^2 about
         the mean exceeds ``scatter_factor`` x the median over all objects
         (robust to SExtractor errors that are underestimated by a common
         factor); this catches short mover fragments and stars merged with a
-        passing mover.
+        passing mover.  ``None`` leaves this criterion out (a caller that sees
+        the objects in parts applies it once it knows the median of all, see
+        :func:`scatter_moving`).
     err_floor_arcsec, magerr_floor : float, optional
         Floors applied to the errors before weighting.
 
@@ -300,10 +327,12 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
         chi2p = np.bincount(labels, np.where(okp, rx**2 * wr + ry**2 * wd, 0.0), minlength=n)
         npos = np.bincount(labels, okp.astype(float), minlength=n)
         out["pos_chi2_red"] = chi2p / (2 * npos - 2)
-    multi = out["n_epochs"] >= 3
-    ref_chi2 = np.nanmedian(out["pos_chi2_red"][multi]) if multi.any() else np.nan
-    moving = np.nan_to_num(out["pos_chi2_red"]) > scatter_factor * max(np.nan_to_num(ref_chi2, nan=1.0), 1e-3)
-    moving &= out["n_detections"] >= 2
+    if scatter_factor is None:
+        moving = np.zeros(n, dtype=bool)
+    else:
+        multi = out["n_epochs"] >= 3
+        ref_chi2 = np.nanmedian(out["pos_chi2_red"][multi]) if multi.any() else np.nan
+        moving = scatter_moving(out["pos_chi2_red"], out["n_detections"], ref_chi2, scatter_factor)
     if mjd is not None:
         mjd = np.asarray(mjd, dtype=float)
         t_first = np.full(n, np.inf)
@@ -330,6 +359,84 @@ def object_summary(labels, ra, dec, ra_err, dec_err, mag, magerr, exposure_id, m
         out["moving"] = moving
     out["mover_candidate"] = out["orphan"] | moving
     return out
+
+
+def scatter_moving(pos_chi2_red, n_detections, ref_chi2, scatter_factor):
+    """The positional-scatter criterion of :func:`object_summary`.
+
+    Parameters
+    ----------
+    pos_chi2_red : array_like, shape (n,)
+        Positional reduced chi^2 of the objects (NaN when undefined, +inf possible).
+    n_detections : array_like of int, shape (n,)
+    ref_chi2 : float
+        Median ``pos_chi2_red`` of the objects on >= 3 epochs, NaNs left out (NaN if none:
+        then 1 is used).
+    scatter_factor : float
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+        ``pos_chi2_red > scatter_factor * max(ref_chi2, 1e-3)`` (NaN counting as 0) for
+        objects of >= 2 detections.
+    """
+    thr = scatter_threshold(ref_chi2, scatter_factor)
+    return (np.nan_to_num(np.asarray(pos_chi2_red, dtype=float)) > thr) & (np.asarray(n_detections) >= 2)
+
+
+def scatter_threshold(ref_chi2, scatter_factor):
+    """``scatter_factor * max(ref_chi2, 1e-3)`` with NaN as 1 and +inf as the largest float
+    (the product may be +inf): the threshold of :func:`scatter_moving`."""
+    with np.errstate(over="ignore"):
+        return float(scatter_factor * max(np.nan_to_num(ref_chi2, nan=1.0), 1e-3))
+
+
+def partition_components(labels, core, interior):
+    """Which friends-of-friends groups of one sky partition are final, and which to defer.
+
+    A partition is processed with the detections of its own cell (``core``) and those of a
+    margin around it.  A group is *complete* when all its members are ``interior`` (every
+    detection within the linking radius of them was in the partition's input): it is then
+    a whole group of the full sky, with the same members, whatever the other partitions
+    hold.  It is written by the one partition whose cell holds its first detection (in input
+    order).  The core detections of every other group (not complete here, or first seen in
+    another cell) are deferred; the caller groups them again at the end, without the
+    detections already written (they are whole groups of other partitions), which gives the
+    remaining full-sky groups exactly (the zones algorithm of Gray, Nieto-Santisteban &
+    Szalay 2007, arXiv:cs/0701171, with an owner rule instead of a global merge).
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+        :func:`friends_of_friends` labels of the partition's detections (input order).
+    core : array_like of bool, shape (N,)
+        Detection lies in the partition's own cell (each detection is core in exactly one
+        partition).
+    interior : array_like of bool, shape (N,)
+        Every detection within the linking radius of this one is in the input.
+
+    Returns
+    -------
+    write : ndarray of bool, shape (N,)
+        Members of complete groups whose first detection is core.
+    defer : ndarray of bool, shape (N,)
+        Core detections not in ``write``.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    core = np.asarray(core, dtype=bool)
+    interior = np.asarray(interior, dtype=bool)
+    if not (labels.shape == core.shape == interior.shape):
+        raise InputError(f"labels, core and interior differ in shape: {labels.shape}, {core.shape}, "
+                         f"{interior.shape}", keyword="labels")
+    if labels.size == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    n = int(labels.max()) + 1
+    complete = np.bincount(labels, (~interior).astype(np.int64), minlength=n) == 0
+    _, first = np.unique(labels, return_index=True)
+    owned = np.zeros(n, dtype=bool)
+    owned[labels[first]] = core[first]
+    write = (complete & owned)[labels]
+    return write, core & ~write
 
 
 def _ref_dec_of(labels, dec, first, n):

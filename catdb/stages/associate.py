@@ -2,7 +2,7 @@
 
 Inputs: the good detections (``flags <= flags_max``, ``snr >= snr_min``; a detection
 without an SNR is kept) of the selected science exposures, with their exposure's
-``mjd_mid``, read in one query.  They are grouped by friends-of-friends
+``mjd_mid``, read one sky partition at a time (below).  They are grouped by friends-of-friends
 (:func:`catdb.algorithms.association.friends_of_friends`, linking radius ``radius``
 arcsec) and summarised per object (:func:`~catdb.algorithms.association.object_summary`):
 weighted mean position, epochs, mean magnitude and scatter, reduced chi^2 of the
@@ -15,6 +15,27 @@ and SExtractor errors that are not uniformly underestimated), 5 flags 134, and t
 real asteroids are orphans either way.  Objects seen on fewer than
 ``min_epochs`` exposures are the "orphans" the ``movers`` stage searches (with the moving
 ones).
+
+Sky partitions (memory bounded by ``partition_size``, not by the survey): one query counts
+the input detections per q3c cell of level 11 (~0.04 deg); cells are merged into a quad tree
+of cells holding at most ``partition_size`` detections each
+(:func:`catdb.spatial.cells.adaptive_cells`).  Each partition reads its cell's detections
+(``q3c_ang2ipix`` in the cell's range) and those within ``partition_margin`` around it
+(``q3c_poly_query`` on :func:`~catdb.spatial.cells.dilated_polygon`).  Groups all of whose
+detections lie deeper than the linking radius inside that region are whole groups of the
+full sky; each is written by the partition whose cell holds its first detection (in
+(exposure, detection id) order).  The cell's other detections (groups reaching beyond the
+margin, e.g. friends-of-friends chains longer than it, or groups owned by a neighbour) are
+deferred; once every partition is done, those not written meanwhile are grouped together
+(:func:`~catdb.algorithms.association.partition_components`).  The result is the
+association of all inputs at once, object for object (``tests/test_stage_associate_partitions.py``).
+The positional-scatter criterion of ``kind`` needs the median over all objects: objects are
+written ``static``/``moving`` by their motion fit, and those above ``scatter_factor`` x the
+median of the run's objects (computed by the server over a temporary table) are marked
+``moving`` at the end.  Counts: ``partitions``, ``detections_deferred``.  Memory is that of
+one partition (plus the deferred detections, a thin set unless friends-of-friends percolates
+across the sky, e.g. a linking radius near the typical separation of a crowded field);
+a single level-11 cell with more than ``partition_size`` detections is read whole.
 
 Photometry: an object's summary uses calibrated magnitudes (``mag_auto + zp``) when every
 one of its detections comes from an exposure with an ``ok`` zeropoint; ``object.band`` is
@@ -38,14 +59,15 @@ recomputed from all its linked detections.  Nothing is deleted.
 """
 from __future__ import annotations
 
-
 import numpy as np
 from psycopg import sql
 
-from ..algorithms.association import associate_to_objects, friends_of_friends, object_summary
+from ..algorithms.association import (associate_to_objects, friends_of_friends, object_summary,
+                                      partition_components, scatter_threshold)
 from ..db.copy import copy_table, fetch_arrays
-from ..errors import InputError
-from ..spatial.sql import cone_condition
+from ..errors import CatdbError, InputError
+from ..spatial import cells
+from ..spatial.sql import Fragment, cone_condition, polygon_condition
 from .base import Param, Stage, StageContext, register
 
 #: columns read for every detection (name -> pyarrow type)
@@ -54,9 +76,12 @@ _DET_COLUMNS = {"id": "int64", "exposure_id": "int64", "ra": "float64", "dec": "
                 "magerr_auto": "float64", "mjd": "float64", "zp": "float64", "zp_band": "string",
                 "band": "string"}
 
+#: q3c level of the cells counted to plan the sky partitions (~0.04 deg: 90 deg / 2^11)
+FINE_LEVEL = 11
+
 _DET_SELECT = """
     SELECT d.id, d.exposure_id, d.ra, d.dec, d.ra_err, d.dec_err, d.mag_auto, d.magerr_auto,
-           e.mjd_mid AS mjd, z.zp, z.band AS zp_band, e.band
+           e.mjd_mid AS mjd, z.zp, z.band AS zp_band, e.band{extra}
     FROM detection d
     JOIN exposure e ON e.id = d.exposure_id
     LEFT JOIN LATERAL (SELECT zp, band FROM zeropoint
@@ -72,16 +97,27 @@ def _check_mjd(d):
                          "exposure (re-ingest it with a header giving the time)", keyword="mjd_mid")
 
 
-def summary_columns(d: dict, labels: np.ndarray, p: dict) -> dict:
+def summary_columns(d: dict, labels: np.ndarray, p: dict, scatter: bool = True):
     """Object rows (column -> array, one per label) from detection arrays and labels.
 
     Calibrated magnitudes for objects whose detections all have a zeropoint, instrumental
-    otherwise (see the module docstring).
+    otherwise (see the module docstring).  With ``scatter=False`` the positional-scatter
+    criterion of ``kind`` is left out (applied later over all partitions).
+
+    Returns
+    -------
+    cols : dict of ndarray
+        ``object`` columns.
+    stats : dict of int
+        Counts (calibrated, instrumental, moving, orphans).
+    inst : dict of ndarray
+        :func:`~catdb.algorithms.association.object_summary` of the instrumental magnitudes.
     """
     n_obj = int(labels.max()) + 1 if labels.size else 0
     has_zp = np.isfinite(d["zp"])
     all_cal = np.bincount(labels, (~has_zp).astype(float), minlength=n_obj) == 0
-    kw = dict(min_epochs=p["min_epochs"], motion_snr=p["motion_snr"], scatter_factor=p["scatter_factor"])
+    kw = dict(min_epochs=p["min_epochs"], motion_snr=p["motion_snr"],
+              scatter_factor=p["scatter_factor"] if scatter else None)
     inst = object_summary(labels, d["ra"], d["dec"], d["ra_err"], d["dec_err"], d["mag_auto"],
                           d["magerr_auto"], d["exposure_id"], d["mjd"], **kw)
     cal = None
@@ -110,7 +146,13 @@ def summary_columns(d: dict, labels: np.ndarray, p: dict) -> dict:
         mean_mag=f32(pick("mag_mean")), std_mag=f32(pick("mag_std")),
         chi2_var=f32(pick("chi2_red")), mjd_first=inst["mjd_first"], mjd_last=inst["mjd_last"],
     ), dict(calibrated=int(all_cal.sum()), instrumental=int((~all_cal).sum()),
-            moving=int(inst["moving"].sum()), orphans=int(inst["orphan"].sum()))
+            moving=int(inst["moving"].sum()), orphans=int(inst["orphan"].sum())), inst
+
+
+def _unit(ra, dec):
+    """(N, 3) unit vectors of RA, Dec in degrees."""
+    r, d = np.radians(ra), np.radians(dec)
+    return np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
 
 
 def _new_ids(conn, n: int) -> np.ndarray:
@@ -137,6 +179,9 @@ class Associate(Stage):
                                             "this x the median of all objects"),
         Param("incremental", bool, False, "Only exposures without links: match to existing objects, "
                                           "group the rest, update touched objects"),
+        Param("partition_size", int, 200_000, "Most detections per sky partition (q3c cell) read at once; "
+                                              "0 reads all inputs at once"),
+        Param("partition_margin", float, 10.0, "Margin read around each sky partition [arcsec], > 2 x radius"),
     ]
     outputs = ["object", "detection_object"]
 
@@ -146,6 +191,12 @@ class Associate(Stage):
         if p["min_epochs"] < 1:
             raise InputError(f"parameter min_epochs: expected >= 1, got {p['min_epochs']!r}",
                              keyword="min_epochs")
+        if p["partition_size"] < 0:
+            raise InputError(f"parameter partition_size: expected >= 0 detections, got {p['partition_size']!r}",
+                             keyword="partition_size")
+        if not p["partition_margin"] > 2 * p["radius"]:
+            raise InputError(f"parameter partition_margin: expected > 2 x radius = {2 * p['radius']} arcsec, "
+                             f"got {p['partition_margin']!r}", keyword="partition_margin")
 
     def select(self, ctx: StageContext) -> list[int]:
         ids = super().select(ctx)
@@ -179,33 +230,165 @@ class Associate(Stage):
             (self.name, ctx.run_id))
         return cur.rowcount + stale.rowcount
 
-    def _detections(self, ctx, exposure_ids):
-        q = _DET_SELECT + """ WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s
-                              AND (d.snr IS NULL OR d.snr >= %(snr)s) ORDER BY d.exposure_id, d.id"""
-        d = fetch_arrays(ctx.conn, q, {"ids": list(exposure_ids), "fmax": ctx.params["flags_max"],
-                                       "snr": ctx.params["snr_min"]}, _DET_COLUMNS)
+    def _detections(self, ctx, exposure_ids, where=None, columns=None):
+        """Input detections of ``exposure_ids`` as arrays, in (exposure, id) order.
+
+        ``where``: an extra condition (:class:`~catdb.spatial.sql.Fragment`); ``columns``:
+        extra output columns, name -> (SQL expression, fetch type).
+        """
+        columns = columns or {}
+        params = {"ids": list(exposure_ids), "fmax": ctx.params["flags_max"], "snr": ctx.params["snr_min"]}
+        cond = sql.SQL("")
+        if where is not None:
+            cond = sql.SQL(" AND {}").format(where.sql)
+            params.update(where.params)
+        q = sql.SQL(_DET_SELECT).format(extra=sql.SQL("").join(
+            sql.SQL(", {} AS {}").format(expr, sql.Identifier(name)) for name, (expr, _) in columns.items()))
+        q += sql.SQL(" WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s "
+                     "AND (d.snr IS NULL OR d.snr >= %(snr)s){} ORDER BY d.exposure_id, d.id").format(cond)
+        d = fetch_arrays(ctx.conn, q, params, {**_DET_COLUMNS, **{n: t for n, (_, t) in columns.items()}})
         _check_mjd(d)
         return d
 
-    def _write(self, ctx, d, labels, ids):
-        cols, stats = summary_columns(d, labels, ctx.params)
-        n_obj = copy_table(ctx.conn, "object", {"id": ids, **cols}, constants={"stage_run_id": ctx.run_id})
-        n_link = copy_table(ctx.conn, "detection_object", {"detection_id": d["id"], "object_id": ids[labels]},
-                            constants={"stage_run_id": ctx.run_id})
-        return n_obj, n_link, stats
+    def _partitions(self, ctx):
+        """Sky partitions of the input: q3c cells of at most ``partition_size`` detections.
+
+        One query counts the input detections per cell of level :data:`FINE_LEVEL`
+        (``q3c_ang2ipix(ra, dec) >> 2 (30 - level)``, read from the rows, not held);
+        :func:`catdb.spatial.cells.adaptive_cells` merges them into a quad tree.
+
+        Returns
+        -------
+        (cells, levels, counts) or None
+            None when everything fits in one partition (or ``partition_size`` is 0).
+        """
+        p = ctx.params
+        if p["partition_size"] == 0:
+            return None
+        q = sql.SQL("SELECT q3c_ang2ipix(d.ra, d.dec) >> %(shift)s AS cell, count(*) AS n FROM detection d "
+                    "WHERE d.exposure_id = ANY(%(ids)s) AND d.flags <= %(fmax)s "
+                    "AND (d.snr IS NULL OR d.snr >= %(snr)s) GROUP BY 1 ORDER BY 1")
+        h = fetch_arrays(ctx.conn, q, {"shift": 2 * (cells.MAX_LEVEL - FINE_LEVEL), "ids": list(ctx.inputs),
+                                       "fmax": p["flags_max"], "snr": p["snr_min"]},
+                         {"cell": "int64", "n": "int64"})
+        bad = ~np.isfinite(h["cell"])
+        if bad.any():
+            raise InputError(f"{int(h['n'][bad].sum())} input detections have no q3c pixel (non-finite ra/dec): "
+                             "association needs finite positions", keyword="ra/dec")
+        if h["n"].sum() <= p["partition_size"]:
+            return None
+        return cells.adaptive_cells(h["cell"], h["n"], FINE_LEVEL, p["partition_size"])
+
+    def _write_groups(self, ctx, d, labels, acc):
+        """COPY the objects of ``labels`` (0..n-1 over ``d``) and their links; scatter rows kept for later."""
+        ids = _new_ids(ctx.conn, int(labels.max()) + 1 if labels.size else 0)
+        cols, stats, inst = summary_columns(d, labels, ctx.params, scatter=False)
+        acc["object"] += copy_table(ctx.conn, "object", {"id": ids, **cols}, constants={"stage_run_id": ctx.run_id})
+        acc["detection_object"] += copy_table(ctx.conn, "detection_object",
+                                              {"detection_id": d["id"], "object_id": ids[labels]},
+                                              constants={"stage_run_id": ctx.run_id})
+        for k in ("moving", "orphans", "calibrated", "instrumental"):
+            acc[k] += stats[k]
+        two = inst["n_detections"] >= 2  # the scatter criterion needs >= 2 detections
+        pos = inst["pos_chi2_red"][two]
+        copy_table(ctx.conn, "_assoc_scatter", {
+            "id": ids[two], "n_epochs": inst["n_epochs"][two].astype(np.int64),
+            "n_detections": inst["n_detections"][two].astype(np.int64),
+            "pos_chi2": np.where(np.isfinite(pos), pos, np.nan), "pos_inf": np.isposinf(pos)})
+
+    def _apply_scatter(self, ctx) -> int:
+        """Mark ``moving`` the objects of this run whose positional scatter is large against all of them.
+
+        The criterion of :func:`~catdb.algorithms.association.scatter_moving` with the median
+        over every object of the run on >= 3 epochs (read from the server: its middle one or
+        two values, averaged as :func:`numpy.median` does).  Returns the number of objects marked.
+        """
+        valid = "n_epochs >= 3 AND (pos_inf OR pos_chi2 IS NOT NULL)"
+        n = ctx.execute(f"SELECT count(*) FROM _assoc_scatter WHERE {valid}").fetchone()[0]
+        ref = np.nan
+        if n:
+            mid = ctx.execute(f"SELECT CASE WHEN pos_inf THEN 'Infinity'::float8 ELSE pos_chi2 END AS v "
+                              f"FROM _assoc_scatter WHERE {valid} ORDER BY v OFFSET %s LIMIT %s",
+                              ((n - 1) // 2, 2 - n % 2)).fetchall()
+            ref = float(np.median(np.array([r[0] for r in mid], dtype=float)))
+        thr = scatter_threshold(ref, ctx.params["scatter_factor"])
+        # scatter_moving's test, NaN as 0 and +inf as the largest float (numpy.nan_to_num)
+        cur = ctx.execute(
+            "UPDATE object o SET kind = 'moving' FROM _assoc_scatter s WHERE o.id = s.id AND o.kind = 'static' "
+            "AND (CASE WHEN s.pos_inf THEN %s ELSE COALESCE(s.pos_chi2, 0) END) > %s",
+            (float(np.finfo(float).max), thr))
+        return cur.rowcount
 
     def run(self, ctx: StageContext) -> dict:
         p = ctx.params
         self._check(p)
         if p["incremental"]:
             return self._run_incremental(ctx)
-        d = self._detections(ctx, ctx.inputs)
-        labels = friends_of_friends(d["ra"], d["dec"], p["radius"])
-        ids = _new_ids(ctx.conn, int(labels.max()) + 1 if labels.size else 0)
-        n_obj, n_link, stats = self._write(ctx, d, labels, ids)
-        return {"detections_used": int(d["id"].size), "object": n_obj, "detection_object": n_link,
-                "objects_moving": stats["moving"], "objects_orphan": stats["orphans"],
-                "objects_calibrated": stats["calibrated"], "objects_instrumental": stats["instrumental"]}
+        # (dropped at the end too: several runs may share one transaction)
+        ctx.execute("DROP TABLE IF EXISTS pg_temp._assoc_scatter")
+        ctx.execute("CREATE TEMP TABLE _assoc_scatter (id bigint, n_epochs bigint, n_detections bigint, "
+                    "pos_chi2 float8, pos_inf boolean) ON COMMIT DROP")
+        acc = dict.fromkeys(("detections_used", "object", "detection_object", "moving", "orphans",
+                             "calibrated", "instrumental"), 0)
+        parts = self._partitions(ctx)
+        if parts is None:  # everything at once
+            d = self._detections(ctx, ctx.inputs)
+            acc["detections_used"] = int(d["id"].size)
+            self._write_groups(ctx, d, friends_of_friends(d["ra"], d["dec"], p["radius"]), acc)
+            n_parts, n_deferred = 1, 0
+        else:
+            n_parts, n_deferred = self._run_partitions(ctx, parts, acc)
+        acc["moving"] += self._apply_scatter(ctx)
+        ctx.execute("DROP TABLE _assoc_scatter")
+        return {"detections_used": acc["detections_used"], "object": acc["object"],
+                "detection_object": acc["detection_object"], "objects_moving": acc["moving"],
+                "objects_orphan": acc["orphans"], "objects_calibrated": acc["calibrated"],
+                "objects_instrumental": acc["instrumental"], "partitions": n_parts,
+                "detections_deferred": n_deferred}
+
+    def _run_partitions(self, ctx, parts, acc):
+        """Associate one q3c cell (with a margin) at a time; the deferred groups at the end.
+
+        See :func:`~catdb.algorithms.association.partition_components`: in each partition the
+        complete groups first seen in the cell are written; the cell's other detections are
+        deferred and grouped together once every partition is done, without the detections
+        written meanwhile.  Returns (number of partitions, detections deferred).
+        """
+        p = ctx.params
+        margin = p["partition_margin"] / 3600.0
+        depth = -(margin - p["radius"] / 3600.0) + 1e-9  # interior: the linking radius stays inside
+        deferred = []
+        for cell, level, n in zip(*parts):  # loop over sky partitions
+            nrm = cells.edge_normals(cells.cell_corners([cell], level))[0]
+            lo, hi = cells.cell_range(cell, level)
+            poly = polygon_condition("d.ra", "d.dec", cells.dilated_polygon(nrm, 1.5 * margin))
+            core = sql.SQL("(q3c_ang2ipix(d.ra, d.dec) BETWEEN {} AND {})::int").format(
+                sql.Literal(int(lo)), sql.Literal(int(hi)))
+            d = self._detections(ctx, ctx.inputs, where=poly, columns={"core": (core, "int64")})
+            is_core = d["core"] == 1
+            if int(is_core.sum()) != int(n):
+                raise CatdbError(f"associate: q3c cell {cell} (level {level}) holds {n} input detections but its "
+                                 f"polygon query returned {int(is_core.sum())} of them (a bug in the partitioning)")
+            xyz = _unit(d["ra"], d["dec"])
+            interior = cells.plane_distance(nrm, xyz) >= depth
+            labels = friends_of_friends(d["ra"], d["dec"], p["radius"])
+            write, defer = partition_components(labels, is_core, interior)
+            acc["detections_used"] += int(n)
+            if write.any():
+                sub = {k: v[write] for k, v in d.items()}
+                _, lab = np.unique(labels[write], return_inverse=True)
+                self._write_groups(ctx, sub, lab.ravel(), acc)
+            deferred.append(d["id"][defer])
+            del d, xyz, labels
+        ids = np.concatenate(deferred) if deferred else np.zeros(0, np.int64)
+        if ids.size:
+            # groups written meanwhile are whole: what is left of the deferred detections are whole groups
+            left = sql.SQL("d.id = ANY(%(deferred)s) AND NOT EXISTS (SELECT 1 FROM detection_object l "
+                           "WHERE l.detection_id = d.id AND l.stage_run_id = %(run)s)")
+            d = self._detections(ctx, ctx.inputs, where=Fragment(left, {"deferred": ids.tolist(), "run": ctx.run_id}))
+            if d["id"].size:
+                self._write_groups(ctx, d, friends_of_friends(d["ra"], d["dec"], p["radius"]), acc)
+        return len(parts[0]), int(ids.size)
 
     def _run_incremental(self, ctx: StageContext) -> dict:
         p = ctx.params
@@ -220,9 +403,12 @@ class Associate(Stage):
                 sel = d["exposure_id"] == eid
                 if not sel.any():
                     continue
-                ra_c, dec_c = float(np.median(d["ra"][sel])), float(np.median(d["dec"][sel]))
-                rad = float(np.max(np.hypot((d["ra"][sel] - ra_c) * np.cos(np.radians(dec_c)),
-                                            d["dec"][sel] - dec_c)))
+                # RA offsets from the first detection, so that a field across RA 0/360 stays whole
+                ra0 = d["ra"][sel][0]
+                dra = (d["ra"][sel] - ra0 + 180.0) % 360.0 - 180.0
+                ra_c, dec_c = float((ra0 + np.median(dra)) % 360.0), float(np.median(d["dec"][sel]))
+                rad = float(np.max(np.hypot(((d["ra"][sel] - ra_c + 180.0) % 360.0 - 180.0) *
+                                            np.cos(np.radians(dec_c)), d["dec"][sel] - dec_c)))
             cond = cone_condition("o.ra", "o.dec", ra_c, dec_c, rad + 2 * p["radius"] / 3600.0)
             ctx.execute(sql.SQL("INSERT INTO _assoc_near SELECT o.id FROM object o WHERE {} "
                                 "ON CONFLICT DO NOTHING").format(cond.sql), cond.params)
@@ -256,7 +442,7 @@ class Associate(Stage):
         all_d = fetch_arrays(ctx.conn, q, {"ids": touched.tolist()}, {"object_id": "int64", **_DET_COLUMNS})
         _check_mjd(all_d)
         uniq, labels = np.unique(all_d["object_id"], return_inverse=True)
-        cols, stats = summary_columns(all_d, labels.ravel(), p)
+        cols, stats, _ = summary_columns(all_d, labels.ravel(), p)
         ctx.execute("CREATE TEMP TABLE _assoc_upd (LIKE object INCLUDING DEFAULTS) ON COMMIT DROP")
         copy_table(ctx.conn, "_assoc_upd", {"id": uniq, **cols}, constants={"stage_run_id": ctx.run_id})
         names = [c for c in cols] + ["stage_run_id"]

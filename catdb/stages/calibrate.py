@@ -98,6 +98,10 @@ from .base import Param, Stage, StageContext, register
 _MAGCOL = re.compile(r"^mag_(auto|iso|psf)$|^mag_aper\[(\d+)\]$")
 _ONE_OVER_LN = 2.5 / np.log(10.0)  # 1.0857: mag error of a relative flux error
 _NO_SQL = sql.SQL("")
+#: methods pp and regression match this many exposures to the reference catalogue per query and
+#: write their zeropoints before the next chunk: one chunk's matches and residual lists bound the
+#: stage's memory, whatever the number of exposures (the per-exposure fits are independent)
+EXPOSURES_PER_QUERY = 100
 
 
 def inst_mag_sql(mag_column: str):
@@ -228,13 +232,16 @@ class Calibrate(Stage):
         bands = ctx.execute("SELECT id, band FROM exposure WHERE id = ANY(%s) ORDER BY id", (ids,)).fetchall()
         det = dict(mag=mag, err=err, params={**mparams, "errmax": p["magerr_max"]})
         if p["method"] == "relative":
-            rows = self._relative(ctx, bands, det)
+            chunks = [self._relative(ctx, bands, det)]
         elif p["method"] == "ensemble":
-            rows = self._ensemble(ctx, bands, det)
-        else:
-            rows = self._absolute(ctx, bands, det)
-        n = self._write(ctx, rows)
-        bad = [r["exposure_id"] for r in rows if not r["ok"]]
+            chunks = [self._ensemble(ctx, bands, det)]
+        else:  # pp / regression: matched and written one chunk of exposures at a time
+            chunks = self._absolute(ctx, bands, det)
+        n, bad = 0, []
+        for chunk in chunks:
+            n += self._write(ctx, chunk)
+            bad += [r["exposure_id"] for r in chunk if not r["ok"]]
+            del chunk  # not held while the next chunk is matched
         ctx.execute("UPDATE exposure SET quality_flags = quality_flags | %s::int WHERE id = ANY(%s)",
                     (QUALITY_FLAGS["bad_zeropoint"], bad))
         return {"zeropoint": n, "ok": n - len(bad), "bad_zeropoint": len(bad)}
@@ -244,7 +251,7 @@ class Calibrate(Stage):
         return sql.SQL(
             "(SELECT d.id, d.exposure_id, d.ra, d.dec, {m} AS inst_mag, {e} AS inst_err FROM detection d "
             "WHERE d.exposure_id = ANY(%(eids)s) AND d.flags = 0 AND {m} IS NOT NULL AND {e} <= %(errmax)s{x})"
-        ).format(m=det["mag"], e=det["err"], x=extra)
+        ).format(m=det["mag"], e=det["err"], x=extra if extra is not None else sql.SQL(""))
 
     # ------------------------------------------------------------------ reference catalogue
     def _absolute(self, ctx, bands, det):
@@ -278,8 +285,8 @@ class Calibrate(Stage):
             if target is None:
                 raise CatdbError(f"exposure {eid} has no band: give --param band=... (reference band)")
             by_band.setdefault(target, []).append(eid)
-        rows = []
-        for target, eids in by_band.items():  # loop over bands; one set-based match per band
+        plan = []
+        for target, eids in by_band.items():  # loop over bands; set-based matches per chunk of exposures
             base = sorted(tr.needs) if tr is not None else [target]
             need = sorted(set(base) | set(colour or ()) | {b for c in solar_cols for b in c.split("-")})
             missing = [b for b in base + list(colour or ()) if b not in present]
@@ -288,36 +295,44 @@ class Calibrate(Stage):
                     f"reference catalogue {refcat or '(any)'} has no magnitudes in band(s) {missing} needed to "
                     f"calibrate exposures {eids[:5]}{'...' if len(eids) > 5 else ''} in band {target!r}; bands "
                     f"present: {sorted(present)} (use --param band=..., or transform=CATALOG->BAND)")
-            rows += self._absolute_band(ctx, eids, target, tr, need, colour, solar_cols, det, ccond, radius)
-        return rows
+            step = EXPOSURES_PER_QUERY
+            plan += [(target, need, eids[i:i + step]) for i in range(0, len(eids), step)]
+        # every parameter and band was checked above; the matches run lazily, one chunk at a time
+        return (self._absolute_band(ctx, chunk, target, tr, need, colour, solar_cols, det, ccond, radius)
+                for target, need, chunk in plan)
 
     def _absolute_band(self, ctx, eids, target, tr, need, colour, solar_cols, det, ccond, radius):
+        """Zeropoint rows of the exposures ``eids`` (one chunk of one band), matched in one query.
+
+        The matches come back as arrays (:func:`~catdb.db.copy.fetch_arrays`, no Python object
+        per row); the caller writes the rows before the next chunk is matched.
+        """
         p = ctx.params
-        bind = {**det["params"], "eids": eids, "refcat": p["refcat"]}
+        bind = {**det["params"], "eids": list(eids), "refcat": p["refcat"]}
         mag_cols, notnull = [], []
         for j, b in enumerate(need):  # loop over bands, not rows
             bind[f"b{j}"] = b
+            # a missing reference error counts as 0 (PP floors it at 0.01 mag; transformations add their scatter)
             mag_cols.append(sql.SQL("(r.mags->>%(b{j})s)::double precision AS m{j}, "
-                                    "(r.mag_errs->>%(b{j})s)::double precision AS e{j}").format(j=sql.SQL(str(j))))
+                                    "COALESCE((r.mag_errs->>%(b{j})s)::double precision, 0) AS e{j}"
+                                    ).format(j=sql.SQL(str(j))))
             notnull.append(sql.SQL("(r.mags->>%(b{j})s) IS NOT NULL").format(j=sql.SQL(str(j))))
-        ref = sql.SQL("(SELECT r.id, r.ra, r.dec, r.catalog, {cols} FROM refcat_source r WHERE {c} AND {nn})").format(
-            cols=sql.SQL(", ").join(mag_cols), c=ccond, nn=sql.SQL(" AND ").join(notnull))
-        cols2 = ["id", "catalog"] + [f"{x}{j}" for j in range(len(need)) for x in ("m", "e")]
+        ref = sql.SQL("(SELECT r.id AS ref_id, r.ra, r.dec, r.catalog, {cols} FROM refcat_source r "
+                      "WHERE {c} AND {nn})").format(cols=sql.SQL(", ").join(mag_cols), c=ccond,
+                                                    nn=sql.SQL(" AND ").join(notnull))
+        mcols = [f"{x}{j}" for j in range(len(need)) for x in ("m", "e")]
         frag = nearest_join(self._det_subquery(det), ref, radius,
-                            columns1=["exposure_id", "id", "inst_mag", "inst_err"], columns2=cols2)
-        q = sql.SQL("SELECT * FROM ({}) AS m ORDER BY 1, 2").format(frag.sql)
-        res = ctx.execute(q, {**bind, **frag.params}).fetchall()
-        ncol = 4 + len(cols2) + 1
-        arr = np.array(res, dtype=object).reshape(len(res), ncol)
-        exp = arr[:, 0].astype(np.int64)
-        inst = arr[:, 2].astype(float)
-        inst_err = arr[:, 3].astype(float)
-        ref_id = arr[:, 4].astype(np.int64)
-        catalog = arr[:, 5].astype(str)
-        mags = {b: arr[:, 6 + 2 * j].astype(float) for j, b in enumerate(need)}
-        # a missing reference error counts as 0 (PP floors it at 0.01 mag; transformations add their scatter)
-        errs = {b: np.where(arr[:, 7 + 2 * j] == None, 0.0, arr[:, 7 + 2 * j]).astype(float)  # noqa: E711
-                for j, b in enumerate(need)}
+                            columns1=["exposure_id", "id", "inst_mag", "inst_err"],
+                            columns2=["ref_id", "catalog"] + mcols)
+        types = {"exposure_id": "int64", "id": "int64", "inst_mag": "float64", "inst_err": "float64",
+                 "ref_id": "int64", "catalog": "string", **{c: "float64" for c in mcols}}
+        q = sql.SQL("SELECT {} FROM ({}) AS m ORDER BY m.exposure_id, m.id").format(
+            sql.SQL(", ").join(sql.Identifier("m", c) for c in types), frag.sql)
+        a = fetch_arrays(ctx.conn, q, {**bind, **frag.params}, types)
+        exp, inst, inst_err, ref_id = a["exposure_id"], a["inst_mag"], a["inst_err"], a["ref_id"]
+        catalog = a["catalog"]
+        mags = {b: a[f"m{j}"] for j, b in enumerate(need)}
+        errs = {b: a[f"e{j}"] for j, b in enumerate(need)}
         if tr is not None:
             ref_mag, ref_err, _ = tr.apply(mags, errs)
             label_tr = f" via {tr.catalog}->{tr.target} ({tr.reference})"
