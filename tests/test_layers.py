@@ -1,4 +1,4 @@
-"""The package's layers hold (import-linter contracts in pyproject.toml), every stage is under the
+"""The package's layers hold (import-linter contracts in pyproject.toml), ruff finds nothing, every stage is under the
 no-stage-imports-another contract, and `catdb --help` does not load the heavy libraries."""
 import os
 import pkgutil
@@ -60,3 +60,15 @@ def test_cli_start_up_loads_no_heavy_library():
     assert "catdb" in loaded and "click" in loaded
     heavy = loaded & {"astropy", "scipy", "matplotlib", "alembic", "photutils", "reproject", "ccdproc", "pyarrow"}
     assert not heavy, f"catdb --help imports {sorted(heavy)}"
+
+
+def test_ruff_clean():
+    """`ruff check` (configuration in pyproject.toml: pyflakes, pycodestyle, bugbear, pyupgrade at
+    120 columns) finds nothing in the package, the tests, the benchmarks and the tools."""
+    here = Path(sys.executable).parent / "ruff"
+    exe = str(here) if here.exists() else shutil.which("ruff")
+    if exe is None:
+        pytest.skip("ruff is not installed (in catdb's test extra: pip install -e '.[test]')")
+    r = subprocess.run([exe, "check", "--no-cache", "catdb", "tests", "bench", "tools"], capture_output=True,
+                       text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, "ruff check found problems:\n" + r.stdout[-5000:] + r.stderr
