@@ -60,7 +60,6 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from catdb.algorithms.association import _unit_vectors
 from catdb.errors import InputError
 
 from .robust import group_median
