@@ -144,7 +144,7 @@ def night(pg_server, template_db):
 
 @pytest.fixture(scope="module")
 def tap(night):
-    from catdb.tap import create_server
+    from catdb.tap import create_server, stop_server
 
     url = night[0]
     server, app = create_server(url, "127.0.0.1", 0, threads=4, timeout=60, default_maxrec=20000,
@@ -153,9 +153,8 @@ def tap(night):
     t.start()
     base = f"http://127.0.0.1:{server.effective_port}/tap"
     yield base, app
-    app.jobs.shutdown()
-    server.close()
-    t.join(timeout=10)
+    stop_server(server, app, t)
+    assert not t.is_alive()
 
 
 def _get(url, data=None):
