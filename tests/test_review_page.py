@@ -44,15 +44,14 @@ def night(pg_server, template_db):
 
 @pytest.fixture(scope="module")
 def server(night):
-    from catdb.tap import create_server
+    from catdb.tap import create_server, stop_server
 
     srv, app = create_server(night[0], "127.0.0.1", 0, threads=4, timeout=60, reviewer="Test Reviewer")
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     yield f"http://127.0.0.1:{srv.effective_port}", app
-    app.jobs.shutdown()
-    srv.close()
-    t.join(timeout=10)
+    stop_server(srv, app, t)
+    assert not t.is_alive()
 
 
 def _req(url, data=None, headers=None):

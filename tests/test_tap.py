@@ -101,6 +101,34 @@ def test_ucds_are_ucd1plus_words():
     assert ucd.column_ucd("forced_source", "flux") == "phot.flux"
 
 
+def test_tabledata_rows_of_every_length_leave_the_heap_intact():
+    """Rows whose TABLEDATA text is 256 or 512 bytes long are written without a heap overrun.
+
+    astropy's C TABLEDATA writer (astropy issue #20419) wrote a NUL one byte past its buffer for
+    such rows, and the service crashed later, anywhere; Python's debug allocator
+    (``PYTHONMALLOC=debug``) checks the guard bytes of every block and aborts on the first overrun.
+    """
+    import os
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import io, numpy as np\n"
+        "from astropy.io.votable import parse_single_table\n"
+        "from catdb.tap.votable import ResultField, write_result\n"
+        "f = [ResultField('s', 'unicodeChar', '*', None, None, None, None)]\n"
+        "for n in range(150, 1100):\n"
+        "    body = write_result(f, [np.ma.array(['x' * n], mask=[False])], False)\n"
+        "    assert parse_single_table(io.BytesIO(body)).array['s'][0] == 'x' * n\n"
+        "print('ok')\n")
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONMALLOC="debug",
+               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[:3000]
+
+
 # --------------------------------------------------------------------------- the service on the real night
 @pytest.fixture(scope="module")
 def night(pg_server, template_db):
@@ -116,7 +144,7 @@ def night(pg_server, template_db):
 
 @pytest.fixture(scope="module")
 def tap(night):
-    from catdb.tap import create_server
+    from catdb.tap import create_server, stop_server
 
     url = night[0]
     server, app = create_server(url, "127.0.0.1", 0, threads=4, timeout=60, default_maxrec=20000,
@@ -125,9 +153,8 @@ def tap(night):
     t.start()
     base = f"http://127.0.0.1:{server.effective_port}/tap"
     yield base, app
-    app.jobs.shutdown()
-    server.close()
-    t.join(timeout=10)
+    stop_server(server, app, t)
+    assert not t.is_alive()
 
 
 def _get(url, data=None):

@@ -66,7 +66,7 @@ def command(obj, host, port, timeout, default_maxrec, max_rows, workers, threads
     if not timeout > 0:
         raise CatdbError(f"--timeout {timeout}: expected a positive number of seconds")
     try:
-        from ..tap import create_server
+        from ..tap import create_server, stop_server
     except ImportError as e:  # pragma: no cover - the serve extra not installed
         raise CatdbError(f"catdb serve needs the 'serve' extra (pip install 'catdb[serve]'): {e}") from None
     try:
@@ -90,5 +90,4 @@ def command(obj, host, port, timeout, default_maxrec, max_rows, workers, threads
     except KeyboardInterrupt:
         pass
     finally:
-        app.jobs.shutdown()
-        server.close()
+        stop_server(server, app)

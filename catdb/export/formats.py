@@ -292,36 +292,6 @@ def _measure(conn, wrapped, params, cols, text_lengths):
 
 
 # --------------------------------------------------------------------------- streaming read
-class _CopyStream(io.RawIOBase):
-    """A file-like object over ``COPY ... TO STDOUT`` data (for pyarrow's CSV reader)."""
-
-    def __init__(self, copy):
-        self._it = iter(copy)
-        self._buf = bytearray()
-        self._done = False
-
-    def readable(self):
-        return True
-
-    def read(self, n=-1):
-        while not self._done and (n < 0 or len(self._buf) < n):
-            try:
-                self._buf += next(self._it)
-            except StopIteration:
-                self._done = True
-        if n < 0 or n >= len(self._buf):
-            out, self._buf = bytes(self._buf), bytearray()
-        else:
-            out = bytes(self._buf[:n])
-            del self._buf[:n]
-        return out
-
-    def readinto(self, b):
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
-
-
 def _arrow_types(cols):
     import pyarrow as pa
 
@@ -342,6 +312,15 @@ def _arrow_types(cols):
 def iter_batches(conn, described: Described, params=None, *, block_bytes: int = 8 << 20):
     """Stream the rows of the described query as pyarrow RecordBatches.
 
+    The ``COPY ... TO STDOUT (FORMAT csv)`` rows are read in the calling thread and parsed by
+    pyarrow from memory, about ``block_bytes`` of whole rows at a time (in copy-out mode the
+    server sends CopyData messages "always one per row": PostgreSQL manual, Frontend/Backend
+    Protocol, COPY Operations; psycopg's ``Copy`` yields one message per item).  pyarrow is
+    never handed a Python file object: its streaming CSV reader reads such a file from its own
+    I/O threads, which would then drive the psycopg connection outside
+    the caller's control (still reading when an error makes the caller close it) and drop the
+    last reference to the file in a thread of theirs, even while the interpreter finalises.
+
     Parameters
     ----------
     described : Described
@@ -354,31 +333,36 @@ def iter_batches(conn, described: Described, params=None, *, block_bytes: int = 
     pyarrow.RecordBatch
         Columns ``c0``, ``c1``, ... (vectors as ``c<i>_<k>``) typed as :class:`OutColumn` says.
     """
-    import pyarrow.csv as pacsv
-
     cols = described.columns
     names, types = _arrow_types(cols)
     exprs = [e for c in cols for e in c.exprs]
     q = sql.SQL("COPY (SELECT {} FROM ({}) AS _src) TO STDOUT WITH (FORMAT csv)").format(
         sql.SQL(", ").join(exprs), described.query)
     has_text = any(c.kind == "text" for c in cols)
+    buf = bytearray()
     with conn.cursor() as cur, cur.copy(q, params) as cp:
-        stream = _CopyStream(cp)
-        try:
-            reader = pacsv.open_csv(
-                stream,
-                read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes),
-                parse_options=pacsv.ParseOptions(newlines_in_values=has_text),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=types, true_values=["t"], false_values=["f"], null_values=[""],
-                    strings_can_be_null=True, quoted_strings_can_be_null=False))
-        except Exception as e:  # an empty result: pyarrow refuses an empty CSV
-            if stream.read(1) == b"" and "Empty CSV" in str(e):
-                return
-            raise
-        for batch in reader:
-            yield batch
-        stream.read()  # drain (nothing left normally)
+        for row in cp:
+            buf += row
+            if len(buf) >= block_bytes:
+                yield from _parse_csv(buf, names, types, has_text, block_bytes)
+                buf = bytearray()
+    if buf:
+        yield from _parse_csv(buf, names, types, has_text, block_bytes)
+
+
+def _parse_csv(data, names, types, has_text, block_bytes):
+    """RecordBatches of whole CSV rows in memory (``COPY`` FORMAT csv: empty = NULL, ``t``/``f``)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(
+        pa.py_buffer(bytes(data)),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=max(block_bytes, 1 << 16)),
+        parse_options=pacsv.ParseOptions(newlines_in_values=has_text),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types, true_values=["t"], false_values=["f"], null_values=[""],
+            strings_can_be_null=True, quoted_strings_can_be_null=False))
+    yield from table.to_batches()
 
 
 def assemble(batch, cols):

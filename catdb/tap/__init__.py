@@ -1,7 +1,8 @@
 """catdb's IVOA TAP 1.1 service (``catdb serve``): ADQL translated to PostgreSQL + q3c.
 
 :func:`prepare` writes TAP_SCHEMA and returns the metadata; :func:`create_server`
-returns a waitress server running :class:`~catdb.tap.service.TapService`.
+returns a waitress server running :class:`~catdb.tap.service.TapService`; :func:`stop_server`
+stops it and joins every thread it started.
 """
 from __future__ import annotations
 
@@ -94,3 +95,35 @@ def create_server(url, host: str = "127.0.0.1", port: int = 8080, *, threads: in
     server = _create(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True,
                      ident="catdb-tap")
     return server, app
+
+
+def stop_server(server, app, thread=None, timeout: float = 10.0) -> None:
+    """Stop a server of :func:`create_server` and join the threads it started.
+
+    ``server.close()`` alone closes the listening socket only: waitress's request threads and
+    the socket loop (kept alive by open keep-alive connections) would run on while the
+    interpreter finalises.  Here the async jobs are aborted and their threads joined, the
+    request threads finish their request and are joined, then every socket is closed in the
+    loop's own thread, which then returns from ``server.run()``.
+
+    Parameters
+    ----------
+    server, app :
+        As returned by :func:`create_server`.
+    thread : threading.Thread, optional
+        The thread running ``server.run()``, when it runs in one; joined.
+    timeout : float
+        Seconds to wait for the request threads, and for ``thread`` [s].
+    """
+    from waitress import wasyncore  # the serve extra, as in create_server
+
+    app.jobs.shutdown()
+    server.task_dispatcher.shutdown(timeout=timeout)
+    sockets = server._map  # noqa: SLF001 - waitress's socket map (the listener, the trigger, the channels)
+    if thread is not None and thread.is_alive():
+        # the loop thread closes them (closing a socket another thread polls is a race); with the map
+        # empty, wasyncore.loop returns
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(sockets))
+        thread.join(timeout)
+    else:
+        wasyncore.close_all(sockets)

@@ -31,19 +31,19 @@ PHASES = ("PENDING",) + ACTIVE + FINAL + ("HELD", "SUSPENDED", "ARCHIVED", "UNKN
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def iso(t: dt.datetime | None) -> str | None:
     if t is None:
         return None
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
 def parse_iso(text: str) -> dt.datetime:
     """An ISO 8601 time (``Z`` or offset; naive = UTC)."""
     t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -173,9 +173,10 @@ class JobStore:
             self._cond.notify_all()
 
     def shutdown(self):
+        """Abort every job (a running query is cancelled) and join the job threads."""
         for j in self.jobs():
             self.abort(j)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     # ---------------------------------------------------------------- XML
     def job_xml(self, job: Job, base: str) -> str:

@@ -123,7 +123,7 @@ def write_result(fields: list[ResultField], columns: list, overflow: bool, seria
                 fld.description = f.description
             tab.fields.append(fld)
         tab.create_arrays(n)
-        for f, name, col in zip(fields, names, columns):
+        for _f, name, col in zip(fields, names, columns):
             if col.ndim == 2:
                 tab.array[name] = col
                 continue
@@ -132,7 +132,12 @@ def write_result(fields: list[ResultField], columns: list, overflow: bool, seria
             tab.array[name] = data
             tab.array.mask[name] = mask
         buf = io.BytesIO()
-        vot.to_xml(buf, tabledata_format=serialization)
+        # astropy's pure-Python TABLEDATA writer, not its C one: astropy.io.votable.tablewriter.write_tabledata
+        # (astropy <= 8.0.2 at least; astropy issue #20419, fix proposed in PR #20428) NUL-terminates its row
+        # buffer one byte past the end when a row's XML is exactly a power of two long (256, 512, ...
+        # bytes); in pymalloc's 256/512-byte blocks that byte is the first of the next object, and the
+        # service crashed later anywhere (gc, numpy, psycopg).  Same bytes out, about the same speed.
+        vot.to_xml(buf, tabledata_format=serialization, _debug_python_based_parser=True)
     text = buf.getvalue()
     if overflow:
         k = text.rfind(b"</TABLE>")
