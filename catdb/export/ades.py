@@ -138,7 +138,7 @@ def psv_to_xml(text: str) -> bytes:
     else:
         body = "\n".join(recs)
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<ades version="{escape(version)}">\n{body}\n</ades>\n'
-            ).encode("utf-8")
+            ).encode()
 
 
 def schema_file(kind: str):

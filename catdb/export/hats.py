@@ -3,13 +3,13 @@
 HATS (Hierarchical Adaptive Tiling Scheme: the format of the LINCC Frameworks ``hats`` /
 ``hats-import`` / ``lsdb`` packages used for Rubin, ZTF and Gaia catalogues; "LSDB: Large Survey
 DataBase", RNAAS 8, 2024, doi:10.3847/2515-5172/ad4da1, and "Using LSDB to enable large-scale
-catalog distribution, cross-matching, and analytics", arXiv:2501.02103) stores a catalogue as one Parquet file per HEALPix pixel, the pixels chosen
-adaptively so that no file holds more than ``pixel_threshold`` rows, plus a *margin cache*: for
-every pixel, the rows of the neighbouring pixels within ``margin_arcsec`` of its border.  LSDB
-(Dask) cross-matches two HATS catalogues pixel by pixel, each pixel against the aligned pixel
-of the other catalogue and its margin, so a cross-match scales over as many cores and machines
-as a Dask cluster has (hats-import manual, "Catalog import" and "Margin cache"; LSDB manual,
-"Crossmatching").
+catalog distribution, cross-matching, and analytics", arXiv:2501.02103) stores a catalogue as one
+Parquet file per HEALPix pixel, the pixels chosen adaptively so that no file holds more than
+``pixel_threshold`` rows, plus a *margin cache*: for every pixel, the rows of the neighbouring
+pixels within ``margin_arcsec`` of its border. LSDB (Dask) cross-matches two HATS catalogues pixel
+by pixel, each pixel against the aligned pixel of the other catalogue and its margin, so a
+cross-match scales over as many cores and machines as a Dask cluster has (hats-import manual,
+"Catalog import" and "Margin cache"; LSDB manual, "Crossmatching").
 
 How the export runs (:func:`export_hats`):
 

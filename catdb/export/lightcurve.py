@@ -202,7 +202,8 @@ def lightcurve(conn, track=None, object=None, *, source: str = "both", outliers:
     kind, ids = _kind_ids(track, object)
     _check_targets(conn, kind, ids)
     if (light_time or delta_au is not None) and (kind != "track" or len(ids) != 1):
-        raise InputError("the light-time correction needs a track, one at a time (an object has no SkyBoT match): use track:ID",
+        raise InputError("the light-time correction needs a track, one at a time (an object has no SkyBoT "
+                         "match): use track:ID",
                          keyword="light_time")
     select = sql.SQL(", ").join(sql.SQL(expr.format(inst=_INST, inst_err=_INST_ERR)) + sql.SQL(" AS ")
                                 + sql.Identifier(name) for name, (expr, _, _) in _COLUMNS.items())

@@ -167,7 +167,8 @@ def _validate_ades(text, stn, expect, path):
     dec = np.asarray(t["dec"]).astype(float)
     rms_ra = np.asarray(t["rmsRA"]).astype(float) if "rmsRA" in t.colnames else np.full(len(t), np.nan)
     bad = (np.abs(mjd - expect["mjd"]) * 86400 > 5e-4 + 1e-6) \
-        | (np.abs((ra - expect["ra"] + 180) % 360 - 180) > 5e-8 + 1e-12) | (np.abs(dec - expect["dec"]) > 5e-8 + 1e-12) \
+        | (np.abs((ra - expect["ra"] + 180) % 360 - 180) > 5e-8 + 1e-12) \
+        | (np.abs(dec - expect["dec"]) > 5e-8 + 1e-12) \
         | (np.isfinite(expect["rms_ra"]) & ~(rms_ra >= np.round(expect["rms_ra"], 3) - 1e-9))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -393,7 +394,7 @@ def _reviewed(conn, status, track_ids, decisions):
 # light curves: moved to catdb.export.lightcurve (one light-curve function, on the view
 # lightcurve_point); the names stay importable from here
 
-from .lightcurve import (  # noqa: F401
+from .lightcurve import (  # noqa: E402, F401
     AU_LIGHT_DAYS,
     choose_points,
     geocentric_distance,

@@ -42,7 +42,7 @@ _TIME_FMT = {
 
 
 def run_adql(url, adql: str, *, maxrec: int, timeout_s: float, serialization: str = "tabledata",
-             cancel: "Cancel | None" = None) -> QueryResult:
+             cancel: Cancel | None = None) -> QueryResult:
     """Translate and run ``adql``; the result as VOTable bytes.
 
     Parameters

@@ -173,7 +173,7 @@ class ReviewApp:
         """The tracks to review with their facts, identification and decisions (newest first)."""
         with self._conn() as c:
             rows = c.execute(
-                f"""SELECT t.id, t.n_detections, t.mjd_first, t.mjd_last, t.ra, t.dec, t.rate, t.rate_ra,
+                """SELECT t.id, t.n_detections, t.mjd_first, t.mjd_last, t.ra, t.dec, t.rate, t.rate_ra,
                           t.rate_dec, t.pa, t.rms, t.mean_mag, t.designation, t.skybot_name, t.skybot_sep,
                           t.skybot_rate_diff, t.skybot_delta,
                           (SELECT class FROM skybot_object s WHERE s.name = t.skybot_name LIMIT 1),
@@ -296,8 +296,9 @@ class ReviewApp:
             m = ok & (np.asarray(t["source"]) == src)
             if m.any():
                 cal = np.asarray(t["calibrated"])[m]
-                ax.errorbar((mjd[m] - t0) * 24, np.asarray(t["mag"], float)[m], yerr=np.asarray(t["mag_err"], float)[m],
-                            fmt=mk, ms=3, label=f"{src} ({'calibrated' if cal.all() else 'instrumental' if not cal.any() else 'mixed'})")
+                kind = "calibrated" if cal.all() else "instrumental" if not cal.any() else "mixed"
+                ax.errorbar((mjd[m] - t0) * 24, np.asarray(t["mag"], float)[m],
+                            yerr=np.asarray(t["mag_err"], float)[m], fmt=mk, ms=3, label=f"{src} ({kind})")
         ax.invert_yaxis()
         ax.set_xlabel(f"hours from MJD {t0:.4f}")
         ax.set_ylabel("mag")
@@ -329,8 +330,10 @@ def _card(c, base) -> str:
     if c["designation"]:
         ident.append(f"designation <b>{e(c['designation'])}</b>")
     if c["skybot_name"]:
-        ident.append(f"SkyBoT <b>{e(c['skybot_name'])}</b>" + (f" ({e(c['skybot_class'])})" if c["skybot_class"] else "")
-                     + f": {_f(c['skybot_sep'], '.1f')}\" off, rate differs by {_f(c['skybot_rate_diff'], '.1f')}\"/h")
+        ident.append(f"SkyBoT <b>{e(c['skybot_name'])}</b>"
+                     + (f" ({e(c['skybot_class'])})" if c["skybot_class"] else "")
+                     + f": {_f(c['skybot_sep'], '.1f')}\" off, rate differs by "
+                     f"{_f(c['skybot_rate_diff'], '.1f')}\"/h")
     for hz in c["horizons"]:
         ident.append(f"JPL Horizons <b>{e(str(hz.get('name') or hz.get('target')))}</b> ({e(str(hz.get('mode')))}"
                      + (f", {hz['sep']:.1f}\" median" if hz.get("sep") is not None else "") + ")")

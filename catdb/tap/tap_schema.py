@@ -210,7 +210,7 @@ def read_metadata(conn) -> Metadata:
         indexed.setdefault(oid, set()).add(att)
     schema_name = conn.execute("SELECT current_schema()").fetchone()[0]
     tables: dict[int, TableMeta] = {}
-    for oid, relname, kind, tdesc, attnum, attname, typ, com in rows:
+    for oid, relname, kind, tdesc, _attnum, attname, typ, com in rows:
         t = tables.get(oid)
         if t is None:
             t = tables[oid] = TableMeta(schema_name, relname, "view" if kind in ("v", "m") else "table",
