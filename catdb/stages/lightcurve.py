@@ -11,8 +11,9 @@ target's calibrated forced photometry when it has at least 5 points, else its de
 ``mag_auto`` otherwise (a zero-point-free period search is still valid on one night with one
 filter).  With ``exclude_flagged`` (default) the points of exposures that a QA stage flagged
 (``quality_flags != 0``, e.g. the twilight frames ``qa-background`` finds) and flagged forced
-measurements (edge, saturated, masked, bad background) are left out; the counts say how
-many.  Times are ``exposure.mjd_mid`` [d].  No light-time correction is applied (a
+measurements (edge, saturated, masked, bad background, and no aperture correction: flag 32,
+whose ``mag`` is the aperture magnitude, offset from the corrected ones by the correction) are
+left out; the counts say how many.  Times are ``exposure.mjd_mid`` [d].  No light-time correction is applied (a
 single-night period is affected by < 1e-4 of its value).
 
 Period: generalised Lomb-Scargle (:func:`catdb.algorithms.lightcurve.period_search`,
