@@ -32,6 +32,7 @@ from .._version import __version__
 from ..errors import InputError
 from ..wcsutil import clean_wcs_header, wcs_from_header
 from .astrometry import merge_wcs
+from .imagehdu import first_image_hdu
 
 __all__ = ["coadd", "frame_mjd_mid"]
 
@@ -71,13 +72,7 @@ def _read(path, hdu, wcs_header=None):
         data, header = _read(path, hdu)
         return data, merge_wcs(header, clean_wcs_header(wcs_header, path=path))
     with fits.open(path) as hdul:
-        if hdu is None:
-            cand = [h for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2]
-            if not cand:
-                raise InputError("no 2-D image HDU in file", path=path)
-            h = cand[0]
-        else:
-            h = hdul[hdu]
+        h = first_image_hdu(hdul, path) if hdu is None else hdul[hdu]
         return np.asarray(h.data, dtype=np.float32), clean_wcs_header(h.header, path=path)
 
 

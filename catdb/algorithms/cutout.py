@@ -19,6 +19,7 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from ..errors import InputError
 from ..wcsutil import clean_wcs_header, wcs_from_header
 from .astrometry import merge_wcs
+from .imagehdu import first_image_hdu
 
 __all__ = ["cutout_hdus", "cutout_strip_png", "cutouts"]
 
@@ -29,17 +30,11 @@ def _image(path, hdu):
         raise InputError("image file not found", path=path)
     with fits.open(path) as hdul:
         if hdu is None:
-            cand = [h for h in hdul if h.is_image and h.data is not None and h.data.ndim == 2]
-            if not cand:
-                raise InputError("no 2-D image HDU in file", path=path)
-            h = cand[0]
+            h = first_image_hdu(hdul, path)
         else:
             h = hdul[hdu]
             if h.data is None or h.data.ndim != 2:  # e.g. hdu 0 of a tile-compressed file
-                cand = [x for x in hdul if x.is_image and x.data is not None and x.data.ndim == 2]
-                if not cand:
-                    raise InputError(f"HDU {hdu} holds no 2-D image", path=path)
-                h = cand[0]
+                h = first_image_hdu(hdul, path, f"HDU {hdu} holds no 2-D image")
         return np.asarray(h.data, dtype=np.float32), h.header.copy()
 
 

@@ -490,10 +490,19 @@ def period_search(mjd, mag, magerr=None, *, min_period=None, max_period=None,
                         mag_offset=offs[sidx] - offs[sidx[np.argmin(t)]])
 
 
-def _figure():
+def _axes():
+    """A new figure (7 x 4.5 in) and its one Axes."""
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state
 
-    return Figure(figsize=(7, 4.5), layout="constrained")
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _save_png(fig, path) -> Path:
+    """Write ``fig`` to ``path`` as PNG at 100 dpi; returns the path."""
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    return path
 
 
 def plot_lightcurve(result, path, title=None):
@@ -510,8 +519,7 @@ def plot_lightcurve(result, path, title=None):
     -------
     pathlib.Path
     """
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     mag = result.mag if result.mag_offset is None else result.mag - result.mag_offset  # sessions on one scale
     for shift in (0.0, 1.0):
         ax.errorbar(result.phase + shift, mag,
@@ -522,9 +530,7 @@ def plot_lightcurve(result, path, title=None):
     ax.set_xlabel(f"phase (P = {result.rotation_period * 24:.4f} h, epoch MJD {result.epoch:.5f})")
     ax.set_ylabel("magnitude")
     ax.set_title(title or f"amplitude {result.amplitude:.3f} mag, FAP {result.fap:.2g}")
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    return _save_png(fig, path)
 
 
 def plot_periodogram(result, path, title=None):
@@ -540,14 +546,11 @@ def plot_periodogram(result, path, title=None):
     -------
     pathlib.Path
     """
-    fig = _figure()
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     ax.plot(24.0 / result.frequency, result.power, "k-", lw=0.8)
     ax.axvline(result.period * 24, color="r", lw=0.8, ls="--")
     ax.set_xscale("log")
     ax.set_xlabel("light-curve period (h)")
     ax.set_ylabel("Lomb-Scargle power")
     ax.set_title(title or f"best {result.period * 24:.4f} +- {result.period_err * 24:.4f} h")
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    return _save_png(fig, path)

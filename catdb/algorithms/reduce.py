@@ -45,6 +45,7 @@ from .._version import __version__
 from ..errors import InputError
 from ..imagetypes import normalise_image_type
 from ..wcsutil import clean_wcs_header
+from .imagehdu import first_image_hdu, is_2d_image
 
 __all__ = ["CalibrationFrame", "read_raw", "parse_section", "frame_filter", "frame_type",
            "overscan_trim", "prepare_frame", "has_overscan", "master_bias", "master_dark", "master_flat",
@@ -79,13 +80,6 @@ class CalibrationFrame:
         return self.ccd.header
 
 
-def _image_hdu_index(hdul, path) -> int:
-    for i, h in enumerate(hdul):
-        if h.is_image and h.data is not None and getattr(h.data, "ndim", 0) == 2:
-            return i
-    raise InputError("no 2-D image HDU in file", path=path)
-
-
 def read_raw(path, hdu: int | None = None) -> CCDData:
     """Read one image HDU as :class:`~astropy.nddata.CCDData` in ADU.
 
@@ -111,10 +105,9 @@ def read_raw(path, hdu: int | None = None) -> CCDData:
     if not path.exists():
         raise InputError("file not found", path=path)
     with fits.open(path) as hdul:
-        idx = _image_hdu_index(hdul, path) if hdu is None else hdu
-        h = hdul[idx]
-        if not h.is_image or h.data is None or h.data.ndim != 2:
-            raise InputError(f"HDU {idx} holds no 2-D image", path=path)
+        h = first_image_hdu(hdul, path) if hdu is None else hdul[hdu]
+        if not is_2d_image(h):
+            raise InputError(f"HDU {hdu} holds no 2-D image", path=path)
         data = np.asarray(h.data, dtype=np.float32)
         header = h.header.copy()
     for k in ("BZERO", "BSCALE", "ZIMAGE", "ZCMPTYPE"):

@@ -113,6 +113,16 @@ def show_command(obj, target, output, png, light_time, delta, skybot_votable):
             click.echo(f"wrote {png}", err=True)
 
 
+def _plot_period(obj, res, png, label, fold, fap):
+    """The folded light curve of a period search as PNG, titled ``label: P = ... h, folded on ...``."""
+    from ..algorithms.lightcurve import plot_lightcurve
+
+    plot_lightcurve(res, png, title=f"{label}: P = {res.period * 24:.4f} h, folded on {fold} "
+                                    f"({res.rotation_period * 24:.4f} h), FAP {fap}")
+    if not obj.get("quiet"):
+        click.echo(f"wrote {png}", err=True)
+
+
 def _plot_lc(t, path, title):
     from matplotlib.figure import Figure
 
@@ -161,7 +171,7 @@ def period_command(obj, target, source, nterms, min_period_h, max_period_h, fold
     1986 as a floor), the method printed.  An asteroid's light curve is
     usually double-peaked, so the rotation period is most often 2P (Harris et al. 1989).
     """
-    from ..algorithms.lightcurve import period_search, plot_lightcurve
+    from ..algorithms.lightcurve import period_search
     from ..export.lightcurve import choose_points
 
     with _reader(obj) as conn:
@@ -192,10 +202,7 @@ def period_command(obj, target, source, nterms, min_period_h, max_period_h, fold
              f"  searched {min_period_h:.3f} h to {24 / res.frequency[0]:.3f} h"]
     click.echo("\n".join(lines))
     if png:
-        plot_lightcurve(res, png, title=f"{kind} {tid}: P = {p_h:.4f} h, folded on {fold} "
-                                        f"({res.rotation_period * 24:.4f} h), FAP {fap}")
-        if not obj.get("quiet"):
-            click.echo(f"wrote {png}", err=True)
+        _plot_period(obj, res, png, f"{kind} {tid}", fold, fap)
 
 
 @click.command("cutouts", epilog="""\b
@@ -366,7 +373,7 @@ def session_period_command(obj, session_ids, object_, nterms, min_period_h, max_
     the false-alarm probability with the method that gave them
     (:func:`catdb.algorithms.lightcurve.period_search`; Harris et al. 1989).
     """
-    from ..algorithms.lightcurve import period_search, plot_lightcurve
+    from ..algorithms.lightcurve import period_search
     from ..ingest.alcdef import load_sessions
 
     if bool(session_ids) == bool(object_):
@@ -400,7 +407,4 @@ def session_period_command(obj, session_ids, object_, nterms, min_period_h, max_
              f"  searched {min_period_h:.3f} h to {max_period_h:.3f} h"]
     click.echo("\n".join(lines))
     if png:
-        plot_lightcurve(res, png, title=f"{label}: P = {p_h:.4f} h, folded on {fold} "
-                                        f"({res.rotation_period * 24:.4f} h), FAP {fap}")
-        if not obj.get("quiet"):
-            click.echo(f"wrote {png}", err=True)
+        _plot_period(obj, res, png, label, fold, fap)

@@ -249,44 +249,16 @@ def _stream(conn, query, bind, overrides, label, fmt, output, limit, max_rows, o
 
 def _names(description):
     """Result column names, duplicates numbered (``id``, ``id_1``) as astropy tables need."""
-    seen, out = {}, []
-    for c in description:
-        name = c.name
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        else:
-            seen[name] = 0
-        out.append(name)
-    return out
+    from ..export.table import unique_names
+
+    return unique_names(c.name for c in description)
 
 
 def _table(rows, names, meta):
     """An astropy Table of one block of rows, with units and descriptions."""
-    import astropy.units as u
-    from astropy.table import MaskedColumn, Table
+    from ..export.table import table_from_rows
 
-    from ..export.table import _column
-
-    t = Table()
-    for i, name in enumerate(names):
-        vals = [r[i] for r in rows]
-        data = _column(vals)
-        if not hasattr(data, "mask") and data.dtype.kind in "US" and any(v is None for v in vals):
-            data = np.ma.array(data, mask=[v is None for v in vals])  # NULL text stays NULL (JSON null)
-        unit, desc = meta[i]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", u.UnitsWarning)
-            try:
-                unit = u.Unit(unit, parse_strict="silent") if unit else None
-            except ValueError:
-                unit = None
-        if hasattr(data, "mask"):
-            t[name] = MaskedColumn(data, unit=unit, description=desc)
-        else:
-            t[name] = data
-            t[name].unit, t[name].description = unit, desc
-    return t
+    return table_from_rows(rows, names, meta, mask_null_text=True)  # NULL text stays NULL (JSON null)
 
 
 def _write_blocks(cur, names, meta, fmt, fh) -> int:

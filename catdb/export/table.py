@@ -93,17 +93,49 @@ def query_table(conn, query, params=None, *, single_statement=False):
     if cur.description is None:
         return Table()
     rows = cur.fetchall()
-    meta = _comments(conn, cur)
-    t = Table()
-    names_seen = {}
-    for i, c in enumerate(cur.description):
-        name = c.name
-        if name in names_seen:
-            names_seen[name] += 1
-            name = f"{name}_{names_seen[name]}"
+    return table_from_rows(rows, unique_names(c.name for c in cur.description), _comments(conn, cur))
+
+
+def unique_names(names) -> list[str]:
+    """Column names with repeats numbered (``id``, ``id_1``, ``id_2``) as astropy tables need."""
+    seen, out = {}, []
+    for name in names:
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
         else:
-            names_seen[name] = 0
-        data = _column([r[i] for r in rows])
+            seen[name] = 0
+        out.append(name)
+    return out
+
+
+def table_from_rows(rows, names, meta, *, mask_null_text: bool = False) -> Table:
+    """An astropy Table of result rows, with units and descriptions.
+
+    Parameters
+    ----------
+    rows : sequence of tuple, shape (N,)
+        Result rows (Python values as psycopg returns them; None is SQL NULL).
+    names : list of str
+        Column names, unique (see :func:`unique_names`).
+    meta : list of (str or None, str or None)
+        ``(unit, description)`` per column (as :func:`_comments` gives); a unit astropy
+        cannot parse is dropped (None), not guessed.
+    mask_null_text : bool
+        Mask NULLs of text columns too (else they are empty strings); numbers, booleans
+        and all-NULL columns are masked either way (see :func:`_column`).
+
+    Returns
+    -------
+    astropy.table.Table
+    """
+    t = Table()
+    for i, name in enumerate(names):
+        vals = [r[i] for r in rows]
+        data = _column(vals)
+        if (mask_null_text and not hasattr(data, "mask") and data.dtype.kind in "US"
+                and any(v is None for v in vals)):
+            data = np.ma.array(data, mask=[v is None for v in vals])
         unit, desc = meta[i]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", u.UnitsWarning)
@@ -111,11 +143,9 @@ def query_table(conn, query, params=None, *, single_statement=False):
                 unit = u.Unit(unit, parse_strict="silent") if unit else None
             except ValueError:
                 unit = None
-        col_cls = MaskedColumn if hasattr(data, "mask") else None
-        if col_cls:
+        if hasattr(data, "mask"):
             t[name] = MaskedColumn(data, unit=unit, description=desc)
         else:
             t[name] = data
-            t[name].unit = unit
-            t[name].description = desc
+            t[name].unit, t[name].description = unit, desc
     return t

@@ -32,6 +32,7 @@ from astropy.io import fits
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..algorithms.astrometry import has_celestial_wcs, merge_wcs
+from ..algorithms.imagehdu import first_image_hdu, is_2d_image
 from ..errors import CatdbError, InputError
 from ..wcsutil import clean_wcs_header, wcs_from_header
 
@@ -160,13 +161,10 @@ def _image_hdu(hdul, hdu, path):
         if hdu >= len(hdul):
             raise InputError(f"HDU {hdu} requested, file has {len(hdul)} HDUs", path=path)
         h = hdul[hdu]
-        if not h.is_image or h.data is None or h.data.ndim != 2:
+        if not is_2d_image(h):
             raise InputError(f"HDU {hdu} holds no 2-D image", path=path)
         return h
-    for h in hdul:
-        if h.is_image and h.data is not None and h.data.ndim == 2:
-            return h
-    raise InputError("no 2-D image HDU in file", path=path)
+    return first_image_hdu(hdul, path)
 
 
 def _write_plain_copy(image_path, hdu, workdir: Path, wcs_header=None):

@@ -2,10 +2,27 @@
 registered, and stages may import this one without importing each other)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from psycopg import sql
 
 from ..errors import CatdbError
+
+#: endings of a FITS image file, longest first (``.fits.fz`` before ``.fits``/``.fz``)
+IMAGE_SUFFIXES = (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz")
+
+
+def file_stem(path, suffixes=IMAGE_SUFFIXES) -> str:
+    """File name of ``path`` without the first of ``suffixes`` it ends with (case-insensitive).
+
+    ``file_stem("/d/r_0001.FITS.fz")`` -> ``"r_0001"``; a name with none of them is returned whole.
+    """
+    name = Path(path).name
+    for suf in suffixes:
+        if name.lower().endswith(suf):
+            return name[: -len(suf)]
+    return name
 
 
 def group_keys(conn, ids, group):

@@ -38,6 +38,7 @@ from ..ingest.headers import header_from_cards
 from ..ingest.load import attach_catalog, sha256_file
 from ..ingest.wcs_state import refuse_unusable, solve_hint
 from ..ingest.sextractor import read_catalog
+from ._common import file_stem
 from .base import Param, Stage, StageContext, register
 
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -96,14 +97,6 @@ def _apertures(text: str | None) -> list[float] | None:
     return vals
 
 
-def _stem(path: str) -> str:
-    name = Path(path).name
-    for suf in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz"):
-        if name.lower().endswith(suf):
-            return name[: -len(suf)]
-    return name
-
-
 @register
 class Extract(Stage):
     name = "extract"
@@ -155,7 +148,7 @@ class Extract(Stage):
                 raise InputError(f"exposure {eid} ({raw}) has no stored WCS (exposure.wcs_header is empty); "
                                  f"run: {solve_hint(eid)}")
             jobs.append(dict(id=eid, band=band, image=image, hdu=hdu, kind=kind, wcs=header_from_cards(wcs_text),
-                             cat=cdir / f"e{eid}_{_stem(image)}.cat"))
+                             cat=cdir / f"e{eid}_{file_stem(image)}.cat"))
         if not jobs:
             return {"catalog": 0, "detection": 0}
         cdir.mkdir(parents=True, exist_ok=True)

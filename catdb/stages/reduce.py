@@ -52,20 +52,13 @@ from ..db.copy import copy_table
 from ..errors import InputError
 from ..ingest.load import sha256_file
 from ..schema.tables import QUALITY_FLAGS
+from ._common import file_stem
 from .base import Param, Stage, StageContext, register
 
 #: keys of a calibration group (columns of ``exposure``)
 _BIAS_KEY = ("instrument", "binning", "naxis1", "naxis2", "hdu")
 _FLAT_KEY = _BIAS_KEY + ("filter",)
 _NOT_REDUCED = QUALITY_FLAGS["not_reduced"]
-
-
-def _stem(path: str) -> str:
-    name = Path(path).name
-    for suf in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz"):
-        if name.lower().endswith(suf):
-            return name[: -len(suf)]
-    return name
 
 
 def _safe(v) -> str:
@@ -308,7 +301,7 @@ class Reduce(Stage):
             bg = bias_groups[tuple(e[k] for k in _BIAS_KEY)]
             fg = flat_groups[tuple(e[k] for k in _FLAT_KEY)]
             dg = dark_groups.get(dark_choice[e["id"]]) if dark_choice[e["id"]] is not None else None
-            out = rdir / f"e{e['id']}_{_stem(e['path'])}.fits.fz"
+            out = rdir / f"e{e['id']}_{file_stem(e['path'])}.fits.fz"
             flat_note = None if fg["master"] is not None else (fg["why"] or "no flat") + " (require_flat=false)"
             reduce_science(e["path"], bg["master"], fg["master"], out, hdu=e["hdu"], min_flat=p["min_flat"],
                            check_filter=fg["master"] is not None, master_dark=dg["master"] if dg else None,

@@ -66,7 +66,7 @@ from ..ingest.sextractor import read_catalogs
 from ..ingest.wcs_state import detection_frame_ltv, exposure_pointing, replace_exposure_wcs, stored_wcs_header
 from ..schema.tables import QUALITY_FLAGS, WCS_USABLE
 from ..wcsutil import wcs_from_header
-from ._common import reference_filter
+from ._common import IMAGE_SUFFIXES, file_stem, reference_filter
 from .base import Param, Stage, StageContext, register
 
 log = logging.getLogger("catdb.stages.solve")
@@ -75,12 +75,8 @@ METHODS = ("auto", "scamp", "astrometry.net", "register")
 _NOT_SOLVED = QUALITY_FLAGS["not_solved"]
 
 
-def _stem(path: str) -> str:
-    name = Path(path).name
-    for suf in (".fits.fz", ".fits.gz", ".fits", ".fit", ".fts", ".fz", ".cat", ".ldac"):
-        if name.lower().endswith(suf):
-            return name[: -len(suf)]
-    return name
+#: image endings and catalogue endings (the SExtractor ``.cat``, LDAC ``.ldac``)
+_STEM_SUFFIXES = IMAGE_SUFFIXES + (".cat", ".ldac")
 
 
 def _stars(cat_path, min_snr: float):
@@ -209,7 +205,7 @@ class Solve(Stage):
                 if not Path(e["image"]).is_file():
                     self._fail(ctx, e, f"{e['kind']} image not found: {e['image']}", failed)
                     continue
-                e["cat"] = outdir / f"e{e['id']}_{_stem(e['image'])}.cat"
+                e["cat"] = outdir / f"e{e['id']}_{file_stem(e['image'], _STEM_SUFFIXES)}.cat"
                 jobs.append(e)
             pt = exposure_pointing(ctx.conn, e["id"])
             e["pointing"] = pt
