@@ -30,6 +30,7 @@ import pytest
 from astropy.table import Table
 
 from catdb.db.engine import connect
+from catdb.ingest.headers import sha256_file
 from catdb.ingest.load import ingest_refcat
 from catdb.stages import run_stage
 from tests.conftest import create_database, derived_db_url
@@ -63,18 +64,10 @@ def mover_radec(name, mjd):
     return r1 + f * (r2 - r1), d1 + f * (d2 - d1)
 
 
-def _sha(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _calib_key() -> str:
     if "calib_key" not in _MEMO:
         _MEMO["calib_key"] = hashlib.sha256(
-            "".join(_sha(p) for p in BIASES + FLATS).encode()).hexdigest()
+            "".join(sha256_file(p) for p in BIASES + FLATS).encode()).hexdigest()
     return _MEMO["calib_key"]
 
 
@@ -136,7 +129,7 @@ def night_catalogs(n_frames: int | None = None):
     out = []
     cfg = json.dumps(EXTRACT_CONFIG, sort_keys=True)
     for raw in frames(n_frames):
-        key = hashlib.sha256(f"{_sha(raw)}|{_calib_key()}|{cfg}|{REDUCE_VERSION}".encode()).hexdigest()[:20]
+        key = hashlib.sha256(f"{sha256_file(raw)}|{_calib_key()}|{cfg}|{REDUCE_VERSION}".encode()).hexdigest()[:20]
         d = CACHE / key
         img, cat = d / raw.name, d / raw.name.replace(".fits.fz", ".ldac")
         if not (img.is_file() and cat.is_file()):
@@ -170,7 +163,7 @@ def load_night(conn, n_frames: int | None = None) -> dict:
         reduction/extraction step, from the cache when warm) and ``run_id`` of the attach run.
     """
     from catdb.ingest.load import attach_catalog, ingest_images
-    from catdb.stages.base import finish_run, start_run
+    from catdb.db.provenance import finish_run, start_run
 
     t0 = time.perf_counter()
     pairs = night_catalogs(n_frames)
