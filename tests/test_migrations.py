@@ -231,19 +231,13 @@ def test_database_migrated_by_a_newer_catdb_is_refused(fresh_db_url, tmp_path):
         connect(fresh_db_url)
     with pytest.raises(SchemaRevisionError, match="a newer catdb migrated it"):
         migrate.upgrade(fresh_db_url)  # nor "upgraded" to an older head
-    p = tmp_path / "p.toml"
-    p.write_text(textwrap.dedent(f"""
-        [pipeline]
-        name = "t"
-        outdir = "{tmp_path}/out"
-        [[step]]
-        stage = "exposure-summary"
-        """))
+    p = _one_step_pipeline(tmp_path)
     r = CliRunner().invoke(cli, ["--db", fresh_db_url, "run", str(p)])
     assert r.exit_code == 1 and "a newer catdb migrated it" in r.output, r.output
 
 
-def test_catdb_run_still_initialises_a_new_database(empty_db_url, tmp_path):
+def _one_step_pipeline(tmp_path):
+    """A pipeline TOML of one ``exposure-summary`` step (``catdb run`` checks the schema first)."""
     p = tmp_path / "p.toml"
     p.write_text(textwrap.dedent(f"""
         [pipeline]
@@ -252,6 +246,11 @@ def test_catdb_run_still_initialises_a_new_database(empty_db_url, tmp_path):
         [[step]]
         stage = "exposure-summary"
         """))
+    return p
+
+
+def test_catdb_run_still_initialises_a_new_database(empty_db_url, tmp_path):
+    p = _one_step_pipeline(tmp_path)
     r = CliRunner().invoke(cli, ["--db", empty_db_url, "run", str(p)], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "initialising the database" in r.output and migrate.current(empty_db_url) == migrate.head()

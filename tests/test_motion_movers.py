@@ -384,6 +384,31 @@ def test_tracklet_search_work_grows_linearly_and_finds_every_mover():
     assert work[20] < seeds[20]
 
 
+def _gapped_movers(rng, movers):
+    """``find_movers`` (min_detections 8) on a 20-exposure night (15 min apart) of 250 random orphans
+    per exposure plus linear movers seen on some exposures only.
+
+    ``movers``: one ``(exposures seen, (rate RA cos Dec, rate Dec) "/h, (offset RA, offset Dec) ")``
+    a mover, positions scattered by 0.3".  Returns the result and each detection's mover index
+    (the orphans' ``truth`` first)."""
+    d = orphan_night(rng, n_orphans=250, rates=())
+    t = np.arange(20) * 0.25
+    cosd = np.cos(np.radians(DEC0))
+    ra, dec, expo, truth = [d["ra"]], [d["dec"]], [d["exposure_id"]], [d["truth"]]
+    for k, (seen, v, x0) in enumerate(movers):
+        seen = np.array(seen)
+        tc = t[seen] - t.mean()
+        ra.append(124.7 + (x0[0] + v[0] * tc + rng.normal(0, 0.3, seen.size)) / 3600 / cosd)
+        dec.append(DEC0 + (x0[1] + v[1] * tc + rng.normal(0, 0.3, seen.size)) / 3600)
+        expo.append(seen)
+        truth.append(np.full(seen.size, k))
+    ra, dec, expo, truth = (np.concatenate(a) for a in (ra, dec, expo, truth))
+    err = np.full(ra.size, 0.3)
+    res = find_movers(ra, dec, 58568.1 + t[expo] / 24, err, err, expo,
+                      config=MoverConfig(min_sigma_arcsec=0.3, min_detections=8))
+    return res, truth
+
+
 def test_tracklet_chain_bridges_a_gap_as_long_as_its_span():
     """A mover missed on several exposures in a row (seeing, a passing star, its S/N dipping below
     5) is still one track when its detections on one side span more exposures than the gap: the
@@ -392,24 +417,9 @@ def test_tracklet_chain_bridges_a_gap_as_long_as_its_span():
     all; the case of asteroid 9 of bench/survey.py's 10^6 survey).  Mover B: 10 detections on
     0-10, then 19 (a gap of 8).  Both are found with min_detections = 8, pure and whole, among 250
     random orphans per exposure."""
-    rng = np.random.default_rng(41)
-    d = orphan_night(rng, n_orphans=250, rates=())
-    n_exp, dt_h = 20, 0.25
-    t = np.arange(n_exp) * dt_h
-    cosd = np.cos(np.radians(DEC0))
-    ra, dec, expo, truth = [d["ra"]], [d["dec"]], [d["exposure_id"]], [d["truth"]]
-    for k, (seen, v) in enumerate([([0, 9, 10, 12, 14, 16, 18, 19], (35.0, -20.0)),
-                                   ([0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 19], (-12.0, 60.0))]):
-        seen = np.array(seen)
-        tc = t[seen] - t.mean()
-        ra.append(124.7 + (100 * k + v[0] * tc + rng.normal(0, 0.3, seen.size)) / 3600 / cosd)
-        dec.append(DEC0 + (-150 * k + v[1] * tc + rng.normal(0, 0.3, seen.size)) / 3600)
-        expo.append(seen)
-        truth.append(np.full(seen.size, k))
-    ra, dec, expo, truth = (np.concatenate(a) for a in (ra, dec, expo, truth))
-    err = np.full(ra.size, 0.3)
-    res = find_movers(ra, dec, 58568.1 + t[expo] / 24, err, err, expo,
-                      config=MoverConfig(min_sigma_arcsec=0.3, min_detections=8))
+    res, truth = _gapped_movers(np.random.default_rng(41), [
+        ([0, 9, 10, 12, 14, 16, 18, 19], (35.0, -20.0), (0, 0)),
+        ([0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 19], (-12.0, 60.0), (100, -150))])
     acc = res.accepted
     assert len(acc) == 2
     for k in range(2):
@@ -424,25 +434,10 @@ def test_tracklet_pieces_apart_in_time_joined_by_position_and_velocity():
     prediction; the k-d tree over the pieces' (position, velocity) at mid-night joins them into
     one track of all 10 detections (min_detections = 8).  A second mover on exposures 0-4 only
     and a third on 13-17 only, with other velocities, stay apart: neither track is accepted."""
-    rng = np.random.default_rng(43)
-    d = orphan_night(rng, n_orphans=250, rates=())
-    t = np.arange(20) * 0.25
-    cosd = np.cos(np.radians(DEC0))
-    ra, dec, expo, truth = [d["ra"]], [d["dec"]], [d["exposure_id"]], [d["truth"]]
-    movers = [([*range(5), *range(13, 18)], (40.0, 25.0), (0, 0)),
-              ([*range(5)], (-30.0, 10.0), (300, 200)),
-              ([*range(13, 18)], (-32.0, 14.0), (300, 200))]
-    for k, (seen, v, x0) in enumerate(movers):
-        seen = np.array(seen)
-        tc = t[seen] - t.mean()
-        ra.append(124.7 + (x0[0] + v[0] * tc + rng.normal(0, 0.3, seen.size)) / 3600 / cosd)
-        dec.append(DEC0 + (x0[1] + v[1] * tc + rng.normal(0, 0.3, seen.size)) / 3600)
-        expo.append(seen)
-        truth.append(np.full(seen.size, k))
-    ra, dec, expo, truth = (np.concatenate(a) for a in (ra, dec, expo, truth))
-    err = np.full(ra.size, 0.3)
-    res = find_movers(ra, dec, 58568.1 + t[expo] / 24, err, err, expo,
-                      config=MoverConfig(min_sigma_arcsec=0.3, min_detections=8))
+    res, truth = _gapped_movers(np.random.default_rng(43), [
+        ([*range(5), *range(13, 18)], (40.0, 25.0), (0, 0)),
+        ([*range(5)], (-30.0, 10.0), (300, 200)),
+        ([*range(13, 18)], (-32.0, 14.0), (300, 200))])
     acc = res.accepted
     assert len(acc) == 1 and res.stats["joined"] >= 1
     assert set(res.members_of(acc["track_id"][0])["det_index"]) == set(np.flatnonzero(truth == 0))
