@@ -232,7 +232,7 @@ class TestStage:
 
     def test_lightcurve_export_and_summary_pick_the_linked_target(self, night, tmp_path):
         from catdb.export.api import lightcurve_query
-        from catdb.stages.base import finish_run, start_run
+        from catdb.db.provenance import finish_run, start_run
         from catdb.summary import ephemeris_targets
 
         conn, url, movers = night

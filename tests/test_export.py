@@ -17,7 +17,7 @@ from catdb.errors import CatdbError
 from catdb.export.formats import export_catalog, export_table, ledger_table
 from catdb.export.table import query_table
 from catdb.ingest.load import ingest_catalogs
-from catdb.stages.base import finish_run, start_run
+from catdb.db.provenance import finish_run, start_run
 from tests.helpers import TEST_DATA
 
 LCO = TEST_DATA / "lco"

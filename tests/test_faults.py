@@ -99,7 +99,7 @@ def _quiesce(url, timeout=30.0):
 
 def _invariants(url, files):
     """The invariants after a fault (once the killed session is gone)."""
-    from catdb.stages.base import reap_dead_runs
+    from catdb.db.provenance import reap_dead_runs
 
     _quiesce(url)
     with connect(url) as c:

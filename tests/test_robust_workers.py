@@ -62,7 +62,7 @@ def _kill_after_first_commit(url, files, sig):
         bad = mon.execute("SELECT count(*) FROM exposure e WHERE (SELECT count(*) FROM detection d "
                           "WHERE d.exposure_id = e.id) <> %s + (regexp_match(e.catalog_path, 'rep(\\d+)'))[1]::int",
                           (N_ROWS,)).fetchone()[0]
-        from catdb.stages.base import reap_dead_runs
+        from catdb.db.provenance import reap_dead_runs
 
         mon.autocommit = False
         reap_dead_runs(mon)

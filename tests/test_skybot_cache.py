@@ -20,7 +20,7 @@ from catdb.db.copy import copy_table
 from catdb.errors import InputError
 from catdb.ingest import skybot as sb
 from catdb.stages import run_stage
-from catdb.stages.base import start_run
+from catdb.db.provenance import start_run
 from tests.helpers import TEST_DATA
 from tests.lowell_night import mover_radec, needs_lowell
 from tests.track_db import build

@@ -8,7 +8,7 @@ from astropy.coordinates import SkyCoord
 from catdb.db.engine import connect
 from catdb.errors import StageError
 from catdb.stages import run_stage
-from catdb.stages.base import start_run
+from catdb.db.provenance import start_run
 from tests.helpers import REPO_DATA
 from tests.lowell_night import ingest_and_reduce
 

@@ -225,7 +225,7 @@ def test_background_prefers_reduced_product(conn, tmp_path):
     from catdb.algorithms.background import background_stats
     from catdb.algorithms.reduce import overscan_trim
     from catdb.ingest.load import ingest_images
-    from catdb.stages.base import finish_run, start_run
+    from catdb.db.provenance import finish_run, start_run
 
     raw = sorted(LOWELL.glob("*.fits.fz"))[4]
     eid = ingest_images(conn, [raw])[0].exposure_ids[0]

@@ -21,7 +21,7 @@ TRACK_RMS = 0.31
 def build(conn, n_frames: int = 12) -> dict:
     from catdb.db.copy import copy_table
     from catdb.ingest.load import ingest_images
-    from catdb.stages.base import finish_run, start_run
+    from catdb.db.provenance import finish_run, start_run
 
     ingest_images(conn, frames(n_frames))
     ex = np.array(conn.execute("SELECT id, mjd_mid FROM exposure WHERE image_type = 'science' ORDER BY mjd_mid")

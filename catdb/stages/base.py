@@ -31,14 +31,12 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 
 from ..db.engine import connect
-from ..db.provenance import (INTERRUPTED, exposure_set_condition, fail_run, finish_run, reap_dead_runs,
-                             start_run)
+from ..db.provenance import exposure_set_condition, fail_run, finish_run, start_run
 from ..db.revision import require_head
 from ..errors import CatdbError, StageError
 
-# provenance lives in catdb.db.provenance; these names stay importable from here
-__all__ = ["INTERRUPTED", "Param", "Stage", "StageContext", "StageResult", "all_stages", "exposure_set_condition",
-           "fail_run", "finish_run", "get_stage", "reap_dead_runs", "register", "run_stage", "start_run"]
+# provenance (start_run, finish_run, fail_run, reap_dead_runs) lives in catdb.db.provenance
+__all__ = ["Param", "Stage", "StageContext", "StageResult", "all_stages", "get_stage", "register", "run_stage"]
 
 log = logging.getLogger("catdb.stages")
 
