@@ -13,7 +13,9 @@ Examples:
   catdb db init                     # spatial backend + tables up to head
   catdb db init --spatial sql       # force catdb's SQL port of q3c
   catdb db current
-  catdb db downgrade base --yes     # drop everything catdb created (data too)""")
+  catdb db downgrade base --yes     # drop everything catdb created (data too)
+  catdb db check                    # models vs database, and indexes a killed bulk load left out
+  catdb db restore-indexes          # re-create those indexes""")
 def command():
     """Create and migrate the database schema (alembic migrations shipped in catdb)."""
 
@@ -80,7 +82,10 @@ def check(obj):
     click.echo("database and table definitions agree")
 
 
-@command.command("restore-indexes")
+@command.command("restore-indexes", epilog="""\b
+Examples:
+  catdb db check                    # lists indexes a killed bulk load dropped
+  catdb db restore-indexes          # re-create them (the next ingest would too)""")
 @click.option("--force", is_flag=True, help="Rebuild even while a catdb ingest is bulk loading (it then goes on "
               "maintaining the indexes row by row).")
 @click.pass_obj
