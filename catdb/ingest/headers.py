@@ -222,6 +222,62 @@ def read_header(path, hdu: int | None = None) -> tuple[fits.Header, int]:
     return hdr, hdu
 
 
+def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[tuple[int, fits.Header]]]:
+    """Read, in one pass over the file, the primary header and the headers of its 2-D images.
+
+    Opening a tile-compressed file costs the conversion of each compressed HDU's binary-table
+    header into its image header (astropy does it on every ``fits.open``); reading everything
+    once makes an ingest open the file once instead of three times.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.fits``, ``.fit``, ``.fits.fz`` (not a text header).
+    hdu : int, optional
+        Only this 0-based HDU (it must exist).  Default: every HDU holding a 2-D image with
+        pixels (``NAXIS >= 2``, ``NAXIS1``, ``NAXIS2`` > 0; compressed or not).
+
+    Returns
+    -------
+    primary : astropy.io.fits.Header
+        HDU 0's header.
+    images : list of (int, astropy.io.fits.Header)
+        The image HDUs' indices and headers, each with the primary merged in when it says
+        ``INHERIT = T`` (as :func:`read_header` returns them).
+
+    Raises
+    ------
+    catdb.errors.InputError
+        Unreadable file, ``hdu`` out of range, or (without ``hdu``) no 2-D image HDU (keyword
+        ``NAXIS``).
+    """
+    try:
+        with fits.open(path, memmap=False) as hl:
+            n = len(hl)
+            if hdu is not None and hdu >= n:
+                raise InputError(f"HDU {hdu} requested but the file has {n} HDUs", path=path)
+            primary = hl[0].header
+            images = []
+            for i in ([hdu] if hdu is not None else range(n)):
+                h = hl[i]
+                hdr = h.header
+                if hdu is None:
+                    if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+                        continue
+                    if not (hdr.get("NAXIS", 0) >= 2 and hdr.get("NAXIS1", 0) > 0 and hdr.get("NAXIS2", 0) > 0):
+                        continue
+                if i > 0 and hdr.get("INHERIT", False):
+                    hdr = inherit_header(primary, hdr)
+                images.append((i, hdr))
+    except InputError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise InputError(f"not a readable FITS file: {exc}", path=path) from None
+    if not images:
+        raise InputError("no 2-D image HDU in file", path=path, keyword="NAXIS")
+    return primary, images
+
+
 def inherit_header(primary: fits.Header, extension: fits.Header) -> fits.Header:
     """Merge a MEF primary header into an extension header (``INHERIT = T`` convention).
 

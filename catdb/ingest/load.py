@@ -52,6 +52,7 @@ from .headers import (
     inherit_header,
     load_keymap,
     read_header,
+    read_image_headers,
     sha256_file,
 )
 from .refcat import read_refcat
@@ -1222,27 +1223,6 @@ def attach_catalog(conn, exposure_id: int, catalog_path, run_id: int, replace: b
 
 
 # --------------------------------------------------------------------------- images
-def _image_hdus(path, hdu):
-    """0-based indices of the HDUs holding a 2-D image (compressed or not) with pixels."""
-    if hdu is not None:
-        return [hdu]
-    try:
-        with fits.open(path) as hl:
-            out = []
-            for i, h in enumerate(hl):
-                if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
-                    continue
-                hdr = h.header
-                naxis = [hdr.get(f"NAXIS{k}", 0) for k in (1, 2)]
-                if hdr.get("NAXIS", 0) >= 2 and naxis[0] > 0 and naxis[1] > 0:
-                    out.append(i)
-    except OSError as e:
-        raise InputError(f"not a readable FITS file: {e}", path=path) from None
-    if not out:
-        raise InputError("no 2-D image HDU in file", path=path, keyword="NAXIS")
-    return out
-
-
 def ingest_images(conn, paths, *, instrument: str | None = None, hdu: int | None = None,
                   image_type: str | None = None, replace: bool = False,
                   progress: bool = False, on_error: str = "raise", jobs: int = 1,
@@ -1321,14 +1301,12 @@ def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_ty
         raise InputError("no such file", path=path)
     sha = sha256_file(path)
     res = IngestResult(path=path, status="loaded")
-    hdus = _image_hdus(path, hdu)
-    primary = read_header(path, 0)[0] if hdus[0] > 0 else None
+    primary, images = read_image_headers(path, hdu)  # one pass over the file
     key = _resolve(path)
     _claim(conn, [f"sha256:{sha}", f"path:{key}"])
-    for h in hdus:
-        header, h_read = read_header(path, h)
-        if primary is not None and len(hdus) > 1:
-            header = inherit_header(primary, header)  # MEF: the primary holds the shared cards
+    for h_read, header in images:
+        if images[0][0] > 0 and len(images) > 1:  # MEF of extensions: the primary holds the shared cards
+            header = inherit_header(primary, header)
         if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res, content_hdu=h_read,
                                  relocate=relocate):
             continue
