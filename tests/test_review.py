@@ -119,3 +119,48 @@ def test_pipeline_export_step_needs_review_or_all(tracks, tmp_path):
     assert api.export(c, "tracks-ades", tmp_path / "a.psv", all=True) == 2 * info["mjd"].size
     with pytest.raises(CatdbError, match="expected true or false"):
         api.export(c, "tracks-mpc", tmp_path / "a.mpc", all="maybe")
+
+
+def test_track_stamps_use_the_stored_wcs_and_hdu(tracks, tmp_path):
+    """The report's and review page's stamps are cut from the image's HDU with the exposure's stored WCS.
+
+    The images here are copies whose WCS cards were removed (as for a night plate-solved by
+    ``catdb stage solve``: the solution lives in ``exposure.wcs_header`` only), registered as
+    each exposure's ``reduced`` product in HDU 1 of a two-HDU file.
+    """
+    import numpy as np
+    from astropy.io import fits
+
+    from catdb.db.copy import copy_table
+    from catdb.db.provenance import finish_run, start_run
+    from catdb.export.report import track_stamps
+
+    url, c, t1, _, _ = tracks
+    rows = c.execute("SELECT DISTINCT e.id, e.path FROM track_detection td JOIN detection d ON d.id = td.detection_id "
+                     "JOIN exposure e ON e.id = d.exposure_id WHERE td.track_id = %s ORDER BY e.id", (t1,)).fetchall()
+    wcs_keys = ("CTYPE", "CRVAL", "CRPIX", "CD1_", "CD2_", "CDELT", "PC1_", "PC2_", "PV1_", "PV2_", "CUNIT",
+                "RADESYS", "EQUINOX", "WCSAXES", "LONPOLE", "LATPOLE")
+    paths = []
+    for eid, path in rows:  # loop over a handful of exposures (files)
+        with fits.open(path) as hl:
+            h = hl[1]
+            data = np.asarray(h.data, dtype=np.float32)
+            hdr = fits.Header([card for card in h.header.cards if not card.keyword.startswith(wcs_keys)
+                               and card.keyword not in ("XTENSION", "PCOUNT", "GCOUNT")
+                               and not card.keyword.startswith("Z")])
+        out = tmp_path / f"nowcs_{eid}.fits"
+        fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, header=hdr)]).writeto(out)
+        paths.append(str(out))
+    run_id = start_run(c, "test-reduce", {})
+    copy_table(c, "image_product", {"exposure_id": np.array([r[0] for r in rows], dtype=np.int64),
+                                    "path": np.array(paths, dtype=object)},
+               constants={"kind": "reduced", "hdu": 1, "stage_run_id": run_id})
+    finish_run(c, run_id, counts={"image_product": len(paths)})
+    c.commit()
+    stamps, labels = track_stamps(c, t1, max_epochs=len(rows), size_arcsec=20.0)
+    assert len(stamps) == len(rows) == len(labels)
+    for s in stamps:  # the mover is at the centre of each stamp: its brightest pixel near the middle
+        assert np.isfinite(s).all()
+        cy, cx = np.array(s.shape) // 2
+        assert abs(np.unravel_index(np.nanargmax(s), s.shape)[0] - cy) <= 3
+        assert abs(np.unravel_index(np.nanargmax(s), s.shape)[1] - cx) <= 3

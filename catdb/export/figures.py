@@ -20,6 +20,7 @@ from astropy.wcs import WCS
 
 from ..algorithms.cutout import cutout_strip_png, cutouts
 from ..algorithms.robust import iqr_bounds
+from ..ingest.headers import header_from_cards
 from .diagnostics import rms_vs_mag_figure
 
 from ..algorithms.lightcurve import fourier_power
@@ -267,7 +268,9 @@ def stamps(epochs, size_arcsec: float = 30.0, centre=None):
     Parameters
     ----------
     epochs : list of dict
-        ``ra``, ``dec`` [deg], ``mjd``, ``path`` (as :func:`catdb.export.report_data.track_epochs`).
+        ``ra``, ``dec`` [deg], ``mjd``, ``path``, ``hdu``, ``wcs_header`` (as
+        :func:`catdb.export.report_data.track_epochs`): each stamp is cut from that HDU with the
+        exposure's stored WCS, as ``catdb export cutouts`` does.
     size_arcsec : float
         Side of the square stamps [arcsec].
     centre : (float, float), optional
@@ -286,7 +289,8 @@ def stamps(epochs, size_arcsec: float = 30.0, centre=None):
             continue
         ra, dec = centre if centre is not None else (e["ra"], e["dec"])
         try:
-            out.append(cutouts(e["path"], [ra], [dec], size_arcsec)[0])
+            wcs = header_from_cards(e["wcs_header"]) if e.get("wcs_header") else None
+            out.append(cutouts(e["path"], [ra], [dec], size_arcsec, hdu=e.get("hdu"), wcs_header=wcs)[0])
         except Exception:  # noqa: BLE001 - a missing/unreadable image only loses its stamp
             continue
         labels.append(f"{e['mjd']:.4f}")

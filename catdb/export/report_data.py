@@ -373,10 +373,12 @@ def track_epochs(conn, track_id: int, max_epochs: int = 8) -> list[dict]:
     -------
     list of dict
         ``ra``, ``dec`` [deg] of the detection, ``mjd``, ``path`` (the exposure's latest ``reduced``
-        image product, else its own file) and ``hdu``, in time order.
+        image product, else its own file), ``hdu`` (of that file) and ``wcs_header`` (the exposure's
+        stored WCS cards, which stage ``solve`` may have replaced; None if empty), in time order.
     """
     rows = conn.execute(
-        """SELECT d.ra, d.dec, e.mjd_mid, COALESCE(p.path, e.path), COALESCE(p.hdu, e.hdu)
+        """SELECT d.ra, d.dec, e.mjd_mid, COALESCE(p.path, e.path),
+                  CASE WHEN p.path IS NULL THEN e.hdu ELSE p.hdu END, e.wcs_header
            FROM track_detection td JOIN detection d ON d.id = td.detection_id
            JOIN exposure e ON e.id = d.exposure_id
            LEFT JOIN LATERAL (SELECT path, hdu FROM image_product ip WHERE ip.exposure_id = e.id
@@ -384,7 +386,8 @@ def track_epochs(conn, track_id: int, max_epochs: int = 8) -> list[dict]:
            WHERE td.track_id = %s ORDER BY e.mjd_mid""", (int(track_id),)).fetchall()
     if len(rows) > max_epochs:
         rows = [rows[i] for i in np.linspace(0, len(rows) - 1, max_epochs).astype(int)]
-    return [{"ra": r[0], "dec": r[1], "mjd": r[2], "path": r[3], "hdu": r[4]} for r in rows]
+    return [{"ra": r[0], "dec": r[1], "mjd": r[2], "path": r[3], "hdu": r[4], "wcs_header": r[5] or None}
+            for r in rows]
 
 
 def candidates(conn, max_epochs: int = 8, size_arcsec: float = 30.0, report_dir=None):
