@@ -181,9 +181,13 @@ def _write_plain_copy(image_path, hdu, workdir: Path, wcs_header=None):
     bad = ~np.isfinite(data)
     weight = None
     if bad.any():
-        data = np.where(bad, 0.0, data).astype(np.float32)
+        if not data.flags.writeable:
+            data = data.copy()
+        data[bad] = 0.0
         weight = workdir / "weight.fits"
-        fits.PrimaryHDU((~bad).astype(np.float32)).writeto(weight, overwrite=True)
+        # 0/1 weights as 8-bit integers: SExtractor converts any BITPIX (identical catalogue, a
+        # quarter of the float32 file to write and read)
+        fits.PrimaryHDU((~bad).astype(np.uint8)).writeto(weight, overwrite=True)
     img = workdir / "image.fits"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)
