@@ -346,8 +346,34 @@ def ssos_candidates(csv: Path) -> dict:
 
 # ---------------------------------------------------------------------------- catdb
 
-def run_catdb(workdir: Path, n_frames: int | None, detect_thresh: float) -> dict:
-    """catdb on the raw frames in a throwaway database: ingest, reduce, extract, associate, movers."""
+#: ssos.sex settings that decide how much SExtractor measures (--ssos-extraction hands them to catdb)
+SSOS_EXTRACTION_KEYS = ("DETECT_THRESH", "ANALYSIS_THRESH", "DETECT_MINAREA", "FILTER_NAME", "DEBLEND_NTHRESH",
+                        "DEBLEND_MINCONT", "CLEAN_PARAM", "PHOT_AUTOPARAMS", "BACKPHOTO_TYPE", "SEEING_FWHM",
+                        "BACK_SIZE", "BACK_FILTERSIZE")
+
+
+def ssos_extraction_config(python: str) -> str:
+    """ssos's own SExtractor settings (its ``semp/ssos.sex``) as catdb extract ``config`` (KEY=VALUE,...)."""
+    p = subprocess.run([python, "-c", "import ssos, os; print(os.path.dirname(ssos.__file__))"],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"--ssos-extraction: cannot import ssos with {python}: {p.stderr.strip()[-300:]}")
+    semp = Path(p.stdout.strip()) / "semp"
+    vals = {}
+    for line in (semp / "ssos.sex").read_text().splitlines():
+        parts = line.split("#", 1)[0].split(None, 1)
+        if len(parts) == 2 and parts[0] in SSOS_EXTRACTION_KEYS:
+            vals[parts[0]] = parts[1].replace(" ", "")
+    if "FILTER_NAME" in vals:
+        vals["FILTER_NAME"] = str(semp / vals["FILTER_NAME"])
+    return ",".join(f"{k}={v}" for k, v in vals.items())
+
+
+def run_catdb(workdir: Path, n_frames: int | None, detect_thresh: float, config: str | None = None) -> dict:
+    """catdb on the raw frames in a throwaway database: ingest, reduce, extract, associate, movers.
+
+    ``config``: extra SExtractor settings for the extract stage (its ``config`` parameter).
+    """
     from catdb.stages import all_stages
 
     need = ["reduce", "extract", "associate", "movers"]
@@ -395,7 +421,8 @@ def run_catdb(workdir: Path, n_frames: int | None, detect_thresh: float) -> dict
             conn.commit()
             account("ingest", a, snap())
             for name, params in (("reduce", {"outdir": str(workdir)}),
-                                 ("extract", {"outdir": str(workdir), "detect_thresh": str(detect_thresh)}),
+                                 ("extract", {"outdir": str(workdir), "detect_thresh": str(detect_thresh),
+                                              **({"config": config} if config else {})}),
                                  ("associate", {}), ("movers", CATDB_MOVERS)):
                 a = snap()
                 r = run_stage(name, conn=conn, params=params, progress=False)
@@ -458,6 +485,12 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=None, help="use N frames spread over the night (default all 23)")
     ap.add_argument("--radius", type=float, default=3.0, help="recovery radius at both MANIFEST JDs [arcsec]")
     ap.add_argument("--detect-thresh", type=float, default=3.0, help="catdb extract DETECT_THRESH (sigma)")
+    ap.add_argument("--extract-config", default=None,
+                    help="more SExtractor settings for catdb's extract stage, KEY=VALUE,KEY=VALUE")
+    ap.add_argument("--ssos-extraction", action="store_true",
+                    help="give catdb's extract ssos's own SExtractor settings (ssos.sex: threshold, filter, "
+                         "deblending, Kron parameters, fixed SEEING_FWHM...): both tools then do the same "
+                         "extraction work and the pipelines around it are compared")
     ap.add_argument("--catdb-first", action="store_true",
                     help="run catdb before ssos (default after): on a shared machine whose load drifts, "
                          "run the bench both ways")
@@ -478,7 +511,11 @@ def main(argv=None):
             if tool == "ssos" and not args.skip_ssos:
                 ss = run_ssos(args.ssos_python, frames, work / "ssos", args.scamp_mode, args.ssos_cutouts)
             if tool == "catdb" and not args.skip_catdb:
-                cd = run_catdb(work / "catdb", args.frames, args.detect_thresh)
+                cfg = ",".join(c for c in (ssos_extraction_config(args.ssos_python) if args.ssos_extraction
+                                           else None, args.extract_config) if c)
+                if cfg:
+                    print(f"catdb extract config: {cfg}")
+                cd = run_catdb(work / "catdb", args.frames, args.detect_thresh, cfg or None)
         report(ss, cd, args, len(frames))
     finally:
         if args.keep:
