@@ -157,3 +157,39 @@ def test_cli_downgrade_lists_losses_and_needs_yes(fresh_db_url):
     r = CliRunner().invoke(cli, ["--db", fresh_db_url, "db", "downgrade", "0010", "--yes"])
     assert r.exit_code == 0 and migrate.current(fresh_db_url) == "0010"
     assert migrate.upgrade(fresh_db_url) == migrate.head()
+
+
+@pytest.mark.spatial_backends()
+def test_check_names_a_dropped_index_and_restore_indexes_creates_it(fresh_db_url):
+    """A dropped q3c index (every cone search a sequential scan) and a dropped B-tree index of the schema:
+    ``catdb db check`` names each with its table and fix and exits 1; ``catdb db restore-indexes`` creates
+    them from the schema's definition, the planner uses the q3c one again, and the check passes."""
+    from click.testing import CliRunner
+
+    from catdb.cli.main import cli
+
+    cone = "EXPLAIN SELECT id FROM detection WHERE q3c_radial_query(ra, dec, 124.6, 25.3, 0.1)"
+    with psycopg.connect(fresh_db_url) as c:
+        c.execute("DROP INDEX ix_detection_q3c")
+        c.execute("DROP INDEX ix_detection_exposure_id")
+    run = CliRunner()
+    r = run.invoke(cli, ["--db", fresh_db_url, "db", "check"])
+    assert r.exit_code == 1, r.output
+    lines = r.output.splitlines()
+    q3c = [ln for ln in lines if "ix_detection_q3c" in ln]
+    assert len(q3c) == 1 and "index ix_detection_q3c on detection is missing" in q3c[0]
+    assert "cone search" in q3c[0] and "catdb db restore-indexes" in q3c[0]
+    assert "CREATE INDEX ix_detection_q3c ON detection (q3c_ang2ipix(ra, dec))" in q3c[0]
+    assert any("index ix_detection_exposure_id on detection is missing" in ln and "(exposure_id, number)" in ln
+               for ln in lines), r.output
+    assert "2 difference(s)" in r.output
+    r = run.invoke(cli, ["--db", fresh_db_url, "db", "restore-indexes"])
+    assert r.exit_code == 0, r.output
+    assert "ix_detection_q3c" in r.output and "ix_detection_exposure_id" in r.output
+    with psycopg.connect(fresh_db_url) as c:
+        c.execute("SET enable_seqscan = off")  # an empty table: ask whether the index can serve the cone
+        assert "ix_detection_q3c" in "\n".join(row[0] for row in c.execute(cone))
+    r = run.invoke(cli, ["--db", fresh_db_url, "db", "check"])
+    assert r.exit_code == 0 and "agree" in r.output, r.output
+    r = run.invoke(cli, ["--db", fresh_db_url, "db", "restore-indexes"])
+    assert r.exit_code == 0 and "no index missing" in r.output, r.output

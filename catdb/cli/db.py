@@ -14,8 +14,8 @@ Examples:
   catdb db init --spatial sql       # force catdb's SQL port of q3c
   catdb db current
   catdb db downgrade base --yes     # drop everything catdb created (data too)
-  catdb db check                    # models vs database, and indexes a killed bulk load left out
-  catdb db restore-indexes          # re-create those indexes""")
+  catdb db check                    # tables and indexes (q3c too) vs database; exit 1 if they differ
+  catdb db restore-indexes          # re-create the missing indexes it names""")
 def command():
     """Create and migrate the database schema (alembic migrations shipped in catdb)."""
 
@@ -64,17 +64,14 @@ def current(obj):
     click.echo(f"{cur or 'base (not initialised)'}{' (head)' if cur == hd else f' (head is {hd})'}")
 
 
-@command.command()
+@command.command(epilog="""\b
+Each difference is one line; a missing index (a dropped q3c index makes every cone search on
+its table read the whole table) is named with its table and the CREATE INDEX that
+catdb db restore-indexes runs.  Exit status 1 when anything differs.""")
 @click.pass_obj
 def check(obj):
-    """Check that the table definitions and the database agree (and no index waits to be re-created)."""
-    from ..db.engine import connect
-
-    diffs = migrate.check(obj["url"])
-    with connect(obj["url"], check_schema=False) as conn:
-        if conn.execute("SELECT to_regclass('detached_index') IS NOT NULL").fetchone()[0]:
-            diffs += [f"index {n} on {t} dropped by a bulk load and not yet re-created (catdb db restore-indexes)"
-                      for n, t in conn.execute("SELECT index_name, table_name FROM detached_index ORDER BY 1")]
+    """Compare the database with catdb's tables and indexes (q3c included); name what differs."""
+    diffs = migrate.problems(obj["url"])
     if diffs:
         for d in diffs:
             click.echo(f"  {d}", err=True)
@@ -84,13 +81,13 @@ def check(obj):
 
 @command.command("restore-indexes", epilog="""\b
 Examples:
-  catdb db check                    # lists indexes a killed bulk load dropped
-  catdb db restore-indexes          # re-create them (the next ingest would too)""")
+  catdb db check                    # lists missing indexes (dropped by hand or by a killed bulk load)
+  catdb db restore-indexes          # re-create them (a killed bulk load's: the next ingest would too)""")
 @click.option("--force", is_flag=True, help="Rebuild even while a catdb ingest is bulk loading (it then goes on "
               "maintaining the indexes row by row).")
 @click.pass_obj
 def restore_indexes(obj, force):
-    """Re-create the indexes a bulk load detached (listed in detached_index), e.g. after it was killed."""
+    """Re-create missing indexes: those a bulk load detached, and any other of catdb's schema."""
     from ..db.bulk import restore_indexes as restore
     from ..db.engine import connect
 
@@ -98,10 +95,11 @@ def restore_indexes(obj, force):
         left = conn.execute("SELECT count(*) FROM detached_index").fetchone()[0]
         conn.commit()
         done = restore(conn, force=force)
-    if done:
-        click.echo(f"re-created {', '.join(done)}")
-    elif left:
+    made = migrate.create_missing_indexes(obj["url"])
+    if done or made:
+        click.echo(f"re-created {', '.join(done + made)}")
+    if left and not done:
         raise CatdbError(f"{left} index(es) stay detached: a catdb ingest is bulk loading and re-creates them when "
                          "it ends (--force to rebuild now)")
-    else:
-        click.echo("no detached index")
+    if not (left or made):
+        click.echo("no index missing")

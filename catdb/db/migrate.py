@@ -1,14 +1,18 @@
 """Schema migrations (alembic, shipped inside the package).
 
 ``catdb db init`` = :func:`init` (spatial backend, then all tables up to head),
-``catdb db upgrade`` / ``downgrade`` / ``current`` / ``check``.
+``catdb db upgrade`` / ``downgrade`` / ``current`` / ``check`` (:func:`problems`), and the
+schema half of ``catdb db restore-indexes`` (:func:`create_missing_indexes`).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex
 
 from ..errors import CatdbError
 from ..schema import metadata
@@ -17,8 +21,8 @@ from .revision import MIGRATIONS_DIR, SchemaRevisionError, alembic_config, head,
 
 # the shipped migrations are read in catdb.db.revision (connect() checks the revision with them);
 # these names stay importable from here
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "check", "current", "downgrade", "downgrade_losses", "head", "history",
-           "new_revision", "upgrade"]
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "check", "create_missing_indexes", "current", "downgrade",
+           "downgrade_losses", "head", "history", "index_ddl", "new_revision", "problems", "upgrade"]
 
 
 @contextmanager
@@ -177,6 +181,11 @@ def new_revision(message: str, url=None) -> Path:
 def check(url=None) -> list:
     """Differences between the table definitions and the database (empty list = agree).
 
+    Alembic's autogenerate comparison of :data:`catdb.schema.metadata` with the database:
+    columns, types, constraints and indexes, the q3c expression indexes (``q3c_ang2ipix(ra,
+    dec)``, on either spatial backend) included.  An index of the schema missing from the
+    database is ``('add_index', Index)``; :func:`problems` puts each difference in words.
+
     Raises
     ------
     catdb.errors.CatdbError
@@ -190,8 +199,7 @@ def check(url=None) -> list:
         raise CatdbError(f"database is at revision {cur}, this catdb expects {hd}: run `catdb db upgrade`")
     with engine(url).connect() as conn:
         mc = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": _include})
-        diffs = compare_metadata(mc, metadata)
-    return [d for d in diffs if not _ignorable(d)]
+        return compare_metadata(mc, metadata)
 
 
 def _include(obj, name, type_, reflected, compare_to):
@@ -200,11 +208,98 @@ def _include(obj, name, type_, reflected, compare_to):
     return True
 
 
-def _ignorable(diff) -> bool:
-    # alembic cannot reflect functional (expression) indexes faithfully: compare them by name
-    # in the test suite instead (tests/test_db.py checks every q3c index exists).
-    item = diff[0] if isinstance(diff, tuple) else None
-    if item in ("add_index", "remove_index"):
-        idx = diff[1]
-        return idx.name is not None and idx.name.endswith("_q3c")
-    return False
+def index_ddl(index) -> str:
+    """The ``CREATE INDEX`` statement (PostgreSQL) of an index of :mod:`catdb.schema`."""
+    return str(CreateIndex(index).compile(dialect=postgresql.dialect()))
+
+
+def _is_spatial(index) -> bool:
+    return any(getattr(e, "name", None) == "q3c_ang2ipix" for e in index.expressions)
+
+
+def _missing(diffs, detached) -> list:
+    """Indexes of the schema absent from the database (not those a bulk load detached: it re-creates them,
+    nor those whose name a different index holds)."""
+    held = {d[1].name for d in diffs if d[0] == "remove_index"}
+    return [d[1] for d in diffs if d[0] == "add_index" and d[1].name not in detached and d[1].name not in held]
+
+
+def _detached(conn) -> dict[str, str]:
+    return dict(conn.execute(text("SELECT index_name, table_name FROM detached_index")).all())
+
+
+def problems(url=None) -> list[str]:
+    """``catdb db check``: each difference between :mod:`catdb.schema` and the database, in words.
+
+    A missing index (dropped by hand, or a failed build) is named with its table, what it costs
+    (a missing q3c index makes every cone search on its table read the whole table) and its fix:
+    ``catdb db restore-indexes``, which runs the ``CREATE INDEX`` given (:func:`index_ddl`).  An
+    index a bulk load detached (``detached_index``) is named as such; other differences are
+    alembic's comparison tuples (:func:`check`).
+
+    Returns
+    -------
+    list of str
+        Empty when the database and the schema agree.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        When the database is not at head.
+    """
+    diffs = check(url)
+    with engine(url).connect() as conn:
+        detached = _detached(conn)
+    missing = {idx.name for idx in _missing(diffs, detached)}
+    added = {d[1].name: d[1] for d in diffs if d[0] == "add_index"}
+    out = []
+    for d in diffs:
+        kind, idx = (d[0], d[1]) if d[0] in ("add_index", "remove_index") else (None, None)
+        if idx is not None and idx.name in detached:
+            continue  # named below
+        if kind == "add_index" and idx.name in missing:
+            why = f" (every cone search on {idx.table.name} reads the whole table)" if _is_spatial(idx) else ""
+            out.append(f"index {idx.name} on {idx.table.name} is missing{why}: catdb db restore-indexes "
+                       f"creates it ({index_ddl(idx)})")
+        elif kind == "add_index":
+            continue  # its name is held by another index: the remove_index line says it
+        elif kind == "remove_index" and idx.name in added:
+            out.append(f"index {idx.name} on {idx.table.name} differs from catdb's schema: DROP INDEX {idx.name}, "
+                       f"then catdb db restore-indexes creates it ({index_ddl(added[idx.name])})")
+        else:
+            out.append(str(d))
+    out += [f"index {n} on {t} dropped by a bulk load and not yet re-created (catdb db restore-indexes)"
+            for n, t in sorted(detached.items())]
+    return out
+
+
+def create_missing_indexes(url=None) -> list[str]:
+    """Create the indexes of :mod:`catdb.schema` missing from the database (``catdb db restore-indexes``).
+
+    What :func:`problems` reports as missing, in one transaction, each by its ``CREATE INDEX``
+    (:func:`index_ddl`; a plain build: readers go on, writers of that table wait until it
+    commits).  Indexes listed in ``detached_index`` are left to
+    :func:`catdb.db.bulk.restore_indexes`, and an index whose name a different index holds is
+    left as it is (:func:`problems` names it).
+
+    Returns
+    -------
+    list of str
+        Names created, in the order of the schema comparison.
+
+    Raises
+    ------
+    catdb.errors.CatdbError
+        The database is not at head, or an index could not be built (e.g. this role does not own
+        the table: the message is PostgreSQL's); none was created then.
+    """
+    diffs = check(url)
+    with engine(url).begin() as conn:
+        todo = _missing(diffs, _detached(conn))
+        for idx in todo:  # the few missing indexes
+            try:
+                conn.execute(CreateIndex(idx))
+            except sa_exc.DBAPIError as e:
+                raise CatdbError(f"could not create index {idx.name} on {idx.table.name} "
+                                 f"({str(e.orig).splitlines()[0]}); no missing index was created") from e
+    return [idx.name for idx in todo]
