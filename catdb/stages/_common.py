@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from psycopg import sql
 
+from ..algorithms.nights import observing_groups
 from ..errors import CatdbError
 
 #: endings of a FITS image file, longest first (``.fits.fz`` before ``.fits``/``.fz``)
@@ -25,6 +26,34 @@ def file_stem(path, suffixes=IMAGE_SUFFIXES) -> str:
     return name
 
 
+def night_groups(conn, ids):
+    """Observing night, or time-gap session, of every exposure (:func:`catdb.algorithms.nights.observing_groups`).
+
+    ``exposure.night`` when stored; else the local date at the start of the night from ``mjd_mid`` and
+    ``site_lon``; else (no site longitude: none is assumed) the observing session of the instrument
+    among ``ids``, a new one after a gap of more than :data:`~catdb.algorithms.nights.SESSION_GAP_DAYS`
+    (label ``session starting <UTC date-time>``); None without ``night`` and ``mjd_mid``.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+    ids : list of int, shape (N,)
+        Exposure ids.
+
+    Returns
+    -------
+    labels : numpy.ndarray of object, shape (N,)
+        In the order of ``ids``.
+    basis : numpy.ndarray of object, shape (N,)
+        ``'night'``, ``'site_lon'``, ``'time_gap'`` or ``'unknown'`` (which rule gave the label).
+    """
+    rows = conn.execute("SELECT e.mjd_mid, e.night::text, e.site_lon, e.instrument "
+                        "FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(id, k) LEFT JOIN exposure e ON e.id = u.id "
+                        "ORDER BY u.k", ([int(i) for i in ids],)).fetchall()
+    a = np.array(rows, dtype=object).reshape(-1, 4)
+    return observing_groups(a[:, 0], night=a[:, 1], site_lon=a[:, 2], instrument=a[:, 3])
+
+
 def group_keys(conn, ids, group):
     """Group label of every exposure for the IQR rule.
 
@@ -34,9 +63,10 @@ def group_keys(conn, ids, group):
     ids : list of int, shape (N,)
         Exposure ids.
     group : {'night', 'all'}
-        ``night``: ``exposure.night`` or, when null, the local date at the start of the night
-        ``floor(mjd_mid - 0.5 + site_lon / 360)`` (MJD day counted from local noon; site_lon
-        east positive, 0 when unknown); ``'unknown'`` without both.  ``all``: one group.
+        ``night``: the observing night of :func:`night_groups` (``exposure.night``, else the local date
+        at the start of the night from ``mjd_mid`` and ``site_lon``, else the time-gap session
+        ``session starting <UTC date-time>``); ``'unknown'`` without ``night`` and ``mjd_mid``.
+        ``all``: one group.
 
     Returns
     -------
@@ -45,11 +75,9 @@ def group_keys(conn, ids, group):
     """
     if group == "all":
         return np.full(len(ids), "all", dtype=object)
-    rows = dict(conn.execute(
-        "SELECT e.id, COALESCE(e.night::text, (date '1858-11-17' + floor(e.mjd_mid - 0.5 "
-        "+ COALESCE(e.site_lon, 0) / 360.0)::int)::text, 'unknown') FROM exposure e WHERE e.id = ANY(%s)",
-        (list(ids),)).fetchall())
-    return np.array([rows[i] for i in ids], dtype=object)
+    labels, _ = night_groups(conn, ids)
+    labels[np.equal(labels, None)] = "unknown"
+    return labels
 
 
 def reference_filter(conn, refcat):

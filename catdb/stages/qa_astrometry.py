@@ -23,7 +23,9 @@ Outliers follow Automatic-SSOs (github.com/johnedmartz/Automatic-SSOs,
 ``magcalib.py``, box-plot fliers of the astrometric residuals): an exposure
 whose ``astrom_sep_median`` exceeds Q3 + k IQR of its group (``group=night``:
 ``exposure.night``, or ``floor(mjd_mid - 0.5 + site_lon/360)`` as a date when
-the night is unknown; ``group=all``: every selected exposure) gets
+the night is unknown, or without ``site_lon`` the time-gap observing session
+``session starting <UTC date-time>`` of :mod:`catdb.algorithms.nights`;
+``group=all``: every selected exposure) gets
 ``is_outlier`` on its ``astrom_sep_median`` row and the ``astrometric_outlier``
 bit in ``exposure.quality_flags``; an exposure without any match gets the
 ``not_solved`` bit.  Both bits are cleared first for the selected exposures, so

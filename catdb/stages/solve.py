@@ -22,7 +22,11 @@ As the Photometry Pipeline's ``pp_register`` does it (Mommert 2017, A&C 18, 47, 
      ``min_stars`` matched stars, an RMS <= ``max_rms`` and a clear pattern-matching contrast.
      ``wcs_status = 'solved'``, ``wcs_nstars`` / ``wcs_rms`` from SCAMP's XML;
    * ``register``: offline with no reference catalogue deep enough, the frames of one pointing
-     and night are registered to the frame with the most stars (then the smallest FWHM) by
+     and night (``exposure.night``; else the local date at the start of the night from ``mjd_mid``
+     and ``site_lon``; else, no longitude being assumed, the instrument's observing session: a new
+     one after a gap of more than 6 h, labelled ``session starting <UTC date-time>``, see
+     :mod:`catdb.algorithms.nights`; the run counts which rule grouped its exposures in
+     ``registration_night_from``) are registered to the frame with the most stars (then the smallest FWHM) by
      star-pattern matching and a least-squares affine fit on all matched stars
      (:func:`catdb.algorithms.astrometry.register_points`).  Positions then agree across the
      night to the registration RMS (``wcs_rms``), but the absolute frame is the reference frame's
@@ -45,6 +49,7 @@ Exposures whose WCS came with their header (``wcs_status = 'header'``) are skipp
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -66,7 +71,7 @@ from ..ingest.sextractor import read_catalogs
 from ..ingest.wcs_state import detection_frame_ltv, exposure_pointing, replace_exposure_wcs, stored_wcs_header
 from ..schema.tables import QUALITY_FLAGS, WCS_USABLE
 from ..wcsutil import wcs_from_header
-from ._common import IMAGE_SUFFIXES, file_stem, reference_filter
+from ._common import IMAGE_SUFFIXES, file_stem, night_groups, reference_filter
 from .base import Param, Stage, StageContext, register
 
 log = logging.getLogger("catdb.stages.solve")
@@ -134,13 +139,18 @@ class Solve(Stage):
     def _exposures(self, ctx):
         rows = ctx.execute(
             "SELECT e.id, e.path, e.hdu, e.wcs_status, e.wcs_source, e.catalog_path, e.mjd_mid, "
-            "COALESCE(e.night::text, (date '1858-11-17' + floor(e.mjd_mid - 0.5 + COALESCE(e.site_lon, 0) / 360.0)"
-            "::int)::text), r.path, r.hdu FROM exposure e "
+            "r.path, r.hdu FROM exposure e "
             "LEFT JOIN LATERAL (SELECT path, hdu FROM image_product p WHERE p.exposure_id = e.id "
             "AND p.kind = 'reduced' ORDER BY p.id DESC LIMIT 1) r ON true WHERE e.id = ANY(%s) ORDER BY e.id",
             (ctx.inputs,)).fetchall()
-        keys = ("id", "path", "hdu", "status", "source", "catalog_path", "mjd", "night", "red", "red_hdu")
-        return [dict(zip(keys, r)) for r in rows]
+        keys = ("id", "path", "hdu", "status", "source", "catalog_path", "mjd", "red", "red_hdu")
+        exps = [dict(zip(keys, r)) for r in rows]
+        # the night of registration groups: stored night, else from site_lon, else the time-gap session
+        # (no longitude is assumed; catdb.algorithms.nights)
+        nights, basis = night_groups(ctx.conn, [e["id"] for e in exps])
+        for e, nt, b in zip(exps, nights, basis):
+            e.update(night=nt, night_basis=b)
+        return exps
 
     def _fail(self, ctx, e, reason, failed):
         failed.append({"exposure": e["id"], "path": e["path"], "reason": reason})
@@ -357,7 +367,10 @@ class Solve(Stage):
         counts.setdefault("rms_arcsec", {})[str(e["id"])] = round(sol.rms, 4)
 
     def _register(self, ctx, exps, p, failed, counts, replace_exposure_wcs):
-        # groups: one night, one pointing (within a quarter of the field)
+        # groups: one night, one pointing (within a quarter of the field); which rule gave the night is counted
+        # (night: exposure.night; site_lon: local noon at the site; time_gap: session of the instrument, no site
+        # known; unknown: no mjd_mid)
+        counts["registration_night_from"] = dict(Counter(e["night_basis"] for e in exps))
         groups: list[list] = []
         for e in sorted(exps, key=lambda e: (e["night"] or "", e["mjd"] or 0)):
             pt = e["pointing"]
