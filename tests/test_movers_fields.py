@@ -24,16 +24,16 @@ FIELDS = tuple((150.0 + k * 0.52 / np.cos(np.radians(5.0)), 5.0) for k in range(
 RATES = ((25.0, -10.0), (-40.0, 30.0), (60.0, 5.0))   # "/h (RA cos dec, Dec) of each tile's asteroid
 
 
-def _night(tmp_path, rng, visits=12, n_orphans=150):
+def _night(tmp_path, rng, visits=12, n_orphans=150, start=61000.1):
     paths = []
     for v in range(visits):
         for f, (ra_c, dec_c) in enumerate(FIELDS):
-            mjd0 = 61000.1 + (len(FIELDS) * v + f) * 150 / 86400
+            mjd0 = start + (len(FIELDS) * v + f) * 150 / 86400
             hdr = survey._header(ra_c, dec_c, mjd0, f, 0, v, 1.2, 1.1)
             w = WCS(hdr)
             x, y = rng.uniform(1, survey.NAXIS, (2, n_orphans))
             ra, dec = w.all_pix2world(x, y, 1)
-            t = (mjd0 + 30 / 86400 - 61000.1) * 24 - 1.0                  # hours from the reference
+            t = (mjd0 + 30 / 86400 - start) * 24 - 1.0                    # hours from the reference
             vra, vdec = RATES[f]
             ra_a = ra_c + 0.05 + vra * t / 3600 / np.cos(np.radians(dec_c)) + rng.normal(0, 0.1) / 3600
             dec_a = dec_c - 0.03 + vdec * t / 3600 + rng.normal(0, 0.1) / 3600
@@ -69,3 +69,23 @@ def test_night_of_three_tiles_searched_tile_by_tile(conn, tmp_path):
     fields = conn.execute("SELECT DISTINCT params->>'field' FROM ledger WHERE stage_run_id = %s",
                           (res.run_id,)).fetchall()
     assert len(fields) == 3
+
+
+def test_night_across_utc_midnight_without_site_is_one_night(fresh_db_url, tmp_path):
+    """No ``exposure.night`` and no ``site_lon`` (nothing says where the telescope is), the visits running from
+    23:31 to 00:59 UTC: one observing session, searched whole (a UTC date would cut every track at midnight)."""
+    from catdb.db.engine import connect
+
+    conn = connect(fresh_db_url)
+    paths = _night(tmp_path, np.random.default_rng(5), start=61000.98)
+    ingest_catalogs(conn, paths)
+    conn.execute("UPDATE exposure SET night = NULL, site_lon = NULL")
+    res = run_stage("movers", conn=conn, params={"source": "all", "min_detections": "8", "snr_min": "0"})
+    conn.commit()
+    assert res.counts["nights"] == 1 and res.counts["night_from"] == {"time_gap": 36}
+    cand = conn.execute("SELECT n_detections FROM track WHERE status = 'candidate'").fetchall()
+    assert len(cand) == 3 and all(n >= 11 for (n,) in cand)
+    night = conn.execute("SELECT DISTINCT params->>'night' FROM ledger WHERE stage_run_id = %s",
+                         (res.run_id,)).fetchall()
+    assert len(night) == 1 and night[0][0].startswith("session starting") and "T23:" in night[0][0]
+    conn.close()

@@ -16,7 +16,9 @@ Inputs (param ``source``):
   its motion between frames is within ``CROSSID_RADIUS`` (ssos runs SCAMP with a large one);
   the filter chain then rejects the static sources (rate S/N, pixel shift).
 
-Per night (``exposure.night``, else the UTC date of ``mjd_mid``) and field (the groups of that
+Per night (``exposure.night``; else the local date at the start of the night from ``mjd_mid`` and
+``site_lon``; else, no longitude being assumed, the instrument's observing session, a new one after a
+gap of more than 6 h: :mod:`catdb.algorithms.nights`; counted by rule in ``night_from``) and field (the groups of that
 night's exposures of one pointing: centres closer than half the footprint ``radius``; ledger
 ``params.field`` = the group's smallest exposure id) the detections go to
 :func:`catdb.algorithms.movers.find_movers` (linking plus the ssos filter chain of Mahlke et
@@ -70,18 +72,16 @@ from ..algorithms.sphere import angular_sep_arcsec, chord, radec, unit_vectors
 from ..db.copy import copy_table, fetch_arrays
 from ..errors import InputError
 from ..spatial.sql import cone_condition
+from ._common import night_groups
 from .base import Param, Stage, StageContext, register
 
 _TYPES = {"id": "int64", "exposure_id": "int64", "ra": "float64", "dec": "float64", "x": "float64", "y": "float64",
           "ra_err": "float64",
-          "dec_err": "float64", "mag": "float64", "a_image": "float64", "b_image": "float64", "mjd": "float64",
-          "night": "string"}
+          "dec_err": "float64", "mag": "float64", "a_image": "float64", "b_image": "float64", "mjd": "float64"}
 
 _SELECT = """
     SELECT d.id, d.exposure_id, d.ra, d.dec, d.x, d.y, d.ra_err, d.dec_err,
-           d.mag_auto + COALESCE(z.zp, 0) AS mag, d.a_image, d.b_image, e.mjd_mid AS mjd,
-           COALESCE(e.night::text, to_char(timestamp '1858-11-17' + e.mjd_mid * interval '1 day', 'YYYY-MM-DD'))
-               AS night
+           d.mag_auto + COALESCE(z.zp, 0) AS mag, d.a_image, d.b_image, e.mjd_mid AS mjd
     FROM detection d
     JOIN exposure e ON e.id = d.exposure_id
     LEFT JOIN LATERAL (SELECT zp FROM zeropoint WHERE exposure_id = e.id AND ok ORDER BY id DESC LIMIT 1) z ON true
@@ -239,21 +239,26 @@ class Movers(Stage):
         pix = ctx.execute("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY pixscale) FROM exposure "
                           "WHERE id = ANY(%s)", (ctx.inputs,)).fetchone()[0]
         # one night at a time (bounded memory: a night's candidates, not the survey's)
-        nights = ctx.execute(
-            """SELECT COALESCE(night::text, to_char(timestamp '1858-11-17' + mjd_mid * interval '1 day',
-                                                    'YYYY-MM-DD')) AS n, array_agg(id ORDER BY id)
-               FROM exposure WHERE id = ANY(%s) GROUP BY 1 ORDER BY 1""", (ctx.inputs,)).fetchall()
+        # exposure.night, else the local night from site_lon, else the instrument's observing session (no
+        # longitude assumed: a UTC date would split a European or Chilean night at 00:00 UTC)
+        ids_all = np.array(sorted(ctx.inputs), dtype=np.int64)
+        night_of, night_basis = night_groups(ctx.conn, ids_all)
+        missing = np.equal(night_of, None)
+        if missing.any():
+            raise InputError(f"exposure {int(ids_all[missing][0])} has no mjd_mid: the mover search needs every "
+                             "exposure's epoch", keyword="mjd_mid")
+        keys, inv_n = np.unique(night_of.astype(str), return_inverse=True)
+        nights = [(str(k), ids_all[inv_n.ravel() == j].tolist()) for j, k in enumerate(keys)]
         counts = {"source_used": None, "detections_in": 0, "track": 0, "candidates": 0, "track_detection": 0,
-                  "ledger": 0, "nights": 0, "fields": 0}
+                  "ledger": 0, "nights": 0, "fields": 0,
+                  "night_from": {str(k): int(v) for k, v in zip(*np.unique(night_basis.astype(str),
+                                                                           return_counts=True))}}
         sources = []
         step0 = 0
         floor = p["pos_err_floor"]
-        for night, ids in nights:
-            if night is None:
-                bad = ctx.execute("SELECT min(id) FROM exposure WHERE id = ANY(%s)", (ids,)).fetchone()[0]
-                raise InputError(f"exposure {bad} has no mjd_mid: the mover search needs every exposure's epoch",
-                                 keyword="mjd_mid")
+        for night, ids in nights:  # loop over nights (a handful), not rows
             d, source = self._candidates(ctx, list(ids))
+            d["night"] = np.full(d["id"].size, night, dtype=object)
             if source not in sources:
                 sources.append(source)
             counts["detections_in"] += int(d["id"].size)
