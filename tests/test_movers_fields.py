@@ -89,3 +89,26 @@ def test_night_across_utc_midnight_without_site_is_one_night(fresh_db_url, tmp_p
                          (res.run_id,)).fetchall()
     assert len(night) == 1 and night[0][0].startswith("session starting") and "T23:" in night[0][0]
     conn.close()
+
+
+def test_track_mean_mag_on_one_scale(fresh_db_url, tmp_path):
+    """Zeropoints on all exposures but the last visits' (calibration failed there): a track's mean magnitude is
+    the calibrated one, not pulled towards the raw ``mag_auto`` (-7.5) of the uncalibrated exposures."""
+    from catdb.db.copy import copy_table
+    from catdb.db.engine import connect
+    from catdb.db.provenance import finish_run, start_run
+
+    conn = connect(fresh_db_url)
+    ingest_catalogs(conn, _night(tmp_path, np.random.default_rng(5)))
+    ids = np.array([r[0] for r in conn.execute("SELECT id FROM exposure ORDER BY mjd_mid")], dtype=np.int64)
+    run = start_run(conn, "test-calibrate", {})
+    calibrated = ids[:-6]  # the last two visits of the three tiles: no zeropoint
+    copy_table(conn, "zeropoint", {"exposure_id": calibrated, "zp": np.full(calibrated.size, 25.0)},
+               constants={"band": "r", "method": "pp", "ok": True, "stage_run_id": run})
+    finish_run(conn, run, counts={"zeropoint": int(calibrated.size)})
+    res = run_stage("movers", conn=conn, params={"source": "all", "min_detections": "8", "snr_min": "0"})
+    conn.commit()
+    mags = [r[0] for r in conn.execute("SELECT mean_mag FROM track WHERE status = 'candidate'")]
+    assert len(mags) == 3, res.counts
+    assert mags == pytest.approx([17.5] * 3, abs=1e-3)      # -7.5 + 25 on every calibrated exposure
+    conn.close()

@@ -77,11 +77,12 @@ from .base import Param, Stage, StageContext, register
 
 _TYPES = {"id": "int64", "exposure_id": "int64", "ra": "float64", "dec": "float64", "x": "float64", "y": "float64",
           "ra_err": "float64",
-          "dec_err": "float64", "mag": "float64", "a_image": "float64", "b_image": "float64", "mjd": "float64"}
+          "dec_err": "float64", "mag": "float64", "a_image": "float64", "b_image": "float64", "mjd": "float64",
+          "zp": "float64"}
 
 _SELECT = """
     SELECT d.id, d.exposure_id, d.ra, d.dec, d.x, d.y, d.ra_err, d.dec_err,
-           d.mag_auto + COALESCE(z.zp, 0) AS mag, d.a_image, d.b_image, e.mjd_mid AS mjd
+           d.mag_auto AS mag, z.zp, d.a_image, d.b_image, e.mjd_mid AS mjd
     FROM detection d
     JOIN exposure e ON e.id = d.exposure_id
     LEFT JOIN LATERAL (SELECT zp FROM zeropoint WHERE exposure_id = e.id AND ok ORDER BY id DESC LIMIT 1) z ON true
@@ -259,6 +260,7 @@ class Movers(Stage):
         for night, ids in nights:  # loop over nights (a handful), not rows
             d, source = self._candidates(ctx, list(ids))
             d["night"] = np.full(d["id"].size, night, dtype=object)
+            d["mag"] = self._night_mags(d)
             if source not in sources:
                 sources.append(source)
             counts["detections_in"] += int(d["id"].size)
@@ -292,6 +294,20 @@ class Movers(Stage):
         counts["source_used"] = "; ".join(sources) if sources else p["source"]
         counts["ledger"] = step0
         return counts
+
+    @staticmethod
+    def _night_mags(d):
+        """Magnitudes of one night's detections on one scale (for the tracks' ``mean_mag``, shape (N,)).
+
+        With a zeropoint (latest ``ok`` row of ``calibrate``) on any exposure of the night: ``mag_auto +
+        zp``, and NaN (no magnitude) on the exposures without one -- an uncalibrated ``mag_auto`` added
+        to calibrated ones would put a track's mean on no scale at all.  With none on the night: the
+        catalogue's own ``mag_auto`` (SExtractor's ``MAG_ZEROPOINT``, whatever the catalogue used).
+        """
+        zp = d.pop("zp")
+        if np.isfinite(zp).any():
+            return d["mag"] + zp  # NaN where the exposure has no zeropoint
+        return d["mag"]
 
     def _sky_groups(self, ctx, d):
         """Field of every detection: per night, the connected groups of exposures of one pointing
