@@ -201,3 +201,29 @@ def test_bad_positions_file_is_a_clear_error(lowell, tmp_path):
     assert {r[0] for r in c.execute("SELECT status FROM stage_run WHERE stage = 'forced' "
                                     "ORDER BY id DESC LIMIT 4")} == {"failed"}
     c.commit()
+
+
+def test_unknown_read_noise_uses_the_measured_background_noise(lowell, tmp_path):
+    """An exposure without a read noise: errors from the annulus' measured variance (counted in the run), close
+    to the CCD equation's with the real read noise -- not the CCD equation with a read noise of 0."""
+    c = lowell["conn"]
+    e1 = sorted(lowell["sci"])[0]
+    csv = tmp_path / "star.csv"
+    csv.write_text("ra,dec,label\n124.5689621,25.4079208,TYC near centre\n124.60,25.36,sky\n")
+    params = {"positions": str(csv), "radius": "4", "aperture_correction": "false"}
+    sql_err = "SELECT label, flux_err FROM forced_source WHERE stage_run_id = %s AND exposure_id = %s ORDER BY label"
+    r_ccd = run_stage("forced", conn=c, params=params)
+    ccd = c.execute(sql_err, (r_ccd.run_id, e1)).fetchall()
+    assert r_ccd.counts["noise_measured_no_readnoise"] == []
+    rn = c.execute("SELECT readnoise FROM exposure WHERE id = %s", (e1,)).fetchone()[0]
+    c.execute("UPDATE exposure SET readnoise = NULL WHERE id = %s", (e1,))
+    try:
+        r_meas = run_stage("forced", conn=c, params=params)
+        meas = c.execute(sql_err, (r_meas.run_id, e1)).fetchall()
+        assert r_meas.counts["noise_measured_no_readnoise"] == [e1]
+        assert [m[0] for m in meas] == [x[0] for x in ccd] == ["TYC near centre", "sky"]
+        for (_, e_ccd), (_, e_meas) in zip(ccd, meas):
+            assert e_meas == pytest.approx(e_ccd, rel=0.3)
+    finally:
+        c.execute("UPDATE exposure SET readnoise = %s WHERE id = %s", (rn, e1))
+        c.commit()

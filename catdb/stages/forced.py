@@ -17,7 +17,9 @@ exposure's ``radius``), then kept when their pixel position (the exposure's stor
 image header) lies on the image; exposures without a usable WCS (``wcs_status``) are skipped and counted.
 All of an exposure's targets are measured at once with
 :func:`catdb.algorithms.forced.forced_photometry` on its latest ``reduced`` product (or the raw
-image with ``use_raw=true``), gain and read noise from ``exposure``; exposures are processed in
+image with ``use_raw=true``), gain and read noise from ``exposure`` (the background noise by the CCD
+equation; an exposure without a read noise gets the annulus' measured variance instead, listed in
+``counts.noise_measured_no_readnoise``); exposures are processed in
 ``workers`` threads and the rows are written with one COPY into ``forced_source``.
 
 Aperture radius: a number (pixels) or ``auto``: per exposure, the Photometry Pipeline's
@@ -229,7 +231,7 @@ class Forced(Stage):
                                      f"with S/N >= 50 (run 'catdb stage extract' first) or give radius=<pixels>")
             cols = list(zip(*rows))
             jobs.append(dict(id=eid, image=image, hdu=hdu, wcs=header_from_cards(wcs_text), gain=gain,
-                             readnoise=rn or 0.0, saturation=sat,
+                             readnoise=rn, saturation=sat,
                              band=zp_band if zp is not None else band, zp=zp, zp_err=zp_err, stars=stars,
                              object_id=np.array(cols[0], dtype=object), track_id=np.array(cols[1], dtype=object),
                              label=np.array(cols[2], dtype=object), ra=np.array(cols[3], dtype=float),
@@ -248,7 +250,9 @@ class Forced(Stage):
             results = list(pool.map(_measure, jobs))
         results = [r for r in results if r is not None and len(r["ra"])]
         counts = {"exposures_measured": len(results), "exposures_without_wcs": len(no_wcs),
-                  "exposures_without_wcs_ids": no_wcs}
+                  "exposures_without_wcs_ids": no_wcs,
+                  "noise_measured_no_readnoise": sorted(int(r["exposure_id"]) for r in results
+                                                        if r["noise"] == "measured")}
         if radius == "auto":
             counts["radius_auto"] = {str(r["exposure_id"]): r["auto"] for r in results}
         if r_total is not None:
@@ -258,7 +262,7 @@ class Forced(Stage):
             counts["no_aperture_correction"] = sorted(int(r["exposure_id"]) for r in results if r["n_corr"][0] == 0)
         if not results:
             return {**counts, "forced_source": 0}
-        skip = ("auto", "exposure_id", "off_image", "n_corr")
+        skip = ("auto", "exposure_id", "off_image", "n_corr", "noise")
         cat = {k: np.concatenate([r[k] for r in results]) for k in results[0] if k not in skip}
         cat["exposure_id"] = np.concatenate([np.full(len(r["ra"]), r["exposure_id"], dtype=np.int64)
                                              for r in results])
@@ -307,8 +311,13 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
     # not measured (option off, no usable star, r >= r_total): NULL and flag 32, never a 0 that looks measured
     ac_stored = ac if n_corr > 0 else np.nan
     zp = j["zp"]
-    t = forced_photometry(image, wcs, sel["ra"], sel["dec"], [r], annulus, j["gain"], j["readnoise"],
-                          saturation=None if sat is None else float(sat), zeropoint=0.0 if zp is None else zp)
+    # the CCD equation needs the read noise: unknown (exposure.readnoise NULL), the annulus' measured
+    # variance is the background noise instead of a read noise of 0 that would shrink the errors
+    rn = j["readnoise"]
+    noise = "ccd" if rn is not None and np.isfinite(rn) and rn >= 0 else "measured"
+    t = forced_photometry(image, wcs, sel["ra"], sel["dec"], [r], annulus, j["gain"], rn if noise == "ccd" else 0.0,
+                          saturation=None if sat is None else float(sat), zeropoint=0.0 if zp is None else zp,
+                          noise=noise)
     flags = np.asarray(t["flags"], dtype=np.int64)
     bad_bkg = (flags & ALG_BAD_BKG) > 0
     flags = (flags & ~ALG_BAD_BKG) | np.where(bad_bkg, FLAG_BAD_BACKGROUND, 0)
@@ -322,7 +331,8 @@ def _measure_exposure(j: dict, radius, radii, annulus, r_total=None) -> dict | N
     if n_corr == 0:
         flags = flags | FLAG_NO_APER_CORR
     n = len(flags)
-    return dict(exposure_id=j["id"], object_id=sel["object_id"], track_id=sel["track_id"], label=sel["label"],
+    return dict(exposure_id=j["id"], noise=noise, object_id=sel["object_id"], track_id=sel["track_id"],
+                label=sel["label"],
                 ra=sel["ra"], dec=sel["dec"], x=np.asarray(t["x"], float), y=np.asarray(t["y"], float),
                 aperture_radius=np.full(n, r, dtype=float), aper_corr=np.full(n, ac_stored, dtype=float),
                 n_corr=np.array([n_corr]),
