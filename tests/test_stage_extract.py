@@ -136,3 +136,45 @@ def test_bad_inputs_are_clear_errors(fresh_db_url, tmp_path):
         assert [r[0] for r in c.execute("SELECT status FROM stage_run WHERE stage = 'extract'")] == ["failed"] * 2
     finally:
         c.close()
+
+
+def test_no_seeing_no_class_star(fresh_db_url, tmp_path):
+    """A frame with too few stars to measure its seeing: CLASS_STAR (computed for catdb.sex's placeholder
+    SEEING_FWHM) is not stored; the reason is in the catalogue product and the run's counts."""
+    import json
+
+    from astropy.io import fits
+
+    from catdb.db.copy import copy_table
+    from catdb.db.provenance import finish_run, start_run
+    from catdb.wcsutil import clean_wcs_header
+
+    c = connect(fresh_db_url)
+    (eid,) = ingest_raw(c, SCIENCE[:1])
+    with fits.open(SCIENCE[0]) as hl:
+        hdr = clean_wcs_header(hl[1].header)
+        shape = hl[1].data.shape
+    rng = np.random.default_rng(3)
+    img = rng.normal(1000.0, 10.0, shape).astype(np.float32)          # sky, no star but three
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    for x0, y0 in ((300, 400), (700, 800), (1000, 300)):
+        img += (20000.0 * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.2 ** 2))).astype(np.float32)
+    for k in ("XTENSION", "PCOUNT", "GCOUNT", "EXTNAME", "BZERO", "BSCALE"):
+        hdr.remove(k, ignore_missing=True, remove_all=True)
+    path = tmp_path / "three_stars.fits"
+    fits.PrimaryHDU(img, header=hdr).writeto(path, output_verify="silentfix")
+    run = start_run(c, "test-reduce", {})
+    copy_table(c, "image_product", {"exposure_id": np.array([eid], dtype=np.int64),
+                                    "path": np.array([str(path)], dtype=object)},
+               constants={"kind": "reduced", "hdu": 0, "stage_run_id": run})
+    finish_run(c, run, counts={"image_product": 1})
+    c.commit()
+    res = run_stage("extract", conn=c, params={"outdir": str(tmp_path), "detect_thresh": "5"})
+    assert res.counts["class_star_null_no_seeing"] == [eid]
+    n, n_cs = c.execute("SELECT count(*), count(class_star) FROM detection WHERE exposure_id = %s",
+                        (eid,)).fetchone()
+    assert n >= 3 and n_cs == 0
+    meta = c.execute("SELECT meta FROM image_product WHERE exposure_id = %s AND kind = 'catalog'", (eid,)).fetchone()[0]
+    meta = meta if isinstance(meta, dict) else json.loads(meta)
+    assert meta["seeing_fwhm"] is None and meta["seeing_source"].startswith("unknown: fewer than 5")
+    c.close()

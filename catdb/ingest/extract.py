@@ -279,7 +279,9 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
         Filled in place (for callers that need what the run used without reading the image
         again): ``header`` (the image header SExtractor ran with: cleaned WCS cards, the
         ``wcs_header`` merged), ``seeing_fwhm`` (arcsec given to SExtractor: from ``config``, the
-        header, the first pass, or None for ``catdb.sex``'s default), ``weight_map`` (True when
+        header, the first pass, or None for ``catdb.sex``'s default, when CLASS_STAR is computed for a
+        seeing the image may not have), ``seeing_source`` (where it came from, or why it is unknown),
+        ``weight_map`` (True when
         NaN pixels got weight 0), ``seconds`` (wall time of ``copy``, ``seeing`` and ``sextractor``).
 
     Returns
@@ -338,6 +340,7 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
             args += [f"-{k}", _fmt(v)]
         if "SEEING_FWHM" in merged:
             info["seeing_fwhm"] = float(merged["SEEING_FWHM"])
+            info["seeing_source"] = "config" if "SEEING_FWHM" in user else "header SEEING"
         elif estimate_seeing and "PIXEL_SCALE" in merged:
             t0 = time.perf_counter()
             see = _estimate_seeing(sex, img, workdir, args, float(merged["PIXEL_SCALE"]))
@@ -345,6 +348,13 @@ def extract(image_path, out_catalog, hdu: int | None = None, config: dict | None
             if see is not None:
                 args += ["-SEEING_FWHM", _fmt(see)]
                 info["seeing_fwhm"] = see
+                info["seeing_source"] = "first pass"
+            else:
+                info["seeing_source"] = ("unknown: fewer than 5 clean point sources with S/N > 20 in the "
+                                         "first pass")
+        else:
+            info["seeing_source"] = ("unknown: no pixel scale (no WCS, no SECPIXX/PIXSCALE/PIXSCAL)"
+                                     if estimate_seeing else "unknown: estimate_seeing=False")
         cmd = [sex, str(img), *args, "-CATALOG_NAME", str(out_catalog),
                "-CATALOG_TYPE", str(user.get("CATALOG_TYPE", catalog_type)),
                "-PARAMETERS_NAME", str(user.get("PARAMETERS_NAME", params))]

@@ -19,7 +19,12 @@ workers extract the next exposures (catalogues loaded in exposure order):
   run; rows linked to the old detections - ``detection_object``, ``track_detection``,
   ``survivor`` - go with them by cascade);
 * with ``update_fwhm`` (default), ``exposure.fwhm`` becomes the median ``FWHM_WORLD``
-  (arcsec) of unflagged point sources (``CLASS_STAR >= 0.8``, S/N >= 20).
+  (arcsec) of unflagged point sources (``CLASS_STAR >= 0.8``, S/N >= 20);
+* CLASS_STAR depends on the seeing SExtractor is given (``SEEING_FWHM``: ``config``, the header's
+  ``SEEING``, or a first pass on the image); when none is known (fewer than 5 clean stars, no pixel
+  scale) ``detection.class_star`` is NULL for that exposure (the catalogue keeps SExtractor's value
+  for catdb.sex's placeholder seeing), the reason in the catalogue product's ``meta.seeing_source``
+  and the exposures in ``counts.class_star_null_no_seeing``.
 """
 from __future__ import annotations
 
@@ -158,6 +163,7 @@ class Extract(Stage):
             extract(j["image"], j["cat"], hdu=j["hdu"], config=cfg, wcs_header=j["wcs"], info=info)
             # the pixel frame of the catalogue: IRAF LTV of the extracted image (merge_wcs keeps it)
             j["ltv"] = header_ltv(info["header"])
+            j["seeing"], j["seeing_source"] = info.get("seeing_fwhm"), info.get("seeing_source")
             j["catalog"] = read_catalog(j["cat"])
             j["sha256"] = sha256_file(j["cat"])
             return j
@@ -174,6 +180,12 @@ class Extract(Stage):
                                             catalog=j.pop("catalog"), sha256=j["sha256"]))
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        # CLASS_STAR is computed for SEEING_FWHM: without a seeing of the image's own (config, header, first
+        # pass) SExtractor used catdb.sex's placeholder, so the classification is not stored
+        no_seeing = [j["id"] for j in jobs if j["seeing"] is None]
+        if no_seeing:
+            ctx.execute("UPDATE detection SET class_star = NULL WHERE exposure_id = ANY(%s) AND stage_run_id = %s",
+                        (no_seeing, ctx.run_id))
         fwhm = {}
         if p["update_fwhm"]:
             fwhm = dict(ctx.execute(
@@ -190,10 +202,14 @@ class Extract(Stage):
             "meta": np.array([json.dumps({"image": j["image"], "image_hdu": j["hdu"], "image_kind": j["kind"],
                                           "ltv1": j["ltv"][0], "ltv2": j["ltv"][1],
                                           "catalog_type": "FITS_LDAC", "config": cfg_json, "n_detections": n,
-                                          "fwhm_median": fwhm.get(j["id"])}, default=str)
+                                          "fwhm_median": fwhm.get(j["id"]), "seeing_fwhm": j["seeing"],
+                                          "seeing_source": j["seeing_source"],
+                                          "class_star": "stored" if j["seeing"] is not None else
+                                          "NULL: seeing unknown, CLASS_STAR would be for catdb.sex's "
+                                          "placeholder SEEING_FWHM"}, default=str)
                               for j, n in zip(jobs, n_det)], dtype=object),
         }, constants={"kind": "catalog", "hdu": 2, "stage_run_id": ctx.run_id})
         ctx.execute("ANALYZE detection")  # the stages after this plan their joins on fresh statistics
         return {"catalog": len(jobs), "detection": int(sum(n_det)), "detections_replaced": int(old),
-                "fwhm_updated": len(fwhm),
+                "fwhm_updated": len(fwhm), "class_star_null_no_seeing": no_seeing,
                 "image_kind": sorted({j["kind"] for j in jobs})}
