@@ -174,3 +174,29 @@ def test_ades_xml_submission_valid_against_submit_xsd(db, tmp_path):
     gen = etree.parse(str(tmp_path / "gen.xml"))
     assert {e.text for e in gen.iter("astCat")} == {"UNK"}
     assert etree.XMLSchema(etree.parse(str(schema_file("general")))).validate(gen)
+
+
+def test_magnitude_in_a_band_without_mpc_code_is_left_blank(db, tmp_path):
+    """A zeropoint in Tycho-2 VT (no MPC band code): the 80-column record carries no magnitude rather
+    than one under a blank band column (which the MPC reads as its default band); the result counts it."""
+    from catdb.db.engine import connect
+    from catdb.export.tracks import export_tracks
+
+    url, info = db
+    t2 = info["tracks"]["mover2"]["id"]
+    c = connect(url)
+    try:
+        eids = [r[0] for r in c.execute("SELECT id FROM exposure WHERE image_type = 'science' ORDER BY mjd_mid")]
+        run = c.execute("SELECT max(stage_run_id) FROM zeropoint").fetchone()[0]
+        # a newer ok zeropoint of the first three exposures, calibrated to VT (rolled back below)
+        c.execute("INSERT INTO zeropoint (exposure_id, zp, zp_err, band, method, ok, stage_run_id) "
+                  "SELECT unnest(%s::bigint[]), 25.1, 0.02, 'VT', 'pp', true, %s", (eids[:3], run))
+        out = tmp_path / "vt.mpc"
+        res = export_tracks(c, out, "mpc80", track_ids=[t2])
+        t = parse_mpc80(out)
+        assert np.isnan(t["mag"]).sum() == 3 and set(t["band"][np.isnan(t["mag"])]) == {""}
+        assert np.isfinite(t["mag"]).sum() == info["mjd"].size - 3 and set(t["band"][np.isfinite(t["mag"])]) == {"R"}
+        assert res["mag_no_mpc_band"] == {"VT": 3}
+    finally:
+        c.rollback()
+        c.close()

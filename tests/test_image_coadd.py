@@ -95,3 +95,13 @@ def test_bad_weights(stacks):
         coadd(stacks["frames"], stacks["three"].with_name("x.fits"), weights=[1, 2])
     with pytest.raises(InputError):
         coadd([], stacks["three"].with_name("y.fits"))
+
+
+def test_frame_mjd_mid_does_not_guess():
+    """A start time without EXPTIME is not the middle, a bare date is not a time: None, not a number."""
+    h = fits.Header({"DATE-OBS": "2019-03-26", "TIME-OBS": "02:27:31", "EXPTIME": 300.0})
+    assert frame_mjd_mid(h) is None  # midnight + 150 s before
+    h = fits.Header({"MJD-OBS": 58568.1})
+    assert frame_mjd_mid(h) is None  # the start taken as the middle before
+    h = fits.Header({"DATE-OBS": "2019-03-26", "UTCSTART": "02:27:31", "EXPTIME": 300.0})
+    assert frame_mjd_mid(h) == pytest.approx(58568.0 + (2 * 3600 + 27 * 60 + 31 + 150) / 86400, abs=1e-9)

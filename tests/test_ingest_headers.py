@@ -186,3 +186,19 @@ def test_write_and_load_user_keymaps(tmp_path):
         load_keymap(bad)
     with pytest.raises(InputError, match="unknown keymap"):
         load_keymap("no_such_instrument")
+
+
+def test_timesys_scales_are_converted_and_an_unknown_one_is_refused():
+    """TIMESYS names the scale of the header's times: TT (also as the deprecated TDT/ET) is 69.184 s
+    ahead of UTC in 2019, GPS 18 s; a scale catdb cannot convert is an error naming TIMESYS, not UTC."""
+    base = {"MJD-OBS": 58568.1, "EXPTIME": 60.0}
+    utc = exposure_metadata(fits.Header({**base, "TIMESYS": "UTC approximate"}), "generic")["mjd_mid"]
+    assert utc == pytest.approx(58568.1 + 30 / 86400, abs=1e-9)
+    for sysname, ahead in (("TT", 69.184), ("TDT", 69.184), ("ET", 69.184), ("GPS", 18.0), ("IAT", 37.0)):
+        row, src = exposure_metadata(fits.Header({**base, "TIMESYS": sysname}), "generic", return_sources=True)
+        assert (utc - row["mjd_mid"]) * 86400 == pytest.approx(ahead, abs=1e-3), sysname
+        assert f"TIMESYS {sysname}" in src["mjd_mid"]
+    for bad in ("LOCAL", "MST"):
+        with pytest.raises(InputError, match=f"TIMESYS '{bad}'") as e:
+            exposure_metadata(fits.Header({**base, "TIMESYS": bad}), "generic", path="frame.fits")
+        assert e.value.keyword == "TIMESYS" and "frame.fits" in str(e.value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from astropy.io import fits
 
 from catdb.errors import StageError
 from catdb.stages import run_stage
@@ -43,6 +44,37 @@ def test_exclude_flags_rerun_and_errors(fresh_db_url, tmp_path):
         assert rows == [(path1, r2.run_id, sorted(ids[:2]))]
         assert r2.counts["replaced_rows"] == 1
         assert c.execute("SELECT status FROM stage_run WHERE id = %s", (r1.run_id,)).fetchone()[0] == "replaced"
+        c.commit()
+    finally:
+        c.close()
+
+
+def test_coadd_epoch_from_the_exposures_null_when_one_is_unknown(fresh_db_url, tmp_path):
+    """The stack's epoch comes from the exposures' mjd_mid (what ingest derived with the keymap), not
+    from a guess at the reduced frames' headers; with one input's time unknown the stack has no
+    epoch (no MJD-MID, coadd objects' mjd_first/mjd_last NULL) and the run names the input."""
+    from catdb.db.engine import connect
+    from catdb.ingest.load import ingest_images
+
+    c = connect(fresh_db_url)
+    try:
+        ids = [i for r in ingest_images(c, SCIENCE[:2]) for i in r.exposure_ids]
+        ingest_images(c, sorted((LOWELL / "zero").glob("*.fits.fz"))[:2])
+        ingest_images(c, sorted((LOWELL / "flat").glob("*.fits.fz"))[1:3])
+        run_stage("reduce", conn=c, where=f"e.id IN ({ids[0]}, {ids[1]})", params={"outdir": str(tmp_path)})
+        # the time of the second exposure is not known (its header's DATE-OBS + UTCSTART are still there)
+        c.execute("UPDATE exposure SET mjd_mid = NULL WHERE id = %s", (ids[1],))
+        c.commit()
+        res = run_stage("coadd", conn=c, params={"outdir": str(tmp_path), "detect": "true"})
+        assert res.counts["inputs_without_mjd_mid"] == [ids[1]] and "inputs_without_exptime" not in res.counts
+        path, meta = c.execute("SELECT path, meta FROM image_product WHERE kind = 'coadd'").fetchone()
+        assert meta["mjd_mid"] is None and meta["mjd_beg"] is None and meta["mjd_end"] is None
+        assert meta["texptime"] == pytest.approx(600.0)  # both exposure times are known
+        with fits.open(path) as hl:
+            assert "MJD-MID" not in hl[0].header and "MJD-BEG" not in hl[0].header
+        n, n_dated = c.execute("SELECT count(*), count(mjd_first) + count(mjd_last) FROM object "
+                               "WHERE kind = 'coadd'").fetchone()
+        assert n > 100 and n_dated == 0
         c.commit()
     finally:
         c.close()

@@ -46,20 +46,28 @@ def frame_mjd_mid(header: fits.Header) -> float | None:
 
     Tries ``MJD-MID``; ``MIDTIMJD`` (a *Julian* date despite its name, Lowell/PP);
     ``MJD-OBS`` + ``EXPTIME``/2; ``DATE-OBS`` (with ``UTCSTART``/``UTC-OBS`` when
-    ``DATE-OBS`` is a bare date) + ``EXPTIME``/2.
+    ``DATE-OBS`` is a bare date) + ``EXPTIME``/2.  None when the header does not say: a start
+    time without ``EXPTIME`` (the start is not the middle), a bare ``DATE-OBS`` without a time
+    card (midnight is not the exposure's time).  A header guess, for images outside a
+    database: the ``coadd`` stage passes the exposures' ``mjd_mid`` (keymap rules, ``TIMESYS``).
     """
     if "MJD-MID" in header:
         return float(header["MJD-MID"])
     if "MIDTIMJD" in header:
         return float(header["MIDTIMJD"]) - 2400000.5
-    half = float(header.get("EXPTIME", 0.0)) / 2.0 / 86400.0
+    try:
+        half = float(header["EXPTIME"]) / 2.0 / 86400.0
+    except (KeyError, TypeError, ValueError):
+        return None
     if "MJD-OBS" in header:
         return float(header["MJD-OBS"]) + half
     date = str(header.get("DATE-OBS", "")).strip()
     if date:
         if "T" not in date:
             t = str(header.get("UTCSTART", header.get("UTC-OBS", ""))).strip()
-            date = f"{date}T{t}" if t else date
+            if not t:
+                return None
+            date = f"{date}T{t}"
         try:
             return float(Time(date, scale="utc").mjd) + half
         except ValueError:
@@ -78,7 +86,7 @@ def _read(path, hdu, wcs_header=None):
 
 def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigma: float = 3.0,
           maxiters: int = 5, subtract_background: bool = True, box_size: int = 64,
-          order: str = "bilinear", wcs_headers=None) -> Path:
+          order: str = "bilinear", wcs_headers=None, mjd_mid=None, exptime=None) -> Path:
     """Stack reduced exposures into one image on a common WCS.
 
     Parameters
@@ -107,6 +115,10 @@ def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigm
         WCS of each image to use instead of its own (the exposures' stored WCS, e.g. from
         stage ``solve``; moved to each image's pixel frame, see
         :func:`catdb.algorithms.astrometry.merge_wcs`).
+    mjd_mid, exptime : sequence of float or None, length n, optional
+        Mid-exposure MJD (UTC) and exposure time (s) of each image as known elsewhere (the
+        exposures' ``mjd_mid`` and ``exptime`` in the database); None or NaN where unknown.
+        Default: read from each image's header (:func:`frame_mjd_mid`, ``EXPTIME``).
 
     Returns
     -------
@@ -115,14 +127,17 @@ def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigm
         ``subtract_background``; NaN where no input), celestial TAN WCS, ``NCOMBINE``,
         ``EXPTIME`` (mean of inputs), ``TEXPTIME`` (sum), ``GAIN`` (effective gain of the
         weighted mean, (sum w)^2 / sum(w^2/g_i)), ``MJD-MID`` (weighted-mean epoch),
-        ``MJD-BEG``/``MJD-END``, ``HISTORY`` with each input and its weight;
+        ``MJD-BEG``/``MJD-END``, ``HISTORY`` with each input and its weight; each of these
+        only when every input's value is known (an epoch or a total over some of the inputs
+        would look like the stack's);
         HDU ``WEIGHT`` (sum of weights of unclipped inputs per pixel) and HDU ``NCOMBINE``
         (number of unclipped inputs per pixel, int16).
 
     Raises
     ------
     catdb.errors.InputError
-        No input, an input without celestial WCS, bad ``weights``.
+        No input, an input without celestial WCS, bad ``weights``, ``mjd_mid`` / ``exptime``
+        not of length n.
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -141,6 +156,9 @@ def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigm
     frames, wcss, headers, rms, skies = [], [], [], [], []
     if wcs_headers is not None and len(wcs_headers) != len(paths):
         raise InputError(f"wcs_headers: expected {len(paths)} headers, got {len(wcs_headers)}", keyword="wcs_headers")
+    for name, v in (("mjd_mid", mjd_mid), ("exptime", exptime)):
+        if v is not None and len(v) != len(paths):
+            raise InputError(f"{name}: expected {len(paths)} values, got {len(v)}", keyword=name)
     for k, p in enumerate(paths):
         data, h = _read(p, hdu, None if wcs_headers is None else wcs_headers[k])
         w = wcs_from_header(h, path=p)
@@ -184,22 +202,25 @@ def coadd(paths, out_path, weights="background", *, hdu: int | None = None, sigm
         if k in first:
             hdr[k] = (first[k], first.comments[k])
     gains = np.array([float(h.get("GAIN", h.get("AGAIN_01", np.nan))) for h in headers])
-    exps = np.array([float(h.get("EXPTIME", np.nan)) for h in headers])
-    mjds = np.array([frame_mjd_mid(h) if frame_mjd_mid(h) is not None else np.nan
-                     for h in headers], dtype=float)
+    if exptime is None:
+        exptime = [h.get("EXPTIME") for h in headers]
+    if mjd_mid is None:
+        mjd_mid = [frame_mjd_mid(h) for h in headers]
+    exps = np.array([np.nan if x is None else float(x) for x in exptime])
+    mjds = np.array([np.nan if x is None else float(x) for x in mjd_mid])
     hdr["IMAGETYP"] = ("COADD", "catdb coadd")
     hdr["NCOMBINE"] = (len(paths), "exposures stacked")
-    hdr["EXPTIME"] = (float(np.nanmean(exps)), "[s] mean exposure time of inputs")
-    hdr["TEXPTIME"] = (float(np.nansum(exps)), "[s] total exposure time")
+    if np.all(np.isfinite(exps)):
+        hdr["EXPTIME"] = (float(np.mean(exps)), "[s] mean exposure time of inputs")
+        hdr["TEXPTIME"] = (float(np.sum(exps)), "[s] total exposure time")
     if np.all(np.isfinite(gains)):
         hdr["GAIN"] = (float(wts.sum() ** 2 / np.sum(wts ** 2 / gains)),
                        "[e-/adu] effective gain of the weighted mean")
-    if np.any(np.isfinite(mjds)):
-        ok = np.isfinite(mjds)
-        hdr["MJD-MID"] = (float(np.average(mjds[ok], weights=wts[ok])),
-                          "weighted mean of input mid-exposure MJDs")
-        hdr["MJD-BEG"] = (float(np.nanmin(mjds - exps / 2 / 86400)), "start of first input")
-        hdr["MJD-END"] = (float(np.nanmax(mjds + exps / 2 / 86400)), "end of last input")
+    if np.all(np.isfinite(mjds)):
+        hdr["MJD-MID"] = (float(np.average(mjds, weights=wts)), "weighted mean of input mid-exposure MJDs")
+        if np.all(np.isfinite(exps)):
+            hdr["MJD-BEG"] = (float(np.min(mjds - exps / 2 / 86400)), "start of first input")
+            hdr["MJD-END"] = (float(np.max(mjds + exps / 2 / 86400)), "end of last input")
     sats = [float(h["SATURATE"]) - sky for h, sky in zip(headers, skies) if "SATURATE" in h]
     if len(sats) == len(headers):
         hdr["SATURATE"] = (min(sats), "[adu] lowest input SATURATE (minus its sky)")

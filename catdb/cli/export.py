@@ -330,10 +330,15 @@ def _mpc_options(f):
 
 def _left_out(res) -> str:
     left = res.get("left_out") or {}
-    if not left:
-        return ""
-    return ("; left out: " + ", ".join(f"{n} {k}" for k, n in sorted(left.items()))
-            + " (only tracks reviewed real or known are exported; --all takes every one)")
+    nob = res.get("mag_no_mpc_band") or {}
+    out = ""
+    if left:
+        out = ("; left out: " + ", ".join(f"{n} {k}" for k, n in sorted(left.items()))
+               + " (only tracks reviewed real or known are exported; --all takes every one)")
+    if nob:
+        out += ("; magnitudes left blank: " + ", ".join(f"{n} in band {b!r}" for b, n in sorted(nob.items()))
+                + " (no MPC band code)")
+    return out
 
 
 def _write_tracks(obj, fmt, output, status, track_ids, obscode, header, all_tracks=False, **kw):

@@ -13,7 +13,9 @@ temporary designation ``<prefix><track id>`` (at most 7 characters, e.g. ``cdb00
 Magnitudes: ``mag_auto + zp`` with the zeropoint's band when the exposure has an ``ok``
 absolute zeropoint (method pp or regression); without one (none, or only a relative/ensemble
 zeropoint, whose scale is arbitrary) the magnitude is left blank (the MPC takes calibrated
-magnitudes only).  The observatory code is ``obscode`` when given, else each exposure's
+magnitudes only), and so it is when the zeropoint's band has no MPC band code (e.g. Tycho-2
+``VT``: a blank band column would read as the MPC's default band; counted in the result's
+``mag_no_mpc_band``).  The observatory code is ``obscode`` when given, else each exposure's
 ``observatory_code``.  Every record written is parsed back and checked
 (``catdb export mpc`` / ``catdb export ades``).
 
@@ -234,8 +236,9 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     Returns
     -------
     dict
-        ``tracks``, ``observations``, ``path``, ``header_lines`` and ``left_out`` (tracks of the
-        selection not taken: ``{decision or 'unreviewed': n}``); ADES also ``ades_validated`` (the
+        ``tracks``, ``observations``, ``path``, ``header_lines``, ``left_out`` (tracks of the
+        selection not taken: ``{decision or 'unreviewed': n}``) and ``mag_no_mpc_band``
+        (magnitudes left blank because their band has no MPC code: ``{band: n}``); ADES also ``ades_validated`` (the
         schema or rules checked) and ``ast_cat`` (the astCat codes written).
 
     Raises
@@ -290,6 +293,14 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
     trk = np.where(is_num | is_prov, "", temp).astype(object)
     band = np.array([_MPC_BAND.get(str(b), "") if b is not None else "" for b in d["band"]], dtype=object)
     mag = np.where(np.isfinite(d["mag"]), d["mag"], np.nan)
+    # a magnitude in a band without an MPC code is not written: a blank band column is read as the
+    # MPC's default band, so the number would stand for a band it was not measured in
+    no_band = np.isfinite(mag) & (band == "")
+    mag_no_band = {}
+    if no_band.any():
+        zb, cnt = np.unique(np.array([str(b) for b in d["band"][no_band]]), return_counts=True)
+        mag_no_band = {str(b): int(c) for b, c in zip(zb, cnt)}
+        mag = np.where(no_band, np.nan, mag)
     path = Path(path)
     n_header = 0
     extra = {}
@@ -347,7 +358,7 @@ def export_tracks(conn, path, fmt: str = "mpc80", *, status: str = "candidate", 
             path.write_text(text)
         extra = {"ades_validated": how, "ast_cat": sorted(set(cats.tolist()))}
     return {"tracks": int(np.unique(tid).size), "observations": int(n), "path": str(path),
-            "header_lines": n_header, "left_out": left_out, **extra}
+            "header_lines": n_header, "left_out": left_out, "mag_no_mpc_band": mag_no_band, **extra}
 
 
 def _reviewed(conn, status, track_ids, decisions):

@@ -44,7 +44,7 @@ __all__ = [
     "EXPOSURE_COLUMNS", "read_header", "read_text_header", "header_from_cards", "inherit_header",
     "load_keymap", "keymap_names", "detect_instrument", "write_default_keymaps",
     "exposure_metadata", "mid_exposure_mjd", "normalise_band", "footprint", "wcs_cards", "observing_night",
-    "gmst_deg", "check_obscode",
+    "gmst_deg", "check_obscode", "header_time_scale",
 ]
 
 #: Columns of the ``exposure`` table filled by :func:`exposure_metadata` (the lead's schema).
@@ -649,6 +649,48 @@ def _date_part(v):
     return re.split(r"[T ]", s)[0]
 
 
+#: FITS ``TIMESYS`` values -> (astropy time scale, seconds to add to read the value on that scale):
+#: FITS 4.0 sect. 9.2.1, Table 30, with its deprecated synonyms (``TDT``, ``ET`` for TT; ``IAT``
+#: for TAI; ``GMT``, ``UT()`` for UTC) and ``GPS`` = TAI - 19 s
+_TIMESYS = {"UTC": ("utc", 0.0), "UT": ("utc", 0.0), "GMT": ("utc", 0.0), "Z": ("utc", 0.0),
+            "TT": ("tt", 0.0), "TDT": ("tt", 0.0), "ET": ("tt", 0.0), "TAI": ("tai", 0.0), "IAT": ("tai", 0.0),
+            "GPS": ("tai", 19.0), "UT1": ("ut1", 0.0), "TDB": ("tdb", 0.0), "TCG": ("tcg", 0.0),
+            "TCB": ("tcb", 0.0)}
+
+
+def header_time_scale(header: fits.Header, path=None) -> tuple[str, float, str]:
+    """The time scale of a header's times from ``TIMESYS`` (FITS 4.0 sect. 9.2.1; UTC when absent).
+
+    The first word counts (``'UTC approximate'`` is UTC); ``UT(NIST)``-style realisations are UTC.
+
+    Returns
+    -------
+    scale : str
+        astropy :class:`~astropy.time.Time` scale.
+    offset : float
+        Seconds to add to a time read on ``scale`` (19 for GPS, read as TAI).
+    name : str
+        The ``TIMESYS`` word as written (upper case), ``'UTC'`` when absent.
+
+    Raises
+    ------
+    catdb.errors.InputError
+        A ``TIMESYS`` that is no time scale catdb can convert to UTC (``LOCAL``, an unknown
+        word): taking it for UTC would shift every time by an unknown amount.
+    """
+    raw = header.get("TIMESYS")
+    words = str(raw).strip().upper().split() if raw is not None else []
+    name = words[0] if words else "UTC"
+    if re.fullmatch(r"UT\(.*\)", name):
+        name = "UTC"
+    if name not in _TIMESYS:
+        raise InputError(f"TIMESYS {raw!r} is not a time scale catdb can convert to UTC (known: "
+                         f"{', '.join(sorted(_TIMESYS))}); correct the card or give mjd_mid another way",
+                         path=path, keyword="TIMESYS")
+    scale, offset = _TIMESYS[name]
+    return scale, offset, name
+
+
 def mid_exposure_mjd(header: fits.Header, keymap: dict, path=None, exptime=None) -> tuple[float, str]:
     """Mid-exposure time (MJD, UTC) from a header, trying the keymap's ``[[time]]`` rules.
 
@@ -657,7 +699,7 @@ def mid_exposure_mjd(header: fits.Header, keymap: dict, path=None, exptime=None)
     (the Lowell ``DATE-OBS`` + ``UTCSTART`` case).  The first rule whose
     keywords are present and parse wins; ``mid = start + EXPTIME/2`` or
     ``end - EXPTIME/2``.  The time scale is taken from ``TIMESYS`` (default
-    UTC) and converted to UTC with :class:`astropy.time.Time`.
+    UTC; :func:`header_time_scale`) and converted to UTC with :class:`astropy.time.Time`.
 
     Parameters
     ----------
@@ -679,12 +721,10 @@ def mid_exposure_mjd(header: fits.Header, keymap: dict, path=None, exptime=None)
     Raises
     ------
     catdb.errors.InputError
-        No rule applies (naming the keywords tried) or a time keyword holds an
-        unparsable value.
+        No rule applies (naming the keywords tried), a time keyword holds an
+        unparsable value, or ``TIMESYS`` names no convertible time scale.
     """
-    scale = str(header.get("TIMESYS", "UTC")).strip().lower() or "utc"
-    if scale not in Time.SCALES:
-        scale = "utc"
+    scale, offset, sysname = header_time_scale(header, path=path)
     tried = []
     for rule in keymap.get("time", []):
         at = rule.get("at", "start")
@@ -727,6 +767,10 @@ def mid_exposure_mjd(header: fits.Header, keymap: dict, path=None, exptime=None)
             bad = rule.get("mjd") or rule.get("jd") or rule.get("isot")
             raise InputError(f"cannot parse time value {bad}={header.get(bad)!r}: {exc}", path=path,
                              keyword=bad) from None
+        if offset:
+            t = t + offset * u.s
+        if sysname != "UTC":
+            src = f"{src} (TIMESYS {sysname}, converted to UTC)"
         if at == "mid":
             return float(t.utc.mjd), src
         if exptime is None:

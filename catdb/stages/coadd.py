@@ -14,7 +14,9 @@ catalogue is an ``image_product`` of kind ``catalog`` and its sources become ``o
 of kind ``'coadd'`` (``ra``, ``dec``, their errors, ``band``, ``mean_mag`` = instrumental
 MAG_AUTO on the stack; only sources whose pixel is covered by at least ``min_coverage`` of the
 inputs in the ``NCOMBINE`` map, so edge artefacts of the stack are left out;
-``mjd_first``/``mjd_last`` = start of the first / end of the last input,
+``mjd_first``/``mjd_last`` = start of the first / end of the last input from the exposures'
+``mjd_mid`` and ``exptime``, NULL when an input lacks one: counted as ``inputs_without_mjd_mid``
+/ ``inputs_without_exptime``,
 ``n_detections = n_epochs = 0``: no single-epoch detection is linked).  Measure them on the
 single exposures with ``catdb stage forced --param objects="kind = 'coadd'"`` (the deep-coadd
 then forced-photometry flow of the LSST pipelines).
@@ -97,7 +99,7 @@ class Coadd(Stage):
         p = ctx.params
         refuse_unusable(ctx.conn, ctx.inputs, "coadd")  # reprojection needs each exposure's sky frame
         rows = ctx.execute(
-            "SELECT e.id, e.path, e.band, r.path, e.wcs_header FROM exposure e "
+            "SELECT e.id, e.path, e.band, r.path, e.wcs_header, e.mjd_mid, e.exptime FROM exposure e "
             "LEFT JOIN LATERAL (SELECT path FROM image_product p WHERE p.exposure_id = e.id AND p.kind = 'reduced' "
             "ORDER BY p.id DESC LIMIT 1) r ON true WHERE e.id = ANY(%s) ORDER BY e.id", (ctx.inputs,)).fetchall()
         if len(rows) < 2:
@@ -118,8 +120,18 @@ class Coadd(Stage):
         ids = [r[0] for r in rows]
         outdir = Path(p["outdir"]).expanduser().resolve() / "coadd"
         out = outdir / f"coadd_{band or 'none'}_{len(ids)}exp_{_set_hash(ids)}.fits"
+        # the epochs and exposure times ingest derived (keymap time rules, TIMESYS), not a header guess;
+        # one unknown leaves the stack's MJD-MID/BEG/END (or EXPTIME/TEXPTIME) out, and the coadd objects'
+        # mjd_first/mjd_last NULL
         coadd([r[3] for r in rows], out, weights=p["weights"], sigma=p["sigma"],
-              wcs_headers=[header_from_cards(r[4]) if r[4] else None for r in rows])
+              wcs_headers=[header_from_cards(r[4]) if r[4] else None for r in rows],
+              mjd_mid=[r[5] for r in rows], exptime=[r[6] for r in rows])
+        no_time = [r[0] for r in rows if r[5] is None]
+        no_exptime = [r[0] for r in rows if r[6] is None]
+        if no_time:
+            ctx.counts["inputs_without_mjd_mid"] = no_time
+        if no_exptime:
+            ctx.counts["inputs_without_exptime"] = no_exptime
         h = fits.getheader(out, 0)
         meta = {"inputs": [r[3] for r in rows], "weights": p["weights"], "sigma": p["sigma"],
                 "ncombine": h.get("NCOMBINE"), "mjd_mid": h.get("MJD-MID"), "mjd_beg": h.get("MJD-BEG"),
