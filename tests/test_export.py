@@ -341,3 +341,66 @@ def test_batches_of_whole_rows_whatever_the_block_size(conn):
         assert len(batches) == (5 if block == 1 else 1)
         got = {k: [v for b in batches for v in b.column(k).to_pylist()] for k in expect}
         assert got == expect, block
+
+
+def test_calibrated_error_is_null_when_not_known_and_the_zeropoint_method_is_said(fresh_db_url, tmp_path):
+    """What a TOPCAT user reads in ``catdb export catalog`` and in the views carrying mag_cal: no zeropoint
+    -> mag_cal and magerr_cal NULL; a zeropoint of unknown error -> mag_cal set, magerr_cal NULL (not the
+    instrumental error passed off as the calibrated one); otherwise hypot(magerr_auto, zp_err); and
+    zp_method says when mag_cal is on a relative (arbitrary) scale."""
+    from astropy.io.votable import parse
+
+    from catdb.db.engine import connect
+
+    # exposure: (zeropoint method, zp, zp_err), None = no zeropoint
+    zps = [None, ("pp", 25.0, None), ("pp", 25.0, 0.03), ("relative", 0.12, 0.01)]
+    with connect(fresh_db_url) as c:
+        run = start_run(c, "test-calibrate", {})
+        eids = [c.execute("INSERT INTO exposure (path, mjd_mid, band, stage_run_id) VALUES (%s, %s, 'r', %s) "
+                          "RETURNING id", (f"n/{i}.fits", 60000.1 + i / 100, run)).fetchone()[0] for i in range(4)]
+        c.execute("INSERT INTO detection (exposure_id, number, ra, dec, mag_auto, magerr_auto, flags, stage_run_id) "
+                  "SELECT e, 1, 150.0, 2.0, 15.0, 0.04, 0, %s FROM unnest(%s::bigint[]) e", (run, eids))
+        oid = c.execute("INSERT INTO object (ra, dec, stage_run_id) VALUES (150.0, 2.0, %s) RETURNING id",
+                        (run,)).fetchone()[0]
+        c.execute("INSERT INTO detection_object (detection_id, object_id, stage_run_id) "
+                  "SELECT id, %s, %s FROM detection", (oid, run))
+        for eid, zp in zip(eids, zps):
+            if zp is not None:
+                c.execute("INSERT INTO zeropoint (exposure_id, band, method, zp, zp_err, ok, stage_run_id) "
+                          "VALUES (%s, 'r', %s, %s, %s, true, %s)", (eid, *zp, run))
+        finish_run(c, run, counts={})
+        c.commit()
+        views = {v: {r[0]: r[1:] for r in c.execute(
+            f"SELECT exposure_id, mag_cal, magerr_cal, zp_method FROM {v}"
+            + (" WHERE kind = 'object' AND source = 'detection'" if v == "lightcurve_point" else ""))}
+            for v in ("detection_calibrated", "exposure_catalog", "lightcurve_point")}
+        lp_comment = c.execute("SELECT col_description('lightcurve_point'::regclass, a.attnum) FROM pg_attribute a "
+                               "WHERE a.attrelid = 'lightcurve_point'::regclass AND a.attname = 'zp_method'"
+                               ).fetchone()[0]
+    r = CliRunner().invoke(cli, ["--db", fresh_db_url, "export", "catalog", "-o", str(tmp_path / "cat.vot")])
+    assert r.exit_code == 0, r.output
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vot = parse(str(tmp_path / "cat.vot")).get_first_table()
+    f = {x.name: x for x in vot.fields}
+    t = vot.to_table()
+    rows = {int(e): i for i, e in enumerate(t["exposure_id"])}
+    assert sorted(rows) == eids
+    mag, err = (np.ma.getmaskarray(t[k]) for k in ("mag_cal", "magerr_cal"))
+    no_zp, no_err, ok, rel = (rows[e] for e in eids)
+    assert mag[no_zp] and err[no_zp]                                           # no zeropoint: both NULL
+    assert not mag[no_err] and t["mag_cal"][no_err] == pytest.approx(40.0) and err[no_err]  # zp_err unknown
+    assert t["magerr_cal"][ok] == pytest.approx(np.hypot(0.04, 0.03), rel=1e-6)
+    assert t["magerr_cal"][rel] == pytest.approx(np.hypot(0.04, 0.01), rel=1e-6)
+    # zp_method: NULL (<TD/>) without a zeropoint, 'relative' for a relative calibration
+    assert [str(t["zp_method"][i]) for i in (ok, rel)] == ["pp", "relative"]
+    assert np.ma.getmaskarray(t["zp_method"])[no_zp] or t["zp_method"][no_zp] == ""
+    assert "zp_err" in f["magerr_cal"].description and "NULL" in f["magerr_cal"].description
+    assert "arbitrary scale" in f["zp_method"].description and f["zp_method"].ucd == "meta.code"
+    # the views say the same
+    for v, got in views.items():
+        assert got[eids[0]] == (None, None, None), v
+        assert got[eids[1]][0] == pytest.approx(40.0) and got[eids[1]][1:] == (None, "pp"), v
+        assert got[eids[2]][1] == pytest.approx(np.hypot(0.04, 0.03), rel=1e-6) and got[eids[2]][2] == "pp", v
+        assert got[eids[3]][0] == pytest.approx(15.12) and got[eids[3]][2] == "relative", v
+    assert "arbitrary scale" in lp_comment

@@ -144,6 +144,9 @@ def test_every_migration_up_and_down_with_rows(empty_db_url):
                         "exposure_id").fetchall()
         assert [p[0] for p in pts] == ["detection", "detection", "forced"]
         assert pts[0][1] == pytest.approx(15.1 + 22.5) and pts[1][1] is None and pts[2][1] == 15.0
+        # 0019: no zeropoint, no calibrated error (was the instrumental error beside a NULL mag_cal)
+        assert c.execute("SELECT DISTINCT magerr_cal FROM detection_calibrated WHERE exposure_id = %s",
+                         (e2,)).fetchall() == [(None,)]
     # down one revision at a time: each schema is the one the upgrade made, the rows of the tables
     # that stay are kept
     for r in reversed(revs[:-1]):

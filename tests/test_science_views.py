@@ -115,6 +115,9 @@ def test_exposure_catalog_is_the_calibrated_catalogue_of_the_frame(night):
     assert len(t) == n > 500 and int(np.sum(~np.ma.getmaskarray(t["object_id"]))) == n_linked > n / 2
     np.testing.assert_allclose(t["mag_cal"] - t["mag_auto"], zp, atol=1e-5)
     assert str(t["mag_cal"].unit) == "mag" and str(t["ra"].unit) == "deg" and str(t["mjd_mid"].unit) == "d"
+    # relative zeropoints: every row says so, and the column says what that means for mag_cal
+    assert set(np.asarray(t["zp_method"]).astype(str)) == {"relative"}
+    assert "arbitrary scale" in t["zp_method"].description
 
 
 def test_detections_in_cone_agrees_with_the_spatial_layer_and_numpy(night):

@@ -95,6 +95,10 @@ def source_cmd(obj, source, fmt, output, where, no_header, timeout, columns):
 def catalog_cmd(obj, fmt, output, where, no_header, timeout, zp_band):
     """The calibrated catalogue: detections with exposure epoch/band, mag_cal = mag_auto + zp, object_id.
 
+    magerr_cal is NULL when mag_cal is (no zeropoint) or when the zeropoint error is not known.
+    zp_method is the zeropoint's method: pp or regression give absolute magnitudes; relative or
+    ensemble put mag_cal on an arbitrary scale (zp_ref on a reference exposure).
+
     --where takes a condition on detection (d), exposure (e) or zeropoint (z).
     """
     from ..export.formats import export_catalog

@@ -834,13 +834,14 @@ SELECT d.id AS detection_id, d.exposure_id, d.number, d.ra, d.dec, d.ra_err, d.d
        e.mjd_mid, e.band, e.filter,
        d.mag_auto, d.magerr_auto,
        d.mag_auto + z.zp AS mag_cal,
-       sqrt(d.magerr_auto ^ 2 + coalesce(z.zp_err, 0) ^ 2) AS magerr_cal,
-       z.band AS cal_band, z.zp, z.zp_err,
+       CASE WHEN d.mag_auto IS NOT NULL AND z.zp IS NOT NULL
+            THEN sqrt(d.magerr_auto::double precision ^ 2 + z.zp_err ^ 2) END AS magerr_cal,
+       z.band AS cal_band, z.zp, z.zp_err, z.method AS zp_method,
        d.fwhm, d.elongation, d.class_star, d.snr, d.flags,
        dob.object_id
 FROM detection d
 JOIN exposure e ON e.id = d.exposure_id
-LEFT JOIN (SELECT DISTINCT ON (exposure_id) exposure_id, band, zp, zp_err
+LEFT JOIN (SELECT DISTINCT ON (exposure_id) exposure_id, band, zp, zp_err, method
            FROM zeropoint WHERE ok {zpband}
            ORDER BY exposure_id, stage_run_id DESC, id DESC) z ON z.exposure_id = d.exposure_id
 LEFT JOIN detection_object dob ON dob.detection_id = d.id
@@ -849,9 +850,15 @@ LEFT JOIN detection_object dob ON dob.detection_id = d.id
 
 CATALOG_UNITS = {
     "detection_id": (None, "Detection id (detection.id)"),
-    "mag_cal": ("mag", "Calibrated magnitude MAG_AUTO + zeropoint (NULL without an ok zeropoint)"),
-    "magerr_cal": ("mag", "Error of mag_cal: MAGERR_AUTO and the zeropoint error in quadrature"),
+    "mag_cal": ("mag", "Calibrated magnitude MAG_AUTO + zeropoint, on the scale zp_method says (arbitrary for "
+                       "relative, ensemble); NULL without an ok zeropoint"),
+    "magerr_cal": ("mag", "Error of mag_cal: MAGERR_AUTO and the zeropoint error in quadrature; NULL when mag_cal is "
+                          "NULL or the zeropoint error is not known (zp_err NULL)"),
     "cal_band": (None, "Band of mag_cal (the zeropoint's reference band)"),
+    "zp_method": (None, "Method of the zeropoint: pp or regression = absolute, fitted to a reference catalogue; "
+                        "relative or ensemble = relative to a reference exposure given zp = zp_ref (calibrate "
+                        "parameter, default 0), so mag_cal is on an arbitrary scale, not an absolute magnitude; "
+                        "NULL without a zeropoint"),
 }
 
 
@@ -861,7 +868,10 @@ def catalog_query(where: str | None = None, zp_band: str | None = None) -> tuple
     Detections joined to their exposure, the latest ``ok`` zeropoint of the exposure
     (of ``zp_band`` if given) and the object they are linked to:
     ``mag_cal = mag_auto + zp`` (the zeropoint convention of :mod:`catdb.schema.tables`),
-    ``magerr_cal = hypot(magerr_auto, zp_err)``.
+    ``magerr_cal = hypot(magerr_auto, zp_err)``, NULL when ``mag_cal`` is NULL (no zeropoint, or no
+    ``mag_auto``) or when the zeropoint error is not known (``zp_err`` NULL), and ``zp_method``, the
+    zeropoint's method: ``pp``/``regression`` give absolute magnitudes, ``relative``/``ensemble`` a
+    scale anchored at ``zp_ref`` on a reference exposure (``calibrate`` stage), not absolute.
 
     Parameters
     ----------

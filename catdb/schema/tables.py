@@ -317,7 +317,8 @@ zeropoint = Table(
     C("chi2_red", Double, "Reduced chi-square of the fit"),
     C("r2", Double, "Coefficient of determination (method regression)"),
     C("scatter", Double, "Robust scatter of the residuals", "mag"),
-    C("method", Text, "pp, regression or relative", nullable=False),
+    C("method", Text, "Calibration method: pp or regression (absolute, fitted to a reference catalogue), relative or "
+      "ensemble (relative to a reference exposure given zp = zp_ref, default 0: an arbitrary scale)", nullable=False),
     C("refcat", Text, "Reference catalogue (and transformation)"),
     C("ok", Boolean, "False when the calibration failed its quality threshold", nullable=False,
       server_default=text("true")),

@@ -33,8 +33,8 @@ TAP_SCHEMA = "TAP_SCHEMA"
 
 #: columns flagged principal (besides those whose UCD has meta.main)
 _PRINCIPAL = {"mjd_mid", "mag_auto", "magerr_auto", "mag", "mag_err", "mean_mag", "band", "filter", "exposure_id",
-              "object_id", "track_id", "mag_cal", "magerr_cal", "rate", "status", "zp", "zp_err", "catalog",
-              "stage", "kind", "table_name", "column_name", "schema_name", "key_id"}
+              "object_id", "track_id", "mag_cal", "magerr_cal", "zp_method", "rate", "status", "zp", "zp_err",
+              "catalog", "stage", "kind", "table_name", "column_name", "schema_name", "key_id"}
 
 
 @dataclass
