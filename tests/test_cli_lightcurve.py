@@ -52,6 +52,8 @@ def test_lightcurve_table_csv_votable_png(db, tmp_path):
     # detections are calibrated with the exposure's zeropoint: mag_auto + 25
     np.testing.assert_allclose(np.sort(det["mag"]), np.sort(t1["mag"]), atol=1e-4)
     assert np.all(det["calibrated"])
+    assert set(det["zp_method"]) == {"pp"}              # absolute: fitted to a reference catalogue
+    np.testing.assert_allclose(det["mag_err"], np.hypot(det["magerr_inst"], 0.02), atol=1e-6)
     assert (tmp_path / "lc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a bare id is a track; VOTable carries units
     run(url, "lightcurve", str(t1["id"]), "-o", str(tmp_path / "lc.vot"))
@@ -194,3 +196,27 @@ def test_object_light_curve_and_too_few_points(db, tmp_path):
     assert "needs a track" in r.output
     r = run(url, "period", f"object:{oids[1]}", code=1)
     assert "3 detection magnitudes" in r.output and "at least 5" in r.output
+
+
+def test_mag_err_unknown_when_the_zeropoint_error_is(db, tmp_path):
+    """A calibrated point whose zeropoint has no error: mag_err is empty, not the instrumental error alone."""
+    from catdb.db.engine import connect
+
+    url, info = db
+    t1 = info["tracks"]["mover1"]
+    c = connect(url)
+    eid = c.execute("SELECT min(exposure_id) FROM zeropoint").fetchone()[0]
+    c.execute("UPDATE zeropoint SET zp_err = NULL WHERE exposure_id = %s", (eid,))
+    c.commit()
+    try:
+        out = tmp_path / "lc.csv"
+        run(url, "lightcurve", f"track:{t1['id']}", "-o", str(out))
+        t = Table.read(out, format="ascii.csv")
+        t = t[t["source"] == "detection"]
+        one = t[t["exposure_id"] == eid]
+        assert len(one) == 1 and str(one["calibrated"][0]) == "True" and not np.isfinite(one["mag_err"][0])
+        assert np.isfinite(np.asarray(t[t["exposure_id"] != eid]["mag_err"], dtype=float)).all()
+    finally:
+        c.execute("UPDATE zeropoint SET zp_err = 0.02 WHERE exposure_id = %s", (eid,))
+        c.commit()
+        c.close()

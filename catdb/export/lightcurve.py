@@ -40,9 +40,14 @@ _COLUMNS = {
     "mjd": ("p.mjd_mid", "d", "Mid-exposure MJD (UTC), as observed"),
     "mag": ("COALESCE(p.mag_cal, {inst})", "mag",
             "Calibrated magnitude (instrumental when calibrated is false)"),
-    "mag_err": ("COALESCE(p.magerr_cal, {inst_err})", "mag", "Error of mag (zeropoint error included when calibrated)"),
+    "mag_err": ("CASE WHEN p.mag_cal IS NOT NULL THEN p.magerr_cal ELSE {inst_err} END", "mag",
+                "Error of mag (zeropoint error included when calibrated; NULL when calibrated with a zeropoint "
+                "of unknown error)"),
     "calibrated": ("p.calibrated", None, "True when mag is calibrated (the exposure had an ok zeropoint)"),
     "band": ("COALESCE(p.band, '')", None, "Band of mag"),
+    "zp_method": ("COALESCE(p.zp_method, '')", None, "Zeropoint method of a calibrated detection: pp/regression "
+                                                    "absolute, relative/ensemble on an arbitrary scale (zp_ref); "
+                                                    "empty otherwise"),
     "mag_inst": ("{inst}", "mag", "Instrumental magnitude: MAG_AUTO (detection) or -2.5 log10(flux) (forced)"),
     "magerr_inst": ("{inst_err}", "mag", "Error of mag_inst"),
     "flux": ("p.flux", "adu", "FLUX_AUTO (detection) or aperture flux (forced)"),
@@ -216,7 +221,7 @@ def lightcurve(conn, track=None, object=None, *, source: str = "both", outliers:
             data = np.array(values, dtype=np.int64)
         elif name in ("calibrated", "outlier"):
             data = np.array(values, dtype=bool)
-        elif name in ("source", "band"):
+        elif name in ("source", "band", "zp_method"):
             data = np.array(values, dtype=str) if values else np.array([], dtype=str)
         else:
             data = np.array(values, dtype=float)  # None -> nan
