@@ -195,16 +195,31 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
     tracks = _track_positions(conn)
     known = match_known(tracks, conf.get("known_mover", []), conn=conn)
     targets = ephemeris_targets(conn)
-    # the target's light curve: the track the ephemeris stage linked, else the latest period
-    per = conn.execute("SELECT track_id, period, period_err, rotation_period, n_points, fap FROM lightcurve_period "
-                       "ORDER BY track_id IS NOT DISTINCT FROM %s DESC, id DESC LIMIT 1",
-                       (targets[0][1] if targets else None,)).fetchone()
+    # the target's light curve: the track the ephemeris stage linked, else the first known mover found, else
+    # (no target identified) the candidate light curve with the most points -- said as such
+    sql_per = ("SELECT track_id, period, period_err, rotation_period, n_points, fap FROM lightcurve_period "
+               "WHERE track_id = %s ORDER BY id DESC LIMIT 1")
+    per, per_why = None, None
+    linked = targets[0][1] if targets else None
+    found = next(((name, v[0]) for name, v in known.items() if v and v[0] is not None), None)
+    if linked is not None:
+        per, per_why = conn.execute(sql_per, (linked,)).fetchone(), "ephemeris target"
+    if per is None and found is not None:
+        per, per_why = conn.execute(sql_per, (found[1],)).fetchone(), f"known mover {found[0]}"
+    if per is None:
+        per = conn.execute("SELECT track_id, period, period_err, rotation_period, n_points, fap FROM lightcurve_period "
+                           "ORDER BY n_points DESC, fap ASC NULLS LAST, id DESC LIMIT 1").fetchone()
+        per_why = "no target identified: the candidate light curve with the most points"
     echo("")
     echo("=" * 72)
     echo(f"catdb {pipeline.name}: done in {elapsed:.0f} s ({elapsed / 60:.1f} min)")
     echo(f"  exposures (science) {n_exp}   detections {n_det}   static objects {n_obj}")
+    methods = sorted(r[0] for r in conn.execute("SELECT DISTINCT method FROM zeropoint WHERE ok AND zp IS NOT NULL"))
+    scale = ("; magnitudes on a relative scale (zp_ref), not absolute"
+             if methods and set(methods) <= {"relative", "ensemble"} else "")
     if zp.size:
-        echo(f"  zeropoints: {zp.size} exposures, scatter (std) {np.std(zp):.3f} mag, range {np.ptp(zp):.3f} mag")
+        echo(f"  zeropoints ({', '.join(methods)}): {zp.size} exposures, scatter (std) {np.std(zp):.3f} mag, "
+             f"range {np.ptp(zp):.3f} mag{scale}")
     echo(f"  moving-object candidates: {len(tracks)}")
     hits = {v[0]: k for k, v in known.items() if v and v[0] is not None}
     for t in tracks:
@@ -221,7 +236,8 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
         fig = f"median offset {sep:.2f}\"" if sep is not None else f"motion only, offset spread {spread:.2f}\""
         echo(f"  target {name or tgt} (JPL Horizons ephemeris): track {tid}, {n} exposures, {fig}")
     if per:
-        echo(f"  target light curve (track {per[0]}, {per[4]} points): period {per[1]:.2f} +- {per[2]:.2f} h, "
+        echo(f"  target light curve (track {per[0]}, {per[4]} points; {per_why}): "
+             f"period {per[1]:.2f} +- {per[2]:.2f} h, "
              f"rotation period (double-peaked) {per[3]:.2f} h, FAP {per[5]:.2g}")
         span = conn.execute("SELECT (mjd_last - mjd_first) * 24 FROM track WHERE id = %s", (per[0],)).fetchone()
         if span and span[0] is not None and per[1] > span[0]:

@@ -269,7 +269,26 @@ class TestStage:
             print_summary(conn, SimpleNamespace(extra={}, name="t", outdir=tmp_path), [], 1.0, echo=lines.append)
         text = "\n".join(lines)
         assert f"target 5945 Roachapproach (JPL Horizons ephemeris): track {t1}, " in text
-        assert f"target light curve (track {t1}, 20 points): period 2.50" in text
+        assert f"target light curve (track {t1}, 20 points; ephemeris target): period 2.50" in text
+        # offline (no ephemeris link): the known mover of the pipeline's summary, not the latest period written
+        known = {"summary": {"known_mover": [{"name": "mover 1", "jd": [2458568.60418, 2458568.84034],
+                                              "ra": [124.62662, 124.63359], "dec": [25.34294, 25.32967]}]}}
+        for extra, want in ((known, f"track {t1}, 20 points; known mover mover 1): period 2.50"),
+                            ({}, f"track {t2}, 30 points; no target identified: the candidate light curve with the "
+                                 "most points): period 3.30")):
+            with conn.transaction(force_rollback=True):
+                conn.execute("DELETE FROM ephemeris_target")
+                for tid, period, n in ((t1, 2.5, 20), (t2, 3.3, 30)):
+                    conn.execute("INSERT INTO lightcurve_period (track_id, n_points, period, period_err, "
+                                 "rotation_period, amplitude, fap, stage_run_id) VALUES (%s, %s, %s, 0.1, %s, 0.2, "
+                                 "0.001, %s)", (tid, n, period, 2 * period, run))
+                conn.execute("INSERT INTO lightcurve_period (track_id, n_points, period, period_err, rotation_period, "
+                             "amplitude, fap, stage_run_id) SELECT id, 5, 9.9, 0.1, 19.8, 0.2, 0.5, %s FROM track "
+                             "WHERE id NOT IN (%s, %s) LIMIT 1", (run, t1, t2))  # written last, fewest points
+                lines = []
+                print_summary(conn, SimpleNamespace(extra=extra, name="t", outdir=tmp_path), [], 1.0,
+                              echo=lines.append)
+            assert f"target light curve ({want}" in "\n".join(lines), lines
         conn.execute("DELETE FROM forced_source WHERE stage_run_id = %s", (run,))
         conn.commit()
 
