@@ -344,7 +344,8 @@ def load_keymap(name_or_path) -> dict:
     name_or_path : str or os.PathLike
         A shipped map name (``'lowell42'``, ``'lco1m'``, ``'kpno_mosaic'``,
         ``'swope'``, ``'generic'``) or the path of a user TOML file (same format,
-        see the top of ``generic.toml``).
+        see the top of ``generic.toml``).  A bare shipped name is the shipped map even when
+        the working directory holds a file or directory of that name.
 
     Returns
     -------
@@ -363,7 +364,10 @@ def load_keymap(name_or_path) -> dict:
     res = importlib.resources.files(__package__).joinpath(_KEYMAP_DIR)
     generic = _read_toml(res.joinpath("generic.toml"), "generic.toml")
     p = Path(str(name_or_path))
-    if p.suffix == ".toml" or p.exists():
+    # a file path: '*.toml', or an existing FILE not named like a shipped map (a bare shipped name such as
+    # 'swope' means the shipped map even when the working directory holds a 'swope' file or directory)
+    shipped_name = len(p.parts) == 1 and res.joinpath(f"{p.name}.toml").is_file()
+    if p.suffix == ".toml" or (p.is_file() and not shipped_name):
         own, label = _read_toml(p, str(p)), str(p)
     else:
         r = res.joinpath(f"{name_or_path}.toml")

@@ -1,0 +1,58 @@
+"""Dry runs of nights from telescopes catdb was not developed on, with their real header conventions.
+
+Each test builds a small night whose headers are a real observatory's (tests/data/lco: LCO BANZAI,
+Swope, KPNO MOSAIC, a Photometry Pipeline header), changing only the per-exposure time and
+pointing cards, and runs it through catdb as a user would.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from catdb.ingest.headers import load_keymap, read_text_header
+from catdb.ingest.load import ingest_catalogs
+from tests.helpers import TEST_DATA
+
+LCO = TEST_DATA / "lco"
+
+pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning",
+                                        "ignore::astropy.wcs.FITSFixedWarning")
+
+
+def _ldac(path, header, n=20, seed=0):
+    """A FITS_LDAC catalogue of ``n`` sources inside ``header``'s WCS (bench/survey.py's writer)."""
+    from astropy.wcs import WCS
+
+    from bench import survey
+    from catdb.wcsutil import clean_wcs_header
+
+    rng = np.random.default_rng(seed)
+    w = WCS(clean_wcs_header(header))
+    x, y = rng.uniform(10, 1000, (2, n))
+    ra, dec = w.all_pix2world(x, y, 1)
+    cols = {"NUMBER": np.arange(1, n + 1, dtype=np.int32), "X_IMAGE": x, "Y_IMAGE": y,
+            "ALPHA_J2000": ra, "DELTA_J2000": dec,
+            "ERRAWIN_WORLD": np.full(n, 0.1 / 3600, np.float32), "ERRBWIN_WORLD": np.full(n, 0.1 / 3600, np.float32),
+            "FLUX_AUTO": np.full(n, 1000.0, np.float32), "FLUXERR_AUTO": np.full(n, 20.0, np.float32),
+            "MAG_AUTO": np.full(n, -7.5, np.float32), "MAGERR_AUTO": np.full(n, 0.02, np.float32),
+            "FLAGS": np.zeros(n, np.int16)}
+    survey._write_ldac(path, header, cols)
+    return path
+
+
+def test_shipped_keymap_name_is_not_read_from_a_directory_of_that_name(conn, tmp_path, monkeypatch):
+    """A Swope night kept in ./swope/ (the working directory holds a directory named like the keymap):
+    the header is detected as ``swope`` and the shipped map is used, not the directory (was: every file
+    FAILED with 'swope: cannot read keymap: Is a directory')."""
+    night = tmp_path / "swope"
+    night.mkdir()
+    hdr = read_text_header(LCO / "swope_test_header")
+    hdr["NAXIS1"], hdr["NAXIS2"] = 2048, 2056
+    path = _ldac(night / "ccd1100c1.ldac", hdr)
+    monkeypatch.chdir(tmp_path)
+    assert load_keymap("swope")["name"] == "swope"
+    (res,) = ingest_catalogs(conn, [path])
+    assert res.status == "loaded"
+    row = conn.execute("SELECT observatory_code, band, exptime, gain FROM exposure WHERE id = %s",
+                       (res.exposure_ids[0],)).fetchone()
+    assert row == ("304", "r", 10.0, 1.04)
