@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from catdb.ingest.headers import load_keymap, read_text_header
-from catdb.ingest.load import ingest_catalogs
+from catdb.ingest.load import ingest_catalogs, ingest_images
 from tests.helpers import TEST_DATA
 
 LCO = TEST_DATA / "lco"
@@ -56,3 +57,25 @@ def test_shipped_keymap_name_is_not_read_from_a_directory_of_that_name(conn, tmp
     row = conn.execute("SELECT observatory_code, band, exptime, gain FROM exposure WHERE id = %s",
                        (res.exposure_ids[0],)).fetchone()
     assert row == ("304", "r", 10.0, 1.04)
+
+
+def test_lco_banzai_processed_frame_is_one_exposure(conn, tmp_path):
+    """An LCO BANZAI product (``*-e91.fits.fz``): an empty primary, the science image ``SCI`` with the full
+    header, the source table ``CAT``, then the bad-pixel mask ``BPM`` and the error image ``ERR`` with
+    only ``EXTNAME`` in their headers (banzai.utils.fits_utils.to_fits_image_extension).  One exposure,
+    the SCI one (was: the whole file FAILED, the BPM having no observation time)."""
+    hdr = read_text_header(LCO / "example_lco_proc_hdr")
+    for k in ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND"):
+        del hdr[k]
+    shape = (2038, 2028)
+    path = tmp_path / "cpt1m013-kb76-20160606-0396-e91.fits.fz"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(np.zeros(shape, np.float32), header=hdr, name="SCI"),
+                  fits.BinTableHDU.from_columns([fits.Column(name="ra", format="D", array=np.zeros(2))], name="CAT"),
+                  fits.CompImageHDU(np.zeros(shape, np.uint8), header=fits.Header({"EXTNAME": "BPM"})),
+                  fits.CompImageHDU(np.ones(shape, np.float32), header=fits.Header({"EXTNAME": "ERR"}))]
+                 ).writeto(path)
+    (res,) = ingest_images(conn, [path])
+    assert res.status == "loaded" and res.n_rows == 1
+    row = conn.execute("SELECT hdu, image_type, exptime, band, observatory_code, naxis1, naxis2, wcs_status "
+                       "FROM exposure WHERE id = %s", (res.exposure_ids[0],)).fetchone()
+    assert row == (1, "science", 100.0, "w", "K92", 2028, 2038, "header")

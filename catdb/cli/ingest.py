@@ -162,7 +162,8 @@ Exit status: 0 every file loaded or unchanged, 1 some files failed (the others a
 2 every file failed.""")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--instrument", help="Keyword map name or TOML file (default: detected from the header).")
-@click.option("--hdu", type=int, help="Only this HDU (0-based); default every image HDU.")
+@click.option("--hdu", type=int, help="Only this HDU (0-based); default every image HDU but mask, error and "
+              "weight planes (EXTNAME BPM, ERR, WEIGHT, ...).")
 @click.option("--image-type", type=click.Choice(["science", "bias", "flat", "dark", "focus"]),
               help="Override IMAGETYP.")
 @click.option("--replace", is_flag=True, help="Replace images already ingested whose content changed.")

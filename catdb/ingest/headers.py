@@ -222,6 +222,12 @@ def read_header(path, hdu: int | None = None) -> tuple[fits.Header, int]:
     return hdr, hdu
 
 
+#: ``EXTNAME`` of image extensions that are per-pixel planes of another image (masks, errors, weights),
+#: never exposures: LCO BANZAI writes ``SCI``, ``CAT``, ``BPM``, ``ERR``
+#: (banzai.utils.fits_utils.to_fits_image_extension); HST/JWST ``DQ``/``ERR``/``VAR``; SWarp weights
+AUXILIARY_EXTNAMES = frozenset({"BPM", "MASK", "DQ", "ERR", "UNCERT", "VAR", "VARIANCE", "IVAR", "WEIGHT", "WHT"})
+
+
 def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[tuple[int, fits.Header]]]:
     """Read, in one pass over the file, the primary header and the headers of its 2-D images.
 
@@ -235,7 +241,9 @@ def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[
         ``.fits``, ``.fit``, ``.fits.fz`` (not a text header).
     hdu : int, optional
         Only this 0-based HDU (it must exist).  Default: every HDU holding a 2-D image with
-        pixels (``NAXIS >= 2``, ``NAXIS1``, ``NAXIS2`` > 0; compressed or not).
+        pixels (``NAXIS >= 2``, ``NAXIS1``, ``NAXIS2`` > 0; compressed or not), except the
+        per-pixel planes of another image named by :data:`AUXILIARY_EXTNAMES` (an LCO BANZAI
+        product's ``BPM`` and ``ERR`` beside its ``SCI``).
 
     Returns
     -------
@@ -265,6 +273,8 @@ def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[
                     if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
                         continue
                     if not (hdr.get("NAXIS", 0) >= 2 and hdr.get("NAXIS1", 0) > 0 and hdr.get("NAXIS2", 0) > 0):
+                        continue
+                    if i > 0 and str(hdr.get("EXTNAME", "")).strip().upper() in AUXILIARY_EXTNAMES:
                         continue
                 if i > 0 and hdr.get("INHERIT", False):
                     hdr = inherit_header(primary, hdr)
