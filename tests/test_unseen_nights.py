@@ -79,3 +79,24 @@ def test_lco_banzai_processed_frame_is_one_exposure(conn, tmp_path):
     row = conn.execute("SELECT hdu, image_type, exptime, band, observatory_code, naxis1, naxis2, wcs_status "
                        "FROM exposure WHERE id = %s", (res.exposure_ids[0],)).fetchone()
     assert row == (1, "science", 100.0, "w", "K92", 2028, 2038, "header")
+
+
+def test_swope_sidereal_time_in_seconds_never_flips_the_site():
+    """Swope's ``ST = 82783.5 / sidereal time: 22:59:43 (start)`` is in SECONDS.  Read as hours it gave a
+    random 'LST - GMST' (15 deg per second of ST) that matched the opposite longitude on about 1 exposure
+    in 300 and flipped Las Campanas to +70.698 there: a 10 s cadence over 3 hours keeps -70.698 on every
+    exposure, and the sign check agrees."""
+    from astropy.time import Time
+
+    from catdb.ingest.headers import exposure_metadata, gmst_deg
+
+    hdr = read_text_header(LCO / "swope_test_header")
+    assert exposure_metadata(hdr, "swope", return_sources=True)[1]["site_lon"].endswith("(sign agrees with ST - "
+                                                                                          "GMST = -70.721 deg)")
+    lons = []
+    for mjd0 in 59847.0 + np.arange(0, 3 * 3600, 10.0) / 86400:
+        h = hdr.copy()
+        h["DATE-OBS"] = Time(mjd0, format="mjd").isot[:19]
+        h["ST"] = round((gmst_deg(mjd0) - 70.698) % 360 / 15 * 3600, 1)
+        lons.append(exposure_metadata(h, "swope")["site_lon"])
+    assert set(lons) == {-70.698}

@@ -569,20 +569,28 @@ def gmst_deg(mjd_utc: float) -> float:
     return float((18.697374558 + 24.06570982441908 * d) % 24.0 * 15.0)
 
 
-def _lst_longitude(header, keys, mjd_mid, exptime):
+def _lst_longitude(header, keys, mjd_mid, exptime, seconds=()):
     """(east longitude implied by a local-sidereal-time card, keyword, tolerance deg) or None.
 
     ``LST - GMST`` is the east longitude.  The card may be written at the start of the
     exposure (TheSkyX, MaxIm ``ST``) while ``mjd_mid`` is the middle, so the tolerance is
-    0.5 deg plus the sidereal angle of half the exposure.
+    0.5 deg plus the sidereal angle of half the exposure.  A sexagesimal string is hours; a
+    number is hours, or seconds of sidereal time for a keyword in ``seconds`` (Las Campanas
+    ``ST = 82783.5 / sidereal time: 22:59:43``); a number outside 0-24 h (0-86400 s) gives no
+    check (None): read in the wrong unit it would match the opposite longitude by chance.
     """
     v, k = _first(header, keys)
     if v is None or mjd_mid is None:
         return None
     s = str(v).strip()
     try:
-        lst = (Angle(re.sub(r"\s+", ":", s), unit=u.hourangle).deg if isinstance(v, str) and _SEXAGESIMAL.match(s)
-               else float(_to_float(v)) * 15.0)
+        if isinstance(v, str) and _SEXAGESIMAL.match(s):
+            lst = Angle(re.sub(r"\s+", ":", s), unit=u.hourangle).deg
+        else:
+            x, per_deg = float(_to_float(v)), (240.0 if k in seconds else 1.0 / 15.0)
+            if not 0.0 <= x < 360.0 * per_deg:
+                return None
+            lst = x / per_deg
     except (TypeError, ValueError):
         return None
     lon = (lst - gmst_deg(mjd_mid) + 540.0) % 360.0 - 180.0
@@ -1021,7 +1029,8 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
                              else "no image size (NAXIS1/NAXIS2) for the WCS footprint")
     src["wcs_status"] = "WCS cards" if row["wcs_status"] == "header" else "no WCS cards"
     if row["site_lon"] is not None and row["mjd_mid"] is not None:
-        chk = _lst_longitude(header, opts.get("lst_keywords", []), row["mjd_mid"], row["exptime"])
+        chk = _lst_longitude(header, opts.get("lst_keywords", []), row["mjd_mid"], row["exptime"],
+                             opts.get("lst_seconds", []))
         if chk is not None:
             lon, kl, tol = chk
             if _angle_diff(row["site_lon"], lon) <= tol:
