@@ -100,3 +100,13 @@ def test_swope_sidereal_time_in_seconds_never_flips_the_site():
         h["ST"] = round((gmst_deg(mjd0) - 70.698) % 360 / 15 * 3600, 1)
         lons.append(exposure_metadata(h, "swope")["site_lon"])
     assert set(lons) == {-70.698}
+
+
+def test_ccd_temperature_of_kpno_and_swope():
+    """KPNO writes the CCD temperature as CCDTEM, Swope as TEMPCCD (deg C)."""
+    from catdb.ingest.headers import detect_instrument, exposure_metadata
+
+    for name, want in (("example_kpno_mef_prihdr", -97.8), ("swope_test_header", -110.0)):
+        h = read_text_header(LCO / name)
+        row = exposure_metadata(h, load_keymap(detect_instrument(h)), path=name, hdu=0, sha256="x")
+        assert row["ccd_temp"] == pytest.approx(want, abs=1e-3), name
