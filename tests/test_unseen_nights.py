@@ -110,3 +110,24 @@ def test_ccd_temperature_of_kpno_and_swope():
         h = read_text_header(LCO / name)
         row = exposure_metadata(h, load_keymap(detect_instrument(h)), path=name, hdu=0, sha256="x")
         assert row["ccd_temp"] == pytest.approx(want, abs=1e-3), name
+
+
+def test_bad_extension_of_a_mef_is_named(conn, tmp_path):
+    """A multi-extension file whose second image has no exposure time: the error names file[extension]."""
+    from catdb.errors import InputError
+
+    h = read_text_header(LCO / "example_kpno_mef_extnhdr")
+    for k in ("XTENSION", "PCOUNT", "GCOUNT", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "BZERO", "BSCALE"):
+        h.remove(k, ignore_missing=True, remove_all=True)
+    bad = h.copy()
+    for k in ("EXPTIME", "EXPOSURE", "DARKTIME", "ITIME"):
+        bad.remove(k, ignore_missing=True, remove_all=True)
+    prim = read_text_header(LCO / "example_kpno_mef_prihdr")
+    for k in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "NEXTEND", "EXPTIME", "EXPOSURE", "DARKTIME"):
+        prim.remove(k, ignore_missing=True, remove_all=True)
+    data = np.zeros((16, 16), np.float32)
+    path = tmp_path / "mef.fits"
+    fits.HDUList([fits.PrimaryHDU(header=prim), fits.ImageHDU(data, header=h), fits.ImageHDU(data, header=bad)]
+                 ).writeto(path, output_verify="silentfix")
+    with pytest.raises(InputError, match=r"mef\.fits\[2\]"):
+        ingest_images(conn, [path], instrument="generic")

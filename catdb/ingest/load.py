@@ -1311,7 +1311,9 @@ def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_ty
                                  relocate=relocate):
             continue
         km = load_keymap(instrument) if instrument else load_keymap(detect_instrument(header))
-        row = exposure_metadata(header, km, path=path, hdu=h_read, sha256=sha, obscode=obscode)
+        # errors name the extension of a multi-image file (FITS extended filename syntax: file.fits[2])
+        where = f"{path}[{h_read}]" if len(images) > 1 else path
+        row = exposure_metadata(header, km, path=where, hdu=h_read, sha256=sha, obscode=obscode)
         row["path"] = key
         row["sha256"] = sha
         if image_type:
