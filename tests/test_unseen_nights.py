@@ -131,3 +131,29 @@ def test_bad_extension_of_a_mef_is_named(conn, tmp_path):
                  ).writeto(path, output_verify="silentfix")
     with pytest.raises(InputError, match=r"mef\.fits\[2\]"):
         ingest_images(conn, [path], instrument="generic")
+
+
+def test_lco_raw_amplifiers_do_not_share_the_primary_wcs(conn, tmp_path):
+    """The real raw LCO Sinistro frame: 4 amplifier extensions (``SCI`` 1-4, own ``GAIN``, ``DETSEC``, no WCS)
+    behind a primary whose WCS is that of the whole trimmed 1024x1024 frame.  Four exposures with each
+    amplifier's gain; none takes the primary's WCS (was: all four got the same footprint, the first
+    quadrant's, and extract stored RA/Dec up to ~13' wrong for three of them): extract refuses with the
+    solve command."""
+    from catdb.errors import StageError
+    from catdb.stages import run_stage
+
+    path = LCO / "mef_raw_test_frame.fits"
+    (res,) = ingest_images(conn, [path])
+    assert res.n_rows == 4
+    rows = conn.execute("SELECT hdu, gain, readnoise, exptime, band, observatory_code, pixscale, wcs_status, "
+                        "wcs_source, ra_center FROM exposure WHERE id = ANY(%s) ORDER BY hdu",
+                        (res.exposure_ids,)).fetchall()
+    assert [r[:7] for r in rows] == [(h, g, 7.0, 94.975, "w", "V37", 0.778)
+                                     for h, g in zip((1, 2, 3, 4), (6.42, 6.23, 6.27, 6.26))]
+    assert {(r[7], r[9]) for r in rows} == {("none", None)}
+    assert "primary header's WCS is not used" in rows[0][8]
+    with pytest.raises(StageError, match=r"without a usable WCS.*catdb stage solve"):
+        run_stage("extract", conn=conn, where=f"e.id = ANY(ARRAY{res.exposure_ids})",
+                  params={"outdir": str(tmp_path), "use_raw": True})
+    assert conn.execute("SELECT count(*) FROM detection WHERE exposure_id = ANY(%s)",
+                        (res.exposure_ids,)).fetchone()[0] == 0

@@ -41,7 +41,7 @@ from ..imagetypes import normalise_image_type
 from ..wcsutil import clean_wcs_header, wcs_from_header
 
 __all__ = [
-    "EXPOSURE_COLUMNS", "read_header", "read_text_header", "header_from_cards", "inherit_header",
+    "EXPOSURE_COLUMNS", "read_header", "read_text_header", "header_from_cards", "inherit_header", "inherits_wcs",
     "load_keymap", "keymap_names", "detect_instrument", "write_default_keymaps",
     "exposure_metadata", "mid_exposure_mjd", "normalise_band", "footprint", "wcs_cards", "observing_night",
     "gmst_deg", "check_obscode", "header_time_scale",
@@ -184,7 +184,7 @@ def read_header(path, hdu: int | None = None) -> tuple[fits.Header, int]:
     hdu : int, optional
         0-based HDU index.  Default: the first HDU holding an image (so HDU 1
         of a tile-compressed ``.fits.fz``), else HDU 0.  For a MEF extension
-        with ``INHERIT = T`` the primary header is merged in.
+        with ``INHERIT = T`` the primary header is merged in (its WCS as :func:`inherits_wcs` says).
 
     Returns
     -------
@@ -214,7 +214,8 @@ def read_header(path, hdu: int | None = None) -> tuple[fits.Header, int]:
                 raise InputError(f"HDU {hdu} requested but the file has {len(hl)} HDUs", path=path)
             hdr = hl[hdu].header.copy()
             if hdu > 0 and hdr.get("INHERIT", False):
-                hdr = inherit_header(hl[0].header, hdr)
+                n_ext = sum(i > 0 and _is_exposure_image(h, i) for i, h in enumerate(hl))
+                hdr = inherit_header(hl[0].header, hdr, wcs=inherits_wcs(hdr, n_ext))
     except InputError:
         raise
     except (OSError, ValueError) as exc:
@@ -226,6 +227,45 @@ def read_header(path, hdu: int | None = None) -> tuple[fits.Header, int]:
 #: never exposures: LCO BANZAI writes ``SCI``, ``CAT``, ``BPM``, ``ERR``
 #: (banzai.utils.fits_utils.to_fits_image_extension); HST/JWST ``DQ``/``ERR``/``VAR``; SWarp weights
 AUXILIARY_EXTNAMES = frozenset({"BPM", "MASK", "DQ", "ERR", "UNCERT", "VAR", "VARIANCE", "IVAR", "WEIGHT", "WHT"})
+
+
+def _is_exposure_image(h, i: int) -> bool:
+    """HDU ``h`` (index ``i``) holds a 2-D image with pixels that is not a plane of another image."""
+    hdr = h.header
+    if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+        return False
+    if not (hdr.get("NAXIS", 0) >= 2 and hdr.get("NAXIS1", 0) > 0 and hdr.get("NAXIS2", 0) > 0):
+        return False
+    return not (i > 0 and str(hdr.get("EXTNAME", "")).strip().upper() in AUXILIARY_EXTNAMES)
+
+
+def has_celestial_ctype(header: fits.Header) -> bool:
+    """True when ``CTYPE1`` or ``CTYPE2`` of ``header`` is a celestial axis (``RA--``, ``DEC-``)."""
+    return any(str(header.get(f"CTYPE{i}", "")).startswith(("RA", "DEC")) for i in (1, 2))
+
+
+def inherits_wcs(extension: fits.Header, n_extensions: int) -> bool:
+    """Whether an image extension may take its WCS from the primary header.
+
+    A primary WCS places one pixel grid on the sky: it is the WCS of the only image extension of a
+    file (a ``.fits.fz``'s compressed image, a BANZAI ``SCI``), but not of one of several image
+    extensions without a WCS of their own (the amplifiers of an LCO Sinistro raw frame share a
+    primary WCS of the whole trimmed detector: each amplifier would get the first quadrant's sky).
+
+    Parameters
+    ----------
+    extension : astropy.io.fits.Header
+        The extension's own header (before merging).
+    n_extensions : int
+        Image extensions in the file (HDU 1 and later holding exposures).
+
+    Returns
+    -------
+    bool
+        True when the extension has its own celestial WCS (the primary's other WCS cards, e.g.
+        ``RADESYS``, may complete it) or is the file's only image extension.
+    """
+    return n_extensions <= 1 or has_celestial_ctype(extension)
 
 
 def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[tuple[int, fits.Header]]]:
@@ -251,7 +291,8 @@ def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[
         HDU 0's header.
     images : list of (int, astropy.io.fits.Header)
         The image HDUs' indices and headers, each with the primary merged in when it says
-        ``INHERIT = T`` (as :func:`read_header` returns them).
+        ``INHERIT = T`` (as :func:`read_header` returns them), the primary's WCS cards only when
+        :func:`inherits_wcs` allows it.
 
     Raises
     ------
@@ -265,19 +306,13 @@ def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[
             if hdu is not None and hdu >= n:
                 raise InputError(f"HDU {hdu} requested but the file has {n} HDUs", path=path)
             primary = hl[0].header
+            found = [i for i in range(n) if _is_exposure_image(hl[i], i)]
+            n_ext = sum(i > 0 for i in found)
             images = []
-            for i in ([hdu] if hdu is not None else range(n)):
-                h = hl[i]
-                hdr = h.header
-                if hdu is None:
-                    if not isinstance(h, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
-                        continue
-                    if not (hdr.get("NAXIS", 0) >= 2 and hdr.get("NAXIS1", 0) > 0 and hdr.get("NAXIS2", 0) > 0):
-                        continue
-                    if i > 0 and str(hdr.get("EXTNAME", "")).strip().upper() in AUXILIARY_EXTNAMES:
-                        continue
+            for i in ([hdu] if hdu is not None else found):
+                hdr = hl[i].header
                 if i > 0 and hdr.get("INHERIT", False):
-                    hdr = inherit_header(primary, hdr)
+                    hdr = inherit_header(primary, hdr, wcs=inherits_wcs(hdr, n_ext))
                 images.append((i, hdr))
     except InputError:
         raise
@@ -288,7 +323,7 @@ def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[
     return primary, images
 
 
-def inherit_header(primary: fits.Header, extension: fits.Header) -> fits.Header:
+def inherit_header(primary: fits.Header, extension: fits.Header, *, wcs: bool = True) -> fits.Header:
     """Merge a MEF primary header into an extension header (``INHERIT = T`` convention).
 
     Extension cards win; primary cards absent from the extension are appended
@@ -297,6 +332,9 @@ def inherit_header(primary: fits.Header, extension: fits.Header) -> fits.Header:
     Parameters
     ----------
     primary, extension : astropy.io.fits.Header
+    wcs : bool
+        False: the primary's WCS cards (``CTYPE*``, ``CRVAL*``, ``CD*``, ``WAT*``, ``LTV*``, ...) are not
+        merged (see :func:`inherits_wcs`).
 
     Returns
     -------
@@ -306,7 +344,7 @@ def inherit_header(primary: fits.Header, extension: fits.Header) -> fits.Header:
     out = extension.copy()
     skip = re.compile(r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|NEXTEND|COMMENT|HISTORY|)$")
     for card in primary.cards:
-        if skip.match(card.keyword) or card.keyword in out:
+        if skip.match(card.keyword) or card.keyword in out or (not wcs and _WCS_KEY.match(card.keyword)):
             continue
         out.append(card, end=True)
     return out

@@ -49,7 +49,9 @@ from .headers import (
     check_obscode,
     detect_instrument,
     exposure_metadata,
+    has_celestial_ctype,
     inherit_header,
+    inherits_wcs,
     load_keymap,
     read_header,
     read_image_headers,
@@ -1305,8 +1307,9 @@ def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_ty
     key = _resolve(path)
     _claim(conn, [f"sha256:{sha}", f"path:{key}"])
     for h_read, header in images:
+        own_wcs = inherits_wcs(header, len(images))
         if images[0][0] > 0 and len(images) > 1:  # MEF of extensions: the primary holds the shared cards
-            header = inherit_header(primary, header)
+            header = inherit_header(primary, header, wcs=own_wcs)  # not its WCS: that places one image only
         if _unchanged_or_replace(conn, key, h_read, sha, 1, replace, path, res, content_hdu=h_read,
                                  relocate=relocate):
             continue
@@ -1314,6 +1317,9 @@ def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_ty
         # errors name the extension of a multi-image file (FITS extended filename syntax: file.fits[2])
         where = f"{path}[{h_read}]" if len(images) > 1 else path
         row = exposure_metadata(header, km, path=where, hdu=h_read, sha256=sha, obscode=obscode)
+        if row["wcs_status"] == "none" and h_read > 0 and not own_wcs and has_celestial_ctype(primary):
+            row["wcs_source"] = (f"no celestial WCS in extension {h_read}; the primary header's WCS is not used: "
+                                 f"it places one image, the file has {len(images)} image extensions")
         row["path"] = key
         row["sha256"] = sha
         if image_type:
