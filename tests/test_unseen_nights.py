@@ -157,3 +157,26 @@ def test_lco_raw_amplifiers_do_not_share_the_primary_wcs(conn, tmp_path):
                   params={"outdir": str(tmp_path), "use_raw": True})
     assert conn.execute("SELECT count(*) FROM detection WHERE exposure_id = ANY(%s)",
                         (res.exposure_ids,)).fetchone()[0] == 0
+
+
+def test_kpno_tnx_wcs_says_its_distortion_is_dropped(conn, tmp_path):
+    """A KPNO MOSAIC chip's WCS is IRAF TNX (a polynomial in the WAT cards); astropy and SExtractor read it as
+    plain TAN, the distortion (up to ~8 arcsec over this chip) dropped.  The exposure keeps the header's WCS
+    (status ``header``) and ``wcs_source`` says so (was: a bare 'FITS header')."""
+    h = read_text_header(LCO / "example_kpno_mef_extnhdr")
+    for k in ("XTENSION", "PCOUNT", "GCOUNT", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "BZERO", "BSCALE"):
+        h.remove(k, ignore_missing=True, remove_all=True)
+    prim = read_text_header(LCO / "example_kpno_mef_prihdr")
+    for k in ("SIMPLE", "BITPIX", "NAXIS", "EXTEND", "NEXTEND"):
+        prim.remove(k, ignore_missing=True, remove_all=True)
+    data = np.zeros((64, 64), np.float32)
+    path = tmp_path / "kpno_tnx.fits"
+    fits.HDUList([fits.PrimaryHDU(header=prim), fits.ImageHDU(data, header=h), fits.ImageHDU(data, header=h)]
+                 ).writeto(path, output_verify="silentfix")
+    (res,) = ingest_images(conn, [path])
+    rows = conn.execute("SELECT wcs_status, wcs_source FROM exposure WHERE id = ANY(%s)",
+                        (res.exposure_ids,)).fetchall()
+    assert len(rows) == 2
+    for status, source in rows:
+        assert status == "header"
+        assert source.startswith("FITS header; IRAF TNX read as TAN: its WAT distortion polynomial is dropped")

@@ -223,6 +223,11 @@ def read_header(path, hdu: int | None = None) -> tuple[fits.Header, int]:
     return hdr, hdu
 
 
+#: IRAF projections with a distortion polynomial in the ``WAT`` cards that WCSLIB does not implement:
+#: astropy (and SExtractor) read them as the plain projection named here, the distortion dropped
+#: (a KPNO MOSAIC TNX chip: up to ~8 arcsec)
+IRAF_DISTORTED = {"TNX": "TAN", "ZPX": "ZPN"}
+
 #: ``EXTNAME`` of image extensions that are per-pixel planes of another image (masks, errors, weights),
 #: never exposures: LCO BANZAI writes ``SCI``, ``CAT``, ``BPM``, ``ERR``
 #: (banzai.utils.fits_utils.to_fits_image_extension); HST/JWST ``DQ``/``ERR``/``VAR``; SWarp weights
@@ -1061,6 +1066,11 @@ def exposure_metadata(header: fits.Header, keymap: dict | str | None = None, pat
         row["pixscale"], src["pixscale"] = fp["pixscale"], "WCS (CD matrix)"
         row["wcs_header"] = wcs_cards(header)
         row["wcs_status"], row["wcs_source"] = "header", "FITS header"
+        proj = str(header.get("CTYPE1", "")).strip().upper()[-3:]
+        if proj in IRAF_DISTORTED:  # astropy/WCSLIB (and SExtractor) read it as the plain projection
+            row["wcs_source"] = (f"FITS header; IRAF {proj} read as {IRAF_DISTORTED[proj]}: its WAT distortion "
+                                 "polynomial is dropped (positions off by up to arcseconds; solve the exposure "
+                                 "for astrometry)")
     else:
         row["wcs_status"] = "none"
         row["wcs_source"] = ("no celestial WCS in the header" if not has_wcs
