@@ -180,3 +180,25 @@ def test_kpno_tnx_wcs_says_its_distortion_is_dropped(conn, tmp_path):
     for status, source in rows:
         assert status == "header"
         assert source.startswith("FITS header; IRAF TNX read as TAN: its WAT distortion polynomial is dropped")
+
+
+def test_extension_extracted_with_the_primarys_saturation_and_gain(tmp_path):
+    """A raw MEF keeps SATURATE (and often GAIN) in the primary header only (the real LCO Sinistro frame:
+    SATURATE = 40000 there, none in its amplifier extensions).  SExtractor runs on the extension with the
+    primary's cards merged, as ``ingest image`` reads it: a star above the primary's SATURATE is flagged
+    saturated (was: catdb.sex's 50000 ADU, and GAIN 0 when only the primary had it)."""
+    from catdb.ingest.extract import extract
+    from catdb.ingest.sextractor import read_catalog
+
+    yy, xx = np.mgrid[1:65, 1:65]
+    data = np.random.default_rng(0).normal(100.0, 3.0, (64, 64)).astype(np.float32)
+    data += (3000.0 * np.exp(-((xx - 32.3) ** 2 + (yy - 30.6) ** 2) / (2 * 1.5**2))).astype(np.float32)
+    prim = fits.Header({"SATURATE": 1000.0, "GAIN": 2.0, "EXPTIME": 10.0})
+    ext = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 150.0, "CRVAL2": 2.0,
+                       "CRPIX1": 32.0, "CRPIX2": 32.0, "CD1_1": -1e-4, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 1e-4})
+    path = tmp_path / "amp.fits"
+    fits.HDUList([fits.PrimaryHDU(header=prim), fits.ImageHDU(data, header=ext, name="SCI")]).writeto(path)
+    info = {}
+    cat = read_catalog(extract(path, tmp_path / "amp.cat", hdu=1, config={"DETECT_THRESH": 5}, info=info)).table
+    assert info["header"]["GAIN"] == 2.0 and info["header"]["CRVAL1"] == 150.0
+    assert len(cat) == 1 and cat["FLAGS"][0] & 4

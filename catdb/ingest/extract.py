@@ -11,10 +11,10 @@ real WCS.  NaN pixels (e.g. vignetted corners blanked by
 ``MAP_WEIGHT`` image.
 
 Configuration precedence (lowest to highest): ``sex_defaults/catdb.sex`` <- values from
-the image header (``GAIN``, ``SATUR_LEVEL``, ``PIXEL_SCALE``, ``SEEING_FWHM``) <-
-``config=`` overrides.  Reference: SExtractor manual (Bertin, "SExtractor Documentation",
-release 2.24+, https://sextractor.readthedocs.io), sections "Configuration file" and
-"Weighting".
+the image header (``GAIN``, ``SATUR_LEVEL``, ``PIXEL_SCALE``, ``SEEING_FWHM``; an extension's header
+completed by the primary's non-WCS cards, as ``catdb ingest image`` reads it) <- ``config=``
+overrides.  Reference: SExtractor manual (Bertin, "SExtractor Documentation", release 2.24+,
+https://sextractor.readthedocs.io), sections "Configuration file" and "Weighting".
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ from ..algorithms.astrometry import has_celestial_wcs, merge_wcs
 from ..algorithms.imagehdu import first_image_hdu, is_2d_image
 from ..errors import CatdbError, InputError
 from ..wcsutil import clean_wcs_header, wcs_from_header
+from .headers import inherit_header
 
 __all__ = ["SExtractorError", "sextractor_binary", "default_config_dir", "header_config",
            "extract"]
@@ -172,7 +173,10 @@ def _write_plain_copy(image_path, hdu, workdir: Path, wcs_header=None):
     with fits.open(image_path) as hdul:
         h = _image_hdu(hdul, hdu, image_path)
         data = np.asarray(h.data, dtype=np.float32)
-        header = clean_wcs_header(h.header, path=image_path)
+        header = h.header
+        if h is not hdul[0]:  # an extension: the primary's GAIN, SATURATE, ... complete it (as at ingest), not its WCS
+            header = inherit_header(hdul[0].header, header, wcs=False)
+        header = clean_wcs_header(header, path=image_path)
     if wcs_header is not None:
         header = merge_wcs(header, clean_wcs_header(wcs_header, path=image_path))
     for k in ("XTENSION", "PCOUNT", "GCOUNT", "BZERO", "BSCALE", "BLANK", "EXTNAME", "SIMPLE",
