@@ -202,3 +202,94 @@ def test_extension_extracted_with_the_primarys_saturation_and_gain(tmp_path):
     cat = read_catalog(extract(path, tmp_path / "amp.cat", hdu=1, config={"DETECT_THRESH": 5}, info=info)).table
     assert info["header"]["GAIN"] == 2.0 and info["header"]["CRVAL1"] == 150.0
     assert len(cat) == 1 and cat["FLAGS"][0] & 4
+
+
+def _sky_frame(rng, sources, shape=(256, 256), sky=200.0, sigma=1.5):
+    """Poisson sky plus Gaussian sources ``(x, y, flux)`` (1-based pixels, flux in ADU, gain 1)."""
+    yy, xx = np.mgrid[1:shape[0] + 1, 1:shape[1] + 1]
+    x, y, f = (sources[:, i, None, None] for i in range(3))
+    img = sky + (f / (2 * np.pi * sigma**2) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))).sum(0)
+    return rng.poisson(img).astype(np.float32)
+
+
+def _lco_times(h, mjd):
+    from astropy.time import Time
+
+    h["DATE-OBS"], h["MJD-OBS"] = Time(mjd, format="mjd").isot[:23], round(mjd, 7)
+    h["UTSTART"], h["UTSTOP"] = (Time(m, format="mjd").isot[11:23] for m in (mjd, mjd + h["EXPTIME"] / 86400))
+
+
+def _swope_times(h, mjd):
+    from astropy.time import Time
+
+    from catdb.ingest.headers import gmst_deg
+
+    h["DATE-OBS"] = Time(mjd, format="mjd").isot[:19]
+    h["UT-DATE"], h["UT-TIME"] = h["DATE-OBS"][:10], h["DATE-OBS"][11:]
+    h["UT-END"] = Time(mjd + h["EXPTIME"] / 86400, format="mjd").isot[11:19]
+    h["ST"] = round((gmst_deg(mjd) - 70.698) % 360 / 15 * 3600, 1)
+
+
+def _write_banzai(path, data, hdr):
+    """An LCO BANZAI ``e91`` product: SCI (a hot column in it), CAT, BPM marking the column, ERR."""
+    data[:, 199] = 60000.0
+    bpm = np.zeros(data.shape, np.uint8)
+    bpm[:, 199] = 1
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=hdr, name="SCI"),
+                  fits.BinTableHDU.from_columns([fits.Column(name="ra", format="D", array=np.zeros(2))], name="CAT"),
+                  fits.CompImageHDU(bpm, header=fits.Header({"EXTNAME": "BPM"})),
+                  fits.CompImageHDU(np.sqrt(data + 13.5**2), header=fits.Header({"EXTNAME": "ERR"}))]).writeto(path)
+
+
+@pytest.mark.parametrize("name, template, times, banzai, want", [
+    ("lco-banzai", "example_lco_proc_hdr", _lco_times, True, ("w", "K92", 20.81, 100.0, 80.2, -1, -1)),
+    ("swope", "swope_test_header", _swope_times, False, ("r", "304", -70.698, 10.0, 74.3, -1, 1)),
+    ("photometry-pipeline", "example_pp_hdr", _lco_times, False, ("w", "W85", -70.805, 124.973, 66.6, 1, -1)),
+])
+def test_image_night_finds_the_asteroid(fresh_db_url, tmp_path, name, template, times, banzai, want):
+    """Ten 256x256 frames 3 min apart with a real observatory's header (WCS moved to the small frame; time
+    cards set per frame): 40 fixed stars and an asteroid moving (8, 3) pixels a frame.  ``ingest image`` ->
+    ``extract`` (raw) -> ``associate`` -> ``movers``: one exposure a file, the header's band, site and
+    exposure time, and one candidate track of all 10 frames at the asteroid's rate and direction (the header
+    WCS's pixel scale and orientation)."""
+    from astropy.time import Time
+
+    from catdb.db.engine import connect
+    from catdb.stages import run_stage
+
+    band, code, lon, exptime, rate, sign_ra, sign_dec = want
+    rng = np.random.default_rng(1)
+    stars = np.column_stack([rng.uniform(15, 242, (2, 40)).T, rng.uniform(3000, 60000, 40)])
+    hdr = read_text_header(LCO / template)
+    for k in ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "EXTEND", "BZERO", "BSCALE"):
+        hdr.remove(k, ignore_missing=True)
+    hdr["CRPIX1"] = hdr["CRPIX2"] = 128.5
+    mjd0 = Time(hdr["DATE-OBS"]).mjd
+    paths = []
+    for k in range(10):
+        h = hdr.copy()
+        times(h, mjd0 + k * 180 / 86400)
+        data = _sky_frame(rng, np.vstack([stars, [40 + 8 * k, 60 + 3 * k, 8000.0]]))
+        paths.append(tmp_path / f"{name}-{k:02d}.fits{'.fz' if banzai else ''}")
+        if banzai:
+            _write_banzai(paths[-1], data, h)
+        else:
+            fits.PrimaryHDU(data, header=h).writeto(paths[-1], output_verify="silentfix")
+    conn = connect(fresh_db_url)
+    try:
+        res = ingest_images(conn, paths)
+        assert [r.n_rows for r in res] == [1] * 10
+        rows = conn.execute("SELECT hdu, band, observatory_code, round(site_lon::numeric, 3)::float8, exptime, "
+                            "wcs_status FROM exposure").fetchall()
+        assert set(rows) == {(1 if banzai else 0, band, code, lon, exptime, "header")}
+        run_stage("extract", conn=conn, params={"outdir": str(tmp_path / "out"), "use_raw": True})
+        run_stage("associate", conn=conn)
+        run_stage("movers", conn=conn)
+        tracks = conn.execute("SELECT n_detections, rate, rate_ra, rate_dec FROM track WHERE status = 'candidate'"
+                              ).fetchall()
+        assert len(tracks) == 1
+        n, r, r_ra, r_dec = tracks[0]
+        assert n == 10 and r == pytest.approx(rate, abs=1.0)
+        assert np.sign(r_ra) == sign_ra and np.sign(r_dec) == sign_dec
+    finally:
+        conn.close()
