@@ -293,3 +293,18 @@ def test_image_night_finds_the_asteroid(fresh_db_url, tmp_path, name, template, 
         assert np.sign(r_ra) == sign_ra and np.sign(r_dec) == sign_dec
     finally:
         conn.close()
+
+
+def test_lco_raw_amplifier_is_trimmed_to_its_datasec():
+    """The real raw LCO Sinistro amplifier declares ``BIASSEC = '[520:540,1:512]'`` and ``DATASEC =
+    '[1:512,1:512]'`` but no ``TRIMSEC``: reduce's overscan step trims it to the data section (was: 'missing
+    TRIMSEC', so ``catdb stage reduce`` could not process an LCO raw frame)."""
+    from catdb.algorithms.reduce import prepare_frame, read_raw
+
+    path = LCO / "mef_raw_test_frame.fits"
+    raw = read_raw(path, hdu=2)
+    out = prepare_frame(raw, path=path)
+    assert out.shape == (512, 512) and out.meta["TRIM"] == "Trim data section is [1:512,1:512] (DATASEC)"
+    level = np.median(raw.data[:512, 519:540])
+    assert out.meta["OSCNMED"] == pytest.approx(level, abs=2)
+    assert np.median(out.data) == pytest.approx(np.median(raw.data[:512, :512]) - level, abs=5)

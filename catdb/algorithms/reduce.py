@@ -171,7 +171,8 @@ def overscan_trim(ccd: CCDData, header: fits.Header | None = None, *, path=None,
     ccd : astropy.nddata.CCDData
         Raw frame, shape (NAXIS2, NAXIS1), ADU.
     header : astropy.io.fits.Header, optional
-        Header with ``BIASSEC`` and ``TRIMSEC``; default ``ccd.meta``.
+        Header with ``BIASSEC`` and ``TRIMSEC`` (without ``TRIMSEC``: the data section
+        ``DATASEC``); default ``ccd.meta``.
     path : str, optional
         For error messages.
     overscan_model : astropy.modeling.Model, optional
@@ -188,7 +189,7 @@ def overscan_trim(ccd: CCDData, header: fits.Header | None = None, *, path=None,
     Raises
     ------
     catdb.errors.InputError
-        ``BIASSEC``/``TRIMSEC`` missing or malformed, outside the image, or the frame is
+        ``BIASSEC``/``TRIMSEC`` (or ``DATASEC``) missing or malformed, outside the image, or the frame is
         already trimmed (``TRIM`` card present).
 
     Notes
@@ -203,25 +204,35 @@ def overscan_trim(ccd: CCDData, header: fits.Header | None = None, *, path=None,
         raise InputError(f"frame is already trimmed ({header['TRIM']!r})", path=path, keyword="TRIM")
     ny, nx = ccd.shape
     secs = {}
-    for key in ("BIASSEC", "TRIMSEC"):
+    # no TRIMSEC: the data section DATASEC (an LCO Sinistro amplifier: BIASSEC and DATASEC only)
+    trim_key = "DATASEC" if "TRIMSEC" not in header and "DATASEC" in header else "TRIMSEC"
+    for key in ("BIASSEC", trim_key):
         if key not in header:
-            raise InputError(f"missing {key}, expected a section like '[1388:1432,1:1370]'",
-                             path=path, keyword=key)
+            raise InputError(f"missing {key}{' (and DATASEC)' if key == 'TRIMSEC' else ''}, expected a section "
+                             "like '[1388:1432,1:1370]'", path=path, keyword=key)
         x1, x2, y1, y2 = parse_section(header[key], path=path, keyword=key)
         if x2 > nx or y2 > ny:
             raise InputError(f"{key} {header[key]} lies outside the {nx}x{ny} image", path=path,
                              keyword=key)
         secs[key] = (x1, x2, y1, y2)
     bx1, bx2, by1, by2 = secs["BIASSEC"]
+    tx1, tx2, ty1, ty2 = secs[trim_key]
     # a strip of columns -> one overscan value per row (axis 1); a strip of rows -> per column
     axis = 1 if (bx2 - bx1) < (by2 - by1) else 0
-    ccd = CCDData(ccd.data, unit=ccd.unit, meta=header)
-    oscan_level = float(np.median(ccd.data[by1 - 1:by2, bx1 - 1:bx2]))
-    out = ccdproc.subtract_overscan(ccd, fits_section=header["BIASSEC"], overscan_axis=axis,
-                                    median=True, model=overscan_model, add_keyword=False)
-    out = ccdproc.trim_image(out, fits_section=header["TRIMSEC"], add_keyword=False)
+    # the rows (columns) the strip covers: an LCO amplifier's overscan spans 512 of its 522 rows
+    lo, hi, tlo, thi = (by1, by2, ty1, ty2) if axis == 1 else (bx1, bx2, tx1, tx2)
+    if tlo < lo or thi > hi:
+        raise InputError(f"{trim_key} {header[trim_key]} extends beyond the {'rows' if axis == 1 else 'columns'} "
+                         f"of BIASSEC {header['BIASSEC']}: no overscan value there", path=path, keyword="BIASSEC")
+    rows = slice(by1 - 1, by2) if axis == 1 else slice(None)
+    cols = slice(None) if axis == 1 else slice(bx1 - 1, bx2)
+    ccd = CCDData(ccd.data[rows, cols], unit=ccd.unit, meta=header)
+    oy, ox = (by1 - 1, 0) if axis == 1 else (0, bx1 - 1)  # origin of the kept block in the frame
+    oscan_level = float(np.median(ccd.data[by1 - 1 - oy:by2 - oy, bx1 - 1 - ox:bx2 - ox]))
+    out = ccdproc.subtract_overscan(ccd, overscan=ccd[by1 - 1 - oy:by2 - oy, bx1 - 1 - ox:bx2 - ox],
+                                    overscan_axis=axis, median=True, model=overscan_model, add_keyword=False)
+    out = ccdproc.trim_image(out[ty1 - 1 - oy:ty2 - oy, tx1 - 1 - ox:tx2 - ox], add_keyword=False)
     out.data = out.data.astype(np.float32)
-    tx1, _, ty1, _ = secs["TRIMSEC"]
     h = out.meta
     for i, off in ((1, tx1 - 1), (2, ty1 - 1)):
         if f"CRPIX{i}" in h:
@@ -230,7 +241,7 @@ def overscan_trim(ccd: CCDData, header: fits.Header | None = None, *, path=None,
     h["OSCNMED"] = (oscan_level, "[adu] median overscan level subtracted")
     h["OVERSCAN"] = (f"Overscan section is {header['BIASSEC']} (median per "
                      f"{'row' if axis == 1 else 'column'})")
-    h["TRIM"] = f"Trim data section is {header['TRIMSEC']}"
+    h["TRIM"] = f"Trim data section is {header[trim_key]}" + (" (DATASEC)" if trim_key == "DATASEC" else "")
     return out
 
 
@@ -256,7 +267,7 @@ def prepare_frame(ccd: CCDData, *, path=None) -> CCDData:
     Returns
     -------
     astropy.nddata.CCDData
-        With ``BIASSEC``: :func:`overscan_trim` (``TRIMSEC`` required).  Without it (cameras
+        With ``BIASSEC``: :func:`overscan_trim` (``TRIMSEC`` or ``DATASEC`` required).  Without it (cameras
         with no overscan strip, e.g. SBIG/TheSkyX): the whole frame, float32, header card
         ``OVERSCAN = 'none: no BIASSEC ...'`` -- the bias level then comes from the master bias
         alone (Massey 1997, sec. 3.2: bias frames are the only zero reference of such cameras).
