@@ -190,15 +190,16 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
     n_exp, n_det, n_obj = conn.execute(
         "SELECT (SELECT count(*) FROM exposure WHERE image_type = 'science'), (SELECT count(*) FROM detection), "
         "(SELECT count(*) FROM object WHERE kind NOT IN ('moving', 'coadd'))").fetchone()
-    zp = np.array([r[0] for r in conn.execute(
-        "SELECT zp FROM zeropoint WHERE ok AND zp IS NOT NULL").fetchall()], dtype=float)
+    zp_rows = conn.execute("SELECT zp, method FROM zeropoint WHERE ok AND zp IS NOT NULL").fetchall()
+    zp = np.array([r[0] for r in zp_rows], dtype=float)
+    methods = sorted({r[1] for r in zp_rows})
     tracks = _track_positions(conn)
     known = match_known(tracks, conf.get("known_mover", []), conn=conn)
     targets = ephemeris_targets(conn)
     # the target's light curve: the track the ephemeris stage linked, else the first known mover found, else
     # (no target identified) the candidate light curve with the most points -- said as such
-    sql_per = ("SELECT track_id, period, period_err, rotation_period, n_points, fap FROM lightcurve_period "
-               "WHERE track_id = %s ORDER BY id DESC LIMIT 1")
+    per_cols = "SELECT track_id, period, period_err, rotation_period, n_points, fap FROM lightcurve_period "
+    sql_per = per_cols + "WHERE track_id = %s ORDER BY id DESC LIMIT 1"
     per, per_why = None, None
     linked = targets[0][1] if targets else None
     found = next(((name, v[0]) for name, v in known.items() if v and v[0] is not None), None)
@@ -207,14 +208,12 @@ def print_summary(conn, pipeline, results, elapsed: float, echo=print) -> dict:
     if per is None and found is not None:
         per, per_why = conn.execute(sql_per, (found[1],)).fetchone(), f"known mover {found[0]}"
     if per is None:
-        per = conn.execute("SELECT track_id, period, period_err, rotation_period, n_points, fap FROM lightcurve_period "
-                           "ORDER BY n_points DESC, fap ASC NULLS LAST, id DESC LIMIT 1").fetchone()
+        per = conn.execute(per_cols + "ORDER BY n_points DESC, fap ASC NULLS LAST, id DESC LIMIT 1").fetchone()
         per_why = "no target identified: the candidate light curve with the most points"
     echo("")
     echo("=" * 72)
     echo(f"catdb {pipeline.name}: done in {elapsed:.0f} s ({elapsed / 60:.1f} min)")
     echo(f"  exposures (science) {n_exp}   detections {n_det}   static objects {n_obj}")
-    methods = sorted(r[0] for r in conn.execute("SELECT DISTINCT method FROM zeropoint WHERE ok AND zp IS NOT NULL"))
     scale = ("; magnitudes on a relative scale (zp_ref), not absolute"
              if methods and set(methods) <= {"relative", "ensemble"} else "")
     if zp.size:

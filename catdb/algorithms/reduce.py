@@ -228,9 +228,10 @@ def overscan_trim(ccd: CCDData, header: fits.Header | None = None, *, path=None,
     cols = slice(None) if axis == 1 else slice(bx1 - 1, bx2)
     ccd = CCDData(ccd.data[rows, cols], unit=ccd.unit, meta=header)
     oy, ox = (by1 - 1, 0) if axis == 1 else (0, bx1 - 1)  # origin of the kept block in the frame
-    oscan_level = float(np.median(ccd.data[by1 - 1 - oy:by2 - oy, bx1 - 1 - ox:bx2 - ox]))
-    out = ccdproc.subtract_overscan(ccd, overscan=ccd[by1 - 1 - oy:by2 - oy, bx1 - 1 - ox:bx2 - ox],
-                                    overscan_axis=axis, median=True, model=overscan_model, add_keyword=False)
+    oscan = ccd[by1 - 1 - oy:by2 - oy, bx1 - 1 - ox:bx2 - ox]
+    oscan_level = float(np.median(oscan.data))
+    out = ccdproc.subtract_overscan(ccd, overscan=oscan, overscan_axis=axis, median=True, model=overscan_model,
+                                    add_keyword=False)
     out = ccdproc.trim_image(out[ty1 - 1 - oy:ty2 - oy, tx1 - 1 - ox:tx2 - ox], add_keyword=False)
     out.data = out.data.astype(np.float32)
     h = out.meta

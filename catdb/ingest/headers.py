@@ -36,6 +36,7 @@ from astropy.time import Time
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs.utils import proj_plane_pixel_scales
 
+from ..algorithms.astrometry import has_celestial_wcs
 from ..errors import InputError
 from ..imagetypes import normalise_image_type
 from ..wcsutil import clean_wcs_header, wcs_from_header
@@ -244,11 +245,6 @@ def _is_exposure_image(h, i: int) -> bool:
     return not (i > 0 and str(hdr.get("EXTNAME", "")).strip().upper() in AUXILIARY_EXTNAMES)
 
 
-def has_celestial_ctype(header: fits.Header) -> bool:
-    """True when ``CTYPE1`` or ``CTYPE2`` of ``header`` is a celestial axis (``RA--``, ``DEC-``)."""
-    return any(str(header.get(f"CTYPE{i}", "")).startswith(("RA", "DEC")) for i in (1, 2))
-
-
 def inherits_wcs(extension: fits.Header, n_extensions: int) -> bool:
     """Whether an image extension may take its WCS from the primary header.
 
@@ -270,7 +266,7 @@ def inherits_wcs(extension: fits.Header, n_extensions: int) -> bool:
         True when the extension has its own celestial WCS (the primary's other WCS cards, e.g.
         ``RADESYS``, may complete it) or is the file's only image extension.
     """
-    return n_extensions <= 1 or has_celestial_ctype(extension)
+    return n_extensions <= 1 or has_celestial_wcs(extension)
 
 
 def read_image_headers(path, hdu: int | None = None) -> tuple[fits.Header, list[tuple[int, fits.Header]]]:

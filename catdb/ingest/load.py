@@ -38,6 +38,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from tqdm import tqdm
 
+from ..algorithms.astrometry import has_celestial_wcs
 from ..db.copy import copy_encoded, copy_table, encode_rows, json_text, table_types
 from ..db.engine import connect
 from ..db.provenance import fail_run, finish_run, start_run
@@ -49,7 +50,6 @@ from .headers import (
     check_obscode,
     detect_instrument,
     exposure_metadata,
-    has_celestial_ctype,
     inherit_header,
     inherits_wcs,
     load_keymap,
@@ -1317,7 +1317,7 @@ def _ingest_one_image(conn, path, *, run_id, instrument=None, hdu=None, image_ty
         # errors name the extension of a multi-image file (FITS extended filename syntax: file.fits[2])
         where = f"{path}[{h_read}]" if len(images) > 1 else path
         row = exposure_metadata(header, km, path=where, hdu=h_read, sha256=sha, obscode=obscode)
-        if row["wcs_status"] == "none" and h_read > 0 and not own_wcs and has_celestial_ctype(primary):
+        if row["wcs_status"] == "none" and h_read > 0 and not own_wcs and has_celestial_wcs(primary):
             row["wcs_source"] = (f"no celestial WCS in extension {h_read}; the primary header's WCS is not used: "
                                  f"it places one image, the file has {len(images)} image extensions")
         row["path"] = key
